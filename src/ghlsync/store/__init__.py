@@ -1,0 +1,1 @@
+"""The one SQL store: SQLite by default, PostgreSQL by URL."""
