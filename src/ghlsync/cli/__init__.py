@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from ghlsync import __version__
-from ghlsync.cli import _auth, _call, _engine, _mapping, _sandbox
+from ghlsync.cli import _auth, _call, _demo, _engine, _mapping, _sandbox, _serve
 
 app = typer.Typer(
     name="ghlsync",
@@ -31,7 +31,7 @@ def _root(
     """Keep a DripJobs account and a GoHighLevel sub-account in sync."""
 
 
-for _module in (_sandbox, _call, _auth, _mapping, _engine):
+for _module in (_demo, _sandbox, _call, _auth, _mapping, _serve, _engine):
     _module.register(app)
 
 

@@ -1,0 +1,1 @@
+"""The DripJobs side: inbound events from Zapier, their keys, verification and presets."""
