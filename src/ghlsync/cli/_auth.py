@@ -1,9 +1,238 @@
-"""Commands of this area (registered on the root app by `register`)."""
+"""`ghlsync auth login|status|rotate-key|new-key`: connect GHL and look after stored tokens.
+
+`login` runs the OAuth authorization-code flow on this machine: it serves a one-shot
+callback on loopback, opens (and prints) GHL's consent page with a random `state`, checks the
+`state` that comes back, exchanges the code and stores the tokens encrypted. Tokens are never
+printed.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
+import secrets
+import time
+import webbrowser
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from typing import ParamSpec, TypeVar
+from urllib.parse import parse_qs, urlsplit
+
+import sqlalchemy as sa
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from ghlsync._secret import Secret
+from ghlsync.ghl._crypto import SecretKeyError, TokenCipher, generate_key
+from ghlsync.ghl._errors import GHLError
+from ghlsync.ghl._oauth import DEFAULT_BASE_URL, DEFAULT_MARKETPLACE_URL, OAuthApp, TokenSet
+from ghlsync.ghl._vault import ConnectionStatus, TokenVault
+from ghlsync.store import create_engine, default_database_url, migrate
+
+DEFAULT_SCOPES = (
+    "contacts.readonly contacts.write calendars.readonly calendars/events.readonly "
+    "calendars/events.write locations.readonly locations/customFields.readonly "
+    "locations/tags.readonly locations/tags.write users.readonly"
+)
+CALLBACK_PATH = "/callback"
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+auth_app = typer.Typer(help="Connect GoHighLevel and manage the stored (encrypted) tokens.")
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to `app`."""
+    app.add_typer(auth_app, name="auth")
+
+
+_DB_OPTION = typer.Option(
+    None,
+    "--database-url",
+    help="Store URL (default: GHLSYNC_DATABASE_URL or sqlite:///ghlsync.db).",
+)
+
+
+@auth_app.command("login")
+def login(
+    client_id: str = typer.Option(..., envvar="GHLSYNC_GHL_CLIENT_ID", help="OAuth client id."),
+    client_secret: str = typer.Option(
+        ..., envvar="GHLSYNC_GHL_CLIENT_SECRET", help="OAuth client secret.", show_default=False
+    ),
+    redirect_port: int = typer.Option(
+        8787, help="Loopback port for the callback (0 picks a free one)."
+    ),
+    scopes: str = typer.Option(DEFAULT_SCOPES, help="Space-separated scopes to request."),
+    base_url: str = typer.Option(DEFAULT_BASE_URL, envvar="GHLSYNC_GHL_BASE_URL"),
+    marketplace_url: str = typer.Option(DEFAULT_MARKETPLACE_URL),
+    user_type: str = typer.Option("Location", help="Token to request: Location or Company."),
+    database_url: str | None = _DB_OPTION,
+    open_browser: bool = typer.Option(True, "--browser/--no-browser", help="Open the page."),
+    timeout: float = typer.Option(300.0, help="Seconds to wait for the consent."),
+) -> None:
+    """Connect a GHL location (or agency) through OAuth and store its tokens encrypted."""
+    callback = _CallbackServer(redirect_port)
+    oauth = OAuthApp(
+        client_id,
+        Secret(client_secret),
+        callback.redirect_uri,
+        scopes.split(),
+        base_url=base_url,
+        marketplace_url=marketplace_url,
+    )
+    with _open_vault(database_url, oauth) as vault:
+        _login_flow(oauth, vault, callback, open_browser, timeout, user_type)
+
+
+def _login_flow(
+    oauth: OAuthApp,
+    vault: TokenVault,
+    callback: _CallbackServer,
+    open_browser: bool,
+    timeout: float,
+    user_type: str,
+) -> None:
+    state = secrets.token_urlsafe(24)
+    url = oauth.authorize_url(state)
+    typer.echo(f"Open this page to connect GoHighLevel:\n  {url}", err=True)
+    typer.echo(f"Waiting for GHL to redirect to {callback.redirect_uri} ...", err=True)
+    if open_browser:
+        webbrowser.open(url)
+    code = _fail_on_error(callback.wait_for_code, state, timeout)
+    tokens: TokenSet = _fail_on_error(asyncio.run, oauth.exchange_code(code, user_type))
+    vault.save(tokens.key, tokens)
+    typer.echo(f"Connected {tokens.user_type} {tokens.key} (scopes: {tokens.scope or '-'}).")
+
+
+@auth_app.command("status")
+def status(database_url: str | None = _DB_OPTION) -> None:
+    """List stored GHL connections: key, type, status, expiry, scopes (never the tokens)."""
+    with _open_vault(database_url, None) as vault:
+        rows = vault.connections()
+    if not rows:
+        typer.echo("No GHL connections stored; run `ghlsync auth login`.")
+        return
+    Console(width=160).print(_status_table(rows, time.time()))
+
+
+@auth_app.command("rotate-key")
+def rotate_key(database_url: str | None = _DB_OPTION) -> None:
+    """Re-encrypt every stored token under the first key of GHLSYNC_SECRET_KEY."""
+    cipher = _fail_on_error(TokenCipher.from_env)
+    with _open_store(database_url) as engine:
+        changed = _fail_on_error(cipher.rotate, engine)
+    typer.echo(f"Re-encrypted {changed} connection(s) under key {cipher.key_id}.")
+
+
+@auth_app.command("new-key")
+def new_key() -> None:
+    """Print a fresh encryption key (put it first in GHLSYNC_SECRET_KEY to rotate)."""
+    typer.echo(generate_key())
+
+
+def _status_table(rows: list[ConnectionStatus], now: float) -> Table:
+    table = Table("key", "type", "status", "expires in", "scopes", title="GHL connections")
+    for row in rows:
+        state = row.status if not row.status_message else f"{row.status}: {row.status_message}"
+        kind = f"{row.user_type} ({row.kind})"
+        table.add_row(row.key, kind, state, _expires(row.expires_in(now)), row.scopes or "-")
+    return table
+
+
+def _expires(seconds: float | None) -> str:
+    if seconds is None:
+        return "never"
+    if seconds <= 0:
+        return "expired"
+    hours, rest = divmod(int(seconds), 3600)
+    return f"{hours}h {rest // 60:02d}m"
+
+
+@contextmanager
+def _open_store(database_url: str | None) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url or default_database_url())
+    try:
+        _fail_on_error(migrate, engine)
+        yield engine
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def _open_vault(database_url: str | None, oauth: OAuthApp | None) -> Iterator[TokenVault]:
+    cipher = _fail_on_error(TokenCipher.from_env)
+    with _open_store(database_url) as engine:
+        yield TokenVault(engine, cipher, oauth)
+
+
+def _fail_on_error(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    try:
+        return fn(*args, **kwargs)
+    except (GHLError, SecretKeyError, LoginError, sa.exc.SQLAlchemyError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+class LoginError(Exception):
+    """The consent did not come back usable (denied, wrong state, timeout)."""
+
+
+@dataclass
+class _Outcome:
+    params: dict[str, str] = field(default_factory=dict)
+
+
+class _CallbackServer:
+    """A one-shot HTTP server on loopback that receives GHL's redirect."""
+
+    def __init__(self, port: int) -> None:
+        self.outcome = _Outcome()
+        outcome = self.outcome
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                parts = urlsplit(self.path)
+                if parts.path != CALLBACK_PATH:
+                    self.send_error(404)
+                    return
+                outcome.params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                body = b"<h1>ghlsync</h1><p>Done. You can close this tab.</p>"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass  # the query string holds the code: keep it out of the terminal
+
+        self._server = HTTPServer(("127.0.0.1", port), Handler)
+        self.redirect_uri = f"http://127.0.0.1:{self._server.server_port}{CALLBACK_PATH}"
+
+    def wait_for_code(self, state: str, timeout: float) -> str:
+        """Serve until the redirect arrives; return its code once `state` matches."""
+        deadline = time.monotonic() + timeout
+        try:
+            while not self.outcome.params:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise LoginError(f"no answer from GHL within {timeout:.0f} s")
+                self._server.timeout = remaining
+                self._server.handle_request()
+        finally:
+            self._server.server_close()
+        return _code_from(self.outcome.params, state)
+
+
+def _code_from(params: dict[str, str], state: str) -> str:
+    if "error" in params:
+        raise LoginError(f"GHL refused the connection: {params['error']}")
+    if not hmac.compare_digest(params.get("state", ""), state):
+        raise LoginError("the answer's state does not match this login (possible CSRF); retry")
+    if not params.get("code"):
+        raise LoginError("GHL redirected back without a code")
+    return params["code"]

@@ -1,9 +1,39 @@
-"""Commands of this area (registered on the root app by `register`)."""
+"""`ghlsync serve`: the webhook receiver and the worker in one process."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    """Add this area's commands to `app`."""
+    """Add `serve` to `app`."""
+    app.command("serve")(serve)
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
+    port: int = typer.Option(8080, "--port", help="TCP port to listen on."),
+    config: Path | None = typer.Option(
+        None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
+    ),
+    no_worker: bool = typer.Option(
+        False, "--no-worker", help="Only receive webhooks; run `ghlsync worker` elsewhere."
+    ),
+) -> None:
+    """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
+    from ghlsync.mapping import ConfigError, load_config
+    from ghlsync.server._run import ServeError, ServeOptions
+    from ghlsync.server._run import serve as run
+
+    try:
+        loaded = load_config(config)
+    except ConfigError as exc:
+        typer.echo(f"ghlsync serve: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        run(loaded, ServeOptions(host=host, port=port, with_worker=not no_worker))
+    except ServeError as exc:
+        typer.echo(f"ghlsync serve: {exc}", err=True)
+        raise typer.Exit(2) from None

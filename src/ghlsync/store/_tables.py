@@ -49,5 +49,5 @@ ghl_webhooks_seen = sa.Table(
     "ghl_webhooks_seen",
     metadata,
     sa.Column("webhook_id", sa.String(128), primary_key=True),
-    sa.Column("seen_at", sa.Float, nullable=False),
+    sa.Column("seen_at", sa.Float, nullable=False, index=True),  # pruned by age
 )

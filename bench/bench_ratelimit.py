@@ -1,0 +1,204 @@
+"""Rate-limit utilisation against the sandbox on loopback (DESIGN §5).
+
+    python bench/bench_ratelimit.py            # full run (about two minutes)
+    python bench/bench_ratelimit.py --quick    # smaller, for a smoke test
+
+The sandbox runs in its own process (its sliding-window limiter is what we must never trip);
+this process drives `GHLClient` with a `MemoryRateLimiter` (or `SqlRateLimiter` on SQLite for
+scenario c). Rates are measured from the sandbox's own call log (the time each request reached
+it), as (requests - 1) / (last - first), divided by the advertised max / interval.
+
+a. one location, a backlog of 2,000 requests, limit 100 per 1 s;
+b. 50 locations at once, each with its own backlog and limit;
+c. one location through `SqlRateLimiter` (SQLite), limit 100 per 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import statistics
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+
+from ghlsync.ghl._client import GHLClient
+from ghlsync.ghl._ratelimit import MemoryRateLimiter, SqlRateLimiter
+from ghlsync.ghl._seams import RateLimiter
+from ghlsync.ghl._tokens import StaticTokens
+from ghlsync.sandbox import SandboxServer
+from ghlsync.store import create_engine, migrate
+
+VERSION = "2021-07-28"
+WORKERS_PER_LOCATION = 4
+
+
+def _serve(url_out: Any, stop: Any) -> None:
+    """Child process: serve the sandbox until told to stop."""
+    with SandboxServer() as server:
+        url_out.put(server.url)
+        stop.wait()
+
+
+@dataclass
+class Result:
+    """Measured figures of one location."""
+
+    location: str
+    calls: int
+    throttled: int
+    rate: float  # requests per second, from the sandbox's log
+    limit: float  # advertised requests per second
+
+    @property
+    def utilisation(self) -> float:
+        return self.rate / self.limit
+
+
+def add_location(url: str, burst: int, interval_ms: int) -> tuple[str, str]:
+    """A fresh sandbox location with its own limit; returns (id, token)."""
+    answer = httpx2.post(
+        f"{url}/_sandbox/locations", json={"burst": burst, "interval_ms": interval_ms}
+    )
+    answer.raise_for_status()
+    body = answer.json()
+    return body["id"], body["token"]
+
+
+async def drain(client: GHLClient, location: str, n: int) -> None:
+    """Queue `n` GETs for one location and work them off with a few concurrent workers."""
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(n):
+        queue.put_nowait(i)
+
+    async def worker() -> None:
+        while not queue.empty():
+            queue.get_nowait()
+            await client.request("GET", f"/locations/{location}", key=location, version=VERSION)
+
+    await asyncio.gather(*(worker() for _ in range(WORKERS_PER_LOCATION)))
+
+
+def measure(url: str, locations: list[str], burst: int, interval_ms: int) -> list[Result]:
+    """Per-location figures from the sandbox's call log."""
+    log = httpx2.get(f"{url}/_sandbox/requests", timeout=60).json()
+    results = []
+    for location in locations:
+        mine = [e for e in log if e["location"] == location]
+        ok = sorted(e["time"] for e in mine if e["status"] == 200)
+        throttled = sum(1 for e in mine if e["status"] == 429)
+        rate = (len(ok) - 1) / (ok[-1] - ok[0])
+        results.append(Result(location, len(mine), throttled, rate, burst / (interval_ms / 1000)))
+    return results
+
+
+async def scenario(
+    url: str,
+    n_locations: int,
+    per_location: int,
+    burst: int,
+    interval_ms: int,
+    limiter: RateLimiter,
+) -> tuple[list[Result], float]:
+    """Run the backlogs of `n_locations` locations at once; figures and wall time."""
+    created = [add_location(url, burst, interval_ms) for _ in range(n_locations)]
+    tokens = dict(created)
+    started = time.perf_counter()
+    async with GHLClient(base_url=url, tokens=StaticTokens(tokens), limiter=limiter) as client:
+        await asyncio.gather(*(drain(client, loc, per_location) for loc in tokens))
+    elapsed = time.perf_counter() - started
+    return measure(url, list(tokens), burst, interval_ms), elapsed
+
+
+def summary(name: str, results: list[Result], elapsed: float) -> dict[str, Any]:
+    utilisation = [r.utilisation for r in results]
+    return {
+        "scenario": name,
+        "locations": len(results),
+        "requests": sum(r.calls for r in results),
+        "throttled_429": sum(r.throttled for r in results),
+        "limit_per_s": results[0].limit,
+        "min_utilisation": min(utilisation),
+        "median_utilisation": statistics.median(utilisation),
+        "max_utilisation": max(utilisation),
+        "wall_s": elapsed,
+    }
+
+
+async def run(quick: bool) -> list[dict[str, Any]]:
+    ctx = mp.get_context("spawn")
+    url_out, stop = ctx.Queue(), ctx.Event()
+    server = ctx.Process(target=_serve, args=(url_out, stop), daemon=True)
+    server.start()
+    url = url_out.get(timeout=30)
+    try:
+        return await _scenarios(url, quick)
+    finally:
+        stop.set()
+        server.join(timeout=10)
+
+
+async def _scenarios(url: str, quick: bool) -> list[dict[str, Any]]:
+    out = []
+    n_a = 400 if quick else 2_000
+    results, elapsed = await scenario(url, 1, n_a, 100, 1_000, MemoryRateLimiter())
+    out.append(summary(f"a. 1 location x {n_a}, 100 per 1 s, memory", results, elapsed))
+    print(json.dumps(out[-1]), flush=True)
+
+    b_interval = 5_000
+    n_b = 100 if quick else 400
+    results, elapsed = await scenario(url, 50, n_b, 100, b_interval, MemoryRateLimiter())
+    out.append(
+        summary(
+            f"b. 50 locations x {n_b}, 100 per {b_interval // 1000} s, memory", results, elapsed
+        )
+    )
+    print(json.dumps(out[-1]), flush=True)
+
+    n_c = 100 if quick else 400
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = create_engine(f"sqlite:///{tmp}/bench.db")
+        migrate(engine)
+        results, elapsed = await scenario(url, 1, n_c, 100, 5_000, SqlRateLimiter(engine))
+        engine.dispose()
+    out.append(summary(f"c. 1 location x {n_c}, 100 per 5 s, SQL (SQLite)", results, elapsed))
+    print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{os.cpu_count()} CPUs ({model}), Python {platform.python_version()}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller backlogs")
+    args = parser.parse_args()
+    print(f"machine: {machine()}", flush=True)
+    rows = asyncio.run(run(args.quick))
+    print()
+    print("| scenario | requests | 429s | min | median | max | wall s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for r in rows:
+        print(
+            f"| {r['scenario']} | {r['requests']} | {r['throttled_429']} "
+            f"| {r['min_utilisation']:.1%} | {r['median_utilisation']:.1%} "
+            f"| {r['max_utilisation']:.1%} | {r['wall_s']:.1f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

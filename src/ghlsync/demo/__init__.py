@@ -1,0 +1,1 @@
+"""The demo: a realistic DripJobs event stream pushed through the whole pipeline."""

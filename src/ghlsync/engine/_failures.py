@@ -1,0 +1,86 @@
+"""What the worker does after a failed sync, and the words it leaves for people. Pure.
+
+| raised                                   | next step                                   |
+|------------------------------------------|---------------------------------------------|
+| `RateLimitedError` (429)                 | retry when the location's pause ends; the   |
+|                                          | attempt is not counted                      |
+| `SkippableError` (404, 409)              | complete, with an audit note                |
+| `FatalError` (400, 401, 403, 422, ...)   | dead letter                                 |
+| `MappingError` (incl. unknown event)     | dead letter                                 |
+| `RetriableError` (5xx, transport, ...)   | retry with backoff; dead letter after       |
+|                                          | `max_attempts`                              |
+| anything else (a bug)                    | like retriable: it may be transient, and it |
+|                                          | must never crash the worker                 |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from ghlsync.ghl._errors import (
+    AuthenticationError,
+    FatalError,
+    GHLError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RetriableError,
+    SkippableError,
+    ValidationError,
+)
+from ghlsync.mapping import MappingError
+
+Kind = Literal["throttled", "skip", "dead", "retry"]
+
+_ENTITY_WORDS = {"contact": "contact", "task": "task", "note": "note", "appointment": "appointment"}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """The decision for one failed sync."""
+
+    kind: Kind
+    reason: str  # for people: dead letters, `ghlsync status`, the audit log
+    error_class: str
+
+
+def classify_failure(error: BaseException, *, entity_type: str, event: str) -> Failure:
+    """Decide what happens after `error` while syncing an entity of `entity_type`."""
+    name = type(error).__name__
+    if isinstance(error, RateLimitedError):
+        return Failure("throttled", f"GHL rate limit reached (429): {error}", name)
+    if isinstance(error, SkippableError):
+        return Failure("skip", f"skipped: {describe_ghl(error, entity_type)}", name)
+    if isinstance(error, FatalError):
+        return Failure("dead", describe_ghl(error, entity_type), name)
+    if isinstance(error, MappingError):
+        return Failure("dead", f"cannot map {event} for the {entity_type}: {error}", name)
+    if isinstance(error, RetriableError):
+        return Failure("retry", describe_ghl(error, entity_type), name)
+    return Failure("retry", f"unexpected error {name}: {error}", name)
+
+
+def describe_ghl(error: GHLError, entity_type: str) -> str:
+    """One readable line: what GHL said about the entity, with the trace id support asks for."""
+    entity = _ENTITY_WORDS.get(entity_type, entity_type)
+    trace = f" (trace {error.trace_id})" if error.trace_id else ""
+    status = f"{error.status} " if error.status is not None else ""
+    if isinstance(error, AuthenticationError):
+        return (
+            f"GHL did not accept the token: {status}{error.message}{trace}; "
+            "reconnect the app (`ghlsync auth login`)"
+        )
+    if isinstance(error, ValidationError):
+        return f"GHL would reject the {entity}: {error.message}"
+    if isinstance(error, OutcomeUnknownError):
+        return f"no answer from GHL after sending the {entity}: {error.message}{trace}"
+    if isinstance(error, FatalError):
+        return f"GHL rejected the {entity}: {status}{error.message}{trace}"
+    if isinstance(error, SkippableError):
+        return f"GHL answered {status}for the {entity}: {error.message}{trace}"
+    return f"GHL failed on the {entity}: {status}{error.message}{trace}"
+
+
+def gave_up(reason: str, attempts: int) -> str:
+    """The dead-letter reason after the retries ran out."""
+    return f"gave up after {attempts} attempts: {reason}"

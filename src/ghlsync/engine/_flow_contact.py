@@ -1,0 +1,242 @@
+"""Contact flow: upsert once, then only deltas (a changed field → one PUT; tags → tag calls).
+
+Calls, by what the store knows:
+- confirmed, same content hash         → none
+- confirmed, changed                   → `PUT /contacts/{id}` with the changed fields only
+                                         (never `tags`: a PUT's tags replace all of them),
+                                         then `POST`/`DELETE /contacts/{id}/tags` for the
+                                         tag delta against the last-synced tag snapshot
+- unknown                              → pending row (committed) → `POST /contacts/upsert`
+                                         (no tags: on a merge they would wipe the person's
+                                         existing tags) → tag calls against the tags the
+                                         upsert answer shows
+- pending (an earlier try may have created it) → `GET /contacts/search/duplicate` by email,
+                                         then phone → found: only what the record lacks;
+                                         not found: the upsert above
+- delete                               → `DELETE /contacts/{id}` (404 = already gone)
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ghlsync.engine._model import (
+    EntityOutcome,
+    ParentNotSyncedError,
+    Run,
+    is_stale,
+    outcome,
+    updated_at,
+)
+from ghlsync.engine._plan import PlannedCall, TagDelta, tag_delta
+from ghlsync.engine._records import answer_id, records, same
+from ghlsync.engine._syncstate import DELETED, SyncState
+from ghlsync.ghl._errors import NotFoundError, ServerError
+from ghlsync.mapping import MappedEntity, MappingError, content_hash
+
+CONTACT = "contact"
+
+
+async def sync_contact(run: Run, entity: MappedEntity, *, primary: bool = True) -> EntityOutcome:
+    """Bring one contact in GHL to the mapped content with the fewest calls.
+
+    `primary` is False for the contact part of a task, note or appointment event: when such a
+    partial contact cannot be created (no email or phone), the child must wait for the
+    customer's own event (`ParentNotSyncedError`, retriable) instead of failing for good.
+    """
+    start = run.calls
+    row = run.ledger.lookup(CONTACT, entity.source_id)
+    state = run.ledger.state(CONTACT, entity.source_id)
+    ghl_id = row.ghl_id if row else None
+    if is_stale(entity, state):
+        return outcome(run, entity, "skipped", ghl_id, start)
+    if entity.action == "delete":
+        return await _delete(run, entity, start)
+    if row is not None and row.state == "confirmed" and ghl_id:
+        if state is not None and state.content_hash == content_hash(entity):
+            return outcome(run, entity, "skipped", ghl_id, start)
+        try:
+            await _update(run, entity, ghl_id, state.snapshot if state else {})
+            return outcome(run, entity, "updated", ghl_id, start)
+        except NotFoundError:  # deleted in GHL meanwhile: create it again
+            run.ledger.forget(CONTACT, entity.source_id)
+    elif row is not None and row.state == "pending":
+        found = await find_contact(run, row.pending_body or {})
+        if found is not None:
+            ghl_id = str(found["id"])
+            await _update(run, entity, ghl_id, await _known(run, entity, found))
+            return outcome(run, entity, "created", ghl_id, start)
+    ghl_id = await _create(run, entity, primary)
+    return outcome(run, entity, "created", ghl_id, start)
+
+
+async def find_contact(run: Run, pending: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The GHL contact a pending create may have made: duplicate search by email, then phone."""
+    for param, field in (("email", "email"), ("number", "phone")):
+        value = pending.get(field)
+        if not value:
+            continue
+        answer = await run.sender.send(
+            PlannedCall(
+                "GET",
+                "/contacts/search/duplicate",
+                params={"locationId": run.location_id, param: str(value)},
+                purpose="lookup",
+            )
+        )
+        found = [r for r in records(answer, "contact", "contacts") if r.get("id")]
+        if found:
+            return found[0]
+    return None
+
+
+async def _update(run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping[str, Any]) -> None:
+    """PUT the changed fields (if any), send the tag delta, record the new state."""
+    last_body: Mapping[str, Any] = snapshot.get("body", {})
+    last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
+    update = entity.request_body("update")
+    body = {k: v for k, v in update.items() if last_body.get(k) != v}
+    changed = {k: v for k, v in entity.custom_fields.items() if last_fields.get(k) != v}
+    if changed:
+        body["customFields"] = await run.fields.resolve(changed, run.sender)
+    if body:
+        await run.sender.send(
+            PlannedCall("PUT", f"/contacts/{ghl_id}", body=body, purpose="update")
+        )
+    delta = tag_delta(snapshot.get("tags", ()), entity.tags_add, entity.tags_remove_prefixes)
+    await send_tags(run, ghl_id, delta)
+    state = _state(entity, delta.after, base=snapshot)
+    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
+
+
+async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
+    """Write-ahead pending row, upsert, confirm, then the tags."""
+    body = entity.request_body("create")
+    if not body.get("email") and not body.get("phone"):
+        if not primary:
+            raise ParentNotSyncedError(
+                f"customer {entity.source_id!r} is not in GHL yet and this event carries "
+                "no email or phone to create it with"
+            )
+        raise MappingError(
+            "email/phone", None, "is missing: a contact needs one to be found again in GHL"
+        )
+    run.ledger.mark_pending(
+        CONTACT, entity.source_id, {"email": body.get("email"), "phone": body.get("phone")}
+    )
+    if entity.custom_fields:
+        body["customFields"] = await run.fields.resolve(entity.custom_fields, run.sender)
+    body["locationId"] = run.location_id
+    answer = await run.sender.send(
+        PlannedCall("POST", "/contacts/upsert", body=body, purpose="create", idempotent=False)
+    )
+    ghl_id = _created_id(run, entity, answer)
+    # Confirm at once; an empty hash marks the state unfinished, so a crash before the tag
+    # calls below makes the next run send them (the snapshot says: no tags known yet).
+    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, (), digest=""))
+    delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
+    await send_tags(run, ghl_id, delta)
+    run.ledger.record(CONTACT, entity.source_id, _state(entity, delta.after))
+    return ghl_id
+
+
+async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
+    """Delete the GHL contact (unless another DripJobs customer shares it), forget the row."""
+    row = run.ledger.lookup(CONTACT, entity.source_id)
+    if row is None:
+        return outcome(run, entity, "skipped", None, start)
+    ghl_id = row.ghl_id
+    if row.state == "pending":
+        found = await find_contact(run, row.pending_body or {})
+        ghl_id = str(found["id"]) if found else None
+    if ghl_id and _shared_only_with(run, ghl_id, entity.source_id):
+        with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
+            await run.sender.send(PlannedCall("DELETE", f"/contacts/{ghl_id}", purpose="delete"))
+    run.ledger.forget(CONTACT, entity.source_id)
+    # A tombstone keeps the delete's timestamp, so an older update arriving late is skipped.
+    run.ledger.record(CONTACT, entity.source_id, SyncState(DELETED, updated_at(entity)))
+    return outcome(run, entity, "deleted", ghl_id, start)
+
+
+def _shared_only_with(run: Run, ghl_id: str, source_id: str) -> bool:
+    """True unless another DripJobs customer was merged into the same GHL contact."""
+    return all(s == source_id for s in run.ledger.owners(CONTACT, ghl_id))
+
+
+async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> None:
+    """At most one add call and one remove call, only for tags that changed."""
+    if delta.add:
+        await run.sender.send(
+            PlannedCall(
+                "POST",
+                f"/contacts/{ghl_id}/tags",
+                body={"tags": list(delta.add)},
+                purpose="tags+",
+                idempotent=True,  # adding a tag twice is harmless
+            )
+        )
+    if delta.remove:
+        await run.sender.send(
+            PlannedCall(
+                "DELETE",
+                f"/contacts/{ghl_id}/tags",
+                body={"tags": list(delta.remove)},
+                purpose="tags-",
+            )
+        )
+
+
+async def _known(run: Run, entity: MappedEntity, record: Mapping[str, Any]) -> dict[str, Any]:
+    """A snapshot of what a found GHL record already holds, so only the rest is sent."""
+    body = {k: v for k, v in entity.body.items() if same(v, record.get(k))}
+    theirs = {c.get("id"): c.get("value") for c in record.get("customFields") or []}
+    fields: dict[str, Any] = {}
+    if entity.custom_fields:
+        resolved = await run.fields.resolve(entity.custom_fields, run.sender)
+        for key, item in zip(sorted(entity.custom_fields), resolved, strict=True):
+            if same(item["field_value"], theirs.get(item.get("id"))):
+                fields[key] = entity.custom_fields[key]
+    return {"body": body, "custom_fields": fields, "tags": sorted(_tags_of(record))}
+
+
+def _tags_of(answer: Any) -> list[str]:
+    """The tags of a contact record, or of the contact in an upsert answer."""
+    if not isinstance(answer, Mapping):
+        return []
+    record = answer.get("contact") if isinstance(answer.get("contact"), Mapping) else answer
+    tags = record.get("tags") if isinstance(record, Mapping) else None
+    return [str(t) for t in tags] if isinstance(tags, list) else []
+
+
+def _state(
+    entity: MappedEntity,
+    tags: Iterable[str],
+    *,
+    base: Mapping[str, Any] | None = None,
+    digest: str | None = None,
+) -> SyncState:
+    """The state after a sync; the body and custom fields merge over the `base` snapshot.
+
+    Merging matters because a task's event carries a partial contact (say, only the email):
+    it must not make the snapshot forget the fields a full customer event wrote.
+    """
+    base = base or {}
+    snapshot = {
+        "body": {**base.get("body", {}), **entity.request_body("update")},
+        "custom_fields": {**base.get("custom_fields", {}), **entity.custom_fields},
+        "tags": sorted(tags),
+    }
+    chosen = content_hash(entity) if digest is None else digest
+    return SyncState(chosen, updated_at(entity), snapshot)
+
+
+def _created_id(run: Run, entity: MappedEntity, answer: Any) -> str:
+    ghl_id = answer_id(answer, "contact")
+    if ghl_id:
+        return ghl_id
+    if not run.sender.live:
+        return f"<new contact {entity.source_id}>"
+    # The pending row stays; the retry finds the contact by lookup.
+    raise ServerError("POST /contacts/upsert answered without a contact id", body=answer)

@@ -1,0 +1,94 @@
+"""The ID map: DripJobs id ↔ GHL id per location and entity type, with write-ahead pending rows."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import sqlalchemy as sa
+
+from ghlsync.store._tables_sync import id_map
+
+MapState = Literal["pending", "confirmed"]
+
+
+@dataclass(frozen=True, slots=True)
+class IdMapRow:
+    """One mapping; `ghl_id` is None while a create is pending (maybe done, not recorded)."""
+
+    entity_type: str
+    source_id: str
+    ghl_id: str | None
+    state: MapState
+    pending_body: dict[str, Any] | None
+
+
+def _key(location_id: str, entity_type: str, source_id: str) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        id_map.c.location_id == location_id,
+        id_map.c.entity_type == entity_type,
+        id_map.c.source_id == source_id,
+    )
+
+
+def get(conn: sa.Connection, location_id: str, entity_type: str, source_id: str) -> IdMapRow | None:
+    """The mapping of one DripJobs record, if any."""
+    row = conn.execute(
+        sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body).where(
+            _key(location_id, entity_type, source_id)
+        )
+    ).first()
+    if row is None:
+        return None
+    body = json.loads(row.pending_body) if row.pending_body else None
+    return IdMapRow(entity_type, source_id, row.ghl_id, row.state, body)
+
+
+def put(
+    conn: sa.Connection,
+    location_id: str,
+    entity_type: str,
+    source_id: str,
+    *,
+    ghl_id: str | None,
+    state: MapState,
+    pending_body: dict[str, Any] | None,
+    now: float,
+) -> None:
+    """Insert or replace one mapping (in the caller's transaction)."""
+    values: dict[str, Any] = {
+        "ghl_id": ghl_id,
+        "state": state,
+        "pending_body": json.dumps(pending_body, sort_keys=True) if pending_body else None,
+        "pending_since": now if state == "pending" else None,
+        "updated_at": now,
+    }
+    updated = conn.execute(
+        sa.update(id_map).where(_key(location_id, entity_type, source_id)).values(**values)
+    )
+    if updated.rowcount == 0:
+        conn.execute(
+            sa.insert(id_map).values(
+                location_id=location_id, entity_type=entity_type, source_id=source_id, **values
+            )
+        )
+
+
+def delete(conn: sa.Connection, location_id: str, entity_type: str, source_id: str) -> None:
+    """Forget one mapping (the GHL object is gone)."""
+    conn.execute(sa.delete(id_map).where(_key(location_id, entity_type, source_id)))
+
+
+def source_ids_for(
+    conn: sa.Connection, location_id: str, entity_type: str, ghl_id: str
+) -> list[str]:
+    """Every DripJobs id mapped to one GHL object (echo checks, merged duplicates)."""
+    rows = conn.execute(
+        sa.select(id_map.c.source_id).where(
+            id_map.c.location_id == location_id,
+            id_map.c.entity_type == entity_type,
+            id_map.c.ghl_id == ghl_id,
+        )
+    )
+    return sorted(r.source_id for r in rows)

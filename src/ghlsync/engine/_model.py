@@ -1,0 +1,93 @@
+"""The flows' inputs and outputs: context, entity shape, outcome, and the run of one event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync._clock import Clock
+from ghlsync.engine._customfields import CustomFieldResolver
+from ghlsync.engine._ledger import Ledger
+from ghlsync.engine._plan import Requester, Sender
+from ghlsync.engine._syncstate import SyncState
+from ghlsync.ghl._errors import RetriableError
+from ghlsync.mapping import MappedEntity
+
+
+@dataclass(slots=True)
+class FlowContext:
+    """Everything a flow needs for one location (the worker builds one per claimed item)."""
+
+    engine: sa.Engine
+    client: Requester  # a `GHLClient`; only its `request()` is used
+    location_id: str
+    calendar_id: str | None
+    config: Any  # `AppConfig`; flows read nothing from it today
+    clock: Clock
+
+
+@dataclass(frozen=True, slots=True)
+class EntityOutcome:
+    """What syncing one entity did: for the audit log and the demo summary.
+
+    `action` is one of created, updated, completed, reopened, cancelled, deleted, skipped.
+    `calls` counts every GHL request made for it (lookups included).
+    """
+
+    entity_type: str
+    source_id: str
+    action: str
+    ghl_id: str | None
+    calls: int
+    detail: str = ""
+
+
+class ParentNotSyncedError(RetriableError):
+    """A task, note or appointment whose contact is not in GHL yet: retry after the contact.
+
+    Its contact's own work item is usually still queued; by the time the retries run out the
+    message says which customer was never seen.
+    """
+
+
+@dataclass(slots=True)
+class Run:
+    """One pass over an event: where calls go, what is recorded, and the location's ids."""
+
+    ledger: Ledger
+    sender: Sender
+    fields: CustomFieldResolver
+    location_id: str
+    calendar_id: str | None
+
+    @property
+    def calls(self) -> int:
+        """Calls sent so far in this run."""
+        return int(getattr(self.sender, "calls", 0))
+
+
+def parent_source_id(entity: MappedEntity) -> str | None:
+    """The DripJobs customer id a child entity belongs to."""
+    return entity.parent.source_id if entity.parent is not None else None
+
+
+def updated_at(entity: MappedEntity) -> float | None:
+    """The entity's source timestamp as epoch seconds (what sync_state stores)."""
+    return entity.source_updated_at.timestamp() if entity.source_updated_at else None
+
+
+def is_stale(entity: MappedEntity, state: SyncState | None) -> bool:
+    """True when GHL already holds a newer version of this entity than the one mapped."""
+    ours = updated_at(entity)
+    if state is None or state.source_updated_at is None or ours is None:
+        return False
+    return ours < state.source_updated_at
+
+
+def outcome(
+    run: Run, entity: MappedEntity, action: str, ghl_id: str | None, start: int
+) -> EntityOutcome:
+    """An outcome with the calls made since `start`."""
+    return EntityOutcome(entity.type, entity.source_id, action, ghl_id, run.calls - start)

@@ -1,0 +1,352 @@
+"""The work queue: claim entities fairly under leases, then complete, retry or dead-letter them.
+
+A claim takes `pending` rows whose `available_at` has come, plus `leased` rows whose lease ran
+out (their worker died: the work is taken over). It is fair across locations: candidates are
+ranked per location by age (`row_number() OVER (PARTITION BY location_id ...)`) and taken rank
+by rank, so every location with work gets its oldest item into the batch before any location
+gets its second; a 10,000-item backlog cannot starve a quiet location. Only the locations the
+caller names are considered (those with rate budget left).
+
+Concurrency: on PostgreSQL the chosen rows are locked `FOR UPDATE SKIP LOCKED`, so concurrent
+claimers take disjoint rows without waiting; on SQLite the claim runs in `BEGIN IMMEDIATE`, so
+claimers take turns. Each claim gets a fresh lease token; every later write is fenced by it, so
+a worker whose lease was taken over cannot overwrite the new owner's result.
+
+Attempts count claims: a claim adds one, `complete` resets to zero, a retry that should not
+count (a 429) gives it back. A worker killed mid-item therefore still uses up an attempt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine._codec import dumps, load_events, loads
+from ghlsync.store._engine import begin_immediate
+from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
+
+__all__ = [
+    "AuditEntry",
+    "Claim",
+    "claim",
+    "complete",
+    "dead_letter",
+    "locations_with_work",
+    "renew",
+    "retry",
+]
+
+w = work_items.c
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A snapshot of one leased work row: what to sync and the lease that fences the result."""
+
+    id: int
+    location_id: str
+    entity_type: str
+    source_id: str
+    generation: int
+    event: str
+    events: tuple[str, ...]  # every event to run, in order; `event` is the last
+    payload: dict[str, Any]
+    source_updated_at: float | None
+    attempts: int  # including this one
+    lease_owner: str
+    lease_token: str
+    lease_expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One audit-log line, written in the same transaction as the queue update."""
+
+    action: str
+    entity_type: str | None = None  # defaults to the claim's
+    source_id: str | None = None
+    ghl_id: str | None = None
+    calls: int = 0
+    detail: str = ""
+
+
+def _eligible(now: float) -> sa.ColumnElement[bool]:
+    ready = sa.and_(w.status == "pending", w.available_at <= now)
+    abandoned = sa.and_(w.status == "leased", w.lease_expires_at <= now)
+    return sa.or_(ready, abandoned)
+
+
+def _scope(now: float, locations: Sequence[str] | None) -> list[sa.ColumnElement[bool]]:
+    conditions = [_eligible(now)]
+    if locations is not None:
+        conditions.append(w.location_id.in_(list(locations)))
+    return conditions
+
+
+def locations_with_work(engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK) -> list[str]:
+    """Locations that have claimable work now (to ask the rate limiter about)."""
+    query = sa.select(w.location_id).where(_eligible(clock.now())).distinct()
+    with engine.connect() as conn:
+        return sorted(conn.execute(query).scalars())
+
+
+def _fair_candidates(now: float, locations: Sequence[str] | None) -> sa.Subquery:
+    rank = sa.func.row_number().over(partition_by=w.location_id, order_by=(w.available_at, w.id))
+    return (
+        sa.select(w.id, w.available_at, rank.label("turn"))
+        .where(*_scope(now, locations))
+        .subquery("fair")
+    )
+
+
+def _pick(
+    conn: sa.Connection, now: float, locations: Sequence[str] | None, limit: int
+) -> list[int]:
+    fair = _fair_candidates(now, locations)
+    query = (
+        sa.select(w.id)
+        .join(fair, fair.c.id == w.id)
+        .where(*_scope(now, locations))  # re-checked on the locked row version (PostgreSQL)
+        .order_by(fair.c.turn, fair.c.available_at, w.id)
+        .limit(limit)
+    )
+    if conn.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True, of=work_items)
+    return list(conn.execute(query).scalars())
+
+
+def claim(
+    engine: sa.Engine,
+    worker_id: str,
+    locations: Sequence[str] | None,
+    limit: int,
+    lease_seconds: float,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> list[Claim]:
+    """Lease up to `limit` items fairly across `locations` (None: all); oldest turns first."""
+    if limit <= 0 or (locations is not None and not locations):
+        return []
+    now = clock.now()
+    token = str(uuid.uuid4())
+    with begin_immediate(engine) as conn:
+        ids = _pick(conn, now, locations, limit)
+        if not ids:
+            return []
+        rows = conn.execute(
+            sa.update(work_items)
+            .where(w.id.in_(ids))
+            .values(
+                status="leased",
+                lease_owner=worker_id,
+                lease_token=token,
+                lease_expires_at=now + lease_seconds,
+                attempts=w.attempts + 1,
+                updated_at=now,
+            )
+            .returning(*work_items.c)
+        ).all()
+    order = {item_id: index for index, item_id in enumerate(ids)}
+    return sorted((_snapshot(dict(row._mapping)) for row in rows), key=lambda c: order[c.id])
+
+
+def _snapshot(row: Mapping[str, Any]) -> Claim:
+    events = load_events(row["events"], row["event"])
+    return Claim(
+        id=int(row["id"]),
+        location_id=row["location_id"],
+        entity_type=row["entity_type"],
+        source_id=row["source_id"],
+        generation=int(row["generation"]),
+        event=row["event"],
+        events=tuple(name for name, _ in events),
+        payload=loads(row["payload"]),
+        source_updated_at=row["source_updated_at"],
+        attempts=int(row["attempts"]),
+        lease_owner=row["lease_owner"],
+        lease_token=row["lease_token"],
+        lease_expires_at=float(row["lease_expires_at"]),
+    )
+
+
+def _mine(item: Claim) -> sa.ColumnElement[bool]:
+    return sa.and_(w.id == item.id, w.status == "leased", w.lease_token == item.lease_token)
+
+
+_RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
+
+
+def complete(
+    engine: sa.Engine,
+    item: Claim,
+    audit: Iterable[AuditEntry] = (),
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> bool:
+    """Mark the item synced: `done` if no delivery came meanwhile, else back to `pending`.
+
+    False when the lease was lost (another worker took the item over); nothing is written.
+    """
+    now = clock.now()
+    unchanged = w.generation == item.generation
+    with begin_immediate(engine) as conn:
+        updated = conn.execute(
+            sa.update(work_items)
+            .where(_mine(item))
+            .values(
+                status=sa.case((unchanged, "done"), else_="pending"),
+                done_generation=item.generation,
+                attempts=0,
+                last_error=None,
+                available_at=now,
+                updated_at=now,
+                **_RELEASED,
+            )
+        ).rowcount
+        if updated:
+            write_audit(conn, item, audit, now)
+    return bool(updated)
+
+
+def retry(
+    engine: sa.Engine,
+    item: Claim,
+    error: str,
+    delay: float,
+    *,
+    count_attempt: bool = True,
+    audit: Iterable[AuditEntry] = (),
+    clock: Clock = SYSTEM_CLOCK,
+) -> bool:
+    """Put the item back to `pending` after `delay` seconds, recording `error`.
+
+    `count_attempt=False` (a 429: the location was paused, the item did nothing wrong) gives
+    back the attempt its claim took. False when the lease was lost.
+    """
+    now = clock.now()
+    with begin_immediate(engine) as conn:
+        updated = conn.execute(
+            sa.update(work_items)
+            .where(_mine(item))
+            .values(
+                status="pending",
+                available_at=now + max(0.0, delay),
+                attempts=w.attempts
+                if count_attempt
+                else sa.case((w.attempts > 0, w.attempts - 1), else_=0),
+                last_error=error,
+                updated_at=now,
+                **_RELEASED,
+            )
+        ).rowcount
+        if updated:
+            write_audit(conn, item, audit, now)
+    return bool(updated)
+
+
+def dead_letter(
+    engine: sa.Engine,
+    item: Claim,
+    reason: str,
+    error_class: str,
+    audit: Iterable[AuditEntry] = (),
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> bool:
+    """Park the item in `dead_letters` with a reason people can read; True if parked.
+
+    When a newer delivery arrived while the item was leased, the newer data may well succeed,
+    so the row goes back to `pending` (attempts reset, the error kept) instead. False also when
+    the lease was lost.
+    """
+    now = clock.now()
+    with begin_immediate(engine) as conn:
+        row = conn.execute(
+            sa.select(w.generation).where(_mine(item)).with_for_update()
+        ).one_or_none()
+        if row is None:
+            return False
+        if row.generation != item.generation:
+            _requeue_newer(conn, item, reason, now)
+            return False
+        _park(conn, item, reason, error_class, now)
+        write_audit(conn, item, audit, now)
+    return True
+
+
+def _requeue_newer(conn: sa.Connection, item: Claim, reason: str, now: float) -> None:
+    conn.execute(
+        sa.update(work_items)
+        .where(_mine(item))
+        .values(
+            status="pending",
+            attempts=0,
+            last_error=reason,
+            available_at=now,
+            updated_at=now,
+            **_RELEASED,
+        )
+    )
+
+
+def _park(conn: sa.Connection, item: Claim, reason: str, error_class: str, now: float) -> None:
+    conn.execute(
+        sa.insert(dead_letters).values(
+            work_id=item.id,
+            location_id=item.location_id,
+            entity_type=item.entity_type,
+            source_id=item.source_id,
+            event=item.event,
+            payload=dumps(item.payload),
+            reason=reason,
+            error_class=error_class,
+            attempts=item.attempts,
+            created_at=now,
+        )
+    )
+    conn.execute(
+        sa.update(work_items)
+        .where(_mine(item))
+        .values(status="dead", last_error=reason, updated_at=now, **_RELEASED)
+    )
+
+
+def renew(
+    engine: sa.Engine, item: Claim, lease_seconds: float, *, clock: Clock = SYSTEM_CLOCK
+) -> Claim | None:
+    """Extend the lease; the updated claim, or None when it was lost."""
+    expires = clock.now() + lease_seconds
+    with begin_immediate(engine) as conn:
+        updated = conn.execute(
+            sa.update(work_items).where(_mine(item)).values(lease_expires_at=expires)
+        ).rowcount
+    if not updated:
+        return None
+    return dataclasses.replace(item, lease_expires_at=expires)
+
+
+def write_audit(
+    conn: sa.Connection, item: Claim, entries: Iterable[AuditEntry], now: float
+) -> None:
+    """Insert audit lines for `item` (defaults: the claim's entity type and source id)."""
+    rows = [
+        {
+            "at": now,
+            "location_id": item.location_id,
+            "entity_type": entry.entity_type or item.entity_type,
+            "source_id": entry.source_id or item.source_id,
+            "action": entry.action[:32],
+            "ghl_id": entry.ghl_id,
+            "calls": entry.calls,
+            "detail": entry.detail or None,
+        }
+        for entry in entries
+    ]
+    if rows:
+        conn.execute(sa.insert(audit_log), rows)

@@ -1,0 +1,264 @@
+"""The worker: claim entities, map them, hand them to the flows, settle the queue row.
+
+One item's life: claim (leased) → `mapper.map(event, merged payload)` for each event still to
+run → `sync_event(FlowContext, mapped)` → complete (or retry / dead-letter, see `_failures`).
+Nothing an item raises escapes `_process`: the worker never crashes on bad data or a bug.
+Queue writes are short synchronous transactions, run in a thread so that a busy SQLite file
+never stalls the event loop (the receiver may share it in `ghlsync serve`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import random
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+import sqlalchemy as sa
+
+from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine._failures import Failure, classify_failure, gave_up
+from ghlsync.engine._model import FlowContext
+from ghlsync.engine._queue import (
+    AuditEntry,
+    Claim,
+    claim,
+    complete,
+    dead_letter,
+    locations_with_work,
+    retry,
+)
+from ghlsync.ghl._retry import backoff
+from ghlsync.ghl._seams import RateLimiter
+from ghlsync.mapping import AppConfig, Mapper
+
+__all__ = ["SyncEvent", "Worker"]
+
+_log = logging.getLogger("ghlsync.engine")
+
+_THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
+
+
+class Outcome(Protocol):
+    """The part of the flows' `EntityOutcome` the worker records."""
+
+    @property
+    def entity_type(self) -> str: ...
+    @property
+    def source_id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def ghl_id(self) -> str | None: ...
+    @property
+    def calls(self) -> int: ...
+
+
+SyncEvent = Callable[[FlowContext, Any], Awaitable[Sequence[Outcome]]]
+"""`sync_event(ctx, mapped) -> outcomes`: the flows' entry point (the seam tests replace)."""
+
+
+def default_worker_id() -> str:
+    """host:pid:random, unique per worker so leases tell workers apart."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Worker:
+    """Syncs claimed work rows to GHL; `run` until stopped, or `run_once` for one batch."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        client: Any,
+        mapper: Mapper,
+        config: AppConfig | None = None,
+        *,
+        limiter: RateLimiter | None = None,
+        worker_id: str | None = None,
+        concurrency: int | None = None,
+        clock: Clock = SYSTEM_CLOCK,
+        sync_event: SyncEvent | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.engine = engine
+        self.client = client
+        self.mapper = mapper
+        self.config = config or mapper.config
+        settings = self.config.worker
+        self.limiter = limiter
+        self.worker_id = worker_id or default_worker_id()
+        self.concurrency = concurrency or settings.concurrency
+        self.max_attempts = settings.max_attempts
+        self.lease_seconds = settings.lease_seconds
+        self.poll_interval = settings.poll_interval
+        self.clock = clock
+        self._sync_event = sync_event or _flows_sync_event()
+        self._rng = rng
+        self.last_heartbeat: float | None = None
+        self.processed = 0
+
+    async def run_once(self) -> int:
+        """Claim one batch (up to `concurrency` items), process it, return how many."""
+        self._beat()
+        items = await self._claim(self.concurrency)
+        await asyncio.gather(*(self._process(item) for item in items))
+        return len(items)
+
+    async def run(self, stop_event: asyncio.Event) -> None:
+        """Keep `concurrency` items in flight until `stop_event`; then finish those in flight."""
+        running: set[asyncio.Task[None]] = set()
+        stopper = asyncio.ensure_future(stop_event.wait())
+        try:
+            while not stop_event.is_set():
+                self._beat()
+                free = self.concurrency - len(running)
+                got = await self._claim(free) if free > 0 else []
+                running.update(asyncio.ensure_future(self._process(item)) for item in got)
+                if free == 0 or len(got) < free:  # full, or the queue is drained: wait
+                    await asyncio.wait(
+                        {*running, stopper},
+                        timeout=self.poll_interval,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                running = {task for task in running if not task.done()}
+        except asyncio.CancelledError:
+            for task in running:
+                task.cancel()  # their leases expire and another worker takes over
+            raise
+        finally:
+            stopper.cancel()
+        await asyncio.gather(*running)
+
+    def _beat(self) -> None:
+        self.last_heartbeat = self.clock.now()
+
+    async def _claim(self, limit: int) -> list[Claim]:
+        try:
+            locations = await self._locations_with_budget()
+            return await asyncio.to_thread(
+                claim,
+                self.engine,
+                self.worker_id,
+                locations,
+                limit,
+                self.lease_seconds,
+                clock=self.clock,
+            )
+        except Exception:  # the store is unreachable: try again on the next poll
+            _log.exception("claiming work failed")
+            return []
+
+    async def _locations_with_budget(self) -> list[str] | None:
+        if self.limiter is None:
+            return None
+        candidates = await asyncio.to_thread(locations_with_work, self.engine, clock=self.clock)
+        return [loc for loc in candidates if await self.limiter.has_budget(loc)]
+
+    async def _process(self, item: Claim) -> None:
+        """Sync one item and settle its row; never raises (a failed settle leaves the lease to
+        expire, so the item is retried by whichever worker claims it next)."""
+        try:
+            await self._settle(item)
+        except Exception:
+            _log.exception("settling work item %s failed", item.id)
+        self.processed += 1
+
+    async def _settle(self, item: Claim) -> None:
+        if item.attempts > self.max_attempts:
+            reason = "its worker stopped (crash or kill) during every attempt"
+            await self._dead(item, Failure("dead", gave_up(reason, item.attempts - 1), "Lost"))
+            return
+        try:
+            outcomes = await self._sync(item)
+        except Exception as error:
+            failure = classify_failure(error, entity_type=item.entity_type, event=item.event)
+            await self._fail(item, failure)
+            return
+        audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
+        await asyncio.to_thread(complete, self.engine, item, audit, clock=self.clock)
+
+    async def _sync(self, item: Claim) -> list[Outcome]:
+        """Run every pending event of the entity, in order, on its merged payload."""
+        context = FlowContext(
+            engine=self.engine,
+            client=self.client,
+            location_id=item.location_id,
+            calendar_id=self.config.ghl.calendar_id,
+            config=self.config,
+            clock=self.clock,
+        )
+        outcomes: list[Outcome] = []
+        for event in item.events:
+            mapped = self.mapper.map(event, item.payload)
+            outcomes.extend(await self._sync_event(context, mapped))
+        return outcomes
+
+    async def _fail(self, item: Claim, failure: Failure) -> None:
+        if failure.kind == "skip":
+            note = AuditEntry("skipped", detail=failure.reason)
+            await asyncio.to_thread(complete, self.engine, item, [note], clock=self.clock)
+        elif failure.kind == "throttled":
+            await self._retry(item, failure, await self._pause_left(item), counts=False)
+        elif failure.kind == "dead":
+            await self._dead(item, failure)
+        elif item.attempts >= self.max_attempts:
+            reason = gave_up(failure.reason, item.attempts)
+            await self._dead(item, Failure("dead", reason, failure.error_class))
+        else:
+            delay = backoff(item.attempts, rng=self._rng)
+            await self._retry(item, failure, delay, counts=True)
+
+    async def _retry(self, item: Claim, failure: Failure, delay: float, *, counts: bool) -> None:
+        note = AuditEntry("throttled" if not counts else "retry", detail=failure.reason)
+        await asyncio.to_thread(
+            retry,
+            self.engine,
+            item,
+            failure.reason,
+            delay,
+            count_attempt=counts,
+            audit=[note],
+            clock=self.clock,
+        )
+
+    async def _dead(self, item: Claim, failure: Failure) -> None:
+        note = AuditEntry("dead", detail=failure.reason)
+        await asyncio.to_thread(
+            dead_letter,
+            self.engine,
+            item,
+            failure.reason,
+            failure.error_class,
+            [note],
+            clock=self.clock,
+        )
+
+    async def _pause_left(self, item: Claim) -> float:
+        """Seconds until the location's 429 pause ends (the limiter knows), at least a floor."""
+        if self.limiter is None:
+            return backoff(1, rng=self._rng)
+        budget = await self.limiter.budget(item.location_id)
+        return max(_THROTTLE_FLOOR, budget.paused_until - self.clock.now())
+
+
+def _audit(outcome: Outcome) -> AuditEntry:
+    return AuditEntry(
+        action=outcome.action,
+        entity_type=outcome.entity_type,
+        source_id=outcome.source_id,
+        ghl_id=outcome.ghl_id,
+        calls=outcome.calls,
+        detail=str(getattr(outcome, "detail", "") or ""),
+    )
+
+
+def _flows_sync_event() -> SyncEvent:
+    # Imported late: the flows import the GHL client and the mapping, which the queue's users
+    # (the receiver) do not need.
+    from ghlsync.engine._flows import sync_event
+
+    return sync_event

@@ -1,0 +1,461 @@
+"""The GHL API v2 client: one request pipeline, and resource groups built on it.
+
+    async with GHLClient(tokens=StaticTokens({"loc1": "pit-..."})) as ghl:
+        result = await ghl.contacts.upsert("loc1", {"email": "a@example.com"})
+        result.contact.id, result.new
+
+Per attempt, `request()`: `limiter.acquire(key)` → send with `Authorization: Bearer`,
+`Version`, `Accept: application/json` → `limiter.observe(key, status, headers)` → on 401 ask
+`tokens.after_unauthorized` once and resend → classify, and retry per `should_retry` with
+backoff slept on the client's clock. Errors are the classes in `_errors.py`.
+
+Every resource method takes the location id first: it is the key for tokens and the rate
+limiter, and is sent as `locationId` wherever GHL needs it. Request bodies accept a model or a
+mapping (camelCase or snake_case keys) and are checked before sending: an unknown field raises
+`ValidationError` without a request (GHL would answer 422). Responses are models that keep
+unknown fields. `client.call(operation_id, ...)` reaches every registered operation
+(`ghlsync.ghl._operations.OPERATIONS`) by its spec operationId.
+
+Methods (`client.<group>.<method>`; `loc` is the location id; `body` is a request model or a
+mapping; models are in `_models.py`; `Any` means GHL's JSON as parsed):
+
+contacts
+    get(loc, contact_id) -> Contact
+    create(loc, body) -> Contact                          # not idempotent (OutcomeUnknownError)
+    update(loc, contact_id, body) -> Contact              # `tags` in body replaces all tags
+    delete(loc, contact_id) -> Ack                        # 404 -> NotFoundError (skippable)
+    upsert(loc, body) -> UpsertResult                     # .contact, .new
+    list(loc, *, limit=100, query=None) -> AsyncIterator[Contact]     # deprecated GET /contacts/
+    list_page(loc, *, limit=100, query=None, start_after=None, start_after_id=None) -> ContactPage
+    search(loc, body=None, *, page_limit=100) -> AsyncIterator[dict]  # POST /contacts/search
+    search_page(loc, body) -> SearchPage
+    find_duplicate(loc, *, email=None, number=None) -> Contact | None
+    by_business(loc, business_id, **params) -> Any
+    add_tags(loc, contact_id, tags) -> list[str]
+    remove_tags(loc, contact_id, tags) -> list[str]
+    appointments(loc, contact_id) -> list[dict]
+    add_followers(loc, contact_id, followers) -> Any
+    remove_followers(loc, contact_id, followers) -> Any
+    add_to_campaign(loc, contact_id, campaign_id) -> Ack
+    remove_from_campaign(loc, contact_id, campaign_id) -> Ack
+    remove_from_all_campaigns(loc, contact_id) -> Ack
+    add_to_workflow(loc, contact_id, workflow_id, event_start_time=None) -> Ack
+    remove_from_workflow(loc, contact_id, workflow_id, event_start_time=None) -> Ack
+    bulk_tags(loc, kind: "add" | "remove", contact_ids, tags, remove_all_tags=None) -> Any
+    bulk_business(loc, contact_ids, business_id: str | None) -> Any
+tasks
+    list(loc, contact_id) -> list[Task]
+    get(loc, contact_id, task_id) -> Task
+    create(loc, contact_id, body) -> Task                 # title, dueDate, completed required
+    update(loc, contact_id, task_id, body) -> Task
+    complete(loc, contact_id, task_id, completed=True) -> Task
+    delete(loc, contact_id, task_id) -> Ack
+    search(loc, body=None) -> Any                         # POST /locations/{loc}/tasks/search
+notes
+    list(loc, contact_id) -> list[Note]
+    get(loc, contact_id, note_id) -> Note
+    create(loc, contact_id, body) -> Note
+    update(loc, contact_id, note_id, body) -> Note
+    delete(loc, contact_id, note_id) -> Ack
+calendars (Version 2021-04-15)
+    list(loc, **params) -> list[dict]                     # GET /calendars/
+    create_appointment(loc, body) -> Appointment
+    get_appointment(loc, event_id) -> Appointment
+    update_appointment(loc, event_id, body) -> Appointment
+    delete_event(loc, event_id) -> Ack
+    events(loc, *, start_time, end_time, calendar_id=None, user_id=None, group_id=None)
+        -> list[Appointment]
+    free_slots(loc, calendar_id, *, start_date, end_date, timezone=None, user_id=None) -> Any
+    appointment_notes(loc, appointment_id, *, limit=10, offset=0) -> Any
+    create_appointment_note(loc, appointment_id, body) -> Any
+    update_appointment_note(loc, appointment_id, note_id, body) -> Any
+    delete_appointment_note(loc, appointment_id, note_id) -> Ack
+locations
+    get(loc) -> Any
+    custom_fields(loc, *, model=None) -> list[CustomField]
+    get_custom_field(loc, field_id) -> CustomField
+    create_custom_field(loc, body) -> CustomField
+    tags(loc) -> list[Tag]
+    create_tag(loc, name) -> Tag
+    search_tasks(loc, body=None) -> Any                   # same operation as tasks.search
+users
+    list(loc) -> list[dict]                               # deprecated GET /users/?locationId=
+    get(loc, user_id) -> Any
+businesses
+    list(loc) -> list[dict]
+    get(loc, business_id) -> Any
+    create(loc, body) -> Any
+    update(loc, business_id, body) -> Any
+    delete(loc, business_id) -> Ack
+client
+    request(method, path, *, key, version, params=None, json=None, idempotent=None) -> Any
+    call(operation_id, *, key, path_params=None, params=None, body=None) -> Any
+    last_rate(key) -> RateInfo | None
+    aclose()                                              # or `async with GHLClient(...)`
+
+OAuth (token exchange, refresh, location token, installed locations) lives in `_oauth.py`.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+import httpx2
+
+from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync._secret import Secret
+from ghlsync.ghl._errors import (
+    GHLError,
+    OutcomeUnknownError,
+    ReconnectNeededError,
+    TransportError,
+    classify,
+)
+from ghlsync.ghl._operations import OPERATIONS, find_operation
+from ghlsync.ghl._resources import (
+    Businesses,
+    Calendars,
+    Contacts,
+    Locations,
+    Notes,
+    Tasks,
+    Users,
+)
+from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
+from ghlsync.ghl._seams import RateLimiter, TokenSource
+
+__all__ = ["DEFAULT_BASE_URL", "GHLClient", "RateInfo", "redact"]
+
+DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
+_log = logging.getLogger("ghlsync.ghl")
+_SECRET_KEYS = frozenset({"access_token", "refresh_token", "client_secret", "code", "password"})
+_RATE_HEADERS = (
+    "x-ratelimit-limit-daily",
+    "x-ratelimit-daily-remaining",
+    "x-ratelimit-interval-milliseconds",
+    "x-ratelimit-max",
+    "x-ratelimit-remaining",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RateInfo:
+    """The X-RateLimit-* headers of the last response for one key (None when absent)."""
+
+    max: int | None
+    remaining: int | None
+    interval_ms: int | None
+    daily_limit: int | None
+    daily_remaining: int | None
+
+    @classmethod
+    def from_headers(cls, headers: Mapping[str, str]) -> RateInfo | None:
+        """Read the headers; None when the response carried none of them."""
+        lowered = {k.lower(): v for k, v in headers.items()}
+        if not any(h in lowered for h in _RATE_HEADERS):
+            return None
+        values = [_as_int(lowered.get(h)) for h in _RATE_HEADERS]
+        return cls(
+            daily_limit=values[0],
+            daily_remaining=values[1],
+            interval_ms=values[2],
+            max=values[3],
+            remaining=values[4],
+        )
+
+
+class GHLClient:
+    """Async client for the GHL API v2 (see the module docstring for every method)."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        tokens: TokenSource,
+        limiter: RateLimiter | None = None,
+        transport: httpx2.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 5,
+        clock: Clock = SYSTEM_CLOCK,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._tokens = tokens
+        self._limiter = limiter
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._rng = rng
+        self._rates: dict[str, RateInfo] = {}
+        self._http = httpx2.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            transport=transport,
+            timeout=httpx2.Timeout(timeout),
+            headers={"Accept": "application/json", "User-Agent": "ghlsync"},
+        )
+        self.contacts = Contacts(self)
+        self.tasks = Tasks(self)
+        self.notes = Notes(self)
+        self.calendars = Calendars(self)
+        self.locations = Locations(self)
+        self.users = Users(self)
+        self.businesses = Businesses(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    def __repr__(self) -> str:
+        return f"GHLClient(base_url={str(self._http.base_url)!r})"
+
+    def last_rate(self, key: str) -> RateInfo | None:
+        """The rate-limit headers of the last response seen for `key`."""
+        return self._rates.get(key)
+
+    async def call(
+        self,
+        operation_id: str,
+        *,
+        key: str,
+        path_params: Mapping[str, str] | None = None,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+    ) -> Any:
+        """Send the registered operation `operation_id`; the body is checked by its model."""
+        operation = OPERATIONS[operation_id]
+        return await self.request(
+            operation.method,
+            operation.format_path(path_params or {}),
+            key=key,
+            version=operation.version,
+            params=_clean_params(params),
+            json=operation.dump_body(body),
+            idempotent=operation.idempotent,
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str,
+        version: str,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        idempotent: bool | None = None,
+    ) -> Any:
+        """Send one logical request (retrying per policy) and return the parsed JSON answer.
+
+        A body for a registered operation is checked against its model first; an unknown or
+        ill-typed field raises `ValidationError` without sending anything.
+        """
+        call = _Call(method.upper(), path, key, version, params, json, idempotent)
+        _check_body(call)
+        token = await self._tokens.token(key)
+        while True:
+            response = await self._attempt(call, token)
+            if response is None:
+                continue
+            if response.status_code == 401 and not call.refreshed:
+                token = await self._refresh(call, token, response)
+                continue
+            if response.is_success:
+                return _parse(response)
+            await self._after_error(call, response)
+
+    async def _attempt(self, call: _Call, token: Secret) -> httpx2.Response | None:
+        """One send; None means "a retry is due, already waited for"."""
+        if self._limiter is not None:
+            await self._limiter.acquire(call.key)
+        started = time.perf_counter()
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                json=call.json,
+                headers={"Authorization": f"Bearer {token.reveal()}", "Version": call.version},
+            )
+        except httpx2.TransportError as exc:
+            await self._after_transport_error(call, exc)
+            return None
+        await self._observe(call, response, time.perf_counter() - started)
+        return response
+
+    async def _observe(self, call: _Call, response: httpx2.Response, seconds: float) -> None:
+        if self._limiter is not None:
+            await self._limiter.observe(call.key, response.status_code, response.headers)
+        rate = RateInfo.from_headers(response.headers)
+        if rate is not None:
+            self._rates[call.key] = rate
+        _log.info(
+            "ghl %s %s -> %s",
+            call.method,
+            call.path,
+            response.status_code,
+            extra={
+                "ghl_key": call.key,
+                "attempt": call.attempt,
+                "ms": round(seconds * 1000, 1),
+                "remaining": rate.remaining if rate else None,
+            },
+        )
+
+    async def _refresh(self, call: _Call, token: Secret, response: httpx2.Response) -> Secret:
+        call.refreshed = True
+        fresh = await self._tokens.after_unauthorized(call.key, token)
+        if fresh is None:
+            raise self._error(call, response, ReconnectNeededError)
+        return fresh
+
+    async def _after_error(self, call: _Call, response: httpx2.Response) -> None:
+        decision = should_retry(
+            call.method,
+            response.status_code,
+            None,
+            call.attempt,
+            self._max_attempts,
+            idempotent=call.idempotent,
+            headers=response.headers,
+            throttled=call.throttled,
+            rng=self._rng,
+        )
+        if decision.outcome_unknown:
+            raise self._error(call, response, OutcomeUnknownError, decision.reason)
+        if not decision.retry:
+            raise self._error(call, response, None)
+        # After a 429 the limiter has paused the key; its acquire() does the waiting.
+        skip_wait = response.status_code == 429 and self._limiter is not None
+        await self._wait(call, decision, skip_wait)
+
+    async def _after_transport_error(self, call: _Call, exc: httpx2.TransportError) -> None:
+        kind = _exc_kind(exc)
+        decision = should_retry(
+            call.method,
+            None,
+            kind,
+            call.attempt,
+            self._max_attempts,
+            idempotent=call.idempotent,
+            rng=self._rng,
+        )
+        _log.warning("ghl %s %s failed: %s (%s)", call.method, call.path, kind, decision.reason)
+        if decision.retry:
+            await self._wait(call, decision, False)
+            return
+        error_class = OutcomeUnknownError if decision.outcome_unknown else TransportError
+        message = f"{kind}: {type(exc).__name__} ({decision.reason})"
+        raise error_class(message, method=call.method, path=call.path) from None
+
+    async def _wait(self, call: _Call, decision: RetryDecision, skip_wait: bool) -> None:
+        if decision.counts:
+            call.attempt += 1
+        else:
+            call.throttled += 1
+        if not skip_wait:
+            await self._clock.sleep(decision.delay)
+
+    def _error(
+        self,
+        call: _Call,
+        response: httpx2.Response,
+        error_class: type[GHLError] | None,
+        message: str = "",
+    ) -> GHLError:
+        body = redact(_parse(response))
+        chosen = error_class or classify(response.status_code, body, response.headers)
+        return chosen(
+            message,
+            status=response.status_code,
+            body=body,
+            headers=dict(response.headers),
+            method=call.method,
+            path=call.path,
+        )
+
+
+@dataclass(slots=True)
+class _Call:
+    """One logical request and its retry bookkeeping."""
+
+    method: str
+    path: str
+    key: str
+    version: str
+    params: Mapping[str, Any] | None
+    json: Any
+    idempotent: bool | None
+    attempt: int = 1
+    throttled: int = 0
+    refreshed: bool = False
+
+
+def _check_body(call: _Call) -> None:
+    """Refuse, before sending, a body its registered operation's model rejects (GHL: 422)."""
+    if call.json is None:
+        return
+    operation = find_operation(call.method, call.path)
+    if operation is not None and operation.body is not None:
+        operation.dump_body(call.json)
+
+
+def redact(value: Any) -> Any:
+    """A copy of parsed JSON with token-like fields masked, safe to log or keep in errors."""
+    if isinstance(value, Mapping):
+        return {k: "***" if str(k).lower() in _SECRET_KEYS else redact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v) for v in value]
+    return value
+
+
+def _parse(response: httpx2.Response) -> Any:
+    if not response.content:
+        return None
+    try:
+        return response.json()
+    except ValueError:
+        return response.text
+
+
+def _exc_kind(exc: httpx2.TransportError) -> ExcKind:
+    if isinstance(exc, httpx2.PoolTimeout):
+        return "pool_timeout"
+    if isinstance(exc, httpx2.ConnectError | httpx2.ConnectTimeout):
+        return "connect"
+    if isinstance(exc, httpx2.ReadTimeout):
+        return "read_timeout"
+    if isinstance(exc, httpx2.WriteTimeout):
+        return "write_timeout"
+    if isinstance(exc, httpx2.ReadError | httpx2.WriteError | httpx2.RemoteProtocolError):
+        return "dropped"
+    # Proxy and protocol set-up failures happen before anything is sent.
+    return "connect"
+
+
+def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Drop None values, so optional arguments left out are not sent as empty strings."""
+    if params is None:
+        return None
+    return {k: v for k, v in params.items() if v is not None}
+
+
+def _as_int(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,95 @@
+"""Request and response models for the GHL operations this client covers.
+
+Request bodies (`Body`) forbid unknown fields: GHL answers 422 to them, so we refuse before
+sending. Field names follow the official schemas in `apps/*.json`; Python code may use either
+the camelCase wire name or its snake_case twin. Responses (`Answer`) keep unknown fields,
+because GHL adds fields without notice.
+"""
+
+from ghlsync.ghl._models._answers import (
+    Ack,
+    Appointment,
+    Contact,
+    ContactPage,
+    CustomField,
+    Note,
+    SearchPage,
+    Tag,
+    Task,
+    UpsertResult,
+)
+from ghlsync.ghl._models._calendars import (
+    AppointmentNote,
+    CreateAppointment,
+    UpdateAppointment,
+)
+from ghlsync.ghl._models._contacts import (
+    BulkBusiness,
+    BulkTags,
+    CreateContact,
+    CustomFieldValue,
+    DndSetting,
+    DndSettings,
+    Empty,
+    Followers,
+    InboundDndSetting,
+    InboundDndSettings,
+    NoteBody,
+    SearchContacts,
+    Tags,
+    TaskBody,
+    TaskCompleted,
+    UpdateContact,
+    UpdateNote,
+    UpdateTask,
+    UpsertContact,
+    WorkflowBody,
+)
+from ghlsync.ghl._models._locations import (
+    CreateBusiness,
+    CreateCustomField,
+    TagBody,
+    TaskSearch,
+    UpdateBusiness,
+)
+
+__all__ = [
+    "Ack",
+    "Appointment",
+    "AppointmentNote",
+    "BulkBusiness",
+    "BulkTags",
+    "Contact",
+    "ContactPage",
+    "CreateAppointment",
+    "CreateBusiness",
+    "CreateContact",
+    "CreateCustomField",
+    "CustomField",
+    "CustomFieldValue",
+    "DndSetting",
+    "DndSettings",
+    "Empty",
+    "Followers",
+    "InboundDndSetting",
+    "InboundDndSettings",
+    "Note",
+    "NoteBody",
+    "SearchContacts",
+    "SearchPage",
+    "Tag",
+    "TagBody",
+    "Tags",
+    "Task",
+    "TaskBody",
+    "TaskCompleted",
+    "TaskSearch",
+    "UpdateAppointment",
+    "UpdateBusiness",
+    "UpdateContact",
+    "UpdateNote",
+    "UpdateTask",
+    "UpsertContact",
+    "UpsertResult",
+    "WorkflowBody",
+]

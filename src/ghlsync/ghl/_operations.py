@@ -1,0 +1,192 @@
+"""Registry of every GHL operation the client covers, keyed by the spec's operationId.
+
+Used by `GHLClient.call`, by `ghlsync call`, and by the conformance tests that check each
+operation's request against the official spec. `family` names the spec file
+(`apps/<family>.json`).
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+import pydantic
+
+from ghlsync.ghl import _models as m
+from ghlsync.ghl._errors import ValidationError
+
+__all__ = ["OPERATIONS", "V_CALENDARS", "V_DEFAULT", "Operation", "find_operation"]
+
+V_DEFAULT = "2021-07-28"
+V_CALENDARS = "2021-04-15"
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    """One GHL operation: where it lives, which Version it needs, what body it takes."""
+
+    operation_id: str
+    family: str
+    method: str
+    path: str
+    version: str = V_DEFAULT
+    body: type[pydantic.BaseModel] | None = None
+    idempotent: bool | None = None  # None: decided by the method (POST is not)
+    location_query: bool = False  # GHL wants `?locationId=` on this operation
+    path_params: tuple[str, ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path_params", tuple(_PARAM.findall(self.path)))
+
+    def format_path(self, values: Mapping[str, str]) -> str:
+        """The path with each `{param}` replaced by its URL-quoted value."""
+        missing = [p for p in self.path_params if not values.get(p)]
+        if missing:
+            raise ValidationError(f"{self.operation_id}: missing path parameter(s) {missing}")
+        return _PARAM.sub(lambda match: quote(str(values[match[1]]), safe=""), self.path)
+
+    def matches(self, method: str, path: str) -> bool:
+        """True when `method path` (a filled-in path, no query) is this operation."""
+        return method.upper() == self.method and _pattern(self.path).fullmatch(path) is not None
+
+    def dump_body(self, body: Any) -> Any:
+        """The JSON to send: `body` checked against the operation's model (unknown keys fail)."""
+        if self.body is None:
+            if body is not None:
+                raise ValidationError(f"{self.operation_id} takes no request body")
+            return None
+        if body is None:
+            body = {}
+        try:
+            model = body if isinstance(body, self.body) else self.body.model_validate(body)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(f"{self.operation_id}: invalid request body: {exc}") from None
+        return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+
+def _ops(*operations: Operation) -> dict[str, Operation]:
+    return {op.operation_id: op for op in operations}
+
+
+_C = "contacts"
+_CONTACTS = (
+    Operation("get-contact", _C, "GET", "/contacts/{contactId}"),
+    Operation("create-contact", _C, "POST", "/contacts/", body=m.CreateContact),
+    Operation("update-contact", _C, "PUT", "/contacts/{contactId}", body=m.UpdateContact),
+    Operation("delete-contact", _C, "DELETE", "/contacts/{contactId}"),
+    Operation("upsert-contact", _C, "POST", "/contacts/upsert", body=m.UpsertContact,
+              idempotent=True),
+    Operation("get-contacts", _C, "GET", "/contacts/", location_query=True),
+    Operation("search-contacts-advanced", _C, "POST", "/contacts/search", body=m.SearchContacts,
+              idempotent=True),
+    Operation("get-duplicate-contact", _C, "GET", "/contacts/search/duplicate",
+              location_query=True),
+    Operation("get-contacts-by-businessId", _C, "GET", "/contacts/business/{businessId}",
+              location_query=True),
+    Operation("get-all-tasks", _C, "GET", "/contacts/{contactId}/tasks"),
+    Operation("create-task", _C, "POST", "/contacts/{contactId}/tasks", body=m.TaskBody),
+    Operation("get-task", _C, "GET", "/contacts/{contactId}/tasks/{taskId}"),
+    Operation("update-task", _C, "PUT", "/contacts/{contactId}/tasks/{taskId}",
+              body=m.UpdateTask),
+    Operation("delete-task", _C, "DELETE", "/contacts/{contactId}/tasks/{taskId}"),
+    Operation("update-task-completed", _C, "PUT", "/contacts/{contactId}/tasks/{taskId}/completed",
+              body=m.TaskCompleted),
+    Operation("get-appointments-for-contact", _C, "GET", "/contacts/{contactId}/appointments"),
+    Operation("add-tags", _C, "POST", "/contacts/{contactId}/tags", body=m.Tags,
+              idempotent=True),
+    Operation("remove-tags", _C, "DELETE", "/contacts/{contactId}/tags", body=m.Tags),
+    Operation("get-all-notes", _C, "GET", "/contacts/{contactId}/notes"),
+    Operation("create-note", _C, "POST", "/contacts/{contactId}/notes", body=m.NoteBody),
+    Operation("get-note", _C, "GET", "/contacts/{contactId}/notes/{id}"),
+    Operation("update-note", _C, "PUT", "/contacts/{contactId}/notes/{id}", body=m.UpdateNote),
+    Operation("delete-note", _C, "DELETE", "/contacts/{contactId}/notes/{id}"),
+    Operation("create-association", _C, "POST", "/contacts/bulk/tags/update/{type}",
+              body=m.BulkTags, idempotent=True),
+    Operation("add-remove-contact-from-business", _C, "POST", "/contacts/bulk/business",
+              body=m.BulkBusiness, idempotent=True),
+    Operation("add-followers-contact", _C, "POST", "/contacts/{contactId}/followers",
+              body=m.Followers, idempotent=True),
+    Operation("remove-followers-contact", _C, "DELETE", "/contacts/{contactId}/followers",
+              body=m.Followers),
+    Operation("add-contact-to-campaign", _C, "POST",
+              "/contacts/{contactId}/campaigns/{campaignId}", body=m.Empty, idempotent=True),
+    Operation("remove-contact-from-campaign", _C, "DELETE",
+              "/contacts/{contactId}/campaigns/{campaignId}"),
+    Operation("remove-contact-from-every-campaign", _C, "DELETE",
+              "/contacts/{contactId}/campaigns/removeAll"),
+    Operation("add-contact-to-workflow", _C, "POST", "/contacts/{contactId}/workflow/{workflowId}",
+              body=m.WorkflowBody),
+    Operation("delete-contact-from-workflow", _C, "DELETE",
+              "/contacts/{contactId}/workflow/{workflowId}", body=m.WorkflowBody),
+)  # fmt: skip
+
+_K, _V = "calendars", V_CALENDARS
+_CALENDARS = (
+    Operation("get-calendars", _K, "GET", "/calendars/", _V, location_query=True),
+    Operation("create-appointment", _K, "POST", "/calendars/events/appointments", _V,
+              body=m.CreateAppointment),
+    Operation("get-appointment", _K, "GET", "/calendars/events/appointments/{eventId}", _V),
+    Operation("edit-appointment", _K, "PUT", "/calendars/events/appointments/{eventId}", _V,
+              body=m.UpdateAppointment),
+    Operation("delete-event", _K, "DELETE", "/calendars/events/{eventId}", _V, body=m.Empty),
+    Operation("get-calendar-events", _K, "GET", "/calendars/events", _V, location_query=True),
+    Operation("get-slots", _K, "GET", "/calendars/{calendarId}/free-slots", _V),
+    Operation("get-appointment-notes", _K, "GET",
+              "/calendars/appointments/{appointmentId}/notes", _V),
+    Operation("create-appointment-note", _K, "POST",
+              "/calendars/appointments/{appointmentId}/notes", _V, body=m.AppointmentNote),
+    Operation("update-appointment-note", _K, "PUT",
+              "/calendars/appointments/{appointmentId}/notes/{noteId}", _V,
+              body=m.AppointmentNote),
+    Operation("delete-appointment-note", _K, "DELETE",
+              "/calendars/appointments/{appointmentId}/notes/{noteId}", _V),
+)  # fmt: skip
+
+_L = "locations"
+_LOCATIONS = (
+    Operation("get-location", _L, "GET", "/locations/{locationId}"),
+    Operation("get-custom-fields", _L, "GET", "/locations/{locationId}/customFields"),
+    Operation("get-custom-field", _L, "GET", "/locations/{locationId}/customFields/{id}"),
+    Operation("create-custom-field", _L, "POST", "/locations/{locationId}/customFields",
+              body=m.CreateCustomField),
+    Operation("get-location-tags", _L, "GET", "/locations/{locationId}/tags"),
+    Operation("create-tag", _L, "POST", "/locations/{locationId}/tags", body=m.TagBody),
+    Operation("task-search", _L, "POST", "/locations/{locationId}/tasks/search",
+              body=m.TaskSearch, idempotent=True),
+)  # fmt: skip
+
+_OTHERS = (
+    Operation("get-user-by-location", "users", "GET", "/users/", location_query=True),
+    Operation("get-user", "users", "GET", "/users/{userId}"),
+    Operation("get-businesses-by-location", "businesses", "GET", "/businesses/",
+              location_query=True),
+    Operation("get-business", "businesses", "GET", "/businesses/{businessId}"),
+    Operation("create-business", "businesses", "POST", "/businesses/", body=m.CreateBusiness),
+    Operation("update-business", "businesses", "PUT", "/businesses/{businessId}",
+              body=m.UpdateBusiness),
+    Operation("delete-Business", "businesses", "DELETE", "/businesses/{businessId}"),
+)  # fmt: skip
+
+OPERATIONS: dict[str, Operation] = _ops(*_CONTACTS, *_CALENDARS, *_LOCATIONS, *_OTHERS)
+"""Every covered operation by operationId (the spec's, so `ghlsync call` names match docs)."""
+
+
+@functools.cache
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(
+        _PARAM.sub("[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
+    )
+
+
+# Literal paths first, so POST /contacts/search is not taken for a /contacts/{contactId}.
+_BY_SPECIFICITY = sorted(OPERATIONS.values(), key=lambda op: len(op.path_params))
+
+
+def find_operation(method: str, path: str) -> Operation | None:
+    """The registered operation a raw `request(method, path)` goes to, if any."""
+    return next((op for op in _BY_SPECIFICITY if op.matches(method, path)), None)

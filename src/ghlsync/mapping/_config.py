@@ -1,0 +1,215 @@
+"""The typed shape of `ghlsync.yaml`: every key, its type, its default and its allowed values.
+
+Validation here is structural (pydantic, unknown keys are errors); the checks that need
+several keys at once (an action the entity type allows, a GHL field the entity accepts) are in
+`_checks.py`, so both kinds of problem are reported together with their key paths.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+)
+
+from ghlsync._secret import Secret
+
+EntityType = Literal["contact", "task", "note", "appointment"]
+Action = Literal["upsert", "delete", "complete", "cancel"]
+TransformName = Literal[
+    "strip",
+    "lower",
+    "tag",
+    "email",
+    "phone_e164",
+    "name_split",
+    "name_join",
+    "join",
+    "date",
+    "datetime",
+    "status_completed",
+    "appointment_status",
+    "user",
+]
+Scalar = str | int | float | bool
+
+
+def _to_secret(value: object) -> object:
+    if value is None or isinstance(value, Secret):
+        return value
+    if isinstance(value, str):
+        return Secret(value) if value else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return Secret(str(value))  # YAML reads an all-digit token as a number
+    return value  # anything else fails the isinstance check with a clear type error
+
+
+MaskedSecret = Annotated[Secret, BeforeValidator(_to_secret), PlainSerializer(str, return_type=str)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, arbitrary_types_allowed=True, frozen=True
+    )
+
+
+def _valid_zone(name: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"{name!r} is not an IANA time zone (e.g. America/New_York)") from error
+    return name
+
+
+class GHLSettings(_Model):
+    """Where and as whom ghlsync writes to GoHighLevel."""
+
+    base_url: str = Field("https://services.leadconnectorhq.com", pattern=r"^https?://\S+$")
+    location_id: str | None = None
+    token: MaskedSecret | None = None
+    calendar_id: str | None = None
+    timezone: str | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else _valid_zone(value)
+
+
+class DripJobsSettings(_Model):
+    """The inbound webhook: its secret and its limits."""
+
+    secret: MaskedSecret | None = None
+    max_body_bytes: int = Field(256 * 1024, ge=1024)
+    timestamp_tolerance: int = Field(300, ge=1, description="seconds")
+
+
+class WorkerSettings(_Model):
+    """How workers claim and retry work."""
+
+    concurrency: int = Field(4, ge=1)
+    max_attempts: int = Field(8, ge=1)
+    lease_seconds: float = Field(60.0, gt=0)
+    poll_interval: float = Field(0.5, gt=0)
+
+
+class Defaults(_Model):
+    """Values used when an event leaves something out."""
+
+    phone_region: str = Field("US", min_length=2, max_length=2)
+    timezone: str = "America/New_York"
+    task_due_days: int = Field(1, ge=0)
+    task_due_hour: int = Field(9, ge=0, le=23)
+    appointment_minutes: int = Field(60, ge=1)
+    task_title: str = "DripJobs task"
+    appointment_title: str = "DripJobs appointment"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        return _valid_zone(value)
+
+    @field_validator("phone_region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        return value.upper()
+
+
+def _listify(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+# `from: email` and `from: [email]` mean the same; a one-item list is stored either way.
+Names = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_listify)]
+Transforms = Annotated[list[TransformName], BeforeValidator(_listify)]
+
+
+class FieldRule(_Model):
+    """One source field (or several) → one GHL field (or several), through transforms."""
+
+    sources: Names = Field(alias="from", min_length=1)
+    targets: Names = Field(alias="to", min_length=1)
+    transforms: Transforms = Field(["strip"], alias="transform")
+    default: Scalar | None = None
+
+
+class TagRule(_Model):
+    """A tag on the contact: fixed (`tag: dripjobs`) or from a field (`tag: "source:{value}"`)."""
+
+    source: str | None = Field(None, alias="from")
+    tag: str = Field(min_length=1)
+    replace_prefix: str | None = None
+
+
+class CustomFieldRule(_Model):
+    """A source field → a GHL contact custom field, by its key (`contact.roof_type`)."""
+
+    key: str = Field(pattern=r"^contact\.[A-Za-z0-9_]+$")
+    transforms: Transforms = Field(["strip"], alias="transform")
+
+
+def _custom_field_short_form(value: Any) -> Any:
+    return {"key": value} if isinstance(value, str) else value
+
+
+CustomField = Annotated[CustomFieldRule, BeforeValidator(_custom_field_short_form)]
+
+
+class FieldMaps(_Model):
+    """Field rules shared by every event of an entity type; the first present source wins."""
+
+    contact: list[FieldRule] = []
+    task: list[FieldRule] = []
+    note: list[FieldRule] = []
+    appointment: list[FieldRule] = []
+
+    def for_type(self, entity: EntityType) -> list[FieldRule]:
+        rules: list[FieldRule] = getattr(self, entity)
+        return rules
+
+
+class EventRule(_Model):
+    """What one DripJobs event means in GHL."""
+
+    entity: EntityType
+    id: str = Field(min_length=1)
+    action: Action = "upsert"
+    contact: str | None = None
+    fields: list[FieldRule] = []
+    set: dict[str, Scalar] = {}
+    tags: list[TagRule] = []
+    timestamp: str | None = "updated_at"
+
+
+class AppConfig(_Model):
+    """The whole `ghlsync.yaml`."""
+
+    database_url: str = Field("sqlite:///ghlsync.db", pattern=r"^[a-z][a-z0-9+]*://")
+    ghl: GHLSettings = GHLSettings()
+    dripjobs: DripJobsSettings = DripJobsSettings()
+    worker: WorkerSettings = WorkerSettings()
+    defaults: Defaults = Defaults()
+    fields: FieldMaps = FieldMaps()
+    events: dict[str, EventRule] = {}
+    custom_fields: dict[str, CustomField] = {}
+    tags: list[TagRule] = []
+    users: dict[str, str] = {}
+
+    @classmethod
+    def default(cls) -> AppConfig:
+        """The embedded DripJobs preset, without environment overrides."""
+        from ghlsync.mapping._load import load_preset
+
+        return load_preset()
+
+    @property
+    def output_timezone(self) -> str:
+        """The zone GHL date-times are written in: the location's, else the default."""
+        return self.ghl.timezone or self.defaults.timezone

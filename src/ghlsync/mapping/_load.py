@@ -1,0 +1,143 @@
+"""Reading `ghlsync.yaml`: find it, parse it, apply environment overrides, validate it.
+
+Every problem becomes one line naming the file, the key, the bad value and what is allowed
+(`_messages.py` words pydantic's errors)."""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import yaml
+
+from ghlsync.mapping._checks import check
+from ghlsync.mapping._config import AppConfig
+from ghlsync.mapping._errors import ConfigError, show
+from ghlsync.mapping._messages import describe_all, key_path
+
+PRESET_NAME = "<embedded preset>"
+DEFAULT_FILE = "ghlsync.yaml"
+
+ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
+    "GHLSYNC_DATABASE_URL": ("database_url",),
+    "GHLSYNC_GHL_BASE_URL": ("ghl", "base_url"),
+    "GHLSYNC_GHL_LOCATION_ID": ("ghl", "location_id"),
+    "GHLSYNC_GHL_TOKEN": ("ghl", "token"),
+    "GHLSYNC_GHL_CALENDAR_ID": ("ghl", "calendar_id"),
+    "GHLSYNC_DRIPJOBS_SECRET": ("dripjobs", "secret"),
+}
+"""Environment variables that override keys of the file (an empty value is ignored)."""
+
+
+def preset_text() -> str:
+    """The commented preset YAML shipped inside the package."""
+    return resources.files("ghlsync.mapping").joinpath("preset.yaml").read_text("utf-8")
+
+
+@functools.cache
+def load_preset() -> AppConfig:
+    """The embedded preset, validated once (an invalid preset is a bug, so it raises)."""
+    return validate(parse_yaml(preset_text(), PRESET_NAME), PRESET_NAME)
+
+
+def load_config(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> AppConfig:
+    """Load the config: `path`, else `$GHLSYNC_CONFIG`, else `./ghlsync.yaml` if present, else
+    the embedded preset; then apply the `GHLSYNC_*` overrides. Raises `ConfigError`."""
+    env = os.environ if environ is None else environ
+    name = config_source(path, environ=env)
+    if name == PRESET_NAME:
+        raw = parse_yaml(preset_text(), PRESET_NAME)
+    else:
+        raw = parse_yaml(_read(Path(name), name), name)
+    return validate(apply_env(raw, env), name)
+
+
+def config_source(
+    path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> str:
+    """The file `load_config` would read, or `<embedded preset>`."""
+    env = os.environ if environ is None else environ
+    chosen = path if path is not None else env.get("GHLSYNC_CONFIG") or None
+    if chosen is None and Path(DEFAULT_FILE).is_file():
+        chosen = DEFAULT_FILE
+    return PRESET_NAME if chosen is None else str(chosen)
+
+
+_SANDBOX_KEYS = {
+    "location_id": "loc_sandbox",
+    "token": "sandbox-token",
+    "calendar_id": "cal_sandbox",
+}
+
+
+def render_preset(sandbox_url: str | None = None) -> str:
+    """The commented preset; with `sandbox_url`, its `ghl:` section points at the sandbox."""
+    text = preset_text()
+    if sandbox_url is None:
+        return text
+    values = {"base_url": sandbox_url.rstrip("/"), **_SANDBOX_KEYS}
+    for key, value in values.items():
+        # Only the first match: the `ghl:` section comes before any other key of these names.
+        pattern = re.compile(rf"^  {key}:.*$", re.MULTILINE)
+        text = pattern.sub(f"  {key}: {value}".replace("\\", "\\\\"), text, count=1)
+    return text
+
+
+def _read(path: Path, name: str) -> str:
+    try:
+        return path.read_text("utf-8")
+    except FileNotFoundError:
+        raise ConfigError([f"{name}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError([f"{name}: cannot be read ({error})"]) from None
+
+
+def parse_yaml(text: str, name: str) -> dict[str, Any]:
+    """The YAML document as a mapping; syntax errors name the line and column."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise ConfigError([f"{name}{where}: invalid YAML: {problem}"]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        allowed = ", ".join(AppConfig.model_fields)
+        raise ConfigError([f"{name}: expected a mapping of keys ({allowed}), got {show(data)}"])
+    return data
+
+
+def apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
+    """A copy of `raw` with the `GHLSYNC_*` overrides set."""
+    result = dict(raw)
+    for variable, path in ENV_OVERRIDES.items():
+        value = env.get(variable)
+        if not value:
+            continue
+        if len(path) == 1:
+            result[path[0]] = value
+        elif isinstance(result.get(path[0]) or {}, dict):
+            result[path[0]] = {**(result.get(path[0]) or {}), path[1]: value}
+    return result
+
+
+def validate(raw: Mapping[str, Any], name: str) -> AppConfig:
+    """Validate a parsed config; every problem is reported, each on its own line."""
+    try:
+        config = AppConfig.model_validate(raw)
+    except pydantic.ValidationError as error:
+        raise ConfigError(describe_all(name, error.errors())) from None
+    problems = check(config)
+    if problems:
+        raise ConfigError([f"{name}: {key_path(loc)}: {show(v)} {why}" for loc, v, why in problems])
+    return config

@@ -1,0 +1,236 @@
+"""The gate every API request passes: auth, Version header, rate limits, faults, call log.
+
+It is a plain ASGI middleware so it can add the `X-RateLimit-*` headers to every answer,
+delay an answer after the write happened (the "timeout" fault) or break the connection before
+anything happens (the "reset" fault). `/_sandbox/*` (the admin API) and the public OAuth
+endpoints skip auth, limits and faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from ghlsync.sandbox._errors import error_body
+from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
+from ghlsync.sandbox._state import Principal, SandboxState
+
+_PUBLIC = ("/oauth/token", "/oauth/chooselocation", "/v2/oauth/chooselocation")
+_ADMIN = ("/_sandbox", "/docs", "/openapi.json", "/redoc")
+_COMPANY_ONLY = ("/oauth/locationToken", "/oauth/installedLocations")
+_VERSIONS = {"/calendars": "2021-04-15"}
+_DEFAULT_VERSION = "2021-07-28"
+INVALID_TOKEN = "Invalid token: access token is invalid"  # noqa: S105 - a message
+WRONG_AUTH_CLASS = (
+    "This authClass type is not allowed to access this scope. "
+    "Please reach out to the Platform team to get it added."
+)
+
+
+def required_version(path: str) -> str:
+    """The `Version` header value GHL's spec declares for a path."""
+    for prefix, version in _VERSIONS.items():
+        if path.startswith(prefix):
+            return version
+    return _DEFAULT_VERSION
+
+
+class Gate:
+    """ASGI middleware holding the sandbox's request policy."""
+
+    def __init__(self, app: ASGIApp, state: SandboxState, limiter: SlidingWindowLimiter) -> None:
+        self.app = app
+        self.state = state
+        self.limiter = limiter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(_ADMIN):
+            await self.app(scope, receive, send)
+            return
+        call = _Call(scope, self.state)
+        try:
+            await self._handle(call, scope, receive, send)
+        finally:
+            call.record()
+
+    async def _handle(self, call: _Call, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope["path"]
+        if path.startswith(_PUBLIC):
+            await self.app(scope, receive, call.wrap(send, {}))
+            return
+        principal = self._authenticate(scope, path)
+        if isinstance(principal, str):
+            await call.answer(send, 401, error_body(401, principal), {})
+            return
+        call.location = principal.rate_key
+        with self.state.lock:
+            decision = self.limiter.take(
+                principal.rate_key, self.state.limits_for(principal.rate_key)
+            )
+        headers = decision.headers
+        if not decision.allowed:
+            await call.answer(send, 429, error_body(429, "Too Many Requests"), headers)
+            return
+        version = _header(scope, b"version")
+        if version != required_version(path):
+            wanted = required_version(path)
+            message = f"Version header was not found or is not supported (expected {wanted})"
+            await call.answer(send, 400, error_body(400, message), headers)
+            return
+        scope.setdefault("state", {})["principal"] = principal
+        await self._with_faults(call, scope, receive, send, headers)
+
+    def _authenticate(self, scope: Scope, path: str) -> Principal | str:
+        """The token's principal, or the 401 message to answer with."""
+        auth = _header(scope, b"authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        with self.state.lock:
+            principal = self.state.tokens.get(token.strip()) if scheme.lower() == "bearer" else None
+        if principal is None:
+            return INVALID_TOKEN
+        if principal.expires_at is not None and principal.expires_at <= self.state.clock.now():
+            return INVALID_TOKEN
+        company_path = path.startswith(_COMPANY_ONLY)
+        if company_path != (principal.user_type == "Company"):
+            return WRONG_AUTH_CLASS
+        return principal
+
+    async def _with_faults(
+        self, call: _Call, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+    ) -> None:
+        fault = self._draw_fault(scope["path"])
+        call.fault = fault
+        if fault == "429":
+            await call.answer(send, 429, error_body(429, "Too Many Requests"), headers)
+        elif fault == "500":
+            await call.answer(send, 500, error_body(500, "Internal server error"), headers)
+        elif fault == "reset":
+            await _reset_connection(send)
+        elif fault == "timeout":
+            buffered: list[Message] = []
+
+            async def keep(message: Message) -> None:
+                buffered.append(message)
+
+            await self.app(scope, receive, call.wrap(keep, headers))
+            await asyncio.sleep(self.state.faults.timeout_seconds)
+            for message in buffered:
+                await send(message)
+        else:
+            await self.app(scope, receive, call.wrap(send, headers))
+
+    def _draw_fault(self, path: str) -> str | None:
+        """Pick at most one fault for this request, by the configured probabilities."""
+        if path.startswith("/oauth"):
+            return None  # faults on token calls would break every client at once; see docs
+        with self.state.lock:
+            faults = self.state.faults
+            draw = self.state.rng.random()
+        for name, chance in (
+            ("429", faults.rate_429),
+            ("500", faults.rate_500),
+            ("timeout", faults.timeout),
+            ("reset", faults.reset),
+        ):
+            if draw < chance:
+                return name
+            draw -= chance
+        return None
+
+
+class _Call:
+    """What the call log records about one request."""
+
+    def __init__(self, scope: Scope, state: SandboxState) -> None:
+        self.state = state
+        self.method: str = scope["method"]
+        self.path: str = scope["path"]
+        self.query = scope.get("query_string", b"").decode("latin-1")
+        self.status = 0
+        self.location: str | None = None
+        self.fault: str | None = None
+        self.time = state.clock.now()
+
+    def wrap(self, send: Send, headers: dict[str, str]) -> Send:
+        """A `send` that adds the rate-limit headers and notes the status."""
+        extra = [(k.lower().encode(), v.encode()) for k, v in headers.items()]
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = int(message["status"])
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        return wrapped
+
+    async def answer(
+        self, send: Send, status: int, body: dict[str, Any], headers: dict[str, str]
+    ) -> None:
+        """Send a whole JSON answer from the gate itself."""
+        raw = json.dumps(body).encode()
+        start: Message = {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(raw)).encode()),
+            ],
+        }
+        await self.wrap(send, headers)(start)
+        await send({"type": "http.response.body", "body": raw})
+
+    def record(self) -> None:
+        """Append to the call log and bump the counters."""
+        entry = {
+            "method": self.method,
+            "path": self.path,
+            "query": self.query,
+            "status": self.status,
+            "location": self.location,
+            "time": self.time,
+            "fault": self.fault,
+        }
+        with self.state.lock:
+            self.state.requests.append(entry)
+            if self.location is not None:
+                self.state.calls[self.location] += 1
+                if self.status == 429:
+                    self.state.throttled[self.location] += 1
+
+
+class ConnectionResetFault(ConnectionResetError):
+    """Raised inside a started response so the server drops the connection (a 'reset' fault)."""
+
+
+async def _reset_connection(send: Send) -> None:
+    """Start a response that promises a body, then fail: the client sees a broken answer."""
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"64")]}
+    )
+    raise ConnectionResetFault("sandbox fault: connection reset before the request was applied")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return None
+
+
+class _DropResetFaults(logging.Filter):
+    """Keeps uvicorn from logging a traceback for every injected connection reset."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, ConnectionResetFault)
+
+
+def quiet_reset_faults() -> None:
+    """Install the filter on uvicorn's error logger (once)."""
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DropResetFaults) for f in logger.filters):
+        logger.addFilter(_DropResetFaults())

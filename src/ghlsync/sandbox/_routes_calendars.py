@@ -1,0 +1,323 @@
+"""`/calendars/*` appointments, events, calendars, free slots and appointment notes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Body
+
+from ghlsync.sandbox._deps import Ctx, CtxDep
+from ghlsync.sandbox._errors import SandboxError
+from ghlsync.sandbox._models import AppointmentNote, CreateAppointment, EditAppointment
+from ghlsync.sandbox._records import emit, get_or_404, now_iso, public
+from ghlsync.sandbox._routes_contacts import require_contact
+from ghlsync.sandbox._state import Record
+
+router = APIRouter()
+
+_RESPONSE_FIELDS = (
+    "id",
+    "calendarId",
+    "locationId",
+    "contactId",
+    "startTime",
+    "endTime",
+    "title",
+    "meetingLocationType",
+    "appointmentStatus",
+    "assignedUserId",
+    "address",
+    "isRecurring",
+    "rrule",
+)
+_EVENT_FIELDS = (
+    "id",
+    "address",
+    "title",
+    "calendarId",
+    "locationId",
+    "contactId",
+    "groupId",
+    "appointmentStatus",
+    "assignedUserId",
+    "users",
+    "notes",
+    "description",
+    "isRecurring",
+    "rrule",
+    "startTime",
+    "endTime",
+    "dateAdded",
+    "dateUpdated",
+    "assignedResources",
+    "createdBy",
+)
+
+
+def _when(stamp: str) -> datetime:
+    try:
+        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise SandboxError(400, f"Invalid date: {stamp}") from exc
+
+
+def _response(appointment: Record) -> Record:
+    return public({k: appointment.get(k) for k in _RESPONSE_FIELDS})
+
+
+def _event(appointment: Record) -> Record:
+    return public({k: appointment.get(k) for k in _EVENT_FIELDS})
+
+
+def _appointment_event(ctx: Ctx, kind: str, appointment: Record) -> None:
+    fields = (
+        "id",
+        "address",
+        "title",
+        "calendarId",
+        "contactId",
+        "groupId",
+        "appointmentStatus",
+        "assignedUserId",
+        "users",
+        "notes",
+        "startTime",
+        "endTime",
+        "dateAdded",
+        "dateUpdated",
+    )
+    body = public({k: appointment.get(k) for k in fields})
+    emit(ctx.state, ctx.location, kind, {"appointment": body})
+
+
+def _calendar(ctx: Ctx, calendar_id: str) -> Record:
+    calendar = ctx.location.calendars.get(calendar_id)
+    if calendar is None:
+        raise SandboxError(400, "Calendar not found")
+    return calendar
+
+
+def _default_end(calendar: Record, start: str) -> str:
+    minutes = int(calendar.get("slotDuration", 30))
+    return (_when(start) + timedelta(minutes=minutes)).isoformat()
+
+
+def _stored(fields: dict[str, Any]) -> dict[str, Any]:
+    """The body fields an appointment keeps (booking options like `toNotify` are not kept)."""
+    return {k: v for k, v in fields.items() if k in _EVENT_FIELDS or k == "meetingLocationType"}
+
+
+def _new_appointment(ctx: Ctx, calendar: Record, start: str) -> Record:
+    """An appointment with GHL's defaults, before the caller's fields are applied."""
+    now = now_iso(ctx.state)
+    return {
+        "id": ctx.state.new_id(),
+        "title": "Appointment",
+        "appointmentStatus": "new",
+        "assignedUserId": next(iter(ctx.location.users)),
+        "address": "",
+        "groupId": calendar.get("groupId", ""),
+        "users": [],
+        "isRecurring": False,
+        "endTime": _default_end(calendar, start),
+        "dateAdded": now,
+        "dateUpdated": now,
+    }
+
+
+@router.post("/calendars/events/appointments")
+async def create_appointment(ctx: CtxDep, body: CreateAppointment) -> dict[str, Any]:
+    """Book an appointment for a contact on a calendar."""
+    location = ctx.check_location(body.locationId)
+    with ctx.state.lock:
+        calendar = _calendar(ctx, body.calendarId)
+        if body.contactId not in location.contacts:
+            raise SandboxError(400, "Contact not found")
+        appointment = _new_appointment(ctx, calendar, body.startTime)
+        appointment.update(_stored(body.given()))
+        location.appointments[appointment["id"]] = appointment
+        _appointment_event(ctx, "AppointmentCreate", appointment)
+        return _response(appointment)
+
+
+@router.put("/calendars/events/appointments/{eventId}")
+async def edit_appointment(ctx: CtxDep, eventId: str, body: EditAppointment) -> dict[str, Any]:
+    """Change an appointment."""
+    with ctx.state.lock:
+        appointment = get_or_404(ctx.location.appointments, eventId, "Appointment")
+        fields = body.given()
+        if "calendarId" in fields:
+            _calendar(ctx, fields["calendarId"])
+        if "startTime" in fields:
+            _when(fields["startTime"])
+        appointment.update(_stored(fields))
+        appointment["dateUpdated"] = now_iso(ctx.state)
+        _appointment_event(ctx, "AppointmentUpdate", appointment)
+        return _response(appointment)
+
+
+@router.get("/calendars/events/appointments/{eventId}")
+async def get_appointment(ctx: CtxDep, eventId: str) -> dict[str, Any]:
+    """One appointment."""
+    with ctx.state.lock:
+        return {"event": _event(get_or_404(ctx.location.appointments, eventId, "Appointment"))}
+
+
+@router.delete("/calendars/events/{eventId}", status_code=201)
+async def delete_event(
+    ctx: CtxDep,
+    eventId: str,
+    body: dict[str, Any] | None = Body(None),  # noqa: B008
+) -> dict[str, Any]:
+    """Delete an appointment (the spec answers 201)."""
+    del body  # GHL's DeleteAppointmentSchema declares no properties
+    with ctx.state.lock:
+        appointment = get_or_404(ctx.location.appointments, eventId, "Appointment")
+        del ctx.location.appointments[eventId]
+        _appointment_event(ctx, "AppointmentDelete", appointment)
+        return {"succeeded": True}
+
+
+@router.get("/calendars/events")
+async def list_events(
+    ctx: CtxDep,
+    locationId: str,
+    startTime: str,
+    endTime: str,
+    calendarId: str | None = None,
+    userId: str | None = None,
+    groupId: str | None = None,
+) -> dict[str, Any]:
+    """Appointments starting in [startTime, endTime] (epoch ms) for a calendar, user or group."""
+    location = ctx.check_location(locationId)
+    if not (calendarId or userId or groupId):
+        raise SandboxError(400, "Either calendarId, userId or groupId is required")
+    low, high = int(startTime), int(endTime)
+    with ctx.state.lock:
+        events = [
+            _event(a)
+            for a in location.appointments.values()
+            if low <= _when(a["startTime"]).timestamp() * 1000 <= high
+            and (calendarId is None or a["calendarId"] == calendarId)
+            and (userId is None or a.get("assignedUserId") == userId)
+            and (groupId is None or a.get("groupId") == groupId)
+        ]
+        return {"events": events}
+
+
+@router.get("/contacts/{contactId}/appointments")
+async def contact_appointments(ctx: CtxDep, contactId: str) -> dict[str, Any]:
+    """A contact's appointments."""
+    with ctx.state.lock:
+        require_contact(ctx, contactId)
+        events = [
+            _event(a) for a in ctx.location.appointments.values() if a["contactId"] == contactId
+        ]
+        return {"events": events}
+
+
+@router.get("/calendars/")
+@router.get("/calendars", include_in_schema=False)
+async def list_calendars(ctx: CtxDep, locationId: str) -> dict[str, Any]:
+    """The location's calendars."""
+    location = ctx.check_location(locationId)
+    with ctx.state.lock:
+        return {"calendars": [public(c) for c in location.calendars.values()]}
+
+
+@router.get("/calendars/{calendarId}/free-slots")
+async def free_slots(ctx: CtxDep, calendarId: str, startDate: int, endDate: int) -> dict[str, Any]:
+    """Open slots 09:00-17:00 UTC each day in range, minus booked start times."""
+    with ctx.state.lock:
+        calendar = get_or_404(ctx.location.calendars, calendarId, "Calendar")
+        booked = {
+            _when(a["startTime"]).timestamp()
+            for a in ctx.location.appointments.values()
+            if a["calendarId"] == calendarId
+        }
+        step = timedelta(minutes=int(calendar.get("slotDuration", 30)))
+    return _slots(startDate, endDate, step, booked)
+
+
+def _slots(start_ms: int, end_ms: int, step: timedelta, booked: set[float]) -> dict[str, Any]:
+    day = datetime.fromtimestamp(start_ms / 1000, UTC).replace(
+        hour=0, minute=0, second=0, microsecond=0
+    )
+    last = datetime.fromtimestamp(end_ms / 1000, UTC)
+    out: dict[str, Any] = {}
+    while day <= last and len(out) < 62:
+        slot, close = day.replace(hour=9), day.replace(hour=17)
+        slots = []
+        while slot < close:
+            if slot.timestamp() not in booked:
+                slots.append(slot.isoformat())
+            slot += step
+        out[day.date().isoformat()] = {"slots": slots}
+        day += timedelta(days=1)
+    return out
+
+
+@router.get("/calendars/{calendarId}")
+async def get_calendar(ctx: CtxDep, calendarId: str) -> dict[str, Any]:
+    """One calendar."""
+    with ctx.state.lock:
+        return {"calendar": public(get_or_404(ctx.location.calendars, calendarId, "Calendar"))}
+
+
+def _appointment_note_of(ctx: Ctx, appointment_id: str, note_id: str) -> Record:
+    get_or_404(ctx.location.appointments, appointment_id, "Appointment")
+    note = get_or_404(ctx.location.appointment_notes, note_id, "Note")
+    if note["appointmentId"] != appointment_id:
+        return get_or_404({}, note_id, "Note")
+    return note
+
+
+@router.get("/calendars/appointments/{appointmentId}/notes")
+async def list_appointment_notes(ctx: CtxDep, appointmentId: str) -> dict[str, Any]:
+    """An appointment's notes."""
+    with ctx.state.lock:
+        get_or_404(ctx.location.appointments, appointmentId, "Appointment")
+        notes = [
+            public(n)
+            for n in ctx.location.appointment_notes.values()
+            if n["appointmentId"] == appointmentId
+        ]
+        return {"notes": notes, "hasMore": False}
+
+
+@router.post("/calendars/appointments/{appointmentId}/notes", status_code=201)
+async def create_appointment_note(
+    ctx: CtxDep, appointmentId: str, body: AppointmentNote
+) -> dict[str, Any]:
+    """Add a note to an appointment."""
+    with ctx.state.lock:
+        get_or_404(ctx.location.appointments, appointmentId, "Appointment")
+        note = {
+            "id": ctx.state.new_id(),
+            "appointmentId": appointmentId,
+            "dateAdded": now_iso(ctx.state),
+            **body.given(),
+        }
+        ctx.location.appointment_notes[note["id"]] = note
+        return {"note": public(note)}
+
+
+@router.put("/calendars/appointments/{appointmentId}/notes/{noteId}")
+async def update_appointment_note(
+    ctx: CtxDep, appointmentId: str, noteId: str, body: AppointmentNote
+) -> dict[str, Any]:
+    """Change an appointment note."""
+    with ctx.state.lock:
+        note = _appointment_note_of(ctx, appointmentId, noteId)
+        note.update(body.given())
+        return {"note": public(note)}
+
+
+@router.delete("/calendars/appointments/{appointmentId}/notes/{noteId}")
+async def delete_appointment_note(ctx: CtxDep, appointmentId: str, noteId: str) -> dict[str, Any]:
+    """Delete an appointment note."""
+    with ctx.state.lock:
+        _appointment_note_of(ctx, appointmentId, noteId)
+        del ctx.location.appointment_notes[noteId]
+        return {"succeded": True}

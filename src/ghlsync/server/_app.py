@@ -1,0 +1,79 @@
+"""The HTTP app: the DripJobs webhook receiver, health and metrics.
+
+Everything a request needs (verifiers, mapper, committer, metrics) is built once here, so the
+hot path does no per-request setup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from fastapi import FastAPI
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ghlsync import __version__
+from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine import Delivery, accept
+from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.server._commit import GroupCommitter
+from ghlsync.server._connections import connections_from_config
+from ghlsync.server._health import WorkerState, health_report
+from ghlsync.server._hooks import DripJobsReceiver
+from ghlsync.server._metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
+from ghlsync.server._responses import json_response
+from ghlsync.store import is_sqlite
+
+PG_WRITERS = 3  # PostgreSQL takes concurrent writers; SQLite has one at a time anyway
+
+
+def _entity(delivery: Delivery) -> tuple[str, str, str]:
+    return (delivery.location_id, delivery.entity_type, delivery.source_id)
+
+
+def create_app(
+    *,
+    engine: sa.Engine,
+    config: AppConfig,
+    mapper: Mapper | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    worker_state: WorkerState | None = None,
+) -> FastAPI:
+    """The ghlsync HTTP app over `engine` (already migrated) and `config`."""
+    committer: GroupCommitter[Delivery] = GroupCommitter(
+        engine, accept, writers=1 if is_sqlite(engine) else PG_WRITERS, lock_order=_entity
+    )
+    metrics = ReceiverMetrics()
+    receiver = DripJobsReceiver(
+        connections=connections_from_config(config),
+        mapper=mapper or Mapper(config),
+        committer=committer,
+        metrics=metrics,
+        clock=clock,
+        max_body_bytes=config.dripjobs.max_body_bytes,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Uvicorn has stopped taking requests: let the last commits finish, then stop.
+        await asyncio.to_thread(committer.close)
+
+    app = FastAPI(title="ghlsync", version=__version__, lifespan=lifespan)
+    # Plain Starlette routes for the hot path: no dependency injection per request.
+    for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
+        app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
+
+    async def healthz(_request: Request) -> Response:
+        healthy, report = await asyncio.to_thread(health_report, engine, clock, worker_state)
+        return json_response(200 if healthy else 503, report)
+
+    async def prometheus(_request: Request) -> Response:
+        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.router.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
+    app.router.add_route("/metrics", prometheus, methods=["GET"], include_in_schema=False)
+    return app

@@ -1,0 +1,164 @@
+"""Group commit: many deliveries, one durable transaction, each answered after the commit.
+
+Answering 202 only after a commit costs one fsync (SQLite WAL) or one WAL flush (PostgreSQL)
+per transaction. Taking every delivery that arrived meanwhile into the same transaction spreads
+that cost, which is what lets one process accept thousands of deliveries per second. Each
+delivery still goes through `accept()` and is answered only after the transaction holding it
+has committed. If a batch fails, its deliveries are retried one transaction each, so one bad
+delivery cannot fail its neighbours.
+
+SQLite gets one writer thread (it has one writer at a time anyway); PostgreSQL gets a few, so
+one batch's round trips overlap another's commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+import sqlalchemy as sa
+
+from ghlsync.store import begin_immediate
+
+T = TypeVar("T")
+AcceptFn = Callable[[sa.Connection, T], bool]
+
+DEFAULT_MAX_BATCH = 512
+
+_Item = tuple[T, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+
+
+class CommitterClosed(RuntimeError):
+    """The committer was closed; no more deliveries are taken."""
+
+
+class GroupCommitter(Generic[T]):
+    """Runs `accept(conn, item)` for submitted items in shared transactions.
+
+    `writers` threads take batches from one queue. With more than one (PostgreSQL: their
+    round trips overlap), each batch runs in `lock_order` (a stable sort, so items of one
+    entity keep their arrival order) and concurrent batches cannot deadlock on row locks.
+    """
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        accept: AcceptFn[T],
+        *,
+        writers: int = 1,
+        lock_order: Callable[[T], Any] | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        self._engine = engine
+        self._accept = accept
+        self._writers = writers
+        self._lock_order = lock_order
+        self._max_batch = max_batch
+        self._queue: queue.SimpleQueue[_Item[T] | None] = queue.SimpleQueue()
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def submit(self, item: T) -> bool:
+        """`accept`'s answer for `item`, once the transaction holding it has committed."""
+        if self._closed:
+            raise CommitterClosed("the receiver is shutting down")
+        if not self._threads:
+            self._start()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bool] = loop.create_future()
+        self._queue.put((item, loop, future))
+        return await future
+
+    def close(self) -> None:
+        """Finish what was submitted, then stop the writer threads."""
+        with self._lock:
+            self._closed = True
+            threads, self._threads = self._threads, []
+        for _ in threads:
+            self._queue.put(None)
+        for thread in threads:
+            thread.join()
+        self._refuse_leftovers()
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            for n in range(self._writers):
+                thread = threading.Thread(
+                    target=self._run, name=f"ghlsync-group-commit-{n}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
+
+    def _refuse_leftovers(self) -> None:
+        # A submit racing with close can land after the writers left; answer it, never hang.
+        while True:
+            try:
+                entry = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if entry is not None:
+                _resolve(entry, None, CommitterClosed("the receiver is shutting down"))
+
+    def _run(self) -> None:
+        while True:
+            batch, stop = self._next_batch()
+            if batch:
+                if self._lock_order is not None:
+                    order = self._lock_order
+                    batch.sort(key=lambda entry: order(entry[0]))
+                self._commit(batch)
+            if stop:
+                return
+
+    def _next_batch(self) -> tuple[list[_Item[T]], bool]:
+        first = self._queue.get()
+        if first is None:
+            return [], True
+        batch = [first]
+        while len(batch) < self._max_batch:
+            try:
+                more = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if more is None:
+                return batch, True
+            batch.append(more)
+        return batch, False
+
+    def _commit(self, batch: list[_Item[T]]) -> None:
+        try:
+            with begin_immediate(self._engine) as conn:
+                answers = [self._accept(conn, item) for item, _, _ in batch]
+        except Exception as exc:
+            if len(batch) == 1:
+                _resolve(batch[0], None, exc)
+                return
+            for one in batch:
+                self._commit([one])
+            return
+        for entry, answer in zip(batch, answers, strict=True):
+            _resolve(entry, answer, None)
+
+
+def _resolve(entry: _Item[T], answer: bool | None, error: BaseException | None) -> None:
+    _, loop, future = entry
+    # The loop may have closed while we were committing; then nobody waits any more.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(_settle, future, answer, error)
+
+
+def _settle(future: asyncio.Future[bool], answer: bool | None, error: BaseException | None) -> None:
+    if future.done():  # the request was cancelled (client gone); the commit stands
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        assert answer is not None
+        future.set_result(answer)

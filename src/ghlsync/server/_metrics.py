@@ -1,0 +1,37 @@
+"""Prometheus counters of the receiver, on a registry per app (tests build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "ReceiverMetrics"]
+
+
+class ReceiverMetrics:
+    """Deliveries by outcome (accepted, duplicate, rejected) and, when rejected, by reason."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._deliveries = Counter(
+            "ghlsync_dripjobs_deliveries",
+            "DripJobs webhook deliveries received, by outcome and rejection reason.",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        # Children resolved once: the hot path then pays one locked increment.
+        self._accepted = self._deliveries.labels("accepted", "")
+        self._duplicate = self._deliveries.labels("duplicate", "")
+
+    def accepted(self) -> None:
+        self._accepted.inc()
+
+    def duplicate(self) -> None:
+        self._duplicate.inc()
+
+    def rejected(self, reason: str) -> None:
+        self._deliveries.labels("rejected", reason).inc()
+
+    def render(self) -> bytes:
+        """The exposition text for GET /metrics."""
+        return generate_latest(self.registry)

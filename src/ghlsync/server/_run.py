@@ -1,0 +1,127 @@
+"""`ghlsync serve`: the receiver and the worker in one process, one event loop.
+
+Shutdown order on SIGTERM/SIGINT: uvicorn stops accepting and finishes the requests in
+flight (their commits included); then the worker is asked to stop and finishes the items it
+holds. A second signal while the worker drains cancels it (its leases expire and another
+worker picks the items up, so nothing is lost either way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass
+from types import FrameType
+
+import sqlalchemy as sa
+import uvicorn
+
+from ghlsync.engine import Worker
+from ghlsync.ghl._client import GHLClient
+from ghlsync.ghl._ratelimit import MemoryRateLimiter
+from ghlsync.ghl._tokens import StaticTokens
+from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.server._app import create_app
+from ghlsync.store import create_engine, migrate
+
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class ServeError(Exception):
+    """`serve` cannot start as configured; the message says what to set."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServeOptions:
+    """Where to listen and whether to run the worker in-process."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    with_worker: bool = True
+    log_level: str = "info"
+    access_log: bool = False  # one line per delivery costs more than accepting it
+
+
+def serve(config: AppConfig, options: ServeOptions) -> None:
+    """Migrate the store, then serve until a signal arrives; returns after a clean shutdown."""
+    engine = create_engine(config.database_url)
+    try:
+        migrate(engine)
+        asyncio.run(_serve(engine, config, options))
+    finally:
+        engine.dispose()
+
+
+async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) -> None:
+    mapper = Mapper(config)
+    worker = build_worker(engine, config, mapper) if options.with_worker else None
+    app = create_app(engine=engine, config=config, mapper=mapper, worker_state=worker)
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=options.host,
+            port=options.port,
+            lifespan="on",
+            log_level=options.log_level,
+            access_log=options.access_log,
+        )
+    )
+    stop = asyncio.Event()
+    task = _start_worker(worker, stop, server)
+    with _signals_stop(stop, task):
+        await server.serve()
+        stop.set()
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def _start_worker(
+    worker: Worker | None, stop: asyncio.Event, server: uvicorn.Server
+) -> asyncio.Task[None] | None:
+    if worker is None:
+        return None
+    task = asyncio.create_task(worker.run(stop), name="ghlsync-worker")
+
+    def _on_done(done: asyncio.Task[None]) -> None:
+        # A worker that dies must not leave a receiver that accepts work nobody does.
+        if not done.cancelled() and done.exception() is not None:
+            server.should_exit = True
+
+    task.add_done_callback(_on_done)
+    return task
+
+
+@contextlib.contextmanager
+def _signals_stop(stop: asyncio.Event, task: asyncio.Task[None] | None) -> Iterator[None]:
+    """While uvicorn serves it owns SIGINT/SIGTERM; it re-raises them afterwards, to us."""
+    loop = asyncio.get_running_loop()
+
+    def _handle(_sig: int, _frame: FrameType | None) -> None:
+        if stop.is_set() and task is not None:
+            loop.call_soon_threadsafe(task.cancel)
+        loop.call_soon_threadsafe(stop.set)
+
+    previous = {sig: signal.signal(sig, _handle) for sig in _SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def build_worker(engine: sa.Engine, config: AppConfig, mapper: Mapper) -> Worker:
+    """The engine's worker with a GHL client for the configured location and token."""
+    location, token = config.ghl.location_id, config.ghl.token
+    if not location or token is None:
+        raise ServeError(
+            "the worker needs ghl.location_id and ghl.token (or GHLSYNC_GHL_LOCATION_ID and "
+            "GHLSYNC_GHL_TOKEN); run with --no-worker to only receive"
+        )
+    limiter = MemoryRateLimiter()
+    client = GHLClient(
+        base_url=config.ghl.base_url, tokens=StaticTokens({location: token}), limiter=limiter
+    )
+    return Worker(engine, client, mapper, config, limiter=limiter)

@@ -1,0 +1,116 @@
+"""Opening the store: one `create_engine` for SQLite and PostgreSQL, and `begin_immediate`.
+
+SQLite is tuned for many processes sharing one file: WAL (readers never block the writer),
+a generous busy timeout (writers queue instead of failing), foreign keys on, and
+`synchronous=NORMAL` (durable across application crashes; WAL makes it safe).
+
+Python's sqlite3 driver (before 3.16) only emits BEGIN lazily, before the first write, so a
+transaction's reads are not isolated and `BEGIN IMMEDIATE` is impossible to request. We follow
+SQLAlchemy's documented recipe: switch the driver's own transaction control off
+(`isolation_level = None`) and emit BEGIN ourselves from the `begin` event, choosing
+`BEGIN IMMEDIATE` when the connection asks for it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+DEFAULT_DATABASE_URL = "sqlite:///ghlsync.db"
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+# Execution option read by the `begin` hook: which BEGIN flavour SQLite should get.
+_BEGIN_OPTION = "ghlsync_sqlite_begin"
+
+
+def default_database_url() -> str:
+    """The store URL from `GHLSYNC_DATABASE_URL`, else a SQLite file in the working directory."""
+    return os.environ.get("GHLSYNC_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+
+def normalize_url(url: str) -> str:
+    """Route every PostgreSQL URL spelling to psycopg 3 (`postgres://` is what Heroku & co give)."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def create_engine(url: str, **kwargs: Any) -> sa.Engine:
+    """An engine for `url` (SQLite file or PostgreSQL), configured for concurrent processes."""
+    url = normalize_url(url)
+    if sa.make_url(url).get_backend_name() == "sqlite":
+        return _sqlite_engine(url, **kwargs)
+    kwargs.setdefault("pool_pre_ping", True)
+    return sa.create_engine(url, **kwargs)
+
+
+def is_sqlite(bind: sa.Engine | sa.Connection) -> bool:
+    """True when `bind` talks to SQLite (the callers' SQL differs: no SKIP LOCKED there)."""
+    return bind.dialect.name == "sqlite"
+
+
+@contextmanager
+def begin_immediate(bind: sa.Engine | sa.Connection) -> Iterator[sa.Connection]:
+    """A connection inside a write transaction taken up front (`BEGIN IMMEDIATE` on SQLite).
+
+    On SQLite this makes the transaction the single writer from its first statement, so a
+    read-then-write sequence cannot be interleaved by another process and never fails midway
+    with "database is locked". On PostgreSQL it is a plain transaction: lock rows with
+    `SELECT ... FOR UPDATE` inside it. Commits on success, rolls back on error.
+    """
+    if isinstance(bind, sa.Connection):
+        with _immediate(bind) as conn:
+            yield conn
+        return
+    with bind.connect() as conn, _immediate(conn) as conn_in_tx:
+        yield conn_in_tx
+
+
+def begin_immediate_on(conn: sa.Connection) -> sa.RootTransaction:
+    """Begin `conn`'s transaction as `BEGIN IMMEDIATE` (SQLite); the caller ends it.
+
+    For a lock that must outlive one block (held across awaits); prefer `begin_immediate`.
+    """
+    previous = conn.get_execution_options().get(_BEGIN_OPTION)
+    conn.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+    try:
+        return conn.begin()
+    finally:
+        conn.execution_options(**{_BEGIN_OPTION: previous or "BEGIN"})
+
+
+@contextmanager
+def _immediate(conn: sa.Connection) -> Iterator[sa.Connection]:
+    with begin_immediate_on(conn):
+        yield conn
+
+
+def _sqlite_engine(url: str, **kwargs: Any) -> sa.Engine:
+    engine = sa.create_engine(url, **kwargs)
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:
+    # Take transaction control away from the driver; `_on_sqlite_begin` emits BEGIN instead.
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    try:
+        # busy_timeout first: switching to WAL needs a lock another process may hold.
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(conn: sa.Connection) -> None:
+    conn.exec_driver_sql(conn.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))

@@ -1,0 +1,54 @@
+"""Sync tables: which GHL object each DripJobs record became, and what we last wrote there.
+
+- `id_map`: DripJobs id ↔ GHL id per location and entity type. A row is written `pending`
+  (with the body we are about to send) and committed *before* any create, so a crash between
+  "GHL created it" and "we recorded the id" is resolved by lookup, never by a second create.
+- `sync_state`: per entity and side, the hash of what was last written, its source timestamp
+  (ordering guard) and a JSON snapshot (last-synced body, tags) for computing deltas.
+- `ghl_custom_fields`: cache of the location's custom-field definitions (key → id).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ghlsync.store._tables import metadata
+
+id_map = sa.Table(
+    "id_map",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("entity_type", sa.String(32), primary_key=True),
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("ghl_id", sa.String(64)),  # NULL while pending
+    sa.Column("state", sa.String(16), nullable=False),  # "pending" | "confirmed"
+    sa.Column("pending_body", sa.Text),  # JSON of the create we sent, to find it again
+    sa.Column("pending_since", sa.Float),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    # Not unique: two DripJobs customers that are one person (same email or phone) are
+    # deliberately merged by GHL's upsert into one contact, so one ghl_id may have two rows.
+    sa.Index("ix_id_map_ghl", "location_id", "entity_type", "ghl_id"),
+)
+
+sync_state = sa.Table(
+    "sync_state",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("entity_type", sa.String(32), primary_key=True),
+    sa.Column("source_id", sa.String(128), primary_key=True),
+    sa.Column("side", sa.String(16), primary_key=True),  # "ghl" | "dripjobs"
+    sa.Column("content_hash", sa.String(64), nullable=False),
+    sa.Column("source_updated_at", sa.Float),
+    sa.Column("snapshot", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("synced_at", sa.Float, nullable=False),
+)
+
+ghl_custom_fields = sa.Table(
+    "ghl_custom_fields",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("field_key", sa.String(255), primary_key=True),
+    sa.Column("field_id", sa.String(64), nullable=False),
+    sa.Column("data_type", sa.String(32)),
+    sa.Column("fetched_at", sa.Float, nullable=False),
+)

@@ -1,0 +1,141 @@
+"""Contact flow against the in-process sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import pytest
+
+from ghlsync.engine._flows import sync_event
+from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
+from tests._engine_flows_kit import CUSTOMER, Flow
+
+
+async def test_new_contact_is_one_upsert_then_its_tags(flow: Flow) -> None:
+    [out] = await flow.sync("customer.created", **CUSTOMER)
+
+    assert out.action == "created" and out.calls == 2
+    assert flow.requests() == [
+        ("POST", "/contacts/upsert"),
+        ("POST", f"/contacts/{out.ghl_id}/tags"),
+    ]
+    [contact] = flow.records("contacts")
+    assert contact["id"] == out.ghl_id
+    assert (contact["email"], contact["phone"]) == ("ann@example.com", "+14155552671")
+    assert contact["tags"] == ["source:google"]
+    row = flow.row("contact", "C1")
+    assert row is not None and (row.state, row.ghl_id) == ("confirmed", out.ghl_id)
+
+
+async def test_same_payload_again_costs_zero_calls(flow: Flow) -> None:
+    await flow.sync("customer.created", **CUSTOMER)
+    before = flow.requests()
+
+    [out] = await flow.sync("customer.updated", **CUSTOMER)
+
+    assert (out.action, out.calls) == ("skipped", 0)
+    assert flow.requests() == before
+
+
+async def test_changed_field_is_one_put_that_keeps_tags(flow: Flow) -> None:
+    [first] = await flow.sync("customer.created", **CUSTOMER)
+    before = len(flow.requests())
+
+    [out] = await flow.sync("customer.updated", **{**CUSTOMER, "first_name": "Anna"})
+
+    assert (out.action, out.calls) == ("updated", 1)
+    assert flow.requests()[before:] == [("PUT", f"/contacts/{first.ghl_id}")]
+    [contact] = flow.records("contacts")
+    assert contact["firstName"] == "Anna"
+    assert contact["tags"] == ["source:google"]  # a PUT with tags would have replaced them
+
+
+async def test_tag_change_uses_only_the_tag_endpoints(flow: Flow) -> None:
+    await flow.sync("customer.created", **{**CUSTOMER, "deal_stage": "Estimate"})
+    before = len(flow.requests())
+
+    [out] = await flow.sync("customer.updated", **{**CUSTOMER, "deal_stage": "Won"})
+
+    ghl_id = out.ghl_id
+    assert flow.requests()[before:] == [
+        ("POST", f"/contacts/{ghl_id}/tags"),
+        ("DELETE", f"/contacts/{ghl_id}/tags"),
+    ]
+    [contact] = flow.records("contacts")
+    assert sorted(contact["tags"]) == ["deal:won", "source:google"]
+
+
+async def test_hand_added_tags_survive_tag_deltas(flow: Flow) -> None:
+    [first] = await flow.sync("customer.created", **{**CUSTOMER, "deal_stage": "Estimate"})
+    [contact] = flow.records("contacts")
+    contact["tags"].append("vip")  # someone tagged the contact in GHL
+
+    await flow.sync("customer.updated", **{**CUSTOMER, "deal_stage": "Won"})
+
+    assert sorted(flow.records("contacts")[0]["tags"]) == ["deal:won", "source:google", "vip"]
+    assert first.ghl_id == flow.records("contacts")[0]["id"]
+
+
+@pytest.mark.parametrize("shared", ["email", "phone"])
+async def test_two_customers_that_are_one_person_share_one_contact(flow: Flow, shared: str) -> None:
+    other = {"customer_id": "C2", "first_name": "Ann", "lead_source": "Google"}
+    other[shared] = CUSTOMER[shared]
+    [a] = await flow.sync("customer.created", **CUSTOMER)
+    [b] = await flow.sync("customer.created", **other)
+
+    assert a.ghl_id == b.ghl_id
+    assert len(flow.records("contacts")) == 1
+
+
+async def test_delete_removes_the_contact_and_tolerates_it_being_gone(flow: Flow) -> None:
+    [first] = await flow.sync("customer.created", **CUSTOMER)
+    delete = MappedEvent("customer.deleted", [MappedEntity("contact", "C1", "delete")])
+
+    [out] = await sync_event(flow.ctx, delete)
+
+    assert (out.action, out.ghl_id) == ("deleted", first.ghl_id)
+    assert flow.requests()[-1] == ("DELETE", f"/contacts/{first.ghl_id}")
+    assert flow.records("contacts") == [] and flow.row("contact", "C1") is None
+    [again] = await sync_event(flow.ctx, delete)
+    assert (again.action, again.calls) == ("skipped", 0)
+
+
+async def test_delete_of_a_contact_already_gone_in_ghl_succeeds(flow: Flow) -> None:
+    [first] = await flow.sync("customer.created", **CUSTOMER)
+    location = flow.state.location(flow.ctx.location_id)
+    assert location is not None and first.ghl_id is not None
+    del location.contacts[first.ghl_id]  # deleted by hand in GHL
+
+    delete = MappedEvent("customer.deleted", [MappedEntity("contact", "C1", "delete")])
+    [out] = await sync_event(flow.ctx, delete)
+
+    assert out.action == "deleted" and flow.row("contact", "C1") is None
+
+
+async def test_delete_keeps_a_contact_another_customer_was_merged_into(flow: Flow) -> None:
+    [a] = await flow.sync("customer.created", **CUSTOMER)
+    await flow.sync("customer.created", customer_id="C2", email=CUSTOMER["email"])
+
+    delete = MappedEvent("customer.deleted", [MappedEntity("contact", "C1", "delete")])
+    [out] = await sync_event(flow.ctx, delete)
+
+    assert (out.action, out.calls) == ("deleted", 0)
+    assert [c["id"] for c in flow.records("contacts")] == [a.ghl_id]
+    assert flow.row("contact", "C2") is not None
+
+
+async def test_contact_without_email_or_phone_is_a_mapping_error(flow: Flow) -> None:
+    with pytest.raises(MappingError, match="email/phone"):
+        await flow.sync("customer.created", customer_id="C3", first_name="Nobody")
+    assert flow.requests() == []
+
+
+async def test_older_event_after_newer_is_skipped(flow: Flow) -> None:
+    newer = {**CUSTOMER, "first_name": "New", "updated_at": "2026-11-02T10:00:00Z"}
+    older = {**CUSTOMER, "first_name": "Old", "updated_at": "2026-11-01T10:00:00Z"}
+    await flow.sync("customer.created", **newer)
+    before = len(flow.requests())
+
+    [out] = await flow.sync("customer.updated", **older)
+
+    assert (out.action, out.calls) == ("skipped", 0)
+    assert len(flow.requests()) == before
+    assert flow.records("contacts")[0]["firstName"] == "New"

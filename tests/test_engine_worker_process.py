@@ -1,0 +1,375 @@
+"""The worker: map → sync_event → complete, and every failure path (with a fake sync_event)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync._clock import FakeClock
+from ghlsync.engine import Worker, claim
+from ghlsync.engine._model import EntityOutcome, FlowContext
+from ghlsync.ghl._errors import (
+    NotFoundError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    ServerError,
+    UnprocessableError,
+)
+from ghlsync.ghl._seams import Budget
+from ghlsync.mapping import AppConfig, MappedEvent, Mapper
+from ghlsync.store._tables_engine import audit_log, dead_letters
+from tests._engine_kit import delivery, send, work_row
+
+
+class FakeFlows:
+    """A scripted `sync_event`: per source id, a list of errors to raise before succeeding."""
+
+    def __init__(self) -> None:
+        self.script: dict[str, list[BaseException]] = defaultdict(list)
+        self.calls: list[tuple[str, str, str]] = []  # (location, event, source id)
+
+    async def __call__(self, ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        entity = mapped.primary
+        self.calls.append((ctx.location_id, mapped.event, entity.source_id))
+        if self.script[entity.source_id]:
+            raise self.script[entity.source_id].pop(0)
+        action = "completed" if entity.action == "complete" else "updated"
+        return [EntityOutcome(entity.type, entity.source_id, action, "ghl-" + entity.source_id, 1)]
+
+
+class FakeLimiter:
+    """Budget per location: the ones in `paused` have none until `paused_until`."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.paused: dict[str, float] = {}
+
+    async def has_budget(self, key: str) -> bool:
+        return self.paused.get(key, 0.0) <= self.clock.now()
+
+    async def budget(self, key: str) -> Budget:
+        return Budget(key, 100, 10_000, None, 200_000, None, self.paused.get(key, 0.0), 0)
+
+    async def acquire(self, key: str) -> None:
+        return None
+
+    async def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
+        return None
+
+
+def _worker(engine: sa.Engine, clock: FakeClock, flows: FakeFlows, **kwargs: Any) -> Worker:
+    config = AppConfig.default()
+    return Worker(
+        engine,
+        object(),
+        Mapper(config, clock=clock),
+        config,
+        clock=clock,
+        sync_event=flows,
+        worker_id="w1",
+        rng=random.Random(7),
+        **kwargs,
+    )
+
+
+def _unprocessable() -> UnprocessableError:
+    return UnprocessableError(
+        status=422,
+        body={"message": ["email must be an email"], "traceId": "abc"},
+        method="POST",
+        path="/contacts/upsert",
+    )
+
+
+def _audit(engine: sa.Engine) -> list[tuple[str, str, str | None]]:
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(audit_log).order_by(audit_log.c.id)).all()
+    return [(row.action, row.source_id, row.detail) for row in rows]
+
+
+def _dead(engine: sa.Engine) -> list[Any]:
+    with engine.connect() as conn:
+        return list(conn.execute(sa.select(dead_letters)).all())
+
+
+async def test_run_once_syncs_and_completes(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    send(engine_store, delivery("c1", email="a@example.com"), delivery("c2"))
+    assert await _worker(engine_store, engine_clock, flows).run_once() == 2
+    assert sorted(flows.calls) == [
+        ("loc1", "customer.updated", "c1"),
+        ("loc1", "customer.updated", "c2"),
+    ]
+    assert work_row(engine_store, "c1")["status"] == "done"
+    assert ("updated", "c1", None) in _audit(engine_store)
+
+
+async def test_every_pending_event_runs_once_in_order(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    send(
+        engine_store,
+        delivery("t1", "task.created", entity_type="task", task_title="Call"),
+        delivery("t1", "task.completed", entity_type="task"),
+        delivery("t1", "task.updated", entity_type="task", task_title="Call back"),
+    )
+    await _worker(engine_store, engine_clock, flows).run_once()
+    assert [event for _, event, _ in flows.calls] == [
+        "task.created",
+        "task.updated",
+        "task.completed",
+    ]
+    assert work_row(engine_store, "t1")["status"] == "done"
+
+
+async def test_fatal_error_dead_letters_with_a_readable_reason(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["c1"] = [_unprocessable()]
+    send(engine_store, delivery("c1"))
+    await _worker(engine_store, engine_clock, flows).run_once()
+    (parked,) = _dead(engine_store)
+    assert parked.reason == "GHL rejected the contact: 422 email must be an email (trace abc)"
+    assert parked.error_class == "UnprocessableError"
+    assert work_row(engine_store, "c1")["status"] == "dead"
+    assert _audit(engine_store)[-1][0] == "dead"
+
+
+async def test_mapping_error_dead_letters_with_the_mapping_message(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    send(engine_store, delivery("c1", email="not-an-email"))
+    await _worker(engine_store, engine_clock, flows).run_once()
+    (parked,) = _dead(engine_store)
+    assert parked.reason == (
+        "cannot map customer.updated for the contact: email: 'not-an-email' is not an email address"
+    )
+    assert parked.error_class == "MappingError"
+    assert flows.calls == []
+
+
+async def test_retriable_errors_back_off_then_dead_letter_after_max_attempts(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["c1"] = [ServerError(status=502, body={"message": "Bad gateway"})] * 10
+    send(engine_store, delivery("c1"))
+    worker = _worker(engine_store, engine_clock, flows)
+    worker.max_attempts = 3
+    for attempt in (1, 2):
+        assert await worker.run_once() == 1
+        row = work_row(engine_store, "c1")
+        assert (row["status"], row["attempts"]) == ("pending", attempt)
+        assert row["available_at"] > engine_clock.now()  # backing off
+        assert await worker.run_once() == 0
+        engine_clock.advance(120)
+    assert await worker.run_once() == 1
+    (parked,) = _dead(engine_store)
+    assert parked.reason == "gave up after 3 attempts: GHL failed on the contact: 502 Bad gateway"
+    assert parked.attempts == 3
+    assert [a for a, _, _ in _audit(engine_store)] == ["retry", "retry", "dead"]
+
+
+async def test_outcome_unknown_is_retried_not_dead_lettered(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["c1"] = [OutcomeUnknownError("read timeout")]
+    send(engine_store, delivery("c1"))
+    worker = _worker(engine_store, engine_clock, flows)
+    await worker.run_once()
+    assert work_row(engine_store, "c1")["last_error"] == (
+        "no answer from GHL after sending the contact: read timeout"
+    )
+    engine_clock.advance(120)
+    await worker.run_once()
+    assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_a_429_is_not_counted_and_waits_for_the_pause(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    limiter = FakeLimiter(engine_clock)
+
+    async def throttled(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        limiter.paused[ctx.location_id] = engine_clock.now() + 10  # as the real limiter does
+        raise RateLimitedError(status=429, body={"message": "Too many"})
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store,
+        object(),
+        Mapper(config),
+        config,
+        clock=engine_clock,
+        sync_event=throttled,
+        limiter=limiter,
+    )
+    worker.max_attempts = 2
+    send(engine_store, delivery("c1"))
+    for _ in range(5):  # far more 429s than max_attempts
+        assert await worker.run_once() == 1
+        row = work_row(engine_store, "c1")
+        assert (row["status"], row["attempts"]) == ("pending", 0)
+        assert row["available_at"] == engine_clock.now() + 10  # exactly the pause
+        assert await worker.run_once() == 0  # paused: not even claimed
+        engine_clock.advance(10)
+    assert _dead(engine_store) == []
+    assert {a for a, _, _ in _audit(engine_store)} == {"throttled"}
+
+
+async def test_only_locations_with_budget_are_claimed(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    limiter = FakeLimiter(engine_clock)
+    limiter.paused["loc1"] = engine_clock.now() + 60
+    send(engine_store, delivery("c1", location="loc1"), delivery("c2", location="loc2"))
+    assert await _worker(engine_store, engine_clock, flows, limiter=limiter).run_once() == 1
+    assert flows.calls == [("loc2", "customer.updated", "c2")]
+    assert work_row(engine_store, "c1", "loc1")["status"] == "pending"
+
+
+async def test_skippable_error_completes_with_an_audit_note(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["t1"] = [NotFoundError(status=404, body={"message": "Task not found"})]
+    send(engine_store, delivery("t1", "task.deleted", entity_type="task"))
+    await _worker(engine_store, engine_clock, flows).run_once()
+    assert work_row(engine_store, "t1")["status"] == "done"
+    assert _audit(engine_store) == [
+        ("skipped", "t1", "skipped: GHL answered 404 for the task: Task not found")
+    ]
+
+
+async def test_an_unexpected_exception_never_crashes_the_worker(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["c1"] = [ZeroDivisionError("division by zero")] * 5
+    send(engine_store, delivery("c1"), delivery("c2"))
+    worker = _worker(engine_store, engine_clock, flows)
+    worker.max_attempts = 2
+    assert await worker.run_once() == 2
+    assert work_row(engine_store, "c2")["status"] == "done"
+    assert work_row(engine_store, "c1")["last_error"] == (
+        "unexpected error ZeroDivisionError: division by zero"
+    )
+    engine_clock.advance(120)
+    await worker.run_once()
+    (parked,) = _dead(engine_store)
+    assert parked.error_class == "ZeroDivisionError"
+    assert parked.reason.startswith("gave up after 2 attempts: unexpected error")
+
+
+async def test_a_newer_delivery_during_processing_is_synced_next(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    seen: list[dict[str, Any]] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        seen.append(dict(mapped.primary.body))
+        if len(seen) == 1:  # a newer delivery lands while the first one is in flight
+            send(engine_store, delivery("c1", first_name="Anna"))
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store, object(), Mapper(config), config, clock=engine_clock, sync_event=flows
+    )
+    send(engine_store, delivery("c1", first_name="Ann"))
+    await worker.run_once()
+    assert work_row(engine_store, "c1")["status"] == "pending"
+    await worker.run_once()
+    assert [body["firstName"] for body in seen] == ["Ann", "Anna"]
+    assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_an_item_whose_worker_keeps_dying_is_dead_lettered(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    send(engine_store, delivery("c1"))
+    worker = _worker(engine_store, engine_clock, flows)
+    for _ in range(worker.max_attempts):  # claimed, then the worker is killed each time
+        assert claim(engine_store, "doomed", None, 1, 30, clock=engine_clock)
+        engine_clock.advance(31)
+    await worker.run_once()
+    (parked,) = _dead(engine_store)
+    assert "worker stopped (crash or kill)" in parked.reason
+    assert flows.calls == []
+
+
+async def test_run_processes_until_stopped_and_finishes_in_flight(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    stop = asyncio.Event()
+    release = asyncio.Event()
+    all_started = asyncio.Event()
+    started: list[str] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        started.append(mapped.primary.source_id)
+        if len(started) == 3:
+            stop.set()  # ask for a stop while items are in flight
+            all_started.set()
+        await release.wait()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store,
+        object(),
+        Mapper(config),
+        config,
+        clock=engine_clock,
+        sync_event=flows,
+        concurrency=3,
+    )
+    send(engine_store, *(delivery(f"c{i}") for i in range(5)))
+    task = asyncio.create_task(worker.run(stop))
+    await asyncio.wait_for(all_started.wait(), timeout=10)
+    release.set()
+    await asyncio.wait_for(task, timeout=10)
+    statuses = [work_row(engine_store, f"c{i}")["status"] for i in range(5)]
+    assert statuses.count("done") == 3  # the in-flight ones finished
+    assert statuses.count("pending") == 2  # nothing new was claimed after the stop
+    assert worker.last_heartbeat == engine_clock.now()
+
+
+async def test_run_drains_a_backlog(engine_store: sa.Engine, engine_clock: FakeClock) -> None:
+    stop = asyncio.Event()
+    synced: list[str] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.append(mapped.primary.source_id)
+        if len(synced) == 7:
+            stop.set()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store,
+        object(),
+        Mapper(config),
+        config,
+        clock=engine_clock,
+        sync_event=flows,
+        concurrency=2,
+    )
+    send(engine_store, *(delivery(f"c{i}", location=f"loc{i % 3}") for i in range(7)))
+    await asyncio.wait_for(worker.run(stop), timeout=20)
+    assert sorted(synced) == [f"c{i}" for i in range(7)]
+    statuses = {work_row(engine_store, f"c{i}", f"loc{i % 3}")["status"] for i in range(7)}
+    assert statuses == {"done"}
