@@ -105,3 +105,22 @@ def test_rotate_reencrypts_every_row(database_url: str) -> None:
     assert only_new.decrypt(rows[2].access_token) == Secret("pit-token-value-123456")
     with pytest.raises(SecretKeyError):
         TokenCipher([old]).decrypt(rows[0].access_token)
+
+
+def test_unusable_key_file_is_explained(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    env = {"GHLSYNC_SECRET_KEY_FILE": str(blocker / "secret.key")}  # parent is a file
+    with pytest.raises(SecretKeyError, match="GHLSYNC_SECRET_KEY_FILE"):
+        TokenCipher.from_env(env)
+
+
+def test_loose_key_file_mode_is_warned(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "secret.key"
+    key = generate_key()
+    path.write_text(f"# my key\n{key}\n")
+    path.chmod(0o644)
+    cipher = TokenCipher.from_env({"GHLSYNC_SECRET_KEY_FILE": str(path)})
+    assert cipher.key_id == key_fingerprint(key)
+    assert "chmod 600" in caplog.text
+    assert key not in caplog.text

@@ -8,7 +8,8 @@ import random
 import pytest
 
 from ghlsync._clock import FakeClock
-from ghlsync.ghl._ratelimit import MemoryRateLimiter
+from ghlsync.ghl._ratelimit import LimitState, MemoryRateLimiter, Policy
+from ghlsync.ghl._ratelimit._policy import try_take
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import Limits
 
@@ -202,3 +203,41 @@ async def test_learning_a_faster_limit_rescales_what_is_already_scheduled() -> N
     start = clock.monotonic()
     await limiter.acquire("loc")
     assert clock.monotonic() - start < 0.011  # one new emission (10.2 ms), not the old 102 ms
+
+
+class _LateClock(FakeClock):
+    """A fake clock whose sleeps overshoot at random, like a busy event loop."""
+
+    def __init__(self, late_s: float) -> None:
+        super().__init__()
+        self._late = late_s
+        self._rng = random.Random(11)
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds + self._rng.uniform(0, self._late))
+
+
+async def test_late_wakeups_keep_their_slots_and_never_overfill_a_window() -> None:
+    # 100 per 1 s: emission 10.2 ms, tolerance + catch-up = 10.2 ms of lateness absorbed.
+    clock = _LateClock(late_s=0.009)
+    limiter = _limiter(clock, default_interval_ms=1_000)
+    times = await _drain(limiter, clock, "loc", 1_000)
+    assert _max_in_window(times, 1.0) <= 100
+    rate = (len(times) - 1) / (times[-1] - times[0])
+    assert rate >= 97
+
+
+def test_a_late_waker_keeps_its_slot_within_the_catch_up() -> None:
+    policy = Policy()
+    pacing = policy.pacing(100, 1_000)
+    slot = 1_000.0 - pacing.tolerance_ms
+    on_time = LimitState(key="k", interval_ms=1_000, tat_ms=1_000.0)
+    assert try_take(policy, on_time, slot + pacing.catch_up_ms, slot) == 0.0
+    assert on_time.tat_ms == 1_000.0 + pacing.emission_ms  # as if it had come on time
+    very_late = LimitState(key="k", interval_ms=1_000, tat_ms=1_000.0)
+    now = slot + 50.0
+    assert try_take(policy, very_late, now, slot) == 0.0
+    assert very_late.tat_ms == now - pacing.catch_up_ms + pacing.emission_ms
+    no_slot = LimitState(key="k", interval_ms=1_000, tat_ms=1_000.0)
+    assert try_take(policy, no_slot, now) == 0.0
+    assert no_slot.tat_ms == now + pacing.emission_ms

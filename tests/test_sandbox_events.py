@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx2
+
+from ghlsync.sandbox import SandboxState
+from ghlsync.sandbox._webhooks import WebhookDispatcher
 from tests._sandbox import InProcessSandbox
 
 LOC = "loc_sandbox"
@@ -80,3 +84,24 @@ async def test_task_note_and_appointment_events(sandbox_asgi: InProcessSandbox) 
     assert events[4]["body"] == "m"
     assert events[7]["appointment"]["title"] == "X"
     assert events[6]["appointment"]["id"] == eid
+
+
+async def test_delivery_retries_only_on_429() -> None:
+    answers = iter([429, 200, 500])
+    seen: list[bytes] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request.content)
+        return httpx2.Response(next(answers))
+
+    state = SandboxState()
+    state.webhook_url = "http://receiver.invalid/hooks"
+    dispatcher = WebhookDispatcher(state, transport=httpx2.MockTransport(handler))
+    dispatcher.publish({"type": "ContactCreate", "webhookId": "w1"})
+    dispatcher.publish({"type": "ContactDelete", "webhookId": "w2"})
+    await dispatcher.drain()
+    assert len(seen) == 3  # w1 twice (429 then 200), w2 once (500 is not retried)
+    assert [(d["webhookId"], d["status"]) for d in state.webhook_deliveries] == [
+        ("w1", 200),
+        ("w2", 500),
+    ]

@@ -5,6 +5,13 @@ fairly across locations; the `Worker` maps each claimed entity and hands it to t
 then completes, retries or dead-letters it. See `docs/engine.md`.
 """
 
+from ghlsync.engine._dlq import (
+    DeadLetter,
+    get_dead_letter,
+    list_dead_letters,
+    replay,
+    replay_all,
+)
 from ghlsync.engine._inbox import Delivery, accept, delivery_key
 from ghlsync.engine._queue import (
     AuditEntry,
@@ -16,20 +23,29 @@ from ghlsync.engine._queue import (
     renew,
     retry,
 )
+from ghlsync.engine._status import QueueStatus, add_budgets, queue_status
 from ghlsync.engine._worker import SyncEvent, Worker
 
 __all__ = [
     "AuditEntry",
     "Claim",
+    "DeadLetter",
     "Delivery",
+    "QueueStatus",
     "SyncEvent",
     "Worker",
     "accept",
+    "add_budgets",
     "claim",
     "complete",
     "dead_letter",
     "delivery_key",
+    "get_dead_letter",
+    "list_dead_letters",
     "locations_with_work",
+    "queue_status",
     "renew",
+    "replay",
+    "replay_all",
     "retry",
 ]

@@ -148,12 +148,19 @@ class TokenCipher:
 
 def load_key_file(path: Path) -> list[str]:
     """The keys in `path`, one a line; a new file with one fresh key when it is missing."""
-    if not path.exists():
-        _create_key_file(path)
-    mode = stat.S_IMODE(path.stat().st_mode)
+    try:
+        if not path.exists():
+            _create_key_file(path)
+        mode = stat.S_IMODE(path.stat().st_mode)
+        text = path.read_text("ascii")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SecretKeyError(
+            f"cannot use the key file {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+            "set GHLSYNC_SECRET_KEY or GHLSYNC_SECRET_KEY_FILE"
+        ) from None
     if mode & 0o077:
         log.warning("key file %s is readable by others (mode %o); chmod 600 it", path, mode)
-    keys = [line.strip() for line in path.read_text("ascii").splitlines()]
+    keys = [line.strip() for line in text.splitlines()]
     return [k for k in keys if k and not k.startswith("#")]
 
 
