@@ -49,6 +49,12 @@ class Result:
     inbox_rows: int
     client: str
     concurrency: int
+    accept_us: float  # engine.accept() alone, per delivery, in batches like the server's
+
+    @property
+    def ceiling(self) -> float:
+        """The rate accept() alone would allow, if nothing else took CPU."""
+        return 1e6 / self.accept_us
 
     @property
     def rate(self) -> float:
@@ -233,10 +239,46 @@ def run(backend: str, n: int, concurrency: int, client: str) -> Result | None:
             before = inbox_rows(url)
             statuses, seconds = asyncio.run(drive("127.0.0.1", port, n, concurrency, client))
             rows = inbox_rows(url) - before
+            accept_us = accept_cost(url, min(n, 5000), concurrency)
         accepted = statuses.get(202, 0)
         if set(statuses) != {202}:
             print(f"{backend}: unexpected answers {statuses}", file=sys.stderr)
-        return Result(backend, n, accepted, seconds, rows, client, concurrency)
+        return Result(backend, n, accepted, seconds, rows, client, concurrency, accept_us)
+
+
+def accept_cost(database_url: str, n: int, batch: int) -> float:
+    """Microseconds per delivery of `ghlsync.engine.accept` alone: no HTTP, same batching."""
+    from ghlsync.dripjobs import fold_keys
+    from ghlsync.engine import Delivery, accept
+    from ghlsync.store import begin_immediate, create_engine
+
+    deliveries = []
+    for i in range(n):
+        payload = fold_keys(json.loads(body_for(i)))
+        deliveries.append(
+            Delivery(
+                connection_id="default",
+                location_id=LOCATION,
+                event="customer.updated",
+                delivery_id=str(payload["delivery_id"]),
+                payload=payload,
+                entity_type="contact",
+                source_id=str(payload["customer_id"]),
+                source_updated_at=float(payload["updated_at"]),
+                received_at=time.time(),
+                action="upsert",
+            )
+        )
+    engine = create_engine(database_url)
+    try:
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            with begin_immediate(engine) as conn:
+                for delivery in deliveries[start : start + batch]:
+                    accept(conn, delivery)
+        return (time.perf_counter() - started) / n * 1e6
+    finally:
+        engine.dispose()
 
 
 def machine() -> str:
@@ -254,32 +296,43 @@ def machine() -> str:
 def report(results: list[Result]) -> str:
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; "
-        f"server and load generator on the same machine.",
+        "server and load generator on the same machine; load average before the run "
+        f"{LOAD_BEFORE[0]:.1f} (other processes share the cores: compare runs with care).",
         "",
-        "| store | deliveries | concurrency | client | accepted/s | 202s | inbox rows |",
-        "|---|---:|---:|---|---:|---:|---:|",
+        "| store | deliveries | concurrency | client | accepted/s | 202s | inbox rows "
+        "| accept() alone | its ceiling |",
+        "|---|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         lines.append(
             f"| {r.backend} | {r.requests} | {r.concurrency} | {r.client} | {r.rate:,.0f} "
-            f"| {r.accepted} | {r.inbox_rows} |"
+            f"| {r.accepted} | {r.inbox_rows} | {r.accept_us:,.0f} µs | {r.ceiling:,.0f}/s |"
         )
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- ingest:run -->", "<!-- /ingest:run -->"
+
+
 def write_section(text: str) -> None:
-    """Replace (or add) the `## Ingest` section of docs/benchmarks.md, keeping the others."""
+    """Put `text` between the run markers of docs/benchmarks.md's "Ingest" section.
+
+    The prose around the markers (the analysis) is kept; the section and the markers are
+    added when missing. Other sections are never touched.
+    """
     path = ROOT / "docs" / "benchmarks.md"
     existing = path.read_text() if path.exists() else "# Benchmarks\n"
-    head, marker, rest = existing.partition("\n## Ingest\n")
-    tail = ""
-    if marker:
-        _, sep, after = rest.partition("\n## ")
-        tail = sep + after if sep else ""
-    section = f"\n## Ingest\n\n{text}\n"
-    path.write_text(
-        head.rstrip("\n") + "\n" + section + (("\n" + tail.lstrip("\n")) if tail else "")
-    )
+    block = f"{BEGIN}\n{text}\n{END}"
+    if BEGIN in existing and END in existing:
+        head, _, rest = existing.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        path.write_text(head + block + tail)
+        return
+    section = f"\n## Ingest\n\n`bench/bench_ingest.py --write`\n\n{block}\n"
+    path.write_text(existing.rstrip("\n") + "\n" + section)
+
+
+LOAD_BEFORE = os.getloadavg()
 
 
 def main() -> None:
@@ -298,7 +351,7 @@ def main() -> None:
             print(
                 f"{backend}: {result.rate:,.0f} deliveries/s durable "
                 f"({result.accepted} accepted in {result.seconds:.2f} s, "
-                f"{result.inbox_rows} inbox rows)"
+                f"{result.inbox_rows} inbox rows; accept() alone {result.accept_us:.0f} µs)"
             )
             results.append(result)
     print(report(results))

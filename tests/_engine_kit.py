@@ -75,7 +75,7 @@ def work_row(engine: sa.Engine, source_id: str, location: str = "loc1") -> Mappi
                 work_items.c.source_id == source_id, work_items.c.location_id == location
             )
         ).one()
-    return row._mapping
+    return dict(row._mapping)
 
 
 def count(engine: sa.Engine, table: sa.Table) -> int:

@@ -178,3 +178,33 @@ async def test_static_tokens() -> None:
     assert "pit-token" not in repr(tokens)
     with pytest.raises(AuthenticationError, match="loc_3"):
         await tokens.token("loc_3")
+
+
+def test_exported_members() -> None:
+    from ghlsync.ghl import _crypto, _oauth, _tokens, _vault
+
+    assert _crypto.__all__ == [
+        "SecretKeyError",
+        "TokenCipher",
+        "default_key_file",
+        "generate_key",
+        "key_fingerprint",
+        "load_key_file",
+    ]
+    assert _oauth.__all__ == [
+        "DEFAULT_BASE_URL",
+        "DEFAULT_MARKETPLACE_URL",
+        "InvalidGrantError",
+        "LocationInactiveError",
+        "OAuthApp",
+        "TokenSet",
+    ]
+    assert _tokens.__all__ == ["StaticTokens"]
+    assert _vault.__all__ == [
+        "ACTIVE",
+        "LOCATION_INACTIVE",
+        "RECONNECT_MESSAGE",
+        "RECONNECT_NEEDED",
+        "ConnectionStatus",
+        "TokenVault",
+    ]

@@ -208,3 +208,14 @@ async def test_many_connections_refresh_at_once(world: World) -> None:
     assert len(world.ghl.calls) == len(keys)
     assert results[: len(keys)] == results[len(keys) : 2 * len(keys)]
     assert len(set(results)) == len(keys)
+
+
+async def test_without_an_oauth_app_nothing_is_refreshed(world: World) -> None:
+    access, _ = world.connect(expires_in=60)  # inside the margin, not yet expired
+    readonly = TokenVault(world.engine, world.cipher, None, world.clock)
+    assert await readonly.token(KEY) == Secret(access)
+    assert await readonly.after_unauthorized(KEY, Secret(access)) is None
+    world.clock.advance(61)
+    with pytest.raises(ReconnectNeededError, match="cannot be refreshed"):
+        await readonly.token(KEY)
+    assert world.ghl.calls == []

@@ -31,7 +31,7 @@ async def test_same_payload_again_costs_zero_calls(flow: Flow) -> None:
 
     [out] = await flow.sync("customer.updated", **CUSTOMER)
 
-    assert (out.action, out.calls) == ("skipped", 0)
+    assert (out.action, out.calls, out.detail) == ("skipped", 0, "unchanged since the last sync")
     assert flow.requests() == before
 
 
@@ -118,6 +118,7 @@ async def test_delete_keeps_a_contact_another_customer_was_merged_into(flow: Flo
     [out] = await sync_event(flow.ctx, delete)
 
     assert (out.action, out.calls) == ("deleted", 0)
+    assert out.detail == "GHL contact kept: shared with customer C2"
     assert [c["id"] for c in flow.records("contacts")] == [a.ghl_id]
     assert flow.row("contact", "C2") is not None
 

@@ -51,6 +51,9 @@ def test_canonical_hash_ignores_key_order_but_not_values() -> None:
     [
         ("2026-12-01T10:00:00Z", "2026-12-01T05:00:00-05:00", True),
         ("2026-12-01T10:00:00Z", "2026-12-01T10:00:01Z", False),
+        ("2026-12-01T10:00:00-05:00", "2026-12-01 15:00:00", True),  # GHL's naive UTC form
+        ("2026-12-01T10:00:00-05:00", "2026-12-01 10:00:00", True),  # ... or local wall time
+        ("2026-12-01T10:00:00-05:00", "2026-12-01 11:00:00", False),
         ("Ann@Example.com", "ann@example.com", True),
         ("Ann", "ann", False),  # names keep their case
         (True, True, True),

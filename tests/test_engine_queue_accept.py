@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -76,6 +77,19 @@ def test_an_older_update_never_overwrites_a_newer_one(engine_store: sa.Engine) -
     assert payload["first_name"] == "Anna"
     assert payload["phone"] == "+15555550100"  # older data still fills the gaps
     assert row["source_updated_at"] == 20.0
+
+
+def test_ordering_is_per_field(engine_store: sa.Engine) -> None:
+    send(
+        engine_store,
+        delivery(updated_at=10.0, first_name="Ann", email="old@x.com"),
+        delivery(updated_at=20.0, phone="+15555550100"),  # newer, but says nothing of the name
+        delivery(updated_at=15.0, first_name="Anna", phone="+15555550199"),  # late
+    )
+    payload = json.loads(work_row(engine_store, "c1")["payload"])
+    assert payload["first_name"] == "Anna"  # 15 is newer than the name's 10
+    assert payload["phone"] == "+15555550100"  # 15 is older than the phone's 20
+    assert payload["email"] == "old@x.com"
 
 
 def test_arrival_order_wins_without_timestamps(engine_store: sa.Engine) -> None:
@@ -175,7 +189,8 @@ def test_a_leased_row_stays_leased_and_goes_back_to_pending(
 def test_concurrent_receivers_lose_no_field(engine_store: sa.Engine) -> None:
     def receive(index: int) -> None:
         for n in range(10):
-            item = delivery(delivery_id=f"{index}-{n}", **{f"f{index}_{n}": n})
+            fields: dict[str, Any] = {f"f{index}_{n}": n}
+            item = delivery(delivery_id=f"{index}-{n}", **fields)
             with begin_immediate(engine_store) as conn:
                 accept(conn, item)
 

@@ -14,6 +14,7 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
+from ghlsync._clock import FakeClock
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import sign
 from ghlsync.mapping import AppConfig
@@ -63,11 +64,11 @@ class Receiver:
             return list(conn.execute(query))
 
 
-def running(database_url: str, config: AppConfig) -> Iterator[Receiver]:
+def running(database_url: str, config: AppConfig, **app_options: Any) -> Iterator[Receiver]:
     engine = create_engine(database_url)
     migrate(engine)
     try:
-        app = create_app(engine=engine, config=config)
+        app = create_app(engine=engine, config=config, **app_options)
         with serve_in_thread(app) as url, httpx2.Client(timeout=10) as http:
             yield Receiver(url, http, engine)
     finally:
@@ -267,6 +268,7 @@ def test_oversized_body_with_content_length_is_413(receiver: Receiver) -> None:
     response = receiver.post("customer.created", big)
     assert response.status_code == 413
     assert response.json()["error"] == "body_too_large"
+    assert response.headers["connection"] == "close"
     assert receiver.rows(inbox) == []
 
 
@@ -367,3 +369,42 @@ def test_whsec_secret_works_for_bearer_and_signature(sqlite_url: str) -> None:
         )
         bearer = {"Authorization": f"Bearer {WHSEC}"}
         assert receiver.post("customer.updated", CUSTOMER, headers=bearer).status_code == 202
+
+
+def test_store_failure_is_503_and_nothing_claims_success(sqlite_url: str) -> None:
+    for receiver in running(sqlite_url, make_config()):
+        with receiver.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE inbox"))
+        response = receiver.post("customer.created", CUSTOMER)
+        assert response.status_code == 503
+        assert response.json()["error"] == "store_unavailable"
+        assert counts(receiver)[("rejected", "store_unavailable")] == 1.0
+
+
+@dataclass
+class Heartbeat:
+    last_heartbeat: float | None
+
+
+@pytest.mark.parametrize(
+    ("beat", "status", "alive"),
+    [(-5.0, 200, True), (-120.0, 503, False), (None, 503, False)],
+)
+def test_healthz_follows_the_worker_heartbeat(
+    sqlite_url: str, beat: float | None, status: int, alive: bool
+) -> None:
+    clock = FakeClock()
+    heartbeat = Heartbeat(None if beat is None else clock.now() + beat)
+    for receiver in running(sqlite_url, make_config(), clock=clock, worker_state=heartbeat):
+        response = receiver.http.get(f"{receiver.url}/healthz")
+        assert response.status_code == status
+        assert response.json()["worker"]["alive"] is alive
+
+
+def test_healthz_is_503_when_the_store_is_unreachable(sqlite_url: str) -> None:
+    for receiver in running(sqlite_url, make_config()):
+        with receiver.engine.begin() as conn:
+            conn.execute(sa.text("DROP TABLE work_items"))
+        response = receiver.http.get(f"{receiver.url}/healthz")
+        assert response.status_code == 503
+        assert response.json()["database"]["ok"] is False

@@ -7,6 +7,8 @@ import hashlib
 import hmac
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import InboundVerifier, VerificationError, sign, signing_key
@@ -146,3 +148,16 @@ def test_empty_secret_is_a_configuration_error() -> None:
 def test_whsec_secret_must_be_base64() -> None:
     with pytest.raises(ValueError, match="base64"):
         signing_key("whsec_%%%")
+
+
+@settings(max_examples=200)
+@given(body=st.binary(max_size=512), position=st.integers(min_value=0), flip=st.integers(1, 255))
+def test_any_signed_body_verifies_and_any_changed_byte_fails(
+    body: bytes, position: int, flip: int
+) -> None:
+    verifier = InboundVerifier(WHSEC)
+    headers = signed_headers(WHSEC, body)
+    assert verifier.verify(headers, body, now=NOW).webhook_id == "msg_1"
+    tampered = bytearray(body + b"!")
+    tampered[position % len(tampered)] ^= flip
+    assert reason(verifier, headers, bytes(tampered)) == "bad_signature"

@@ -37,6 +37,7 @@ async def test_added_location_is_isolated_and_has_its_own_limits(
 ) -> None:
     admin = httpx2.AsyncClient(transport=sandbox_asgi.transport(), base_url=sandbox_asgi.url)
     made = (await admin.post("/_sandbox/locations", json={"burst": 2})).json()
+    again = await admin.post("/_sandbox/locations", json={"id": made["id"]})
     async with sandbox_asgi.client(token=made["token"]) as other, sandbox_asgi.client() as main:
         created = await other.post("/contacts/", json={"locationId": made["id"]})
         cid = created.json()["contact"]["id"]
@@ -46,6 +47,7 @@ async def test_added_location_is_isolated_and_has_its_own_limits(
         counters = (await admin.get("/_sandbox/counters")).json()
     await admin.aclose()
     assert made["calendarId"] and made["token"]
+    assert again.status_code == 409
     assert created.headers["X-RateLimit-Max"] == "2"
     assert cross.status_code == 404
     assert second.status_code == 200

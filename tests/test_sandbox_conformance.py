@@ -170,12 +170,27 @@ async def _calendars(api: httpx2.AsyncClient, cal: httpx2.AsyncClient) -> None:
     )
     await api.get(f"/contacts/{cid}/appointments")
     await cal.get("/calendars/", params={"locationId": LOC})
+    await cal.get("/calendars/cal_sandbox")
+    await cal.get(
+        "/calendars/cal_sandbox/free-slots",
+        params={"startDate": 1893456000000, "endDate": 1893542400000},
+    )
+    note = (
+        await cal.post(f"/calendars/appointments/{eid}/notes", json={"body": "gate code"})
+    ).json()["note"]
+    await cal.get(f"/calendars/appointments/{eid}/notes", params={"limit": 10, "offset": 0})
+    await cal.put(f"/calendars/appointments/{eid}/notes/{note['id']}", json={"body": "new code"})
+    await cal.delete(f"/calendars/appointments/{eid}/notes/{note['id']}")
     await cal.request("DELETE", f"/calendars/events/{eid}", json={})  # the spec requires a body
     await api.delete(f"/contacts/{cid}")
 
 
 async def _locations(api: httpx2.AsyncClient) -> None:
+    await api.get(f"/locations/{LOC}")
     await api.get(f"/locations/{LOC}/customFields")
+    await api.get(
+        "/users/search", params={"companyId": "comp_sandbox", "locationId": LOC, "query": "sandbox"}
+    )
     await api.post(f"/locations/{LOC}/tags", json={"name": "vip"})
     await api.get(f"/locations/{LOC}/tags")
     await api.post(f"/locations/{LOC}/tasks/search", json={"completed": False})

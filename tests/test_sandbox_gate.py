@@ -162,3 +162,12 @@ async def test_faults_are_reproducible_with_a_seed(sandbox_asgi: InProcessSandbo
     first, second = await run(), await run()
     assert first == second
     assert 200 in first and 500 in first
+
+
+async def test_reset_fault_in_process_is_a_transport_error(sandbox_asgi: InProcessSandbox) -> None:
+    sandbox_asgi.state.faults.reset = 1.0
+    async with sandbox_asgi.client() as client:
+        with pytest.raises(httpx2.TransportError):
+            await client.post("/contacts/", json={"locationId": "loc_sandbox"})
+    assert sandbox_asgi.state.locations["loc_sandbox"].contacts == {}
+    assert sandbox_asgi.state.requests[-1]["fault"] == "reset"

@@ -169,13 +169,17 @@ async def test_appointment_notes_and_free_slots(sandbox_asgi: InProcessSandbox) 
             )
         ).json()["id"]
         note = await cal.post(f"/calendars/appointments/{eid}/notes", json={"body": "gate code"})
-        notes = await cal.get(f"/calendars/appointments/{eid}/notes")
+        notes = await cal.get(
+            f"/calendars/appointments/{eid}/notes", params={"limit": 10, "offset": 0}
+        )
+        unpaged = await cal.get(f"/calendars/appointments/{eid}/notes")
         slots = await cal.get(
             "/calendars/cal_sandbox/free-slots",
             params={"startDate": 1893456000000, "endDate": 1893456000000},
         )
     assert note.status_code == 201
     assert [n["body"] for n in notes.json()["notes"]] == ["gate code"]
+    assert unpaged.status_code == 422  # the spec requires limit and offset
     day = slots.json()["2030-01-01"]["slots"]
     assert "2030-01-01T09:00:00+00:00" not in day
     assert "2030-01-01T09:30:00+00:00" in day

@@ -3,6 +3,7 @@ and `FIRST_NAME` must all mean `first_name`."""
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,7 @@ _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[^0-9a-zA-Z]+")
 
 
+@functools.lru_cache(maxsize=4096)  # a Zap sends the same few names on every delivery
 def fold_key(key: str) -> str:
     """Fold one field name to snake_case."""
     spaced = _CAMEL_BOUNDARY.sub("_", key.strip())

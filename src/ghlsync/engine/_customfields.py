@@ -55,7 +55,7 @@ class CustomFieldResolver:
             ids = await self._refresh(sender)
             missing = [k for k in values if _norm(k) not in ids]
         if missing and sender.live:
-            raise UnknownCustomFieldError(missing[0], sorted(ids))
+            raise UnknownCustomFieldError(missing[0], sorted(k for k in ids if k))
         return [_field(ids.get(_norm(k)), k, values[k]) for k in sorted(values)]
 
     def _cached(self) -> dict[str, str]:

@@ -26,6 +26,7 @@ from ghlsync.ghl._errors import (
     RateLimitedError,
     RetriableError,
     SkippableError,
+    TransportError,
     ValidationError,
 )
 from ghlsync.mapping import MappingError
@@ -78,6 +79,10 @@ def describe_ghl(error: GHLError, entity_type: str) -> str:
         return f"GHL rejected the {entity}: {status}{error.message}{trace}"
     if isinstance(error, SkippableError):
         return f"GHL answered {status}for the {entity}: {error.message}{trace}"
+    if isinstance(error, TransportError):
+        return f"could not reach GHL for the {entity}: {error.message}"
+    if error.status is None:  # not GHL's answer: e.g. the contact of a task is not synced yet
+        return f"the {entity} must wait: {error.message}"
     return f"GHL failed on the {entity}: {status}{error.message}{trace}"
 
 

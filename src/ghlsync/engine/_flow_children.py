@@ -22,7 +22,16 @@ from typing import Any
 from ghlsync.engine._contact_ref import contact_ghl_id
 from ghlsync.engine._idmap import IdMapRow
 from ghlsync.engine._kinds import Kind
-from ghlsync.engine._model import EntityOutcome, Run, is_stale, outcome, updated_at
+from ghlsync.engine._model import (
+    STALE,
+    UNCHANGED,
+    UNKNOWN,
+    EntityOutcome,
+    Run,
+    is_stale,
+    outcome,
+    updated_at,
+)
 from ghlsync.engine._plan import changed_keys
 from ghlsync.engine._records import answer_id, matches, records, same
 from ghlsync.engine._syncstate import DELETED, SyncState
@@ -33,17 +42,16 @@ from ghlsync.mapping import MappedEntity, content_hash
 async def sync_child(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
     """Bring one task, note or appointment in GHL to the mapped content."""
     start = run.calls
-    row = run.ledger.lookup(kind.entity_type, entity.source_id)
-    state = run.ledger.state(kind.entity_type, entity.source_id)
+    row, state = run.ledger.load(kind.entity_type, entity.source_id)
     if is_stale(entity, state):
-        return outcome(run, entity, "skipped", row.ghl_id if row else None, start)
+        return outcome(run, entity, "skipped", row.ghl_id if row else None, start, STALE)
     if entity.action == "delete":
         return await _delete(run, kind, entity, row, state, start)
     body = dict(entity.body)
     if row is not None and row.state == "confirmed" and row.ghl_id:
         contact_id = _contact_of(state) or contact_ghl_id(run, entity)
         if state is not None and state.content_hash == content_hash(entity):
-            return outcome(run, entity, "skipped", row.ghl_id, start)
+            return outcome(run, entity, "skipped", row.ghl_id, start, UNCHANGED)
         last = state.snapshot.get("body", {}) if state else {}
         try:
             action = await _update(run, kind, entity, contact_id, row.ghl_id, last, body)
@@ -52,7 +60,7 @@ async def sync_child(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcom
             run.ledger.forget(kind.entity_type, entity.source_id)
             row = None
     if row is None and entity.action == "cancel":
-        return outcome(run, entity, "skipped", None, start)  # never create a cancelled one
+        return outcome(run, entity, "skipped", None, start, UNKNOWN)  # never create a cancelled one
     contact_id = contact_ghl_id(run, entity)
     if row is not None and row.state == "pending":
         found = await _find(run, kind, entity, contact_id, row.pending_body or {})
@@ -129,7 +137,7 @@ async def _delete(
 ) -> EntityOutcome:
     """Delete it in GHL (resolving a pending create first), then forget it."""
     if row is None:
-        return outcome(run, entity, "skipped", None, start)
+        return outcome(run, entity, "skipped", None, start, UNKNOWN)
     ghl_id, contact_id = row.ghl_id, _contact_of(state)
     if row.state == "pending":
         contact_id = contact_ghl_id(run, entity)

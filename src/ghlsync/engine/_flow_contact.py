@@ -23,6 +23,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ghlsync.engine._model import (
+    STALE,
+    UNCHANGED,
+    UNKNOWN,
     EntityOutcome,
     ParentNotSyncedError,
     Run,
@@ -47,16 +50,15 @@ async def sync_contact(run: Run, entity: MappedEntity, *, primary: bool = True) 
     customer's own event (`ParentNotSyncedError`, retriable) instead of failing for good.
     """
     start = run.calls
-    row = run.ledger.lookup(CONTACT, entity.source_id)
-    state = run.ledger.state(CONTACT, entity.source_id)
+    row, state = run.ledger.load(CONTACT, entity.source_id)
     ghl_id = row.ghl_id if row else None
     if is_stale(entity, state):
-        return outcome(run, entity, "skipped", ghl_id, start)
+        return outcome(run, entity, "skipped", ghl_id, start, STALE)
     if entity.action == "delete":
         return await _delete(run, entity, start)
     if row is not None and row.state == "confirmed" and ghl_id:
         if state is not None and state.content_hash == content_hash(entity):
-            return outcome(run, entity, "skipped", ghl_id, start)
+            return outcome(run, entity, "skipped", ghl_id, start, UNCHANGED)
         try:
             await _update(run, entity, ghl_id, state.snapshot if state else {})
             return outcome(run, entity, "updated", ghl_id, start)
@@ -123,20 +125,23 @@ async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
         raise MappingError(
             "email/phone", None, "is missing: a contact needs one to be found again in GHL"
         )
+    if entity.custom_fields:  # resolved first: an unknown key must not leave a pending row
+        body["customFields"] = await run.fields.resolve(entity.custom_fields, run.sender)
+    body["locationId"] = run.location_id
     run.ledger.mark_pending(
         CONTACT, entity.source_id, {"email": body.get("email"), "phone": body.get("phone")}
     )
-    if entity.custom_fields:
-        body["customFields"] = await run.fields.resolve(entity.custom_fields, run.sender)
-    body["locationId"] = run.location_id
     answer = await run.sender.send(
         PlannedCall("POST", "/contacts/upsert", body=body, purpose="create", idempotent=False)
     )
     ghl_id = _created_id(run, entity, answer)
+    delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
+    if not delta.add and not delta.remove:
+        run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, delta.after))
+        return ghl_id
     # Confirm at once; an empty hash marks the state unfinished, so a crash before the tag
     # calls below makes the next run send them (the snapshot says: no tags known yet).
     run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, (), digest=""))
-    delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
     await send_tags(run, ghl_id, delta)
     run.ledger.record(CONTACT, entity.source_id, _state(entity, delta.after))
     return ghl_id
@@ -146,23 +151,22 @@ async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
     """Delete the GHL contact (unless another DripJobs customer shares it), forget the row."""
     row = run.ledger.lookup(CONTACT, entity.source_id)
     if row is None:
-        return outcome(run, entity, "skipped", None, start)
+        return outcome(run, entity, "skipped", None, start, UNKNOWN)
     ghl_id = row.ghl_id
     if row.state == "pending":
         found = await find_contact(run, row.pending_body or {})
         ghl_id = str(found["id"]) if found else None
-    if ghl_id and _shared_only_with(run, ghl_id, entity.source_id):
+    shared = (
+        [s for s in run.ledger.owners(CONTACT, ghl_id) if s != entity.source_id] if ghl_id else []
+    )
+    detail = f"GHL contact kept: shared with customer {', '.join(shared)}" if shared else ""
+    if ghl_id and not shared:
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
             await run.sender.send(PlannedCall("DELETE", f"/contacts/{ghl_id}", purpose="delete"))
     run.ledger.forget(CONTACT, entity.source_id)
     # A tombstone keeps the delete's timestamp, so an older update arriving late is skipped.
     run.ledger.record(CONTACT, entity.source_id, SyncState(DELETED, updated_at(entity)))
-    return outcome(run, entity, "deleted", ghl_id, start)
-
-
-def _shared_only_with(run: Run, ghl_id: str, source_id: str) -> bool:
-    """True unless another DripJobs customer was merged into the same GHL contact."""
-    return all(s == source_id for s in run.ledger.owners(CONTACT, ghl_id))
+    return outcome(run, entity, "deleted", ghl_id, start, detail)
 
 
 async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> None:

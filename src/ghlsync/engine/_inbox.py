@@ -138,7 +138,7 @@ def _upsert_work(conn: sa.Connection, delivery: Delivery) -> int:
 def _merge_into_existing(conn: sa.Connection, delivery: Delivery, incoming: Incoming) -> int:
     w = work_items.c
     row = conn.execute(
-        sa.select(w.id, w.status, w.event, w.events, w.payload, w.source_updated_at)
+        sa.select(w.id, w.status, w.event, w.events, w.payload, w.stamps, w.source_updated_at)
         .where(
             w.location_id == delivery.location_id,
             w.entity_type == delivery.entity_type,
@@ -147,7 +147,10 @@ def _merge_into_existing(conn: sa.Connection, delivery: Delivery, incoming: Inco
         .with_for_update()
     ).one()
     current = EntityState(
-        load_events(row.events, row.event), loads(row.payload), row.source_updated_at
+        load_events(row.events, row.event),
+        loads(row.payload),
+        row.source_updated_at,
+        loads(row.stamps),
     )
     settled = row.status in ("done", "dead")
     merged = merge(current, incoming, settled=settled)
@@ -173,5 +176,6 @@ def _state_values(state: EntityState) -> dict[str, Any]:
         "event": state.event,
         "events": dump_events(state.events),
         "payload": dumps(state.payload),
+        "stamps": dumps(state.stamps),
         "source_updated_at": state.source_updated_at,
     }

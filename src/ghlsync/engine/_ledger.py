@@ -28,6 +28,10 @@ class Ledger(Protocol):
         """What was last written to GHL for it."""
         ...
 
+    def load(self, entity_type: str, source_id: str) -> tuple[IdMapRow | None, SyncState | None]:
+        """Both of the above at once."""
+        ...
+
     def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (durably) before sending it."""
         ...
@@ -66,6 +70,14 @@ class SqlLedger:
         """What was last written to GHL for it."""
         with self.engine.connect() as conn:
             return _syncstate.get(conn, self.location_id, entity_type, source_id)
+
+    def load(self, entity_type: str, source_id: str) -> tuple[IdMapRow | None, SyncState | None]:
+        """The ID-map row and the sync state, read on one connection."""
+        with self.engine.connect() as conn:
+            return (
+                _idmap.get(conn, self.location_id, entity_type, source_id),
+                _syncstate.get(conn, self.location_id, entity_type, source_id),
+            )
 
     def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
@@ -140,6 +152,10 @@ class DryLedger:
         if state is None:
             return self.base.state(entity_type, source_id)
         return None if state is _GONE else state
+
+    def load(self, entity_type: str, source_id: str) -> tuple[IdMapRow | None, SyncState | None]:
+        """The overlay-aware row and state."""
+        return self.lookup(entity_type, source_id), self.state(entity_type, source_id)
 
     def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Remember the pending row in memory only."""

@@ -7,8 +7,10 @@ row, so the worker syncs the entity's latest state once instead of replaying eac
 (`updated_at`) and its timestamp is strictly smaller; otherwise it counts as newer (arrival
 order, ties included).
 
-**Payload.** A newer delivery's fields overwrite the row's; an older delivery only fills fields
-the row does not have yet. The row keeps the largest source timestamp seen.
+**Payload.** Field by field: a delivery's value replaces the row's unless the row's value came
+from a delivery that is newer by the rule above (each field remembers the source timestamp it
+came with, in `stamps`). So an older delivery only fills fields the row lacks or holds older
+values of, and never overwrites newer ones. The row keeps the largest source timestamp seen.
 
 **Events.** Each event has a rank (`event_rank`): upsert-like 0, complete/cancel 2, delete 3.
 The row keeps the list of events still to run (`events`, in the order the worker runs them)
@@ -64,6 +66,7 @@ class EntityState:
     events: EventList
     payload: Mapping[str, Any]
     source_updated_at: float | None
+    stamps: Mapping[str, float | None]  # per field: the source timestamp its value came with
 
     @property
     def event(self) -> str:
@@ -94,25 +97,32 @@ def is_strictly_newer(incoming: float | None, current: float | None) -> bool:
 def first_state(incoming: Incoming) -> EntityState:
     """The state of an entity seen for the first time."""
     return EntityState(
-        ((incoming.event, incoming.rank),), dict(incoming.payload), incoming.source_updated_at
+        ((incoming.event, incoming.rank),),
+        dict(incoming.payload),
+        incoming.source_updated_at,
+        dict.fromkeys(incoming.payload, incoming.source_updated_at),
     )
 
 
 def merge(row: EntityState, incoming: Incoming, *, settled: bool) -> EntityState:
     """Fold `incoming` into `row`; `settled` when the row was done or dead (a new round)."""
     older = is_older(incoming.source_updated_at, row.source_updated_at)
-    payload = _merge_payload(row.payload, incoming.payload, older=older)
+    payload, stamps = _merge_fields(row, incoming)
     stamp = _latest(row.source_updated_at, incoming.source_updated_at)
     events = _merge_events(row, incoming, older=older, settled=settled)
-    return EntityState(events, payload, stamp)
+    return EntityState(events, payload, stamp, stamps)
 
 
-def _merge_payload(
-    current: Mapping[str, Any], incoming: Mapping[str, Any], *, older: bool
-) -> dict[str, Any]:
-    if older:
-        return {**incoming, **current}
-    return {**current, **incoming}
+def _merge_fields(
+    row: EntityState, incoming: Incoming
+) -> tuple[dict[str, Any], dict[str, float | None]]:
+    payload, stamps = dict(row.payload), dict(row.stamps)
+    at = incoming.source_updated_at
+    for name, value in incoming.payload.items():
+        if name in payload and is_older(at, stamps.get(name)):
+            continue  # the row holds a newer value of this field
+        payload[name], stamps[name] = value, at
+    return payload, stamps
 
 
 def _latest(a: float | None, b: float | None) -> float | None:

@@ -86,8 +86,19 @@ def is_stale(entity: MappedEntity, state: SyncState | None) -> bool:
     return ours < state.source_updated_at
 
 
+STALE = "older than the version already synced"
+UNCHANGED = "unchanged since the last sync"
+UNKNOWN = "never synced, nothing to do"
+
+
 def outcome(
-    run: Run, entity: MappedEntity, action: str, ghl_id: str | None, start: int
+    run: Run,
+    entity: MappedEntity,
+    action: str,
+    ghl_id: str | None,
+    start: int,
+    detail: str = "",
 ) -> EntityOutcome:
     """An outcome with the calls made since `start`."""
-    return EntityOutcome(entity.type, entity.source_id, action, ghl_id, run.calls - start)
+    calls = run.calls - start
+    return EntityOutcome(entity.type, entity.source_id, action, ghl_id, calls, detail)

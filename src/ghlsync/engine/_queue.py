@@ -1,11 +1,9 @@
 """The work queue: claim entities fairly under leases, then complete, retry or dead-letter them.
 
 A claim takes `pending` rows whose `available_at` has come, plus `leased` rows whose lease ran
-out (their worker died: the work is taken over). It is fair across locations: candidates are
-ranked per location by age (`row_number() OVER (PARTITION BY location_id ...)`) and taken rank
-by rank, so every location with work gets its oldest item into the batch before any location
-gets its second; a 10,000-item backlog cannot starve a quiet location. Only the locations the
-caller names are considered (those with rate budget left).
+out (their worker died: the work is taken over). It is fair across locations (`_fair`: every
+location's oldest item before any location's second), and only the locations the caller names
+are considered (those with rate budget left).
 
 Concurrency: on PostgreSQL the chosen rows are locked `FOR UPDATE SKIP LOCKED`, so concurrent
 claimers take disjoint rows without waiting; on SQLite the claim runs in `BEGIN IMMEDIATE`, so
@@ -28,6 +26,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine._codec import dumps, load_events, loads
+from ghlsync.engine._fair import active_locations, eligible, fair_order
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
 
@@ -76,49 +75,31 @@ class AuditEntry:
     detail: str = ""
 
 
-def _eligible(now: float) -> sa.ColumnElement[bool]:
-    ready = sa.and_(w.status == "pending", w.available_at <= now)
-    abandoned = sa.and_(w.status == "leased", w.lease_expires_at <= now)
-    return sa.or_(ready, abandoned)
-
-
-def _scope(now: float, locations: Sequence[str] | None) -> list[sa.ColumnElement[bool]]:
-    conditions = [_eligible(now)]
-    if locations is not None:
-        conditions.append(w.location_id.in_(list(locations)))
-    return conditions
-
-
 def locations_with_work(engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK) -> list[str]:
-    """Locations that have claimable work now (to ask the rate limiter about)."""
-    query = sa.select(w.location_id).where(_eligible(clock.now())).distinct()
+    """Locations with queued work (to ask the rate limiter which of them may go)."""
     with engine.connect() as conn:
-        return sorted(conn.execute(query).scalars())
-
-
-def _fair_candidates(now: float, locations: Sequence[str] | None) -> sa.Subquery:
-    rank = sa.func.row_number().over(partition_by=w.location_id, order_by=(w.available_at, w.id))
-    return (
-        sa.select(w.id, w.available_at, rank.label("turn"))
-        .where(*_scope(now, locations))
-        .subquery("fair")
-    )
+        return active_locations(conn, clock.now())
 
 
 def _pick(
     conn: sa.Connection, now: float, locations: Sequence[str] | None, limit: int
 ) -> list[int]:
-    fair = _fair_candidates(now, locations)
-    query = (
-        sa.select(w.id)
-        .join(fair, fair.c.id == w.id)
-        .where(*_scope(now, locations))  # re-checked on the locked row version (PostgreSQL)
-        .order_by(fair.c.turn, fair.c.available_at, w.id)
-        .limit(limit)
-    )
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=work_items)
-    return list(conn.execute(query).scalars())
+    """Up to `limit` ids in fair order; on PostgreSQL locked, skipping rows others hold."""
+    candidates = fair_order(conn, now, locations, limit)
+    if conn.dialect.name != "postgresql":
+        return candidates[:limit]  # BEGIN IMMEDIATE: nobody else is claiming right now
+    picked: list[int] = []
+    while candidates and len(picked) < limit:
+        chunk, candidates = candidates[:limit], candidates[limit:]
+        locked = set(
+            conn.execute(
+                sa.select(w.id)
+                .where(w.id.in_(chunk), eligible(now))  # re-checked on the latest row version
+                .with_for_update(skip_locked=True)
+            ).scalars()
+        )
+        picked.extend(i for i in chunk if i in locked)
+    return picked[:limit]
 
 
 def claim(

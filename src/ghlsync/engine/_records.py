@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -32,27 +32,33 @@ def records(answer: Any, *names: str) -> list[Mapping[str, Any]]:
     return []
 
 
-def as_instant(value: Any) -> datetime | None:
-    """A date-time string as an aware instant (GHL answers "2021-07-16 11:00:00" or ISO)."""
-    if not isinstance(value, str) or len(value) < 10:
+def as_datetime(value: Any) -> datetime | None:
+    """A date-time string as a datetime (aware when it carries an offset), else None."""
+    if not isinstance(value, str) or len(value) < 16:
         return None
-    text = value.strip().replace("Z", "+00:00")
     try:
-        parsed = datetime.fromisoformat(text)
+        return datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
     except ValueError:
         return None
-    if parsed.tzinfo is None:
-        return None
-    return parsed
+
+
+def same_instant(a: datetime, b: datetime) -> bool:
+    """Equal instants; a naive side (GHL answers "2021-07-16 11:00:00" for appointments) is
+    taken as UTC wall time or as the other side's own wall time, whichever matches."""
+    if (a.tzinfo is None) == (b.tzinfo is None):
+        return a == b
+    aware, naive = (a, b) if b.tzinfo is None else (b, a)
+    as_utc = aware.astimezone(UTC).replace(tzinfo=None)
+    return naive in (as_utc, aware.replace(tzinfo=None))
 
 
 def same(ours: Any, theirs: Any) -> bool:
     """Do two values mean the same: equal instants, emails equal ignoring case, or equal."""
     if ours == theirs:
         return True
-    a, b = as_instant(ours), as_instant(theirs)
+    a, b = as_datetime(ours), as_datetime(theirs)
     if a is not None and b is not None:
-        return a == b
+        return same_instant(a, b)
     if isinstance(ours, str) and isinstance(theirs, str):
         return ours.strip().lower() == theirs.strip().lower() and "@" in ours
     return False

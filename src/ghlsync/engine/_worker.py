@@ -105,7 +105,7 @@ class Worker:
         """Claim one batch (up to `concurrency` items), process it, return how many."""
         self._beat()
         items = await self._claim(self.concurrency)
-        await asyncio.gather(*(self._process(item) for item in items))
+        await asyncio.gather(*self._start(items))
         return len(items)
 
     async def run(self, stop_event: asyncio.Event) -> None:
@@ -117,7 +117,7 @@ class Worker:
                 self._beat()
                 free = self.concurrency - len(running)
                 got = await self._claim(free) if free > 0 else []
-                running.update(asyncio.ensure_future(self._process(item)) for item in got)
+                running.update(self._start(got))
                 if free == 0 or len(got) < free:  # full, or the queue is drained: wait
                     await asyncio.wait(
                         {*running, stopper},
@@ -132,6 +132,20 @@ class Worker:
         finally:
             stopper.cancel()
         await asyncio.gather(*running)
+
+    def _start(self, items: Sequence[Claim]) -> list[asyncio.Task[None]]:
+        """Start a batch: contacts at once, the rest after the batch's contacts are settled.
+
+        A task, note or appointment needs its contact in GHL first; when both arrive in one
+        batch, waiting for the contact saves the child a retry with backoff.
+        """
+        parents = [asyncio.ensure_future(self._process(i)) for i in items if _is_parent(i)]
+        children = [
+            asyncio.ensure_future(self._process(i, after=parents))
+            for i in items
+            if not _is_parent(i)
+        ]
+        return parents + children
 
     def _beat(self) -> None:
         self.last_heartbeat = self.clock.now()
@@ -158,9 +172,11 @@ class Worker:
         candidates = await asyncio.to_thread(locations_with_work, self.engine, clock=self.clock)
         return [loc for loc in candidates if await self.limiter.has_budget(loc)]
 
-    async def _process(self, item: Claim) -> None:
+    async def _process(self, item: Claim, after: Sequence[asyncio.Task[None]] = ()) -> None:
         """Sync one item and settle its row; never raises (a failed settle leaves the lease to
         expire, so the item is retried by whichever worker claims it next)."""
+        if after:
+            await asyncio.wait(after)
         try:
             await self._settle(item)
         except Exception:
@@ -243,6 +259,10 @@ class Worker:
             return backoff(1, rng=self._rng)
         budget = await self.limiter.budget(item.location_id)
         return max(_THROTTLE_FLOOR, budget.paused_until - self.clock.now())
+
+
+def _is_parent(item: Claim) -> bool:
+    return item.entity_type == "contact"
 
 
 def _audit(outcome: Outcome) -> AuditEntry:

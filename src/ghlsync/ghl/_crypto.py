@@ -154,8 +154,9 @@ def load_key_file(path: Path) -> list[str]:
         mode = stat.S_IMODE(path.stat().st_mode)
         text = path.read_text("ascii")
     except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
         raise SecretKeyError(
-            f"cannot use the key file {path} ({exc.__class__.__name__}: {exc.strerror or exc}); "
+            f"cannot use the key file {path} ({exc.__class__.__name__}: {reason}); "
             "set GHLSYNC_SECRET_KEY or GHLSYNC_SECRET_KEY_FILE"
         ) from None
     if mode & 0o077:

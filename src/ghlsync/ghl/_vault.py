@@ -93,7 +93,6 @@ class TokenVault:
         engine: sa.Engine,
         cipher: TokenCipher,
         oauth: OAuthApp | None = None,
-        *,
         clock: Clock = SYSTEM_CLOCK,
         refresh_margin: float = 300.0,
     ) -> None:

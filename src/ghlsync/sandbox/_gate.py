@@ -13,6 +13,7 @@ import json
 import logging
 from typing import Any
 
+import httpx2
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ghlsync.sandbox._errors import error_body
@@ -202,8 +203,12 @@ class _Call:
                     self.state.throttled[self.location] += 1
 
 
-class ConnectionResetFault(ConnectionResetError):
-    """Raised inside a started response so the server drops the connection (a 'reset' fault)."""
+class ConnectionResetFault(httpx2.RemoteProtocolError):
+    """Raised inside a started response so the server drops the connection (a 'reset' fault).
+
+    Over a socket, uvicorn closes the connection and the client sees a protocol error; over
+    `httpx2.ASGITransport` the exception itself reaches the client, so it is an httpx2 one.
+    """
 
 
 async def _reset_connection(send: Send) -> None:

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from ghlsync.sandbox._deps import StateDep
-from ghlsync.sandbox._errors import not_found
+from ghlsync.sandbox._errors import SandboxError, not_found
 from ghlsync.sandbox._records import public
 from ghlsync.sandbox._state import Faults, Limits, Location, SandboxState, calendar_id_of
 
@@ -125,6 +125,8 @@ async def reset(state: StateDep) -> dict[str, Any]:
 @router.post("/locations", status_code=201)
 async def add_location(state: StateDep, body: NewLocation) -> dict[str, Any]:
     """Add a location; answers its id, Private Integration token and calendar id."""
+    if body.id is not None and body.id in state.locations:
+        raise SandboxError(409, f"Location {body.id} already exists")
     d = state.default_limits
     limits = Limits(body.burst or d.burst, body.interval_ms or d.interval_ms, body.daily or d.daily)
     location, token = state.add_location(body.id, token=body.token, limits=limits, name=body.name)

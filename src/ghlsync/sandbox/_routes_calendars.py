@@ -57,9 +57,10 @@ _EVENT_FIELDS = (
 
 def _when(stamp: str) -> datetime:
     try:
-        return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+        when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
     except ValueError as exc:
         raise SandboxError(400, f"Invalid date: {stamp}") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)  # no offset: read as UTC
 
 
 def _response(appointment: Record) -> Record:
@@ -274,8 +275,10 @@ def _appointment_note_of(ctx: Ctx, appointment_id: str, note_id: str) -> Record:
 
 
 @router.get("/calendars/appointments/{appointmentId}/notes")
-async def list_appointment_notes(ctx: CtxDep, appointmentId: str) -> dict[str, Any]:
-    """An appointment's notes."""
+async def list_appointment_notes(
+    ctx: CtxDep, appointmentId: str, limit: int, offset: int
+) -> dict[str, Any]:
+    """An appointment's notes, paged (`limit` and `offset` are required by the spec)."""
     with ctx.state.lock:
         get_or_404(ctx.location.appointments, appointmentId, "Appointment")
         notes = [
@@ -283,7 +286,8 @@ async def list_appointment_notes(ctx: CtxDep, appointmentId: str) -> dict[str, A
             for n in ctx.location.appointment_notes.values()
             if n["appointmentId"] == appointmentId
         ]
-        return {"notes": notes, "hasMore": False}
+        page = notes[offset : offset + limit]
+        return {"notes": page, "hasMore": offset + limit < len(notes)}
 
 
 @router.post("/calendars/appointments/{appointmentId}/notes", status_code=201)

@@ -8,6 +8,7 @@ from fastapi import APIRouter
 from pydantic import ConfigDict
 
 from ghlsync.sandbox._deps import CtxDep
+from ghlsync.sandbox._errors import SandboxError
 from ghlsync.sandbox._models import Body, CreateCustomField, SearchTasks, TagBody
 from ghlsync.sandbox._records import get_or_404, now_iso, public
 
@@ -138,9 +139,11 @@ async def list_users(ctx: CtxDep, locationId: str) -> dict[str, Any]:
 
 @router.get("/users/search")
 async def search_users(
-    ctx: CtxDep, locationId: str | None = None, query: str = ""
+    ctx: CtxDep, companyId: str, locationId: str | None = None, query: str = ""
 ) -> dict[str, Any]:
-    """Users matching a query."""
+    """Users of the caller's location matching a query (`companyId` is required by the spec)."""
+    if companyId != ctx.principal.company_id:
+        raise SandboxError(403, "The token does not have access to this company.")
     location = ctx.check_location(locationId)
     with ctx.state.lock:
         users = [public(u) for u in location.users.values() if query.lower() in u["name"].lower()]

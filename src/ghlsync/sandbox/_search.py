@@ -41,18 +41,23 @@ def search(location: Location, body: SearchContacts) -> dict[str, Any]:
     field, reverse = _sort_of(body.sort)
     found = [c for c in location.contacts.values() if _matches(c, body)]
     found.sort(key=lambda c: _key(c, field), reverse=reverse)
+    total = len(found)
     if body.searchAfter:
-        after = (body.searchAfter[0], str(body.searchAfter[-1]))
-        found = [
-            c for c in found if (_key(c, field) < after if reverse else _key(c, field) > after)
-        ]
-        page = found[: body.pageLimit]
+        page = _after(found, field, reverse, body.searchAfter)[: body.pageLimit]
     else:
         start = ((body.page or 1) - 1) * body.pageLimit
         page = found[start : start + body.pageLimit]
-    total = len([c for c in location.contacts.values() if _matches(c, body)])
     contacts = [{**search_view(c), "searchAfter": list(_key(c, field))} for c in page]
     return {"contacts": contacts, "total": total}
+
+
+def _after(found: list[Record], field: str, reverse: bool, cursor: list[Any]) -> list[Record]:
+    """The contacts past a `searchAfter` cursor (`[sort value, id]`)."""
+    after = (cursor[0], str(cursor[-1]))
+    try:
+        return [c for c in found if (_key(c, field) < after if reverse else _key(c, field) > after)]
+    except TypeError as exc:
+        raise unprocessable("searchAfter does not match the sort order") from exc
 
 
 def _sort_of(sort: list[dict[str, Any]] | None) -> tuple[str, bool]:

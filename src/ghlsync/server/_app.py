@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
@@ -27,6 +28,9 @@ from ghlsync.server._metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
 from ghlsync.server._responses import json_response
 from ghlsync.store import is_sqlite
 
+# FastAPI's native OpenTelemetry hooks cost more per request than the whole receiver (they
+# halved the ingest rate in bench/bench_ingest.py); counts are in /metrics instead.
+_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 PG_WRITERS = 3  # PostgreSQL takes concurrent writers; SQLite has one at a time anyway
 
 
@@ -62,7 +66,7 @@ def create_app(
         # Uvicorn has stopped taking requests: let the last commits finish, then stop.
         await asyncio.to_thread(committer.close)
 
-    app = FastAPI(title="ghlsync", version=__version__, lifespan=lifespan)
+    app = FastAPI(title="ghlsync", version=__version__, lifespan=lifespan, telemetry=_TELEMETRY)
     # Plain Starlette routes for the hot path: no dependency injection per request.
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)

@@ -7,10 +7,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.store._tables_engine import dead_letters, work_items
+from ghlsync.engine import queue_status
 
 HEARTBEAT_STALE_SECONDS = 60.0
-_STATUSES = ("pending", "leased", "done", "dead")
 
 
 class WorkerState(Protocol):
@@ -27,21 +26,21 @@ def health_report(
 ) -> tuple[bool, dict[str, Any]]:
     """(healthy, report). Unhealthy when the store is unreachable or the worker went quiet."""
     report: dict[str, Any] = {}
-    healthy = _store_report(engine, report)
+    healthy = _store_report(engine, clock, report)
     if worker_state is not None:
         healthy = _worker_report(worker_state, clock, report) and healthy
     report["status"] = "ok" if healthy else "unhealthy"
     return healthy, report
 
 
-def _store_report(engine: sa.Engine, report: dict[str, Any]) -> bool:
+def _store_report(engine: sa.Engine, clock: Clock, report: dict[str, Any]) -> bool:
     try:
-        with engine.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-            report.update(queue_stats(conn))
+        totals = queue_status(engine, clock=clock).totals()
     except sa.exc.SQLAlchemyError as exc:
         report["database"] = {"ok": False, "error": exc.__class__.__name__}
         return False
+    report["dead_letters"] = totals.pop("dead_letters")
+    report["queue"] = totals  # by status; `pending` is the backlog
     report["database"] = {"ok": True, "dialect": engine.dialect.name}
     return True
 
@@ -52,17 +51,3 @@ def _worker_report(state: WorkerState, clock: Clock, report: dict[str, Any]) -> 
     alive = age is not None and age <= HEARTBEAT_STALE_SECONDS
     report["worker"] = {"alive": alive, "heartbeat_age_seconds": age}
     return alive
-
-
-def queue_stats(conn: sa.Connection) -> dict[str, Any]:
-    """Work rows by status (pending = the queue depth) and dead letters not yet replayed."""
-    w = work_items.c
-    counts = dict.fromkeys(_STATUSES, 0)
-    for status, count in conn.execute(sa.select(w.status, sa.func.count()).group_by(w.status)):
-        counts[status] = int(count)
-    dead = conn.execute(
-        sa.select(sa.func.count())
-        .select_from(dead_letters)
-        .where(dead_letters.c.replayed_at.is_(None))
-    ).scalar_one()
-    return {"queue": counts, "dead_letters": int(dead)}

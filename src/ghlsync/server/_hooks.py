@@ -7,6 +7,7 @@ nothing is acknowledged before it is committed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,11 +18,13 @@ from ghlsync._clock import Clock
 from ghlsync.dripjobs import BodyError, VerificationError, delivery_id, fold_keys, parse_body
 from ghlsync.engine import Delivery, delivery_key
 from ghlsync.mapping import Mapper, MappingError, UnknownEventError
-from ghlsync.server._commit import GroupCommitter
+from ghlsync.server._commit import CommitterClosed, GroupCommitter
 from ghlsync.server._connections import DEFAULT_CONNECTION, Connection, Unconfigured
 from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, accepted, duplicate
+
+_log = logging.getLogger("ghlsync.server")
 
 
 class DripJobsReceiver:
@@ -49,13 +52,28 @@ class DripJobsReceiver:
         try:
             delivery = await self._delivery(request)
         except Rejection as rejection:
-            self._metrics.rejected(rejection.code)
-            return rejection.response()
-        if await self._committer.submit(delivery):
+            return self._refuse(rejection)
+        return await self._store(delivery)
+
+    async def _store(self, delivery: Delivery) -> Response:
+        """Commit, then answer: 202 for a new delivery, 200 for a duplicate, 503 on failure."""
+        try:
+            fresh = await self._committer.submit(delivery)
+        except CommitterClosed:
+            return self._refuse(Rejection(503, "shutting_down", "the receiver is stopping; retry"))
+        except Exception as exc:  # the store failed: nothing was committed, the sender retries
+            _log.exception("could not store a %s delivery", delivery.event)
+            message = f"the delivery could not be stored ({exc.__class__.__name__}); retry"
+            return self._refuse(Rejection(503, "store_unavailable", message))
+        if fresh:
             self._metrics.accepted()
             return accepted(delivery.delivery_id or delivery_key(delivery))
         self._metrics.duplicate()
         return duplicate()
+
+    def _refuse(self, rejection: Rejection) -> Response:
+        self._metrics.rejected(rejection.code)
+        return rejection.response()
 
     async def _delivery(self, request: Request) -> Delivery:
         params = request.path_params

@@ -19,7 +19,12 @@ class Rejection(Exception):
         self.message = message
 
     def response(self) -> Response:
-        return json_response(self.status, {"error": self.code, "message": self.message})
+        response = json_response(self.status, {"error": self.code, "message": self.message})
+        if self.status == 413:
+            # The rest of the body is still coming: close rather than read it to keep the
+            # connection alive.
+            response.headers["connection"] = "close"
+        return response
 
 
 def json_response(status: int, content: dict[str, object]) -> Response:

@@ -55,6 +55,7 @@ work_items = sa.Table(
     sa.Column("event", sa.String(64), nullable=False),  # the effective (latest) event
     sa.Column("events", sa.Text, nullable=False, server_default="[]"),  # JSON [[event, rank]]
     sa.Column("payload", sa.Text, nullable=False),  # JSON, merged across deliveries
+    sa.Column("stamps", sa.Text, nullable=False, server_default="{}"),  # JSON field -> updated_at
     sa.Column("source_updated_at", sa.Float),
     sa.Column("available_at", sa.Float, nullable=False),
     sa.Column("lease_owner", sa.String(128)),

@@ -78,16 +78,20 @@ class SqlRateLimiter:
         )
         self._rng = rng or random.Random()
         self._limits: dict[str, tuple[int, int]] = {}  # key -> (max, interval_ms) last seen
+        self._locks: dict[str, asyncio.Lock] = {}
 
     def _now_ms(self) -> int:
         return math.floor(self._clock.now() * 1000.0)
 
     async def acquire(self, key: str) -> None:
         """Wait until one more request for `key` fits the shared budget, then take it."""
-        slot: int | None = None
-        while (taken := await asyncio.to_thread(self._try_take, key, slot)) is not True:
-            slot, wait = taken
-            await self._clock.sleep(wait / 1000.0)
+        # One poller per key per process: the rest queue here instead of all hitting the row
+        # at the same instant every time a slot opens.
+        async with self._locks.setdefault(key, asyncio.Lock()):
+            slot: int | None = None
+            while (taken := await asyncio.to_thread(self._try_take, key, slot)) is not True:
+                slot, wait = taken
+                await self._clock.sleep(wait / 1000.0)
 
     async def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
         """Adapt the shared row to the X-RateLimit-* headers; on 429 pause this key only."""

@@ -72,6 +72,7 @@ def _work_items() -> None:
         sa.Column("event", sa.String(64), nullable=False),
         sa.Column("events", sa.Text, nullable=False, server_default="[]"),
         sa.Column("payload", sa.Text, nullable=False),
+        sa.Column("stamps", sa.Text, nullable=False, server_default="{}"),
         sa.Column("source_updated_at", sa.Float),
         sa.Column("available_at", sa.Float, nullable=False),
         sa.Column("lease_owner", sa.String(128)),
