@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
+from ghlsync.engine._flows import sync_event
 from ghlsync.engine._model import ParentNotSyncedError
+from ghlsync.mapping import MappingError
 from tests._engine_flows_kit import CUSTOMER, Flow
 
 TASK = {
@@ -140,3 +144,15 @@ async def test_an_older_update_arriving_after_the_delete_does_not_resurrect(flow
 
     assert (late.action, late.calls) == ("skipped", 0)
     assert flow.records("tasks") == [] and flow.requests()[start:] == []
+
+
+async def test_appointment_without_a_calendar_is_a_clear_mapping_error(flow: Flow) -> None:
+    await _contact(flow)
+    start = len(flow.requests())
+
+    with pytest.raises(MappingError, match="calendar"):
+        await sync_event(
+            replace(flow.ctx, calendar_id=None), flow.event("appointment.scheduled", **APPT)
+        )
+
+    assert flow.requests()[start:] == [] and flow.row("appointment", "A1") is None

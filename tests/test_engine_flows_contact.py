@@ -140,3 +140,22 @@ async def test_older_event_after_newer_is_skipped(flow: Flow) -> None:
     assert (out.action, out.calls) == ("skipped", 0)
     assert len(flow.requests()) == before
     assert flow.records("contacts")[0]["firstName"] == "New"
+
+
+async def test_merge_into_an_existing_person_keeps_their_tags_but_replaces_prefixed_ones(
+    flow: Flow,
+) -> None:
+    assert flow.ctx.client is not None
+    await flow.ctx.client.request(
+        "POST",
+        "/contacts/",
+        key="loc_sandbox",
+        version="2021-07-28",
+        json={"locationId": "loc_sandbox", "email": "ann@example.com", "tags": ["vip", "deal:old"]},
+    )
+
+    [out] = await flow.sync("customer.created", **{**CUSTOMER, "deal_stage": "Won"})
+
+    [contact] = flow.records("contacts")
+    assert out.ghl_id == contact["id"]
+    assert sorted(contact["tags"]) == ["deal:won", "source:google", "vip"]

@@ -27,6 +27,7 @@ def _contact(values: dict[str, str], source_id: str = "C1") -> MappedEvent:
 
 
 async def _define(flow: Flow, name: str) -> str:
+    assert flow.ctx.client is not None
     answer = await flow.ctx.client.request(
         "POST", FIELDS, key="loc_sandbox", version="2021-07-28",
         json={"name": name, "dataType": "TEXT"},

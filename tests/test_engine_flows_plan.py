@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from ghlsync.engine._flows import plan, sync_event
 from ghlsync.mapping import MappedEntity, MappedEvent
 from tests._engine_flows_kit import CUSTOMER, Flow
@@ -10,7 +12,8 @@ TASK = {"task_id": "T1", "task_title": "Call", "task_due": "2026-12-01T10:00:00Z
 
 
 async def test_plan_on_an_empty_store_shows_the_first_sync(flow: Flow) -> None:
-    calls = await flow.plan("task.created", **CUSTOMER, **TASK)
+    offline = replace(flow.ctx, client=None)  # a preview needs no credentials
+    calls = await plan(offline, flow.event("task.created", **CUSTOMER, **TASK))
 
     new_contact = "<new contact C1>"
     assert [(c.method, c.path) for c in calls] == [

@@ -373,3 +373,24 @@ async def test_run_drains_a_backlog(engine_store: sa.Engine, engine_clock: FakeC
     assert sorted(synced) == [f"c{i}" for i in range(7)]
     statuses = {work_row(engine_store, f"c{i}", f"loc{i % 3}")["status"] for i in range(7)}
     assert statuses == {"done"}
+
+
+async def test_the_lease_is_renewed_while_an_item_is_in_flight(engine_store: sa.Engine) -> None:
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        started.set()
+        await release.wait()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine_store, object(), Mapper(config), config, sync_event=slow)
+    worker.lease_seconds = 0.6  # real time here: renewal runs on the event loop's clock
+    send(engine_store, delivery("c1"))
+    task = asyncio.create_task(worker.run_once())
+    await asyncio.wait_for(started.wait(), timeout=10)
+    await asyncio.sleep(1.5)  # 2.5 leases: without renewal another worker could take it
+    assert await asyncio.to_thread(claim, engine_store, "thief", None, 10, 30) == []
+    release.set()
+    await asyncio.wait_for(task, timeout=10)
+    assert work_row(engine_store, "c1")["status"] == "done"

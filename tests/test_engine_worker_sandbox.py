@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine import Worker
+from ghlsync.engine import Delivery, Worker
 from ghlsync.ghl._client import GHLClient
 from ghlsync.ghl._tokens import StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
@@ -14,7 +14,7 @@ from tests._engine_kit import count, delivery, send, work_row
 from tests._sandbox import InProcessSandbox
 
 
-def _deliveries(location: str) -> list:  # type: ignore[type-arg]
+def _deliveries(location: str) -> list[Delivery]:
     return [
         delivery(
             "c1",

@@ -6,6 +6,8 @@ import itertools
 import random
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ghlsync._clock import FakeClock
 from ghlsync.ghl._ratelimit import LimitState, MemoryRateLimiter, Policy
@@ -174,16 +176,28 @@ async def test_retry_after_is_honoured_when_longer() -> None:
     assert (await limiter.budget("a")).paused_until - clock.now() >= 42
 
 
-async def test_remaining_lower_than_our_pacing_explains_slows_down() -> None:
+async def test_remaining_lower_than_our_pacing_explains_holds_back_by_the_shortfall() -> None:
+    clock = FakeClock()
+    # Pacing at 80 per second leaves at least 19 of 100 in any window when we are alone.
+    limiter = _limiter(clock, default_interval_ms=1_000, safety=0.8)
+    await limiter.acquire("a")
+    await limiter.observe("a", 200, _headers(interval=1_000, remaining=9))  # 10 short
+    start = clock.monotonic()
+    await limiter.acquire("a")
+    assert clock.monotonic() - start == pytest.approx(10 * 0.0125)  # 10 emissions of 12.5 ms
+    assert await limiter.has_budget("a")
+    assert (await limiter.budget("a")).throttled == 0
+
+
+async def test_an_empty_window_delays_by_one_slot_not_a_whole_interval() -> None:
     clock = FakeClock()
     limiter = _limiter(clock, default_interval_ms=1_000)
     await limiter.acquire("a")
     await limiter.observe("a", 200, _headers(interval=1_000, remaining=0))
-    assert not await limiter.has_budget("a")
+    assert await limiter.has_budget("a")
     start = clock.monotonic()
     await limiter.acquire("a")
-    assert clock.monotonic() - start == pytest.approx(1.0)
-    assert (await limiter.budget("a")).throttled == 0
+    assert clock.monotonic() - start == pytest.approx(1 / 98)
 
 
 async def test_plentiful_remaining_changes_nothing() -> None:
@@ -241,3 +255,24 @@ def test_a_late_waker_keeps_its_slot_within_the_catch_up() -> None:
     no_slot = LimitState(key="k", interval_ms=1_000, tat_ms=1_000.0)
     assert try_take(policy, no_slot, now) == 0.0
     assert no_slot.tat_ms == now + pacing.emission_ms
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    max_=st.integers(2, 300),
+    interval_ms=st.integers(100, 60_000),
+    safety=st.floats(0.5, 0.99),
+    burst=st.floats(0.0, 5.0),
+    late_fraction=st.floats(0.0, 1.0),
+)
+async def test_no_window_ever_holds_more_than_max(
+    max_: int, interval_ms: int, safety: float, burst: float, late_fraction: float
+) -> None:
+    # Wake-ups up to the catch-up late never overfill a window, whatever the knobs.
+    pacing = Policy(safety=safety, burst=burst).pacing(max_, interval_ms)
+    clock = _LateClock(late_s=late_fraction * pacing.catch_up_ms / 1000)
+    limiter = _limiter(
+        clock, default_max=max_, default_interval_ms=interval_ms, safety=safety, burst=burst
+    )
+    times = await _drain(limiter, clock, "loc", 2 * max_ + 5)
+    assert _max_in_window(times, interval_ms / 1000) <= max_

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import time
@@ -117,20 +118,35 @@ def test_json_delivery_is_committed_before_202(receiver: Receiver) -> None:
     assert json.loads(work.payload)["first_name"] == "Ava"
 
 
+def as_json(body: dict[str, str]) -> bytes:
+    return json.dumps(body).encode()
+
+
+def as_form(body: dict[str, str]) -> bytes:
+    return urlencode(body).encode()
+
+
+ENCODE = {
+    "json": (as_json, "application/json"),
+    "form": (as_form, "application/x-www-form-urlencoded"),
+}
+
+
+@pytest.mark.parametrize("encoding", ["json", "form"])
 @pytest.mark.parametrize("name", ["First Name", "firstName", "first_name"])
-def test_form_body_and_field_spellings_land_as_first_name(receiver: Receiver, name: str) -> None:
-    form = {"Customer ID": "C-2", name: "Ava", "Delivery ID": f"form-{name}"}
+def test_field_spellings_land_as_first_name(receiver: Receiver, name: str, encoding: str) -> None:
+    encode, content_type = ENCODE[encoding]
+    delivery = f"{encoding}-{name}"
+    body = {"Customer ID": "C-2", name: "Ava", "Delivery ID": delivery}
     response = receiver.post(
-        "customer.updated",
-        content=urlencode(form).encode(),
-        headers=BEARER | {"Content-Type": "application/x-www-form-urlencoded"},
+        "customer.updated", content=encode(body), headers=BEARER | {"Content-Type": content_type}
     )
     assert response.status_code == 202, response.text
-    [row] = receiver.rows(inbox, delivery_key=f"id:form-{name}")
+    [row] = receiver.rows(inbox, delivery_key=f"id:{delivery}")
     assert json.loads(row.payload) == {
         "customer_id": "C-2",
         "first_name": "Ava",
-        "delivery_id": f"form-{name}",
+        "delivery_id": delivery,
     }
 
 
@@ -408,3 +424,24 @@ def test_healthz_is_503_when_the_store_is_unreachable(sqlite_url: str) -> None:
         response = receiver.http.get(f"{receiver.url}/healthz")
         assert response.status_code == 503
         assert response.json()["database"]["ok"] is False
+
+
+async def test_concurrent_deliveries_each_get_their_own_answer(receiver: Receiver) -> None:
+    # 120 deliveries at once: 40 entities x 3 updates, plus a replay of each first delivery.
+    bodies = [
+        {"customer_id": f"K-{n % 40}", "first_name": f"V{n}", "delivery_id": f"k-{n}"}
+        for n in range(120)
+    ]
+    async with httpx2.AsyncClient(base_url=receiver.url, headers=BEARER, timeout=30) as http:
+        answers = await asyncio.gather(
+            *(http.post("/hooks/dripjobs/customer.updated", json=b) for b in bodies),
+        )
+        replays = await asyncio.gather(
+            *(http.post("/hooks/dripjobs/customer.updated", json=b) for b in bodies[:40]),
+        )
+    assert [a.status_code for a in answers] == [202] * 120
+    assert [r.status_code for r in replays] == [200] * 40
+    assert len(receiver.rows(inbox)) == 120
+    works = receiver.rows(work_items)
+    assert len(works) == 40
+    assert sorted(w.generation for w in works) == [3] * 40

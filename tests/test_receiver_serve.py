@@ -150,3 +150,15 @@ def test_serve_without_ghl_token_says_what_to_set(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "GHLSYNC_GHL_TOKEN" in output
     assert "--no-worker" in output
+
+
+def test_serve_with_an_unreachable_store_says_so_without_the_password(tmp_path: Path) -> None:
+    proc = serve(
+        "--no-worker",
+        env={"GHLSYNC_DATABASE_URL": "postgresql+psycopg://u:hunter2@127.0.0.1:1/x"},
+        cwd=tmp_path,
+    )
+    output, _ = proc.communicate(timeout=DEADLINE_SECONDS)
+    assert proc.returncode == 2
+    assert "cannot open the store at postgresql+psycopg://u:***@127.0.0.1:1/x" in output
+    assert "hunter2" not in output

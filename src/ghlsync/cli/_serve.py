@@ -6,6 +6,15 @@ from pathlib import Path
 
 import typer
 
+_HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
+_PORT = typer.Option(8080, "--port", help="TCP port to listen on.")
+_CONFIG = typer.Option(
+    None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
+)
+_NO_WORKER = typer.Option(
+    False, "--no-worker", help="Only receive webhooks; run `ghlsync worker` elsewhere."
+)
+
 
 def register(app: typer.Typer) -> None:
     """Add `serve` to `app`."""
@@ -13,14 +22,10 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    host: str = typer.Option("127.0.0.1", "--host", help="Interface to listen on."),
-    port: int = typer.Option(8080, "--port", help="TCP port to listen on."),
-    config: Path | None = typer.Option(
-        None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
-    ),
-    no_worker: bool = typer.Option(
-        False, "--no-worker", help="Only receive webhooks; run `ghlsync worker` elsewhere."
-    ),
+    host: str = _HOST,
+    port: int = _PORT,
+    config: Path | None = _CONFIG,
+    no_worker: bool = _NO_WORKER,
 ) -> None:
     """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
     from ghlsync.mapping import ConfigError, load_config

@@ -57,7 +57,8 @@ class InboundVerifier:
         value = secret.reveal() if isinstance(secret, Secret) else secret
         if not value:
             raise ValueError("the inbound webhook secret is empty")
-        self._bearer = ("Bearer " + value).encode()
+        # Compared as digests: equal lengths, so not even the secret's length leaks.
+        self._bearer = hashlib.sha256(value.encode()).digest()
         self._hmac_key = signing_key(value)
         self._tolerance = tolerance_seconds
 
@@ -80,7 +81,7 @@ class InboundVerifier:
             raise VerificationError(
                 "bad_credentials", "the Authorization header must be 'Bearer <secret>'"
             )
-        presented = ("Bearer " + token.strip()).encode()
+        presented = hashlib.sha256(token.strip().encode()).digest()
         if not hmac.compare_digest(presented, self._bearer):
             raise VerificationError("bad_credentials", "the bearer secret does not match")
 

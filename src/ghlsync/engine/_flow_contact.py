@@ -108,8 +108,8 @@ async def _update(run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping
             PlannedCall("PUT", f"/contacts/{ghl_id}", body=body, purpose="update")
         )
     delta = tag_delta(snapshot.get("tags", ()), entity.tags_add, entity.tags_remove_prefixes)
-    await send_tags(run, ghl_id, delta)
-    state = _state(entity, delta.after, base=snapshot)
+    tags = await send_tags(run, ghl_id, delta)
+    state = _state(entity, tags, base=snapshot)
     run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
 
 
@@ -135,6 +135,7 @@ async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
         PlannedCall("POST", "/contacts/upsert", body=body, purpose="create", idempotent=False)
     )
     ghl_id = _created_id(run, entity, answer)
+    # The upsert answer shows the person's tags (a merge keeps them): the delta works on those.
     delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
     if not delta.add and not delta.remove:
         run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, delta.after))
@@ -142,8 +143,8 @@ async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
     # Confirm at once; an empty hash marks the state unfinished, so a crash before the tag
     # calls below makes the next run send them (the snapshot says: no tags known yet).
     run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, (), digest=""))
-    await send_tags(run, ghl_id, delta)
-    run.ledger.record(CONTACT, entity.source_id, _state(entity, delta.after))
+    tags = await send_tags(run, ghl_id, delta)
+    run.ledger.record(CONTACT, entity.source_id, _state(entity, tags))
     return ghl_id
 
 
@@ -169,10 +170,15 @@ async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
     return outcome(run, entity, "deleted", ghl_id, start, detail)
 
 
-async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> None:
-    """At most one add call and one remove call, only for tags that changed."""
+async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> frozenset[str]:
+    """At most one add call and one remove call, only for tags that changed.
+
+    Returns the tags the contact is now known to have: the delta's result plus whatever the
+    tag endpoints' answers (the contact's tag list) showed, e.g. tags added by hand in GHL.
+    """
+    known = set(delta.after)
     if delta.add:
-        await run.sender.send(
+        answer = await run.sender.send(
             PlannedCall(
                 "POST",
                 f"/contacts/{ghl_id}/tags",
@@ -181,8 +187,9 @@ async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> None:
                 idempotent=True,  # adding a tag twice is harmless
             )
         )
+        known.update(t.lower() for t in _tags_of(answer))
     if delta.remove:
-        await run.sender.send(
+        answer = await run.sender.send(
             PlannedCall(
                 "DELETE",
                 f"/contacts/{ghl_id}/tags",
@@ -190,6 +197,8 @@ async def send_tags(run: Run, ghl_id: str, delta: TagDelta) -> None:
                 purpose="tags-",
             )
         )
+        known.update(t.lower() for t in _tags_of(answer))
+    return frozenset(known - set(delta.remove))
 
 
 async def _known(run: Run, entity: MappedEntity, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -25,13 +25,18 @@ from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
 
 async def sync_event(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
     """Sync every entity of one mapped event to GHL, in order."""
+    if ctx.client is None:
+        raise ValueError("sync_event needs a GHL client in FlowContext.client")
     ledger = SqlLedger(ctx.engine, ctx.location_id, ctx.clock)
     run = _run(ctx, ledger, LiveSender(ctx.client, ctx.location_id))
     return [await sync_entity(run, mapped, entity) for entity in mapped.entities]
 
 
 async def plan(ctx: FlowContext, mapped: MappedEvent) -> list[PlannedCall]:
-    """The calls `sync_event` would make now, given the store; nothing is sent or written."""
+    """The calls `sync_event` would make now, given the store; nothing is sent or written.
+
+    `ctx.client` is not used (it may be None): previews need no credentials.
+    """
     sender = DrySender()
     run = _run(ctx, DryLedger(SqlLedger(ctx.engine, ctx.location_id, ctx.clock)), sender)
     for entity in mapped.entities:

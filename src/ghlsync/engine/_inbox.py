@@ -9,6 +9,7 @@ concurrent receivers of one entity serialise on that row and never lose each oth
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -63,40 +64,84 @@ def delivery_key(delivery: Delivery) -> str:
 
 def accept(conn: sa.Connection, delivery: Delivery) -> bool:
     """Record `delivery` in the caller's transaction; False (and no change) for a duplicate."""
-    inbox_id = _insert_inbox(conn, delivery)
+    sql = _statements(conn.dialect.name)
+    inbox_id = conn.execute(sql.insert_inbox, _inbox_row(delivery)).scalar()
     if inbox_id is None:
         return False
-    work_id = _upsert_work(conn, delivery)
-    conn.execute(sa.update(inbox).where(inbox.c.id == inbox_id).values(work_id=work_id))
+    work_id = _upsert_work(conn, sql, delivery)
+    conn.execute(sql.link_inbox, {"b_id": inbox_id, "b_work": work_id})
     return True
 
 
-def _insert(conn: sa.Connection, table: sa.Table) -> Any:
-    """A dialect INSERT that supports ON CONFLICT (SQLite and PostgreSQL spell it alike)."""
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+w = work_items.c
 
 
-def _insert_inbox(conn: sa.Connection, delivery: Delivery) -> int | None:
-    stmt = (
-        _insert(conn, inbox)
-        .values(
-            connection_id=delivery.connection_id,
-            delivery_key=delivery_key(delivery),
-            location_id=delivery.location_id,
-            event=delivery.event,
-            entity_type=delivery.entity_type,
-            source_id=delivery.source_id,
-            payload=dumps(delivery.payload),
-            source_updated_at=delivery.source_updated_at,
-            received_at=delivery.received_at,
-        )
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """Statements built once per dialect: accept runs thousands of times a second, and
+    building SQLAlchemy constructs per call would cost more than executing them."""
+
+    insert_inbox: Any
+    link_inbox: Any
+    insert_work: Any
+    lock_work: Any
+    merge_work: Any
+
+
+@functools.cache
+def _statements(dialect: str) -> _Statements:
+    insert: Any = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return _Statements(
+        insert_inbox=insert(inbox)
         .on_conflict_do_nothing(index_elements=["connection_id", "delivery_key"])
-        .returning(inbox.c.id)
+        .returning(inbox.c.id),
+        link_inbox=sa.update(inbox)
+        .where(inbox.c.id == sa.bindparam("b_id"))
+        .values(work_id=sa.bindparam("b_work")),
+        insert_work=insert(work_items)
+        .on_conflict_do_nothing(index_elements=["location_id", "entity_type", "source_id"])
+        .returning(w.id),
+        lock_work=sa.select(
+            w.id, w.status, w.event, w.events, w.payload, w.stamps, w.source_updated_at
+        )
+        .where(
+            w.location_id == sa.bindparam("b_location"),
+            w.entity_type == sa.bindparam("b_type"),
+            w.source_id == sa.bindparam("b_source"),
+        )
+        .with_for_update(),
+        merge_work=sa.update(work_items)
+        .where(w.id == sa.bindparam("b_id"))
+        .values(
+            generation=w.generation + 1,
+            # A leased row stays leased: its worker sees the new generation when it completes
+            # and hands the row back, so one entity never runs in two workers at once.
+            status=sa.case((w.status == "leased", "leased"), else_="pending"),
+            # A settled row (done or dead) starts a new round with its attempts afresh.
+            attempts=sa.case((w.status.in_(("done", "dead")), 0), else_=w.attempts),
+            available_at=sa.bindparam("b_now"),
+            updated_at=sa.bindparam("b_now"),
+            event=sa.bindparam("b_event"),
+            events=sa.bindparam("b_events"),
+            payload=sa.bindparam("b_payload"),
+            stamps=sa.bindparam("b_stamps"),
+            source_updated_at=sa.bindparam("b_updated_at"),
+        ),
     )
-    inserted: int | None = conn.execute(stmt).scalar()
-    return inserted
+
+
+def _inbox_row(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "connection_id": delivery.connection_id,
+        "delivery_key": delivery_key(delivery),
+        "location_id": delivery.location_id,
+        "event": delivery.event,
+        "entity_type": delivery.entity_type,
+        "source_id": delivery.source_id,
+        "payload": dumps(delivery.payload),
+        "source_updated_at": delivery.source_updated_at,
+        "received_at": delivery.received_at,
+    }
 
 
 def _incoming(delivery: Delivery) -> Incoming:
@@ -108,74 +153,59 @@ def _incoming(delivery: Delivery) -> Incoming:
     )
 
 
-def _upsert_work(conn: sa.Connection, delivery: Delivery) -> int:
+def _upsert_work(conn: sa.Connection, sql: _Statements, delivery: Delivery) -> int:
     """Create the entity's work row, or lock it and merge the delivery into it."""
     incoming = _incoming(delivery)
     state = first_state(incoming)
     now = delivery.received_at
-    created = conn.execute(
-        _insert(conn, work_items)
-        .values(
-            location_id=delivery.location_id,
-            entity_type=delivery.entity_type,
-            source_id=delivery.source_id,
-            status="pending",
-            generation=1,
-            available_at=now,
-            attempts=0,
-            created_at=now,
-            updated_at=now,
-            **_state_values(state),
-        )
-        .on_conflict_do_nothing(index_elements=["location_id", "entity_type", "source_id"])
-        .returning(work_items.c.id)
-    ).scalar()
-    if created is not None:
-        return int(created)
-    return _merge_into_existing(conn, delivery, incoming)
-
-
-def _merge_into_existing(conn: sa.Connection, delivery: Delivery, incoming: Incoming) -> int:
-    w = work_items.c
-    row = conn.execute(
-        sa.select(w.id, w.status, w.event, w.events, w.payload, w.stamps, w.source_updated_at)
-        .where(
-            w.location_id == delivery.location_id,
-            w.entity_type == delivery.entity_type,
-            w.source_id == delivery.source_id,
-        )
-        .with_for_update()
-    ).one()
-    current = EntityState(
-        load_events(row.events, row.event),
-        loads(row.payload),
-        row.source_updated_at,
-        loads(row.stamps),
-    )
-    settled = row.status in ("done", "dead")
-    merged = merge(current, incoming, settled=settled)
-    conn.execute(
-        sa.update(work_items)
-        .where(w.id == row.id)
-        .values(
-            generation=w.generation + 1,
-            # A leased row stays leased: its worker sees the new generation when it completes
-            # and hands the row back, so one entity never runs in two workers at once.
-            status=sa.case((w.status == "leased", "leased"), else_="pending"),
-            available_at=delivery.received_at,
-            attempts=0 if settled else w.attempts,
-            updated_at=delivery.received_at,
-            **_state_values(merged),
-        )
-    )
-    return int(row.id)
-
-
-def _state_values(state: EntityState) -> dict[str, Any]:
-    return {
+    row = {
+        "location_id": delivery.location_id,
+        "entity_type": delivery.entity_type,
+        "source_id": delivery.source_id,
+        "status": "pending",
+        "generation": 1,
+        "available_at": now,
+        "attempts": 0,
+        "created_at": now,
+        "updated_at": now,
         "event": state.event,
         "events": dump_events(state.events),
         "payload": dumps(state.payload),
         "stamps": dumps(state.stamps),
         "source_updated_at": state.source_updated_at,
     }
+    created = conn.execute(sql.insert_work, row).scalar()
+    if created is not None:
+        return int(created)
+    return _merge_into_existing(conn, sql, delivery, incoming)
+
+
+def _merge_into_existing(
+    conn: sa.Connection, sql: _Statements, delivery: Delivery, incoming: Incoming
+) -> int:
+    key = {
+        "b_location": delivery.location_id,
+        "b_type": delivery.entity_type,
+        "b_source": delivery.source_id,
+    }
+    row = conn.execute(sql.lock_work, key).one()
+    current = EntityState(
+        load_events(row.events, row.event),
+        loads(row.payload),
+        row.source_updated_at,
+        loads(row.stamps),
+    )
+    merged = merge(current, incoming, settled=row.status in ("done", "dead"))
+    conn.execute(
+        sql.merge_work,
+        {
+            "b_id": row.id,
+            "b_now": delivery.received_at,
+            "b_event": merged.event,
+            "b_events": dump_events(merged.events),
+            "b_payload": dumps(merged.payload),
+            "b_stamps": dumps(merged.stamps),
+            "b_updated_at": merged.source_updated_at,
+        },
+    )
+    return int(row.id)

@@ -21,7 +21,7 @@ class FlowContext:
     """Everything a flow needs for one location (the worker builds one per claimed item)."""
 
     engine: sa.Engine
-    client: Requester  # a `GHLClient`; only its `request()` is used
+    client: Requester | None  # a `GHLClient` (only `request()` is used); None for `plan` only
     location_id: str
     calendar_id: str | None
     config: Any  # `AppConfig`; flows read nothing from it today

@@ -163,6 +163,26 @@ def _mine(item: Claim) -> sa.ColumnElement[bool]:
 _RELEASED: dict[str, Any] = {"lease_owner": None, "lease_token": None, "lease_expires_at": None}
 
 
+_COMPLETE = (
+    sa.update(work_items)
+    .where(
+        w.id == sa.bindparam("b_id"),
+        w.status == "leased",
+        w.lease_token == sa.bindparam("b_token"),
+    )
+    .values(
+        # Done only if no delivery came meanwhile; else the newer data must be synced too.
+        status=sa.case((w.generation == sa.bindparam("b_gen"), "done"), else_="pending"),
+        done_generation=sa.bindparam("b_gen"),
+        attempts=0,
+        last_error=None,
+        available_at=sa.bindparam("b_now"),
+        updated_at=sa.bindparam("b_now"),
+        **_RELEASED,
+    )
+)
+
+
 def complete(
     engine: sa.Engine,
     item: Claim,
@@ -174,25 +194,17 @@ def complete(
 
     False when the lease was lost (another worker took the item over); nothing is written.
     """
-    now = clock.now()
-    unchanged = w.generation == item.generation
     with begin_immediate(engine) as conn:
-        updated = conn.execute(
-            sa.update(work_items)
-            .where(_mine(item))
-            .values(
-                status=sa.case((unchanged, "done"), else_="pending"),
-                done_generation=item.generation,
-                attempts=0,
-                last_error=None,
-                available_at=now,
-                updated_at=now,
-                **_RELEASED,
-            )
-        ).rowcount
-        if updated:
-            write_audit(conn, item, audit, now)
-    return bool(updated)
+        return complete_in(conn, item, audit, clock.now())
+
+
+def complete_in(conn: sa.Connection, item: Claim, audit: Iterable[AuditEntry], now: float) -> bool:
+    """`complete` inside the caller's transaction (the worker settles many items in one)."""
+    params = {"b_id": item.id, "b_token": item.lease_token, "b_gen": item.generation, "b_now": now}
+    if not conn.execute(_COMPLETE, params).rowcount:
+        return False
+    write_audit(conn, item, audit, now)
+    return True
 
 
 def retry(
@@ -210,24 +222,36 @@ def retry(
     `count_attempt=False` (a 429: the location was paused, the item did nothing wrong) gives
     back the attempt its claim took. False when the lease was lost.
     """
-    now = clock.now()
     with begin_immediate(engine) as conn:
-        updated = conn.execute(
-            sa.update(work_items)
-            .where(_mine(item))
-            .values(
-                status="pending",
-                available_at=now + max(0.0, delay),
-                attempts=w.attempts
-                if count_attempt
-                else sa.case((w.attempts > 0, w.attempts - 1), else_=0),
-                last_error=error,
-                updated_at=now,
-                **_RELEASED,
-            )
-        ).rowcount
-        if updated:
-            write_audit(conn, item, audit, now)
+        return retry_in(conn, item, error, delay, count_attempt, audit, clock.now())
+
+
+def retry_in(
+    conn: sa.Connection,
+    item: Claim,
+    error: str,
+    delay: float,
+    count_attempt: bool,
+    audit: Iterable[AuditEntry],
+    now: float,
+) -> bool:
+    """`retry` inside the caller's transaction."""
+    # A 429 gives back the attempt its claim took: the item did nothing wrong.
+    given_back = sa.case((w.attempts > 0, w.attempts - 1), else_=0)
+    updated = conn.execute(
+        sa.update(work_items)
+        .where(_mine(item))
+        .values(
+            status="pending",
+            available_at=now + max(0.0, delay),
+            attempts=w.attempts if count_attempt else given_back,
+            last_error=error,
+            updated_at=now,
+            **_RELEASED,
+        )
+    ).rowcount
+    if updated:
+        write_audit(conn, item, audit, now)
     return bool(updated)
 
 
@@ -246,18 +270,27 @@ def dead_letter(
     so the row goes back to `pending` (attempts reset, the error kept) instead. False also when
     the lease was lost.
     """
-    now = clock.now()
     with begin_immediate(engine) as conn:
-        row = conn.execute(
-            sa.select(w.generation).where(_mine(item)).with_for_update()
-        ).one_or_none()
-        if row is None:
-            return False
-        if row.generation != item.generation:
-            _requeue_newer(conn, item, reason, now)
-            return False
-        _park(conn, item, reason, error_class, now)
-        write_audit(conn, item, audit, now)
+        return dead_letter_in(conn, item, reason, error_class, audit, clock.now())
+
+
+def dead_letter_in(
+    conn: sa.Connection,
+    item: Claim,
+    reason: str,
+    error_class: str,
+    audit: Iterable[AuditEntry],
+    now: float,
+) -> bool:
+    """`dead_letter` inside the caller's transaction."""
+    row = conn.execute(sa.select(w.generation).where(_mine(item)).with_for_update()).one_or_none()
+    if row is None:
+        return False
+    if row.generation != item.generation:
+        _requeue_newer(conn, item, reason, now)
+        return False
+    _park(conn, item, reason, error_class, now)
+    write_audit(conn, item, audit, now)
     return True
 
 

@@ -4,7 +4,8 @@ One item's life: claim (leased) → `mapper.map(event, merged payload)` for each
 run → `sync_event(FlowContext, mapped)` → complete (or retry / dead-letter, see `_failures`).
 Nothing an item raises escapes `_process`: the worker never crashes on bad data or a bug.
 Queue writes are short synchronous transactions, run in a thread so that a busy SQLite file
-never stalls the event loop (the receiver may share it in `ghlsync serve`).
+never stalls the event loop (the receiver may share it in `ghlsync serve`); the settles of
+items finishing together share one transaction (`_settle`).
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ from ghlsync.engine._queue import (
     AuditEntry,
     Claim,
     claim,
-    complete,
-    dead_letter,
+    complete_in,
+    dead_letter_in,
     locations_with_work,
-    retry,
+    renew,
+    retry_in,
 )
+from ghlsync.engine._settle import Settler
 from ghlsync.ghl._retry import backoff
 from ghlsync.ghl._seams import RateLimiter
 from ghlsync.mapping import AppConfig, Mapper
@@ -98,6 +101,7 @@ class Worker:
         self.clock = clock
         self._sync_event = sync_event or _flows_sync_event()
         self._rng = rng
+        self._settler = Settler(engine)
         self.last_heartbeat: float | None = None
         self.processed = 0
 
@@ -188,14 +192,36 @@ class Worker:
             reason = "its worker stopped (crash or kill) during every attempt"
             await self._dead(item, Failure("dead", gave_up(reason, item.attempts - 1), "Lost"))
             return
+        keeper = asyncio.ensure_future(self._keep_leased(item))
+        failure: Failure | None = None
         try:
             outcomes = await self._sync(item)
         except Exception as error:
             failure = classify_failure(error, entity_type=item.entity_type, event=item.event)
+        finally:
+            keeper.cancel()
+        if failure is not None:
             await self._fail(item, failure)
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
-        await asyncio.to_thread(complete, self.engine, item, audit, clock=self.clock)
+        await self._complete(item, audit)
+
+    async def _keep_leased(self, item: Claim) -> None:
+        """Renew the lease while the item is in flight (a slow GHL must not hand it to another
+        worker). Paced on the event loop's own time, not `self.clock`: a test's fake clock would
+        turn this loop into a spin."""
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                renewed = await asyncio.to_thread(
+                    renew, self.engine, item, self.lease_seconds, clock=self.clock
+                )
+            except Exception:
+                _log.exception("renewing the lease of work item %s failed", item.id)
+                continue
+            if renewed is None:
+                _log.warning("work item %s: lease lost to another worker", item.id)
+                return
 
     async def _sync(self, item: Claim) -> list[Outcome]:
         """Run every pending event of the entity, in order, on its merged payload."""
@@ -216,7 +242,7 @@ class Worker:
     async def _fail(self, item: Claim, failure: Failure) -> None:
         if failure.kind == "skip":
             note = AuditEntry("skipped", detail=failure.reason)
-            await asyncio.to_thread(complete, self.engine, item, [note], clock=self.clock)
+            await self._complete(item, [note])
         elif failure.kind == "throttled":
             await self._retry(item, failure, await self._pause_left(item), counts=False)
         elif failure.kind == "dead":
@@ -228,29 +254,22 @@ class Worker:
             delay = backoff(item.attempts, rng=self._rng)
             await self._retry(item, failure, delay, counts=True)
 
+    async def _complete(self, item: Claim, audit: Sequence[AuditEntry]) -> None:
+        now = self.clock.now()
+        await self._settler.run(lambda conn: complete_in(conn, item, audit, now))
+
     async def _retry(self, item: Claim, failure: Failure, delay: float, *, counts: bool) -> None:
-        note = AuditEntry("throttled" if not counts else "retry", detail=failure.reason)
-        await asyncio.to_thread(
-            retry,
-            self.engine,
-            item,
-            failure.reason,
-            delay,
-            count_attempt=counts,
-            audit=[note],
-            clock=self.clock,
+        note = [AuditEntry("retry" if counts else "throttled", detail=failure.reason)]
+        now = self.clock.now()
+        await self._settler.run(
+            lambda conn: retry_in(conn, item, failure.reason, delay, counts, note, now)
         )
 
     async def _dead(self, item: Claim, failure: Failure) -> None:
-        note = AuditEntry("dead", detail=failure.reason)
-        await asyncio.to_thread(
-            dead_letter,
-            self.engine,
-            item,
-            failure.reason,
-            failure.error_class,
-            [note],
-            clock=self.clock,
+        note = [AuditEntry("dead", detail=failure.reason)]
+        now = self.clock.now()
+        await self._settler.run(
+            lambda conn: dead_letter_in(conn, item, failure.reason, failure.error_class, note, now)
         )
 
     async def _pause_left(self, item: Claim) -> float:

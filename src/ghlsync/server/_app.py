@@ -9,10 +9,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import sqlalchemy as sa
 from fastapi import FastAPI
+from fastapi.telemetry import TelemetryConfig
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -30,7 +30,12 @@ from ghlsync.store import is_sqlite
 
 # FastAPI's native OpenTelemetry hooks cost more per request than the whole receiver (they
 # halved the ingest rate in bench/bench_ingest.py); counts are in /metrics instead.
-_TELEMETRY: Any = {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 PG_WRITERS = 3  # PostgreSQL takes concurrent writers; SQLite has one at a time anyway
 
 
@@ -70,6 +75,18 @@ def create_app(
     # Plain Starlette routes for the hot path: no dependency injection per request.
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
+    _add_probes(app, engine, clock, worker_state, metrics)
+    return app
+
+
+def _add_probes(
+    app: FastAPI,
+    engine: sa.Engine,
+    clock: Clock,
+    worker_state: WorkerState | None,
+    metrics: ReceiverMetrics,
+) -> None:
+    """`GET /healthz` and `GET /metrics`."""
 
     async def healthz(_request: Request) -> Response:
         healthy, report = await asyncio.to_thread(health_report, engine, clock, worker_state)
@@ -80,4 +97,3 @@ def create_app(
 
     app.router.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
     app.router.add_route("/metrics", prometheus, methods=["GET"], include_in_schema=False)
-    return app

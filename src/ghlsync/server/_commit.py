@@ -1,8 +1,8 @@
 """Group commit: many deliveries, one durable transaction, each answered after the commit.
 
-Answering 202 only after a commit costs one fsync (SQLite WAL) or one WAL flush (PostgreSQL)
-per transaction. Taking every delivery that arrived meanwhile into the same transaction spreads
-that cost, which is what lets one process accept thousands of deliveries per second. Each
+Answering 202 only after a commit costs a transaction per answer: a BEGIN IMMEDIATE and a WAL
+append on SQLite, a round trip and a WAL flush on PostgreSQL. Taking every delivery that
+arrived meanwhile into the same transaction spreads that cost over the batch. Each
 delivery still goes through `accept()` and is answered only after the transaction holding it
 has committed. If a batch fails, its deliveries are retried one transaction each, so one bad
 delivery cannot fail its neighbours.

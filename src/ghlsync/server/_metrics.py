@@ -24,12 +24,15 @@ class ReceiverMetrics:
         self._duplicate = self._deliveries.labels("duplicate", "")
 
     def accepted(self) -> None:
+        """One delivery committed (answered 202)."""
         self._accepted.inc()
 
     def duplicate(self) -> None:
+        """One delivery seen before (answered 200)."""
         self._duplicate.inc()
 
     def rejected(self, reason: str) -> None:
+        """One delivery refused; `reason` is the error code of the answer."""
         self._deliveries.labels("rejected", reason).inc()
 
     def render(self) -> bytes:

@@ -19,6 +19,7 @@ class Rejection(Exception):
         self.message = message
 
     def response(self) -> Response:
+        """The JSON error answer."""
         response = json_response(self.status, {"error": self.code, "message": self.message})
         if self.status == 413:
             # The rest of the body is still coming: close rather than read it to keep the

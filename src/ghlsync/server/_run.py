@@ -17,11 +17,10 @@ from types import FrameType
 
 import sqlalchemy as sa
 import uvicorn
+from fastapi import FastAPI
 
 from ghlsync.engine import Worker
-from ghlsync.ghl._client import GHLClient
-from ghlsync.ghl._ratelimit import MemoryRateLimiter
-from ghlsync.ghl._tokens import StaticTokens
+from ghlsync.ghl import GHLClient, SqlRateLimiter, StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._app import create_app
 from ghlsync.store import create_engine, migrate
@@ -48,34 +47,49 @@ def serve(config: AppConfig, options: ServeOptions) -> None:
     """Migrate the store, then serve until a signal arrives; returns after a clean shutdown."""
     engine = create_engine(config.database_url)
     try:
-        migrate(engine)
+        _migrate(engine)
         asyncio.run(_serve(engine, config, options))
     finally:
         engine.dispose()
+
+
+def _migrate(engine: sa.Engine) -> None:
+    try:
+        migrate(engine)
+    except sa.exc.SQLAlchemyError as exc:
+        where = engine.url.render_as_string(hide_password=True)
+        raise ServeError(f"cannot open the store at {where}: {exc.__class__.__name__}") from exc
 
 
 async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) -> None:
     mapper = Mapper(config)
     worker = build_worker(engine, config, mapper) if options.with_worker else None
     app = create_app(engine=engine, config=config, mapper=mapper, worker_state=worker)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            app,
-            host=options.host,
-            port=options.port,
-            lifespan="on",
-            log_level=options.log_level,
-            access_log=options.access_log,
-        )
-    )
+    server = _uvicorn(app, options)
     stop = asyncio.Event()
     task = _start_worker(worker, stop, server)
-    with _signals_stop(stop, task):
-        await server.serve()
-        stop.set()
-        if task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+    try:
+        with _signals_stop(stop, task):
+            await server.serve()
+            stop.set()
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    finally:
+        if worker is not None:
+            await worker.client.aclose()
+
+
+def _uvicorn(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        host=options.host,
+        port=options.port,
+        lifespan="on",
+        log_level=options.log_level,
+        access_log=options.access_log,
+    )
+    return uvicorn.Server(config)
 
 
 def _start_worker(
@@ -120,7 +134,8 @@ def build_worker(engine: sa.Engine, config: AppConfig, mapper: Mapper) -> Worker
             "the worker needs ghl.location_id and ghl.token (or GHLSYNC_GHL_LOCATION_ID and "
             "GHLSYNC_GHL_TOKEN); run with --no-worker to only receive"
         )
-    limiter = MemoryRateLimiter()
+    # The budget lives in the store, so `ghlsync worker` processes added later share it.
+    limiter = SqlRateLimiter(engine)
     client = GHLClient(
         base_url=config.ghl.base_url, tokens=StaticTokens({location: token}), limiter=limiter
     )

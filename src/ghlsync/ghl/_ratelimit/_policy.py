@@ -9,9 +9,10 @@ a sliding window, the stricter reading (a sender safe under it is safe under a f
 whose windows are a subset of the sliding ones). Under GCRA, the most requests any window of
 length `I` can hold is `floor((I + tau) / e) + 1` (the idle-to-busy transition; a steady
 backlog holds `ceil(I / e)`). We pace at `rate = min(max * safety, max - 1)` per interval and
-cap `tau` at `(max - 1) * e - I`, so a window never holds more than `max` of our requests even
-when network jitter squeezes requests together by up to one emission interval. With the defaults
-(`safety=0.98`) a backlog drains at 98% of the advertised limit. A larger burst (say 20) on
+cap `tau`, plus the catch-up allowed to late wakers (`try_take`), at `(max - 1) * e - I`, so a
+window never holds more than `max` of our requests even when network jitter squeezes requests
+together by up to one emission interval. With the defaults (`safety=0.98`) a backlog drains
+at 98% of the advertised limit. A larger burst (say 20) on
 top of full-rate pacing would overfill a sliding window; it has to be paid for by pacing
 further below the limit, which the 97% target does not leave room for.
 """
@@ -191,25 +192,23 @@ def rescale_backlog(policy: Policy, state: LimitState, now_ms: float, before: Pa
 
 
 def correct_from_remaining(policy: Policy, state: LimitState, now_ms: float) -> None:
-    """Slow down when GHL says fewer requests remain than our own pacing can explain.
+    """Hold back when GHL says fewer requests remain than our own pacing can explain.
 
     Alone, our pacing leaves at least `max - window_bound` requests in any window, so a lower
-    `X-RateLimit-Remaining` means someone else spends this budget (another app or token, or a
-    process not sharing our limiter). With nothing left we sit out one interval, since the
-    window's phase is unknown; with a little left we push our schedule back by the shortfall.
+    `X-RateLimit-Remaining` means the window holds requests our schedule does not know about
+    (ours squeezed together in transit, or another app, token or process on this budget).
+    Under a sliding window one old request ages out per emission interval, so we let
+    `shortfall` more intervals pass than a caught-up schedule would. Taking `max` with the
+    schedule makes repeated reports of the same shortfall idempotent. Sitting out a whole
+    interval instead would cost more than the 429 it is meant to avoid.
     """
     if state.remaining is None:
         return
     pacing = policy.pacing(state.max, state.interval_ms)
-    expected_left = state.max - pacing.window_bound(state.interval_ms)
-    if state.remaining >= expected_left:
-        return
-    if state.remaining <= 0:
-        state.paused_until_ms = max(state.paused_until_ms, now_ms + state.interval_ms)
-        state.tat_ms = max(state.tat_ms, state.paused_until_ms)
-    else:
-        shortfall = expected_left - state.remaining
-        state.tat_ms = max(state.tat_ms, now_ms + shortfall * pacing.emission_ms)
+    shortfall = state.max - pacing.window_bound(state.interval_ms) - state.remaining
+    if shortfall > 0:
+        floor = now_ms + pacing.tolerance_ms + shortfall * pacing.emission_ms
+        state.tat_ms = max(state.tat_ms, floor)
 
 
 def pause_if_daily_spent(policy: Policy, state: LimitState, now_ms: float) -> None:

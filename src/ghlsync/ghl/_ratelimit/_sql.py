@@ -117,7 +117,7 @@ class SqlRateLimiter:
         # A late waker keeps its slot (see `_policy.try_take`); if that fails, plain `now`.
         for at in dict.fromkeys((math.floor(p.effective_now(pacing, now, slot)), now)):
             with self._engine.begin() as conn:
-                taken = conn.execute(_take_statement(key, at, pacing)).first()
+                taken = conn.execute(_TAKE, _take_params(key, at, pacing)).first()
                 if taken is None:
                     state = _to_state(conn.execute(_select(key)).one())
             if taken is not None:
@@ -159,22 +159,36 @@ class SqlRateLimiter:
         self._limits[key] = (row.max, row.interval_ms)
 
 
-def _take_statement(key: str, now: int, pacing: p.Pacing) -> sa.Update:
-    later = sa.case((t.c.tat_ms > now, t.c.tat_ms), else_=sa.literal(now, sa.BigInteger))
+def _build_take() -> sa.Update:
+    # Built once with bind parameters: rebuilding per call costs more than running it.
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    later = sa.case((t.c.tat_ms > now, t.c.tat_ms), else_=now)
     return (
         t.update()
         .where(
-            t.c.key == key,
+            t.c.key == sa.bindparam("k", type_=sa.String),
             t.c.paused_until_ms <= now,
-            t.c.tat_ms - int(pacing.tolerance_ms) <= now,
+            t.c.tat_ms - sa.bindparam("tolerance", type_=sa.BigInteger) <= now,
         )
         .values(
-            tat_ms=later + int(pacing.emission_ms),
+            tat_ms=later + sa.bindparam("emission", type_=sa.BigInteger),
             daily_remaining=t.c.daily_remaining - 1,  # NULL stays NULL
             updated_ms=now,
         )
         .returning(t.c.max, t.c.interval_ms)
     )
+
+
+_TAKE = _build_take()
+
+
+def _take_params(key: str, now: int, pacing: p.Pacing) -> dict[str, Any]:
+    return {
+        "k": key,
+        "now": now,
+        "tolerance": int(pacing.tolerance_ms),
+        "emission": int(pacing.emission_ms),
+    }
 
 
 def _write_statement(state: p.LimitState, now: int) -> sa.Update:

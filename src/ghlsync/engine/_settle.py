@@ -1,0 +1,64 @@
+"""Group commit for the worker's queue writes: many items settled in one transaction.
+
+Each finished item must mark its work row (complete, retry, dead letter) and write its audit
+lines. One transaction per item would cap a SQLite worker at its commit rate; instead every
+settle that arrives while a commit is running joins the next one. If a shared transaction
+fails, its operations are retried one transaction each, so one bad item cannot fail its
+neighbours. Each caller is answered only after the transaction holding its write committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+from ghlsync.store._engine import begin_immediate
+
+SettleOp = Callable[[sa.Connection], bool]
+_Entry = tuple[SettleOp, "asyncio.Future[bool]"]
+
+
+class Settler:
+    """Runs settle operations in shared write transactions, off the event loop."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._waiting: list[_Entry] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def run(self, op: SettleOp) -> bool:
+        """Run `op(conn)` in a committed transaction shared with other settles; its answer."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._waiting.append((op, future))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            try:
+                answers = await asyncio.to_thread(self._together, batch)
+            except Exception:
+                await self._one_by_one(batch)
+                continue
+            for (_, future), answer in zip(batch, answers, strict=True):
+                if not future.done():
+                    future.set_result(answer)
+
+    def _together(self, batch: list[_Entry]) -> list[bool]:
+        with begin_immediate(self._engine) as conn:
+            return [op(conn) for op, _ in batch]
+
+    async def _one_by_one(self, batch: list[_Entry]) -> None:
+        for op, future in batch:
+            try:
+                answer = await asyncio.to_thread(self._together, [(op, future)])
+            except Exception as error:
+                if not future.done():
+                    future.set_exception(error)
+                continue
+            if not future.done():
+                future.set_result(answer[0])
