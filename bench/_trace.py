@@ -140,32 +140,53 @@ class TraceBuilder:
         return f"bench-{self._delivery:07d}"
 
     def customer_steps(self, n: int) -> list[_Step]:
-        """The customer's real events, then no-op markers are inserted by the caller."""
+        """The customer's real events in order (no-op markers are inserted later)."""
+        return [
+            *self._contact_steps(),
+            *self._task_steps(n),
+            *self._note_steps(n),
+            *self._appointment_steps(n),
+        ]
+
+    def _contact_steps(self) -> list[_Step]:
         rng = self.rng
-        steps: list[_Step] = [_Step("lead.created", "contact", {})]
+        steps = [_Step("lead.created", "contact", {})]
         for version in range(1, rng.choice([0, 1, 1, 2]) + 1):
             what = rng.choice(["last", "phone", "city"])
             steps.append(_Step("customer.updated", "contact", {"change": what, "v": version}))
         for _ in range(rng.choice([0, 1, 1, 2])):
             steps.append(_Step("deal.stage_changed", "contact", {"change": "stage"}))
-        for k in range(rng.choice([0, 1, 1, 2])):
+        return steps
+
+    def _task_steps(self, n: int) -> list[_Step]:
+        steps: list[_Step] = []
+        for k in range(self.rng.choice([0, 1, 1, 2])):
             key = f"task:task-{n:05d}-{k}"
             steps.append(_Step("task.created", key, {"k": k}))
-            if rng.random() < 0.3:
+            if self.rng.random() < 0.3:
                 steps.append(_Step("task.updated", key, {"change": "due"}))
-            if rng.random() < 0.4:
+            if self.rng.random() < 0.4:
                 steps.append(_Step("task.completed", key, {"change": "done"}))
-        if rng.random() < 0.6:
-            steps.append(_Step("note.created", f"note:note-{n:05d}", {}))
-            if rng.random() < 0.3:
-                steps.append(_Step("note.updated", f"note:note-{n:05d}", {"change": "more"}))
-        if rng.random() < 0.4:
-            key = f"appointment:appt-{n:05d}"
-            steps.append(_Step("appointment.scheduled", key, {}))
-            if rng.random() < 0.3:
-                steps.append(_Step("appointment.updated", key, {"change": "reschedule"}))
-            if rng.random() < 0.25:
-                steps.append(_Step("appointment.canceled", key, {"change": "cancel"}))
+        return steps
+
+    def _note_steps(self, n: int) -> list[_Step]:
+        if self.rng.random() >= 0.6:
+            return []
+        key = f"note:note-{n:05d}"
+        steps = [_Step("note.created", key, {})]
+        if self.rng.random() < 0.3:
+            steps.append(_Step("note.updated", key, {"change": "more"}))
+        return steps
+
+    def _appointment_steps(self, n: int) -> list[_Step]:
+        if self.rng.random() >= 0.4:
+            return []
+        key = f"appointment:appt-{n:05d}"
+        steps = [_Step("appointment.scheduled", key, {})]
+        if self.rng.random() < 0.3:
+            steps.append(_Step("appointment.updated", key, {"change": "reschedule"}))
+        if self.rng.random() < 0.25:
+            steps.append(_Step("appointment.canceled", key, {"change": "cancel"}))
         return steps
 
     def materialise(self, n: int, steps: list[_Step]) -> list[TraceDelivery]:
@@ -175,8 +196,10 @@ class TraceBuilder:
         out: list[TraceDelivery] = []
         for step in steps:
             if step.payload is None:  # a no-op: the entity's current data, re-sent
-                payload = {**latest[step.entity], **(person.ident() if step.entity != "contact"
-                                                     else person.fields())}
+                payload = {
+                    **latest[step.entity],
+                    **(person.ident() if step.entity != "contact" else person.fields()),
+                }
                 out.append(self._delivery_of(step.event, payload, person, "noop"))
                 continue
             payload = self._real_payload(person, step, latest.get(step.entity))
@@ -184,7 +207,9 @@ class TraceBuilder:
             out.append(self._delivery_of(step.event, payload, person, "real"))
         return out
 
-    def _delivery_of(self, event: str, payload: Body, person: _Customer, kind: Kind) -> TraceDelivery:
+    def _delivery_of(
+        self, event: str, payload: Body, person: _Customer, kind: Kind
+    ) -> TraceDelivery:
         return TraceDelivery(event, dict(payload), self._next_id(), person.customer_id, kind)
 
     def _person(self, n: int) -> _Customer:
@@ -222,15 +247,22 @@ class TraceBuilder:
         if kind == "task":
             due = (BASE + timedelta(days=spec.get("k", 0) + 1)).date().isoformat()
             title = f"{TASK_TITLES[(n + spec.get('k', 0)) % len(TASK_TITLES)]} #{spec.get('k', 0)}"
-            return {"task_id": source_id, "task_title": title, "task_due": due,
-                    "task_status": "open"}
+            return {
+                "task_id": source_id,
+                "task_title": title,
+                "task_due": due,
+                "task_status": "open",
+            }
         if kind == "note":
             topic = self.rng.choice(TOPICS)
             return {"note_id": source_id, "note_body": f"Site visit: {topic}\nCustomer asked."}
         start = BASE + timedelta(days=3, hours=n % 8)
-        return {"appointment_id": source_id, "appointment_title": "On-site estimate",
-                "appointment_start": start.isoformat(),
-                "appointment_end": (start + timedelta(hours=1)).isoformat()}
+        return {
+            "appointment_id": source_id,
+            "appointment_title": "On-site estimate",
+            "appointment_start": start.isoformat(),
+            "appointment_end": (start + timedelta(hours=1)).isoformat(),
+        }
 
     @staticmethod
     def _changed_child(kind: str, before: Body, change: Any) -> Body:
@@ -243,8 +275,10 @@ class TraceBuilder:
             return {"note_body": before["note_body"] + " Follow-up booked."}
         if change == "reschedule":
             start = datetime.fromisoformat(before["appointment_start"]) + timedelta(days=1)
-            return {"appointment_start": start.isoformat(),
-                    "appointment_end": (start + timedelta(hours=1)).isoformat()}
+            return {
+                "appointment_start": start.isoformat(),
+                "appointment_end": (start + timedelta(hours=1)).isoformat(),
+            }
         return {"appointment_status": "canceled"}
 
 
@@ -284,8 +318,13 @@ def _insert_duplicates(
             len(order),
         )
         at = rng.randint(i, nxt - 1)
-        copy = TraceDelivery(original.event, dict(original.payload), original.delivery_id,
-                             original.customer_id, "duplicate")
+        copy = TraceDelivery(
+            original.event,
+            dict(original.payload),
+            original.delivery_id,
+            original.customer_id,
+            "duplicate",
+        )
         after.setdefault(at, []).append(copy)
     out: list[TraceDelivery] = []
     for i, item in enumerate(order):

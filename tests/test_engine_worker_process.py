@@ -22,6 +22,7 @@ from ghlsync.ghl._errors import (
 )
 from ghlsync.ghl._seams import Budget
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper
+from ghlsync.store import create_engine
 from ghlsync.store._tables_engine import audit_log, dead_letters
 from tests._engine_kit import delivery, send, work_row
 
@@ -394,3 +395,53 @@ async def test_the_lease_is_renewed_while_an_item_is_in_flight(engine_store: sa.
     release.set()
     await asyncio.wait_for(task, timeout=10)
     assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_accepted_work_wakes_an_idle_worker_of_the_same_engine(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    synced = asyncio.Event()
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.set()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store, object(), Mapper(config), config, clock=engine_clock, sync_event=flows
+    )
+    worker.poll_interval = 3600  # without the wake-up this test would wait an hour
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.05)  # the worker found nothing and went idle
+    send(engine_store, delivery("c1"))  # accept on the worker's engine wakes it on checkin
+    await asyncio.wait_for(synced.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_wake_claims_new_work_without_waiting_for_the_poll(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    synced = asyncio.Event()
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.set()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(
+        engine_store, object(), Mapper(config), config, clock=engine_clock, sync_event=flows
+    )
+    worker.poll_interval = 3600
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.05)
+    other = create_engine(engine_store.url.render_as_string(hide_password=False))
+    send(other, delivery("c1"))  # another engine: no checkin hook, so wake by hand
+    other.dispose()
+    worker.wake()
+    await asyncio.wait_for(synced.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)

@@ -23,7 +23,10 @@ from ghlsync.engine._codec import dump_events, dumps, load_events, loads
 from ghlsync.engine._merge import EntityState, Incoming, event_rank, first_state, merge
 from ghlsync.store._tables_engine import inbox, work_items
 
-__all__ = ["Delivery", "accept", "delivery_key"]
+__all__ = ["ACCEPTED_FLAG", "Delivery", "accept", "delivery_key"]
+
+ACCEPTED_FLAG = "ghlsync.engine.accepted"
+"""Set in the connection's `info` by `accept`; a `Worker` sharing the engine wakes on it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ def accept(conn: sa.Connection, delivery: Delivery) -> bool:
         return False
     work_id = _upsert_work(conn, sql, delivery)
     conn.execute(sql.link_inbox, {"b_id": inbox_id, "b_work": work_id})
+    conn.info[ACCEPTED_FLAG] = True  # an in-process worker wakes when this connection is done
     return True
 
 

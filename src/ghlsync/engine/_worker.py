@@ -23,6 +23,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine._failures import Failure, classify_failure, gave_up
+from ghlsync.engine._inbox import ACCEPTED_FLAG
 from ghlsync.engine._model import FlowContext
 from ghlsync.engine._queue import (
     AuditEntry,
@@ -102,6 +103,8 @@ class Worker:
         self._sync_event = sync_event or _flows_sync_event()
         self._rng = rng
         self._settler = Settler(engine)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
         self.last_heartbeat: float | None = None
         self.processed = 0
 
@@ -115,7 +118,9 @@ class Worker:
     async def run(self, stop_event: asyncio.Event) -> None:
         """Keep `concurrency` items in flight until `stop_event`; then finish those in flight."""
         running: set[asyncio.Task[None]] = set()
+        self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
+        pass
         try:
             while not stop_event.is_set():
                 self._beat()
@@ -123,11 +128,7 @@ class Worker:
                 got = await self._claim(free) if free > 0 else []
                 running.update(self._start(got))
                 if free == 0 or len(got) < free:  # full, or the queue is drained: wait
-                    await asyncio.wait(
-                        {*running, stopper},
-                        timeout=self.poll_interval,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
+                    await self._idle({*running, stopper})
                 running = {task for task in running if not task.done()}
         except asyncio.CancelledError:
             for task in running:
@@ -135,7 +136,38 @@ class Worker:
             raise
         finally:
             stopper.cancel()
+            pass
         await asyncio.gather(*running)
+
+    def wake(self) -> None:
+        """New work was committed in this process: claim now, not at the next poll.
+
+        Safe to call from any thread (the receiver calls it after its commit); a no-op when
+        the worker is not running.
+        """
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
+
+    def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        # A connection of this engine went back to the pool: its transaction is over. If it
+        # accepted deliveries (a receiver in this process), claim them now.
+        info = getattr(record, "info", None)
+        if info is not None and info.pop(ACCEPTED_FLAG, False):
+            self.wake()
+
+    async def _idle(self, waits: set[asyncio.Future[Any]]) -> None:
+        """Until an item finishes, the stop, a wake-up, or `poll_interval` (work from other
+        processes, retries coming due)."""
+        assert self._wakeup is not None
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait(
+                {*waits, waker}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            waker.cancel()
+        self._wakeup.clear()
 
     def _start(self, items: Sequence[Claim]) -> list[asyncio.Task[None]]:
         """Start a batch: contacts at once, the rest after the batch's contacts are settled.
