@@ -258,9 +258,13 @@ def machine() -> str:
 
 
 def check_states(results: list[RunResult], expected: Snapshot) -> None:
-    """Each contender's final GHL state must equal the model's; problems are kept per result."""
+    """Each final GHL state must equal the model's and the naive run's; kept per result."""
+    naive = next((r for r in results if r.name == "naive"), None)
     for result in results:
-        result.problems = diff_snapshots(expected, result.snapshot)
+        result.problems = [f"vs model: {p}" for p in diff_snapshots(expected, result.snapshot)]
+        if naive is not None and result is not naive:
+            vs_naive = diff_snapshots(naive.snapshot, result.snapshot)
+            result.problems += [f"vs naive: {p}" for p in vs_naive]
 
 
 def table(results: list[RunResult], changes: int) -> list[str]:
@@ -271,7 +275,8 @@ def table(results: list[RunResult], changes: int) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---|---:|",
     ]
     for r in results:
-        state = "= model" if not r.problems else f"**{len(r.problems)}+ mismatches**"
+        same = "= model" if r.name == "naive" else "= model, = naive"
+        state = same if not r.problems else f"**{len(r.problems)} mismatches**"
         lines.append(
             f"| {r.name} | {r.calls:,} | {changes:,} | {r.per_change(changes):.3f} "
             f"| {r.throttled} | {r.dead} | {state} | {r.seconds:.1f} s |"

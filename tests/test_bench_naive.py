@@ -115,9 +115,31 @@ async def test_naive_flow_ends_in_the_state_the_trace_implies(
     assert location is not None
     expected, got = model_snapshot(model), sandbox_snapshot(location)
     assert diff_snapshots(expected, got) == []
+    email = next(iter(got))
+    got[email]["tags"] = [*got[email]["tags"], "by-hand"]
+    assert diff_snapshots(expected, got) == [
+        f"{email}: tags: {expected[email]['tags']!r} != {got[email]['tags']!r}"
+    ]
     assert counts(got)["contacts"] == 12 and counts(got)["tasks"] > 0
     log = lifted_sandbox.requests
     assert all(r["status"] < 400 for r in log)
     searches = sum(1 for r in log if r["path"] == "/contacts/search/duplicate")
     assert searches == len(trace.deliveries)  # one "Find Contact" per delivery, duplicates too
     assert len(log) >= 2 * changes
+
+
+async def test_ghlsync_side_of_the_bench_reaches_the_same_state_with_fewer_calls(
+    database_url: str,
+) -> None:
+    import bench_calls_per_change as bench
+
+    trace = build_trace(6, seed=4)
+    mapper = Mapper(bench.bench_config())
+    model, changes = replay_model(trace, mapper)
+    ours = await bench.run_ghlsync(trace, mapper, database_url, live=True, label="ghlsync")
+    naive = await bench.run_naive(trace, mapper)
+    bench.check_states([ours, naive], model_snapshot(model))
+    assert ours.problems == [] and naive.problems == []
+    assert ours.dead == 0 and ours.throttled == 0
+    assert ours.routes["GET /contacts/search/duplicate"] == 0  # no lookups before writes
+    assert changes <= ours.calls < naive.calls

@@ -230,3 +230,15 @@ def test_two_claimers_in_threads_never_get_the_same_item(
     assert len(everything) == 120
     assert len(set(everything)) == 120
     assert count(engine_store, work_items) == 120
+
+
+def test_one_busy_location_among_many_idle_ones_fills_the_batch(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    _bulk(engine_store, "busy", 20)
+    idle = [f"idle{i}" for i in range(50)]
+    for location in idle:  # only work that is not due yet (backing off)
+        _bulk(engine_store, location, 1, start=engine_clock.now() + 3600)
+    batch = claim(engine_store, "w1", ["busy", *idle], 8, 60, clock=engine_clock)
+    assert [c.source_id for c in batch] == [f"busy-{i}" for i in range(8)]
+    assert len(claim(engine_store, "w1", None, 8, 60, clock=engine_clock)) == 8

@@ -445,3 +445,19 @@ async def test_wake_claims_new_work_without_waiting_for_the_poll(
     await asyncio.wait_for(synced.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
+
+
+async def test_the_reason_names_the_event_that_failed(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    send(
+        engine_store,
+        delivery("c1", "lead.created", email="ann@example.com"),
+        delivery("c1", "customer.made_up"),  # not a configured event
+    )
+    await _worker(engine_store, engine_clock, flows).run_once()
+    (parked,) = _dead(engine_store)
+    assert parked.reason.startswith("cannot map customer.made_up for the contact: event:")
+    assert parked.error_class == "UnknownEventError"
+    assert flows.calls == [("loc1", "lead.created", "c1")]  # the first event did run

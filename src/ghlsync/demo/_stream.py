@@ -67,6 +67,7 @@ class ExpectedContact:
     first_name: str
     last_name: str
     phone: str  # E.164
+    tags: set[str] = field(default_factory=set)  # lower-case, as GHL stores them
     tasks: dict[str, ExpectedTask] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)
     appointments: dict[str, ExpectedAppointment] = field(default_factory=dict)
@@ -131,13 +132,25 @@ class StreamBuilder:
         self.expected = Expected()
         self._delivery = 0
         self._base = datetime(2026, 12, 1, 14, 0, tzinfo=UTC)
+        self._now = self._base  # DripJobs' clock: every change is a minute after the last
 
     def delivery_id(self) -> str:
         self._delivery += 1
         return f"dlv-{self._delivery:06d}"
 
-    def emit(self, event: str, body: Body, *, encoding: Encoding = "json") -> DemoEvent:
-        item = DemoEvent(event, {**body, "delivery_id": self.delivery_id()}, encoding)
+    def tick(self) -> str:
+        """The next `updated_at`: DripJobs changed something a minute later."""
+        self._now += timedelta(minutes=1)
+        return self._now.isoformat()
+
+    def emit(
+        self, event: str, body: Body, *, encoding: Encoding = "json", with_id: bool = True
+    ) -> DemoEvent:
+        """A new delivery; without an id the receiver dedupes it by a hash of its body."""
+        stamped = {**body, "updated_at": body.get("updated_at") or self.tick()}
+        if with_id:
+            stamped["delivery_id"] = self.delivery_id()
+        item = DemoEvent(event, stamped, encoding)
         self.events.append(item)
         return item
 
@@ -163,24 +176,41 @@ class StreamBuilder:
     def customer(self, n: int) -> None:
         p = self.person(n)
         contact = ExpectedContact(p.customer_id, p.email, p.first, p.last, p.phone_e164)
+        contact.tags = {"lead", f"source:{p.source.lower()}"}
         self.expected.contacts[p.customer_id] = contact
-        created = self.emit("lead.created", p.fields(n % 3), encoding="form" if n % 5 == 0 else "json")
-        if self.rng.random() < 0.10:
+        created = self.emit(
+            "lead.created",
+            p.fields(n % 3),
+            encoding="form" if n % 5 == 0 else "json",
+            with_id=n % 7 != 3,  # some Zaps send no delivery id
+        )
+        first_stamp = created.body["updated_at"] if isinstance(created.body, dict) else None
+        if n == 1 or self.rng.random() < 0.10:  # every stream has a Zapier retry
             self.repeat(created)
-        self.updates(p, contact)
+        self.updates(p, contact, n)
         self.children(p, contact, n)
+        if n == 3 or self.rng.random() < 0.08:
+            self.stale_update(p, first_stamp)
 
-    def updates(self, p: _Person, contact: ExpectedContact) -> None:
-        if self.rng.random() < 0.30:  # a no-op update: same data, new delivery
+    def updates(self, p: _Person, contact: ExpectedContact, n: int) -> None:
+        if n == 2 or self.rng.random() < 0.30:  # a no-op update: same data, new delivery
             self.emit("customer.updated", p.fields(0))
             self.expected.noop_updates += 1
         if self.rng.random() < 0.40:  # a real change
             p.last = p.last + "-" + self.rng.choice(LAST)
             contact.last_name = p.last
             self.emit("customer.updated", p.fields(0))
-        if self.rng.random() < 0.5:
-            self.emit("deal.stage_changed", {**p.fields(0), "deal_id": f"deal-{p.customer_id}",
-                                             "deal_stage": self.rng.choice(STAGES)})
+        stages = self.rng.sample(STAGES, k=self.rng.choice([0, 0, 1, 2]))
+        for stage in stages:  # each stage tag replaces the previous one
+            body = {**p.fields(0), "deal_id": f"deal-{p.customer_id}", "deal_stage": stage}
+            self.emit("deal.stage_changed", body)
+            contact.tags = {t for t in contact.tags if not t.startswith("deal:")}
+            contact.tags.add(f"deal:{stage.lower()}")
+
+    def stale_update(self, p: _Person, stamp: object) -> None:
+        """A delivery that arrives late, older than what GHL already has: it must not win."""
+        stale = {**p.fields(0), "last_name": "Stale-Overwrite", "updated_at": stamp}
+        self.emit("customer.updated", stale)
 
     def children(self, p: _Person, contact: ExpectedContact, n: int) -> None:
         ident = {"customer_id": p.customer_id, "email": p.email,
@@ -197,6 +227,9 @@ class StreamBuilder:
                 self.emit("task.completed", {**ident, "task_id": task_id, "task_title": title,
                                              "task_due": due, "task_status": "completed"})
                 task.completed = True
+            elif self.rng.random() < 0.15:
+                self.emit("task.deleted", {**ident, "task_id": task_id})
+                task.deleted = True
         if self.rng.random() < 0.6:
             note_id = f"note-{n:05d}"
             text = f"Customer asked about {self.rng.choice(['cabinets', 'fence', 'deck'])}."

@@ -91,9 +91,25 @@ def fair_order(
     locs = list(locations) if locations is not None else active_locations(conn, now)
     if not locs:
         return []
-    per_location = math.ceil(limit / len(locs)) * slack
-    rows = _abandoned(conn, now, locs, limit) + _heads(conn, now, locs, per_location)
-    return _round_robin(rows)
+    wanted = limit * slack
+    k = math.ceil(limit / len(locs)) * slack
+    heads = _heads(conn, now, locs, k)
+    if len(heads) < wanted:
+        # Few locations had due work: let those that filled their share take more, so one
+        # busy location among many idle ones still fills the batch.
+        full = _full_locations(heads, k)
+        if full:
+            more = _heads(conn, now, full, math.ceil(wanted / len(full)))
+            refetched = set(full)
+            heads = [row for row in heads if row.location_id not in refetched] + more
+    return _round_robin(_abandoned(conn, now, locs, limit) + heads)
+
+
+def _full_locations(rows: Sequence[Any], k: int) -> list[str]:
+    counts: dict[str, int] = defaultdict(int)
+    for row in rows:
+        counts[row.location_id] += 1
+    return sorted(loc for loc, n in counts.items() if n >= k)
 
 
 def _abandoned(conn: sa.Connection, now: float, locs: list[str], limit: int) -> list[Any]:

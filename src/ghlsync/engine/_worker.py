@@ -120,7 +120,7 @@ class Worker:
         running: set[asyncio.Task[None]] = set()
         self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
-        pass
+        sa.event.listen(self.engine, "checkin", self._on_checkin)
         try:
             while not stop_event.is_set():
                 self._beat()
@@ -136,7 +136,7 @@ class Worker:
             raise
         finally:
             stopper.cancel()
-            pass
+            sa.event.remove(self.engine, "checkin", self._on_checkin)
         await asyncio.gather(*running)
 
     def wake(self) -> None:
@@ -228,8 +228,10 @@ class Worker:
         failure: Failure | None = None
         try:
             outcomes = await self._sync(item)
-        except Exception as error:
-            failure = classify_failure(error, entity_type=item.entity_type, event=item.event)
+        except _EventFailed as failed:
+            failure = classify_failure(
+                failed.error, entity_type=item.entity_type, event=failed.event
+            )
         finally:
             keeper.cancel()
         if failure is not None:
@@ -267,8 +269,11 @@ class Worker:
         )
         outcomes: list[Outcome] = []
         for event in item.events:
-            mapped = self.mapper.map(event, item.payload)
-            outcomes.extend(await self._sync_event(context, mapped))
+            try:
+                mapped = self.mapper.map(event, item.payload)
+                outcomes.extend(await self._sync_event(context, mapped))
+            except Exception as error:
+                raise _EventFailed(event, error) from error
         return outcomes
 
     async def _fail(self, item: Claim, failure: Failure) -> None:
@@ -310,6 +315,15 @@ class Worker:
             return backoff(1, rng=self._rng)
         budget = await self.limiter.budget(item.location_id)
         return max(_THROTTLE_FLOOR, budget.paused_until - self.clock.now())
+
+
+class _EventFailed(Exception):
+    """Which of an item's events failed, so the reason names the right one."""
+
+    def __init__(self, event: str, error: Exception) -> None:
+        super().__init__(event)
+        self.event = event
+        self.error = error
 
 
 def _is_parent(item: Claim) -> bool:

@@ -126,8 +126,13 @@ def _signals_stop(stop: asyncio.Event, task: asyncio.Task[None] | None) -> Itera
             signal.signal(sig, handler)
 
 
-def build_worker(engine: sa.Engine, config: AppConfig, mapper: Mapper) -> Worker:
-    """The engine's worker with a GHL client for the configured location and token."""
+def build_worker(
+    engine: sa.Engine, config: AppConfig, mapper: Mapper, *, timeout: float = 30.0
+) -> Worker:
+    """The engine's worker with a GHL client for the configured location and token.
+
+    `timeout` is the GHL client's, in seconds (the demo's fault runs use a short one).
+    """
     location, token = config.ghl.location_id, config.ghl.token
     if not location or token is None:
         raise ServeError(
@@ -137,6 +142,9 @@ def build_worker(engine: sa.Engine, config: AppConfig, mapper: Mapper) -> Worker
     # The budget lives in the store, so `ghlsync worker` processes added later share it.
     limiter = SqlRateLimiter(engine)
     client = GHLClient(
-        base_url=config.ghl.base_url, tokens=StaticTokens({location: token}), limiter=limiter
+        base_url=config.ghl.base_url,
+        tokens=StaticTokens({location: token}),
+        limiter=limiter,
+        timeout=timeout,
     )
     return Worker(engine, client, mapper, config, limiter=limiter)
