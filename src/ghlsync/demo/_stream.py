@@ -126,8 +126,9 @@ class _Person:
 class StreamBuilder:
     """Builds the stream customer by customer, keeping `Expected` in step."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, *, child_stamps: bool = False) -> None:
         self.rng = random.Random(seed)
+        self.child_stamps = child_stamps
         self.events: list[DemoEvent] = []
         self.expected = Expected()
         self._delivery = 0
@@ -144,10 +145,23 @@ class StreamBuilder:
         return self._now.isoformat()
 
     def emit(
-        self, event: str, body: Body, *, encoding: Encoding = "json", with_id: bool = True
+        self,
+        event: str,
+        body: Body,
+        *,
+        encoding: Encoding = "json",
+        with_id: bool = True,
+        stamp: bool = True,
     ) -> DemoEvent:
-        """A new delivery; without an id the receiver dedupes it by a hash of its body."""
-        stamped = {**body, "updated_at": body.get("updated_at") or self.tick()}
+        """A new delivery; without an id the receiver dedupes it by a hash of its body.
+
+        Customer events carry `updated_at`. Task, note and appointment events carry it only
+        when the builder was asked to (`child_stamps`): the flows treat the contact part of
+        such an event as a version of the whole contact (see the e2e test of that case).
+        """
+        stamped = dict(body)
+        if stamp or self.child_stamps:
+            stamped["updated_at"] = body.get("updated_at") or self.tick()
         if with_id:
             stamped["delivery_id"] = self.delivery_id()
         item = DemoEvent(event, stamped, encoding)
@@ -209,7 +223,8 @@ class StreamBuilder:
 
     def stale_update(self, p: _Person, stamp: object) -> None:
         """A delivery that arrives late, older than what GHL already has: it must not win."""
-        stale = {**p.fields(0), "last_name": "Stale-Overwrite", "updated_at": stamp}
+        older = datetime.fromisoformat(str(stamp)) - timedelta(seconds=30)
+        stale = {**p.fields(0), "last_name": "Stale-Overwrite", "updated_at": older.isoformat()}
         self.emit("customer.updated", stale)
 
     def children(self, p: _Person, contact: ExpectedContact, n: int) -> None:
@@ -220,23 +235,25 @@ class StreamBuilder:
             title = self.rng.choice(["Call back", "Send estimate", "Measure deck", "Order paint"])
             due = (self._base + timedelta(days=k + 1)).date().isoformat()
             self.emit("task.created", {**ident, "task_id": task_id, "task_title": title,
-                                       "task_due": due, "task_status": "open"})
+                                       "task_due": due, "task_status": "open"}, stamp=False)
             task = ExpectedTask(title)
             contact.tasks[task_id] = task
             if self.rng.random() < 0.4:
                 self.emit("task.completed", {**ident, "task_id": task_id, "task_title": title,
-                                             "task_due": due, "task_status": "completed"})
+                                             "task_due": due, "task_status": "completed"},
+                          stamp=False)
                 task.completed = True
             elif self.rng.random() < 0.15:
-                self.emit("task.deleted", {**ident, "task_id": task_id})
+                self.emit("task.deleted", {**ident, "task_id": task_id}, stamp=False)
                 task.deleted = True
         if self.rng.random() < 0.6:
             note_id = f"note-{n:05d}"
             text = f"Customer asked about {self.rng.choice(['cabinets', 'fence', 'deck'])}."
-            self.emit("note.created", {**ident, "note_id": note_id, "note_body": text})
+            self.emit("note.created", {**ident, "note_id": note_id, "note_body": text}, stamp=False)
             if self.rng.random() < 0.3:
                 text += " Follow-up booked."
-                self.emit("note.updated", {**ident, "note_id": note_id, "note_body": text})
+                self.emit("note.updated", {**ident, "note_id": note_id, "note_body": text},
+                          stamp=False)
             contact.notes[note_id] = text
         if self.rng.random() < 0.4:
             self.appointment(ident, contact, n)
@@ -247,11 +264,12 @@ class StreamBuilder:
         body = {**ident, "appointment_id": appt_id, "appointment_title": "On-site estimate",
                 "appointment_start": start.isoformat(),
                 "appointment_end": (start + timedelta(hours=1)).isoformat()}
-        self.emit("appointment.scheduled", body)
+        self.emit("appointment.scheduled", body, stamp=False)
         appt = ExpectedAppointment("On-site estimate", start.isoformat())
         contact.appointments[appt_id] = appt
         if self.rng.random() < 0.25:
-            self.emit("appointment.canceled", {**body, "appointment_status": "canceled"})
+            self.emit("appointment.canceled", {**body, "appointment_status": "canceled"},
+                      stamp=False)
             appt.canceled = True
 
     def malformed(self, n: int) -> None:
@@ -265,11 +283,11 @@ class StreamBuilder:
         self.expected.rejected += 3
 
 
-def build_stream(customers: int = 40, *, seed: int = 7, malformed: bool = True) -> tuple[
-    list[DemoEvent], Expected
-]:
+def build_stream(
+    customers: int = 40, *, seed: int = 7, malformed: bool = True, child_stamps: bool = False
+) -> tuple[list[DemoEvent], Expected]:
     """The demo stream for `customers` customers, deterministic for a seed."""
-    builder = StreamBuilder(seed)
+    builder = StreamBuilder(seed, child_stamps=child_stamps)
     for n in range(1, customers + 1):
         builder.customer(n)
     if malformed:

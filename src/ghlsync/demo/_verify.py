@@ -72,6 +72,9 @@ def _contact_problems(want: ExpectedContact, got: Record, location: Record) -> l
         )
         if got.get(key) != value
     ]
+    tags = {str(t).lower() for t in got.get("tags", [])}
+    if tags != want.tags:
+        problems.append(f"{who}: tags are {sorted(tags)}, expected {sorted(want.tags)}")
     mine = _children(location, got["id"])
     problems += _compare(who, "tasks", _want_tasks(want), [_task(t) for t in mine["tasks"]])
     problems += _compare(who, "notes", list(want.notes.values()), [n["body"] for n in mine["notes"]])

@@ -1,0 +1,167 @@
+"""Helpers for the robustness tests: worker processes, a config file, duplicate counts.
+
+`python -m tests._robust_kit --timeout 1.0` is a tiny worker runner for the fault tests: the
+same worker `ghlsync worker` runs (config from `$GHLSYNC_CONFIG` and the `GHLSYNC_*`
+variables), but with a short GHL client timeout, which the CLI has no option for; an injected
+"timeout" fault must outlast the client's timeout to be a lost answer rather than a slow one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import IO, Any
+
+import sqlalchemy as sa
+import yaml
+
+from ghlsync.engine import queue_status
+
+ROOT = Path(__file__).resolve().parent.parent
+Record = dict[str, Any]
+
+# `ghlsync worker` exactly as installed, run by this interpreter.
+CLI_WORKER = [sys.executable, "-c", "from ghlsync.cli import main; main()", "worker"]
+
+
+def runner_worker(timeout: float) -> list[str]:
+    """The command line of this module's runner with a `timeout`-second GHL client."""
+    return [sys.executable, "-m", "tests._robust_kit", "--timeout", str(timeout)]
+
+
+def write_config(path: Path, **worker: float) -> Path:
+    """The embedded preset with `worker:` settings overridden, written to `path`."""
+    from ghlsync.mapping._load import preset_text
+
+    raw = yaml.safe_load(preset_text())
+    raw["worker"] = {**raw.get("worker", {}), **worker}
+    path.write_text(yaml.safe_dump(raw, sort_keys=False), "utf-8")
+    return path
+
+
+class WorkerProcess:
+    """One worker subprocess; its output goes to a log file read back on failure."""
+
+    def __init__(self, command: list[str], env: Mapping[str, str], log: Path) -> None:
+        self.log = log
+        self._out: IO[bytes] = log.open("ab")
+        self.proc = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **env}, stdout=self._out, stderr=self._out
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, leases left behind, a request possibly half-sent."""
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._out.close()
+
+    def stop(self, timeout: float = 60.0) -> int:
+        """SIGTERM and wait: the worker finishes its items in flight; the exit code."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            self._out.close()
+        return code
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        """Everything every process wrote to this log so far (the tail, for messages)."""
+        return self.log.read_text("utf-8", errors="replace")[-4000:]
+
+
+def queue_totals(engine: sa.Engine) -> dict[str, int]:
+    """Work rows by status, plus dead letters."""
+    return queue_status(engine).totals()
+
+
+def finished(totals: Mapping[str, int]) -> int:
+    """Work rows that are done or dead."""
+    return totals["done"] + totals["dead"]
+
+
+async def wait_until(
+    check: Callable[[], bool], *, timeout: float, what: str, poll: float = 0.05
+) -> None:
+    """Poll `check` (in a thread) until it holds; AssertionError naming `what` on timeout."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(check):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        await asyncio.sleep(poll)
+
+
+# ------------------------------------------------------------------------- GHL duplicates
+
+
+def duplicate_records(state: Record, location_id: str) -> list[str]:
+    """Records GHL holds twice: contacts by email and by phone, tasks by (contact, title,
+    due date), notes by (contact, body), appointments by (contact, start)."""
+    location = state["locations"][location_id]
+    keys: dict[str, Callable[[Record], tuple[Any, ...]]] = {
+        "contacts": lambda c: ("email", str(c.get("email") or "").lower()),
+        "tasks": lambda t: (t.get("contactId"), t.get("title"), t.get("dueDate")),
+        "notes": lambda n: (n.get("contactId"), n.get("body")),
+        "appointments": lambda a: (a.get("contactId"), a.get("startTime")),
+    }
+    problems = [
+        f"{kind}: {key} {n} times"
+        for kind, key_of in keys.items()
+        for key, n in _repeats(key_of(r) for r in location[kind])
+    ]
+    phones = (("phone", c.get("phone")) for c in location["contacts"] if c.get("phone"))
+    problems += [f"contacts: {key} {n} times" for key, n in _repeats(phones)]
+    return problems
+
+
+def _repeats(keys: Iterable[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int]]:
+    return [(key, n) for key, n in Counter(keys).items() if n > 1 and key[-1] not in ("", None)]
+
+
+# ------------------------------------------------------------------------------ the runner
+
+
+async def _run(timeout: float) -> None:
+    from ghlsync.mapping import Mapper, load_config
+    from ghlsync.server._run import build_worker
+    from ghlsync.store import create_engine, migrate
+
+    config = load_config()
+    engine = create_engine(config.database_url)
+    migrate(engine)
+    worker = build_worker(engine, config, Mapper(config), timeout=timeout)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await worker.run(stop)
+    finally:
+        await worker.client.aclose()
+        engine.dispose()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run one worker until SIGTERM (see the module docstring)."""
+    parser = argparse.ArgumentParser(prog="python -m tests._robust_kit")
+    parser.add_argument("--timeout", type=float, default=30.0, help="GHL client timeout (s)")
+    args = parser.parse_args(argv)
+    asyncio.run(_run(args.timeout))
+
+
+if __name__ == "__main__":
+    main()
