@@ -5,7 +5,17 @@ from __future__ import annotations
 import typer
 
 from ghlsync import __version__
-from ghlsync.cli import _auth, _call, _demo, _engine, _mapping, _sandbox, _serve
+from ghlsync.cli import (
+    _auth,
+    _call,
+    _catalog,
+    _demo,
+    _engine,
+    _mapping,
+    _preview,
+    _sandbox,
+    _serve,
+)
 
 app = typer.Typer(
     name="ghlsync",
@@ -31,7 +41,7 @@ def _root(
     """Keep a DripJobs account and a GoHighLevel sub-account in sync."""
 
 
-for _module in (_demo, _sandbox, _call, _auth, _mapping, _serve, _engine):
+for _module in (_demo, _sandbox, _call, _auth, _mapping, _preview, _serve, _engine, _catalog):
     _module.register(app)
 
 

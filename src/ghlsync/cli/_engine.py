@@ -4,116 +4,38 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from ghlsync.cli._engine_common import (
+    CONFIG_OPTION,
+    JSON_OPTION,
+    fail,
+    load_config_or_fail,
+    open_store,
+)
+
 dlq_app = typer.Typer(help="Inspect and replay work that could not be synced (dead letters).")
 
-_CONFIG = typer.Option(
-    None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
-)
-_JSON = typer.Option(False, "--json", help="Print JSON instead of tables.")
+_CONFIG = CONFIG_OPTION
+_JSON = JSON_OPTION
+_fail = fail
+_load = load_config_or_fail
+_store = open_store
 
 
 def register(app: typer.Typer) -> None:
     """Add this area's commands to `app`."""
+    from ghlsync.cli._worker import worker
+
     app.command("worker")(worker)
     app.command("status")(status)
     app.add_typer(dlq_app, name="dlq")
-
-
-def _fail(command: str, message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"ghlsync {command}: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _load(command: str, config: Path | None) -> Any:
-    from ghlsync.mapping import ConfigError, load_config
-
-    try:
-        return load_config(config)
-    except ConfigError as exc:
-        raise _fail(command, str(exc)) from None
-
-
-@contextmanager
-def _store(command: str, url: str) -> Iterator[sa.Engine]:
-    from ghlsync.store import create_engine, migrate
-
-    engine = create_engine(url)
-    try:
-        try:
-            migrate(engine)
-        except sa.exc.SQLAlchemyError as exc:
-            raise _fail(
-                command, f"cannot open the store: {exc.__class__.__name__}: {exc}"
-            ) from None
-        yield engine
-    finally:
-        engine.dispose()
-
-
-# ---------------------------------------------------------------------------------- worker
-
-
-def worker(
-    config: Path | None = _CONFIG,
-    concurrency: int | None = typer.Option(
-        None, "--concurrency", min=1, help="Items in flight at once (default: worker.concurrency)."
-    ),
-) -> None:
-    """Sync queued work to GHL until stopped (Ctrl-C finishes the items in flight)."""
-    loaded = _load("worker", config)
-    location, token = loaded.ghl.location_id, loaded.ghl.token
-    if not location or token is None:
-        raise _fail(
-            "worker",
-            "the worker needs ghl.location_id and ghl.token "
-            "(or GHLSYNC_GHL_LOCATION_ID and GHLSYNC_GHL_TOKEN)",
-        )
-    with _store("worker", loaded.database_url) as engine:
-        asyncio.run(_run_worker(engine, loaded, {location: token}, concurrency))
-
-
-async def _run_worker(
-    engine: sa.Engine, config: Any, tokens: dict[str, Any], concurrency: int | None
-) -> None:
-    from ghlsync.engine import Worker
-    from ghlsync.ghl._client import GHLClient
-    from ghlsync.ghl._ratelimit import SqlRateLimiter
-    from ghlsync.ghl._tokens import StaticTokens
-    from ghlsync.mapping import Mapper
-
-    limiter = SqlRateLimiter(engine)  # shared budget: several worker processes stay under it
-    client = GHLClient(base_url=config.ghl.base_url, tokens=StaticTokens(tokens), limiter=limiter)
-    runner = Worker(
-        engine, client, Mapper(config), config, limiter=limiter, concurrency=concurrency
-    )
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    typer.echo(f"ghlsync worker {runner.worker_id}: running (Ctrl-C to stop)", err=True)
-    try:
-        await runner.run(stop)
-    finally:
-        await _close(client)
-    typer.echo(f"ghlsync worker: stopped after {runner.processed} items", err=True)
-
-
-async def _close(client: Any) -> None:
-    closer = getattr(client, "aclose", None)
-    if closer is not None:
-        await closer()
 
 
 # ---------------------------------------------------------------------------------- status
@@ -133,6 +55,7 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
         return
     console = Console()
     console.print(_status_table(report))
+    console.print(_workers_table(report))
     errors = _errors_table(report)
     if errors.row_count:
         console.print(errors)
@@ -162,7 +85,7 @@ def _budget(budget: dict[str, Any] | None) -> str:
 
 def _status_table(report: Any) -> Table:
     table = Table(title="Work queue")
-    for name in ("location", "pending", "leased", "done", "dead", "dead letters", "oldest pending"):
+    for name in ("location", "pending", "leased", "done", "dead", "dead letters", "lag"):
         table.add_column(name, justify="left" if name == "location" else "right")
     table.add_column("rate budget")
     for loc in report.locations.values():
@@ -185,6 +108,19 @@ def _status_table(report: Any) -> Table:
         "",
         style="bold",
     )
+    return table
+
+
+def _workers_table(report: Any) -> Table:
+    live = report.live_workers()
+    table = Table(title=f"Workers ({live} live)")
+    for name in ("worker", "state", "in flight", "processed", "heartbeat"):
+        table.add_column(name, justify="right" if name in ("in flight", "processed") else "left")
+    for worker in report.workers:
+        beat = f"{_age(worker.heartbeat_age)} ago" + ("" if worker.alive else " (stale)")
+        table.add_row(
+            worker.worker_id, worker.state, str(worker.in_flight), str(worker.processed), beat
+        )
     return table
 
 

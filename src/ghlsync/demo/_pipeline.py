@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -69,7 +70,7 @@ class PipelineOptions:
     burst: int = 100  # the sandbox's rate limit: `burst` requests per `interval_ms`
     interval_ms: int = 1000
     drain_timeout: float = 120.0
-    secret: str = "demo-webhook-secret"
+    secret: str = "demo-webhook-secret"  # noqa: S105 -- loopback only, for the demo receiver
 
 
 class Pipeline:
@@ -119,9 +120,7 @@ class Pipeline:
         self._stack.callback(self.engine.dispose)
         migrate(self.engine)
         mapper = Mapper(self.config)
-        self.worker = build_worker(
-            self.engine, self.config, mapper, timeout=opts.client_timeout
-        )
+        self.worker = build_worker(self.engine, self.config, mapper, timeout=opts.client_timeout)
         app = create_app(
             engine=self.engine, config=self.config, mapper=mapper, worker_state=self.worker
         )
@@ -140,9 +139,8 @@ class Pipeline:
     async def close(self) -> None:
         """Stop the worker (finishing its items), then the receiver, store and sandbox."""
         self._stop.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._task is not None:  # a worker that crashed was reported by wait_drained
+            await asyncio.gather(self._task, return_exceptions=True)
         if self.worker is not None:
             await self.worker.client.aclose()
         await asyncio.to_thread(self._stack.close)
@@ -177,18 +175,25 @@ class Pipeline:
         deadline = time.monotonic() + self.options.drain_timeout
         while True:
             totals = (await asyncio.to_thread(queue_status, self.engine)).totals()
-            finished, queued = totals["done"] + totals["dead"], sum(
-                totals[s] for s in ("pending", "leased", "done", "dead")
-            )
+            finished = totals["done"] + totals["dead"]
+            queued = finished + totals["pending"] + totals["leased"]
             if progress is not None:
                 progress(finished, queued)
             if finished == queued:
                 return
+            self._check_worker()
             if time.monotonic() > deadline:
                 raise PipelineError(
                     f"the queue did not drain in {self.options.drain_timeout:.0f} s: {totals}"
                 )
             await asyncio.sleep(_POLL_SECONDS)
+
+    def _check_worker(self) -> None:
+        """A worker that died would leave the queue undrained until the deadline: fail now."""
+        task = self._task
+        if task is not None and task.done() and not task.cancelled():
+            error = task.exception()
+            raise PipelineError(f"the worker stopped: {error!r}") from error
 
     async def sandbox_json(self, path: str) -> Any:
         """GET a sandbox admin path (`/_sandbox/state`, `/_sandbox/counters`, ...)."""
@@ -288,6 +293,4 @@ async def run_stream(
 
 
 def _remove_tree(path: Path) -> None:
-    import shutil
-
     shutil.rmtree(path, ignore_errors=True)

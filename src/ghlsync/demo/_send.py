@@ -60,7 +60,7 @@ async def send_stream(
     events: Sequence[DemoEvent],
     *,
     concurrency: int = 8,
-    timeout: float = 30.0,
+    http_timeout: float = 30.0,
     progress: Progress | None = None,
 ) -> list[Answer]:
     """POST every event to `base_url/hooks/dripjobs/<event>`; answers in stream order."""
@@ -68,7 +68,7 @@ async def send_stream(
     headers = {"Authorization": f"Bearer {secret}"}
     limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx2.AsyncClient(
-        base_url=base_url, headers=headers, timeout=timeout, limits=limits
+        base_url=base_url, headers=headers, timeout=http_timeout, limits=limits
     ) as client:
 
         async def run_lane(indexes: list[int]) -> None:

@@ -228,20 +228,41 @@ class StreamBuilder:
         self.emit("customer.updated", stale)
 
     def children(self, p: _Person, contact: ExpectedContact, n: int) -> None:
-        ident = {"customer_id": p.customer_id, "email": p.email,
-                 "first_name": p.first, "last_name": p.last}
+        ident = {
+            "customer_id": p.customer_id,
+            "email": p.email,
+            "first_name": p.first,
+            "last_name": p.last,
+        }
         for k in range(self.rng.randint(0, 2)):
             task_id = f"task-{n:05d}-{k}"
             title = self.rng.choice(["Call back", "Send estimate", "Measure deck", "Order paint"])
             due = (self._base + timedelta(days=k + 1)).date().isoformat()
-            self.emit("task.created", {**ident, "task_id": task_id, "task_title": title,
-                                       "task_due": due, "task_status": "open"}, stamp=False)
+            self.emit(
+                "task.created",
+                {
+                    **ident,
+                    "task_id": task_id,
+                    "task_title": title,
+                    "task_due": due,
+                    "task_status": "open",
+                },
+                stamp=False,
+            )
             task = ExpectedTask(title)
             contact.tasks[task_id] = task
             if self.rng.random() < 0.4:
-                self.emit("task.completed", {**ident, "task_id": task_id, "task_title": title,
-                                             "task_due": due, "task_status": "completed"},
-                          stamp=False)
+                self.emit(
+                    "task.completed",
+                    {
+                        **ident,
+                        "task_id": task_id,
+                        "task_title": title,
+                        "task_due": due,
+                        "task_status": "completed",
+                    },
+                    stamp=False,
+                )
                 task.completed = True
             elif self.rng.random() < 0.15:
                 self.emit("task.deleted", {**ident, "task_id": task_id}, stamp=False)
@@ -252,8 +273,9 @@ class StreamBuilder:
             self.emit("note.created", {**ident, "note_id": note_id, "note_body": text}, stamp=False)
             if self.rng.random() < 0.3:
                 text += " Follow-up booked."
-                self.emit("note.updated", {**ident, "note_id": note_id, "note_body": text},
-                          stamp=False)
+                self.emit(
+                    "note.updated", {**ident, "note_id": note_id, "note_body": text}, stamp=False
+                )
             contact.notes[note_id] = text
         if self.rng.random() < 0.4:
             self.appointment(ident, contact, n)
@@ -261,15 +283,20 @@ class StreamBuilder:
     def appointment(self, ident: Body, contact: ExpectedContact, n: int) -> None:
         appt_id = f"appt-{n:05d}"
         start = self._base + timedelta(days=3, hours=n % 8)
-        body = {**ident, "appointment_id": appt_id, "appointment_title": "On-site estimate",
-                "appointment_start": start.isoformat(),
-                "appointment_end": (start + timedelta(hours=1)).isoformat()}
+        body = {
+            **ident,
+            "appointment_id": appt_id,
+            "appointment_title": "On-site estimate",
+            "appointment_start": start.isoformat(),
+            "appointment_end": (start + timedelta(hours=1)).isoformat(),
+        }
         self.emit("appointment.scheduled", body, stamp=False)
         appt = ExpectedAppointment("On-site estimate", start.isoformat())
         contact.appointments[appt_id] = appt
         if self.rng.random() < 0.25:
-            self.emit("appointment.canceled", {**body, "appointment_status": "canceled"},
-                      stamp=False)
+            self.emit(
+                "appointment.canceled", {**body, "appointment_status": "canceled"}, stamp=False
+            )
             appt.canceled = True
 
     def malformed(self, n: int) -> None:

@@ -77,7 +77,9 @@ def _contact_problems(want: ExpectedContact, got: Record, location: Record) -> l
         problems.append(f"{who}: tags are {sorted(tags)}, expected {sorted(want.tags)}")
     mine = _children(location, got["id"])
     problems += _compare(who, "tasks", _want_tasks(want), [_task(t) for t in mine["tasks"]])
-    problems += _compare(who, "notes", list(want.notes.values()), [n["body"] for n in mine["notes"]])
+    problems += _compare(
+        who, "notes", list(want.notes.values()), [n["body"] for n in mine["notes"]]
+    )
     appointments = [_appointment(a) for a in mine["appointments"]]
     problems += _compare(who, "appointments", _want_appointments(want), appointments)
     return problems

@@ -5,6 +5,8 @@ so an acknowledged delivery is never lost. Use `begin_immediate` for that transa
 SQLite it makes the receiver the single writer up front (the first statement here is a write
 anyway); on PostgreSQL the work row is locked with `FOR UPDATE` before it is merged, so
 concurrent receivers of one entity serialise on that row and never lose each other's fields.
+On PostgreSQL `accept` also queues a `NOTIFY ghlsync_work` (once per location per
+transaction), delivered at the commit, which wakes idle workers in every process (`_notify`).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ghlsync.engine._codec import dump_events, dumps, load_events, loads
 from ghlsync.engine._merge import EntityState, Incoming, event_rank, first_state, merge
+from ghlsync.engine._notify import notify_work
 from ghlsync.store._tables_engine import inbox, work_items
 
 __all__ = ["ACCEPTED_FLAG", "Delivery", "accept", "delivery_key"]
@@ -74,6 +77,7 @@ def accept(conn: sa.Connection, delivery: Delivery) -> bool:
     work_id = _upsert_work(conn, sql, delivery)
     conn.execute(sql.link_inbox, {"b_id": inbox_id, "b_work": work_id})
     conn.info[ACCEPTED_FLAG] = True  # an in-process worker wakes when this connection is done
+    notify_work(conn, delivery.location_id)  # PostgreSQL: workers anywhere wake at the commit
     return True
 
 

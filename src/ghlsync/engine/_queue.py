@@ -37,6 +37,8 @@ __all__ = [
     "complete",
     "dead_letter",
     "locations_with_work",
+    "next_due",
+    "release",
     "renew",
     "retry",
 ]
@@ -79,6 +81,15 @@ def locations_with_work(engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK) -> li
     """Locations with queued work (to ask the rate limiter which of them may go)."""
     with engine.connect() as conn:
         return active_locations(conn, clock.now())
+
+
+def next_due(engine: sa.Engine) -> float | None:
+    """The earliest time queued work could next be claimed: a pending item's `available_at`
+    or a lease's expiry (its worker may have died). None when nothing is queued."""
+    due = sa.func.min(sa.case((w.status == "pending", w.available_at), else_=w.lease_expires_at))
+    with engine.connect() as conn:
+        value = conn.execute(sa.select(due).where(w.status.in_(("pending", "leased")))).scalar()
+    return None if value is None else float(value)
 
 
 def _pick(
@@ -343,6 +354,35 @@ def renew(
     if not updated:
         return None
     return dataclasses.replace(item, lease_expires_at=expires)
+
+
+def release(
+    engine: sa.Engine,
+    items: Sequence[Claim],
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+) -> int:
+    """Hand unfinished items back (a draining worker): pending, available now, the attempt
+    their claim took given back. Fenced like every write; returns how many were released."""
+    if not items:
+        return 0
+    now = clock.now()
+    given_back = sa.case((w.attempts > 0, w.attempts - 1), else_=0)
+    released = 0
+    with begin_immediate(engine) as conn:
+        for item in items:
+            released += conn.execute(
+                sa.update(work_items)
+                .where(_mine(item))
+                .values(
+                    status="pending",
+                    available_at=now,
+                    attempts=given_back,
+                    updated_at=now,
+                    **_RELEASED,
+                )
+            ).rowcount
+    return released
 
 
 def write_audit(

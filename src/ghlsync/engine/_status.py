@@ -1,4 +1,8 @@
-"""What `ghlsync status` shows: the queue per location, dead letters, recent errors, budgets."""
+"""What `ghlsync status` and `/healthz` show: the queue per location (depth, in flight, lag),
+dead letters, recent errors, rate budgets and pauses, and the live worker processes.
+
+Everything is read from the database, so any process (a receiver, a worker, an operator's
+shell on another machine) sees the state of every worker."""
 
 from __future__ import annotations
 
@@ -9,10 +13,19 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine._heartbeat import WorkerInfo, live_workers
 from ghlsync.ghl._seams import Budget, RateLimiter
+from ghlsync.store._tables import rate_budget
 from ghlsync.store._tables_engine import dead_letters, work_items
 
-__all__ = ["LocationStatus", "QueueStatus", "RecentError", "add_budgets", "queue_status"]
+__all__ = [
+    "LocationStatus",
+    "QueueStatus",
+    "RecentError",
+    "WorkerInfo",
+    "add_budgets",
+    "queue_status",
+]
 
 STATUSES = ("pending", "leased", "done", "dead")
 _ERRORS_PER_LOCATION = 3
@@ -38,7 +51,9 @@ class LocationStatus:
     location_id: str
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(STATUSES, 0))
     dead_letters: int = 0  # not yet replayed
-    oldest_pending_age: float | None = None  # seconds since the oldest pending item was due
+    oldest_pending_age: float | None = None  # lag: seconds since the oldest pending item was due
+    paused_until: float | None = None  # epoch seconds; set while a 429 pause is on
+    daily_remaining: int | None = None  # GHL's daily budget left, as last reported
     last_errors: list[RecentError] = field(default_factory=list)
     budget: dict[str, Any] | None = None  # the rate limiter's view, when one is available
 
@@ -49,6 +64,11 @@ class QueueStatus:
 
     at: float
     locations: dict[str, LocationStatus]
+    workers: list[WorkerInfo] = field(default_factory=list)
+
+    def live_workers(self) -> int:
+        """Worker processes whose heartbeat is fresh."""
+        return sum(1 for worker in self.workers if worker.alive)
 
     def totals(self) -> dict[str, int]:
         """Counts by status over all locations, plus dead letters."""
@@ -65,6 +85,8 @@ class QueueStatus:
             "at": self.at,
             "totals": self.totals(),
             "locations": [asdict(loc) for loc in self.locations.values()],
+            "workers": [worker.to_dict() for worker in self.workers],
+            "live_workers": self.live_workers(),
         }
 
 
@@ -76,9 +98,24 @@ def queue_status(engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK) -> QueueStat
         _counts(conn, locations, now)
         _dead(conn, locations)
         _errors(conn, locations)
+        _pauses(conn, locations, now)
+        running = live_workers(conn, now)
     for key, loc in locations.items():
         loc.location_id = key
-    return QueueStatus(now, dict(sorted(locations.items())))
+    return QueueStatus(now, dict(sorted(locations.items())), running)
+
+
+def _pauses(conn: sa.Connection, into: dict[str, LocationStatus], now: float) -> None:
+    """Pauses and daily budgets of the locations with work, from the shared `rate_budget`."""
+    if not into:
+        return
+    r = rate_budget.c
+    query = sa.select(r.key, r.paused_until_ms, r.daily_remaining).where(r.key.in_(list(into)))
+    for key, paused_ms, daily in conn.execute(query):
+        loc = into[key]
+        if paused_ms and paused_ms / 1000 > now:
+            loc.paused_until = paused_ms / 1000
+        loc.daily_remaining = None if daily is None else int(daily)
 
 
 def _counts(conn: sa.Connection, into: dict[str, LocationStatus], now: float) -> None:

@@ -6,11 +6,18 @@ Nothing an item raises escapes `_process`: the worker never crashes on bad data 
 Queue writes are short synchronous transactions, run in a thread so that a busy SQLite file
 never stalls the event loop (the receiver may share it in `ghlsync serve`); the settles of
 items finishing together share one transaction (`_settle`).
+
+Waking up: on PostgreSQL an idle worker sleeps until a `NOTIFY ghlsync_work` (sent by `accept`
+at commit, from any process), until the next retry or lease expiry comes due, or at most
+`idle_poll` seconds; on SQLite it polls every `poll_interval` (and wakes at once for work
+accepted in its own process). Stopping: `run(stop, drain_seconds=N)` claims nothing more,
+gives the items in flight N seconds, then releases the leases of the rest (`release`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -23,8 +30,11 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine._failures import Failure, classify_failure, gave_up
+from ghlsync.engine._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
 from ghlsync.engine._inbox import ACCEPTED_FLAG
+from ghlsync.engine._locations import LocationDirectory
 from ghlsync.engine._model import FlowContext
+from ghlsync.engine._notify import libpq_url, listen_for_work, supports_notify
 from ghlsync.engine._queue import (
     AuditEntry,
     Claim,
@@ -32,6 +42,8 @@ from ghlsync.engine._queue import (
     complete_in,
     dead_letter_in,
     locations_with_work,
+    next_due,
+    release,
     renew,
     retry_in,
 )
@@ -45,6 +57,8 @@ __all__ = ["SyncEvent", "Worker"]
 _log = logging.getLogger("ghlsync.engine")
 
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
+IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
+_LISTEN_READY_TIMEOUT = 5.0
 
 
 class Outcome(Protocol):
@@ -87,6 +101,8 @@ class Worker:
         clock: Clock = SYSTEM_CLOCK,
         sync_event: SyncEvent | None = None,
         rng: random.Random | None = None,
+        listen: bool | None = None,
+        locations: LocationDirectory | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -99,14 +115,23 @@ class Worker:
         self.max_attempts = settings.max_attempts
         self.lease_seconds = settings.lease_seconds
         self.poll_interval = settings.poll_interval
+        self.idle_poll = IDLE_POLL
+        self.listen = supports_notify(engine) if listen is None else listen
+        self.heartbeat_seconds = HEARTBEAT_SECONDS
         self.clock = clock
         self._sync_event = sync_event or _flows_sync_event()
         self._rng = rng
+        self.locations = locations  # per-location calendar and mapping (docs/locations.md)
         self._settler = Settler(engine)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self.last_heartbeat: float | None = None
         self.processed = 0
+        self.released = 0  # leases handed back by the last drain
+        self._listening = False
+        self._state = "running"
+        self._in_flight = 0
+        self._started_at = clock.now()
 
     async def run_once(self) -> int:
         """Claim one batch (up to `concurrency` items), process it, return how many."""
@@ -115,29 +140,64 @@ class Worker:
         await asyncio.gather(*self._start(items))
         return len(items)
 
-    async def run(self, stop_event: asyncio.Event) -> None:
-        """Keep `concurrency` items in flight until `stop_event`; then finish those in flight."""
-        running: set[asyncio.Task[None]] = set()
+    async def run(self, stop_event: asyncio.Event, *, drain_seconds: float | None = None) -> None:
+        """Keep `concurrency` items in flight until `stop_event`; then drain.
+
+        Draining claims nothing more and waits for the items in flight, at most
+        `drain_seconds` (None: as long as they take); the leases of those still unfinished
+        are then released (back to pending, available at once, the attempt not counted), so
+        another worker takes them over without waiting for the lease to expire.
+        """
+        running: dict[asyncio.Task[None], Claim] = {}
         self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
+        helpers = [asyncio.ensure_future(self._heartbeats(running))]
         sa.event.listen(self.engine, "checkin", self._on_checkin)
         try:
+            if self.listen:
+                helpers.append(await self._start_listener())
             while not stop_event.is_set():
                 self._beat()
                 free = self.concurrency - len(running)
                 got = await self._claim(free) if free > 0 else []
                 running.update(self._start(got))
                 if free == 0 or len(got) < free:  # full, or the queue is drained: wait
-                    await self._idle({*running, stopper})
-                running = {task for task in running if not task.done()}
+                    await self._idle({*running, stopper}, drained=free > len(got))
+                running = {task: item for task, item in running.items() if not task.done()}
+            self._state = "draining"
+            await self._drain(running, drain_seconds)
         except asyncio.CancelledError:
             for task in running:
                 task.cancel()  # their leases expire and another worker takes over
             raise
         finally:
             stopper.cancel()
+            for helper in helpers:
+                helper.cancel()
             sa.event.remove(self.engine, "checkin", self._on_checkin)
-        await asyncio.gather(*running)
+            await asyncio.gather(*helpers, return_exceptions=True)
+            await self._forget()
+
+    async def _drain(
+        self, running: dict[asyncio.Task[None], Claim], drain_seconds: float | None
+    ) -> None:
+        if not running:
+            return
+        self._in_flight = len(running)
+        await self._write_heartbeat()  # status shows this worker draining
+        _, unfinished = await asyncio.wait(running, timeout=drain_seconds)
+        if not unfinished:
+            return
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        items = [running[task] for task in unfinished]
+        try:
+            self.released = await asyncio.to_thread(release, self.engine, items, clock=self.clock)
+        except Exception:  # their leases expire instead: slower, nothing lost
+            _log.exception("releasing %d leases failed", len(items))
+            return
+        _log.info("drain bound reached: released %d of %d leases", self.released, len(items))
 
     def wake(self) -> None:
         """New work was committed in this process: claim now, not at the next poll.
@@ -156,32 +216,100 @@ class Worker:
         if info is not None and info.pop(ACCEPTED_FLAG, False):
             self.wake()
 
-    async def _idle(self, waits: set[asyncio.Future[Any]]) -> None:
-        """Until an item finishes, the stop, a wake-up, or `poll_interval` (work from other
-        processes, retries coming due)."""
+    async def _start_listener(self) -> asyncio.Task[None]:
+        """LISTEN for work committed anywhere; wait (briefly) until it is in place, so that
+        nothing committed after our first claim can go unnoticed."""
+        ready = asyncio.Event()
+        task = asyncio.ensure_future(
+            listen_for_work(libpq_url(self.engine), self._on_notify, ready=ready)
+        )
+        try:
+            await asyncio.wait_for(ready.wait(), _LISTEN_READY_TIMEOUT)
+        except TimeoutError:
+            _log.warning("LISTEN is not in place yet; polling every %ss", self.poll_interval)
+        return task
+
+    def _on_notify(self, location: str | None) -> None:
+        # None: (re)connected. Either way claim now; the claim itself is fair across locations.
+        self._listening = True
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def _idle(self, waits: set[asyncio.Future[Any]], *, drained: bool = False) -> None:
+        """Until an item finishes, the stop, a wake-up, or the next due time (retries coming
+        due, expired leases), which without notifications is `poll_interval`."""
         assert self._wakeup is not None
+        timeout = await self._idle_timeout() if drained else self.poll_interval
         waker = asyncio.ensure_future(self._wakeup.wait())
         try:
             await asyncio.wait(
-                {*waits, waker}, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+                {*waits, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             waker.cancel()
         self._wakeup.clear()
 
-    def _start(self, items: Sequence[Claim]) -> list[asyncio.Task[None]]:
+    async def _idle_timeout(self) -> float:
+        """How long an idle worker may sleep: until the next item comes due, at most
+        `idle_poll`, when notifications wake it; else `poll_interval`."""
+        if not (self.listen and self._listening):
+            return self.poll_interval
+        try:
+            due = await asyncio.to_thread(next_due, self.engine)
+        except Exception:
+            _log.exception("reading the next due time failed")
+            return self.poll_interval
+        if due is None:
+            return self.idle_poll
+        delay = due - self.clock.now()
+        if delay <= 0:  # due work we could not take (no rate budget): look again soon
+            return self.poll_interval
+        return min(self.idle_poll, delay + 0.01)
+
+    async def _heartbeats(self, running: dict[asyncio.Task[None], Claim]) -> None:
+        """Refresh this worker's row in `workers` every `heartbeat_seconds`."""
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(prune, self.engine, now=self.clock.now())
+        while True:
+            self._in_flight = sum(1 for task in running if not task.done())
+            await self._write_heartbeat()
+            await asyncio.sleep(self.heartbeat_seconds)
+
+    async def _write_heartbeat(self) -> None:
+        try:
+            await asyncio.to_thread(
+                beat,
+                self.engine,
+                self.worker_id,
+                now=self.clock.now(),
+                started_at=self._started_at,
+                state=self._state,
+                in_flight=self._in_flight,
+                processed=self.processed,
+            )
+        except Exception:  # status shows a stale worker; the work itself goes on
+            _log.exception("writing the worker heartbeat failed")
+
+    async def _forget(self) -> None:
+        try:
+            await asyncio.to_thread(forget, self.engine, self.worker_id)
+        except Exception:
+            _log.exception("removing the worker heartbeat failed")
+
+    def _start(self, items: Sequence[Claim]) -> dict[asyncio.Task[None], Claim]:
         """Start a batch: contacts at once, the rest after the batch's contacts are settled.
 
         A task, note or appointment needs its contact in GHL first; when both arrive in one
         batch, waiting for the contact saves the child a retry with backoff.
         """
-        parents = [asyncio.ensure_future(self._process(i)) for i in items if _is_parent(i)]
-        children = [
-            asyncio.ensure_future(self._process(i, after=parents))
+        parents = {asyncio.ensure_future(self._process(i)): i for i in items if _is_parent(i)}
+        after = list(parents)
+        children = {
+            asyncio.ensure_future(self._process(i, after=after)): i
             for i in items
             if not _is_parent(i)
-        ]
-        return parents + children
+        }
+        return parents | children
 
     def _beat(self) -> None:
         self.last_heartbeat = self.clock.now()
@@ -259,18 +387,25 @@ class Worker:
 
     async def _sync(self, item: Claim) -> list[Outcome]:
         """Run every pending event of the entity, in order, on its merged payload."""
+        mapper, calendar_id, config = self.mapper, self.config.ghl.calendar_id, self.config
+        if self.locations is not None:
+            try:  # raises LocationUninstalledError (retriable: kept for a reinstall)
+                place = await self.locations.active(item.location_id)
+            except Exception as error:
+                raise _EventFailed(item.event, error) from error
+            mapper, calendar_id, config = place.mapper, place.calendar_id, place.config
         context = FlowContext(
             engine=self.engine,
             client=self.client,
             location_id=item.location_id,
-            calendar_id=self.config.ghl.calendar_id,
-            config=self.config,
+            calendar_id=calendar_id,
+            config=config,
             clock=self.clock,
         )
         outcomes: list[Outcome] = []
         for event in item.events:
             try:
-                mapped = self.mapper.map(event, item.payload)
+                mapped = mapper.map(event, item.payload)
                 outcomes.extend(await self._sync_event(context, mapped))
             except Exception as error:
                 raise _EventFailed(event, error) from error

@@ -76,6 +76,8 @@ class GHLSettings(_Model):
     token: MaskedSecret | None = None
     calendar_id: str | None = None
     timezone: str | None = None
+    # Verifies GHL's `x-ghl-signature` (Ed25519) on POST /hooks/ghl: PEM, base64 or hex.
+    webhook_public_key: str | None = None
 
     @field_validator("timezone")
     @classmethod

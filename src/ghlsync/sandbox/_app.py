@@ -12,6 +12,7 @@ from ghlsync.sandbox import (
     _routes_calendars,
     _routes_children,
     _routes_contacts,
+    _routes_install,
     _routes_links,
     _routes_locations,
     _routes_oauth,
@@ -54,6 +55,7 @@ def create_app(
         _routes_locations,
         _routes_oauth,
         _routes_admin,
+        _routes_install,
     ):
         app.include_router(module.router)
 

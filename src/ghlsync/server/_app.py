@@ -19,9 +19,13 @@ from starlette.responses import Response
 from ghlsync import __version__
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine import Delivery, accept
+from ghlsync.engine._location_install import Installer
+from ghlsync.engine._locations import LocationDirectory
+from ghlsync.ghl._webhooks import SqlReplayGuard, WebhookVerifier
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._commit import GroupCommitter
-from ghlsync.server._connections import connections_from_config
+from ghlsync.server._connections import ConnectionTable
+from ghlsync.server._ghl_hooks import GHLWebhookReceiver
 from ghlsync.server._health import WorkerState, health_report
 from ghlsync.server._hooks import DripJobsReceiver
 from ghlsync.server._metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
@@ -50,15 +54,23 @@ def create_app(
     mapper: Mapper | None = None,
     clock: Clock = SYSTEM_CLOCK,
     worker_state: WorkerState | None = None,
+    locations: LocationDirectory | None = None,
+    installer: Installer | None = None,
 ) -> FastAPI:
-    """The ghlsync HTTP app over `engine` (already migrated) and `config`."""
+    """The ghlsync HTTP app over `engine` (already migrated) and `config`.
+
+    `locations` resolves per-location DripJobs connections (default: one over `engine`);
+    `installer` acts on GHL's INSTALL/UNINSTALL webhooks (default: without a token vault).
+    """
+    mapper = mapper or Mapper(config)
+    locations = locations or LocationDirectory(engine, config, mapper=mapper, clock=clock)
     committer: GroupCommitter[Delivery] = GroupCommitter(
         engine, accept, writers=1 if is_sqlite(engine) else PG_WRITERS, lock_order=_entity
     )
     metrics = ReceiverMetrics()
     receiver = DripJobsReceiver(
-        connections=connections_from_config(config),
-        mapper=mapper or Mapper(config),
+        connections=ConnectionTable(config, locations),
+        mapper=mapper,
         committer=committer,
         metrics=metrics,
         clock=clock,
@@ -75,8 +87,27 @@ def create_app(
     # Plain Starlette routes for the hot path: no dependency injection per request.
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
+    ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer)
+    app.router.add_route("/hooks/ghl", ghl_hooks.handle, methods=["POST"], include_in_schema=False)
     _add_probes(app, engine, clock, worker_state, metrics)
     return app
+
+
+def _ghl_receiver(
+    engine: sa.Engine,
+    config: AppConfig,
+    clock: Clock,
+    locations: LocationDirectory,
+    installer: Installer | None,
+) -> GHLWebhookReceiver:
+    """`POST /hooks/ghl`: signatures checked with `ghl.webhook_public_key` (and GHL's RSA key)."""
+    verifier = WebhookVerifier(
+        ed25519_public_key=config.ghl.webhook_public_key,
+        replay_guard=SqlReplayGuard(engine),
+        clock=clock,
+    )
+    installer = installer or Installer(engine, locations, clock=clock)
+    return GHLWebhookReceiver(engine=engine, verifier=verifier, installer=installer)
 
 
 def _add_probes(

@@ -1,28 +1,53 @@
 """Who a delivery belongs to: the connection (secret + GHL location) its URL names.
 
 Single-location mode has one connection, "default", built from `ghl.location_id` and
-`dripjobs.secret`; `POST /hooks/dripjobs/{event}` uses it. Per-location connections only need
-more entries here, reached through `POST /hooks/dripjobs/{connection}/{event}`.
+`dripjobs.secret`; `POST /hooks/dripjobs/{event}` uses it. Agency installs add one connection
+per location in the store (`dripjobs_connections`, see `docs/locations.md`), reached through
+`POST /hooks/dripjobs/{connection}/{event}`: `ConnectionTable` looks them up through the
+`LocationDirectory` (cached), each with its own secret and its location's mapper. A revoked
+connection, or one whose location was uninstalled, is answered 401 `connection_revoked`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
-from ghlsync.dripjobs import InboundVerifier
-from ghlsync.mapping import AppConfig
+from ghlsync._secret import Secret
+from ghlsync.dripjobs import InboundVerifier, VerificationError
+from ghlsync.dripjobs._verify import Verified
+from ghlsync.engine._location_rows import ConnectionRow
+from ghlsync.engine._locations import LocationDirectory
+from ghlsync.mapping import AppConfig, Mapper
 
 DEFAULT_CONNECTION = "default"
 
 
+class Verifier(Protocol):
+    """Checks a delivery's credentials on the raw bytes (`InboundVerifier` or a refusal)."""
+
+    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float) -> Verified: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Connection:
-    """One inbound connection: its id, the GHL location it feeds, and its verifier."""
+    """One inbound connection: its id, the GHL location it feeds, its verifier and mapper.
+
+    `mapper` is the location's (with its mapping override); None means the receiver's own.
+    """
 
     connection_id: str
     location_id: str
-    verifier: InboundVerifier
+    verifier: Verifier
+    mapper: Mapper | None = None
+
+
+class Connections(Protocol):
+    """What the receiver looks connections up in (a mapping, or a `ConnectionTable`)."""
+
+    def get(self, name: str, /) -> Connection | Unconfigured | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,9 +57,64 @@ class Unconfigured:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class Refusing:
+    """The verifier of a revoked connection: every delivery is answered 401 with `message`."""
+
+    message: str
+
+    def verify(self, headers: Mapping[str, str], body: bytes, *, now: float) -> Verified:
+        """Always refuse."""
+        raise VerificationError("connection_revoked", self.message)
+
+
 def connections_from_config(config: AppConfig) -> Mapping[str, Connection | Unconfigured]:
     """The connections `config` defines (single-location mode: just "default")."""
     return {DEFAULT_CONNECTION: _default_connection(config)}
+
+
+class ConnectionTable:
+    """The config's "default" connection, then the store's; `get(name)` like a mapping."""
+
+    def __init__(self, config: AppConfig, directory: LocationDirectory | None = None) -> None:
+        self._default = _default_connection(config)
+        self._directory = directory
+        self._tolerance = config.dripjobs.timestamp_tolerance
+        self._verifiers: dict[tuple[str, Secret], InboundVerifier] = {}
+        self._lock = threading.Lock()
+
+    def get(self, name: str) -> Connection | Unconfigured | None:
+        """The connection named in the URL, or None when there is no such connection."""
+        if name == DEFAULT_CONNECTION:
+            return self._default
+        if self._directory is None:
+            return None
+        row = self._directory.connection(name)
+        if row is None:
+            return None
+        context = self._directory.get(row.location_id)
+        if row.revoked or not context.active:
+            return Connection(name, row.location_id, Refusing(_revoked_message(row)))
+        return Connection(name, row.location_id, self._verifier(row), context.mapper)
+
+    def _verifier(self, row: ConnectionRow) -> InboundVerifier:
+        # Keyed by the secret too, so a rotated secret gets a new verifier.
+        key = (row.connection_id, row.secret)
+        found = self._verifiers.get(key)
+        if found is None:
+            found = InboundVerifier(row.secret, tolerance_seconds=self._tolerance)
+            with self._lock:
+                self._verifiers = {k: v for k, v in self._verifiers.items() if k[0] != key[0]}
+                self._verifiers[key] = found
+        return found
+
+
+def _revoked_message(row: ConnectionRow) -> str:
+    return (
+        f"connection {row.connection_id} no longer accepts deliveries: it was revoked or its "
+        f"GHL location {row.location_id} was uninstalled (see `ghlsync locations show "
+        f"{row.location_id}` for its current webhook URL)"
+    )
 
 
 def _default_connection(config: AppConfig) -> Connection | Unconfigured:

@@ -7,7 +7,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine import queue_status
+from ghlsync.engine import QueueStatus, queue_status
 
 HEARTBEAT_STALE_SECONDS = 60.0
 
@@ -35,14 +35,35 @@ def health_report(
 
 def _store_report(engine: sa.Engine, clock: Clock, report: dict[str, Any]) -> bool:
     try:
-        totals = queue_status(engine, clock=clock).totals()
+        status = queue_status(engine, clock=clock)
     except sa.exc.SQLAlchemyError as exc:
         report["database"] = {"ok": False, "error": exc.__class__.__name__}
         return False
+    totals = status.totals()
     report["dead_letters"] = totals.pop("dead_letters")
     report["queue"] = totals  # by status; `pending` is the backlog
+    report["locations"] = _locations(status)
+    report["workers"] = {  # every worker process on every machine, from their heartbeats
+        "live": status.live_workers(),
+        "stale": len(status.workers) - status.live_workers(),
+    }
     report["database"] = {"ok": True, "dialect": engine.dialect.name}
     return True
+
+
+def _locations(status: QueueStatus) -> dict[str, dict[str, Any]]:
+    """Per location: depth, in flight, lag (seconds), pause end (epoch seconds or None)."""
+    return {
+        key: {
+            "pending": loc.counts["pending"],
+            "leased": loc.counts["leased"],
+            "dead_letters": loc.dead_letters,
+            "lag_seconds": loc.oldest_pending_age,
+            "paused_until": loc.paused_until,
+            "daily_remaining": loc.daily_remaining,
+        }
+        for key, loc in status.locations.items()
+    }
 
 
 def _worker_report(state: WorkerState, clock: Clock, report: dict[str, Any]) -> bool:

@@ -8,7 +8,6 @@ nothing is acknowledged before it is committed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
@@ -19,7 +18,12 @@ from ghlsync.dripjobs import BodyError, VerificationError, delivery_id, fold_key
 from ghlsync.engine import Delivery, delivery_key
 from ghlsync.mapping import Mapper, MappingError, UnknownEventError
 from ghlsync.server._commit import CommitterClosed, GroupCommitter
-from ghlsync.server._connections import DEFAULT_CONNECTION, Connection, Unconfigured
+from ghlsync.server._connections import (
+    DEFAULT_CONNECTION,
+    Connection,
+    Connections,
+    Unconfigured,
+)
 from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, accepted, duplicate
@@ -33,7 +37,7 @@ class DripJobsReceiver:
     def __init__(
         self,
         *,
-        connections: Mapping[str, Connection | Unconfigured],
+        connections: Connections,
         mapper: Mapper,
         committer: GroupCommitter[Delivery],
         metrics: ReceiverMetrics,
@@ -107,9 +111,10 @@ class DripJobsReceiver:
     def _build(
         self, connection: Connection, event: str, payload: dict[str, Any], headers: Any
     ) -> Delivery:
+        mapper = connection.mapper or self._mapper  # a location's mapping override
         try:
-            key = self._mapper.entity_key(event, payload)
-            updated_at = self._mapper.source_updated_at(event, payload)
+            key = mapper.entity_key(event, payload)
+            updated_at = mapper.source_updated_at(event, payload)
         except UnknownEventError as exc:
             raise Rejection(404, "unknown_event", str(exc)) from None
         except MappingError as exc:
@@ -124,7 +129,7 @@ class DripJobsReceiver:
             source_id=key.source_id,
             source_updated_at=None if updated_at is None else updated_at.timestamp(),
             received_at=self._clock.now(),
-            action=self._mapper.config.events[event].action,
+            action=mapper.config.events[event].action,
         )
 
 

@@ -20,7 +20,8 @@ import uvicorn
 from fastapi import FastAPI
 
 from ghlsync.engine import Worker
-from ghlsync.ghl import GHLClient, SqlRateLimiter, StaticTokens
+from ghlsync.engine._location_services import LocationServices
+from ghlsync.ghl import GHLClient, SqlRateLimiter
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._app import create_app
 from ghlsync.store import create_engine, migrate
@@ -63,8 +64,19 @@ def _migrate(engine: sa.Engine) -> None:
 
 async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) -> None:
     mapper = Mapper(config)
-    worker = build_worker(engine, config, mapper) if options.with_worker else None
-    app = create_app(engine=engine, config=config, mapper=mapper, worker_state=worker)
+    # One set of location services: an UNINSTALL the receiver handles stops the worker at once.
+    services = LocationServices.build(engine, config, mapper=mapper)
+    worker = (
+        build_worker(engine, config, mapper, services=services) if options.with_worker else None
+    )
+    app = create_app(
+        engine=engine,
+        config=config,
+        mapper=mapper,
+        worker_state=worker,
+        locations=services.directory,
+        installer=services.installer,
+    )
     server = _uvicorn(app, options)
     stop = asyncio.Event()
     task = _start_worker(worker, stop, server)
@@ -127,24 +139,38 @@ def _signals_stop(stop: asyncio.Event, task: asyncio.Task[None] | None) -> Itera
 
 
 def build_worker(
-    engine: sa.Engine, config: AppConfig, mapper: Mapper, *, timeout: float = 30.0
+    engine: sa.Engine,
+    config: AppConfig,
+    mapper: Mapper,
+    *,
+    timeout: float = 30.0,
+    services: LocationServices | None = None,
 ) -> Worker:
-    """The engine's worker with a GHL client for the configured location and token.
+    """The engine's worker with a GHL client for every location that has a token.
 
     `timeout` is the GHL client's, in seconds (the demo's fault runs use a short one).
+    `services` gives per-location calendars, mapping overrides and tokens (docs/locations.md).
     """
-    location, token = config.ghl.location_id, config.ghl.token
-    if not location or token is None:
+    services = services or LocationServices.build(engine, config, mapper=mapper)
+    if not services.can_sync():
         raise ServeError(
             "the worker needs ghl.location_id and ghl.token (or GHLSYNC_GHL_LOCATION_ID and "
-            "GHLSYNC_GHL_TOKEN); run with --no-worker to only receive"
+            "GHLSYNC_GHL_TOKEN), or locations connected through OAuth; run with --no-worker "
+            "to only receive"
         )
     # The budget lives in the store, so `ghlsync worker` processes added later share it.
     limiter = SqlRateLimiter(engine)
     client = GHLClient(
         base_url=config.ghl.base_url,
-        tokens=StaticTokens({location: token}),
+        tokens=services.tokens,
         limiter=limiter,
         timeout=timeout,
     )
-    return Worker(engine, client, mapper, config, limiter=limiter)
+    return Worker(
+        engine,
+        client,
+        mapper,
+        config,
+        limiter=services.gate(limiter),
+        locations=services.directory,
+    )

@@ -14,7 +14,11 @@ import sqlalchemy as sa
 
 from ghlsync.store._tables import metadata
 
-TABLE_MODULES = ("ghlsync.store._tables_engine", "ghlsync.store._tables_sync")
+TABLE_MODULES = (
+    "ghlsync.store._tables_engine",
+    "ghlsync.store._tables_sync",
+    "ghlsync.store._tables_locations",
+)
 
 
 def full_metadata() -> sa.MetaData:

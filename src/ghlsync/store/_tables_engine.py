@@ -102,3 +102,19 @@ audit_log = sa.Table(
     sa.Column("detail", sa.Text),
     sa.Index("ix_audit_location_at", "location_id", "at"),
 )
+
+# Live worker processes (migration 0005): each `ghlsync worker` upserts its row every few
+# seconds and deletes it on a clean exit, so `ghlsync status` and `/healthz` can list the
+# workers of every machine; a row whose heartbeat went stale is a worker that died.
+workers = sa.Table(
+    "workers",
+    metadata,
+    sa.Column("worker_id", sa.String(128), primary_key=True),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("heartbeat_at", sa.Float, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),  # running | draining
+    sa.Column("in_flight", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("processed", sa.BigInteger, nullable=False, server_default="0"),
+)

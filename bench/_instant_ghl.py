@@ -1,0 +1,158 @@
+"""An instant GHL: an `httpx2.MockTransport` that answers the flows' calls at once.
+
+It returns the shapes the official specs give (and the flows read): an upsert answers
+`{"contact": {...}, "new": true}`, a tag call the contact's whole tag list, a create its
+object with an id. It keeps just enough state to be honest: upserts match an existing
+contact by email (GHL's duplicate rule, as far as the benchmark needs it), tags accumulate
+per contact, a `GET` of a contact's tasks, notes or appointments lists what was created.
+Every write is recorded with its `time.monotonic()` (on Linux the same clock in every
+process, so a load generator in another process can timestamp its sends against it).
+
+Answers carry `X-RateLimit-*` headers advertising a limit far above anything the benchmark
+sends, so a rate limiter in front of it learns "no pacing needed" from the first answer.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx2
+
+_HEADERS = {
+    "X-RateLimit-Max": "1000000",
+    "X-RateLimit-Interval-Milliseconds": "1000",
+    "X-RateLimit-Remaining": "999999",
+    "X-RateLimit-Limit-Daily": "1000000000",
+    "X-RateLimit-Daily-Remaining": "999999999",
+}
+_CHILD_LIST = re.compile(r"^/contacts/([^/]+)/(tasks|notes|appointments)$")
+_CHILD_ONE = re.compile(r"^/contacts/([^/]+)/(tasks|notes)/([^/]+)(/completed)?$")
+_TAGS = re.compile(r"^/contacts/([^/]+)/tags$")
+_CONTACT = re.compile(r"^/contacts/([^/]+)$")
+_APPOINTMENT = re.compile(r"^/calendars/events/appointments/([^/]+)$")
+_WRAPPER = {"tasks": "task", "notes": "note"}
+
+
+@dataclass(frozen=True, slots=True)
+class Write:
+    """One write GHL received: when (`time.monotonic()`), what, and the raw body."""
+
+    at: float
+    method: str
+    path: str
+    body: bytes
+
+
+@dataclass
+class InstantGHL:
+    """The fake's state; `transport()` gives the seam the GHL client takes."""
+
+    on_write: Callable[[Write], None] | None = None
+    writes: list[Write] = field(default_factory=list)
+    calls: int = 0
+    contacts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _by_email: dict[str, str] = field(default_factory=dict)
+    _children: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    _next: int = 0
+
+    def transport(self) -> httpx2.MockTransport:
+        """A transport answering every request in this process, with no I/O."""
+        return httpx2.MockTransport(self.handle)
+
+    def handle(self, request: httpx2.Request) -> httpx2.Response:
+        """Answer one request (the MockTransport handler)."""
+        self.calls += 1
+        method, path = request.method, request.url.path
+        body = request.content
+        if method != "GET":
+            write = Write(time.monotonic(), method, path, body)
+            self.writes.append(write)
+            if self.on_write is not None:
+                self.on_write(write)
+        data = json.loads(body) if body else {}
+        status, answer = self._route(method, path, data)
+        return httpx2.Response(status, json=answer, headers=_HEADERS)
+
+    def _id(self, prefix: str) -> str:
+        self._next += 1
+        return f"{prefix}{self._next:08d}"
+
+    def _route(self, method: str, path: str, data: dict[str, Any]) -> tuple[int, Any]:
+        if method == "POST" and path == "/contacts/upsert":
+            return self._upsert(data)
+        if path == "/contacts/search/duplicate":
+            email = str(data.get("email") or "").lower()
+            found = self.contacts.get(self._by_email.get(email, ""))
+            return 200, {"contact": found}
+        if method == "POST" and path == "/calendars/events/appointments":
+            return 201, self._create_child(str(data.get("contactId")), "appointments", data)
+        if (match := _APPOINTMENT.match(path)) is not None:
+            return 200, {"id": match[1], **data}
+        if (match := _TAGS.match(path)) is not None:
+            return self._tags(method, match[1], data)
+        if (match := _CHILD_LIST.match(path)) is not None:
+            return self._children_route(method, match[1], match[2], data)
+        if (match := _CHILD_ONE.match(path)) is not None:
+            record = {"id": match[3], **data}
+            return 200, {_WRAPPER[match[2]]: record} if method != "DELETE" else {"succeded": True}
+        if (match := _CONTACT.match(path)) is not None:
+            return self._contact(method, match[1], data)
+        if path.startswith("/locations/") and path.endswith("/customFields"):
+            return 200, {"customFields": []}
+        return 404, {"statusCode": 404, "message": f"instant GHL: no route {method} {path}"}
+
+    def _upsert(self, data: dict[str, Any]) -> tuple[int, Any]:
+        email = str(data.get("email") or "").lower()
+        existing = self._by_email.get(email) if email else None
+        if existing is not None:
+            contact = self.contacts[existing]
+            contact.update({k: v for k, v in data.items() if k != "tags"})
+            return 200, {"contact": contact, "new": False, "traceId": "instant"}
+        contact = {"id": self._id("c"), "tags": [], **data}
+        self.contacts[contact["id"]] = contact
+        if email:
+            self._by_email[email] = contact["id"]
+        return 201, {"contact": contact, "new": True, "traceId": "instant"}
+
+    def _contact(self, method: str, contact_id: str, data: dict[str, Any]) -> tuple[int, Any]:
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            return 404, {"statusCode": 404, "message": "Contact not found"}
+        if method == "DELETE":
+            del self.contacts[contact_id]
+            return 200, {"succeded": True}
+        contact.update(data)
+        return 200, {"succeded": True, "contact": contact}
+
+    def _tags(self, method: str, contact_id: str, data: dict[str, Any]) -> tuple[int, Any]:
+        contact = self.contacts.get(contact_id)
+        if contact is None:
+            return 404, {"statusCode": 404, "message": "Contact not found"}
+        wanted = [str(t).lower() for t in data.get("tags", [])]
+        tags: list[str] = contact["tags"]
+        if method == "POST":
+            tags.extend(t for t in wanted if t not in tags)
+        else:
+            contact["tags"] = tags = [t for t in tags if t not in wanted]
+        return 201 if method == "POST" else 200, {"tags": tags}
+
+    def _children_route(
+        self, method: str, contact_id: str, kind: str, data: dict[str, Any]
+    ) -> tuple[int, Any]:
+        if method == "GET":
+            listed = [r for r in self._children.get(kind, {}).values() if r["_c"] == contact_id]
+            if kind == "appointments":
+                return 200, {"events": listed}
+            return 200, {kind: listed}
+        record = self._create_child(contact_id, kind, data)
+        return 201, {_WRAPPER[kind]: record}
+
+    def _create_child(self, contact_id: str, kind: str, data: dict[str, Any]) -> dict[str, Any]:
+        record = {"id": self._id(kind[0]), **data, "contactId": contact_id}
+        self._children.setdefault(kind, {})[record["id"]] = {**record, "_c": contact_id}
+        return record

@@ -1,0 +1,178 @@
+"""`ghlsync preview EVENT.json`: the GHL calls one DripJobs event would cause; sends nothing.
+
+The event is mapped with the configured mapping and planned by the same flows the worker
+runs (`ghlsync.engine._flows.plan`), against a throwaway store (nothing synced yet: what a
+first delivery would do) or, with `--store`, the configured store read-only (what it would do
+now, given what was synced before).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from ghlsync.mapping import AppConfig, MappedEvent
+
+_FILE = typer.Argument(
+    ...,
+    exists=True,
+    dir_okay=False,
+    readable=True,
+    help='A JSON body as a Zap would POST it; may hold "event" (and then "payload").',
+)
+_EVENT = typer.Option(None, "--event", help='The event name (default: the file\'s "event" key).')
+_CONFIG = typer.Option(
+    None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
+)
+_STORE = typer.Option(
+    False, "--store", help="Plan against the configured store (read-only) instead of an empty one."
+)
+_JSON = typer.Option(False, "--json", help="Print the mapped event and the calls as JSON.")
+
+PREVIEW_LOCATION = "<location id>"  # shown when no ghl.location_id is configured
+PREVIEW_CALENDAR = "<calendar id>"
+
+
+def register(app: typer.Typer) -> None:
+    """Add `preview` to `app`."""
+    app.command("preview")(preview)
+
+
+def preview(
+    file: Path = _FILE,
+    event: str | None = _EVENT,
+    config: Path | None = _CONFIG,
+    store: bool = _STORE,
+    as_json: bool = _JSON,
+) -> None:
+    """Show the GHL calls (method, path, body) an event would cause; nothing is sent."""
+    loaded = _config(config)
+    name, payload = read_event(file, event)
+    mapped = _map(loaded, name, payload)
+    calls = _plan(loaded, mapped, store)
+    if as_json:
+        out = {"event": name, "mapped": mapped.to_dict(), "calls": calls}
+        typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    typer.echo(render(name, calls))
+
+
+def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
+    """The event name and the payload from a file (flat, or `{"event", "payload"}`)."""
+    try:
+        body: Any = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(
+            f"{file}: not a JSON file: {exc}", param_hint="EVENT.json"
+        ) from None
+    if not isinstance(body, dict):
+        raise typer.BadParameter(f"{file}: must hold a JSON object", param_hint="EVENT.json")
+    named = body.pop("event", None)
+    payload = body.pop("payload") if isinstance(body.get("payload"), dict) else body
+    name = event or (str(named) if named else None)
+    if not name:
+        raise typer.BadParameter(
+            f'{file} has no "event" key; name the event with --event', param_hint="--event"
+        )
+    return name, payload
+
+
+def render(name: str, calls: list[dict[str, Any]]) -> str:
+    """The calls for people: one numbered line each, the body indented below it."""
+    if not calls:
+        return f"{name}: no GHL call (nothing to change); nothing was sent"
+    lines = [f"{name}: {len(calls)} GHL call{'s' if len(calls) > 1 else ''}; nothing was sent"]
+    for n, call in enumerate(calls, 1):
+        query = "&".join(f"{k}={v}" for k, v in call.get("params", {}).items())
+        path = f"{call['path']}?{query}" if query else call["path"]
+        lines.append(f"{n}. {call['method']} {path}  ({call['purpose']})")
+        if "body" in call:
+            body = json.dumps(call["body"], indent=2, ensure_ascii=False)
+            lines += ["   " + line for line in body.splitlines()]
+    return "\n".join(lines)
+
+
+def _config(path: Path | None) -> AppConfig:
+    from ghlsync.mapping import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(f"ghlsync preview: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> MappedEvent:
+    from ghlsync.mapping import Mapper, MappingError
+
+    try:
+        return Mapper(config).map(name, payload)
+    except MappingError as exc:
+        typer.echo(f"ghlsync preview: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _plan(config: AppConfig, mapped: MappedEvent, use_store: bool) -> list[dict[str, Any]]:
+    from ghlsync._clock import SYSTEM_CLOCK
+    from ghlsync.engine._flows import plan
+    from ghlsync.engine._model import FlowContext
+    from ghlsync.ghl import GHLError
+    from ghlsync.mapping import MappingError
+
+    location = config.ghl.location_id or PREVIEW_LOCATION
+    calendar = config.ghl.calendar_id or PREVIEW_CALENDAR
+    with _engine(config, use_store) as engine:
+        ctx = FlowContext(engine, None, location, calendar, config, SYSTEM_CLOCK)
+        try:
+            planned = asyncio.run(plan(ctx, mapped))
+        except (GHLError, MappingError) as exc:  # e.g. a task whose contact was never synced
+            typer.echo(f"ghlsync preview: {exc}", err=True)
+            raise typer.Exit(1) from None
+    return [call.as_dict() for call in planned]
+
+
+@contextlib.contextmanager
+def _engine(config: AppConfig, use_store: bool) -> Iterator[Any]:
+    """The configured store (read as it is) or a migrated throwaway SQLite file."""
+    import sqlalchemy as sa
+
+    from ghlsync.store import create_engine, migrate
+
+    if use_store:
+        _require_existing(config.database_url)
+        engine = create_engine(config.database_url)
+        try:
+            yield engine
+        except sa.exc.SQLAlchemyError as exc:
+            typer.echo(
+                f"ghlsync preview: cannot read the store: {exc.__class__.__name__}", err=True
+            )
+            raise typer.Exit(1) from None
+        finally:
+            engine.dispose()
+        return
+    with tempfile.TemporaryDirectory(prefix="ghlsync-preview-") as tmp:
+        engine = create_engine(f"sqlite:///{Path(tmp) / 'preview.db'}")
+        try:
+            migrate(engine)
+            yield engine
+        finally:
+            engine.dispose()
+
+
+def _require_existing(url: str) -> None:
+    """Read-only means not creating an empty SQLite file where the store was expected."""
+    import sqlalchemy as sa
+
+    parsed = sa.make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() == "sqlite" and database and not Path(database).exists():
+        typer.echo(f"ghlsync preview: no store at {database}", err=True)
+        raise typer.Exit(1)

@@ -1,0 +1,127 @@
+"""`POST /hooks/ghl`: GHL's own webhooks. Today: INSTALL and UNINSTALL of the app.
+
+Order: size limit → signature on the raw bytes, timestamp and replay (`WebhookVerifier`, replay
+guard on `ghl_webhooks_seen`) → act → answer. INSTALL adds the location (or, for an agency
+install, every location GHL lists for the app) with a fresh DripJobs connection; UNINSTALL
+stops syncing it. Other event types are answered 200 and ignored (two-way sync comes later).
+
+GHL retries a delivery only when answered 429, so a failure to act (GHL or the store
+unreachable) forgets the webhook id and answers 429: the retry is then not a replay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import sqlalchemy as sa
+from starlette.requests import Request
+from starlette.responses import Response
+
+from ghlsync.engine._location_install import Installed, Installer, webhook_path
+from ghlsync.ghl._webhooks import (
+    MalformedWebhook,
+    ReplayedWebhook,
+    StaleTimestamp,
+    WebhookVerificationError,
+    WebhookVerifier,
+)
+from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
+from ghlsync.server._responses import Rejection, json_response
+from ghlsync.store._tables import ghl_webhooks_seen
+
+__all__ = ["GHLWebhookReceiver"]
+
+_log = logging.getLogger("ghlsync.server")
+MAX_BODY_BYTES = 256 * 1024
+
+
+class GHLWebhookReceiver:
+    """Verifies GHL webhooks and hands INSTALL/UNINSTALL to the `Installer`."""
+
+    def __init__(
+        self,
+        *,
+        engine: sa.Engine,
+        verifier: WebhookVerifier,
+        installer: Installer,
+        max_body_bytes: int = MAX_BODY_BYTES,
+    ) -> None:
+        self._engine = engine
+        self._verifier = verifier
+        self._installer = installer
+        self._max_body_bytes = max_body_bytes
+
+    async def handle(self, request: Request) -> Response:
+        """The whole answer to one GHL webhook; every refusal is a JSON error."""
+        try:
+            event = await self._verified(request)
+        except Rejection as rejection:
+            return rejection.response()
+        try:
+            return await self._act(event, str(request.base_url).rstrip("/"))
+        except Exception:
+            _log.exception("acting on GHL %s webhook failed; asking GHL to retry", event["type"])
+            await asyncio.to_thread(self._forget, str(event["webhookId"]))
+            message = "could not act on the webhook now; retry"
+            return json_response(429, {"error": "retry_later", "message": message})
+
+    async def _verified(self, request: Request) -> dict[str, Any]:
+        try:
+            body = await read_limited(request, self._max_body_bytes)
+        except BodyTooLarge as exc:
+            raise Rejection(413, "body_too_large", exc.message) from None
+        except BodyIncomplete:
+            raise Rejection(400, "incomplete_body", "the client disconnected mid-body") from None
+        try:
+            event = await self._verifier.averify(body, request.headers)
+        except WebhookVerificationError as exc:
+            raise _rejection(exc) from None
+        event["type"] = str(event.get("type") or "")
+        return event
+
+    async def _act(self, event: dict[str, Any], base_url: str) -> Response:
+        kind = event["type"]
+        location, company = _text(event.get("locationId")), _text(event.get("companyId"))
+        if kind == "INSTALL":
+            app_id = _text(event.get("appId"))
+            done = await self._installer.install(
+                location_id=location, company_id=company, app_id=app_id
+            )
+            return json_response(200, {"status": "installed", "locations": _shown(done, base_url)})
+        if kind == "UNINSTALL":
+            removed = await self._installer.uninstall(location_id=location, company_id=company)
+            return json_response(200, {"status": "uninstalled", "locations": removed})
+        return json_response(200, {"status": "ignored", "type": kind})
+
+    def _forget(self, webhook_id: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(
+                ghl_webhooks_seen.delete().where(ghl_webhooks_seen.c.webhook_id == webhook_id)
+            )
+
+
+def _shown(done: list[Installed], base_url: str) -> list[dict[str, str]]:
+    """What GHL gets back (never a secret), and the log line that gives the user the URL."""
+    shown = []
+    for item in done:
+        url = base_url + webhook_path(item.connection_id)
+        _log.info("GHL installed location %s: DripJobs webhook URL %s", item.location_id, url)
+        shown.append({"locationId": item.location_id, "webhookUrl": url, "token": item.token})
+    return shown
+
+
+def _rejection(exc: WebhookVerificationError) -> Rejection:
+    message = str(exc)
+    if isinstance(exc, MalformedWebhook):
+        return Rejection(400, "malformed_body", message)
+    if isinstance(exc, ReplayedWebhook):
+        return Rejection(409, "replayed_webhook", message)
+    if isinstance(exc, StaleTimestamp):
+        return Rejection(401, "stale_timestamp", message)
+    return Rejection(401, "bad_signature", message)
+
+
+def _text(value: object) -> str | None:
+    return str(value) if isinstance(value, str) and value else None

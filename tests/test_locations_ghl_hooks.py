@@ -1,0 +1,242 @@
+"""`POST /hooks/ghl`: INSTALL/UNINSTALL signed by the sandbox, verified, acted on."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx2
+import pytest
+import sqlalchemy as sa
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from ghlsync._secret import Secret
+from ghlsync.engine._location_install import Installer
+from ghlsync.engine._location_rows import get_location, list_connections
+from ghlsync.engine._locations import LocationDirectory
+from ghlsync.ghl._crypto import TokenCipher
+from ghlsync.ghl._oauth import OAuthApp
+from ghlsync.ghl._vault import TokenVault
+from ghlsync.sandbox import SandboxServer
+from ghlsync.server import create_app, serve_in_thread
+from ghlsync.store import create_engine, migrate
+from tests._locations_kit import base_config
+
+REDIRECT = "http://127.0.0.1:9/cb"
+
+
+@dataclass
+class Hooked:
+    """A receiver whose `/hooks/ghl` the sandbox delivers to, with a vault over the sandbox."""
+
+    admin: httpx2.Client
+    http: httpx2.Client
+    vault: TokenVault
+    engine: sa.Engine
+    cipher: TokenCipher
+
+    def sandbox(self, path: str, **body: str) -> dict[str, Any]:
+        answer = self.admin.post(path, json=body)
+        assert answer.status_code == 200, answer.text
+        found: dict[str, Any] = answer.json()
+        return found
+
+
+def _oauth(sandbox: SandboxServer) -> OAuthApp:
+    return OAuthApp(
+        "sandbox-client",
+        Secret("sandbox-secret"),
+        REDIRECT,
+        base_url=sandbox.url,
+        marketplace_url=sandbox.url,
+    )
+
+
+async def connect_agency(sandbox: SandboxServer, vault: TokenVault) -> str:
+    """Log in as the agency (company token) the way `ghlsync auth login` does."""
+    oauth = _oauth(sandbox)
+    query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "user_type": "Company"}
+    async with httpx2.AsyncClient(base_url=sandbox.url) as http:
+        redirect = await http.get("/oauth/chooselocation", params=query)
+    code = httpx2.URL(redirect.headers["location"]).params["code"]
+    tokens = await oauth.exchange_code(code, "Company")
+    vault.save(tokens.key, tokens)
+    return tokens.key
+
+
+@pytest.fixture
+def hooked(
+    locations_store: sa.Engine, loc_cipher: TokenCipher, sandbox: SandboxServer
+) -> Iterator[Hooked]:
+    admin = httpx2.Client(base_url=sandbox.url)
+    public_key = admin.get("/_sandbox/webhook-public-key").text
+    config = base_config(webhook_public_key=public_key)
+    oauth = _oauth(sandbox)
+    vault = TokenVault(locations_store, loc_cipher, oauth)
+    directory = LocationDirectory(locations_store, config, loc_cipher)
+    installer = Installer(locations_store, directory, vault, oauth)
+    app = create_app(
+        engine=locations_store, config=config, locations=directory, installer=installer
+    )
+    try:
+        with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+            admin.put("/_sandbox/webhooks", json={"url": f"{url}/hooks/ghl"})
+            yield Hooked(admin, http, vault, locations_store, loc_cipher)
+    finally:
+        admin.close()
+
+
+async def test_install_mints_the_token_and_creates_a_connection(
+    hooked: Hooked, sandbox: SandboxServer
+) -> None:
+    company = await connect_agency(sandbox, hooked.vault)
+
+    sent = hooked.sandbox("/_sandbox/install", locationId="loc_b", companyId=company)
+
+    assert sent["delivery"]["status"] == 200
+    row = get_location(hooked.engine, "loc_b")
+    assert row is not None and (row.status, row.company_id) == ("active", company)
+    [connection] = list_connections(hooked.engine, hooked.cipher, "loc_b")
+    assert not connection.revoked
+    stored = hooked.vault.status("loc_b")
+    assert stored is not None and stored.company_id == company
+    # The minted token works against the sandbox for that location.
+    token = await hooked.vault.token("loc_b")
+    answer = hooked.admin.get(
+        "/locations/loc_b",
+        headers={"Authorization": f"Bearer {token.reveal()}", "Version": "2021-07-28"},
+    )
+    assert answer.status_code == 200
+
+
+async def test_agency_install_installs_every_location_of_the_company(
+    hooked: Hooked, sandbox: SandboxServer
+) -> None:
+    company = await connect_agency(sandbox, hooked.vault)
+    hooked.admin.post("/_sandbox/locations", json={"id": "loc_c"})
+
+    sent = hooked.sandbox("/_sandbox/install", companyId=company)
+
+    assert "locationId" not in sent["event"]
+    assert sent["delivery"]["status"] == 200
+    for location in ("loc_sandbox", "loc_c"):
+        row = get_location(hooked.engine, location)
+        assert row is not None and row.active
+        assert hooked.vault.status(location) is not None
+
+
+def test_uninstall_stops_the_location_and_revokes_its_connection(hooked: Hooked) -> None:
+    hooked.sandbox("/_sandbox/install", locationId="loc_b")
+    sent = hooked.sandbox("/_sandbox/uninstall", locationId="loc_b")
+
+    assert sent["delivery"]["status"] == 200
+    row = get_location(hooked.engine, "loc_b")
+    assert row is not None and row.status == "uninstalled"
+    assert [c.revoked for c in list_connections(hooked.engine, hooked.cipher, "loc_b")] == [True]
+
+
+def test_other_event_types_are_ignored(hooked: Hooked) -> None:
+    hooked.admin.put("/_sandbox/webhooks", json={"url": str(hooked.http.base_url) + "/hooks/ghl"})
+    token = {"Authorization": "Bearer sandbox-token", "Version": "2021-07-28"}
+    made = hooked.admin.post(
+        "/contacts/", json={"locationId": "loc_sandbox", "firstName": "Ann"}, headers=token
+    )
+    assert made.status_code in (200, 201)
+    for _ in range(200):
+        deliveries = hooked.admin.get("/_sandbox/webhooks/deliveries").json()
+        if deliveries:
+            break
+        time.sleep(0.01)
+    assert [(d["type"], d["status"]) for d in deliveries] == [("ContactCreate", 200)]
+    assert get_location(hooked.engine, "loc_sandbox") is None
+
+
+# -- verification, with a key of the test's own ------------------------------------------
+
+
+@pytest.fixture
+def sqlite_store(sqlite_url: str) -> Iterator[sa.Engine]:
+    """Checks that do not depend on the database run on SQLite only."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def signer(sqlite_store: sa.Engine) -> Iterator[tuple[Ed25519PrivateKey, httpx2.Client]]:
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = base_config(webhook_public_key=pem.decode())
+    app = create_app(engine=sqlite_store, config=config)
+    with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+        yield key, http
+
+
+def _install_body(webhook_id: str, stamp: datetime | None = None) -> bytes:
+    when = (stamp or datetime.now(UTC)).isoformat()
+    event = {"type": "INSTALL", "locationId": "loc_z", "webhookId": webhook_id, "timestamp": when}
+    return json.dumps(event).encode()
+
+
+def _post(http: httpx2.Client, body: bytes, signature: str | None) -> httpx2.Response:
+    headers = {"content-type": "application/json"}
+    if signature is not None:
+        headers["x-ghl-signature"] = signature
+    return http.post("/hooks/ghl", content=body, headers=headers)
+
+
+def _sign(key: Ed25519PrivateKey, body: bytes) -> str:
+    return base64.b64encode(key.sign(body)).decode()
+
+
+def test_a_replayed_webhook_id_is_rejected(
+    signer: tuple[Ed25519PrivateKey, httpx2.Client], sqlite_store: sa.Engine
+) -> None:
+    key, http = signer
+    body = _install_body("wh-1")
+
+    first = _post(http, body, _sign(key, body))
+    replay = _post(http, body, _sign(key, body))
+
+    assert first.status_code == 200 and first.json()["status"] == "installed"
+    assert (replay.status_code, replay.json()["error"]) == (409, "replayed_webhook")
+
+
+@pytest.mark.parametrize("forgery", ["other key", "tampered", "missing"])
+def test_a_bad_signature_is_rejected_before_anything_happens(
+    signer: tuple[Ed25519PrivateKey, httpx2.Client], sqlite_store: sa.Engine, forgery: str
+) -> None:
+    key, http = signer
+    body = _install_body("wh-2")
+    signature: str | None = _sign(key, body)
+    if forgery == "other key":
+        signature = _sign(Ed25519PrivateKey.generate(), body)
+    elif forgery == "tampered":
+        body = body.replace(b"loc_z", b"loc_y")
+    else:
+        signature = None
+
+    answer = _post(http, body, signature)
+
+    assert (answer.status_code, answer.json()["error"]) == (401, "bad_signature")
+    assert get_location(sqlite_store, "loc_z") is None
+    assert get_location(sqlite_store, "loc_y") is None
+
+
+def test_a_stale_webhook_is_rejected(
+    signer: tuple[Ed25519PrivateKey, httpx2.Client], sqlite_store: sa.Engine
+) -> None:
+    key, http = signer
+    body = _install_body("wh-3", datetime(2020, 1, 1, tzinfo=UTC))
+    answer = _post(http, body, _sign(key, body))
+    assert (answer.status_code, answer.json()["error"]) == (401, "stale_timestamp")
+    assert get_location(sqlite_store, "loc_z") is None

@@ -1,0 +1,118 @@
+"""Crash safety: real worker processes SIGKILLed at random points while syncing thousands of
+deliveries, then restarted; GHL ends up holding every record exactly once.
+
+The receiver accepts the whole demo stream first (over HTTP, into a real store); then worker
+processes sync it to the sandbox on loopback. Each one is killed (SIGKILL: no cleanup, leases
+left behind, a request possibly half-sent) once the queue has made a seeded random amount of
+progress, and a new one is started at once; it takes the dead worker's items over when their
+short leases expire. The last one runs until the queue is drained.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ghlsync.demo import Pipeline, PipelineOptions, build_stream
+from tests._robust_kit import (
+    CLI_WORKER,
+    WorkerProcess,
+    duplicate_records,
+    finished,
+    queue_totals,
+    runner_worker,
+    wait_until,
+    write_config,
+)
+
+KILLS = 5
+LEASE_SECONDS = 1.5
+FAST_SANDBOX = {"burst": 1_000_000, "interval_ms": 1000}
+FAULTS = {"429": 0.03, "500": 0.03, "timeout": 0.01, "reset": 0.02, "timeout_seconds": 1.5}
+
+
+@pytest.fixture(autouse=True)
+def _quiet_client() -> Iterator[None]:
+    """Injected faults make the in-process parts log warnings; they are expected here."""
+    import logging
+
+    logger = logging.getLogger("ghlsync")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    yield
+    logger.setLevel(level)
+
+
+async def _kill_and_restart(
+    pipe: Pipeline, command: list[str], env: Mapping[str, str], log: Path, seed: int
+) -> WorkerProcess:
+    """Start a worker; KILLS times, SIGKILL it at a random point of progress and start
+    another. Returns the last one, still running."""
+    assert pipe.engine is not None
+    engine: sa.Engine = pipe.engine
+    total = sum(queue_totals(engine)[s] for s in ("pending", "leased", "done", "dead"))
+    rng = random.Random(seed)
+    marks = sorted(rng.uniform(0.05, 0.85) * total for _ in range(KILLS))
+    worker = WorkerProcess(command, env, log)
+    for mark in marks:
+
+        def reached(target: float = mark) -> bool:
+            assert worker.alive(), f"the worker exited on its own:\n{worker.output()}"
+            return finished(queue_totals(engine)) >= target
+
+        await wait_until(reached, timeout=120, what=f"{mark:.0f} of {total} items finished")
+        worker.kill()
+        worker = WorkerProcess(command, env, log)
+    return worker
+
+
+async def _crash_run(
+    database_url: str, tmp_path: Path, *, customers: int, faults: Mapping[str, Any], command: list[str]
+) -> None:
+    events, expected = build_stream(customers, seed=23)
+    config = write_config(
+        tmp_path / "ghlsync.yaml",
+        lease_seconds=LEASE_SECONDS,
+        max_attempts=30,
+        poll_interval=0.1,
+        concurrency=8,
+    )
+    options = PipelineOptions(
+        database_url=database_url, start_worker=False, faults=dict(faults), drain_timeout=240,
+        **FAST_SANDBOX,
+    )
+    async with Pipeline(options) as pipe:
+        answers = await pipe.send(events)
+        env = {**pipe.environment(), "GHLSYNC_CONFIG": str(config)}
+        worker = await _kill_and_restart(pipe, command, env, tmp_path / "worker.log", seed=5)
+        try:
+            await pipe.wait_drained()
+        finally:
+            code = worker.stop()
+        assert code == 0, worker.output()
+        summary = await pipe.summarize(events, answers, expected)
+        state = await pipe.sandbox_json("/_sandbox/state")
+
+    assert len(events) > 1500
+    assert summary.problems == [], "\n".join(summary.problems[:30])
+    assert duplicate_records(state, pipe.location_id) == []
+    assert len(state["locations"][pipe.location_id]["contacts"]) == len(expected.contacts)
+
+
+async def test_killed_workers_leave_every_record_exactly_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    await _crash_run(database_url, tmp_path, customers=500, faults={}, command=CLI_WORKER)
+
+
+async def test_killed_workers_and_flaky_ghl_leave_every_record_exactly_once(
+    database_url: str, tmp_path: Path
+) -> None:
+    await _crash_run(
+        database_url, tmp_path, customers=300, faults=FAULTS, command=runner_worker(1.0)
+    )
