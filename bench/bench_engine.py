@@ -66,7 +66,6 @@ from ghlsync.store._tables_engine import dead_letters, work_items
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- engine:run -->", "<!-- /engine:run -->"
 PG_ADMIN = os.environ.get(
     "GHLSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -87,6 +86,12 @@ class Result:
     answer_ms: list[float] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     note: str = ""
+    cpu: float = 0.0  # CPU seconds this process (all its threads) spent on the timed part
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU per change: what bounds the rate once the cores are not shared."""
+        return self.cpu / self.count * 1000 if self.count else 0.0
 
     @property
     def rate(self) -> float:
@@ -192,13 +197,14 @@ async def until(done: Callable[[], bool], seconds: float, step: float = 0.002) -
             await asyncio.sleep(step)
 
 
-async def run_until(worker: Worker, target: int) -> float:
-    """Run `worker` until it has settled `target` items in all; return the seconds taken."""
+async def run_until(worker: Worker, target: int, seconds: float = 300) -> float:
+    """Run `worker` until it has settled `target` items in all (TimeoutError after
+    `seconds`); return the seconds taken."""
     stop = asyncio.Event()
     started = time.monotonic()
     task = asyncio.create_task(worker.run(stop))
     try:
-        await until(lambda: worker.processed >= target, 300)
+        await until(lambda: worker.processed >= target, seconds)
     finally:
         elapsed = time.monotonic() - started
         stop.set()
@@ -263,10 +269,12 @@ async def worker_only(
     async with client:
         await warm_pool(engine, worker, pool, tag)
         accept_all(engine, worker.mapper, [timed_event(i, pool, tag) for i in range(count)])
+        cpu = time.process_time()
         seconds = await run_until(worker, worker.processed + count)
+        cpu = time.process_time() - cpu
     name = "worker only, " + ("sandbox app (ASGI)" if sandbox else "instant GHL")
     name += ", SqlRateLimiter" if limiter else ", no limiter"
-    result = Result(store, f"{name}, concurrency {concurrency}", count, seconds)
+    result = Result(store, f"{name}, concurrency {concurrency}", count, seconds, cpu=cpu)
     result.problems = queue_problems(engine) + ([] if sandbox else marker_problems(ghl, 0, count))
     engine.dispose()
     return result
@@ -284,8 +292,11 @@ async def noop_worker(url: str, store: str, count: int, concurrency: int) -> Res
     worker = Worker(engine, None, Mapper(config), config, sync_event=nothing)
     tag = uuid.uuid4().hex[:6]
     accept_all(engine, worker.mapper, [timed_event(i, 10**6, tag) for i in range(count)])
+    cpu = time.process_time()
     seconds = await run_until(worker, count)
-    result = Result(store, f"worker, no-op sync, concurrency {concurrency}", count, seconds)
+    cpu = time.process_time() - cpu
+    name = f"worker, no-op sync, concurrency {concurrency}"
+    result = Result(store, name, count, seconds, cpu=cpu)
     result.problems = queue_problems(engine)
     engine.dispose()
     return result
@@ -306,12 +317,11 @@ async def client_alone(count: int, concurrency: int) -> Result:
             )
 
     async with client:
-        started = time.monotonic()
+        started, cpu = time.monotonic(), time.process_time()
         await asyncio.gather(*(one() for _ in range(concurrency)))
-        seconds = time.monotonic() - started
-    return Result(
-        "-", f"GHL client alone (upsert), concurrency {concurrency}", count, seconds, "calls"
-    )
+        seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+    name = f"GHL client alone (upsert), concurrency {concurrency}"
+    return Result("-", name, count, seconds, "calls", cpu=cpu)
 
 
 @asynccontextmanager
@@ -380,11 +390,13 @@ async def over_http(
     async with serving(engine, concurrency, limiter=limiter) as (base, worker, ghl):
         await _warm_running(worker, pool, tag)
         settled = worker.processed
+        cpu = time.process_time()
         rows = await load(base, workdir / f"{tag}.json", count, pool, tag, **how)
         await until(lambda: worker.processed >= settled + count, 300)
-        done = time.monotonic()
+        done, cpu = time.monotonic(), time.process_time() - cpu
     result = _http_result(store, count, concurrency, rows, ghl, done, how)
     result.problems += queue_problems(engine)
+    result.cpu = cpu
     engine.dispose()
     return result
 
@@ -433,7 +445,7 @@ def _http_result(
 class Plan:
     """Sizes of one run (`--quick` shrinks them for a smoke run)."""
 
-    count: int = 3000
+    count: int = 2000
     latency_seconds: float = 25.0
     rate: float = 100.0
     concurrency: int = 4  # the preset's worker.concurrency, what `ghlsync serve` runs with
@@ -448,7 +460,6 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
         lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=False),
         lambda u: worker_only(u, store, plan.count, plan.wide, limiter=False),
         lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=True),
-        lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=False, sandbox=True),
         lambda u: over_http(u, store, plan.count, plan.concurrency, workdir),
         lambda u: over_http(
             u,
@@ -459,6 +470,13 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
             rate=plan.rate,
         ),
     ]
+    if store == "sqlite":  # the transport comparison needs one store only
+        scenarios.insert(
+            5,
+            lambda u: worker_only(
+                u, store, plan.count, plan.concurrency, limiter=False, sandbox=True
+            ),
+        )
     results = []
     for scenario in scenarios:
         with database(store, workdir) as url:
@@ -470,7 +488,10 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
 
 def line(r: Result) -> str:
     """One result as a console line."""
-    text = f"{r.store:>10}  {r.scenario}: {r.rate:,.0f} {r.unit}/s ({r.count} in {r.seconds:.2f} s)"
+    text = (
+        f"{r.store:>10}  {r.scenario}: {r.rate:,.0f} {r.unit}/s ({r.count} in {r.seconds:.2f} s,"
+        f" {r.cpu_ms:.2f} ms CPU each)"
+    )
     if r.latencies_ms:
         text += f"; p50 {r.pct(50):.0f} ms, p95 {r.pct(95):.0f} ms, p99 {r.pct(99):.0f} ms"
     return text + (f"  PROBLEMS: {r.problems}" if r.problems else "")
@@ -490,41 +511,59 @@ def _ms(value: float) -> str:
     return f"{value:,.0f} ms" if value == value else "–"
 
 
-def report(results: list[Result], load_before: tuple[float, float, float]) -> str:
-    """The run as Markdown: the throughput table, the latency table, the verdicts."""
+def _is_latency(r: Result) -> bool:
+    return bool(r.latencies_ms) and "events/s" in r.scenario
+
+
+def _checks(r: Result) -> str:
+    return "ok" if not r.problems else "**" + "; ".join(r.problems) + "**"
+
+
+def header(load_before: tuple[float, float, float]) -> str:
+    """When, where, and how loaded the machine was."""
     loads = ", ".join(f"{x:.1f}" for x in load_before)
+    return (
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; receiver, worker and "
+        "instant GHL in one process, the load generator in another; load average before the "
+        f"run {loads} (other processes share the cores: compare runs with care)."
+    )
+
+
+def throughput_report(results: list[Result], load_before: tuple[float, float, float]) -> str:
+    """The "Engine throughput" block: every rate, then the verdicts."""
     out = [
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; one process "
-        "(receiver, worker, instant GHL), the load generator in another; load average "
-        f"before the run {loads} (other processes share the cores: compare runs with care).",
+        header(load_before),
         "",
-        "| store | scenario | changes | seconds | per second | checks |",
-        "|---|---|---:|---:|---:|---|",
+        "| store | scenario | changes | seconds | per second | CPU per change | checks |",
+        "|---|---|---:|---:|---:|---:|---|",
     ]
-    for r in results:
-        if r.latencies_ms and "events/s" in r.scenario:
-            continue
-        checks = "ok" if not r.problems else "**" + "; ".join(r.problems) + "**"
+    for r in (r for r in results if not _is_latency(r)):
         out.append(
             f"| {r.store} | {r.scenario} | {r.count:,} {r.unit} | {r.seconds:.2f} "
-            f"| {r.rate:,.0f} | {checks} |"
+            f"| {r.rate:,.0f} | {r.cpu_ms:.2f} ms | {_checks(r)} |"
         )
-    out += [
+    chosen = [r for r in results if not _is_latency(r)]
+    return "\n".join([*out, "", *verdicts(chosen)])
+
+
+def latency_report(results: list[Result], load_before: tuple[float, float, float]) -> str:
+    """The "Latency" block: percentiles per store, then the verdicts."""
+    out = [
+        header(load_before),
         "",
-        "| store | scenario | events | webhook → GHL write p50 | p95 | p99 | max "
-        "| webhook answered p50 | p99 | checks |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| store | sent | events | webhook → GHL write p50 | p95 | p99 | max "
+        "| webhook answered p50 | p99 | CPU per event | checks |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    for r in results:
-        if not (r.latencies_ms and "events/s" in r.scenario):
-            continue
-        checks = "ok" if not r.problems else "**" + "; ".join(r.problems) + "**"
+    chosen = [r for r in results if _is_latency(r)]
+    for r in chosen:
         out.append(
-            f"| {r.store} | {r.scenario} ({r.note}) | {r.count:,} | {_ms(r.pct(50))} "
+            f"| {r.store} | {r.note} | {r.count:,} | {_ms(r.pct(50))} "
             f"| {_ms(r.pct(95))} | {_ms(r.pct(99))} | {_ms(r.pct(100))} "
-            f"| {_ms(r.pct(50, r.answer_ms))} | {_ms(r.pct(99, r.answer_ms))} | {checks} |"
+            f"| {_ms(r.pct(50, r.answer_ms))} | {_ms(r.pct(99, r.answer_ms))} "
+            f"| {r.cpu_ms:.2f} ms | {_checks(r)} |"
         )
-    return "\n".join([*out, "", *verdicts(results)])
+    return "\n".join([*out, "", *verdicts(chosen)])
 
 
 def verdicts(results: list[Result]) -> list[str]:
@@ -546,16 +585,21 @@ def verdicts(results: list[Result]) -> list[str]:
     return out
 
 
-def write_section(text: str) -> None:
-    """Put `text` between the engine run markers of docs/benchmarks.md (prose kept)."""
+SECTIONS = {"engine": "Engine throughput", "latency": "Latency"}
+
+
+def write_section(marker: str, text: str) -> None:
+    """Put `text` between the `marker` run markers of docs/benchmarks.md; the prose around
+    them is kept, and a missing section is added at the end. Other sections are not touched."""
+    begin, end = f"<!-- {marker}:run -->", f"<!-- /{marker}:run -->"
     existing = DOCS.read_text()
-    block = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in existing and END in existing:
+    block = f"{begin}\n{text}\n{end}"
+    if begin in existing and end in existing:
         new = re.sub(
-            re.escape(BEGIN) + ".*?" + re.escape(END), lambda _: block, existing, flags=re.S
+            re.escape(begin) + ".*?" + re.escape(end), lambda _: block, existing, flags=re.S
         )
     else:
-        new = existing.rstrip("\n") + "\n\n## Engine throughput and latency\n\n" + block + "\n"
+        new = f"{existing.rstrip()}\n\n## {SECTIONS[marker]}\n\n{block}\n"
     DOCS.write_text(new)
 
 
@@ -568,10 +612,14 @@ async def main(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="ghlsync-bench-") as tmp:
         for store in stores:
             results += await run_store(store, plan, Path(tmp))
-    text = report(results, load_before)
-    print(text)
+    texts = {
+        "engine": throughput_report(results, load_before),
+        "latency": latency_report(results, load_before),
+    }
+    print("\n\n".join(texts.values()))
     if args.write:
-        write_section(text)
+        for marker, text in texts.items():
+            write_section(marker, text)
     return 1 if any(r.problems for r in results) else 0
 
 

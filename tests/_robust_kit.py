@@ -95,13 +95,13 @@ def finished(totals: Mapping[str, int]) -> int:
 
 
 async def wait_until(
-    check: Callable[[], bool], *, timeout: float, what: str, poll: float = 0.05
+    check: Callable[[], bool], *, seconds: float, what: str, poll: float = 0.05
 ) -> None:
     """Poll `check` (in a thread) until it holds; AssertionError naming `what` on timeout."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + seconds
     while not await asyncio.to_thread(check):
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
         await asyncio.sleep(poll)
 
 
@@ -135,7 +135,7 @@ def _repeats(keys: Iterable[tuple[Any, ...]]) -> list[tuple[tuple[Any, ...], int
 # ------------------------------------------------------------------------------ the runner
 
 
-async def _run(timeout: float) -> None:
+async def _run(client_timeout: float) -> None:
     from ghlsync.mapping import Mapper, load_config
     from ghlsync.server._run import build_worker
     from ghlsync.store import create_engine, migrate
@@ -143,7 +143,7 @@ async def _run(timeout: float) -> None:
     config = load_config()
     engine = create_engine(config.database_url)
     migrate(engine)
-    worker = build_worker(engine, config, Mapper(config), timeout=timeout)
+    worker = build_worker(engine, config, Mapper(config), timeout=client_timeout)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -165,3 +165,108 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# ------------------------------------------------------------------ the end-to-end rig
+
+
+class Rig:
+    """The demo pipeline (sandbox, store, receiver on loopback) with a worker of its own,
+    configured for quick retries: `max_attempts` claims, polling every 50 ms."""
+
+    def __init__(self, database_url: str, *, max_attempts: int = 3) -> None:
+        from ghlsync.demo import Pipeline, PipelineOptions
+
+        self.pipe = Pipeline(PipelineOptions(database_url=database_url, start_worker=False))
+        self.max_attempts = max_attempts
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.worker: Any = None
+
+    async def __aenter__(self) -> Rig:
+        await self.pipe.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.stop_worker()
+        finally:
+            await self.pipe.close()
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The pipeline's store."""
+        assert self.pipe.engine is not None
+        return self.pipe.engine
+
+    def start_worker(self) -> None:
+        """Run the worker `ghlsync serve` builds, with this rig's quick-retry settings."""
+        from ghlsync.mapping import Mapper
+        from ghlsync.server._run import build_worker
+
+        base = self.pipe.config
+        worker = base.worker.model_copy(
+            update={"max_attempts": self.max_attempts, "poll_interval": 0.05}
+        )
+        config = base.model_copy(update={"worker": worker})
+        self.worker = build_worker(self.engine, config, Mapper(config))
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(self.worker.run(self._stop))
+
+    async def stop_worker(self) -> None:
+        """Stop the worker; AssertionError if it died on its own before."""
+        if self._task is None:
+            return
+        task, self._task = self._task, None
+        assert not task.done(), f"the worker stopped by itself: {task}"
+        self._stop.set()
+        await task
+        await self.worker.client.aclose()
+
+    async def post(
+        self,
+        event: str,
+        body: Mapping[str, Any] | None = None,
+        *,
+        content: bytes | None = None,
+        secret: str | None = None,
+    ) -> Any:
+        """POST one delivery to the receiver (JSON, Bearer secret); the httpx2 response."""
+        import json
+
+        import httpx2
+
+        data = content if content is not None else json.dumps(dict(body or {})).encode()
+        headers = {
+            "Authorization": f"Bearer {secret or self.pipe.options.secret}",
+            "Content-Type": "application/json",
+        }
+        async with httpx2.AsyncClient(base_url=self.pipe.receiver_url, timeout=30) as client:
+            return await client.post(f"/hooks/dripjobs/{event}", content=data, headers=headers)
+
+    async def drain(self) -> None:
+        """Until the worker has nothing pending or leased (it must be running)."""
+        assert self._task is not None and not self._task.done(), "no worker is running"
+        await self.pipe.wait_drained()
+
+    async def location(self) -> Record:
+        """The sandbox location's records: contacts, tasks, notes, appointments."""
+        state = await self.pipe.sandbox_json("/_sandbox/state")
+        location: Record = state["locations"][self.pipe.location_id]
+        return location
+
+    async def calls(self) -> list[tuple[str, str]]:
+        """(method, path) of every GHL API call the sandbox answered, in order."""
+        log = await self.pipe.sandbox_json("/_sandbox/requests")
+        return [(r["method"], r["path"]) for r in log]
+
+    def dead_letters(self) -> list[Any]:
+        """Every dead letter, oldest first."""
+        from ghlsync.engine import list_dead_letters
+
+        return sorted(list_dead_letters(self.engine), key=lambda d: d.id)
+
+    def count(self, table: sa.Table) -> int:
+        """Rows in one store table."""
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())

@@ -18,7 +18,6 @@ import sqlalchemy as sa
 import yaml
 
 import ghlsync.mapping
-
 from ghlsync._secret import Secret
 from ghlsync.engine import Delivery, accept
 from ghlsync.ghl._crypto import TokenCipher, generate_key
@@ -135,17 +134,17 @@ def _seed_budget(engine: sa.Engine, key: str, limits: Limits) -> None:
     # burst of a location with a test-sized limit is paced right from its first request.
     with engine.begin() as conn:
         conn.execute(
-            sa.insert(rate_budget).values(
-                key=key, max=limits.burst, interval_ms=limits.interval_ms
-            )
+            sa.insert(rate_budget).values(key=key, max=limits.burst, interval_ms=limits.interval_ms)
         )
 
 
-def contact_events(location: str, entities: int, versions: int, *, at: float) -> list[Delivery]:
-    """`versions` events per contact (created, then updates), names `v0`, `v1`, ..."""
+def contact_events(
+    location: str, entities: int, versions: int, *, at: float, first: int = 0
+) -> list[Delivery]:
+    """`versions` events per contact `c<first>`... (created, then updates), names `v0`, ..."""
     out = []
     for version in range(versions):
-        for n in range(entities):
+        for n in range(first, first + entities):
             source = f"{location}-c{n}"
             out.append(
                 _delivery(

@@ -40,7 +40,7 @@ async def test_every_change_reaches_the_instant_ghl_exactly_once(database_url: s
     async with client:
         await warm_pool(engine, worker, pool, "smoke")
         accept_all(engine, worker.mapper, [timed_event(i, pool, "smoke") for i in range(EVENTS)])
-        await run_until(worker, worker.processed + EVENTS)
+        await run_until(worker, worker.processed + EVENTS, seconds=60)
 
     seen = Counter(int(m[1]) for w in ghl.writes if (m := MARKER.search(w.body)))
     assert seen == Counter(range(EVENTS))  # every change, each in exactly one write

@@ -21,7 +21,7 @@ from ghlsync.engine._location_install import Installer
 from ghlsync.engine._location_rows import get_location, list_connections
 from ghlsync.engine._locations import LocationDirectory
 from ghlsync.ghl._crypto import TokenCipher
-from ghlsync.ghl._oauth import OAuthApp
+from ghlsync.ghl._oauth import OAuthApp, TokenSet
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.sandbox import SandboxServer
 from ghlsync.server import create_app, serve_in_thread
@@ -131,11 +131,16 @@ async def test_agency_install_installs_every_location_of_the_company(
         assert hooked.vault.status(location) is not None
 
 
-def test_uninstall_stops_the_location_and_revokes_its_connection(hooked: Hooked) -> None:
+async def test_uninstall_stops_the_location_and_revokes_its_connection(
+    hooked: Hooked, sandbox: SandboxServer
+) -> None:
+    await connect_agency(sandbox, hooked.vault)
     hooked.sandbox("/_sandbox/install", locationId="loc_b")
+    assert hooked.vault.status("loc_b") is not None
     sent = hooked.sandbox("/_sandbox/uninstall", locationId="loc_b")
 
     assert sent["delivery"]["status"] == 200
+    assert hooked.vault.status("loc_b") is None  # GHL revoked it; it is not kept
     row = get_location(hooked.engine, "loc_b")
     assert row is not None and row.status == "uninstalled"
     assert [c.revoked for c in list_connections(hooked.engine, hooked.cipher, "loc_b")] == [True]
@@ -239,4 +244,32 @@ def test_a_stale_webhook_is_rejected(
     body = _install_body("wh-3", datetime(2020, 1, 1, tzinfo=UTC))
     answer = _post(http, body, _sign(key, body))
     assert (answer.status_code, answer.json()["error"]) == (401, "stale_timestamp")
+    assert get_location(sqlite_store, "loc_z") is None
+
+
+def test_a_failed_install_asks_ghl_to_retry_and_the_retry_is_not_a_replay(
+    sqlite_store: sa.Engine, loc_cipher: TokenCipher
+) -> None:
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = base_config(webhook_public_key=pem.decode())
+    unreachable = OAuthApp("c", Secret("s"), "", base_url="http://127.0.0.1:9", timeout=2)
+    vault = TokenVault(sqlite_store, loc_cipher, unreachable)
+    agency = TokenSet(Secret("agency-token"), None, None, user_type="Company", company_id="co")
+    vault.save("co", agency)
+    directory = LocationDirectory(sqlite_store, config, loc_cipher)
+    installer = Installer(sqlite_store, directory, vault, unreachable)
+    app = create_app(engine=sqlite_store, config=config, locations=directory, installer=installer)
+    event = {"type": "INSTALL", "locationId": "loc_z", "companyId": "co", "webhookId": "wh-9"}
+    event["timestamp"] = datetime.now(UTC).isoformat()
+    body = json.dumps(event).encode()
+
+    with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+        first = _post(http, body, _sign(key, body))
+        retry = _post(http, body, _sign(key, body))
+
+    assert (first.status_code, first.json()["error"]) == (429, "retry_later")
+    assert retry.status_code == 429  # not 409: the failed attempt's webhookId was forgotten
     assert get_location(sqlite_store, "loc_z") is None

@@ -135,3 +135,20 @@ def test_the_mapping_override_decides_the_events_of_its_location_only(
     assert to_b.status_code == 202
     assert (to_c.status_code, to_c.json()["error"]) == (404, "unknown_event")
     assert queued(locations_store) == [("loc_b", "contact", "c9")]
+
+
+def test_an_override_the_base_config_no_longer_accepts_is_answered_503(
+    agency: Agency, locations_store: sa.Engine
+) -> None:
+    # Stored directly: `locations add` would have refused it.
+    set_location_options(
+        locations_store, "loc_c", now=3.0, mapping_override="events: {x: {entity: job}}\n"
+    )
+    agency.directory.invalidate("loc_c")
+    c = agency.c
+    answer = agency.post(
+        f"/hooks/dripjobs/{c.connection_id}/customer.created", _secret(c), customer_id="c1"
+    )
+    assert (answer.status_code, answer.json()["error"]) == (503, "not_configured")
+    assert "events.x.entity" in answer.json()["message"]
+    assert queued(locations_store) == []

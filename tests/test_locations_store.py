@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
@@ -16,9 +18,10 @@ from ghlsync.engine._location_rows import (
     set_location_options,
     uninstall_location,
 )
-from ghlsync.engine._locations import LocationDirectory, LocationUninstalledError
+from ghlsync.engine._locations import LocationDirectory, LocationGate, LocationUninstalledError
+from ghlsync.ghl import MemoryRateLimiter
 from ghlsync.ghl._crypto import TokenCipher
-from ghlsync.mapping import AppConfig, ConfigError
+from ghlsync.mapping import AppConfig, ConfigError, Mapper
 from ghlsync.store._tables_locations import dripjobs_connections
 from tests._locations_kit import OVERRIDE_B, base_config
 
@@ -154,6 +157,21 @@ async def test_active_raises_for_an_uninstalled_location(
         await directory.active("loc_b")
 
 
+def test_override_field_rules_come_first_and_the_base_rules_still_apply() -> None:
+    text = "fields:\n  contact:\n    - {from: client_email, to: email, transform: email}\n"
+    mapper = Mapper(apply_override(AppConfig.default(), text))
+    payload = {
+        "customer_id": "c1",
+        "client_email": "B@X.COM",
+        "email": "a@x.com",
+        "first_name": "Bo",
+    }
+
+    body = mapper.map("customer.created", payload).primary.body
+
+    assert (body["email"], body["firstName"]) == ("b@x.com", "Bo")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -161,9 +179,26 @@ async def test_active_raises_for_an_uninstalled_location(
         ("events: {x: {entity: job, id: a}}\n", "events.x.entity: 'job' is not one of"),
         ("tags: [{tag: ok}]\nusers: [1]\n", "users"),
         ("tags: [\n", "invalid YAML"),
+        ("fields: {contact: [{from: a, to: emial}]}\n", "fields.contact[0].to: 'emial'"),
     ],
 )
 def test_invalid_overrides_are_reported_with_their_key(text: str, message: str) -> None:
-    with pytest.raises(ConfigError, match=message) as raised:
+    with pytest.raises(ConfigError, match=re.escape(message)) as raised:
         apply_override(AppConfig.default(), text, "override of loc_b")
     assert str(raised.value).startswith("override of loc_b")
+
+
+async def test_the_gate_gives_no_budget_to_uninstalled_locations_only(
+    locations_store: sa.Engine, loc_cipher: TokenCipher
+) -> None:
+    directory = LocationDirectory(locations_store, base_config(), loc_cipher)
+    for location in ("loc_b", "loc_c", "loc_d"):
+        register_location(locations_store, loc_cipher, location, now=1.0)
+    uninstall_location(locations_store, "loc_b", now=2.0)
+    set_location_options(locations_store, "loc_d", now=2.0, mapping_override="users: [1]\n")
+    gate = LocationGate(MemoryRateLimiter(), directory)
+
+    answers = [await gate.has_budget(loc) for loc in ("loc_b", "loc_c", "loc_d", "loc_new")]
+
+    # loc_d's bad override is reported by the worker on its items, so it is still claimed.
+    assert answers == [False, True, True, True]

@@ -34,7 +34,7 @@ from tests._scale_kit import (
 pytestmark = pytest.mark.postgres
 
 LOCATIONS = 50
-CONTACTS, TASKS, VERSIONS = 10, 10, 3  # 60 events per location, 3,000 in all
+CONTACTS, TASKS, VERSIONS = 5, 5, 6  # 60 events per location, 3,000 in all
 SHORT = Limits(burst=10, interval_ms=2_000)  # 5 requests/s per location
 
 
@@ -86,12 +86,12 @@ def _throttled(rig: Rig) -> int:
 
 
 def test_four_workers_fifty_locations_sync_everything_once_without_429(rig: Rig) -> None:
-    assert _send_wave(rig, range(0, 2)) == LOCATIONS * (CONTACTS + TASKS) * 2
+    assert _send_wave(rig, range(0, 4)) == LOCATIONS * (CONTACTS + TASKS) * 4
     procs = [rig.start_worker() for _ in range(4)]
     ids = {rig.worker_id(proc) for proc in procs}
     assert len(ids) == 4
     # The last versions arrive while the workers run: NOTIFY wakes them (poll_interval is 5 s).
-    assert _send_wave(rig, range(2, 3)) == LOCATIONS * (CONTACTS + TASKS)
+    assert _send_wave(rig, range(4, 6)) == LOCATIONS * (CONTACTS + TASKS) * 2
     wait_until_settled(rig, timeout=150)
 
     with rig.engine.connect() as conn:
@@ -157,10 +157,11 @@ def test_quiet_locations_are_not_starved_by_a_noisy_backlog(
         accept_all(rig.engine, (e for loc in quiet for e in contact_events(loc, 3, 1, at=1000.0)))
         wait_until_settled(rig, timeout=150)
         stop_all(rig, procs)
+        audit = audit_rows(rig.engine)
     finally:
         rig.close()
 
-    completions = [row for row in audit_rows(rig.engine) if row.action in ("created", "updated")]
+    completions = [row for row in audit if row.action in ("created", "updated")]
     last_quiet = max(i for i, row in enumerate(completions) if row.location_id != "loc00")
     noisy_after = sum(1 for row in completions[last_quiet + 1 :] if row.location_id == "loc00")
     quiet_done = sum(1 for row in completions if row.location_id != "loc00")

@@ -11,6 +11,7 @@ from ghlsync.cli import (
     _catalog,
     _demo,
     _engine,
+    _locations,
     _mapping,
     _preview,
     _sandbox,
@@ -41,7 +42,18 @@ def _root(
     """Keep a DripJobs account and a GoHighLevel sub-account in sync."""
 
 
-for _module in (_demo, _sandbox, _call, _auth, _mapping, _preview, _serve, _engine, _catalog):
+for _module in (
+    _demo,
+    _sandbox,
+    _call,
+    _auth,
+    _mapping,
+    _preview,
+    _serve,
+    _engine,
+    _catalog,
+    _locations,
+):
     _module.register(app)
 
 

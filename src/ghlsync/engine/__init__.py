@@ -20,6 +20,8 @@ from ghlsync.engine._queue import (
     complete,
     dead_letter,
     locations_with_work,
+    next_due,
+    release,
     renew,
     retry,
 )
@@ -43,7 +45,9 @@ __all__ = [
     "get_dead_letter",
     "list_dead_letters",
     "locations_with_work",
+    "next_due",
     "queue_status",
+    "release",
     "renew",
     "replay",
     "replay_all",

@@ -116,9 +116,19 @@ class Installer:
         now = self._clock.now()
         changed = await asyncio.to_thread(uninstall_location, self._engine, location_id, now=now)
         self._directory.invalidate(location_id)
+        await self._forget_oauth_token(location_id)
         if changed:
             _log.info("location %s uninstalled: its connections are revoked", location_id)
         return changed
+
+    async def _forget_oauth_token(self, location_id: str) -> None:
+        # GHL revokes the app's tokens on uninstall; a Private Integration token stays valid.
+        vault = self._vault
+        if vault is None:
+            return
+        stored = await asyncio.to_thread(vault.status, location_id)
+        if stored is not None and stored.kind == "oauth" and stored.user_type == "Location":
+            await asyncio.to_thread(vault.remove, location_id)
 
     async def _token_for(self, location_id: str, company_id: str | None) -> str:
         vault = self._vault
@@ -161,7 +171,12 @@ class Installer:
         skip = 0
         while True:
             page = await self._oauth.installed_locations(
-                company_token, company_id, app_id, skip=str(skip), limit=str(_PAGE)
+                company_token,
+                company_id,
+                app_id,
+                skip=str(skip),
+                limit=str(_PAGE),
+                isInstalled="true",
             )
             found += [str(item["_id"]) for item in page if item.get("isInstalled", True)]
             if len(page) < _PAGE:

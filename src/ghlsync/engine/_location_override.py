@@ -6,7 +6,8 @@ config's. Merge rules, chosen so an override says only what differs:
 
 - `events`, `custom_fields`, `users`, `defaults`: merged by key; a key given in the override
   replaces the base's entry for that key (an event rule is replaced whole);
-- `fields`: merged by entity type; a list given for `contact` replaces the base's contact list;
+- `fields`: per entity type, the override's rules go *before* the base's. The first rule
+  with a value wins, so they take precedence while the base's still fill the other fields;
 - `tags`: the override's list replaces the base's.
 """
 
@@ -21,7 +22,7 @@ from ghlsync.mapping._load import parse_yaml, validate
 __all__ = ["OVERRIDABLE", "apply_override", "check_override"]
 
 OVERRIDABLE = ("events", "fields", "tags", "custom_fields", "users", "defaults")
-_BY_KEY = ("events", "custom_fields", "users", "defaults", "fields")
+_BY_KEY = ("events", "custom_fields", "users", "defaults")
 
 
 def apply_override(base: AppConfig, text: str | None, name: str = "mapping override") -> AppConfig:
@@ -55,8 +56,18 @@ def _sections(base: AppConfig) -> dict[str, Any]:
 def _merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for section, value in override.items():
-        if section in _BY_KEY and isinstance(value, Mapping):
+        if section == "fields" and isinstance(value, Mapping):
+            merged[section] = _fields_first(base.get(section) or {}, value)
+        elif section in _BY_KEY and isinstance(value, Mapping):
             merged[section] = {**(base.get(section) or {}), **value}
         else:
             merged[section] = value  # a list (tags) or a wrong type, which validate reports
+    return merged
+
+
+def _fields_first(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for entity, rules in override.items():
+        before = rules if isinstance(rules, list) else [rules]  # a wrong type: validate says
+        merged[entity] = [*before, *(base.get(entity) or [])]
     return merged

@@ -27,7 +27,7 @@ from ghlsync.engine._location_rows import ConnectionRow, LocationRow, get_connec
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._errors import RetriableError
 from ghlsync.ghl._seams import Budget, RateLimiter
-from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.mapping import AppConfig, ConfigError, Mapper
 
 __all__ = [
     "LocationContext",
@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 DEFAULT_REFRESH_SECONDS = 5.0
+_MAX_CACHED = 10_000  # connections; far more than any agency has
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +79,8 @@ class LocationDirectory:
             None: (base_config, base_mapper)
         }
         self._contexts: dict[str, tuple[float, LocationContext]] = {}
-        self._connections: dict[str, tuple[float, ConnectionRow | None]] = {}
+        self._connections: dict[str, tuple[float, ConnectionRow]] = {}
+        self._generation = 0  # bumped by invalidate: a load that raced it is not cached
 
     def __repr__(self) -> str:
         return f"LocationDirectory(url={self.engine.url!r})"
@@ -102,9 +104,11 @@ class LocationDirectory:
         cached = self._contexts.get(location_id)
         if cached is not None and cached[0] > self._clock.monotonic():
             return cached[1]
+        generation = self._generation
         context = self._load(location_id)
         with self._lock:
-            self._contexts[location_id] = (self._clock.monotonic() + self._ttl, context)
+            if generation == self._generation:
+                self._contexts[location_id] = (self._clock.monotonic() + self._ttl, context)
         return context
 
     async def aget(self, location_id: str) -> LocationContext:
@@ -130,6 +134,7 @@ class LocationDirectory:
     def invalidate(self, location_id: str | None = None) -> None:
         """Forget cached contexts and connections (of one location, or all)."""
         with self._lock:
+            self._generation += 1
             if location_id is None:
                 self._contexts.clear()
                 self._connections.clear()
@@ -171,13 +176,23 @@ class LocationDirectory:
     # -- connections -----------------------------------------------------------------------
 
     def connection(self, connection_id: str) -> ConnectionRow | None:
-        """The DripJobs connection with this id (revoked ones too), or None; cached."""
+        """The DripJobs connection with this id (revoked ones too), or None.
+
+        Found ones are cached; unknown ids are not, so URLs guessed at random cannot fill
+        the cache (each costs one primary-key lookup).
+        """
         cached = self._connections.get(connection_id)
         if cached is not None and cached[0] > self._clock.monotonic():
             return cached[1]
+        generation = self._generation
         found = get_connection(self.engine, lambda: self.cipher, connection_id)
-        with self._lock:
-            self._connections[connection_id] = (self._clock.monotonic() + self._ttl, found)
+        if found is not None:
+            with self._lock:
+                if len(self._connections) >= _MAX_CACHED:
+                    self._connections.clear()
+                if generation == self._generation:
+                    expires = self._clock.monotonic() + self._ttl
+                    self._connections[connection_id] = (expires, found)
         return found
 
     def location_row(self, location_id: str) -> LocationRow | None:
@@ -185,8 +200,8 @@ class LocationDirectory:
         return get_location(self.engine, location_id)
 
 
-def _belongs(connection: ConnectionRow | None, location_id: str) -> bool:
-    return connection is None or connection.location_id == location_id
+def _belongs(connection: ConnectionRow, location_id: str) -> bool:
+    return connection.location_id == location_id
 
 
 class LocationGate:
@@ -210,9 +225,11 @@ class LocationGate:
 
     async def has_budget(self, key: str) -> bool:
         """False for an uninstalled location, else the wrapped limiter's answer."""
-        if not (await self._directory.aget(key)).active:
-            return False
-        return await self._limiter.has_budget(key)
+        try:
+            active = (await self._directory.aget(key)).active
+        except ConfigError:
+            active = True  # claimed, so the worker reports the bad override on the item
+        return active and await self._limiter.has_budget(key)
 
     async def budget(self, key: str) -> Budget:
         """The wrapped limiter's `budget`."""

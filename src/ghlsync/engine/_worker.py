@@ -59,6 +59,10 @@ _log = logging.getLogger("ghlsync.engine")
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
 _LISTEN_READY_TIMEOUT = 5.0
+# With many locations, asking the limiter about each one before every claim costs a query per
+# location per claim; its answer (paused? daily reserve left?) changes slowly, and a stale
+# "yes" only means the claimed item waits in `acquire`.
+BUDGET_TTL = 1.0
 
 
 class Outcome(Protocol):
@@ -132,6 +136,7 @@ class Worker:
         self._state = "running"
         self._in_flight = 0
         self._started_at = clock.now()
+        self._budget_seen: dict[str, tuple[float, bool]] = {}  # location -> (until, answer)
 
     async def run_once(self) -> int:
         """Claim one batch (up to `concurrency` items), process it, return how many."""
@@ -334,7 +339,14 @@ class Worker:
         if self.limiter is None:
             return None
         candidates = await asyncio.to_thread(locations_with_work, self.engine, clock=self.clock)
-        return [loc for loc in candidates if await self.limiter.has_budget(loc)]
+        now = self.clock.monotonic()
+        stale = [loc for loc in candidates if self._budget_seen.get(loc, (0.0, False))[0] <= now]
+        if stale:  # asked together, at most once per location per BUDGET_TTL
+            limiter = self.limiter
+            answers = await asyncio.gather(*(limiter.has_budget(loc) for loc in stale))
+            for loc, answer in zip(stale, answers, strict=True):
+                self._budget_seen[loc] = (now + BUDGET_TTL, answer)
+        return [loc for loc in candidates if self._budget_seen[loc][1]]
 
     async def _process(self, item: Claim, after: Sequence[asyncio.Task[None]] = ()) -> None:
         """Sync one item and settle its row; never raises (a failed settle leaves the lease to
@@ -416,6 +428,7 @@ class Worker:
             note = AuditEntry("skipped", detail=failure.reason)
             await self._complete(item, [note])
         elif failure.kind == "throttled":
+            self._budget_seen.pop(item.location_id, None)  # paused now: ask again next claim
             await self._retry(item, failure, await self._pause_left(item), counts=False)
         elif failure.kind == "dead":
             await self._dead(item, failure)

@@ -20,7 +20,7 @@ from ghlsync.dripjobs import InboundVerifier, VerificationError
 from ghlsync.dripjobs._verify import Verified
 from ghlsync.engine._location_rows import ConnectionRow
 from ghlsync.engine._locations import LocationDirectory
-from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.mapping import AppConfig, ConfigError, Mapper
 
 DEFAULT_CONNECTION = "default"
 
@@ -92,7 +92,10 @@ class ConnectionTable:
         row = self._directory.connection(name)
         if row is None:
             return None
-        context = self._directory.get(row.location_id)
+        try:
+            context = self._directory.get(row.location_id)
+        except ConfigError as exc:  # e.g. the base config changed under an old override
+            return Unconfigured(f"location {row.location_id} cannot receive: {exc}")
         if row.revoked or not context.active:
             return Connection(name, row.location_id, Refusing(_revoked_message(row)))
         return Connection(name, row.location_id, self._verifier(row), context.mapper)

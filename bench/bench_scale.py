@@ -1,0 +1,235 @@
+"""Scale-out: `ghlsync worker` processes on one PostgreSQL database (docs/benchmarks.md).
+
+    python bench/bench_scale.py                  # everything (several minutes)
+    python bench/bench_scale.py --only idle      # one part: idle | throughput | limits | latency
+
+Every run uses a fresh PostgreSQL database (GHLSYNC_TEST_POSTGRES_URL, as the tests) and the
+GHL sandbox on loopback, in this process (a uvicorn thread; this driver otherwise only sleeps,
+feeds events and reads results). Workers are real `ghlsync worker` processes.
+
+- idle: CPU time of one idle worker over 10 s (from /proc), after it started and LISTENs.
+- throughput: 2,000 contacts over 10 locations, 1, 2 and 4 workers; the sandbox with limits
+  so high it never throttles ("instant GHL": it answers from memory, but it is a real HTTP
+  server sharing the 2 cores). Rate = synced items / (last completion - first completion).
+- limits: 4 workers, 50 locations, each limited to 30 requests per 6 s with a backlog of 80
+  contacts; per-location rate from the sandbox's own call log against the advertised limit;
+  429s counted.
+- latency: 49 quiet locations get one contact every 2 s each for 30 s; p50/p99 of
+  (completed - received), without and with a noisy location holding a 3,000-item backlog.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the tests' rig
+
+from tests._db import fresh_postgres_database
+from tests._scale_kit import (
+    Rig,
+    accept_all,
+    contact_events,
+    make_rig,
+    stop_all,
+    unsettled,
+    wait_until_settled,
+)
+
+from ghlsync.sandbox._state import Limits
+from ghlsync.store._tables_engine import audit_log, inbox
+
+INSTANT = Limits(burst=1_000_000, interval_ms=1_000, daily=100_000_000)
+SHORT = Limits(burst=30, interval_ms=6_000)
+
+
+@contextmanager
+def rig_for(**kwargs: Any) -> Iterator[Rig]:
+    databases = fresh_postgres_database()
+    url = next(databases)
+    rig = make_rig(url, Path(tempfile.mkdtemp(prefix="bench_scale_")), **kwargs)
+    try:
+        yield rig
+    finally:
+        rig.close()
+        for _ in databases:
+            pass
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_idle() -> None:
+    with rig_for(locations=1, limits=INSTANT) as rig:
+        proc = rig.start_worker()
+        rig.worker_id(proc)
+        time.sleep(3)  # start-up done, LISTEN in place
+        before = cpu_seconds(proc.pid)
+        time.sleep(10)
+        used = cpu_seconds(proc.pid) - before
+        stop_all(rig, [proc])
+    print(f"idle: one worker used {used * 1000:.0f} ms CPU in 10 s ({used / 10:.2%} of a core)")
+
+
+def completion_span(engine: sa.Engine, where: Any = None) -> tuple[int, float]:
+    """(synced items, seconds from first to last completion)."""
+    a = audit_log.c
+    query = sa.select(sa.func.count(), sa.func.min(a.at), sa.func.max(a.at)).where(
+        a.action.in_(("created", "updated"))
+    )
+    if where is not None:
+        query = query.where(where)
+    with engine.connect() as conn:
+        n, first, last = conn.execute(query).one()
+    return int(n), float(last - first) if n > 1 else 0.0
+
+
+def bench_throughput(items: int = 2000, locations: int = 10) -> None:
+    for workers in (1, 2, 4):
+        with rig_for(locations=locations, limits=INSTANT) as rig:
+            per = items // locations
+            accept_all(
+                rig.engine,
+                (e for loc in rig.locations for e in contact_events(loc, per, 1, at=1.0)),
+                batch=200,
+            )
+            procs = [rig.start_worker() for _ in range(workers)]
+            wait_until_settled(rig, timeout=600)
+            stop_all(rig, procs)
+            n, span = completion_span(rig.engine)
+            calls = sum(rig.state.calls.values())
+        print(
+            f"throughput: {workers} worker(s): {n} items in {span:.1f} s = "
+            f"{n / span:.0f} items/s ({calls} GHL calls)"
+        )
+
+
+def per_location_rates(rig: Rig) -> dict[str, float]:
+    """Requests per advertised limit, from the sandbox's call log (time of arrival)."""
+    times: dict[str, list[float]] = {}
+    for record in rig.state.requests:
+        if record.get("status") == 200 or record.get("status") == 201:
+            times.setdefault(record["location"], []).append(record["time"])
+    rates = {}
+    for loc, ts in times.items():
+        ts.sort()
+        if len(ts) > 1:
+            rate = (len(ts) - 1) / (ts[-1] - ts[0])
+            rates[loc] = rate / (SHORT.burst / (SHORT.interval_ms / 1000))
+    return rates
+
+
+def bench_limits(locations: int = 50, backlog: int = 80) -> None:
+    with rig_for(locations=locations, limits=SHORT) as rig:
+        accept_all(
+            rig.engine,
+            (e for loc in rig.locations for e in contact_events(loc, backlog, 1, at=1.0)),
+            batch=200,
+        )
+        procs = [rig.start_worker() for _ in range(4)]
+        wait_until_settled(rig, timeout=900)
+        stop_all(rig, procs)
+        rates = per_location_rates(rig)
+        throttled = sum(rig.state.throttled.values())
+    worst, median = min(rates.values()), statistics.median(rates.values())
+    below = sum(1 for r in rates.values() if r < 0.95)
+    print(
+        f"limits: {len(rates)} locations at {SHORT.burst}/{SHORT.interval_ms} ms, 4 workers: "
+        f"median {median:.1%}, worst {worst:.1%} of the limit, {below} below 95%, "
+        f"{throttled} 429s"
+    )
+
+
+def quiet_latencies(rig: Rig, quiet: list[str], seconds: float, every: float) -> list[float]:
+    start = time.monotonic()
+    round_ = 0
+    while time.monotonic() - start < seconds:
+        events = [e for loc in quiet for e in contact_events(loc, 1, 1, at=1.0, first=round_)]
+        accept_all(rig.engine, events, batch=1)  # one webhook per transaction, as they come
+        round_ += 1
+        time.sleep(max(0.0, start + round_ * every - time.monotonic()))
+    deadline = time.monotonic() + 300
+    a, i = audit_log.c, inbox.c
+    while True:
+        with rig.engine.connect() as conn:
+            rows = (
+                conn.execute(
+                    sa.select(a.at - i.received_at)
+                    .select_from(
+                        audit_log.join(
+                            inbox,
+                            sa.and_(a.location_id == i.location_id, a.source_id == i.source_id),
+                        )
+                    )
+                    .where(a.location_id.in_(quiet), a.action.in_(("created", "updated")))
+                )
+                .scalars()
+                .all()
+            )
+        if len(rows) >= round_ * len(quiet) or time.monotonic() > deadline:
+            return sorted(float(r) for r in rows)
+        time.sleep(0.5)
+
+
+def bench_latency(seconds: float = 30.0, every: float = 2.0, backlog: int = 3000) -> None:
+    for noisy in (False, True):
+        special = {"loc00": INSTANT}
+        with rig_for(locations=50, limits=Limits(100, 10_000), special=special) as rig:
+            quiet = rig.locations[1:]
+            if noisy:
+                accept_all(rig.engine, contact_events("loc00", backlog, 1, at=1.0), batch=200)
+            procs = [rig.start_worker() for _ in range(4)]
+            for proc in procs:
+                rig.worker_id(proc)
+            lat = quiet_latencies(rig, quiet, seconds, every)
+            left = unsettled(rig.engine)
+            stop_all(rig, procs)
+        p50 = lat[len(lat) // 2]
+        p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
+        label = f"with a {backlog}-item noisy neighbour" if noisy else "alone"
+        print(
+            f"latency: quiet locations {label}: {len(lat)} items, p50 {p50 * 1000:.0f} ms, "
+            f"p99 {p99 * 1000:.0f} ms (noisy backlog left at the end: {left})"
+        )
+
+
+PARTS: dict[str, Callable[[], None]] = {
+    "idle": bench_idle,
+    "throughput": bench_throughput,
+    "limits": bench_limits,
+    "latency": bench_latency,
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=sorted(PARTS), action="append")
+    args = parser.parse_args()
+    load = os.getloadavg()
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    )
+    for name in args.only or list(PARTS):
+        PARTS[name]()
+    load = os.getloadavg()
+    print(f"# load at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
