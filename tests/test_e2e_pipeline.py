@@ -86,7 +86,8 @@ async def test_faults_leave_the_same_final_state(
 
     assert summary.problems == []  # one contact each, every child once, nothing extra
     assert sum(1 for r in requests if r.get("fault") == fault) > 0, "no fault was injected"
-    assert summary.count("contact", "created") == len(expected.contacts)
+    # (No count of `created` audit lines here: a contact created in an attempt that then
+    # failed on its task is recorded only by the retry, as unchanged.)
     assert len(summary.dead_letters) == expected.dead_letters
 
 

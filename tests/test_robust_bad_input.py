@@ -97,6 +97,31 @@ async def test_an_older_update_never_wins(database_url: str, synced_between: boo
         assert calls.count(("POST", "/contacts/upsert")) == 1
 
 
+async def test_a_childs_timestamp_does_not_block_its_contacts_own_update(rig: Rig) -> None:
+    """Different Zaps deliver in no particular order: the customer's rename (10:10) may come
+    after a task event (10:30) that carried only the customer's email. The task's
+    `updated_at` is the task's time, not the customer's, so the rename must still apply."""
+    assert (
+        await rig.post("customer.created", customer(1, "2026-12-01T10:00:00Z"))
+    ).status_code == 202
+    await rig.drain()
+    task = {
+        "customer_id": "cust-1",
+        "email": "ava.1@example.com",
+        "task_id": "task-1",
+        "task_title": "Call back",
+        "updated_at": "2026-12-01T10:30:00Z",
+    }
+    assert (await rig.post("task.created", task)).status_code == 202
+    await rig.drain()
+    renamed = customer(1, "2026-12-01T10:10:00Z", last_name="Okafor")
+    assert (await rig.post("customer.updated", renamed)).status_code == 202
+    await rig.drain()
+
+    (contact,) = by_email(await rig.location(), "ava.1@example.com")
+    assert contact["lastName"] == "Okafor"
+
+
 async def test_a_late_update_does_not_resurrect_a_deleted_task(rig: Rig) -> None:
     task = {"customer_id": "cust-1", "task_id": "task-1", "task_title": "Call back"}
     assert (await rig.post("customer.created", customer(1))).status_code == 202
@@ -193,12 +218,19 @@ async def test_refused_deliveries_store_nothing_and_reach_ghl_never(rig: Rig) ->
 # ------------------------------------------------------------------- accepted, unmappable
 
 
-UNMAPPABLE = {
+UNMAPPABLE: dict[str, tuple[str, Body, str]] = {
     "bad email": ("customer.created", {"email": "not-an-email"}, "email"),
     "bad phone": ("customer.created", {"phone": "12"}, "phone"),
     "no email or phone": ("customer.created", {"email": None, "phone": None}, "email"),
     "bad due date": ("task.created", {"task_id": "t-1", "task_due": "someday"}, "task_due"),
     "note without body": ("note.created", {"note_id": "n-1"}, "note_body"),
+    "a list for a name": ("customer.created", {"first_name": ["Ava", "Ben"]}, "first_name"),
+    # The sender maps `appointment_start`; GHL's own name for it (startTime) is no help.
+    "appointment without start": (
+        "appointment.scheduled",
+        {"appointment_id": "a-1"},
+        "appointment_start",
+    ),
 }
 
 
@@ -214,19 +246,25 @@ async def test_unmappable_values_are_dead_lettered_naming_the_field(rig: Rig, ca
     assert letter.error_class == "MappingError"
     assert letter.event == event
     location = await rig.location()
-    assert location["tasks"] == [] and location["notes"] == []
+    assert location["tasks"] == location["notes"] == location["appointments"] == []
     # Fixed data for the same record leaves the dead letter behind and syncs.
-    fixed = {**customer(1, "2026-12-01T11:00:00Z"), **{k: v for k, v in fields.items() if k.endswith("_id")}}
+    fixed = {
+        **customer(1, "2026-12-01T11:00:00Z"),
+        **{k: v for k, v in fields.items() if k.endswith("_id")},
+    }
     if event != "customer.created":
         fixed.update(_child_fix(event))
     assert (await rig.post(event, fixed)).status_code == 202
     await rig.drain()
     location = await rig.location()
     assert len(by_email(location, "ava.1@example.com")) == 1
-    assert len(location["tasks"]) + len(location["notes"]) == int(event != "customer.created")
+    children = sum(len(location[kind]) for kind in ("tasks", "notes", "appointments"))
+    assert children == int(event != "customer.created")
 
 
 def _child_fix(event: str) -> Body:
     if event == "task.created":
         return {"task_title": "Call back", "task_due": "2026-12-05"}
+    if event == "appointment.scheduled":
+        return {"appointment_start": "2026-12-05T15:00:00Z"}
     return {"note_body": "Fixed."}

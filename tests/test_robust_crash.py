@@ -119,7 +119,7 @@ async def test_killed_workers_leave_every_record_exactly_once(
     database_url: str, tmp_path: Path
 ) -> None:
     # PostgreSQL syncs fewer items per second here (a round trip per queue and budget write).
-    customers = 450 if database_url.startswith("sqlite") else 200
+    customers = 400 if database_url.startswith("sqlite") else 250
     await _crash_run(
         database_url, tmp_path, customers=customers, kills=5, faults={}, command=CLI_WORKER
     )

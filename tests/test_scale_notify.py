@@ -19,7 +19,7 @@ from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim, next_due, queue_status
 from ghlsync.engine._heartbeat import STALE_SECONDS, beat
 from ghlsync.engine._model import EntityOutcome, FlowContext
-from ghlsync.engine._notify import CHANNEL, libpq_url
+from ghlsync.engine._notify import CHANNEL, libpq_url, listen_for_work
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper
 from ghlsync.server._health import health_report
 from ghlsync.store import begin_immediate, create_engine, migrate
@@ -206,3 +206,40 @@ def test_status_cli_json_lists_workers(tmp_path: Path, postgres_url: str) -> Non
     assert data["live_workers"] == 1
     assert data["workers"][0]["state"] == "draining"
     assert data["locations"][0]["counts"]["pending"] == 1
+
+
+async def test_the_listener_reconnects_and_wakes_after_its_connection_dies(
+    pg_store: sa.Engine,
+) -> None:
+    seen: list[str | None] = []
+    ready, lost, got = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    back = asyncio.Event()
+
+    def on_work(location: str | None) -> None:
+        seen.append(location)
+        if location == "locX":
+            got.set()
+        if seen.count(None) == 2:
+            back.set()
+
+    task = asyncio.create_task(
+        listen_for_work(libpq_url(pg_store), on_work, ready=ready, on_lost=lost.set)
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=20)
+        with pg_store.connect() as conn:  # the database drops the listening session
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND query LIKE 'LISTEN%'"
+                )
+            )
+        await asyncio.wait_for(lost.wait(), timeout=20)
+        await asyncio.wait_for(back.wait(), timeout=20)  # reconnected, and woke the worker
+        await asyncio.to_thread(send, pg_store, delivery("c1", location="locX"))
+        await asyncio.wait_for(got.wait(), timeout=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert seen[:2] == [None, None]

@@ -149,9 +149,9 @@ def test_quiet_locations_are_not_starved_by_a_noisy_backlog(
         postgres_url, tmp_path, locations=LOCATIONS, limits=SHORT, special={"loc00": noisy_limits}
     )
     try:
-        accept_all(rig.engine, contact_events("loc00", 2000, 1, at=1000.0), batch=200)
+        accept_all(rig.engine, contact_events("loc00", 1500, 1, at=1000.0), batch=200)
         procs = [rig.start_worker() for _ in range(4)]
-        while unsettled(rig.engine) > 1900:  # the backlog is being worked on
+        while unsettled(rig.engine) > 1400:  # the backlog is being worked on
             time.sleep(0.05)
         backlog_left = unsettled(rig.engine)
         accept_all(rig.engine, (e for loc in quiet for e in contact_events(loc, 3, 1, at=1000.0)))

@@ -63,9 +63,11 @@ async def listen_for_work(
     on_work: Callable[[str | None], None],
     *,
     ready: asyncio.Event | None = None,
+    on_lost: Callable[[], None] | None = None,
 ) -> None:
     """LISTEN until cancelled; `on_work(location)` per notification, `on_work(None)` after
-    each (re)connect. `ready` is set once the first LISTEN is in place."""
+    each (re)connect, `on_lost()` when the connection fails. `ready` is set once the first
+    LISTEN is in place (or failed: the caller then polls)."""
     import psycopg
 
     delay = 0.5
@@ -83,6 +85,8 @@ async def listen_for_work(
             raise
         except Exception as exc:  # the database went away: poll meanwhile, reconnect later
             _log.warning("LISTEN %s failed (%s); reconnecting in %.1fs", CHANNEL, exc, delay)
+        if on_lost is not None:
+            on_lost()
         if ready is not None:
             ready.set()  # do not hold the worker up: it polls until the listener is back
         await asyncio.sleep(delay)

@@ -226,7 +226,9 @@ class Worker:
         nothing committed after our first claim can go unnoticed."""
         ready = asyncio.Event()
         task = asyncio.ensure_future(
-            listen_for_work(libpq_url(self.engine), self._on_notify, ready=ready)
+            listen_for_work(
+                libpq_url(self.engine), self._on_notify, ready=ready, on_lost=self._on_lost
+            )
         )
         try:
             await asyncio.wait_for(ready.wait(), _LISTEN_READY_TIMEOUT)
@@ -239,6 +241,9 @@ class Worker:
         self._listening = True
         if self._wakeup is not None:
             self._wakeup.set()
+
+    def _on_lost(self) -> None:
+        self._listening = False  # poll every `poll_interval` until the LISTEN is back
 
     async def _idle(self, waits: set[asyncio.Future[Any]], *, drained: bool = False) -> None:
         """Until an item finishes, the stop, a wake-up, or the next due time (retries coming
