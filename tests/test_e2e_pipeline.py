@@ -115,12 +115,6 @@ async def drain_with(pipe: Pipeline) -> None:
     await pipe.wait_drained()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="flows: the contact part of a child event records the child's updated_at as the "
-    "contact's version, so the customer's own (older-stamped) event is skipped as stale and "
-    "its phone and tags never reach GHL (engine/_flow_contact.py is_stale)",
-)
 async def test_a_late_customer_event_still_fills_what_a_task_event_lacked(
     sqlite_url: str,
 ) -> None:

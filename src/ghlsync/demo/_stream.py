@@ -126,7 +126,7 @@ class _Person:
 class StreamBuilder:
     """Builds the stream customer by customer, keeping `Expected` in step."""
 
-    def __init__(self, seed: int, *, child_stamps: bool = False) -> None:
+    def __init__(self, seed: int, *, child_stamps: bool = True) -> None:
         self.rng = random.Random(seed)
         self.child_stamps = child_stamps
         self.events: list[DemoEvent] = []
@@ -155,9 +155,9 @@ class StreamBuilder:
     ) -> DemoEvent:
         """A new delivery; without an id the receiver dedupes it by a hash of its body.
 
-        Customer events carry `updated_at`. Task, note and appointment events carry it only
-        when the builder was asked to (`child_stamps`): the flows treat the contact part of
-        such an event as a version of the whole contact (see the e2e test of that case).
+        Customer events carry `updated_at`; task, note and appointment events carry it too
+        unless the builder was told otherwise (`child_stamps=False`). A child's timestamp
+        dates the child only, never its customer (see the e2e test of that case).
         """
         stamped = dict(body)
         if stamp or self.child_stamps:
@@ -311,7 +311,7 @@ class StreamBuilder:
 
 
 def build_stream(
-    customers: int = 40, *, seed: int = 7, malformed: bool = True, child_stamps: bool = False
+    customers: int = 40, *, seed: int = 7, malformed: bool = True, child_stamps: bool = True
 ) -> tuple[list[DemoEvent], Expected]:
     """The demo stream for `customers` customers, deterministic for a seed."""
     builder = StreamBuilder(seed, child_stamps=child_stamps)

@@ -68,7 +68,10 @@ def put(
         "synced_at": now,
     }
     key = _key(location_id, entity_type, source_id, side)
-    if conn.execute(sa.update(sync_state).where(key).values(**values)).rowcount == 0:
+    # A write without a source timestamp (a partial contact from a child event) must not
+    # forget the version an earlier write recorded.
+    changes = {k: v for k, v in values.items() if v is not None or k != "source_updated_at"}
+    if conn.execute(sa.update(sync_state).where(key).values(**changes)).rowcount == 0:
         conn.execute(
             sa.insert(sync_state).values(
                 location_id=location_id,

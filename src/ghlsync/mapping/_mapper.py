@@ -134,7 +134,9 @@ class Mapper:
             tags_add=added,
             tags_remove_prefixes=prefixes,
             custom_fields=self._custom_fields(data),
-            source_updated_at=updated,
+            # A task's or note's timestamp dates the child, not its customer: stamping the
+            # partial contact with it would make the customer's own (older) event look stale.
+            source_updated_at=updated if primary else None,
         )
 
     def _child(
