@@ -434,7 +434,7 @@ def _http_result(
     result.problems += marker_problems(ghl, 0, count)
     if how.get("rate"):
         span = max(r[1] for r in rows) - first_sent
-        result.note = f"sent over {span:.1f} s ({(len(rows) - 1) / span:.1f}/s)"
+        result.note = f"{(len(rows) - 1) / span:.1f}/s for {span:.1f} s"
     return result
 
 

@@ -105,7 +105,7 @@ def test_a_partial_file_keeps_defaults_for_the_rest(tmp_path: Path) -> None:
     config = load_config(write(tmp_path, "worker: {concurrency: 9}\n"), environ={})
     assert config.worker.concurrency == 9
     assert config.worker.max_attempts == 8
-    assert config.events == {}
+    assert set(config.events) == set(AppConfig.default().events)
 
 
 def test_environment_overrides_the_file(tmp_path: Path) -> None:
@@ -273,3 +273,20 @@ def test_cli_validate_reports_ok_or_every_problem(tmp_path: Path) -> None:
     failed = runner.invoke(app, ["validate", "--config", str(bad)])
     assert failed.exit_code == 1
     assert f"{bad}: ghl.tokn: unknown key" in failed.output
+
+
+def test_a_file_without_mapping_sections_keeps_the_preset_ones(tmp_path: Path) -> None:
+    path = tmp_path / "ghlsync.yaml"
+    path.write_text("ghl:\n  location_id: loc_1\n")
+    config = load_config(path, environ={})
+    preset = AppConfig.default()
+    assert config.ghl.location_id == "loc_1"
+    assert set(config.events) == set(preset.events) and len(config.events) == 15
+    assert config.fields == preset.fields and config.tags == preset.tags
+
+
+def test_a_file_with_events_replaces_the_preset_events(tmp_path: Path) -> None:
+    path = tmp_path / "ghlsync.yaml"
+    path.write_text("events:\n  lead.created:\n    entity: contact\n    id: customer_id\n")
+    config = load_config(path, environ={})
+    assert set(config.events) == {"lead.created"}

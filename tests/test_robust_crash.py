@@ -50,7 +50,7 @@ def _quiet_client() -> Iterator[None]:
 
 async def _kill_and_restart(
     pipe: Pipeline, command: list[str], env: Mapping[str, str], log: Path, *, kills: int, seed: int
-) -> WorkerProcess:
+) -> tuple[WorkerProcess, list[int]]:
     """Start a worker; `kills` times, SIGKILL it at a random point of progress and start
     another. Returns the last one, still running, and the items each killed one held."""
     assert pipe.engine is not None

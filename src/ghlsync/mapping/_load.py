@@ -53,11 +53,25 @@ def load_config(
     the embedded preset; then apply the `GHLSYNC_*` overrides. Raises `ConfigError`."""
     env = os.environ if environ is None else environ
     name = config_source(path, environ=env)
+    preset = parse_yaml(preset_text(), PRESET_NAME)
     if name == PRESET_NAME:
-        raw = parse_yaml(preset_text(), PRESET_NAME)
+        raw = preset
     else:
-        raw = parse_yaml(_read(Path(name), name), name)
+        raw = _over_preset(parse_yaml(_read(Path(name), name), name), preset)
     return validate(apply_env(raw, env), name)
+
+
+# Top-level mapping sections a file may leave out to keep the preset's; one it does give
+# replaces the preset's section as a whole.
+_PRESET_SECTIONS = ("events", "fields", "tags")
+
+
+def _over_preset(raw: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(raw)
+    for section in _PRESET_SECTIONS:
+        if section not in merged and section in preset:
+            merged[section] = preset[section]
+    return merged
 
 
 def config_source(
