@@ -5,13 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 
+from ghlsync._secret import Secret
 from ghlsync.ghl._crypto import TokenCipher, generate_key
+from ghlsync.ghl._oauth import OAuthApp
+from ghlsync.ghl._vault import TokenVault
 from ghlsync.mapping import AppConfig
+from ghlsync.sandbox import SandboxServer
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import work_items
+
+REDIRECT = "http://127.0.0.1:9/cb"  # the sandbox accepts any redirect URI
 
 # A location's override: one extra tag on every contact, and an event only it knows.
 OVERRIDE_B = """
@@ -56,3 +63,26 @@ def queued(engine: sa.Engine) -> list[tuple[str, str, str]]:
     with engine.connect() as conn:
         rows = conn.execute(sa.select(cols.location_id, cols.entity_type, cols.source_id)).all()
     return sorted((r[0], r[1], r[2]) for r in rows)
+
+
+def sandbox_oauth(sandbox: SandboxServer) -> OAuthApp:
+    """The sandbox's OAuth client."""
+    return OAuthApp(
+        "sandbox-client",
+        Secret("sandbox-secret"),
+        REDIRECT,
+        base_url=sandbox.url,
+        marketplace_url=sandbox.url,
+    )
+
+
+async def connect_agency(sandbox: SandboxServer, vault: TokenVault) -> str:
+    """Log in as the agency (company token) the way `ghlsync auth login` does."""
+    oauth = sandbox_oauth(sandbox)
+    query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "user_type": "Company"}
+    async with httpx2.AsyncClient(base_url=sandbox.url) as http:
+        redirect = await http.get("/oauth/chooselocation", params=query)
+    code = httpx2.URL(redirect.headers["location"]).params["code"]
+    tokens = await oauth.exchange_code(code, "Company")
+    vault.save(tokens.key, tokens)
+    return tokens.key

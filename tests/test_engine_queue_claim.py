@@ -181,12 +181,24 @@ def test_fairness_with_small_batches(engine_store: sa.Engine, engine_clock: Fake
     for i in range(10):
         _bulk(engine_store, f"quiet{i}", 1, start=5000.0 + i)
     batches = [claim(engine_store, "w1", None, 4, 60, clock=engine_clock) for _ in range(4)]
-    # The backlog gets one slot per batch while any quiet location still waits its turn.
-    for batch in batches[:3]:
-        assert [c.location_id for c in batch].count("busy") == 1
-    assert [c.location_id for c in batches[3]] == ["busy", "quiet9", "busy", "busy"]
-    seen = {c.location_id for batch in batches for c in batch}
-    assert seen == {"busy", *(f"quiet{i}" for i in range(10))}
+    # The backlog's item in flight counts as its turn: every quiet location goes before the
+    # backlog gets a second slot; then the backlog has the slots to itself.
+    assert [[c.location_id for c in batch] for batch in batches] == [
+        ["busy", "quiet0", "quiet1", "quiet2"],
+        ["quiet3", "quiet4", "quiet5", "quiet6"],
+        ["quiet7", "quiet8", "quiet9", "busy"],
+        ["busy", "busy", "busy", "busy"],
+    ]
+
+
+def test_one_item_claims_rotate_across_locations(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    # A worker refills one freed slot at a time; the oldest backlog must not take them all.
+    _bulk(engine_store, "old", 50, start=0.0)
+    _bulk(engine_store, "new", 50, start=1000.0)
+    taken = [claim(engine_store, "w1", None, 1, 60, clock=engine_clock) for _ in range(6)]
+    assert [c.location_id for (c,) in taken] == ["old", "new"] * 3
 
 
 def test_a_single_location_fills_the_whole_batch(

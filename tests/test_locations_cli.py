@@ -17,8 +17,7 @@ from ghlsync.engine._location_rows import get_connection, get_location
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.sandbox import SandboxServer
-from tests._locations_kit import OVERRIDE_B
-from tests.test_locations_ghl_hooks import _oauth, connect_agency
+from tests._locations_kit import OVERRIDE_B, connect_agency, sandbox_oauth
 
 _SECRET_LINE = re.compile(r"Webhook secret \(shown once\): (\S+)")
 _URL_LINE = re.compile(r"DripJobs webhook URL: https://sync\.example\.com/hooks/dripjobs/(dj_\S+)/")
@@ -147,7 +146,7 @@ def test_add_from_company_mints_the_location_token(
 
 
 def _add_from_company(cli: Cli, store: sa.Engine, key: str, sandbox: SandboxServer) -> None:
-    vault = TokenVault(store, TokenCipher([key]), _oauth(sandbox))
+    vault = TokenVault(store, TokenCipher([key]), sandbox_oauth(sandbox))
     company = asyncio.run(connect_agency(sandbox, vault))
 
     missing = cli("add", "loc_sandbox", "--from-company", "comp_nope")

@@ -24,8 +24,7 @@ from ghlsync.sandbox import SandboxServer
 from ghlsync.server import create_app, serve_in_thread
 from ghlsync.server._run import build_worker
 from ghlsync.store._tables_engine import work_items
-from tests._locations_kit import OVERRIDE_B, base_config
-from tests.test_locations_ghl_hooks import _oauth, connect_agency
+from tests._locations_kit import OVERRIDE_B, base_config, connect_agency, sandbox_oauth
 
 WAIT_SECONDS = 30.0  # a bound against hanging, not a timing assertion
 
@@ -83,7 +82,7 @@ async def running(
             calendar_id=sandbox.calendar_id,
             webhook_public_key=public_key,
         )
-        oauth = _oauth(sandbox)
+        oauth = sandbox_oauth(sandbox)
         vault = TokenVault(locations_store, loc_cipher, oauth)
         await connect_agency(sandbox, vault)
         mapper = Mapper(config)

@@ -26,9 +26,7 @@ from ghlsync.ghl._vault import TokenVault
 from ghlsync.sandbox import SandboxServer
 from ghlsync.server import create_app, serve_in_thread
 from ghlsync.store import create_engine, migrate
-from tests._locations_kit import base_config
-
-REDIRECT = "http://127.0.0.1:9/cb"
+from tests._locations_kit import base_config, connect_agency, sandbox_oauth
 
 
 @dataclass
@@ -48,28 +46,6 @@ class Hooked:
         return found
 
 
-def _oauth(sandbox: SandboxServer) -> OAuthApp:
-    return OAuthApp(
-        "sandbox-client",
-        Secret("sandbox-secret"),
-        REDIRECT,
-        base_url=sandbox.url,
-        marketplace_url=sandbox.url,
-    )
-
-
-async def connect_agency(sandbox: SandboxServer, vault: TokenVault) -> str:
-    """Log in as the agency (company token) the way `ghlsync auth login` does."""
-    oauth = _oauth(sandbox)
-    query = {"client_id": "sandbox-client", "redirect_uri": REDIRECT, "user_type": "Company"}
-    async with httpx2.AsyncClient(base_url=sandbox.url) as http:
-        redirect = await http.get("/oauth/chooselocation", params=query)
-    code = httpx2.URL(redirect.headers["location"]).params["code"]
-    tokens = await oauth.exchange_code(code, "Company")
-    vault.save(tokens.key, tokens)
-    return tokens.key
-
-
 @pytest.fixture
 def hooked(
     locations_store: sa.Engine, loc_cipher: TokenCipher, sandbox: SandboxServer
@@ -77,7 +53,7 @@ def hooked(
     admin = httpx2.Client(base_url=sandbox.url)
     public_key = admin.get("/_sandbox/webhook-public-key").text
     config = base_config(webhook_public_key=public_key)
-    oauth = _oauth(sandbox)
+    oauth = sandbox_oauth(sandbox)
     vault = TokenVault(locations_store, loc_cipher, oauth)
     directory = LocationDirectory(locations_store, config, loc_cipher)
     installer = Installer(locations_store, directory, vault, oauth)
@@ -115,6 +91,21 @@ async def test_install_mints_the_token_and_creates_a_connection(
     assert answer.status_code == 200
 
 
+async def test_an_install_without_company_uses_the_only_agency_stored(
+    hooked: Hooked, sandbox: SandboxServer
+) -> None:
+    # GHL may leave companyId out ("future locations" installs): the one agency is used.
+    company = await connect_agency(sandbox, hooked.vault)
+    directory = LocationDirectory(hooked.engine, base_config(), hooked.cipher)
+    installer = Installer(hooked.engine, directory, hooked.vault, sandbox_oauth(sandbox))
+
+    [done] = await installer.install(location_id="loc_sandbox", company_id=None)
+
+    assert done.token == "minted"
+    row = get_location(hooked.engine, "loc_sandbox")
+    assert row is not None and row.company_id == company
+
+
 async def test_agency_install_installs_every_location_of_the_company(
     hooked: Hooked, sandbox: SandboxServer
 ) -> None:
@@ -144,6 +135,22 @@ async def test_uninstall_stops_the_location_and_revokes_its_connection(
     row = get_location(hooked.engine, "loc_b")
     assert row is not None and row.status == "uninstalled"
     assert [c.revoked for c in list_connections(hooked.engine, hooked.cipher, "loc_b")] == [True]
+
+
+def test_agency_uninstall_stops_every_location_of_the_company(hooked: Hooked) -> None:
+    hooked.sandbox("/_sandbox/install", locationId="loc_b", companyId="comp_x")
+    hooked.sandbox("/_sandbox/install", locationId="loc_c", companyId="comp_x")
+    hooked.sandbox("/_sandbox/install", locationId="loc_d", companyId="comp_y")
+
+    sent = hooked.sandbox("/_sandbox/uninstall", companyId="comp_x")
+
+    assert "locationId" not in sent["event"]
+    statuses = {}
+    for location in ("loc_b", "loc_c", "loc_d"):
+        row = get_location(hooked.engine, location)
+        assert row is not None
+        statuses[location] = row.status
+    assert statuses == {"loc_b": "uninstalled", "loc_c": "uninstalled", "loc_d": "active"}
 
 
 def test_other_event_types_are_ignored(hooked: Hooked) -> None:

@@ -17,7 +17,7 @@ from ghlsync.engine._location_rows import (
     uninstall_location,
 )
 from ghlsync.engine._locations import LocationDirectory
-from ghlsync.ghl._crypto import TokenCipher
+from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.server import create_app, serve_in_thread
 from tests._locations_kit import OVERRIDE_B, base_config, queued
 
@@ -152,3 +152,20 @@ def test_an_override_the_base_config_no_longer_accepts_is_answered_503(
     assert (answer.status_code, answer.json()["error"]) == (503, "not_configured")
     assert "events.x.entity" in answer.json()["message"]
     assert queued(locations_store) == []
+
+
+def test_a_secret_sealed_with_another_key_is_answered_503(
+    locations_store: sa.Engine, loc_cipher: TokenCipher
+) -> None:
+    made = register_location(locations_store, loc_cipher, "loc_b", now=1.0)
+    config = base_config()
+    other_key = LocationDirectory(locations_store, config, TokenCipher([generate_key()]))
+    app = create_app(engine=locations_store, config=config, locations=other_key)
+    with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+        answer = http.post(
+            f"/hooks/dripjobs/{made.connection_id}/customer.created",
+            json={"customer_id": "c1"},
+            headers={"Authorization": f"Bearer {_secret(made)}"},
+        )
+    assert (answer.status_code, answer.json()["error"]) == (503, "not_configured")
+    assert "GHLSYNC_SECRET_KEY" in answer.json()["message"]

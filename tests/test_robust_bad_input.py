@@ -122,6 +122,28 @@ async def test_a_childs_timestamp_does_not_block_its_contacts_own_update(rig: Ri
     assert contact["lastName"] == "Okafor"
 
 
+async def test_a_late_child_event_does_not_roll_its_contact_back(rig: Rig) -> None:
+    """The other side of the rule above: a task event stamped 10:05 that carries the
+    customer's fields as they were then must not undo the customer's own 10:10 change."""
+    created = customer(1, "2026-12-01T10:00:00Z", deal_stage="Estimate")
+    assert (await rig.post("deal.stage_changed", created)).status_code == 202
+    renamed = customer(1, "2026-12-01T10:10:00Z", last_name="Okafor", deal_stage="Won")
+    assert (await rig.post("deal.stage_changed", renamed)).status_code == 202
+    await rig.drain()
+    late_task = {
+        **customer(1, "2026-12-01T10:05:00Z", deal_stage="Estimate"),
+        "task_id": "task-1",
+        "task_title": "Call back",
+    }
+    assert (await rig.post("task.created", late_task)).status_code == 202
+    await rig.drain()
+
+    location = await rig.location()
+    (contact,) = by_email(location, "ava.1@example.com")
+    assert (contact["lastName"], sorted(contact["tags"])) == ("Okafor", ["deal:won"])
+    assert [t["contactId"] for t in location["tasks"]] == [contact["id"]]
+
+
 async def test_a_late_update_does_not_resurrect_a_deleted_task(rig: Rig) -> None:
     task = {"customer_id": "cust-1", "task_id": "task-1", "task_title": "Call back"}
     assert (await rig.post("customer.created", customer(1))).status_code == 202

@@ -8,7 +8,6 @@ process exits 0. A second signal stops at once; the leases it held expire instea
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import typer
 
 from ghlsync.cli._engine_common import CONFIG_OPTION, fail, load_config_or_fail, open_store
 
-__all__ = ["worker", "worker_tokens"]
+__all__ = ["worker"]
 
 
 def worker(
@@ -37,51 +36,30 @@ def worker(
     """Sync queued work to GHL until stopped (SIGTERM/Ctrl-C drains, then exits 0)."""
     loaded = load_config_or_fail("worker", config)
     with open_store("worker", loaded.database_url) as engine:
-        tokens = worker_tokens(engine, loaded)
-        if tokens is None:
+        services = _services(engine, loaded)
+        if not services.can_sync():
             raise fail(
                 "worker",
                 "the worker needs a GHL token: ghl.location_id and ghl.token (or "
                 "GHLSYNC_GHL_LOCATION_ID and GHLSYNC_GHL_TOKEN), or locations connected with "
                 "`ghlsync auth login` / an agency install",
             )
-        asyncio.run(_run(engine, loaded, tokens, concurrency, drain_seconds))
+        asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds))
 
 
-def worker_tokens(engine: sa.Engine, config: Any) -> Any | None:
-    """The worker's `TokenSource`: the configured token, plus the vault when it holds any
-    connection (one token per location); None when there is neither."""
-    from ghlsync.engine._location_tokens import LocationTokens
+def _services(engine: sa.Engine, config: Any) -> Any:
+    """Per-location tokens (config, then the vault), calendars and mappings."""
+    from ghlsync.engine._location_services import LocationServices
+    from ghlsync.ghl._crypto import SecretKeyError
 
-    vault = _vault(engine, config) if _has_connections(engine) else None
-    tokens = LocationTokens.from_config(config, vault)
-    has_static = bool(config.ghl.location_id and config.ghl.token is not None)
-    return tokens if has_static or vault is not None else None
-
-
-def _has_connections(engine: sa.Engine) -> bool:
-    from ghlsync.store._tables import ghl_connections
-
-    with engine.connect() as conn:
-        return conn.execute(sa.select(ghl_connections.c.key).limit(1)).first() is not None
-
-
-def _vault(engine: sa.Engine, config: Any) -> Any:
-    from ghlsync._secret import Secret
-    from ghlsync.ghl._crypto import TokenCipher
-    from ghlsync.ghl._oauth import OAuthApp
-    from ghlsync.ghl._vault import TokenVault
-
-    client_id = os.environ.get("GHLSYNC_GHL_CLIENT_ID")
-    secret = os.environ.get("GHLSYNC_GHL_CLIENT_SECRET")
-    oauth = None
-    if client_id and secret:  # OAuth connections are refreshed; private tokens need none
-        oauth = OAuthApp(client_id, Secret(secret), "", base_url=config.ghl.base_url)
-    return TokenVault(engine, TokenCipher.from_env(), oauth)
+    try:
+        return LocationServices.build(engine, config)
+    except SecretKeyError as exc:
+        raise fail("worker", f"cannot open the token vault: {exc}") from None
 
 
 async def _run(
-    engine: sa.Engine, config: Any, tokens: Any, concurrency: int | None, drain: float
+    engine: sa.Engine, config: Any, services: Any, concurrency: int | None, drain: float
 ) -> None:
     from ghlsync.engine import Worker
     from ghlsync.ghl._client import GHLClient
@@ -90,9 +68,15 @@ async def _run(
 
     # Shared budget: every worker process of a location takes its calls from one row.
     limiter = SqlRateLimiter(engine)
-    client = GHLClient(base_url=config.ghl.base_url, tokens=tokens, limiter=limiter)
+    client = GHLClient(base_url=config.ghl.base_url, tokens=services.tokens, limiter=limiter)
     runner = Worker(
-        engine, client, Mapper(config), config, limiter=limiter, concurrency=concurrency
+        engine,
+        client,
+        Mapper(config),
+        config,
+        limiter=services.gate(limiter),  # no budget for uninstalled locations: not claimed
+        locations=services.directory,
+        concurrency=concurrency,
     )
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop, drain_seconds=drain))

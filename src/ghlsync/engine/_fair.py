@@ -4,6 +4,13 @@ Every location with work gets its oldest item into the batch before any location
 second (turn 1 of every location, then turn 2, ...; within a turn the oldest item first), so a
 10,000-item backlog cannot starve a location with one item.
 
+Turns count the location's items already in flight (leased, by any worker): a location with
+three items leased starts at turn 4. Without that, workers that claim one or two items at a
+time (a slot frees, a slot is filled) would hand every slot to the location with the oldest
+head — all of one backlog's items in flight, each waiting for that location's rate budget,
+while the other locations wait for a slot. Counting in-flight items spreads the slots over
+the locations with work, across claims and across workers.
+
 The candidates are found with index seeks only, so a claim costs the same with 100 or 100,000
 items queued: the locations with pending work come from a "loose index scan" (a recursive
 query that jumps from one location to the next on the claim index), then each location's
@@ -102,7 +109,8 @@ def fair_order(
             more = _heads(conn, now, full, math.ceil(wanted / len(full)))
             refetched = set(full)
             heads = [row for row in heads if row.location_id not in refetched] + more
-    return _round_robin(_abandoned(conn, now, locs, limit) + heads)
+    rows = _abandoned(conn, now, locs, limit) + heads
+    return _round_robin(rows, _in_flight(conn, now, {row.location_id for row in rows}))
 
 
 def _full_locations(rows: Sequence[Any], k: int) -> list[str]:
@@ -129,13 +137,27 @@ def _heads(conn: sa.Connection, now: float, locs: list[str], k: int) -> list[Any
     return list(conn.execute(_HEADS_SQLITE, {**params, "locs": json.dumps(locs)}))
 
 
-def _round_robin(rows: Sequence[Any]) -> list[int]:
+def _in_flight(conn: sa.Connection, now: float, locs: set[str]) -> dict[str, int]:
+    """Live leases per location (any worker's); expired ones are work to take over."""
+    if not locs:
+        return {}
+    query = (
+        sa.select(w.location_id, sa.func.count())
+        .where(w.status == "leased", w.location_id.in_(sorted(locs)), w.lease_expires_at > now)
+        .group_by(w.location_id)
+    )
+    return {loc: int(n) for loc, n in conn.execute(query)}
+
+
+def _round_robin(rows: Sequence[Any], in_flight: dict[str, int] | None = None) -> list[int]:
     by_location: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for row in rows:
         by_location[row.location_id].append((float(row.available_at), int(row.id)))
+    busy = in_flight or {}
     ranked: list[tuple[int, float, int]] = []
-    for items in by_location.values():
+    for location, items in by_location.items():
         items.sort()
-        ranked.extend((turn, at, item_id) for turn, (at, item_id) in enumerate(items))
+        first = busy.get(location, 0)  # its items already in flight used up the first turns
+        ranked.extend((first + turn, at, item_id) for turn, (at, item_id) in enumerate(items))
     ranked.sort()
     return [item_id for _, _, item_id in ranked]

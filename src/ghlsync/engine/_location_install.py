@@ -20,6 +20,7 @@ from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._secret import Secret
 from ghlsync.engine._location_rows import (
     Registered,
+    get_location,
     list_locations,
     register_location,
     uninstall_location,
@@ -84,6 +85,7 @@ class Installer:
         self, location_id: str, company_id: str | None = None, name: str | None = None
     ) -> Installed:
         """Mint (when possible) the location's token, then register it with a connection."""
+        company_id = company_id or await self._known_company(location_id)
         token = await self._token_for(location_id, company_id)
         registered: Registered = await asyncio.to_thread(
             register_location,
@@ -150,6 +152,18 @@ class Installer:
             location_id,
         )
         return "none"
+
+    async def _known_company(self, location_id: str) -> str | None:
+        """The agency of a location GHL did not name one for ("future locations" installs
+        may leave `companyId` out): the one it had before, else the only agency stored."""
+        row = await asyncio.to_thread(get_location, self._engine, location_id)
+        if row is not None and row.company_id:
+            return row.company_id
+        if self._vault is None:
+            return None
+        stored = await asyncio.to_thread(self._vault.connections)
+        agencies = [c.key for c in stored if c.user_type == "Company"]
+        return agencies[0] if len(agencies) == 1 else None
 
     async def _has(self, key: str) -> bool:
         assert self._vault is not None

@@ -20,6 +20,7 @@ from ghlsync.dripjobs import InboundVerifier, VerificationError
 from ghlsync.dripjobs._verify import Verified
 from ghlsync.engine._location_rows import ConnectionRow
 from ghlsync.engine._locations import LocationDirectory
+from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.mapping import AppConfig, ConfigError, Mapper
 
 DEFAULT_CONNECTION = "default"
@@ -89,7 +90,10 @@ class ConnectionTable:
             return self._default
         if self._directory is None:
             return None
-        row = self._directory.connection(name)
+        try:
+            row = self._directory.connection(name)
+        except SecretKeyError as exc:  # GHLSYNC_SECRET_KEY lacks the key that sealed it
+            return Unconfigured(f"connection {name} cannot be checked: {exc}")
         if row is None:
             return None
         try:
