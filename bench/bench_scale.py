@@ -12,8 +12,8 @@ feeds events and reads results). Workers are real `ghlsync worker` processes.
   so high it never throttles ("instant GHL": it answers from memory, but it is a real HTTP
   server sharing the 2 cores). Rate = synced items / (last completion - first completion).
 - limits: 4 workers (concurrency 20 each), 50 locations, each limited to 30 requests per 60 s
-  with a backlog of 35 contacts; per-location rate from the sandbox's own call log against the advertised limit;
-  429s counted.
+  with a backlog of 35 contacts; per-location rate from the sandbox's own call log against
+  the advertised limit; 429s counted.
 - latency: 49 quiet locations get one contact every 2 s each for 30 s; p50/p99 of
   (completed - received), without and with a noisy location holding a 3,000-item backlog.
 """

@@ -168,7 +168,8 @@ class Worker:
                 running.update(self._start(got))
                 if free == 0 or len(got) < free:  # full, or the queue is drained: wait
                     await self._idle({*running, stopper}, drained=free > len(got))
-                running = {task: item for task, item in running.items() if not task.done()}
+                for task in [task for task in running if task.done()]:
+                    del running[task]  # in place: the heartbeat task counts this dict
             self._state = "draining"
             await self._drain(running, drain_seconds)
         except asyncio.CancelledError:
