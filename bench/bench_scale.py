@@ -11,8 +11,8 @@ feeds events and reads results). Workers are real `ghlsync worker` processes.
 - throughput: 2,000 contacts over 10 locations, 1, 2 and 4 workers; the sandbox with limits
   so high it never throttles ("instant GHL": it answers from memory, but it is a real HTTP
   server sharing the 2 cores). Rate = synced items / (last completion - first completion).
-- limits: 4 workers (concurrency 20 each), 50 locations, each limited to 30 requests per 60 s
-  with a backlog of 35 contacts; per-location rate from the sandbox's own call log against
+- limits: 4 workers (concurrency 20 each), 50 locations, each limited to 30 requests per 30 s
+  with a backlog of 45 contacts; per-location rate from the sandbox's own call log against
   the advertised limit; 429s counted.
 - latency: 49 quiet locations get one contact every 2 s each for 30 s; p50/p99 of
   (completed - received), without and with a noisy location holding a 3,000-item backlog.
@@ -52,7 +52,7 @@ from ghlsync.sandbox._state import Limits
 from ghlsync.store._tables_engine import audit_log, inbox
 
 INSTANT = Limits(burst=1_000_000, interval_ms=1_000, daily=100_000_000)
-SHORT = Limits(burst=30, interval_ms=60_000)
+SHORT = Limits(burst=30, interval_ms=30_000)
 
 
 @contextmanager
@@ -134,7 +134,7 @@ def per_location_rates(rig: Rig) -> dict[str, float]:
     return rates
 
 
-def bench_limits(locations: int = 50, backlog: int = 35) -> None:
+def bench_limits(locations: int = 50, backlog: int = 45) -> None:
     # 4 x 20 slots: every busy location needs an item in flight (waiting for its slot) to use
     # its whole budget, so the slots must outnumber the locations (docs/deployment.md).
     with rig_for(locations=locations, limits=SHORT, worker={"concurrency": 20}) as rig:

@@ -174,7 +174,10 @@ def test_complete_and_cancel_force_the_state() -> None:
 
 def test_an_appointment_cannot_be_created_without_a_start() -> None:
     appointment = only("appointment.canceled", {"appointment_id": "A", "customer_id": "C"})
-    with pytest.raises(MappingError, match="startTime: None is required to create an appointment"):
+    # The error names the DripJobs field the sender must map, then GHL's own name for it.
+    with pytest.raises(
+        MappingError, match=r"^appointment_start: .*appointment in GHL \(startTime\)"
+    ):
         appointment.request_body("create")
 
 

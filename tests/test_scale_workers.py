@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ghlsync.engine import Delivery
 from ghlsync.sandbox._state import Limits
 from ghlsync.store._tables_engine import dead_letters, inbox, work_items, workers
 from tests._scale_kit import (
@@ -47,8 +48,8 @@ def rig(postgres_url: str, tmp_path: Path) -> Iterator[Rig]:
         built.close()
 
 
-def _events(location: str, version_range: range) -> list:  # type: ignore[type-arg]
-    out = []
+def _events(location: str, version_range: range) -> list[Delivery]:
+    out: list[Delivery] = []
     for version in version_range:
         contacts = contact_events(location, CONTACTS, VERSIONS, at=1000.0)
         tasks = task_events(location, TASKS, VERSIONS, at=1000.0)

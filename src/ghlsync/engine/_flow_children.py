@@ -21,6 +21,7 @@ from typing import Any
 
 from ghlsync.engine._contact_ref import contact_ghl_id
 from ghlsync.engine._idmap import IdMapRow
+from ghlsync.engine._inflight import entity_lock
 from ghlsync.engine._kinds import Kind
 from ghlsync.engine._model import (
     STALE,
@@ -40,7 +41,16 @@ from ghlsync.mapping import MappedEntity, content_hash
 
 
 async def sync_child(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
-    """Bring one task, note or appointment in GHL to the mapped content."""
+    """Bring one task, note or appointment in GHL to the mapped content.
+
+    One sync per entity at a time in this process: a pending row this process is still
+    creating is waited for, never looked up.
+    """
+    async with entity_lock(run.location_id, kind.entity_type, entity.source_id):
+        return await _sync(run, kind, entity)
+
+
+async def _sync(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
     start = run.calls
     row, state = run.ledger.load(kind.entity_type, entity.source_id)
     if is_stale(entity, state):

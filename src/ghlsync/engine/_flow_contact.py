@@ -22,6 +22,8 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from ghlsync.engine._contact_stamps import Stamps, advanced, fresh, latest, stored
+from ghlsync.engine._inflight import entity_lock
 from ghlsync.engine._model import (
     STALE,
     UNCHANGED,
@@ -29,7 +31,6 @@ from ghlsync.engine._model import (
     EntityOutcome,
     ParentNotSyncedError,
     Run,
-    is_stale,
     outcome,
     updated_at,
 )
@@ -48,30 +49,58 @@ async def sync_contact(run: Run, entity: MappedEntity, *, primary: bool = True) 
     `primary` is False for the contact part of a task, note or appointment event: when such a
     partial contact cannot be created (no email or phone), the child must wait for the
     customer's own event (`ParentNotSyncedError`, retriable) instead of failing for good.
+
+    Fields are ordered one by one (`_contact_stamps`): only what GHL holds no newer value of
+    is applied. One sync per contact runs at a time in this process, so the children of one
+    new customer in one batch create it once and the later ones see it confirmed.
     """
+    async with entity_lock(run.location_id, CONTACT, entity.source_id):
+        return await _sync(run, entity, primary)
+
+
+async def _sync(run: Run, mapped: MappedEntity, primary: bool) -> EntityOutcome:
     start = run.calls
-    row, state = run.ledger.load(CONTACT, entity.source_id)
+    row, state = run.ledger.load(CONTACT, mapped.source_id)
     ghl_id = row.ghl_id if row else None
-    if is_stale(entity, state):
-        return outcome(run, entity, "skipped", ghl_id, start, STALE)
-    if entity.action == "delete":
-        return await _delete(run, entity, start)
+    if mapped.action == "delete":
+        if _delete_is_stale(mapped, state):
+            return outcome(run, mapped, "skipped", ghl_id, start, STALE)
+        return await _delete(run, mapped, start)
+    entity = fresh(mapped, state)
+    if entity is None:
+        return outcome(run, mapped, "skipped", ghl_id, start, STALE)
+    stamps = advanced(entity, state)
     if row is not None and row.state == "confirmed" and ghl_id:
         if state is not None and state.content_hash == content_hash(entity):
+            if stamps != stored(state):  # same content, newer version: remember the version
+                run.ledger.record(CONTACT, entity.source_id, _restamped(state, stamps))
             return outcome(run, entity, "skipped", ghl_id, start, UNCHANGED)
         try:
-            await _update(run, entity, ghl_id, state.snapshot if state else {})
+            await _update(run, entity, ghl_id, state.snapshot if state else {}, stamps)
             return outcome(run, entity, "updated", ghl_id, start)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
             run.ledger.forget(CONTACT, entity.source_id)
+            entity, stamps = mapped, advanced(mapped, None)
     elif row is not None and row.state == "pending":
         found = await find_contact(run, row.pending_body or {})
         if found is not None:
             ghl_id = str(found["id"])
-            await _update(run, entity, ghl_id, await _known(run, entity, found))
+            await _update(run, entity, ghl_id, await _known(run, entity, found), stamps)
             return outcome(run, entity, "created", ghl_id, start)
-    ghl_id = await _create(run, entity, primary)
+    ghl_id = await _create(run, entity, primary, stamps)
     return outcome(run, entity, "created", ghl_id, start)
+
+
+def _delete_is_stale(entity: MappedEntity, state: SyncState | None) -> bool:
+    """A delete older than the newest write the contact has seen is ignored (the queue's
+    rule for a late delete), so a late retry cannot remove a customer that changed since."""
+    ours, newest = updated_at(entity), latest(stored(state))
+    return ours is not None and newest is not None and ours < newest
+
+
+def _restamped(state: SyncState, stamps: Stamps) -> SyncState:
+    snapshot = {**state.snapshot, "stamps": stamps}
+    return SyncState(state.content_hash, latest(stamps), snapshot)
 
 
 async def find_contact(run: Run, pending: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -94,7 +123,9 @@ async def find_contact(run: Run, pending: Mapping[str, Any]) -> Mapping[str, Any
     return None
 
 
-async def _update(run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping[str, Any]) -> None:
+async def _update(
+    run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping[str, Any], stamps: Stamps
+) -> None:
     """PUT the changed fields (if any), send the tag delta, record the new state."""
     last_body: Mapping[str, Any] = snapshot.get("body", {})
     last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
@@ -109,11 +140,11 @@ async def _update(run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping
         )
     delta = tag_delta(snapshot.get("tags", ()), entity.tags_add, entity.tags_remove_prefixes)
     tags = await send_tags(run, ghl_id, delta)
-    state = _state(entity, tags, base=snapshot)
+    state = _state(entity, tags, stamps, base=snapshot)
     run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
 
 
-async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
+async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps) -> str:
     """Write-ahead pending row, upsert, confirm, then the tags."""
     body = entity.request_body("create")
     if not body.get("email") and not body.get("phone"):
@@ -138,13 +169,15 @@ async def _create(run: Run, entity: MappedEntity, primary: bool) -> str:
     # The upsert answer shows the person's tags (a merge keeps them): the delta works on those.
     delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
     if not delta.add and not delta.remove:
-        run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, delta.after))
+        state = _state(entity, delta.after, stamps)
+        run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
         return ghl_id
     # Confirm at once; an empty hash marks the state unfinished, so a crash before the tag
     # calls below makes the next run send them (the snapshot says: no tags known yet).
-    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, (), digest=""))
+    unfinished = _state(entity, (), stamps, digest="")
+    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, unfinished)
     tags = await send_tags(run, ghl_id, delta)
-    run.ledger.record(CONTACT, entity.source_id, _state(entity, tags))
+    run.ledger.record(CONTACT, entity.source_id, _state(entity, tags, stamps))
     return ghl_id
 
 
@@ -226,6 +259,7 @@ def _tags_of(answer: Any) -> list[str]:
 def _state(
     entity: MappedEntity,
     tags: Iterable[str],
+    stamps: Stamps,
     *,
     base: Mapping[str, Any] | None = None,
     digest: str | None = None,
@@ -233,16 +267,18 @@ def _state(
     """The state after a sync; the body and custom fields merge over the `base` snapshot.
 
     Merging matters because a task's event carries a partial contact (say, only the email):
-    it must not make the snapshot forget the fields a full customer event wrote.
+    it must not make the snapshot forget the fields a full customer event wrote. `stamps` are
+    the per-part versions after this write; the newest is the contact's overall version.
     """
     base = base or {}
     snapshot = {
         "body": {**base.get("body", {}), **entity.request_body("update")},
         "custom_fields": {**base.get("custom_fields", {}), **entity.custom_fields},
         "tags": sorted(tags),
+        "stamps": stamps,
     }
     chosen = content_hash(entity) if digest is None else digest
-    return SyncState(chosen, updated_at(entity), snapshot)
+    return SyncState(chosen, latest(stamps), snapshot)
 
 
 def _created_id(run: Run, entity: MappedEntity, answer: Any) -> str:

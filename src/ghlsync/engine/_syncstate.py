@@ -19,7 +19,8 @@ class SyncState:
     """What was last synced for one entity on one side.
 
     `snapshot` holds what later deltas are computed against: the last-written body
-    (`body`) and, for contacts, the tag claims (`tags_present`, `tags_absent`).
+    (`body`) and, for contacts, the known `tags`, `custom_fields` and the per-part source
+    timestamps (`stamps`, see `_contact_stamps`). `source_updated_at` is the newest of them.
     """
 
     content_hash: str
@@ -68,8 +69,8 @@ def put(
         "synced_at": now,
     }
     key = _key(location_id, entity_type, source_id, side)
-    # A write without a source timestamp (a partial contact from a child event) must not
-    # forget the version an earlier write recorded.
+    # A write without a source timestamp (an event whose rule has none) must not forget the
+    # version an earlier write recorded: versions only move forward.
     changes = {k: v for k, v in values.items() if v is not None or k != "source_updated_at"}
     if conn.execute(sa.update(sync_state).where(key).values(**changes)).rowcount == 0:
         conn.execute(

@@ -134,9 +134,9 @@ class Mapper:
             tags_add=added,
             tags_remove_prefixes=prefixes,
             custom_fields=self._custom_fields(data),
-            # A task's or note's timestamp dates the child, not its customer: stamping the
-            # partial contact with it would make the customer's own (older) event look stale.
-            source_updated_at=updated if primary else None,
+            # A child's event carries its customer's fields as they were at the child's time:
+            # the flows order them field by field against the customer's own events.
+            source_updated_at=updated,
         )
 
     def _child(
@@ -165,6 +165,7 @@ class Mapper:
             defaults=defaults,
             parent=parent,
             source_updated_at=updated,
+            sources=_sources(rules),
         )
 
     def _fill_defaults(
@@ -275,6 +276,15 @@ def _source_id(data: Mapping[str, Any], field: str, entity: str) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value).strip()
+
+
+def _sources(rules: Sequence[FieldRule]) -> dict[str, str]:
+    """Per GHL field, the source field(s) of the rules that fill it, in rule order."""
+    names: dict[str, list[str]] = {}
+    for rule in rules:
+        for target in rule.targets:
+            names.setdefault(target, []).append("/".join(rule.sources))
+    return {target: " or ".join(found) for target, found in names.items()}
 
 
 def _source_of(target: str, rules: Sequence[FieldRule]) -> str:

@@ -41,6 +41,8 @@ class MappedEntity:
     (without `locationId`, `contactId`, `calendarId`, which the engine fills in). `defaults`
     holds values GHL requires on create that the event did not carry (a task's due date);
     they must not overwrite GHL on update. Use `request_body("create" | "update")`.
+    `sources` names, per GHL field, the DripJobs field(s) whose rules fill it, so an error
+    about a missing GHL field names what the sender must map (metadata: not content).
     """
 
     type: EntityType
@@ -53,6 +55,7 @@ class MappedEntity:
     custom_fields: dict[str, Any] = field(default_factory=dict)
     parent: EntityKey | None = None
     source_updated_at: datetime | None = None
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def key(self) -> EntityKey:
@@ -69,11 +72,18 @@ class MappedEntity:
         merged = {**self.defaults, **self.body}
         for name in REQUIRED_ON_CREATE[self.type]:
             if name not in merged:
-                article = "an" if self.type == "appointment" else "a"
-                raise MappingError(
-                    name, None, f"is required to create {article} {self.type} in GHL"
-                )
+                raise self._missing(name)
         return merged
+
+    def _missing(self, name: str) -> MappingError:
+        """The error for a GHL-required field nothing filled, naming the source field(s)."""
+        article = "an" if self.type == "appointment" else "a"
+        source = self.sources.get(name)
+        if source is None:  # no rule fills it: only GHL's name can be given
+            return MappingError(name, None, f"is required to create {article} {self.type} in GHL")
+        return MappingError(
+            source, None, f"is missing: required to create {article} {self.type} in GHL ({name})"
+        )
 
     def tag_delta(self, current: Iterable[str]) -> TagDelta:
         """Given the contact's tags in GHL, what to add and what to remove (case-insensitive)."""
