@@ -14,6 +14,13 @@ _CONFIG = typer.Option(
 _NO_WORKER = typer.Option(
     False, "--no-worker", help="Only receive webhooks; run `ghlsync worker` elsewhere."
 )
+_DRAIN = typer.Option(
+    30.0,
+    "--drain-seconds",
+    min=0.0,
+    help="On SIGTERM, how long the in-process worker may finish its items before their "
+    "leases are released for other workers.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -26,6 +33,7 @@ def serve(
     port: int = _PORT,
     config: Path | None = _CONFIG,
     no_worker: bool = _NO_WORKER,
+    drain_seconds: float = _DRAIN,
 ) -> None:
     """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
     from ghlsync.mapping import ConfigError, load_config
@@ -38,7 +46,12 @@ def serve(
         typer.echo(f"ghlsync serve: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        run(loaded, ServeOptions(host=host, port=port, with_worker=not no_worker))
+        run(
+            loaded,
+            ServeOptions(
+                host=host, port=port, with_worker=not no_worker, drain_seconds=drain_seconds
+            ),
+        )
     except ServeError as exc:
         typer.echo(f"ghlsync serve: {exc}", err=True)
         raise typer.Exit(2) from None

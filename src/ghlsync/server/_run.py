@@ -2,8 +2,9 @@
 
 Shutdown order on SIGTERM/SIGINT: uvicorn stops accepting and finishes the requests in
 flight (their commits included); then the worker is asked to stop and finishes the items it
-holds. A second signal while the worker drains cancels it (its leases expire and another
-worker picks the items up, so nothing is lost either way).
+holds, for at most `drain_seconds`, after which the leases of unfinished items are released
+for other workers. A second signal while the worker drains cancels it (its leases expire and
+another worker picks the items up, so nothing is lost either way).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class ServeOptions:
     host: str = "127.0.0.1"
     port: int = 8080
     with_worker: bool = True
+    drain_seconds: float = 30.0
     log_level: str = "info"
     access_log: bool = False  # one line per delivery costs more than accepting it
 
@@ -79,7 +81,7 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
     )
     server = _uvicorn(app, options)
     stop = asyncio.Event()
-    task = _start_worker(worker, stop, server)
+    task = _start_worker(worker, stop, server, options.drain_seconds)
     try:
         with _signals_stop(stop, task):
             await server.serve()
@@ -105,11 +107,11 @@ def _uvicorn(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
 
 
 def _start_worker(
-    worker: Worker | None, stop: asyncio.Event, server: uvicorn.Server
+    worker: Worker | None, stop: asyncio.Event, server: uvicorn.Server, drain_seconds: float
 ) -> asyncio.Task[None] | None:
     if worker is None:
         return None
-    task = asyncio.create_task(worker.run(stop), name="ghlsync-worker")
+    task = asyncio.create_task(worker.run(stop, drain_seconds=drain_seconds), name="ghlsync-worker")
 
     def _on_done(done: asyncio.Task[None]) -> None:
         # A worker that dies must not leave a receiver that accepts work nobody does.
