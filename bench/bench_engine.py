@@ -58,6 +58,7 @@ from ghlsync.dripjobs import fold_keys
 from ghlsync.engine import Delivery, Worker, accept
 from ghlsync.ghl import GHLClient, SqlRateLimiter, StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.mapping._config import WorkerSettings
 from ghlsync.sandbox import DEFAULT_CALENDAR_ID, DEFAULT_LOCATION_ID, DEFAULT_TOKEN, SandboxState
 from ghlsync.sandbox import create_app as create_sandbox_app
 from ghlsync.server import bind_loopback, create_app
@@ -448,7 +449,8 @@ class Plan:
     count: int = 2000
     latency_seconds: float = 25.0
     rate: float = 100.0
-    concurrency: int = 4  # the preset's worker.concurrency, what `ghlsync serve` runs with
+    # The preset's worker.concurrency, what `ghlsync serve` runs with.
+    concurrency: int = WorkerSettings.model_fields["concurrency"].default
     wide: int = 32
 
 

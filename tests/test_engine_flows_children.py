@@ -122,6 +122,26 @@ async def test_appointment_schedule_update_cancel(flow: Flow) -> None:
     assert appt["startTime"].startswith("2026-12-03")
 
 
+async def test_same_appointment_re_sent_after_its_cancel_costs_nothing(flow: Flow) -> None:
+    await _contact(flow)
+    [created] = await flow.sync("appointment.scheduled", **APPT)
+    await flow.sync("appointment.canceled", **APPT)
+    start = len(flow.requests())
+
+    # The preset adds `ignoreFreeSlotValidation` to updates: a request option, not a change.
+    [same] = await flow.sync("appointment.updated", **APPT)
+    moved = {**APPT, "appointment_start": "2026-12-03T15:00:00Z"}
+    [planned] = await flow.plan("appointment.updated", **moved)
+    [real] = await flow.sync("appointment.updated", **moved)
+
+    assert (same.calls, real.calls) == (0, 1)
+    path = f"/calendars/events/appointments/{created.ghl_id}"
+    assert flow.requests()[start:] == [("PUT", path)]
+    assert planned.body is not None
+    assert planned.body["ignoreFreeSlotValidation"] is True  # still sent with a real change
+    assert flow.records("appointments")[0]["startTime"].startswith("2026-12-03")
+
+
 async def test_cancel_of_an_unknown_appointment_creates_nothing(flow: Flow) -> None:
     await _contact(flow)
     start = len(flow.requests())

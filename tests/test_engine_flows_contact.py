@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 
 from ghlsync.engine._flows import sync_event
 from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
-from tests._engine_flows_kit import CUSTOMER, Flow
-
-
-async def test_new_contact_is_one_upsert_then_its_tags(flow: Flow) -> None:
-    [out] = await flow.sync("customer.created", **CUSTOMER)
-
-    assert out.action == "created" and out.calls == 2
-    assert flow.requests() == [
-        ("POST", "/contacts/upsert"),
-        ("POST", f"/contacts/{out.ghl_id}/tags"),
-    ]
-    [contact] = flow.records("contacts")
-    assert contact["id"] == out.ghl_id
-    assert (contact["email"], contact["phone"]) == ("ann@example.com", "+14155552671")
-    assert contact["tags"] == ["source:google"]
-    row = flow.row("contact", "C1")
-    assert row is not None and (row.state, row.ghl_id) == ("confirmed", out.ghl_id)
+from tests._engine_flows_kit import CUSTOMER, Flow, with_transport
+from tests._sandbox import InProcessSandbox
 
 
 async def test_same_payload_again_costs_zero_calls(flow: Flow) -> None:
@@ -159,3 +145,117 @@ async def test_merge_into_an_existing_person_keeps_their_tags_but_replaces_prefi
     [contact] = flow.records("contacts")
     assert out.ghl_id == contact["id"]
     assert sorted(contact["tags"]) == ["deal:won", "source:google", "vip"]
+
+
+def _allow_duplicates(flow: Flow, allowed: bool) -> None:
+    location = flow.state.location(flow.ctx.location_id)
+    assert location is not None
+    location.allow_duplicate_contact = allowed
+
+
+async def test_new_contact_with_tags_is_one_create_once_the_rule_is_known(flow: Flow) -> None:
+    settings = ("GET", f"/locations/{flow.ctx.location_id}")
+    [first] = await flow.sync("customer.created", **{**CUSTOMER, "deal_stage": "Won"})
+    assert (first.action, first.calls) == ("created", 2)  # the location's rule, read once
+    assert flow.requests() == [settings, ("POST", "/contacts/")]
+
+    [out] = await flow.sync("customer.created", customer_id="C2", email="bo@example.com")
+
+    assert (out.action, out.calls) == ("created", 1)
+    assert flow.requests()[2:] == [("POST", "/contacts/")]
+    made = {c["id"]: c for c in flow.records("contacts")}
+    assert sorted(made[str(first.ghl_id)]["tags"]) == ["deal:won", "source:google"]
+    row = flow.row("contact", "C2")
+    assert row is not None and (row.state, row.ghl_id) == ("confirmed", out.ghl_id)
+    before = len(flow.requests())
+    [again] = await flow.sync("customer.updated", **{**CUSTOMER, "deal_stage": "Won"})
+    assert (again.action, again.calls) == ("skipped", 0)  # the snapshot knows the tags
+    assert len(flow.requests()) == before
+
+
+async def test_create_refused_as_duplicate_updates_the_person_and_keeps_their_tags(
+    flow: Flow,
+) -> None:
+    assert flow.ctx.client is not None
+    made = await flow.ctx.client.request(
+        "POST",
+        "/contacts/",
+        key="loc_sandbox",
+        version="2021-07-28",
+        json={"locationId": "loc_sandbox", "phone": CUSTOMER["phone"], "tags": ["vip"]},
+    )
+    person = made["contact"]["id"]
+    before = len(flow.requests())
+
+    [out] = await flow.sync("customer.created", **CUSTOMER)
+
+    assert (out.action, out.ghl_id) == ("created", person)
+    assert flow.requests()[before:] == [
+        ("GET", f"/locations/{flow.ctx.location_id}"),
+        ("POST", "/contacts/"),  # refused: 400, the person's id in `meta.contactId`
+        ("PUT", f"/contacts/{person}"),
+        ("POST", f"/contacts/{person}/tags"),
+    ]
+    [contact] = flow.records("contacts")  # no duplicate
+    assert (contact["email"], contact["firstName"]) == ("ann@example.com", "Ann")
+    assert sorted(contact["tags"]) == ["source:google", "vip"]  # nobody's tags lost
+    row = flow.row("contact", "C1")
+    assert row is not None and (row.state, row.ghl_id) == ("confirmed", person)
+    [again] = await flow.sync("customer.updated", **CUSTOMER)
+    assert (again.action, again.calls) == ("skipped", 0)
+
+
+async def test_location_allowing_duplicates_keeps_the_upsert_path(flow: Flow) -> None:
+    _allow_duplicates(flow, True)
+
+    [out] = await flow.sync("customer.created", **CUSTOMER)
+    [other] = await flow.sync("customer.created", customer_id="C2", email=CUSTOMER["email"])
+
+    assert flow.requests() == [
+        ("GET", f"/locations/{flow.ctx.location_id}"),
+        ("POST", "/contacts/upsert"),  # no tags: an upsert may merge into a person
+        ("POST", f"/contacts/{out.ghl_id}/tags"),
+        ("POST", "/contacts/upsert"),  # merged into C1's contact, not a duplicate
+    ]
+    assert other.ghl_id == out.ghl_id and len(flow.records("contacts")) == 1
+    assert flow.records("contacts")[0]["tags"] == ["source:google"]
+
+
+async def test_plan_follows_the_cached_rule(flow: Flow) -> None:
+    unknown = await flow.plan("customer.created", **CUSTOMER)
+    assert [(c.method, c.path) for c in unknown] == [  # never fetched by a preview
+        ("POST", "/contacts/upsert"),
+        ("POST", "/contacts/<new contact C1>/tags"),
+    ]
+    await flow.sync("customer.created", customer_id="C9", email="zed@example.com")
+
+    [create] = await flow.plan("customer.created", **CUSTOMER)
+
+    assert (create.method, create.path) == ("POST", "/contacts/")
+    assert create.body is not None and create.body["tags"] == ["source:google"]
+
+
+async def test_unreadable_rule_keeps_the_upsert_path_and_is_not_asked_per_contact(
+    flow: Flow, sandbox_asgi: InProcessSandbox
+) -> None:
+    inner = sandbox_asgi.transport()
+
+    async def refuse_settings(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == f"/locations/{flow.ctx.location_id}":
+            return httpx2.Response(403, json={"statusCode": 403, "message": "scope missing"})
+        response = await inner.handle_async_request(request)
+        await response.aread()
+        return response
+
+    async with with_transport(flow, httpx2.MockTransport(refuse_settings)) as refused:
+        [a] = await refused.sync("customer.created", **CUSTOMER)
+        other = {"customer_id": "C2", "email": "bo@example.com", "lead_source": "Ads"}
+        [b] = await refused.sync("customer.created", **other)
+
+    assert (a.calls, b.calls) == (3, 2)  # the refused read (once), then upsert + tags each
+    assert flow.requests() == [
+        ("POST", "/contacts/upsert"),
+        ("POST", f"/contacts/{a.ghl_id}/tags"),
+        ("POST", "/contacts/upsert"),
+        ("POST", f"/contacts/{b.ghl_id}/tags"),
+    ]

@@ -32,9 +32,15 @@ def _is_create(request: httpx2.Request) -> bool:
     return request.method == "POST" and not request.url.path.endswith("/tags")
 
 
-async def test_lost_upsert_answer_is_resolved_by_duplicate_search(
-    flow: Flow, sandbox_asgi: InProcessSandbox
+@pytest.mark.parametrize(
+    ("duplicates", "create"), [(False, "/contacts/"), (True, "/contacts/upsert")]
+)
+async def test_lost_create_answer_is_resolved_by_duplicate_search(
+    flow: Flow, sandbox_asgi: InProcessSandbox, duplicates: bool, create: str
 ) -> None:
+    location = flow.state.location(flow.ctx.location_id)
+    assert location is not None
+    location.allow_duplicate_contact = duplicates  # picks the create: one call or upsert + tags
     async with with_transport(flow, lose_answer(sandbox_asgi.transport(), _is_create)) as lossy:
         with pytest.raises(OutcomeUnknownError):
             await lossy.sync("customer.created", **CUSTOMER)
@@ -46,7 +52,7 @@ async def test_lost_upsert_answer_is_resolved_by_duplicate_search(
 
     [contact] = flow.records("contacts")
     assert (out.action, out.ghl_id) == ("created", contact["id"])
-    assert flow.requests().count(("POST", "/contacts/upsert")) == 1
+    assert flow.requests().count(("POST", create)) == 1
     assert ("GET", "/contacts/search/duplicate") in flow.requests()
     assert contact["tags"] == ["source:google"]  # the tags the lost run never sent
     row = flow.row("contact", "C1")

@@ -61,7 +61,7 @@ async def test_duplicate_deliveries_reach_ghl_once(rig: Rig) -> None:
     assert len(by_email(location, "ava.1@example.com")) == 1
     assert len(by_email(location, "ava.2@example.com")) == 1
     calls = await rig.calls()
-    assert calls.count(("POST", "/contacts/upsert")) == 2
+    assert calls.count(("POST", "/contacts/")) == 2  # new contacts: one create each
     assert not [c for c in calls if c[0] == "PUT"]
     assert rig.count(inbox) == 3
 
@@ -94,7 +94,7 @@ async def test_an_older_update_never_wins(database_url: str, synced_between: boo
         assert ("PUT", f"/contacts/{contact['id']}") not in calls
     else:
         assert contact.get("city") == "Tampa"
-        assert calls.count(("POST", "/contacts/upsert")) == 1
+        assert calls.count(("POST", "/contacts/")) == 1
 
 
 async def test_a_childs_timestamp_does_not_block_its_contacts_own_update(rig: Rig) -> None:
@@ -192,7 +192,7 @@ async def test_a_note_carrying_its_customer_creates_the_contact_first(rig: Rig) 
         (contact["id"], "Wants a deck.")
     ]
     calls = await rig.calls()
-    assert calls.index(("POST", "/contacts/upsert")) < calls.index(
+    assert calls.index(("POST", "/contacts/")) < calls.index(
         ("POST", f"/contacts/{contact['id']}/notes")
     )
 
@@ -234,7 +234,8 @@ async def test_refused_deliveries_store_nothing_and_reach_ghl_never(rig: Rig) ->
     assert (await rig.post("customer.created", good)).status_code == 202
     await rig.drain()
     assert len((await rig.location())["contacts"]) == 1
-    assert {path for _, path in await rig.calls()} == {"/contacts/upsert"}
+    paths = {path for _, path in await rig.calls()}
+    assert paths == {"/contacts/", f"/locations/{rig.pipe.location_id}"}  # + the rule
 
 
 # ------------------------------------------------------------------- accepted, unmappable

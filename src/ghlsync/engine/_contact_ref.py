@@ -6,7 +6,7 @@ from ghlsync.engine._model import ParentNotSyncedError, Run, parent_source_id
 from ghlsync.mapping import MappedEntity, MappingError
 
 
-def contact_ghl_id(run: Run, entity: MappedEntity) -> str:
+async def contact_ghl_id(run: Run, entity: MappedEntity) -> str:
     """The GHL id of the entity's contact; it must have been synced first.
 
     A child never creates its contact from nothing: without the customer's fields there is no
@@ -16,7 +16,7 @@ def contact_ghl_id(run: Run, entity: MappedEntity) -> str:
     customer = parent_source_id(entity)
     if not customer:
         raise MappingError("customer_id", None, f"is missing: a {entity.type} needs its customer")
-    row = run.ledger.lookup("contact", customer)
+    row = await run.ledger.lookup("contact", customer)
     if row is None or row.state != "confirmed" or not row.ghl_id:
         raise ParentNotSyncedError(
             f"customer {customer!r} of {entity.type} {entity.source_id!r} is not in GHL yet "

@@ -39,6 +39,11 @@ from ghlsync.engine._syncstate import DELETED, SyncState
 from ghlsync.ghl._errors import NotFoundError, ServerError
 from ghlsync.mapping import MappedEntity, content_hash
 
+# Request-only options the preset may add (e.g. `ignoreFreeSlotValidation` on appointment
+# updates): not part of the object, so a cancel's snapshot lacks them and a later no-op
+# update must not count them as a change.
+REQUEST_OPTIONS = frozenset({"ignoreFreeSlotValidation", "toNotify", "ignoreDateRange"})
+
 
 async def sync_child(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
     """Bring one task, note or appointment in GHL to the mapped content.
@@ -52,14 +57,14 @@ async def sync_child(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcom
 
 async def _sync(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
     start = run.calls
-    row, state = run.ledger.load(kind.entity_type, entity.source_id)
+    row, state = await run.ledger.load(kind.entity_type, entity.source_id)
     if is_stale(entity, state):
         return outcome(run, entity, "skipped", row.ghl_id if row else None, start, STALE)
     if entity.action == "delete":
         return await _delete(run, kind, entity, row, state, start)
     body = dict(entity.body)
     if row is not None and row.state == "confirmed" and row.ghl_id:
-        contact_id = _contact_of(state) or contact_ghl_id(run, entity)
+        contact_id = _contact_of(state) or (await contact_ghl_id(run, entity))
         if state is not None and state.content_hash == content_hash(entity):
             return outcome(run, entity, "skipped", row.ghl_id, start, UNCHANGED)
         last = state.snapshot.get("body", {}) if state else {}
@@ -67,11 +72,11 @@ async def _sync(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
             action = await _update(run, kind, entity, contact_id, row.ghl_id, last, body)
             return outcome(run, entity, action, row.ghl_id, start)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
-            run.ledger.forget(kind.entity_type, entity.source_id)
+            await run.ledger.forget(kind.entity_type, entity.source_id)
             row = None
     if row is None and entity.action == "cancel":
         return outcome(run, entity, "skipped", None, start, UNKNOWN)  # never create a cancelled one
-    contact_id = contact_ghl_id(run, entity)
+    contact_id = await contact_ghl_id(run, entity)
     if row is not None and row.state == "pending":
         found = await _find(run, kind, entity, contact_id, row.pending_body or {})
         if found is not None:
@@ -93,11 +98,16 @@ async def _update(
     body: dict[str, Any],
 ) -> str:
     """Send the changed fields (if any), record the state; returns the outcome's action."""
-    changed = {k: body[k] for k in changed_keys(last, body) if k in body}
+    keys = {k for k in changed_keys(last, body) if k in body} - REQUEST_OPTIONS
+    if keys:  # options only steer how GHL takes a write: they ride along, never alone
+        keys |= REQUEST_OPTIONS & set(body)
+    changed = {k: body[k] for k in keys}
     call = kind.update(contact_id, ghl_id, changed)
     if call.body:
         await run.sender.send(call)
-    run.ledger.confirm(kind.entity_type, entity.source_id, ghl_id, _state(entity, body, contact_id))
+    await run.ledger.confirm(
+        kind.entity_type, entity.source_id, ghl_id, _state(entity, body, contact_id)
+    )
     if call.purpose == "status":
         return "completed" if changed["completed"] else "reopened"
     if entity.action == "cancel":
@@ -111,14 +121,16 @@ async def _create(
     """Pending row (committed), one POST, confirm."""
     create_body = entity.request_body("create")
     call = kind.create(contact_id, create_body, run.location_id, run.calendar_id)
-    run.ledger.mark_pending(kind.entity_type, entity.source_id, dict(call.body or {}))
+    await run.ledger.mark_pending(kind.entity_type, entity.source_id, dict(call.body or {}))
     answer = await run.sender.send(call)
     ghl_id = answer_id(answer, kind.wrapper, "event")
     if not ghl_id:
         if run.sender.live:  # the pending row stays; the retry finds it by lookup
             raise ServerError(f"{call.method} {call.path} answered without an id", body=answer)
         ghl_id = f"<new {kind.entity_type} {entity.source_id}>"
-    run.ledger.confirm(kind.entity_type, entity.source_id, ghl_id, _state(entity, body, contact_id))
+    await run.ledger.confirm(
+        kind.entity_type, entity.source_id, ghl_id, _state(entity, body, contact_id)
+    )
     return ghl_id
 
 
@@ -131,7 +143,7 @@ async def _find(
         ghl_id = record.get("id")
         if not ghl_id or not matches(record, pending, kind.match_keys):
             continue
-        owners = run.ledger.owners(kind.entity_type, str(ghl_id))
+        owners = await run.ledger.owners(kind.entity_type, str(ghl_id))
         if not owners or owners == [entity.source_id]:
             return record
     return None
@@ -150,15 +162,19 @@ async def _delete(
         return outcome(run, entity, "skipped", None, start, UNKNOWN)
     ghl_id, contact_id = row.ghl_id, _contact_of(state)
     if row.state == "pending":
-        contact_id = contact_ghl_id(run, entity)
+        contact_id = await contact_ghl_id(run, entity)
         found = await _find(run, kind, entity, contact_id, row.pending_body or {})
         ghl_id = str(found["id"]) if found else None
     if ghl_id:
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
-            await run.sender.send(kind.delete(contact_id or contact_ghl_id(run, entity), ghl_id))
-    run.ledger.forget(kind.entity_type, entity.source_id)
+            await run.sender.send(
+                kind.delete(contact_id or (await contact_ghl_id(run, entity)), ghl_id)
+            )
+    await run.ledger.forget(kind.entity_type, entity.source_id)
     # A tombstone keeps the delete's timestamp, so an older update arriving late is skipped.
-    run.ledger.record(kind.entity_type, entity.source_id, SyncState(DELETED, updated_at(entity)))
+    await run.ledger.record(
+        kind.entity_type, entity.source_id, SyncState(DELETED, updated_at(entity))
+    )
     return outcome(run, entity, "deleted", ghl_id, start)
 
 

@@ -6,8 +6,13 @@ Calls, by what the store knows:
                                          (never `tags`: a PUT's tags replace all of them),
                                          then `POST`/`DELETE /contacts/{id}/tags` for the
                                          tag delta against the last-synced tag snapshot
-- unknown                              → pending row (committed) → `POST /contacts/upsert`
-                                         (no tags: on a merge they would wipe the person's
+- unknown, location refuses duplicates → pending row (committed) → `POST /contacts/` with
+                                         the tags (it never merges, so it wipes no one's
+                                         tags); refused (400: the person exists) → the
+                                         update path on that person, tags learnt from the
+                                         PUT answer
+- unknown, duplicates allowed or rule  → pending row (committed) → `POST /contacts/upsert`
+  unreadable (`_duplicate_rule`)         (no tags: on a merge they would wipe the person's
                                          existing tags) → tag calls against the tags the
                                          upsert answer shows
 - pending (an earlier try may have created it) → `GET /contacts/search/duplicate` by email,
@@ -23,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ghlsync.engine._contact_stamps import Stamps, advanced, fresh, latest, stored
+from ghlsync.engine._duplicate_rule import duplicates_allowed
 from ghlsync.engine._inflight import entity_lock
 from ghlsync.engine._model import (
     STALE,
@@ -37,7 +43,7 @@ from ghlsync.engine._model import (
 from ghlsync.engine._plan import PlannedCall, TagDelta, tag_delta
 from ghlsync.engine._records import answer_id, records, same
 from ghlsync.engine._syncstate import DELETED, SyncState
-from ghlsync.ghl._errors import NotFoundError, ServerError
+from ghlsync.ghl._errors import BadRequestError, NotFoundError, ServerError
 from ghlsync.mapping import MappedEntity, MappingError, content_hash
 
 CONTACT = "contact"
@@ -60,7 +66,7 @@ async def sync_contact(run: Run, entity: MappedEntity, *, primary: bool = True) 
 
 async def _sync(run: Run, mapped: MappedEntity, primary: bool) -> EntityOutcome:
     start = run.calls
-    row, state = run.ledger.load(CONTACT, mapped.source_id)
+    row, state = await run.ledger.load(CONTACT, mapped.source_id)
     ghl_id = row.ghl_id if row else None
     if mapped.action == "delete":
         if _delete_is_stale(mapped, state):
@@ -73,13 +79,13 @@ async def _sync(run: Run, mapped: MappedEntity, primary: bool) -> EntityOutcome:
     if row is not None and row.state == "confirmed" and ghl_id:
         if state is not None and state.content_hash == content_hash(entity):
             if stamps != stored(state):  # same content, newer version: remember the version
-                run.ledger.record(CONTACT, entity.source_id, _restamped(state, stamps))
+                await run.ledger.record(CONTACT, entity.source_id, _restamped(state, stamps))
             return outcome(run, entity, "skipped", ghl_id, start, UNCHANGED)
         try:
             await _update(run, entity, ghl_id, state.snapshot if state else {}, stamps)
             return outcome(run, entity, "updated", ghl_id, start)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
-            run.ledger.forget(CONTACT, entity.source_id)
+            await run.ledger.forget(CONTACT, entity.source_id)
             entity, stamps = mapped, advanced(mapped, None)
     elif row is not None and row.state == "pending":
         found = await find_contact(run, row.pending_body or {})
@@ -124,9 +130,19 @@ async def find_contact(run: Run, pending: Mapping[str, Any]) -> Mapping[str, Any
 
 
 async def _update(
-    run: Run, entity: MappedEntity, ghl_id: str, snapshot: Mapping[str, Any], stamps: Stamps
+    run: Run,
+    entity: MappedEntity,
+    ghl_id: str,
+    snapshot: Mapping[str, Any],
+    stamps: Stamps,
+    *,
+    learn: bool = False,
 ) -> None:
-    """PUT the changed fields (if any), send the tag delta, record the new state."""
+    """PUT the changed fields (if any), send the tag delta, record the new state.
+
+    `learn`: the snapshot is empty because we never wrote this person (a create GHL refused
+    as a duplicate), so the tag delta also works on the tags the PUT answer shows.
+    """
     last_body: Mapping[str, Any] = snapshot.get("body", {})
     last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
     update = entity.request_body("update")
@@ -134,14 +150,17 @@ async def _update(
     changed = {k: v for k, v in entity.custom_fields.items() if last_fields.get(k) != v}
     if changed:
         body["customFields"] = await run.fields.resolve(changed, run.sender)
+    seen: list[str] = []
     if body:
-        await run.sender.send(
+        answer = await run.sender.send(
             PlannedCall("PUT", f"/contacts/{ghl_id}", body=body, purpose="update")
         )
-    delta = tag_delta(snapshot.get("tags", ()), entity.tags_add, entity.tags_remove_prefixes)
+        seen = _tags_of(answer) if learn else []
+    current = [*snapshot.get("tags", ()), *seen]
+    delta = tag_delta(current, entity.tags_add, entity.tags_remove_prefixes)
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
-    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
+    await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
 
 
 async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps) -> str:
@@ -159,9 +178,14 @@ async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps)
     if entity.custom_fields:  # resolved first: an unknown key must not leave a pending row
         body["customFields"] = await run.fields.resolve(entity.custom_fields, run.sender)
     body["locationId"] = run.location_id
-    run.ledger.mark_pending(
+    rule = await duplicates_allowed(
+        run.fields.engine, run.location_id, run.fields.clock, run.sender
+    )
+    await run.ledger.mark_pending(
         CONTACT, entity.source_id, {"email": body.get("email"), "phone": body.get("phone")}
     )
+    if rule is False:
+        return await _create_new(run, entity, body, stamps)
     answer = await run.sender.send(
         PlannedCall("POST", "/contacts/upsert", body=body, purpose="create", idempotent=False)
     )
@@ -170,20 +194,56 @@ async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps)
     delta = tag_delta(_tags_of(answer), entity.tags_add, entity.tags_remove_prefixes)
     if not delta.add and not delta.remove:
         state = _state(entity, delta.after, stamps)
-        run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
+        await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
         return ghl_id
     # Confirm at once; an empty hash marks the state unfinished, so a crash before the tag
     # calls below makes the next run send them (the snapshot says: no tags known yet).
     unfinished = _state(entity, (), stamps, digest="")
-    run.ledger.confirm(CONTACT, entity.source_id, ghl_id, unfinished)
+    await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, unfinished)
     tags = await send_tags(run, ghl_id, delta)
-    run.ledger.record(CONTACT, entity.source_id, _state(entity, tags, stamps))
+    await run.ledger.record(CONTACT, entity.source_id, _state(entity, tags, stamps))
     return ghl_id
+
+
+async def _create_new(run: Run, entity: MappedEntity, body: dict[str, Any], stamps: Stamps) -> str:
+    """`POST /contacts/` with the tags: one call, where the location refuses duplicates.
+
+    That create never merges, so its tags overwrite no one's: a person who already exists is
+    refused (400; GHL names them in `meta.contactId`) and then updated like a known contact.
+    The pending row is already committed, so a lost answer is found by lookup on retry.
+    """
+    delta = tag_delta((), entity.tags_add, entity.tags_remove_prefixes)
+    create = {**body, "tags": list(delta.add)} if delta.add else body
+    call = PlannedCall("POST", "/contacts/", body=create, purpose="create", idempotent=False)
+    try:
+        answer = await run.sender.send(call)
+    except BadRequestError as exc:
+        person = _duplicate_of(exc)
+        if person is not None:
+            await _update(run, entity, person, {}, stamps, learn=True)
+            return person
+        found = await find_contact(run, body) if "duplicate" in exc.message.lower() else None
+        if found is None:
+            raise
+        person = str(found["id"])
+        await _update(run, entity, person, await _known(run, entity, found), stamps)
+        return person
+    ghl_id = _created_id(run, entity, answer)
+    tags = delta.after | {t.lower() for t in _tags_of(answer)}
+    await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, _state(entity, tags, stamps))
+    return ghl_id
+
+
+def _duplicate_of(exc: BadRequestError) -> str | None:
+    """The existing person's id in a create refused as a duplicate (`meta.contactId`)."""
+    meta = exc.body.get("meta") if isinstance(exc.body, Mapping) else None
+    person = meta.get("contactId") if isinstance(meta, Mapping) else None
+    return str(person) if isinstance(person, str) and person else None
 
 
 async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
     """Delete the GHL contact (unless another DripJobs customer shares it), forget the row."""
-    row = run.ledger.lookup(CONTACT, entity.source_id)
+    row = await run.ledger.lookup(CONTACT, entity.source_id)
     if row is None:
         return outcome(run, entity, "skipped", None, start, UNKNOWN)
     ghl_id = row.ghl_id
@@ -191,15 +251,17 @@ async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
         found = await find_contact(run, row.pending_body or {})
         ghl_id = str(found["id"]) if found else None
     shared = (
-        [s for s in run.ledger.owners(CONTACT, ghl_id) if s != entity.source_id] if ghl_id else []
+        [s for s in await run.ledger.owners(CONTACT, ghl_id) if s != entity.source_id]
+        if ghl_id
+        else []
     )
     detail = f"GHL contact kept: shared with customer {', '.join(shared)}" if shared else ""
     if ghl_id and not shared:
         with contextlib.suppress(NotFoundError):  # already gone: the goal is reached
             await run.sender.send(PlannedCall("DELETE", f"/contacts/{ghl_id}", purpose="delete"))
-    run.ledger.forget(CONTACT, entity.source_id)
+    await run.ledger.forget(CONTACT, entity.source_id)
     # A tombstone keeps the delete's timestamp, so an older update arriving late is skipped.
-    run.ledger.record(CONTACT, entity.source_id, SyncState(DELETED, updated_at(entity)))
+    await run.ledger.record(CONTACT, entity.source_id, SyncState(DELETED, updated_at(entity)))
     return outcome(run, entity, "deleted", ghl_id, start, detail)
 
 
@@ -288,4 +350,4 @@ def _created_id(run: Run, entity: MappedEntity, answer: Any) -> str:
     if not run.sender.live:
         return f"<new contact {entity.source_id}>"
     # The pending row stays; the retry finds the contact by lookup.
-    raise ServerError("POST /contacts/upsert answered without a contact id", body=answer)
+    raise ServerError("the contact create answered without a contact id", body=answer)

@@ -32,13 +32,37 @@ def _key(location_id: str, entity_type: str, source_id: str) -> sa.ColumnElement
     )
 
 
+# Built once with bind parameters: building a statement per call cost more than running it
+# (bench/bench_engine.py, "Engine throughput" in docs/benchmarks.md).
+_KEY = sa.and_(
+    id_map.c.location_id == sa.bindparam("k_location"),
+    id_map.c.entity_type == sa.bindparam("k_type"),
+    id_map.c.source_id == sa.bindparam("k_source"),
+)
+_VALUES: dict[str, Any] = {
+    "ghl_id": sa.bindparam("v_ghl_id"),
+    "state": sa.bindparam("v_state"),
+    "pending_body": sa.bindparam("v_pending_body"),
+    "pending_since": sa.bindparam("v_pending_since"),
+    "updated_at": sa.bindparam("v_updated_at"),
+}
+_GET = sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body).where(_KEY)
+_UPDATE = sa.update(id_map).where(_KEY).values(**_VALUES)
+_INSERT = sa.insert(id_map).values(
+    location_id=sa.bindparam("k_location"),
+    entity_type=sa.bindparam("k_type"),
+    source_id=sa.bindparam("k_source"),
+    **_VALUES,
+)
+
+
+def _params(location_id: str, entity_type: str, source_id: str) -> dict[str, Any]:
+    return {"k_location": location_id, "k_type": entity_type, "k_source": source_id}
+
+
 def get(conn: sa.Connection, location_id: str, entity_type: str, source_id: str) -> IdMapRow | None:
     """The mapping of one DripJobs record, if any."""
-    row = conn.execute(
-        sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body).where(
-            _key(location_id, entity_type, source_id)
-        )
-    ).first()
+    row = conn.execute(_GET, _params(location_id, entity_type, source_id)).first()
     if row is None:
         return None
     body = json.loads(row.pending_body) if row.pending_body else None
@@ -57,22 +81,16 @@ def put(
     now: float,
 ) -> None:
     """Insert or replace one mapping (in the caller's transaction)."""
-    values: dict[str, Any] = {
-        "ghl_id": ghl_id,
-        "state": state,
-        "pending_body": json.dumps(pending_body, sort_keys=True) if pending_body else None,
-        "pending_since": now if state == "pending" else None,
-        "updated_at": now,
-    }
-    updated = conn.execute(
-        sa.update(id_map).where(_key(location_id, entity_type, source_id)).values(**values)
+    params = _params(location_id, entity_type, source_id)
+    params.update(
+        v_ghl_id=ghl_id,
+        v_state=state,
+        v_pending_body=json.dumps(pending_body, sort_keys=True) if pending_body else None,
+        v_pending_since=now if state == "pending" else None,
+        v_updated_at=now,
     )
-    if updated.rowcount == 0:
-        conn.execute(
-            sa.insert(id_map).values(
-                location_id=location_id, entity_type=entity_type, source_id=source_id, **values
-            )
-        )
+    if conn.execute(_UPDATE, params).rowcount == 0:
+        conn.execute(_INSERT, params)
 
 
 def delete(conn: sa.Connection, location_id: str, entity_type: str, source_id: str) -> None:

@@ -28,24 +28,52 @@ class SyncState:
     snapshot: dict[str, Any] = field(default_factory=dict)
 
 
-def _key(location_id: str, entity_type: str, source_id: str, side: Side) -> sa.ColumnElement[bool]:
-    return sa.and_(
-        sync_state.c.location_id == location_id,
-        sync_state.c.entity_type == entity_type,
-        sync_state.c.source_id == source_id,
-        sync_state.c.side == side,
+# Built once with bind parameters: building a statement per call cost more than running it
+# (bench/bench_engine.py; "Engine throughput" in docs/benchmarks.md).
+_KEY = sa.and_(
+    sync_state.c.location_id == sa.bindparam("k_location"),
+    sync_state.c.entity_type == sa.bindparam("k_type"),
+    sync_state.c.source_id == sa.bindparam("k_source"),
+    sync_state.c.side == sa.bindparam("k_side"),
+)
+_GET = sa.select(
+    sync_state.c.content_hash, sync_state.c.source_updated_at, sync_state.c.snapshot
+).where(_KEY)
+# A write without a source timestamp (a partial contact from a child event) must not forget
+# the version an earlier write recorded: COALESCE keeps it.
+_UPDATE = (
+    sa.update(sync_state)
+    .where(_KEY)
+    .values(
+        content_hash=sa.bindparam("v_hash"),
+        source_updated_at=sa.func.coalesce(
+            sa.bindparam("v_updated_at", type_=sa.Float), sync_state.c.source_updated_at
+        ),
+        snapshot=sa.bindparam("v_snapshot"),
+        synced_at=sa.bindparam("v_synced_at"),
     )
+)
+_INSERT = sa.insert(sync_state).values(
+    location_id=sa.bindparam("k_location"),
+    entity_type=sa.bindparam("k_type"),
+    source_id=sa.bindparam("k_source"),
+    side=sa.bindparam("k_side"),
+    content_hash=sa.bindparam("v_hash"),
+    source_updated_at=sa.bindparam("v_updated_at", type_=sa.Float),
+    snapshot=sa.bindparam("v_snapshot"),
+    synced_at=sa.bindparam("v_synced_at"),
+)
+
+
+def _params(location_id: str, entity_type: str, source_id: str, side: Side) -> dict[str, Any]:
+    return {"k_location": location_id, "k_type": entity_type, "k_source": source_id, "k_side": side}
 
 
 def get(
     conn: sa.Connection, location_id: str, entity_type: str, source_id: str, side: Side = "ghl"
 ) -> SyncState | None:
     """The last-synced state, if this entity was ever synced to `side`."""
-    row = conn.execute(
-        sa.select(
-            sync_state.c.content_hash, sync_state.c.source_updated_at, sync_state.c.snapshot
-        ).where(_key(location_id, entity_type, source_id, side))
-    ).first()
+    row = conn.execute(_GET, _params(location_id, entity_type, source_id, side)).first()
     if row is None:
         return None
     return SyncState(row.content_hash, row.source_updated_at, json.loads(row.snapshot or "{}"))
@@ -62,26 +90,17 @@ def put(
     side: Side = "ghl",
 ) -> None:
     """Insert or replace the last-synced state (in the caller's transaction)."""
-    values: dict[str, Any] = {
-        "content_hash": state.content_hash,
-        "source_updated_at": state.source_updated_at,
-        "snapshot": json.dumps(state.snapshot, sort_keys=True, default=str),
-        "synced_at": now,
-    }
-    key = _key(location_id, entity_type, source_id, side)
     # A write without a source timestamp (an event whose rule has none) must not forget the
-    # version an earlier write recorded: versions only move forward.
-    changes = {k: v for k, v in values.items() if v is not None or k != "source_updated_at"}
-    if conn.execute(sa.update(sync_state).where(key).values(**changes)).rowcount == 0:
-        conn.execute(
-            sa.insert(sync_state).values(
-                location_id=location_id,
-                entity_type=entity_type,
-                source_id=source_id,
-                side=side,
-                **values,
-            )
-        )
+    # version an earlier write recorded: versions only move forward (COALESCE in `_UPDATE`).
+    params = _params(location_id, entity_type, source_id, side)
+    params.update(
+        v_hash=state.content_hash,
+        v_updated_at=state.source_updated_at,
+        v_snapshot=json.dumps(state.snapshot, sort_keys=True, default=str),
+        v_synced_at=now,
+    )
+    if conn.execute(_UPDATE, params).rowcount == 0:
+        conn.execute(_INSERT, params)
 
 
 def delete(conn: sa.Connection, location_id: str, entity_type: str, source_id: str) -> None:

@@ -96,7 +96,7 @@ class DripJobsSettings(_Model):
 class WorkerSettings(_Model):
     """How workers claim and retry work."""
 
-    concurrency: int = Field(4, ge=1)
+    concurrency: int = Field(16, ge=1)
     max_attempts: int = Field(8, ge=1)
     lease_seconds: float = Field(60.0, gt=0)
     poll_interval: float = Field(0.5, gt=0)

@@ -23,6 +23,9 @@ from sqlalchemy import event
 
 DEFAULT_DATABASE_URL = "sqlite:///ghlsync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+POSTGRES_POOL_RECYCLE_S = 300
+POSTGRES_POOL_SIZE = 16
+POSTGRES_MAX_OVERFLOW = 16
 
 # Execution option read by the `begin` hook: which BEGIN flavour SQLite should get.
 _BEGIN_OPTION = "ghlsync_sqlite_begin"
@@ -46,7 +49,15 @@ def create_engine(url: str, **kwargs: Any) -> sa.Engine:
     url = normalize_url(url)
     if sa.make_url(url).get_backend_name() == "sqlite":
         return _sqlite_engine(url, **kwargs)
-    kwargs.setdefault("pool_pre_ping", True)
+    # No `pool_pre_ping`: it costs a `SELECT 1` round trip per checkout (several per synced
+    # change). Connections are recycled before server/proxy idle timeouts instead, and a
+    # connection that fails as disconnected invalidates the whole pool (SQLAlchemy's default),
+    # so after a server restart one operation fails and is retried by its caller (the worker
+    # re-claims, a lease expires), not every pooled connection in turn.
+    kwargs.setdefault("pool_recycle", POSTGRES_POOL_RECYCLE_S)
+    # Room for the worker's concurrent items plus the receiver (store calls run in threads).
+    kwargs.setdefault("pool_size", POSTGRES_POOL_SIZE)
+    kwargs.setdefault("max_overflow", POSTGRES_MAX_OVERFLOW)
     return sa.create_engine(url, **kwargs)
 
 

@@ -6,6 +6,8 @@
 - `sync_state`: per entity and side, the hash of what was last written, its source timestamp
   (ordering guard) and a JSON snapshot (last-synced body, tags) for computing deltas.
 - `ghl_custom_fields`: cache of the location's custom-field definitions (key → id).
+- `ghl_location_settings`: cache of the location settings the flows act on (whether GHL
+  allows duplicate contacts there; NULL = could not be read), with when it was read.
 """
 
 from __future__ import annotations
@@ -50,5 +52,13 @@ ghl_custom_fields = sa.Table(
     sa.Column("field_key", sa.String(255), primary_key=True),
     sa.Column("field_id", sa.String(64), nullable=False),
     sa.Column("data_type", sa.String(32)),
+    sa.Column("fetched_at", sa.Float, nullable=False),
+)
+
+ghl_location_settings = sa.Table(
+    "ghl_location_settings",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("allow_duplicate_contact", sa.Boolean),  # NULL: GHL would not tell us
     sa.Column("fetched_at", sa.Float, nullable=False),
 )
