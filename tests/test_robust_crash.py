@@ -37,8 +37,8 @@ FAULT_KINDS = {"429", "500", "timeout", "reset"}
 FAULTS = {
     "429": 0.03,
     "500": 0.03,
-    "timeout": 0.01,
-    "reset": 0.02,
+    "timeout": 0.025,  # ~12 expected: never zero, or the check below would flake
+    "reset": 0.03,
     "timeout_seconds": 1.5,
     "seed": 3,
 }
