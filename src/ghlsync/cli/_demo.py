@@ -42,8 +42,11 @@ def demo(
     as_json: bool = _JSON,
     verbose: bool = _VERBOSE,
 ) -> None:
-    """Run DripJobs events through the receiver, store and worker into a GHL sandbox, then
-    check that the sandbox holds exactly what the events imply."""
+    """The whole pipeline on the sandbox, then a check that GHL holds what the events imply.
+
+    A realistic DripJobs event stream goes over HTTP to the real receiver, into a temporary
+    SQLite store, through the real worker into the GHL sandbox; no credentials needed.
+    """
     from rich.console import Console
 
     from ghlsync.demo import PipelineError, PipelineOptions, build_stream, run_stream
