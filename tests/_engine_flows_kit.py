@@ -12,11 +12,11 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine._flows import plan, sync_event
-from ghlsync.engine._idmap import IdMapRow
-from ghlsync.engine._idmap import get as get_row
-from ghlsync.engine._model import EntityOutcome, FlowContext
-from ghlsync.engine._plan import PlannedCall
+from ghlsync.engine.flows.to_ghl._dispatch import plan, sync_event
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
+from ghlsync.engine.flows.to_ghl._plan import PlannedCall
+from ghlsync.engine.state._idmap import IdMapRow
+from ghlsync.engine.state._idmap import get as get_row
 from ghlsync.ghl._client import GHLClient
 from ghlsync.ghl._tokens import StaticTokens
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper

@@ -6,8 +6,8 @@ from dataclasses import replace
 
 import pytest
 
-from ghlsync.engine._flows import sync_event
-from ghlsync.engine._model import ParentNotSyncedError
+from ghlsync.engine.flows.to_ghl._dispatch import sync_event
+from ghlsync.engine.flows.to_ghl._model import ParentNotSyncedError
 from ghlsync.mapping import MappingError
 from tests._engine_flows_kit import CUSTOMER, Flow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx2
 import pytest
 
-from ghlsync.engine._flows import sync_event
+from ghlsync.engine.flows.to_ghl._dispatch import sync_event
 from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
 from tests._engine_flows_kit import CUSTOMER, Flow, with_transport
 from tests._sandbox import InProcessSandbox

@@ -7,8 +7,8 @@ from typing import cast
 import pytest
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine._customfields import REFRESH_AFTER, UnknownCustomFieldError
-from ghlsync.engine._flows import sync_event
+from ghlsync.engine.flows.to_ghl._customfields import REFRESH_AFTER, UnknownCustomFieldError
+from ghlsync.engine.flows.to_ghl._dispatch import sync_event
 from ghlsync.mapping import MappedEntity, MappedEvent
 from tests._engine_flows_kit import Flow
 

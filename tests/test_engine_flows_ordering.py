@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime
 
-from ghlsync.engine._contact_stamps import FLOOR, advanced, fresh, stored
-from ghlsync.engine._inflight import entity_lock
-from ghlsync.engine._syncstate import SyncState
+from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_ghl._contact_stamps import FLOOR, advanced, fresh, stored
+from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.mapping import MappedEntity
 from tests._engine_flows_kit import CUSTOMER, Flow
 

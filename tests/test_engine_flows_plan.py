@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from ghlsync.engine._flows import plan, sync_event
+from ghlsync.engine.flows.to_ghl._dispatch import plan, sync_event
 from ghlsync.mapping import MappedEntity, MappedEvent
 from tests._engine_flows_kit import CUSTOMER, Flow
 

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from ghlsync.engine._customfields import _norm
-from ghlsync.engine._kinds import APPOINTMENT, TASK
-from ghlsync.engine._plan import canonical_hash, changed_keys, tag_delta
-from ghlsync.engine._records import answer_id, matches, records, same
+from ghlsync.engine.flows.to_ghl._customfields import _norm
+from ghlsync.engine.flows.to_ghl._kinds import APPOINTMENT, TASK
+from ghlsync.engine.flows.to_ghl._plan import canonical_hash, changed_keys, tag_delta
+from ghlsync.engine.flows.to_ghl._records import answer_id, matches, records, same
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ghlsync.engine._merge import (
+from ghlsync.engine.queue._merge import (
     DELETE,
     STICKY,
     EntityState,

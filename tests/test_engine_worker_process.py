@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, claim
-from ghlsync.engine._model import EntityOutcome, FlowContext
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
 from ghlsync.ghl._errors import (
     NotFoundError,
     OutcomeUnknownError,

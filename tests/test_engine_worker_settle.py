@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 import sqlalchemy as sa
 
-from ghlsync.engine._settle import Settler
+from ghlsync.engine.queue._settle import Settler
 from ghlsync.store._tables_engine import audit_log
 from tests._engine_kit import count
 

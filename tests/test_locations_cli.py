@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from ghlsync.cli import app
-from ghlsync.engine._location_rows import get_connection, get_location
+from ghlsync.engine.locations._rows import get_connection, get_location
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.sandbox import SandboxServer

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync.engine import Worker
-from ghlsync.engine._location_rows import ConnectionRow, list_connections, set_location_options
-from ghlsync.engine._location_services import LocationServices
+from ghlsync.engine.locations._rows import ConnectionRow, list_connections, set_location_options
+from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.mapping import Mapper

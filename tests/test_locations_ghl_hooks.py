@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ghlsync._secret import Secret
-from ghlsync.engine._location_install import Installer
-from ghlsync.engine._location_rows import get_location, list_connections
-from ghlsync.engine._locations import LocationDirectory
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._install import Installer
+from ghlsync.engine.locations._rows import get_location, list_connections
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._oauth import OAuthApp, TokenSet
 from ghlsync.ghl._vault import TokenVault

@@ -19,8 +19,8 @@ import sqlalchemy as sa
 import yaml
 
 import ghlsync.mapping
-from ghlsync.engine._location_rows import ConnectionRow, list_connections
-from ghlsync.engine._location_services import LocationServices
+from ghlsync.engine.locations._rows import ConnectionRow, list_connections
+from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.mapping import load_config

@@ -9,14 +9,14 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from ghlsync.engine._location_rows import (
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._rows import (
     Registered,
     register_location,
     rotate_secret,
     set_location_options,
     uninstall_location,
 )
-from ghlsync.engine._locations import LocationDirectory
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.server import create_app, serve_in_thread
 from tests._locations_kit import OVERRIDE_B, base_config, queued

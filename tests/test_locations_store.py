@@ -8,8 +8,13 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine._location_override import apply_override
-from ghlsync.engine._location_rows import (
+from ghlsync.engine.locations._directory import (
+    LocationDirectory,
+    LocationGate,
+    LocationUninstalledError,
+)
+from ghlsync.engine.locations._override import apply_override
+from ghlsync.engine.locations._rows import (
     get_connection,
     list_connections,
     list_locations,
@@ -18,7 +23,6 @@ from ghlsync.engine._location_rows import (
     set_location_options,
     uninstall_location,
 )
-from ghlsync.engine._locations import LocationDirectory, LocationGate, LocationUninstalledError
 from ghlsync.ghl import MemoryRateLimiter
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.mapping import AppConfig, ConfigError, Mapper

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync._secret import Secret
-from ghlsync.engine._location_tokens import LocationTokens
+from ghlsync.engine.locations._tokens import LocationTokens
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._errors import ReconnectNeededError
 from ghlsync.ghl._vault import TokenVault

@@ -17,9 +17,9 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim, next_due, queue_status
-from ghlsync.engine._heartbeat import STALE_SECONDS, beat
-from ghlsync.engine._model import EntityOutcome, FlowContext
-from ghlsync.engine._notify import CHANNEL, libpq_url, listen_for_work
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
+from ghlsync.engine.queue._heartbeat import STALE_SECONDS, beat
+from ghlsync.engine.queue._notify import CHANNEL, libpq_url, listen_for_work
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper
 from ghlsync.server._health import health_report
 from ghlsync.store import begin_immediate, create_engine, migrate

@@ -61,7 +61,7 @@ class _Ctx:
     cipher: Any
 
     def vault(self) -> Any:
-        from ghlsync.engine._location_services import oauth_from_env
+        from ghlsync.engine.locations._services import oauth_from_env
         from ghlsync.ghl._vault import TokenVault
 
         return TokenVault(self.engine, self.cipher, oauth_from_env(self.config))
@@ -110,7 +110,7 @@ def add(
 
 
 def _read_override(ctx: _Ctx, mapping: Path | None) -> str | None:
-    from ghlsync.engine._location_override import check_override
+    from ghlsync.engine.locations._override import check_override
     from ghlsync.mapping import ConfigError
 
     if mapping is None:
@@ -127,7 +127,7 @@ def _read_override(ctx: _Ctx, mapping: Path | None) -> str | None:
 
 def _store_token(ctx: _Ctx, location_id: str, token: str | None, company: str | None) -> None:
     from ghlsync._secret import Secret
-    from ghlsync.engine._location_services import oauth_from_env
+    from ghlsync.engine.locations._services import oauth_from_env
 
     vault = ctx.vault()
     if token:
@@ -150,9 +150,9 @@ def _store_token(ctx: _Ctx, location_id: str, token: str | None, company: str | 
 
 
 def _install(ctx: _Ctx, location_id: str, company: str | None, name: str | None) -> Any:
-    from ghlsync.engine._location_install import Installer
-    from ghlsync.engine._location_services import oauth_from_env
-    from ghlsync.engine._locations import LocationDirectory
+    from ghlsync.engine.locations._directory import LocationDirectory
+    from ghlsync.engine.locations._install import Installer
+    from ghlsync.engine.locations._services import oauth_from_env
     from ghlsync.ghl._errors import GHLError
 
     directory = LocationDirectory(ctx.engine, ctx.config, ctx.cipher)
@@ -166,7 +166,7 @@ def _install(ctx: _Ctx, location_id: str, company: str | None, name: str | None)
 def _set_options(ctx: _Ctx, location_id: str, calendar: str | None, override: str | None) -> None:
     import time
 
-    from ghlsync.engine._location_rows import set_location_options
+    from ghlsync.engine.locations._rows import set_location_options
 
     values: dict[str, str | None] = {}
     if calendar is not None:
@@ -192,7 +192,7 @@ def _print_added(location_id: str, done: Any, public_url: str) -> None:
 
 
 def _url(public_url: str, connection_id: str, event: str = "<event>") -> str:
-    from ghlsync.engine._location_install import webhook_path
+    from ghlsync.engine.locations._install import webhook_path
 
     return public_url.rstrip("/") + webhook_path(connection_id, event)
 
@@ -215,13 +215,13 @@ def list_(config: Path | None = CONFIG_OPTION, as_json: bool = JSON_OPTION) -> N
 
 
 def _rows(ctx: _Ctx) -> list[Any]:
-    from ghlsync.engine._location_rows import list_locations
+    from ghlsync.engine.locations._rows import list_locations
 
     return list_locations(ctx.engine)
 
 
 def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
-    from ghlsync.engine._location_rows import list_connections
+    from ghlsync.engine.locations._rows import list_connections
 
     connections = list_connections(ctx.engine, ctx.cipher, row.location_id)
     token = ctx.vault().status(row.location_id)
@@ -278,7 +278,7 @@ def show(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """One location: its connections (URLs, secrets masked), token and mapping override."""
-    from ghlsync.engine._location_rows import get_location
+    from ghlsync.engine.locations._rows import get_location
 
     with _open("locations show", config) as ctx:
         row = get_location(ctx.engine, location_id)
@@ -301,7 +301,7 @@ def remove(
     """Stop syncing a location: revoke its connections; its data and queue are kept."""
     import time
 
-    from ghlsync.engine._location_rows import get_location, uninstall_location
+    from ghlsync.engine.locations._rows import get_location, uninstall_location
 
     with _open("locations remove", config) as ctx:
         if get_location(ctx.engine, location_id) is None:
@@ -317,7 +317,7 @@ def rotate(
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Give the location's live connection a new secret (same URL); printed once."""
-    from ghlsync.engine._location_rows import list_connections, rotate_secret
+    from ghlsync.engine.locations._rows import list_connections, rotate_secret
 
     with _open("locations rotate-secret", config) as ctx:
         live = [c for c in list_connections(ctx.engine, ctx.cipher, location_id) if not c.revoked]

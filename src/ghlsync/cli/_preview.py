@@ -1,9 +1,9 @@
 """`ghlsync preview EVENT.json`: the GHL calls one DripJobs event would cause; sends nothing.
 
 The event is mapped with the configured mapping and planned by the same flows the worker
-runs (`ghlsync.engine._flows.plan`), against a throwaway store (nothing synced yet: what a
-first delivery would do) or, with `--store`, the configured store read-only (what it would do
-now, given what was synced before).
+runs (`ghlsync.engine.flows.to_ghl._dispatch.plan`), against a throwaway store (nothing
+synced yet: what a first delivery would do) or, with `--store`, the configured store
+read-only (what it would do now, given what was synced before).
 """
 
 from __future__ import annotations
@@ -121,8 +121,8 @@ def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> MappedEvent:
 
 def _plan(config: AppConfig, mapped: MappedEvent, use_store: bool) -> list[dict[str, Any]]:
     from ghlsync._clock import SYSTEM_CLOCK
-    from ghlsync.engine._flows import plan
-    from ghlsync.engine._model import FlowContext
+    from ghlsync.engine.flows.to_ghl._dispatch import plan
+    from ghlsync.engine.flows.to_ghl._model import FlowContext
     from ghlsync.ghl import GHLError
     from ghlsync.mapping import MappingError
 

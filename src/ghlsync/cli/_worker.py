@@ -49,7 +49,7 @@ def worker(
 
 def _services(engine: sa.Engine, config: Any) -> Any:
     """Per-location tokens (config, then the vault), calendars and mappings."""
-    from ghlsync.engine._location_services import LocationServices
+    from ghlsync.engine.locations._services import LocationServices
     from ghlsync.ghl._crypto import SecretKeyError
 
     try:

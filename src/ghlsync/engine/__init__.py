@@ -5,15 +5,16 @@ fairly across locations; the `Worker` maps each claimed entity and hands it to t
 then completes, retries or dead-letters it. See `docs/engine.md`.
 """
 
-from ghlsync.engine._dlq import (
+from ghlsync.engine._worker import SyncEvent, Worker
+from ghlsync.engine.queue._dlq import (
     DeadLetter,
     get_dead_letter,
     list_dead_letters,
     replay,
     replay_all,
 )
-from ghlsync.engine._inbox import Delivery, accept, delivery_key
-from ghlsync.engine._queue import (
+from ghlsync.engine.queue._inbox import Delivery, accept, delivery_key
+from ghlsync.engine.queue._queue import (
     AuditEntry,
     Claim,
     claim,
@@ -25,8 +26,7 @@ from ghlsync.engine._queue import (
     renew,
     retry,
 )
-from ghlsync.engine._status import QueueStatus, add_budgets, queue_status
-from ghlsync.engine._worker import SyncEvent, Worker
+from ghlsync.engine.queue._status import QueueStatus, add_budgets, queue_status
 
 __all__ = [
     "AuditEntry",

@@ -30,12 +30,12 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine._failures import Failure, classify_failure, gave_up
-from ghlsync.engine._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
-from ghlsync.engine._inbox import ACCEPTED_FLAG
-from ghlsync.engine._locations import LocationDirectory
-from ghlsync.engine._model import FlowContext
-from ghlsync.engine._notify import libpq_url, listen_for_work, supports_notify
-from ghlsync.engine._queue import (
+from ghlsync.engine.flows.to_ghl._model import FlowContext
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.queue._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
+from ghlsync.engine.queue._inbox import ACCEPTED_FLAG
+from ghlsync.engine.queue._notify import libpq_url, listen_for_work, supports_notify
+from ghlsync.engine.queue._queue import (
     AuditEntry,
     Claim,
     claim,
@@ -47,7 +47,7 @@ from ghlsync.engine._queue import (
     renew,
     retry_in,
 )
-from ghlsync.engine._settle import Settler
+from ghlsync.engine.queue._settle import Settler
 from ghlsync.ghl._retry import backoff
 from ghlsync.ghl._seams import RateLimiter
 from ghlsync.mapping import AppConfig, Mapper
@@ -498,6 +498,6 @@ def _audit(outcome: Outcome) -> AuditEntry:
 def _flows_sync_event() -> SyncEvent:
     # Imported late: the flows import the GHL client and the mapping, which the queue's users
     # (the receiver) do not need.
-    from ghlsync.engine._flows import sync_event
+    from ghlsync.engine.flows.to_ghl._dispatch import sync_event
 
     return sync_event

@@ -19,8 +19,8 @@ from starlette.responses import Response
 from ghlsync import __version__
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine import Delivery, accept
-from ghlsync.engine._location_install import Installer
-from ghlsync.engine._locations import LocationDirectory
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._install import Installer
 from ghlsync.ghl._webhooks import SqlReplayGuard, WebhookVerifier
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._commit import GroupCommitter

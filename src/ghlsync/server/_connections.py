@@ -18,8 +18,8 @@ from typing import Protocol
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import InboundVerifier, VerificationError
 from ghlsync.dripjobs._verify import Verified
-from ghlsync.engine._location_rows import ConnectionRow
-from ghlsync.engine._locations import LocationDirectory
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._rows import ConnectionRow
 from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.mapping import AppConfig, ConfigError, Mapper
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ghlsync.engine._location_install import Installed, Installer, webhook_path
+from ghlsync.engine.locations._install import Installed, Installer, webhook_path
 from ghlsync.ghl._webhooks import (
     MalformedWebhook,
     ReplayedWebhook,

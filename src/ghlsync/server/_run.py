@@ -21,7 +21,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from ghlsync.engine import Worker
-from ghlsync.engine._location_services import LocationServices
+from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._app import create_app

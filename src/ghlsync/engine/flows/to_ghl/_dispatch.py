@@ -13,13 +13,13 @@ Errors: the GHL client's (`FatalError`, `RetriableError` incl. `OutcomeUnknownEr
 
 from __future__ import annotations
 
-from ghlsync.engine._customfields import CustomFieldResolver
-from ghlsync.engine._flow_children import sync_child
-from ghlsync.engine._flow_contact import sync_contact
-from ghlsync.engine._kinds import KINDS
-from ghlsync.engine._ledger import DryLedger, Ledger, SqlLedger
-from ghlsync.engine._model import EntityOutcome, FlowContext, Run
-from ghlsync.engine._plan import DrySender, LiveSender, PlannedCall, Sender
+from ghlsync.engine.flows.to_ghl._children import sync_child
+from ghlsync.engine.flows.to_ghl._contact import sync_contact
+from ghlsync.engine.flows.to_ghl._customfields import CustomFieldResolver
+from ghlsync.engine.flows.to_ghl._kinds import KINDS
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext, Run
+from ghlsync.engine.flows.to_ghl._plan import DrySender, LiveSender, PlannedCall, Sender
+from ghlsync.engine.state._ledger import DryLedger, Ledger, SqlLedger
 from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
 
 

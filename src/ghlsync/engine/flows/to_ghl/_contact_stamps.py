@@ -21,8 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 
-from ghlsync.engine._model import updated_at
-from ghlsync.engine._syncstate import SyncState
+from ghlsync.engine.flows.to_ghl._model import updated_at
+from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.mapping import MappedEntity
 
 Stamps = dict[str, float]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ghlsync.engine._merge import EventList, event_rank
+from ghlsync.engine.queue._merge import EventList, event_rank
 
 
 def dumps(payload: Mapping[str, Any]) -> str:

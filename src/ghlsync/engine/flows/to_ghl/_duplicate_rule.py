@@ -19,8 +19,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine._inflight import entity_lock
-from ghlsync.engine._plan import PlannedCall, Sender
+from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_ghl._plan import PlannedCall, Sender
 from ghlsync.ghl._errors import AuthenticationError, FatalError, RetriableError, SkippableError
 from ghlsync.store._tables_sync import ghl_location_settings
 

@@ -21,9 +21,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ghlsync.engine._codec import dump_events, dumps, load_events, loads
-from ghlsync.engine._merge import EntityState, Incoming, event_rank, first_state, merge
-from ghlsync.engine._notify import notify_work
+from ghlsync.engine.queue._codec import dump_events, dumps, load_events, loads
+from ghlsync.engine.queue._merge import EntityState, Incoming, event_rank, first_state, merge
+from ghlsync.engine.queue._notify import notify_work
 from ghlsync.store._tables_engine import inbox, work_items
 
 __all__ = ["ACCEPTED_FLAG", "Delivery", "accept", "delivery_key"]
@@ -39,7 +39,8 @@ class Delivery:
     `payload` has its keys folded (`fold_keys`); `delivery_id` is the sender's id (the
     `delivery_id` field or `webhook-id` header) when it gave one; `action` is the configured
     action of the event (`upsert`, `complete`, `cancel`, `delete`) when the receiver knows it,
-    used to merge events (see `ghlsync.engine._merge`); without it the event name's verb is used.
+    used to merge events (see `ghlsync.engine.queue._merge`); without it the event name's verb
+    is used.
     """
 
     connection_id: str

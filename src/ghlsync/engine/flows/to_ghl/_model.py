@@ -8,10 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine._customfields import CustomFieldResolver
-from ghlsync.engine._ledger import Ledger
-from ghlsync.engine._plan import Requester, Sender
-from ghlsync.engine._syncstate import SyncState
+from ghlsync.engine.flows.to_ghl._customfields import CustomFieldResolver
+from ghlsync.engine.flows.to_ghl._plan import Requester, Sender
+from ghlsync.engine.state._ledger import Ledger
+from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.ghl._errors import RetriableError
 from ghlsync.mapping import MappedEntity
 

@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine._plan import PlannedCall, Sender
+from ghlsync.engine.flows.to_ghl._plan import PlannedCall, Sender
 from ghlsync.mapping import MappingError
 from ghlsync.store._tables_sync import ghl_custom_fields
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ghlsync.engine._model import ParentNotSyncedError, Run, parent_source_id
+from ghlsync.engine.flows.to_ghl._model import ParentNotSyncedError, Run, parent_source_id
 from ghlsync.mapping import MappedEntity, MappingError
 
 

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
-from ghlsync.engine._codec import dumps, load_events, loads
-from ghlsync.engine._fair import active_locations, eligible, fair_order
+from ghlsync.engine.queue._codec import dumps, load_events, loads
+from ghlsync.engine.queue._fair import active_locations, eligible, fair_order
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
 

@@ -19,11 +19,10 @@ import contextlib
 from collections.abc import Mapping
 from typing import Any
 
-from ghlsync.engine._contact_ref import contact_ghl_id
-from ghlsync.engine._idmap import IdMapRow
-from ghlsync.engine._inflight import entity_lock
-from ghlsync.engine._kinds import Kind
-from ghlsync.engine._model import (
+from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_ghl._contact_ref import contact_ghl_id
+from ghlsync.engine.flows.to_ghl._kinds import Kind
+from ghlsync.engine.flows.to_ghl._model import (
     STALE,
     UNCHANGED,
     UNKNOWN,
@@ -33,9 +32,10 @@ from ghlsync.engine._model import (
     outcome,
     updated_at,
 )
-from ghlsync.engine._plan import changed_keys
-from ghlsync.engine._records import answer_id, matches, records, same
-from ghlsync.engine._syncstate import DELETED, SyncState
+from ghlsync.engine.flows.to_ghl._plan import changed_keys
+from ghlsync.engine.flows.to_ghl._records import answer_id, matches, records, same
+from ghlsync.engine.state._idmap import IdMapRow
+from ghlsync.engine.state._syncstate import DELETED, SyncState
 from ghlsync.ghl._errors import NotFoundError, ServerError
 from ghlsync.mapping import MappedEntity, content_hash
 

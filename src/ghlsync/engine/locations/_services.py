@@ -15,9 +15,9 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._secret import Secret
-from ghlsync.engine._location_install import Installer
-from ghlsync.engine._location_tokens import LocationTokens
-from ghlsync.engine._locations import LocationDirectory, LocationGate
+from ghlsync.engine.locations._directory import LocationDirectory, LocationGate
+from ghlsync.engine.locations._install import Installer
+from ghlsync.engine.locations._tokens import LocationTokens
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._oauth import OAuthApp
 from ghlsync.ghl._seams import RateLimiter

@@ -27,10 +27,10 @@ import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ghlsync.engine._contact_stamps import Stamps, advanced, fresh, latest, stored
-from ghlsync.engine._duplicate_rule import duplicates_allowed
-from ghlsync.engine._inflight import entity_lock
-from ghlsync.engine._model import (
+from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_ghl._contact_stamps import Stamps, advanced, fresh, latest, stored
+from ghlsync.engine.flows.to_ghl._duplicate_rule import duplicates_allowed
+from ghlsync.engine.flows.to_ghl._model import (
     STALE,
     UNCHANGED,
     UNKNOWN,
@@ -40,9 +40,9 @@ from ghlsync.engine._model import (
     outcome,
     updated_at,
 )
-from ghlsync.engine._plan import PlannedCall, TagDelta, tag_delta
-from ghlsync.engine._records import answer_id, records, same
-from ghlsync.engine._syncstate import DELETED, SyncState
+from ghlsync.engine.flows.to_ghl._plan import PlannedCall, TagDelta, tag_delta
+from ghlsync.engine.flows.to_ghl._records import answer_id, records, same
+from ghlsync.engine.state._syncstate import DELETED, SyncState
 from ghlsync.ghl._errors import BadRequestError, NotFoundError, ServerError
 from ghlsync.mapping import MappedEntity, MappingError, content_hash
 

@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
-from ghlsync.engine._heartbeat import WorkerInfo, live_workers
+from ghlsync.engine.queue._heartbeat import WorkerInfo, live_workers
 from ghlsync.ghl._seams import Budget, RateLimiter
 from ghlsync.store._tables import rate_budget
 from ghlsync.store._tables_engine import dead_letters, work_items

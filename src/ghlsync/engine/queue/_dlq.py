@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
-from ghlsync.engine._codec import loads
+from ghlsync.engine.queue._codec import loads
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._tables_engine import dead_letters, work_items
 

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ghlsync.engine._plan import CALENDARS_VERSION, CONTACTS_VERSION, PlannedCall, only
+from ghlsync.engine.flows.to_ghl._plan import CALENDARS_VERSION, CONTACTS_VERSION, PlannedCall, only
 from ghlsync.mapping import MappingError
 
 _TASK_FIELDS = ("title", "body", "dueDate", "completed", "assignedTo")

@@ -13,9 +13,9 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine import _idmap, _syncstate
-from ghlsync.engine._idmap import IdMapRow
-from ghlsync.engine._syncstate import SyncState
+from ghlsync.engine.state import _idmap, _syncstate
+from ghlsync.engine.state._idmap import IdMapRow
+from ghlsync.engine.state._syncstate import SyncState
 
 
 class Ledger(Protocol):

@@ -18,14 +18,14 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._secret import Secret
-from ghlsync.engine._location_rows import (
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._rows import (
     Registered,
     get_location,
     list_locations,
     register_location,
     uninstall_location,
 )
-from ghlsync.engine._locations import LocationDirectory
 from ghlsync.ghl._errors import FatalError
 from ghlsync.ghl._oauth import OAuthApp
 from ghlsync.ghl._vault import TokenVault

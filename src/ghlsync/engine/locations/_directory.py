@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
-from ghlsync.engine._location_override import apply_override
-from ghlsync.engine._location_rows import ConnectionRow, LocationRow, get_connection, get_location
+from ghlsync.engine.locations._override import apply_override
+from ghlsync.engine.locations._rows import ConnectionRow, LocationRow, get_connection, get_location
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._errors import RetriableError
 from ghlsync.ghl._seams import Budget, RateLimiter

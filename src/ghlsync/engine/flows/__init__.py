@@ -1,0 +1,1 @@
+"""What a claimed entity becomes: one sub-package per direction a change travels."""

@@ -1,0 +1,1 @@
+"""DripJobs → GHL: map, diff against the last-synced state, plan the fewest GHL calls, record."""

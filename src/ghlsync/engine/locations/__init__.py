@@ -1,0 +1,1 @@
+"""Locations: the directory of served GHL locations, their tokens, installs and overrides."""

@@ -1,0 +1,1 @@
+"""The durable queue: inbox, work rows, claims and leases, dead letters, queue status."""
