@@ -4,6 +4,9 @@ The event is mapped with the configured mapping and planned by the same flows th
 runs (`ghlsync.engine.flows.to_ghl._dispatch.plan`), against a throwaway store (nothing
 synced yet: what a first delivery would do) or, with `--store`, the configured store
 read-only (what it would do now, given what was synced before).
+
+It also names the payload fields no rule reads ("not mapped: tags, task_assignee"), so a user
+sees why a field never arrives, and every field that cannot be mapped, not just the first.
 """
 
 from __future__ import annotations
@@ -55,13 +58,13 @@ def preview(
     """Show the GHL calls (method, path, body) an event would cause; nothing is sent."""
     loaded = _config(config)
     name, payload = read_event(file, event)
-    mapped = _map(loaded, name, payload)
+    mapped, unmapped = _map(loaded, name, payload)
     calls = _plan(loaded, mapped, store)
     if as_json:
-        out = {"event": name, "mapped": mapped.to_dict(), "calls": calls}
+        out = {"event": name, "mapped": mapped.to_dict(), "calls": calls, "not_mapped": unmapped}
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
-    typer.echo(render(name, calls))
+    typer.echo(render(name, calls, unmapped))
 
 
 def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
@@ -84,10 +87,12 @@ def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
     return name, payload
 
 
-def render(name: str, calls: list[dict[str, Any]]) -> str:
-    """The calls for people: one numbered line each, the body indented below it."""
+def render(name: str, calls: list[dict[str, Any]], unmapped: list[str] | None = None) -> str:
+    """The calls for people: one numbered line each, the body indented below it; then the
+    payload fields no rule reads."""
+    ignored = [not_mapped_line(unmapped)] if unmapped else []
     if not calls:
-        return f"{name}: no GHL call (nothing to change); nothing was sent"
+        return "\n".join([f"{name}: no GHL call (nothing to change); nothing was sent", *ignored])
     lines = [f"{name}: {len(calls)} GHL call{'s' if len(calls) > 1 else ''}; nothing was sent"]
     for n, call in enumerate(calls, 1):
         query = "&".join(f"{k}={v}" for k, v in call.get("params", {}).items())
@@ -96,7 +101,12 @@ def render(name: str, calls: list[dict[str, Any]]) -> str:
         if "body" in call:
             body = json.dumps(call["body"], indent=2, ensure_ascii=False)
             lines += ["   " + line for line in body.splitlines()]
-    return "\n".join(lines)
+    return "\n".join([*lines, *ignored])
+
+
+def not_mapped_line(unmapped: list[str]) -> str:
+    """`not mapped: tags, task_assignee` (the fields as folded: what a rule's `from` names)."""
+    return "not mapped: " + ", ".join(unmapped)
 
 
 def _config(path: Path | None) -> AppConfig:
@@ -109,13 +119,25 @@ def _config(path: Path | None) -> AppConfig:
         raise typer.Exit(2) from None
 
 
-def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> MappedEvent:
-    from ghlsync.mapping import Mapper, MappingError
+def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> tuple[MappedEvent, list[str]]:
+    """The mapped event and the fields no rule reads; every mapping problem, one per line."""
+    from ghlsync.mapping import Mapper, MappingError, UnknownEventError
 
+    mapper = Mapper(config)
     try:
-        return Mapper(config).map(name, payload)
-    except MappingError as exc:
+        return mapper.map(name, payload), mapper.unmapped(name, payload)
+    except UnknownEventError as exc:
         typer.echo(f"ghlsync preview: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except MappingError as exc:
+        problems = exc.problems
+        count = f"{len(problems)} fields" if len(problems) > 1 else "a field"
+        lines = [f"ghlsync preview: {name}: {count} cannot be mapped:"]
+        lines += [f"  - {problem}" for problem in problems]
+        unmapped = mapper.unmapped(name, payload)
+        if unmapped:
+            lines.append(not_mapped_line(unmapped))
+        typer.echo("\n".join(lines), err=True)
         raise typer.Exit(1) from None
 
 

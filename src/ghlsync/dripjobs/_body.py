@@ -1,14 +1,17 @@
 """Parsing an inbound body: a JSON object, or a form (`application/x-www-form-urlencoded`).
 
 "Webhooks by Zapier" POSTs either, depending on the step's payload type. Anything else, or a
-body that does not parse, raises `BodyError` with what was wrong (answered 400).
+body that does not parse, raises `BodyError` with what was wrong (answered 400). So does a body
+ghlsync could not store or map later (`ghlsync._json`): JSON nested more than 32 levels, a
+number out of range, a lone UTF-16 surrogate or U+0000 in a key or value.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import parse_qsl
+
+from ghlsync._json import UnsafeJSON, check_text, load_json
 
 _JSON_TYPES = ("application/json",)
 _FORM_TYPE = "application/x-www-form-urlencoded"
@@ -54,9 +57,9 @@ def _parse_json(body: bytes) -> dict[str, Any]:
     if not body.strip():
         raise BodyError("malformed_body", "the body is empty; send a JSON object")
     try:
-        parsed = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BodyError("malformed_body", f"the body is not valid JSON: {exc}") from None
+        parsed = load_json(body)
+    except UnsafeJSON as exc:
+        raise BodyError("malformed_body", f"the body is refused: {exc}") from None
     if not isinstance(parsed, dict):
         kind = type(parsed).__name__
         raise BodyError("malformed_body", f"the JSON body must be an object, not {kind}")
@@ -78,5 +81,11 @@ def _parse_form(body: bytes, charset: str) -> dict[str, Any]:
         )
     except ValueError as exc:  # UnicodeDecodeError (a bad %-escape) is a ValueError too
         raise BodyError("malformed_body", f"the form body does not parse: {exc}") from None
+    try:
+        for key, value in pairs:
+            check_text(key, "a form field name")
+            check_text(value, f"the form field {key[:40]!r}")
+    except UnsafeJSON as exc:
+        raise BodyError("malformed_body", f"the form body is refused: {exc}") from None
     # A repeated field keeps its last value, as most form handlers do.
     return dict(pairs)

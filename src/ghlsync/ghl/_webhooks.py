@@ -19,7 +19,8 @@ header names and the bytes are never compared with `==` against anything secret.
     WebhookVerificationError
     ├── MissingSignature    no x-ghl-signature / x-wh-signature header
     ├── InvalidSignature    bad base64, wrong length, wrong key, tampered body, no key set
-    ├── MalformedWebhook    signature fine, but the body is not a JSON object
+    ├── MalformedWebhook    signature fine, but the body is not a JSON object ghlsync can
+    │                       hold (too deep, a number out of range, a lone surrogate, U+0000)
     ├── StaleTimestamp      timestamp missing, unreadable or outside the window
     └── ReplayedWebhook     webhookId seen before (or missing)
 """
@@ -29,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import json
+import hashlib
 import math
 import threading
 from collections.abc import Mapping
@@ -44,6 +45,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync._json import UnsafeJSON, load_json
 from ghlsync.store._tables import ghl_webhooks_seen
 
 __all__ = [
@@ -80,6 +82,7 @@ T1hhTiaCeIY/OwwwNUY2yvcCAwEAAQ==
 """
 
 ED25519_HEADER: Final = "x-ghl-signature"
+_MAX_SEEN_KEY: Final = 128  # ghl_webhooks_seen.webhook_id
 RSA_HEADER: Final = "x-wh-signature"
 
 
@@ -258,8 +261,15 @@ class WebhookVerifier:
         webhook_id = event.get("webhookId")
         if not isinstance(webhook_id, str) or not webhook_id:
             raise ReplayedWebhook("webhook has no `webhookId`, so a replay cannot be ruled out")
-        if not self._guard.first_sighting(webhook_id, now, 2 * self._tolerance):
+        if not self._guard.first_sighting(seen_key(webhook_id), now, 2 * self._tolerance):
             raise ReplayedWebhook(f"webhookId {webhook_id[:64]!r} was already accepted")
+
+
+def seen_key(webhook_id: str) -> str:
+    """The replay guard's key: the id itself, or a hash of one too long for its column."""
+    if len(webhook_id) <= _MAX_SEEN_KEY:
+        return webhook_id
+    return "sha256:" + hashlib.sha256(webhook_id.encode()).hexdigest()
 
 
 def load_ed25519_public_key(key: KeyInput | Ed25519PublicKey | None) -> Ed25519PublicKey | None:
@@ -314,9 +324,13 @@ def parse_timestamp(value: object) -> float | None:
     if isinstance(value, bool):
         return None
     if isinstance(value, int | float):
-        if not math.isfinite(value):
+        try:
+            seconds = float(value)  # an int like 10**400 overflows here
+        except OverflowError:
             return None
-        return value / 1000.0 if value > 1e11 else float(value)
+        if not math.isfinite(seconds):
+            return None
+        return seconds / 1000.0 if seconds > 1e11 else seconds
     if not isinstance(value, str) or not value:
         return None
     try:
@@ -329,7 +343,10 @@ def parse_timestamp(value: object) -> float | None:
         return None
     if stamp.tzinfo is None:
         return None  # an unzoned time could be any of 24 hours
-    return stamp.timestamp()
+    try:
+        return stamp.timestamp()
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 is past the last UTC datetime
+        return None
 
 
 def _b64(value: str, header: str) -> bytes:
@@ -341,9 +358,9 @@ def _b64(value: str, header: str) -> bytes:
 
 def _parse(raw_body: bytes) -> dict[str, Any]:
     try:
-        event = json.loads(raw_body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise MalformedWebhook("webhook body is not valid JSON") from None
+        event = load_json(raw_body)
+    except UnsafeJSON as exc:
+        raise MalformedWebhook(f"webhook body is refused: {exc}") from None
     if not isinstance(event, dict):
         raise MalformedWebhook("webhook body is not a JSON object")
     return event

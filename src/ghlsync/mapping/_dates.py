@@ -86,7 +86,12 @@ def to_datetime(moment: Moment, zone: ZoneInfo, default_hour: int) -> datetime:
 
 
 def iso(at: datetime, zone: ZoneInfo) -> str:
-    """ISO 8601 with the offset of `zone`, to the second: `2026-12-01T09:00:00-05:00`."""
+    """ISO 8601 with the offset of `zone`, to the second: `2026-12-01T09:00:00-05:00`.
+
+    Raises `OverflowError` for a time that has no UTC equivalent in years 1 to 9999
+    (`9999-12-31T23:59:59-12:00`): whatever reads it next, in UTC, could not hold it.
+    """
+    at.astimezone(UTC)
     return at.astimezone(zone).isoformat(timespec="seconds")
 
 

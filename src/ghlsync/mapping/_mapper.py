@@ -1,4 +1,8 @@
-"""The mapper: one DripJobs event (folded payload) → the GHL entities it should produce."""
+"""The mapper: one DripJobs event (folded payload) → the GHL entities it should produce.
+
+Every field is mapped even after one fails, so a `MappingError` names all the bad fields of
+an event at once (`MappingError.problems`); only a missing or unusable id stops at once.
+"""
 
 from __future__ import annotations
 
@@ -27,6 +31,11 @@ from ghlsync.mapping._transforms import (
 
 # Config field names are few and fixed: fold each once, not on every event.
 _fold = functools.lru_cache(maxsize=4096)(fold_key)
+
+MAX_ID_CHARS = 128  # the store's source id columns
+RECEIVER_FIELDS = frozenset({"delivery_id"})  # read by the receiver, not by a rule
+
+Problems = list[MappingError]
 
 _FORCED: dict[str, dict[str, Any]] = {
     "complete": {"completed": True},
@@ -68,21 +77,66 @@ class Mapper:
         return self._timestamp(self._rule(event), fold_keys(payload))
 
     def map(self, event: str, payload: Mapping[str, Any]) -> MappedEvent:
-        """Every entity the event touches, parent contact first. Raises `MappingError`."""
+        """Every entity the event touches, parent contact first.
+
+        Raises `MappingError` naming every field that cannot be mapped (see `.problems`).
+        """
         rule = self._rule(event)
         data = fold_keys(payload)
         key = EntityKey(rule.entity, _source_id(data, rule.id, rule.entity))
-        updated = self._timestamp(rule, data)
+        problems: Problems = []
+        updated = self._collect(problems, self._timestamp, rule, data)
+        entities = self._entities(key, rule, data, updated, problems)
+        if problems:
+            raise MappingError.combine(problems)
+        return MappedEvent(event, entities)
+
+    def unmapped(self, event: str, payload: Mapping[str, Any]) -> list[str]:
+        """The payload's fields (folded) that no rule of `event` reads, in payload order."""
+        rule = self._rule(event)
+        used = self._used_fields(rule, fold_keys(payload))
+        return [name for name in fold_keys(payload) if name not in used]
+
+    def _entities(
+        self,
+        key: EntityKey,
+        rule: EventRule,
+        data: Mapping[str, Any],
+        updated: datetime | None,
+        problems: Problems,
+    ) -> list[MappedEntity]:
         if rule.entity == "contact":
-            return MappedEvent(event, [self._contact(key, rule, data, updated, primary=True)])
+            return [self._contact(key, rule, data, updated, problems, primary=True)]
         entities: list[MappedEntity] = []
         parent = self._parent(rule, data)
         if parent is not None and rule.action != "delete":
-            contact = self._contact(parent, rule, data, updated, primary=False)
+            contact = self._contact(parent, rule, data, updated, problems, primary=False)
             if contact.body or contact.tags_add or contact.custom_fields:
                 entities.append(contact)
-        entities.append(self._child(key, rule, data, parent, updated))
-        return MappedEvent(event, entities)
+        entities.append(self._child(key, rule, data, parent, updated, problems))
+        return entities
+
+    @staticmethod
+    def _collect(problems: Problems, step: Any, *args: Any) -> Any:
+        """`step(*args)`, or None with its `MappingError` added to `problems`."""
+        try:
+            return step(*args)
+        except MappingError as error:
+            problems.append(error)
+            return None
+
+    def _used_fields(self, rule: EventRule, data: Mapping[str, Any]) -> set[str]:
+        """Every (folded) source field the rules of one event may read."""
+        names = [rule.id, *RECEIVER_FIELDS]
+        names += [n for n in (rule.contact, rule.timestamp) if n is not None]
+        if rule.action != "delete":
+            rules = [*rule.fields, *self.config.fields.for_type(rule.entity)]
+            if rule.entity == "contact" or self._parent(rule, data) is not None:
+                rules += self.config.fields.contact
+                names += [t.source for t in (*self.config.tags, *rule.tags) if t.source]
+                names += list(self.config.custom_fields)
+            names += [source for field_rule in rules for source in field_rule.sources]
+        return {_fold(name) for name in names}
 
     def _rule(self, event: str) -> EventRule:
         rule = self.config.events.get(event)
@@ -105,9 +159,10 @@ class Mapper:
             return None
         try:
             moment = _dates.parse(value, self._ctx.input_zone)
+            # A date near either end of the calendar parses, but has no UTC equivalent.
+            return _dates.to_datetime(moment, self._ctx.input_zone, 0).astimezone(UTC)
         except (_dates.DateFormatError, ValueError, OverflowError, OSError):
             raise MappingError(rule.timestamp, value, "is not a date-time") from None
-        return _dates.to_datetime(moment, self._ctx.input_zone, 0).astimezone(UTC)
 
     def _contact(
         self,
@@ -115,13 +170,14 @@ class Mapper:
         rule: EventRule,
         data: Mapping[str, Any],
         updated: datetime | None,
+        problems: Problems,
         *,
         primary: bool,
     ) -> MappedEntity:
         if primary and rule.action == "delete":
             return MappedEntity("contact", key.source_id, "delete", source_updated_at=updated)
         extra = rule.fields if primary else []
-        body, defaults = self._fields([*extra, *self.config.fields.contact], data)
+        body, defaults = self._fields([*extra, *self.config.fields.contact], data, problems)
         if primary:
             body.update(rule.set)
         added, prefixes = self._tags([*self.config.tags, *rule.tags], data)
@@ -133,7 +189,7 @@ class Mapper:
             defaults=defaults,
             tags_add=added,
             tags_remove_prefixes=prefixes,
-            custom_fields=self._custom_fields(data),
+            custom_fields=self._custom_fields(data, problems),
             # A child's event carries its customer's fields as they were at the child's time:
             # the flows order them field by field against the customer's own events.
             source_updated_at=updated,
@@ -146,16 +202,17 @@ class Mapper:
         data: Mapping[str, Any],
         parent: EntityKey | None,
         updated: datetime | None,
+        problems: Problems,
     ) -> MappedEntity:
         if rule.action == "delete":
             return MappedEntity(
                 key.type, key.source_id, "delete", parent=parent, source_updated_at=updated
             )
         rules = [*rule.fields, *self.config.fields.for_type(key.type)]
-        body, defaults = self._fields(rules, data)
+        body, defaults = self._fields(rules, data, problems)
         body.update(rule.set)
         body.update(_FORCED.get(rule.action, {}))
-        self._fill_defaults(key.type, body, defaults, rules)
+        self._collect(problems, self._fill_defaults, key.type, body, defaults, rules)
         defaults = {k: v for k, v in defaults.items() if k not in body}
         return MappedEntity(
             type=key.type,
@@ -188,11 +245,11 @@ class Mapper:
             defaults.setdefault("dueDate", _dates.iso(due, self._ctx.output_zone))
         elif entity == "appointment":
             defaults.setdefault("title", settings.appointment_title)
-            self._derive_end(body)
+            self._derive_end(body, rules)
         elif entity == "note" and "body" not in body and "body" not in defaults:
             raise MappingError(_source_of("body", rules), None, "is missing: a note needs a body")
 
-    def _derive_end(self, body: dict[str, Any]) -> None:
+    def _derive_end(self, body: dict[str, Any], rules: Sequence[FieldRule]) -> None:
         start = body.get("startTime")
         if "endTime" in body or not isinstance(start, str):
             return
@@ -201,16 +258,26 @@ class Mapper:
         except ValueError:
             return  # a start time not written by the datetime transform: leave the end to GHL
         minutes = timedelta(minutes=self.config.defaults.appointment_minutes)
-        body["endTime"] = (begins + minutes).isoformat(timespec="seconds")
+        try:
+            ends = begins + minutes
+            ends.astimezone(UTC)  # must exist in UTC too, like every time the mapper writes
+            body["endTime"] = ends.isoformat(timespec="seconds")
+        except OverflowError:  # 9999-12-31T23:30: no end time exists in the calendar
+            raise MappingError(
+                _source_of("startTime", rules), start, "leaves no room for the appointment's end"
+            ) from None
 
     def _fields(
-        self, rules: Sequence[FieldRule], data: Mapping[str, Any]
+        self, rules: Sequence[FieldRule], data: Mapping[str, Any], problems: Problems
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Body and create-only defaults; for each GHL field the first rule with a value wins."""
+        """Body and create-only defaults; for each GHL field the first rule with a value wins.
+
+        A rule whose value cannot be mapped adds its error to `problems` and fills nothing.
+        """
         body: dict[str, Any] = {}
         defaults: dict[str, Any] = {}
         for rule in rules:
-            for target, value in self._apply(rule, data).items():
+            for target, value in (self._collect(problems, self._apply, rule, data) or {}).items():
                 body.setdefault(target, value)
             if rule.default is not None:
                 for target in rule.targets:
@@ -256,14 +323,15 @@ class Mapper:
                 prefixes.append(prefix.lower())
         return tuple(added), tuple(prefixes)
 
-    def _custom_fields(self, data: Mapping[str, Any]) -> dict[str, Any]:
+    def _custom_fields(self, data: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
         result: dict[str, Any] = {}
         for source, custom in self.config.custom_fields.items():
             value = data.get(_fold(source))
             try:
                 converted = apply_chain(custom.transforms, value, self._ctx)
             except TransformFailed as error:
-                raise MappingError(source, value, error.reason) from None
+                problems.append(MappingError(source, value, error.reason))
+                continue
             if converted is not None:
                 result[custom.key] = converted
         return result
@@ -274,8 +342,13 @@ def _source_id(data: Mapping[str, Any], field: str, entity: str) -> str:
     if isinstance(value, bool) or is_blank(value) or isinstance(value, dict | list):
         raise MappingError(field, value, f"is missing or not an id: the {entity} id is required")
     if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
+        value = int(value)
+    text = str(value).strip()
+    if len(text) > MAX_ID_CHARS:
+        raise MappingError(
+            field, value, f"is too long for an id ({len(text)} characters; at most {MAX_ID_CHARS})"
+        )
+    return text
 
 
 def _sources(rules: Sequence[FieldRule]) -> dict[str, str]:

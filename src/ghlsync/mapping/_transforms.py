@@ -105,10 +105,17 @@ def _moment(value: object, ctx: Context) -> _dates.Moment:
         ) from error
 
 
+_OUT_OF_RANGE = "is outside the calendar in UTC or the output time zone (years 1 to 9999)"
+
+
 def datetime_(value: object, ctx: Context) -> object:
     """ISO 8601 with offset; a bare date means `defaults.task_due_hour` o'clock that day."""
     moment = _moment(value, ctx)
-    return _dates.iso(_dates.to_datetime(moment, ctx.input_zone, ctx.default_hour), ctx.output_zone)
+    at = _dates.to_datetime(moment, ctx.input_zone, ctx.default_hour)
+    try:
+        return _dates.iso(at, ctx.output_zone)
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 has no time in UTC or east of it
+        raise TransformFailed(_OUT_OF_RANGE) from None
 
 
 def date_(value: object, ctx: Context) -> object:
@@ -117,7 +124,10 @@ def date_(value: object, ctx: Context) -> object:
     if moment.day is not None:
         return moment.day.isoformat()
     assert moment.at is not None
-    return moment.at.astimezone(ctx.output_zone).date().isoformat()
+    try:
+        return moment.at.astimezone(ctx.output_zone).date().isoformat()
+    except OverflowError:
+        raise TransformFailed(_OUT_OF_RANGE) from None
 
 
 def status_completed(value: object, ctx: Context) -> object:

@@ -1,9 +1,10 @@
 """`POST /hooks/ghl`: GHL's own webhooks. Today: INSTALL and UNINSTALL of the app.
 
 Order: size limit → signature on the raw bytes, timestamp and replay (`WebhookVerifier`, replay
-guard on `ghl_webhooks_seen`) → act → answer. INSTALL adds the location (or, for an agency
-install, every location GHL lists for the app) with a fresh DripJobs connection; UNINSTALL
-stops syncing it. Other event types are answered 200 and ignored (two-way sync comes later).
+guard on `ghl_webhooks_seen`) → is it ours (`EventScope`: our app's id, a location we serve;
+else 403) → act → answer. INSTALL adds the location (or, for an agency install, every location
+GHL lists for the app) with a fresh DripJobs connection; UNINSTALL stops syncing it. Other
+event types are answered 200 and ignored (two-way sync comes later).
 
 GHL retries a delivery only when answered 429, so a failure to act (GHL or the store
 unreachable) forgets the webhook id and answers 429: the retry is then not a replay.
@@ -26,8 +27,11 @@ from ghlsync.ghl._webhooks import (
     StaleTimestamp,
     WebhookVerificationError,
     WebhookVerifier,
+    seen_key,
 )
+from ghlsync.server._ghl_scope import EventScope
 from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
+from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, json_response
 from ghlsync.store._tables import ghl_webhooks_seen
 
@@ -46,19 +50,26 @@ class GHLWebhookReceiver:
         engine: sa.Engine,
         verifier: WebhookVerifier,
         installer: Installer,
+        scope: EventScope,
+        metrics: ReceiverMetrics,
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._engine = engine
         self._verifier = verifier
         self._installer = installer
+        self._scope = scope
+        self._metrics = metrics
         self._max_body_bytes = max_body_bytes
 
     async def handle(self, request: Request) -> Response:
         """The whole answer to one GHL webhook; every refusal is a JSON error."""
         try:
             event = await self._verified(request)
+            await self._in_scope(event)
         except Rejection as rejection:
+            self._metrics.ghl_webhook("rejected", rejection.code)
             return rejection.response()
+        self._metrics.ghl_webhook("accepted", "")
         try:
             return await self._act(event, str(request.base_url).rstrip("/"))
         except Exception:
@@ -81,6 +92,12 @@ class GHLWebhookReceiver:
         event["type"] = str(event.get("type") or "")
         return event
 
+    async def _in_scope(self, event: dict[str, Any]) -> None:
+        refusal = await asyncio.to_thread(self._scope.refusal, event)
+        if refusal is not None:
+            _log.warning("refused a signed GHL %s webhook: %s", event["type"], refusal.code)
+            raise refusal
+
     async def _act(self, event: dict[str, Any], base_url: str) -> Response:
         kind = event["type"]
         location, company = _text(event.get("locationId")), _text(event.get("companyId"))
@@ -98,7 +115,9 @@ class GHLWebhookReceiver:
     def _forget(self, webhook_id: str) -> None:
         with self._engine.begin() as conn:
             conn.execute(
-                ghl_webhooks_seen.delete().where(ghl_webhooks_seen.c.webhook_id == webhook_id)
+                ghl_webhooks_seen.delete().where(
+                    ghl_webhooks_seen.c.webhook_id == seen_key(webhook_id)
+                )
             )
 
 

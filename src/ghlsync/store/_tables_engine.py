@@ -28,7 +28,7 @@ inbox = sa.Table(
     sa.Column("connection_id", sa.String(64), nullable=False),
     sa.Column(
         "delivery_key", sa.String(160), nullable=False
-    ),  # "id:<delivery id>" | "sha256:<hex>"
+    ),  # "id:<delivery id>" | "idsha256:<hex of an id over 150 chars>" | "sha256:<hex>"
     sa.Column("location_id", sa.String(64), nullable=False),
     sa.Column("event", sa.String(64), nullable=False),
     sa.Column("entity_type", sa.String(32), nullable=False),

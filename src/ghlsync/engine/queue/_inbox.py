@@ -55,10 +55,21 @@ class Delivery:
     action: str | None = field(default=None)
 
 
+MAX_PLAIN_ID = 150  # "id:" + 150 characters fits inbox.delivery_key (160)
+
+
 def delivery_key(delivery: Delivery) -> str:
-    """The dedupe key: the sender's delivery id, else a hash of the event and canonical body."""
+    """The dedupe key: the sender's delivery id, else a hash of the event and canonical body.
+
+    An id too long for the column is hashed whole (`idsha256:<hex>`), never cut: two ids
+    that share their first 150 characters are two deliveries. Shorter ids keep their
+    `id:<id>` key, so retries of deliveries stored before this rule still deduplicate.
+    """
     if delivery.delivery_id:
-        return "id:" + delivery.delivery_id[:150]
+        if len(delivery.delivery_id) <= MAX_PLAIN_ID:
+            return "id:" + delivery.delivery_id
+        digest = hashlib.sha256(delivery.delivery_id.encode("utf-8", "surrogatepass"))
+        return "idsha256:" + digest.hexdigest()
     canonical = json.dumps(
         [delivery.event, delivery.payload],
         sort_keys=True,
