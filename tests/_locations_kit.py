@@ -51,7 +51,7 @@ def loc_cipher() -> TokenCipher:
 def base_config(**ghl: Any) -> AppConfig:
     """The preset, with `ghl:` settings and a DripJobs secret for the default connection."""
     raw = AppConfig.default().model_dump(mode="python", by_alias=True)
-    raw["ghl"] = {"base_url": "http://127.0.0.1:1", **ghl}
+    raw["ghl"] = {"base_url": "http://127.0.0.1:1", "app_id": "sandbox", **ghl}
     raw["dripjobs"] = {"secret": "default-secret-value"}
     raw["worker"] = {"poll_interval": 0.05, "concurrency": 4}
     return AppConfig.model_validate(raw)

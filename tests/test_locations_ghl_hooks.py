@@ -153,7 +153,7 @@ def test_agency_uninstall_stops_every_location_of_the_company(hooked: Hooked) ->
     assert statuses == {"loc_b": "uninstalled", "loc_c": "uninstalled", "loc_d": "active"}
 
 
-def test_other_event_types_are_ignored(hooked: Hooked) -> None:
+def test_other_event_types_of_a_location_not_served_are_refused(hooked: Hooked) -> None:
     hooked.admin.put("/_sandbox/webhooks", json={"url": str(hooked.http.base_url) + "/hooks/ghl"})
     token = {"Authorization": "Bearer sandbox-token", "Version": "2021-07-28"}
     made = hooked.admin.post(
@@ -165,7 +165,8 @@ def test_other_event_types_are_ignored(hooked: Hooked) -> None:
         if deliveries:
             break
         time.sleep(0.01)
-    assert [(d["type"], d["status"]) for d in deliveries] == [("ContactCreate", 200)]
+    # No appId on ContactCreate: acted on only for a served location (tests/test_hardening_*).
+    assert [(d["type"], d["status"]) for d in deliveries] == [("ContactCreate", 403)]
     assert get_location(hooked.engine, "loc_sandbox") is None
 
 
@@ -195,7 +196,8 @@ def signer(sqlite_store: sa.Engine) -> Iterator[tuple[Ed25519PrivateKey, httpx2.
 
 def _install_body(webhook_id: str, stamp: datetime | None = None) -> bytes:
     when = (stamp or datetime.now(UTC)).isoformat()
-    event = {"type": "INSTALL", "locationId": "loc_z", "webhookId": webhook_id, "timestamp": when}
+    event = {"type": "INSTALL", "appId": "sandbox", "locationId": "loc_z"}
+    event |= {"webhookId": webhook_id, "timestamp": when}
     return json.dumps(event).encode()
 
 
@@ -269,7 +271,8 @@ def test_a_failed_install_asks_ghl_to_retry_and_the_retry_is_not_a_replay(
     directory = LocationDirectory(sqlite_store, config, loc_cipher)
     installer = Installer(sqlite_store, directory, vault, unreachable)
     app = create_app(engine=sqlite_store, config=config, locations=directory, installer=installer)
-    event = {"type": "INSTALL", "locationId": "loc_z", "companyId": "co", "webhookId": "wh-9"}
+    event = {"type": "INSTALL", "appId": "sandbox", "locationId": "loc_z", "companyId": "co"}
+    event["webhookId"] = "wh-9"
     event["timestamp"] = datetime.now(UTC).isoformat()
     body = json.dumps(event).encode()
 

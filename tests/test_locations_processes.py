@@ -99,6 +99,7 @@ def _config_file(tmp: Path, url: str, sandbox: SandboxServer, public_key: str) -
             "token": sandbox.token,
             "calendar_id": sandbox.calendar_id,
             "webhook_public_key": public_key,
+            "app_id": "sandbox",
         },
         "dripjobs": {"secret": SECRET},
         "worker": {"concurrency": 4, "lease_seconds": 6, "poll_interval": 0.2},

@@ -141,12 +141,12 @@ def test_empty_environment_values_do_not_override(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked_in_reprs_and_dumps(tmp_path: Path) -> None:
-    path = write(tmp_path, "ghl: {token: pit-0123456789abcdef}\ndripjobs: {secret: 98765432109}\n")
+    path = write(tmp_path, "ghl: {token: pit-0123456789abcdef}\ndripjobs: {secret: 98765432109876543}\n")
     config = load_config(path, environ={})
     assert "0123456789abcdef" not in repr(config)
     assert "0123456789abcdef" not in str(config.model_dump())
     assert config.dripjobs.secret is not None
-    assert config.dripjobs.secret.reveal() == "98765432109"  # YAML read it as a number
+    assert config.dripjobs.secret.reveal() == "98765432109876543"  # YAML read it as a number
 
 
 @pytest.mark.parametrize(
@@ -160,7 +160,7 @@ def test_secrets_are_masked_in_reprs_and_dumps(tmp_path: Path) -> None:
         (
             "ghl: {tokn: x}\n",
             "ghlsync.yaml: ghl.tokn: unknown key; allowed: base_url, location_id, token, "
-            "calendar_id, timezone, webhook_public_key (did you mean 'token'?)",
+            "calendar_id, timezone, webhook_public_key, app_id (did you mean 'token'?)",
         ),
         ("colour: blue\n", "ghlsync.yaml: colour: unknown key; allowed: database_url, ghl,"),
         (

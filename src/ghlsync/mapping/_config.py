@@ -78,11 +78,28 @@ class GHLSettings(_Model):
     timezone: str | None = None
     # Verifies GHL's `x-ghl-signature` (Ed25519) on POST /hooks/ghl: PEM, base64 or hex.
     webhook_public_key: str | None = None
+    # Our marketplace app: GHL signs every app's webhooks with one key, so INSTALL, UNINSTALL
+    # and PLAN_CHANGE are acted on only when their `appId` is this one. Unset: derived from
+    # GHLSYNC_GHL_CLIENT_ID (`<appId>-<suffix>`); neither: those events are all refused.
+    app_id: str | None = Field(None, min_length=1)
 
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str | None) -> str | None:
         return None if value is None else _valid_zone(value)
+
+
+MIN_SECRET_CHARS = 16
+
+
+def _long_enough(value: Secret | None) -> Secret | None:
+    # A short shared secret can be guessed over the network; the value is never echoed.
+    if value is not None and len(value.reveal()) < MIN_SECRET_CHARS:
+        raise ValueError(
+            f"is {len(value.reveal())} characters; use at least {MIN_SECRET_CHARS} (e.g. the "
+            'output of `python -c "import secrets; print(secrets.token_urlsafe(32))"`)'
+        )
+    return value
 
 
 class DripJobsSettings(_Model):
@@ -91,6 +108,21 @@ class DripJobsSettings(_Model):
     secret: MaskedSecret | None = None
     max_body_bytes: int = Field(256 * 1024, ge=1024)
     timestamp_tolerance: int = Field(300, ge=1, description="seconds")
+
+    _secret_length = field_validator("secret")(_long_enough)
+
+
+class ServerSettings(_Model):
+    """The HTTP server (`ghlsync serve`): its operator token and its connection limits."""
+
+    # Bearer token for /metrics and the detail of /healthz; unset: both are public.
+    admin_token: MaskedSecret | None = None
+    header_timeout: float = Field(10.0, gt=0, description="seconds to send the headers")
+    body_timeout: float = Field(30.0, gt=0, description="seconds to send the body")
+    keep_alive: float = Field(5.0, gt=0, description="seconds an idle connection is kept")
+    max_connections: int = Field(1000, ge=1, description="open connections at once")
+
+    _token_length = field_validator("admin_token")(_long_enough)
 
 
 class WorkerSettings(_Model):
@@ -196,6 +228,7 @@ class AppConfig(_Model):
     database_url: str = Field("sqlite:///ghlsync.db", pattern=r"^[a-z][a-z0-9+]*://")
     ghl: GHLSettings = GHLSettings()
     dripjobs: DripJobsSettings = DripJobsSettings()
+    server: ServerSettings = ServerSettings()
     worker: WorkerSettings = WorkerSettings()
     defaults: Defaults = Defaults()
     fields: FieldMaps = FieldMaps()

@@ -31,6 +31,8 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "GHLSYNC_GHL_TOKEN": ("ghl", "token"),
     "GHLSYNC_GHL_CALENDAR_ID": ("ghl", "calendar_id"),
     "GHLSYNC_DRIPJOBS_SECRET": ("dripjobs", "secret"),
+    "GHLSYNC_GHL_APP_ID": ("ghl", "app_id"),
+    "GHLSYNC_ADMIN_TOKEN": ("server", "admin_token"),
 }
 """Environment variables that override keys of the file (an empty value is ignored)."""
 

@@ -7,6 +7,7 @@ hot path does no per-request setup.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,6 +27,7 @@ from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._commit import GroupCommitter
 from ghlsync.server._connections import ConnectionTable
 from ghlsync.server._ghl_hooks import GHLWebhookReceiver
+from ghlsync.server._ghl_scope import EventScope, configured_app_id, serves_location
 from ghlsync.server._health import WorkerState, health_report
 from ghlsync.server._hooks import DripJobsReceiver
 from ghlsync.server._metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
@@ -87,7 +89,7 @@ def create_app(
     # Plain Starlette routes for the hot path: no dependency injection per request.
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
-    ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer)
+    ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer, metrics)
     app.router.add_route("/hooks/ghl", ghl_hooks.handle, methods=["POST"], include_in_schema=False)
     _add_probes(app, engine, clock, worker_state, metrics)
     return app
@@ -99,15 +101,23 @@ def _ghl_receiver(
     clock: Clock,
     locations: LocationDirectory,
     installer: Installer | None,
+    metrics: ReceiverMetrics,
 ) -> GHLWebhookReceiver:
-    """`POST /hooks/ghl`: signatures checked with `ghl.webhook_public_key` (and GHL's RSA key)."""
+    """`POST /hooks/ghl`: signatures checked with `ghl.webhook_public_key` (and GHL's RSA key),
+    then acted on only when ours (`EventScope`: our app id, a location this server serves)."""
     verifier = WebhookVerifier(
         ed25519_public_key=config.ghl.webhook_public_key,
         replay_guard=SqlReplayGuard(engine),
         clock=clock,
     )
     installer = installer or Installer(engine, locations, clock=clock)
-    return GHLWebhookReceiver(engine=engine, verifier=verifier, installer=installer)
+    scope = EventScope(
+        app_id=configured_app_id(config),
+        serves=functools.partial(serves_location, locations),
+    )
+    return GHLWebhookReceiver(
+        engine=engine, verifier=verifier, installer=installer, scope=scope, metrics=metrics
+    )
 
 
 def _add_probes(

@@ -9,13 +9,20 @@ __all__ = ["CONTENT_TYPE_LATEST", "ReceiverMetrics"]
 
 
 class ReceiverMetrics:
-    """Deliveries by outcome (accepted, duplicate, rejected) and, when rejected, by reason."""
+    """DripJobs deliveries by outcome (accepted, duplicate, rejected) and, when rejected, by
+    reason; GHL webhooks by outcome and reason."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._deliveries = Counter(
             "ghlsync_dripjobs_deliveries",
             "DripJobs webhook deliveries received, by outcome and rejection reason.",
+            ["outcome", "reason"],
+            registry=self.registry,
+        )
+        self._ghl = Counter(
+            "ghlsync_ghl_webhooks",
+            "GHL webhooks received on /hooks/ghl, by outcome and rejection reason.",
             ["outcome", "reason"],
             registry=self.registry,
         )
@@ -34,6 +41,10 @@ class ReceiverMetrics:
     def rejected(self, reason: str) -> None:
         """One delivery refused; `reason` is the error code of the answer."""
         self._deliveries.labels("rejected", reason).inc()
+
+    def ghl_webhook(self, outcome: str, reason: str) -> None:
+        """One GHL webhook `accepted` (verified and ours) or `rejected` with `reason`."""
+        self._ghl.labels(outcome, reason).inc()
 
     def render(self) -> bytes:
         """The exposition text for GET /metrics."""
