@@ -27,6 +27,7 @@ from ghlsync.sandbox._gate import Gate, quiet_reset_faults
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import SandboxState
 from ghlsync.sandbox._webhooks import WebhookDispatcher
+from ghlsync.sandbox.dripjobs import DripJobsState, mount_dripjobs
 
 
 def create_app(
@@ -35,8 +36,12 @@ def create_app(
     burst: int = 100,
     interval_ms: int = 10_000,
     daily: int = 200_000,
+    dripjobs: DripJobsState | None = None,
 ) -> FastAPI:
-    """A GHL API v2 emulator over `state` (a fresh start state when None)."""
+    """A GHL API v2 emulator over `state` (a fresh start state when None).
+
+    With `dripjobs`, the DripJobs emulator answers `/dripjobs/*` in front of it.
+    """
     state = state or SandboxState(burst=burst, interval_ms=interval_ms, daily=daily)
     app = FastAPI(title="ghlsync GHL sandbox", version="2")
     app.state.sandbox = state
@@ -65,5 +70,7 @@ def create_app(
         return dispatcher.public_key_pem()
 
     app.add_middleware(Gate, state=state, limiter=limiter)
+    if dripjobs is not None:
+        mount_dripjobs(app, dripjobs)  # added last = outermost: the gate never sees it
     quiet_reset_faults()
     return app

@@ -18,6 +18,7 @@ from ghlsync.sandbox._state import (
     DEFAULT_TOKEN,
     SandboxState,
 )
+from ghlsync.sandbox.dripjobs import DripJobsState
 
 
 class SandboxServer:
@@ -33,10 +34,12 @@ class SandboxServer:
         port: int = 0,
         *,
         state: SandboxState | None = None,
+        dripjobs: DripJobsState | None = None,
         **opts: Any,
     ) -> None:
         self.state = state or SandboxState(**opts)
-        self.app = create_app(self.state)
+        self.dripjobs = dripjobs  # the DripJobs emulator's state, served under /dripjobs/
+        self.app = create_app(self.state, dripjobs=dripjobs)
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
