@@ -88,18 +88,25 @@ def test_login_end_to_end(engine: sa.Engine, database_url: str, sandbox: Sandbox
     assert answer.status_code == 200
 
 
-def test_login_rejects_a_foreign_state(sqlite_url: str, sandbox: SandboxServer) -> None:
+def test_login_ignores_a_foreign_state_and_waits_for_its_own(
+    sqlite_url: str, sandbox: SandboxServer
+) -> None:
     proc = _start_login(sqlite_url, sandbox, generate_key())
     url = _authorize_url(proc)
     callback = httpx2.get(url).headers["location"].split("?")[0]
-    httpx2.get(callback, params={"code": "code-x", "state": "forged"})
-    _, err = proc.communicate(timeout=60)
-    assert proc.returncode == 1
-    assert "state does not match" in err
+    forged = httpx2.get(callback, params={"code": "code-x", "state": "forged"})
+    stray = httpx2.get(callback)  # no state at all: a scanner, a stale bookmark
+    assert forged.status_code == 400 and "ignored" in forged.text
+    assert stray.status_code == 400
     engine = create_engine(sqlite_url)
     with engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(ghl_connections)).scalar() == 0
     engine.dispose()
+    # The login's own redirect still completes it.
+    assert httpx2.get(url, follow_redirects=True, timeout=30).status_code == 200
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "Connected Location loc_sandbox" in out
 
 
 def _seed(engine: sa.Engine, key: str) -> TokenVault:
@@ -139,13 +146,13 @@ def test_status_lists_connections_without_tokens(engine: sa.Engine, database_url
 
 
 def test_status_on_an_empty_store(sqlite_url: str) -> None:
-    result = CliRunner().invoke(
-        app,
-        ["auth", "status", "--database-url", sqlite_url],
-        env={"GHLSYNC_SECRET_KEY": generate_key()},
-    )
-    assert result.exit_code == 0
-    assert "ghlsync auth login" in result.output
+    args = ["auth", "status", "--database-url", sqlite_url]
+    missing = CliRunner().invoke(app, args, env={"GHLSYNC_SECRET_KEY": ""})
+    migrate(create_engine(sqlite_url))
+    empty = CliRunner().invoke(app, args, env={"GHLSYNC_SECRET_KEY": ""})
+    assert missing.exit_code == 1 and "no store at" in missing.output  # and none was created
+    assert empty.exit_code == 0
+    assert "ghlsync auth login" in empty.output
 
 
 def test_rotate_key_command(engine: sa.Engine, database_url: str) -> None:
@@ -157,7 +164,7 @@ def test_rotate_key_command(engine: sa.Engine, database_url: str) -> None:
         env={"GHLSYNC_SECRET_KEY": f"{new},{old}"},
     )
     assert result.exit_code == 0, result.output
-    assert "Re-encrypted 3 connection(s)" in result.output
+    assert "Re-encrypted 3 stored secret(s)" in result.output
     with engine.connect() as conn:
         ids = set(conn.execute(sa.select(ghl_connections.c.key_id)).scalars())
     assert ids == {key_fingerprint(new)}
@@ -166,10 +173,10 @@ def test_rotate_key_command(engine: sa.Engine, database_url: str) -> None:
 def test_bad_key_is_a_clear_failure(sqlite_url: str) -> None:
     result = CliRunner().invoke(
         app,
-        ["auth", "status", "--database-url", sqlite_url],
+        ["auth", "rotate-key", "--database-url", sqlite_url],
         env={"GHLSYNC_SECRET_KEY": "nope"},
     )
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "GHLSYNC_SECRET_KEY" in result.output
 
 

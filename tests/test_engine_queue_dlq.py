@@ -150,6 +150,9 @@ def test_cli_status_dlq_list_show_and_replay(cli_env: str) -> None:
 
 
 def test_cli_errors_exit_non_zero_with_a_message(cli_env: str) -> None:
+    from ghlsync.store import create_engine, migrate
+
+    migrate(create_engine(cli_env))  # read-only commands never create the store themselves
     runner = CliRunner()
     missing = runner.invoke(app, ["dlq", "show", "999"])
     assert missing.exit_code == 1 and "no dead letter with id 999" in missing.output

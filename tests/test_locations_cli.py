@@ -17,6 +17,7 @@ from ghlsync.engine.locations._rows import get_connection, get_location
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.sandbox import SandboxServer
+from ghlsync.store import create_engine, migrate
 from tests._locations_kit import OVERRIDE_B, connect_agency, sandbox_oauth
 
 _SECRET_LINE = re.compile(r"Webhook secret \(shown once\): (\S+)")
@@ -49,8 +50,8 @@ def cli(tmp_path: Path, database_url: str, key: str) -> Cli:
 
 @pytest.fixture
 def store(cli: Cli, database_url: str) -> Iterator[sa.Engine]:
-    cli("list")  # migrates the store
-    engine = sa.create_engine(database_url)
+    engine = create_engine(database_url)
+    migrate(engine)
     yield engine
     engine.dispose()
 
@@ -137,8 +138,8 @@ def test_add_from_company_mints_the_location_token(
         "GHLSYNC_GHL_BASE_URL": sandbox.url,
     }
     cli = Cli(tmp_path, database_url, key, **env)
-    assert cli("list").exit_code == 0
-    store = sa.create_engine(database_url)
+    store = create_engine(database_url)
+    migrate(store)
     try:
         _add_from_company(cli, store, key, sandbox)
     finally:

@@ -27,6 +27,7 @@ from ghlsync.store._tables import ghl_connections
 
 def test_exported_members() -> None:
     assert ghlsync.store.__all__ == [
+        "StoreVersionError",
         "begin_immediate",
         "create_engine",
         "current_revision",
@@ -36,6 +37,9 @@ def test_exported_members() -> None:
         "is_sqlite",
         "migrate",
         "normalize_url",
+        "resolve_sqlite_url",
+        "schema_state",
+        "sqlite_path",
     ]
 
 

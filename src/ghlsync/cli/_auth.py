@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
 from typing import ParamSpec, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,11 +27,16 @@ from rich.console import Console
 from rich.table import Table
 
 from ghlsync._secret import Secret
-from ghlsync.ghl._crypto import SecretKeyError, TokenCipher, generate_key
+from ghlsync.cli._engine_common import (
+    CONFIG_OPTION,
+    cipher_or_fail,
+    load_config_or_fail,
+    open_store,
+)
+from ghlsync.ghl._crypto import SecretKeyError, generate_key
 from ghlsync.ghl._errors import GHLError
 from ghlsync.ghl._oauth import DEFAULT_BASE_URL, DEFAULT_MARKETPLACE_URL, OAuthApp, TokenSet
-from ghlsync.ghl._vault import ConnectionStatus, TokenVault
-from ghlsync.store import create_engine, default_database_url, migrate
+from ghlsync.ghl._vault import ConnectionStatus, TokenVault, stored_connections
 
 DEFAULT_SCOPES = (
     "contacts.readonly contacts.write calendars.readonly calendars/events.readonly "
@@ -53,7 +59,7 @@ def register(app: typer.Typer) -> None:
 _DB_OPTION = typer.Option(
     None,
     "--database-url",
-    help="Store URL (default: GHLSYNC_DATABASE_URL or sqlite:///ghlsync.db).",
+    help="Store URL (default: database_url of the config, as `serve` uses it).",
 )
 
 
@@ -71,11 +77,12 @@ def login(
     marketplace_url: str = typer.Option(DEFAULT_MARKETPLACE_URL),
     user_type: str = typer.Option("Location", help="Token to request: Location or Company."),
     database_url: str | None = _DB_OPTION,
+    config: Path | None = CONFIG_OPTION,
     open_browser: bool = typer.Option(True, "--browser/--no-browser", help="Open the page."),
     timeout: float = typer.Option(300.0, help="Seconds to wait for the consent."),
 ) -> None:
     """Connect a GHL location (or agency) through OAuth and store its tokens encrypted."""
-    callback = _CallbackServer(redirect_port)
+    callback = _fail_on_error(_CallbackServer, redirect_port)
     oauth = OAuthApp(
         client_id,
         Secret(client_secret),
@@ -84,7 +91,7 @@ def login(
         base_url=base_url,
         marketplace_url=marketplace_url,
     )
-    with _open_vault(database_url, oauth) as vault:
+    with _open_vault("auth login", config, database_url, oauth) as vault:
         _login_flow(oauth, vault, callback, open_browser, timeout, user_type)
 
 
@@ -109,10 +116,11 @@ def _login_flow(
 
 
 @auth_app.command("status")
-def status(database_url: str | None = _DB_OPTION) -> None:
+def status(database_url: str | None = _DB_OPTION, config: Path | None = CONFIG_OPTION) -> None:
     """List stored GHL connections: key, type, status, expiry, scopes (never the tokens)."""
-    with _open_vault(database_url, None) as vault:
-        rows = vault.connections()
+    url = _store_url("auth status", config, database_url)
+    with open_store("auth status", url, write=False) as engine:
+        rows = _fail_on_error(stored_connections, engine)
     if not rows:
         typer.echo("No GHL connections stored; run `ghlsync auth login`.")
         return
@@ -120,12 +128,17 @@ def status(database_url: str | None = _DB_OPTION) -> None:
 
 
 @auth_app.command("rotate-key")
-def rotate_key(database_url: str | None = _DB_OPTION) -> None:
-    """Re-encrypt every stored token under the first key of GHLSYNC_SECRET_KEY."""
-    cipher = _fail_on_error(TokenCipher.from_env)
-    with _open_store(database_url) as engine:
+def rotate_key(database_url: str | None = _DB_OPTION, config: Path | None = CONFIG_OPTION) -> None:
+    """Re-encrypt every stored secret (GHL tokens, DripJobs webhook secrets) under the first
+    key of GHLSYNC_SECRET_KEY, in one transaction."""
+    url = _store_url("auth rotate-key", config, database_url)
+    cipher = cipher_or_fail("auth rotate-key")
+    with open_store("auth rotate-key", url) as engine:
         changed = _fail_on_error(cipher.rotate, engine)
-    typer.echo(f"Re-encrypted {changed} connection(s) under key {cipher.key_id}.")
+    typer.echo(
+        f"Re-encrypted {changed} stored secret(s) (GHL tokens, DripJobs webhook secrets) "
+        f"under key {cipher.key_id}; the old key can now be dropped."
+    )
 
 
 @auth_app.command("new-key")
@@ -152,20 +165,18 @@ def _expires(seconds: float | None) -> str:
     return f"{hours}h {rest // 60:02d}m"
 
 
-@contextmanager
-def _open_store(database_url: str | None) -> Iterator[sa.Engine]:
-    engine = create_engine(database_url or default_database_url())
-    try:
-        _fail_on_error(migrate, engine)
-        yield engine
-    finally:
-        engine.dispose()
+def _store_url(command: str, config: Path | None, database_url: str | None) -> str:
+    """`--database-url` when given, else the config's (the store `serve` uses)."""
+    return database_url or load_config_or_fail(command, config).database_url
 
 
 @contextmanager
-def _open_vault(database_url: str | None, oauth: OAuthApp | None) -> Iterator[TokenVault]:
-    cipher = _fail_on_error(TokenCipher.from_env)
-    with _open_store(database_url) as engine:
+def _open_vault(
+    command: str, config: Path | None, database_url: str | None, oauth: OAuthApp | None
+) -> Iterator[TokenVault]:
+    url = _store_url(command, config, database_url)
+    cipher = cipher_or_fail(command)
+    with open_store(command, url) as engine:
         yield TokenVault(engine, cipher, oauth)
 
 
@@ -183,11 +194,34 @@ class LoginError(Exception):
 
 @dataclass
 class _Outcome:
+    expected_state: str = ""
     params: dict[str, str] = field(default_factory=dict)
+    strays: int = 0
+
+    def offer(self, params: dict[str, str]) -> bool:
+        """Keep `params` when they carry this login's state; False for a stray request."""
+        if not self.expected_state or not hmac.compare_digest(
+            params.get("state", ""), self.expected_state
+        ):
+            self.strays += 1
+            return False
+        self.params = params
+        return True
+
+
+_DONE_PAGE = b"<h1>ghlsync</h1><p>Done. You can close this tab.</p>"
+_STRAY_PAGE = (
+    b"<h1>ghlsync</h1><p>This is not the answer the running `ghlsync auth login` waits for "
+    b"(its state does not match); it was ignored.</p>"
+)
 
 
 class _CallbackServer:
-    """A one-shot HTTP server on loopback that receives GHL's redirect."""
+    """A loopback HTTP server that waits for GHL's redirect carrying this login's `state`.
+
+    Requests without that state (a stale tab, a scanner, a forged link) are answered 400 and
+    ignored: only the redirect that belongs to this login ends the wait.
+    """
 
     def __init__(self, port: int) -> None:
         self.outcome = _Outcome()
@@ -199,9 +233,12 @@ class _CallbackServer:
                 if parts.path != CALLBACK_PATH:
                     self.send_error(404)
                     return
-                outcome.params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-                body = b"<h1>ghlsync</h1><p>Done. You can close this tab.</p>"
-                self.send_response(200)
+                params = {k: v[0] for k, v in parse_qs(parts.query).items()}
+                ours = outcome.offer(params)
+                self._answer(200 if ours else 400, _DONE_PAGE if ours else _STRAY_PAGE)
+
+            def _answer(self, status: int, body: bytes) -> None:
+                self.send_response(status)
                 self.send_header("Content-Type", "text/html; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -210,29 +247,46 @@ class _CallbackServer:
             def log_message(self, format: str, *args: object) -> None:
                 pass  # the query string holds the code: keep it out of the terminal
 
-        self._server = HTTPServer(("127.0.0.1", port), Handler)
+        try:
+            self._server = HTTPServer(("127.0.0.1", port), Handler)
+        except OSError as exc:
+            raise LoginError(
+                f"cannot listen on 127.0.0.1:{port} for GHL's redirect ({exc.strerror}); "
+                "stop what uses it or pass --redirect-port (it must match the app's "
+                "redirect URI)"
+            ) from None
         self.redirect_uri = f"http://127.0.0.1:{self._server.server_port}{CALLBACK_PATH}"
 
     def wait_for_code(self, state: str, timeout: float) -> str:
-        """Serve until the redirect arrives; return its code once `state` matches."""
+        """Serve until the redirect with `state` arrives; return its code."""
+        self.outcome.expected_state = state
         deadline = time.monotonic() + timeout
         try:
             while not self.outcome.params:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise LoginError(f"no answer from GHL within {timeout:.0f} s")
+                    raise LoginError(self._timeout_message(timeout))
                 self._server.timeout = remaining
                 self._server.handle_request()
         finally:
             self._server.server_close()
-        return _code_from(self.outcome.params, state)
+        return _code_from(self.outcome.params)
+
+    def _timeout_message(self, timeout: float) -> str:
+        ignored = self.outcome.strays
+        extra = f" ({ignored} request(s) with another state were ignored)" if ignored else ""
+        return (
+            f"no answer from GHL for this login within {timeout:.0f} s{extra}; "
+            "run `ghlsync auth login` again and finish the consent page it prints"
+        )
 
 
-def _code_from(params: dict[str, str], state: str) -> str:
+def _code_from(params: dict[str, str]) -> str:
     if "error" in params:
-        raise LoginError(f"GHL refused the connection: {params['error']}")
-    if not hmac.compare_digest(params.get("state", ""), state):
-        raise LoginError("the answer's state does not match this login (possible CSRF); retry")
+        raise LoginError(
+            f"GHL refused the connection ({params['error']}); run `ghlsync auth login` again "
+            "and approve the consent page"
+        )
     if not params.get("code"):
-        raise LoginError("GHL redirected back without a code")
+        raise LoginError("GHL redirected back without a code; run `ghlsync auth login` again")
     return params["code"]

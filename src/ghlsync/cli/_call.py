@@ -4,6 +4,11 @@
     ghlsync call get-contact --param contactId=abc
     ghlsync call upsert-contact --body '{"email": "a@example.com"}'
 
+The base URL, token and location come from the config (`ghl.base_url`, `ghl.token`,
+`ghl.location_id` of `--config` / `$GHLSYNC_CONFIG` / `./ghlsync.yaml`, with the `GHLSYNC_GHL_*`
+variables over them), as for every other command; `--base-url`, `--token` and `--location`
+override them. A config written by `ghlsync init --sandbox URL` is enough to call the sandbox.
+
 The JSON answer goes to stdout; the rate budget (X-RateLimit-*) of that answer to stderr.
 Exit status: 0 on success, 1 when GHL (or the network) refused, 2 for a usage mistake.
 """
@@ -12,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ghlsync.ghl._client import DEFAULT_BASE_URL, GHLClient, RateInfo
-from ghlsync.ghl._errors import GHLError, ValidationError
+from ghlsync.cli._engine_common import CONFIG_OPTION, load_config_or_fail
+from ghlsync.ghl._client import GHLClient, RateInfo
+from ghlsync.ghl._errors import GHLError, OutcomeUnknownError, TransportError, ValidationError
 from ghlsync.ghl._operations import OPERATIONS, Operation
 from ghlsync.ghl._tokens import StaticTokens
 
@@ -37,13 +43,12 @@ def call(
         ),
     ] = None,
     body: str = typer.Option("", help="Request body as JSON."),
-    base_url: str = typer.Option(
-        "", help=f"GHL base URL (env GHLSYNC_GHL_BASE_URL, default {DEFAULT_BASE_URL})."
-    ),
+    base_url: str = typer.Option("", help="GHL base URL (default: ghl.base_url of the config)."),
     token: str = typer.Option(
-        "", help="Access or Private Integration token (env GHLSYNC_GHL_TOKEN)."
+        "", help="Access or Private Integration token (default: ghl.token of the config)."
     ),
-    location: str = typer.Option("", help="Location id (env GHLSYNC_GHL_LOCATION_ID)."),
+    location: str = typer.Option("", help="Location id (default: ghl.location_id of the config)."),
+    config: Path | None = CONFIG_OPTION,
     list_: bool = typer.Option(False, "--list", help="List the operations and exit."),
 ) -> None:
     """Call one GHL API operation and print its JSON answer and the rate budget."""
@@ -51,18 +56,19 @@ def call(
         _print_list()
         return
     op = _operation(operation)
-    location = location or os.environ.get("GHLSYNC_GHL_LOCATION_ID", "")
-    secret = token or os.environ.get("GHLSYNC_GHL_TOKEN", "")
+    ghl = load_config_or_fail("call", config).ghl
+    location = location or ghl.location_id or ""
+    secret = token or (ghl.token.reveal() if ghl.token is not None else "")
     if not secret:
-        _usage("no token: pass --token or set GHLSYNC_GHL_TOKEN")
-    url = base_url or os.environ.get("GHLSYNC_GHL_BASE_URL", "") or DEFAULT_BASE_URL
+        _usage("no token: set ghl.token in the config (or GHLSYNC_GHL_TOKEN), or pass --token")
+    url = base_url or ghl.base_url
     path, query = _split_params(op, param or [], location)
     payload = _body(op, body, location)
     key = location or "default"
     try:
         answer, rate = asyncio.run(_send(url, key, secret, op, path, query, payload))
     except GHLError as error:
-        _fail(error)
+        _fail(error, url)
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     typer.echo(_describe_rate(rate), err=True)
 
@@ -146,7 +152,14 @@ def _usage(message: str) -> NoReturn:
     raise typer.Exit(2)
 
 
-def _fail(error: GHLError) -> NoReturn:
+def _fail(error: GHLError, url: str) -> NoReturn:
+    if isinstance(error, TransportError | OutcomeUnknownError):
+        typer.echo(
+            f"error: cannot reach GHL at {url} ({error}); check ghl.base_url in the config "
+            "(or --base-url) and that the server there is up",
+            err=True,
+        )
+        raise typer.Exit(1)
     kind = type(error).__name__
     typer.echo(f"error: {kind}: {error}", err=True)
     if error.body not in (None, "") and not isinstance(error, ValidationError):

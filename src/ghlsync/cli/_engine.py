@@ -47,7 +47,7 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     from ghlsync.ghl._ratelimit import SqlRateLimiter
 
     loaded = _load("status", config)
-    with _store("status", loaded.database_url) as engine:
+    with _store("status", loaded.database_url, write=False) as engine:
         report = queue_status(engine)
         asyncio.run(add_budgets(report, SqlRateLimiter(engine)))
     if as_json:
@@ -150,7 +150,7 @@ def dlq_list(
     from ghlsync.engine import list_dead_letters
 
     loaded = _load("dlq list", config)
-    with _store("dlq list", loaded.database_url) as engine:
+    with _store("dlq list", loaded.database_url, write=False) as engine:
         letters = list_dead_letters(engine, location=location, include_replayed=replayed)
     if as_json:
         typer.echo(json.dumps([letter.to_dict() for letter in letters], indent=2))
@@ -187,7 +187,7 @@ def dlq_show(
     from ghlsync.engine import get_dead_letter
 
     loaded = _load("dlq show", config)
-    with _store("dlq show", loaded.database_url) as engine:
+    with _store("dlq show", loaded.database_url, write=False) as engine:
         letter = get_dead_letter(engine, letter_id)
     if letter is None:
         raise _fail("dlq show", f"no dead letter with id {letter_id}", code=1)

@@ -36,15 +36,16 @@ def serve(
     drain_seconds: float = _DRAIN,
 ) -> None:
     """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
-    from ghlsync.mapping import ConfigError, load_config
+    from ghlsync.cli._engine_common import check_key_or_fail, load_config_or_fail, open_store
+    from ghlsync.cli._ports import require_free_port
+    from ghlsync.ghl._crypto import SecretKeyError
     from ghlsync.server._run import ServeError, ServeOptions
     from ghlsync.server._run import serve as run
 
-    try:
-        loaded = load_config(config)
-    except ConfigError as exc:
-        typer.echo(f"ghlsync serve: {exc}", err=True)
-        raise typer.Exit(2) from None
+    loaded = load_config_or_fail("serve", config)  # the store every command uses
+    require_free_port("serve", host, port)
+    with open_store("serve", loaded.database_url) as engine:  # created, migrated, checked
+        check_key_or_fail("serve", engine)
     try:
         run(
             loaded,
@@ -52,6 +53,6 @@ def serve(
                 host=host, port=port, with_worker=not no_worker, drain_seconds=drain_seconds
             ),
         )
-    except ServeError as exc:
+    except (ServeError, SecretKeyError) as exc:
         typer.echo(f"ghlsync serve: {exc}", err=True)
         raise typer.Exit(2) from None

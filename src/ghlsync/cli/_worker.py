@@ -15,7 +15,13 @@ from typing import Any
 import sqlalchemy as sa
 import typer
 
-from ghlsync.cli._engine_common import CONFIG_OPTION, fail, load_config_or_fail, open_store
+from ghlsync.cli._engine_common import (
+    CONFIG_OPTION,
+    check_key_or_fail,
+    fail,
+    load_config_or_fail,
+    open_store,
+)
 
 __all__ = ["worker"]
 
@@ -36,6 +42,7 @@ def worker(
     """Sync queued work to GHL until stopped (SIGTERM/Ctrl-C drains, then exits 0)."""
     loaded = load_config_or_fail("worker", config)
     with open_store("worker", loaded.database_url) as engine:
+        check_key_or_fail("worker", engine)
         services = _services(engine, loaded)
         if not services.can_sync():
             raise fail(

@@ -4,14 +4,15 @@ Where the keys come from, first match wins:
 
 1. `GHLSYNC_SECRET_KEY` — one or more Fernet keys, comma-separated. The first encrypts, all
    decrypt, so rotating means: put a new key first, keep the old one after it, run
-   `TokenCipher.rotate(engine)` (or `ghlsync auth rotate-key`), then drop the old key.
+   `TokenCipher.rotate(engine)` (or `ghlsync auth rotate-key`: every secret in the store, GHL
+   tokens and DripJobs webhook secrets, in one transaction), then drop the old key.
 2. A key file, one key per line, same order rule: `GHLSYNC_SECRET_KEY_FILE`, else
    `$XDG_CONFIG_HOME/ghlsync/secret.key` (`~/.config/ghlsync/secret.key`). It is created with
    a fresh key, mode 0600 in a 0700 folder, when missing. It lives apart from the database on
    purpose: a copied database file alone does not reveal the tokens.
 
-Every row records the id of the key that sealed it (`ghl_connections.key_id`): a short
-fingerprint, never the key.
+Every row records the id of the key that sealed it (`key_id` of `ghl_connections` and
+`dripjobs_connections`): a short fingerprint, never the key.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -30,6 +32,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from ghlsync._secret import Secret
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._tables import ghl_connections
+from ghlsync.store._tables_locations import dripjobs_connections
 
 __all__ = [
     "SecretKeyError",
@@ -38,9 +41,18 @@ __all__ = [
     "generate_key",
     "key_fingerprint",
     "load_key_file",
+    "store_holds_secrets",
 ]
 
 log = logging.getLogger("ghlsync.auth")
+
+
+# Every table holding ciphertext: (table, primary key, sealed columns; the first never null).
+# `key_id` in each row names the key that sealed it.
+_SEALED: tuple[tuple[sa.Table, str, tuple[str, ...]], ...] = (
+    (ghl_connections, "key", ("access_token", "refresh_token")),
+    (dripjobs_connections, "connection_id", ("secret",)),
+)
 
 
 class SecretKeyError(Exception):
@@ -122,28 +134,68 @@ class TokenCipher:
             raise
 
     def rotate(self, engine: sa.Engine) -> int:
-        """Re-encrypt every stored token under the newest key; returns the rows changed."""
-        cols = ghl_connections.c
+        """Re-encrypt every secret in the store under the newest key; returns the rows changed.
+
+        GHL tokens and DripJobs connection secrets alike, in one transaction: either every row
+        is sealed under the new key, or (on any failure) none is changed.
+        """
         changed = 0
         with begin_immediate(engine) as conn:
-            rows = conn.execute(
-                sa.select(cols.key, cols.access_token, cols.refresh_token, cols.key_id)
-                .with_for_update()
-                .order_by(cols.key)
-            ).all()
-            for row in rows:
-                if row.key_id == self.key_id:
-                    continue
-                values = {"access_token": self.reseal(row.access_token), "key_id": self.key_id}
-                if row.refresh_token is not None:
-                    values["refresh_token"] = self.reseal(row.refresh_token)
-                conn.execute(ghl_connections.update().where(cols.key == row.key).values(values))
-                changed += 1
-        log.info("re-encrypted %d connection(s) under key %s", changed, self.key_id)
+            for table, key_column, sealed in _SEALED:
+                changed += self._rotate_table(conn, table, table.c[key_column], sealed)
+        log.info("re-encrypted %d stored secret row(s) under key %s", changed, self.key_id)
         return changed
+
+    def _rotate_table(
+        self, conn: sa.Connection, table: sa.Table, key: sa.Column[Any], sealed: tuple[str, ...]
+    ) -> int:
+        query = sa.select(key, table.c.key_id, *(table.c[name] for name in sealed))
+        rows = conn.execute(query.with_for_update().order_by(key)).all()
+        changed = 0
+        for row in rows:
+            if row.key_id == self.key_id:
+                continue
+            values: dict[str, Any] = {"key_id": self.key_id}
+            for name in sealed:
+                if row._mapping[name] is not None:
+                    values[name] = self.reseal(row._mapping[name])
+            conn.execute(table.update().where(key == row[0]).values(values))
+            changed += 1
+        return changed
+
+    def check(self, engine: sa.Engine) -> None:
+        """Raise `SecretKeyError` unless these keys open the store's secrets (one of each key
+        they were sealed with is tried): a wrong key is found at start, not per delivery."""
+        with engine.connect() as conn:
+            for table, _, sealed in _SEALED:
+                key_ids = conn.execute(sa.select(table.c.key_id).distinct()).scalars().all()
+                for key_id in key_ids:
+                    same = table.c.key_id.is_(None) if key_id is None else table.c.key_id == key_id
+                    query = sa.select(table.c[sealed[0]]).where(same).limit(1)
+                    self._open_or_explain(conn.execute(query).scalar_one(), key_id)
+
+    def _open_or_explain(self, data: bytes, key_id: str | None) -> None:
+        try:
+            self._fernet.decrypt(bytes(data))
+        except InvalidToken:
+            raise SecretKeyError(
+                f"the configured encryption keys {self.key_ids} cannot open secrets stored "
+                f"under key {key_id}: put that key in GHLSYNC_SECRET_KEY (comma-separated, "
+                "newest first) or use the key file they were made with"
+            ) from None
 
     def __repr__(self) -> str:
         return f"TokenCipher(key_ids={self.key_ids!r})"
+
+
+def store_holds_secrets(engine: sa.Engine) -> bool:
+    """True when some table of the store holds ciphertext (so the key will be needed)."""
+    with engine.connect() as conn:
+        for table, _, sealed in _SEALED:
+            query = sa.select(table.c[sealed[0]]).limit(1)
+            if conn.execute(query).first() is not None:
+                return True
+    return False
 
 
 def load_key_file(path: Path) -> list[str]:

@@ -45,6 +45,8 @@ __all__ = [
     "RECONNECT_NEEDED",
     "ConnectionStatus",
     "TokenVault",
+    "stored_connections",
+    "stored_status",
 ]
 
 log = logging.getLogger("ghlsync.auth")
@@ -152,15 +154,11 @@ class TokenVault:
 
     def status(self, key: str) -> ConnectionStatus | None:
         """The connection for `key` without its tokens, or None."""
-        with self._engine.connect() as conn:
-            row = conn.execute(sa.select(*_info_columns()).where(_COLS.key == key)).first()
-        return _info(row) if row is not None else None
+        return stored_status(self._engine, key)
 
     def connections(self) -> list[ConnectionStatus]:
         """Every stored connection, by key."""
-        with self._engine.connect() as conn:
-            rows = conn.execute(sa.select(*_info_columns()).order_by(_COLS.key)).all()
-        return [_info(row) for row in rows]
+        return stored_connections(self._engine)
 
     # -- TokenSource -----------------------------------------------------------------------
 
@@ -336,6 +334,20 @@ class _RowLock:
                 self._tx.rollback()
         finally:
             self._conn.close()
+
+
+def stored_status(engine: sa.Engine, key: str) -> ConnectionStatus | None:
+    """The connection for `key` without its tokens, or None; needs no key."""
+    with engine.connect() as conn:
+        row = conn.execute(sa.select(*_info_columns()).where(_COLS.key == key)).first()
+    return _info(row) if row is not None else None
+
+
+def stored_connections(engine: sa.Engine) -> list[ConnectionStatus]:
+    """Every stored connection, by key; needs no key, since no token is opened."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(*_info_columns()).order_by(_COLS.key)).all()
+    return [_info(row) for row in rows]
 
 
 def _select_row(key: str) -> sa.Select[Any]:

@@ -10,11 +10,20 @@ from ghlsync.store._engine import (
     default_database_url,
     is_sqlite,
     normalize_url,
+    resolve_sqlite_url,
+    sqlite_path,
 )
 from ghlsync.store._metadata import full_metadata
-from ghlsync.store._migrate import current_revision, head_revision, migrate
+from ghlsync.store._migrate import (
+    StoreVersionError,
+    current_revision,
+    head_revision,
+    migrate,
+    schema_state,
+)
 
 __all__ = [
+    "StoreVersionError",
     "begin_immediate",
     "create_engine",
     "current_revision",
@@ -24,4 +33,7 @@ __all__ = [
     "is_sqlite",
     "migrate",
     "normalize_url",
+    "resolve_sqlite_url",
+    "schema_state",
+    "sqlite_path",
 ]

@@ -2,7 +2,9 @@
 
 SQLite is tuned for many processes sharing one file: WAL (readers never block the writer),
 a generous busy timeout (writers queue instead of failing), foreign keys on, and
-`synchronous=NORMAL` (durable across application crashes; WAL makes it safe).
+`synchronous=NORMAL` (durable across application crashes; WAL makes it safe). A new database
+file is created 0600 (it holds people's names, emails and phones); SQLite gives its WAL and
+shared-memory files the same mode.
 
 Python's sqlite3 driver (before 3.16) only emits BEGIN lazily, before the first write, so a
 transaction's reads are not isolated and `BEGIN IMMEDIATE` is impossible to request. We follow
@@ -16,10 +18,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+
+from ghlsync._files import create_private
 
 DEFAULT_DATABASE_URL = "sqlite:///ghlsync.db"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -42,6 +47,26 @@ def normalize_url(url: str) -> str:
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix) :]
     return url
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file a SQLite URL names (relative as written), or None (PostgreSQL, in-memory)."""
+    parsed = sa.make_url(normalize_url(url))
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database or ""
+    if database in ("", ":memory:") or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def resolve_sqlite_url(url: str, base: Path) -> str:
+    """`url` with a relative SQLite file made absolute against `base` (the config's folder)."""
+    path = sqlite_path(url)
+    if path is None or path.is_absolute():
+        return url
+    resolved = sa.make_url(normalize_url(url)).set(database=str((base / path).resolve()))
+    return resolved.render_as_string(hide_password=False)
 
 
 def create_engine(url: str, **kwargs: Any) -> sa.Engine:
@@ -104,9 +129,18 @@ def _immediate(conn: sa.Connection) -> Iterator[sa.Connection]:
 
 def _sqlite_engine(url: str, **kwargs: Any) -> sa.Engine:
     engine = sa.create_engine(url, **kwargs)
+    path = sqlite_path(url)
+    if path is not None:
+        event.listen(engine, "do_connect", lambda *_: _create_private(path))
     event.listen(engine, "connect", _on_sqlite_connect)
     event.listen(engine, "begin", _on_sqlite_begin)
     return engine
+
+
+def _create_private(path: Path) -> None:
+    # Before SQLite opens (and so creates) it: an empty file is a valid new database.
+    if path.parent.is_dir():
+        create_private(path)
 
 
 def _on_sqlite_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -4,6 +4,9 @@ The migrations ship inside the package (found with importlib.resources, so an in
 ghlsync migrates without a checkout). Concurrent callers are serialised by the database itself:
 a transaction-scoped advisory lock on PostgreSQL, `BEGIN IMMEDIATE` on SQLite. The late comers
 then find the schema at head and do nothing.
+
+A store already at a revision this installation does not ship (written by a newer ghlsync) is
+never touched: `migrate` raises `StoreVersionError` instead of guessing.
 """
 
 from __future__ import annotations
@@ -20,19 +23,72 @@ from alembic.script import ScriptDirectory
 
 from ghlsync.store._engine import begin_immediate
 
+__all__ = [
+    "StoreVersionError",
+    "current_revision",
+    "head_revision",
+    "known_revisions",
+    "migrate",
+    "schema_state",
+]
+
+AHEAD = "ahead"
+BEHIND = "behind"
+CURRENT = "current"
+EMPTY = "empty"
+
 # Any fixed 64-bit number; it names the lock that every ghlsync process agrees on.
 _PG_MIGRATE_LOCK = 0x6768_6C73_796E_6301
 
 
+class StoreVersionError(Exception):
+    """The store's schema was written by a newer ghlsync than this one."""
+
+    @classmethod
+    def newer(cls, revision: str) -> StoreVersionError:
+        """The error for a store at `revision`, which this installation does not ship."""
+        return cls(
+            f"the store is at schema revision {revision}, written by a newer ghlsync than this "
+            f"one (which knows up to {head_revision()}); upgrade ghlsync, or point "
+            "database_url at another store"
+        )
+
+
 def migrate(engine: sa.Engine) -> None:
-    """Bring the schema to the newest revision; a no-op when it is already there."""
+    """Bring the schema to the newest revision; a no-op when it is already there.
+
+    Raises `StoreVersionError` when the store is at a revision this installation does not know.
+    """
     with importlib.resources.as_file(_migrations_dir()) as folder:
         config = _config(folder)
         with begin_immediate(engine) as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_MIGRATE_LOCK)))
+            _refuse_unknown(MigrationContext.configure(conn).get_current_revision())
             config.attributes["connection"] = conn
             command.upgrade(config, "head")
+
+
+def schema_state(engine: sa.Engine) -> str:
+    """`empty` (no ghlsync schema), `behind`, `current`, or `ahead` (a newer ghlsync's)."""
+    revision = current_revision(engine)
+    if revision is None:
+        return EMPTY
+    if revision not in known_revisions():
+        return AHEAD
+    return CURRENT if revision == head_revision() else BEHIND
+
+
+def known_revisions() -> set[str]:
+    """Every revision shipped with this installation."""
+    with importlib.resources.as_file(_migrations_dir()) as folder:
+        script = ScriptDirectory.from_config(_config(folder))
+        return {rev.revision for rev in script.walk_revisions()}
+
+
+def _refuse_unknown(revision: str | None) -> None:
+    if revision is not None and revision not in known_revisions():
+        raise StoreVersionError.newer(revision)
 
 
 def current_revision(engine: sa.Engine) -> str | None:

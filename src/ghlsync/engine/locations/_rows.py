@@ -133,9 +133,13 @@ def get_connection(
 
 
 def list_connections(
-    bind: sa.Engine | sa.Connection, cipher: TokenCipher, location_id: str
+    bind: sa.Engine | sa.Connection, cipher: TokenCipher | None, location_id: str
 ) -> list[ConnectionRow]:
-    """The location's connections, oldest first."""
+    """The location's connections, oldest first.
+
+    With `cipher` None the secrets stay sealed (each `secret` is empty): for listings that
+    must work without the encryption key.
+    """
     query = (
         sa.select(dripjobs_connections)
         .where(_C.location_id == location_id)
@@ -293,11 +297,11 @@ def _location(row: Any) -> LocationRow:
     )
 
 
-def _connection(row: Any, cipher: TokenCipher) -> ConnectionRow:
+def _connection(row: Any, cipher: TokenCipher | None) -> ConnectionRow:
     return ConnectionRow(
         connection_id=row.connection_id,
         location_id=row.location_id,
-        secret=cipher.decrypt(row.secret),
+        secret=cipher.decrypt(row.secret) if cipher is not None else Secret(""),
         created_at=row.created_at,
         revoked_at=row.revoked_at,
     )
