@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ghlsync._files import write_private_text
 from ghlsync.mapping import AppConfig, ConfigError, config_source, load_config, render_preset
 
 
@@ -24,7 +25,8 @@ def init(
     if path.exists() and not force:
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(1)
-    path.write_text(render_preset(sandbox), encoding="utf-8")
+    # 0600: the file will hold the GHL token and the DripJobs secret.
+    write_private_text(path, render_preset(sandbox))
     where = f" for the sandbox at {sandbox}" if sandbox else ""
     typer.echo(f"Wrote {path}{where}. Check it with: ghlsync validate --config {path}")
 
