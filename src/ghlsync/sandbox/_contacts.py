@@ -31,6 +31,14 @@ def normalise_phone(raw: str, region: str = "US") -> str:
     return str(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164))
 
 
+def phone_key(raw: str) -> str | None:
+    """The E.164 form duplicate lookups use, or None when `raw` is no possible number."""
+    try:
+        return normalise_phone(raw)
+    except SandboxError:
+        return None
+
+
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
     """Validate and normalise the email and phone a caller sent."""
     out = dict(fields)
@@ -109,19 +117,20 @@ def _derive_names(contact: Record) -> None:
 
 
 def _merge_custom(location: Location, current: list[Record], given: list[Record]) -> list[Record]:
-    """Merge custom field values by id (a `key` is resolved through the location's fields)."""
+    """Merge custom field values by id; a `key` resolves through the location's `fieldKey`s.
+
+    Items naming no custom field of the location are ignored, as GHL does, so a stored contact
+    only ever refers to fields that exist.
+    """
     values = {item["id"]: item["value"] for item in current}
     by_key = {f.get("fieldKey"): f["id"] for f in location.custom_fields.values()}
     for item in given:
-        field_id = (
-            item.get("id")
-            or by_key.get(item.get("key"))
-            or by_key.get(f"contact.{item.get('key')}")
-        )
-        if not field_id:
-            raise SandboxError(400, "customFields: pass either id or key of a custom field")
-        value = next((item[k] for k in ("field_value", "fieldValue", "value") if k in item), None)
-        values[str(field_id)] = value
+        field_id = item.get("id")
+        if field_id not in location.custom_fields:
+            key = item.get("key")
+            field_id = by_key.get(key) or by_key.get(f"contact.{key}")
+        if field_id:
+            values[str(field_id)] = item.get("field_value")
     return [{"id": k, "value": v} for k, v in values.items() if v is not None]
 
 

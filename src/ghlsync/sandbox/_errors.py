@@ -64,7 +64,9 @@ def validation_messages(exc: RequestValidationError) -> list[str]:
         loc = [str(part) for part in err.get("loc", ()) if part not in ("body", "query")]
         name = ".".join(loc) or "body"
         kind = str(err.get("type", ""))
-        if kind == "extra_forbidden":
+        if kind == "value_error":  # our own validators word the whole message
+            messages.append(str(err.get("msg", "")).removeprefix("Value error, "))
+        elif kind == "extra_forbidden":
             messages.append(f"property {name} should not exist")
         elif kind == "missing":
             messages.append(f"{name} should not be empty")
@@ -78,8 +80,10 @@ def _expected(kind: str) -> str:
         return "must be a string"
     if kind.startswith("bool"):
         return "must be a boolean value"
-    if kind.startswith(("int", "float")):
+    if kind.startswith(("int", "float", "finite", "greater", "less")):
         return "must be a number conforming to the specified constraints"
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return "must be an object"
     if kind.startswith("list"):
         return "must be an array"
     if kind in ("literal_error", "enum"):
@@ -96,7 +100,7 @@ async def handle_sandbox_error(_request: Request, exc: Exception) -> JSONRespons
 async def handle_validation_error(_request: Request, exc: Exception) -> JSONResponse:
     """Body/query validation failures answer 422 with a list of messages, like GHL."""
     assert isinstance(exc, RequestValidationError)
-    return error_response(422, validation_messages(exc))
+    return error_response(422, list(dict.fromkeys(validation_messages(exc))))
 
 
 async def handle_http_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -1,61 +1,34 @@
-"""Request bodies as GHL's specs declare them. Unknown properties are rejected (422)."""
+"""Request bodies as GHL's specs declare them.
+
+GHL validates bodies with class-validator (whitelist, forbid unknown, no implicit conversion),
+so the models are strict: unknown properties, `0` for a boolean, `"1"` for a number and `null`
+where the spec does not say `nullable` all answer 422. Contact bodies are in `_contact_models`.
+"""
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+
+
+def optional() -> Any:
+    """The default of an optional, non-nullable property: it may be left out, not sent as null.
+
+    Pydantic does not validate defaults, so `name: str = optional()` accepts a missing `name`
+    and rejects `"name": null`; `given()` leaves unsent properties out.
+    """
+    return Field(default=None)
 
 
 class Body(BaseModel):
     """A whitelist-strict request body."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True, allow_inf_nan=False)
 
     def given(self) -> dict[str, Any]:
         """Only the properties the caller sent."""
         return self.model_dump(exclude_unset=True)
-
-
-class _ContactFields(Body):
-    firstName: str | None = None
-    lastName: str | None = None
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    address1: str | None = None
-    city: str | None = None
-    state: str | None = None
-    postalCode: str | None = None
-    website: str | None = None
-    timezone: str | None = None
-    dnd: bool | None = None
-    dndSettings: dict[str, Any] | None = None
-    inboundDndSettings: dict[str, Any] | None = None
-    tags: list[str] | None = None
-    customFields: list[dict[str, Any]] | None = None
-    source: str | None = None
-    dateOfBirth: Any = None
-    country: str | None = None
-    assignedTo: str | None = None
-
-
-class UpdateContact(_ContactFields):
-    """`UpdateContactDto`."""
-
-
-class CreateContact(_ContactFields):
-    """`CreateContactDto`."""
-
-    locationId: str
-    gender: str | None = None
-    companyName: str | None = None
-
-
-class UpsertContact(CreateContact):
-    """`UpsertContactDto`."""
-
-    createNewIfDuplicateAllowed: bool | None = None
 
 
 class Tags(Body):
@@ -68,20 +41,20 @@ class CreateTask(Body):
     """`CreateTaskParams`."""
 
     title: str
-    body: str | None = None
+    body: str = optional()
     dueDate: str
     completed: bool
-    assignedTo: str | None = None
+    assignedTo: str = optional()
 
 
 class UpdateTask(Body):
     """`UpdateTaskBody`."""
 
-    title: str | None = None
-    body: str | None = None
-    dueDate: str | None = None
-    completed: bool | None = None
-    assignedTo: str | None = None
+    title: str = optional()
+    body: str = optional()
+    dueDate: str = optional()
+    completed: bool = optional()
+    assignedTo: str = optional()
 
 
 class TaskCompleted(Body):
@@ -93,21 +66,21 @@ class TaskCompleted(Body):
 class CreateNote(Body):
     """`NotesDTO`."""
 
-    userId: str | None = None
+    userId: str = optional()
     body: str
-    title: str | None = None
-    color: str | None = None
-    pinned: bool | None = None
+    title: str = optional()
+    color: str = optional()
+    pinned: bool = optional()
 
 
 class UpdateNote(Body):
     """`UpdateNoteDTO`."""
 
-    userId: str | None = None
-    body: str | None = None
-    title: str | None = None
-    color: str | None = None
-    pinned: bool | None = None
+    userId: str = optional()
+    body: str = optional()
+    title: str = optional()
+    color: str = optional()
+    pinned: bool = optional()
 
 
 AppointmentStatus = Literal["new", "confirmed", "cancelled", "showed", "noshow", "invalid"]
@@ -117,21 +90,21 @@ MeetingLocationType = Literal["custom", "zoom", "gmeet", "phone", "address", "ms
 class EditAppointment(Body):
     """`AppointmentEditSchema`."""
 
-    title: str | None = None
-    meetingLocationType: MeetingLocationType | None = None
-    meetingLocationId: str | None = None
-    overrideLocationConfig: bool | None = None
-    appointmentStatus: AppointmentStatus | None = None
-    assignedUserId: str | None = None
-    description: str | None = None
-    address: str | None = None
-    ignoreDateRange: bool | None = None
-    toNotify: bool | None = None
-    ignoreFreeSlotValidation: bool | None = None
-    rrule: str | None = None
-    calendarId: str | None = None
-    startTime: str | None = None
-    endTime: str | None = None
+    title: str = optional()
+    meetingLocationType: MeetingLocationType = optional()
+    meetingLocationId: str = optional()
+    overrideLocationConfig: bool = optional()
+    appointmentStatus: AppointmentStatus = optional()
+    assignedUserId: str = optional()
+    description: str = optional()
+    address: str = optional()
+    ignoreDateRange: bool = optional()
+    toNotify: bool = optional()
+    ignoreFreeSlotValidation: bool = optional()
+    rrule: str = optional()
+    calendarId: str = optional()
+    startTime: str = optional()
+    endTime: str = optional()
 
 
 class CreateAppointment(EditAppointment):
@@ -146,7 +119,7 @@ class CreateAppointment(EditAppointment):
 class SearchContacts(BaseModel):
     """`SearchBodyV2DTO`: the spec declares no properties; these are documented elsewhere."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", strict=True, allow_inf_nan=False)
 
     locationId: str
     pageLimit: int
@@ -160,20 +133,20 @@ class SearchContacts(BaseModel):
 class SearchTasks(Body):
     """`TaskSearchParamsDto`."""
 
-    contactId: list[str] | None = None
-    completed: bool | None = None
-    assignedTo: list[str] | None = None
-    query: str | None = None
-    limit: int | None = None
-    skip: int | None = None
-    businessId: str | None = None
+    contactId: list[str] = optional()
+    completed: bool = optional()
+    assignedTo: list[str] = optional()
+    query: str = optional()
+    limit: float = optional()  # `type: number` in the spec, so 10.0 is as good as 10
+    skip: float = optional()
+    businessId: str = optional()
 
 
 class AppointmentNote(Body):
     """Body of appointment notes."""
 
     body: str
-    userId: str | None = None
+    userId: str = optional()
 
 
 class CreateCustomField(Body):
@@ -181,13 +154,13 @@ class CreateCustomField(Body):
 
     name: str
     dataType: str
-    placeholder: str | None = None
-    acceptedFormat: list[str] | None = None
-    isMultipleFile: bool | None = None
-    maxNumberOfFiles: int | None = None
-    textBoxListOptions: list[Any] | None = None
-    position: int | None = None
-    model: Literal["contact", "opportunity"] | None = None
+    placeholder: str = optional()
+    acceptedFormat: list[str] = optional()
+    isMultipleFile: bool = optional()
+    maxNumberOfFiles: float = optional()
+    textBoxListOptions: list[Any] = optional()
+    position: float = optional()
+    model: Literal["contact", "opportunity"] = optional()
 
 
 class TagBody(Body):
@@ -205,7 +178,7 @@ class Followers(Body):
 class Workflow(Body):
     """`CreateWorkflowDto`."""
 
-    eventStartTime: str | None = None
+    eventStartTime: str = optional()
 
 
 class BulkTags(Body):
@@ -214,7 +187,7 @@ class BulkTags(Body):
     contacts: list[str]
     tags: list[str]
     locationId: str
-    removeAllTags: bool | None = None
+    removeAllTags: bool = optional()
 
 
 class BulkBusiness(Body):

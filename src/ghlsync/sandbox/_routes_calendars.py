@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Query
 
 from ghlsync.sandbox._deps import Ctx, CtxDep
 from ghlsync.sandbox._errors import SandboxError
@@ -56,11 +56,29 @@ _EVENT_FIELDS = (
 
 
 def _when(stamp: str) -> datetime:
+    """An ISO 8601 time (no offset: read as UTC), or a 400 for anything else.
+
+    A date that parses but whose instant (or a day either side, room for the default end)
+    falls outside what a datetime can hold, such as `9999-12-31T23:59:59-12:00`, is refused
+    too, so nothing stored can break a later listing.
+    """
     try:
         when = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
-    except ValueError as exc:
+        when = when if when.tzinfo else when.replace(tzinfo=UTC)
+        (when - _DAY).astimezone(UTC), (when + _DAY).astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
         raise SandboxError(400, f"Invalid date: {stamp}") from exc
-    return when if when.tzinfo else when.replace(tzinfo=UTC)  # no offset: read as UTC
+    return when
+
+
+_DAY = timedelta(days=1)
+
+
+def _epoch_ms(name: str, value: str) -> int:
+    """A query value the spec types as a string of epoch milliseconds, or a 400."""
+    if not value.isascii() or not value.isdigit() or len(value) > 15:
+        raise SandboxError(400, f"{name} must be a number string (epoch milliseconds)")
+    return int(value)
 
 
 def _response(appointment: Record) -> Record:
@@ -136,6 +154,8 @@ async def create_appointment(ctx: CtxDep, body: CreateAppointment) -> dict[str, 
         if body.contactId not in location.contacts:
             raise SandboxError(400, "Contact not found")
         appointment = _new_appointment(ctx, calendar, body.startTime)
+        if "endTime" in body.given():
+            _when(body.endTime)
         appointment.update(_stored(body.given()))
         location.appointments[appointment["id"]] = appointment
         _appointment_event(ctx, "AppointmentCreate", appointment)
@@ -150,8 +170,9 @@ async def edit_appointment(ctx: CtxDep, eventId: str, body: EditAppointment) -> 
         fields = body.given()
         if "calendarId" in fields:
             _calendar(ctx, fields["calendarId"])
-        if "startTime" in fields:
-            _when(fields["startTime"])
+        for stamp in ("startTime", "endTime"):
+            if stamp in fields:
+                _when(fields[stamp])
         appointment.update(_stored(fields))
         appointment["dateUpdated"] = now_iso(ctx.state)
         _appointment_event(ctx, "AppointmentUpdate", appointment)
@@ -194,7 +215,7 @@ async def list_events(
     location = ctx.check_location(locationId)
     if not (calendarId or userId or groupId):
         raise SandboxError(400, "Either calendarId, userId or groupId is required")
-    low, high = int(startTime), int(endTime)
+    low, high = _epoch_ms("startTime", startTime), _epoch_ms("endTime", endTime)
     with ctx.state.lock:
         events = [
             _event(a)
@@ -228,8 +249,14 @@ async def list_calendars(ctx: CtxDep, locationId: str) -> dict[str, Any]:
 
 
 @router.get("/calendars/{calendarId}/free-slots")
-async def free_slots(ctx: CtxDep, calendarId: str, startDate: int, endDate: int) -> dict[str, Any]:
+async def free_slots(
+    ctx: CtxDep,
+    calendarId: str,
+    startDate: float = Query(allow_inf_nan=False),  # `type: number` (epoch ms) in the spec
+    endDate: float = Query(allow_inf_nan=False),
+) -> dict[str, Any]:
     """Open slots 09:00-17:00 UTC each day in range, minus booked start times."""
+    first, last = _day_of("startDate", startDate), _day_of("endDate", endDate)
     with ctx.state.lock:
         calendar = get_or_404(ctx.location.calendars, calendarId, "Calendar")
         booked = {
@@ -238,14 +265,24 @@ async def free_slots(ctx: CtxDep, calendarId: str, startDate: int, endDate: int)
             if a["calendarId"] == calendarId
         }
         step = timedelta(minutes=int(calendar.get("slotDuration", 30)))
-    return _slots(startDate, endDate, step, booked)
+    return _slots(first, last, step, booked)
 
 
-def _slots(start_ms: int, end_ms: int, step: timedelta, booked: set[float]) -> dict[str, Any]:
-    day = datetime.fromtimestamp(start_ms / 1000, UTC).replace(
-        hour=0, minute=0, second=0, microsecond=0
-    )
-    last = datetime.fromtimestamp(end_ms / 1000, UTC)
+def _day_of(name: str, epoch_ms: float) -> datetime:
+    """The UTC instant of an epoch-ms query value; a 400 when it is no date (e.g. year 10000).
+
+    A day of margin is kept at both ends so the slot loop never steps past a datetime's range.
+    """
+    try:
+        when = datetime.fromtimestamp(epoch_ms / 1000, UTC)
+        when - _DAY, when + _DAY
+    except (ValueError, OverflowError, OSError) as exc:
+        raise SandboxError(400, f"{name} is out of range") from exc
+    return when
+
+
+def _slots(first: datetime, last: datetime, step: timedelta, booked: set[float]) -> dict[str, Any]:
+    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
     out: dict[str, Any] = {}
     while day <= last and len(out) < 62:
         slot, close = day.replace(hour=9), day.replace(hour=17)
@@ -276,9 +313,13 @@ def _appointment_note_of(ctx: Ctx, appointment_id: str, note_id: str) -> Record:
 
 @router.get("/calendars/appointments/{appointmentId}/notes")
 async def list_appointment_notes(
-    ctx: CtxDep, appointmentId: str, limit: int, offset: int
+    ctx: CtxDep,
+    appointmentId: str,
+    limit: float = Query(ge=0, le=20, allow_inf_nan=False),  # the spec's `maximum: 20`
+    offset: float = Query(ge=0, allow_inf_nan=False),
 ) -> dict[str, Any]:
-    """An appointment's notes, paged (`limit` and `offset` are required by the spec)."""
+    """An appointment's notes, paged (`limit` and `offset` are required numbers in the spec)."""
+    first, count = int(offset), int(limit)
     with ctx.state.lock:
         get_or_404(ctx.location.appointments, appointmentId, "Appointment")
         notes = [
@@ -286,8 +327,8 @@ async def list_appointment_notes(
             for n in ctx.location.appointment_notes.values()
             if n["appointmentId"] == appointmentId
         ]
-        page = notes[offset : offset + limit]
-        return {"notes": page, "hasMore": offset + limit < len(notes)}
+        page = notes[first : first + count]
+        return {"notes": page, "hasMore": first + count < len(notes)}
 
 
 @router.post("/calendars/appointments/{appointmentId}/notes", status_code=201)

@@ -7,15 +7,10 @@ from typing import Any
 from fastapi import APIRouter, Query
 
 from ghlsync.sandbox import _contacts, _search
+from ghlsync.sandbox._contact_models import CreateContact, UpdateContact, UpsertContact
 from ghlsync.sandbox._deps import CtxDep
-from ghlsync.sandbox._errors import SandboxError
-from ghlsync.sandbox._models import (
-    CreateContact,
-    SearchContacts,
-    Tags,
-    UpdateContact,
-    UpsertContact,
-)
+from ghlsync.sandbox._errors import SandboxError, unprocessable
+from ghlsync.sandbox._models import SearchContacts, Tags
 from ghlsync.sandbox._records import get_or_404, public
 
 router = APIRouter()
@@ -31,7 +26,9 @@ async def duplicate(
     """The contact that counts as a duplicate of this email/phone, or `contact: null`."""
     location = ctx.check_location(locationId)
     with ctx.state.lock:
-        phone = _contacts.normalise_phone(number) if number else None
+        # A number that is no possible phone (the spec's own example, +1423164516, is one
+        # digit short) matches nobody: the answer is `contact: null`, not a 422.
+        phone = _contacts.phone_key(number) if number else None
         match = _contacts.find_duplicate(location, email, phone)
         return {"contact": public(match[0]) if match else None}
 
@@ -68,26 +65,43 @@ async def list_contacts(
     ctx: CtxDep,
     locationId: str,
     startAfterId: str | None = None,
-    startAfter: int | None = None,
+    startAfter: float | None = Query(None, allow_inf_nan=False),  # `type: number` in the spec
     query: str | None = None,
-    limit: int = Query(20, ge=1, le=100),
+    limit: float = Query(20, ge=1, le=100, allow_inf_nan=False),
 ) -> dict[str, Any]:
     """The deprecated listing, oldest first, paged by `startAfter` + `startAfterId`."""
     location = ctx.check_location(locationId)
     with ctx.state.lock:
-        return _search.list_page(location, startAfter, startAfterId, query, limit)
+        return _search.list_page(location, startAfter, startAfterId, query, int(limit))
 
 
 @router.get("/contacts/business/{businessId}")
 async def by_business(
-    ctx: CtxDep, businessId: str, locationId: str, limit: str = "25", skip: str = "0"
+    ctx: CtxDep,
+    businessId: str,
+    locationId: str,
+    limit: str = "25",
+    skip: str = "0",
+    query: str | None = None,
 ) -> dict[str, Any]:
-    """Contacts attached to a business."""
+    """Contacts attached to a business (`limit` and `skip` are number strings in the spec)."""
     location = ctx.check_location(locationId)
+    first, count = _number_string("skip", skip), _number_string("limit", limit)
     with ctx.state.lock:
-        found = [c for c in location.contacts.values() if c.get("businessId") == businessId]
-        page = found[int(skip) : int(skip) + int(limit)]
+        found = [
+            c
+            for c in location.contacts.values()
+            if c.get("businessId") == businessId and (not query or _search.has_text(c, query))
+        ]
+        page = found[first : first + count]
         return {"contacts": [_search.search_view(c) for c in page], "count": len(found)}
+
+
+def _number_string(name: str, value: str) -> int:
+    """A query value the spec types as a string holding a number, or class-validator's 422."""
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise unprocessable(f"{name} must be a number string")
+    return int(value)
 
 
 @router.get("/contacts/{contactId}")

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter
-from pydantic import ConfigDict
 
 from ghlsync.sandbox._deps import CtxDep
 from ghlsync.sandbox._errors import SandboxError
-from ghlsync.sandbox._models import Body, CreateCustomField, SearchTasks, TagBody
+from ghlsync.sandbox._models import Body, CreateCustomField, SearchTasks, TagBody, optional
 from ghlsync.sandbox._records import get_or_404, now_iso, public
 
 router = APIRouter()
@@ -113,7 +112,7 @@ async def search_tasks(ctx: CtxDep, locationId: str, body: SearchTasks) -> dict[
     with ctx.state.lock:
         tasks = [t for t in location.tasks.values() if _task_matches(t, body)]
         tasks.sort(key=lambda t: (str(t.get("dueDate", "")), t["id"]))
-        skip, limit = body.skip or 0, body.limit or 25
+        skip, limit = max(0, int(body.skip or 0)), max(0, int(body.limit or 25))
         return {"tasks": [public(t) for t in tasks[skip : skip + limit]]}
 
 
@@ -158,22 +157,22 @@ async def get_user(ctx: CtxDep, userId: str) -> dict[str, Any]:
 
 
 class _BusinessFields(Body):
-    name: str | None = None
-    phone: str | None = None
-    email: str | None = None
-    website: str | None = None
-    address: str | None = None
-    city: str | None = None
-    postalCode: str | None = None
-    state: str | None = None
-    country: str | None = None
-    description: str | None = None
+    # None of these is `nullable` in the spec: `{"name": null}` answers 422, never erases.
+    name: str = optional()
+    phone: str = optional()
+    email: str = optional()
+    website: str = optional()
+    address: str = optional()
+    city: str = optional()
+    postalCode: str = optional()
+    state: str = optional()
+    country: str = optional()
+    description: str = optional()
 
 
 class CreateBusiness(_BusinessFields):
     """`CreateBusinessDto`."""
 
-    model_config = ConfigDict(extra="forbid")
     name: str
     locationId: str
 

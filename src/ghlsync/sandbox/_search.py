@@ -39,8 +39,12 @@ def search(location: Location, body: SearchContacts) -> dict[str, Any]:
     if not 1 <= body.pageLimit <= MAX_PAGE_LIMIT:
         raise unprocessable(f"pageLimit must not be greater than {MAX_PAGE_LIMIT}")
     field, reverse = _sort_of(body.sort)
-    found = [c for c in location.contacts.values() if _matches(c, body)]
-    found.sort(key=lambda c: _key(c, field), reverse=reverse)
+    try:
+        found = [c for c in location.contacts.values() if _matches(c, body)]
+        found.sort(key=lambda c: _key(c, field), reverse=reverse)
+    except (TypeError, AttributeError, ValueError) as exc:
+        # e.g. a range bound of another type than the field's values, or a malformed group
+        raise unprocessable("filters and sort must match the types of the fields") from exc
     total = len(found)
     if body.searchAfter:
         page = _after(found, field, reverse, body.searchAfter)[: body.pageLimit]
@@ -70,12 +74,13 @@ def _sort_of(sort: list[dict[str, Any]] | None) -> tuple[str, bool]:
 
 
 def _matches(contact: Record, body: SearchContacts) -> bool:
-    if body.query and not _has_text(contact, body.query):
+    if body.query and not has_text(contact, body.query):
         return False
     return all(_filter(contact, f) for f in body.filters or [])
 
 
-def _has_text(contact: Record, text: str) -> bool:
+def has_text(contact: Record, text: str) -> bool:
+    """Does the text occur in a contact's name, email, phone or company (case-insensitively)?"""
     needle = text.lower()
     fields = ("name", "email", "phone", "companyName", "firstName", "lastName")
     return any(needle in str(contact.get(f) or "").lower() for f in fields)
@@ -138,14 +143,14 @@ def _bound(value: Any) -> Any:
 
 def list_page(
     location: Location,
-    start_after: int | None,
+    start_after: float | None,
     start_after_id: str | None,
     query: str | None,
     limit: int,
 ) -> dict[str, Any]:
     """The deprecated `GET /contacts/` page with its `meta` cursor."""
     found = sorted(
-        (c for c in location.contacts.values() if not query or _has_text(c, query)), key=_key
+        (c for c in location.contacts.values() if not query or has_text(c, query)), key=_key
     )
     if start_after is not None or start_after_id:
         cursor = (start_after or 0, start_after_id or "")
