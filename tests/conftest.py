@@ -6,3 +6,4 @@ from tests._engine_kit import engine_clock, engine_store  # noqa: F401
 from tests._locations_kit import loc_cipher, locations_store  # noqa: F401
 from tests._sandbox import sandbox, sandbox_asgi  # noqa: F401
 from tests._specs import ghl_spec_dir  # noqa: F401
+from tests._twoway_kit import tw  # noqa: F401

@@ -30,8 +30,11 @@ import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine._failures import Failure, classify_failure, gave_up
+from ghlsync.engine.flows.to_dripjobs._dispatch import is_ghl_work, sync_ghl
+from ghlsync.engine.flows.to_dripjobs._link import link_echo
 from ghlsync.engine.flows.to_ghl._model import FlowContext
 from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.outbox._sender import OutboxSender, default_outbox
 from ghlsync.engine.queue._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
 from ghlsync.engine.queue._inbox import ACCEPTED_FLAG
 from ghlsync.engine.queue._notify import libpq_url, listen_for_work, supports_notify
@@ -107,6 +110,7 @@ class Worker:
         rng: random.Random | None = None,
         listen: bool | None = None,
         locations: LocationDirectory | None = None,
+        outbox: OutboxSender | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -126,6 +130,8 @@ class Worker:
         self._sync_event = sync_event or _flows_sync_event()
         self._rng = rng
         self.locations = locations  # per-location calendar and mapping (docs/locations.md)
+        # Two-way sync: `run` also sends the write-back outbox (docs/two-way.md).
+        self.outbox = outbox if outbox is not None else default_outbox(engine, self.config, clock)
         self._settler = Settler(engine)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
@@ -157,6 +163,8 @@ class Worker:
         self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
         helpers = [asyncio.ensure_future(self._heartbeats(running))]
+        if self.outbox is not None:
+            helpers.append(asyncio.ensure_future(self.outbox.run(stop_event)))
         sa.event.listen(self.engine, "checkin", self._on_checkin)
         try:
             if self.listen:
@@ -405,6 +413,8 @@ class Worker:
 
     async def _sync(self, item: Claim) -> list[Outcome]:
         """Run every pending event of the entity, in order, on its merged payload."""
+        if is_ghl_work(item.entity_type):
+            return await self._sync_ghl(item)
         mapper, calendar_id, config = self.mapper, self.config.ghl.calendar_id, self.config
         if self.locations is not None:
             try:  # raises LocationUninstalledError (retriable: kept for a reinstall)
@@ -421,6 +431,8 @@ class Worker:
             clock=self.clock,
         )
         outcomes: list[Outcome] = []
+        if item.entity_type == "contact" and self.outbox is not None:
+            await self._link_echo(mapper, item)
         for event in item.events:
             try:
                 mapped = mapper.map(event, item.payload)
@@ -428,6 +440,44 @@ class Worker:
             except Exception as error:
                 raise _EventFailed(event, error) from error
         return outcomes
+
+    async def _link_echo(self, mapper: Mapper, item: Claim) -> None:
+        """Two-way: a DripJobs customer made by our own write-back links to its GHL contact
+        (no GHL write, no second write-back; `flows.to_dripjobs._link`)."""
+        try:
+            await link_echo(
+                self.engine,
+                mapper,
+                self.clock,
+                location_id=item.location_id,
+                source_id=item.source_id,
+                event=item.events[0],
+                payload=item.payload,
+            )
+        except Exception as error:
+            raise _EventFailed(item.event, error) from error
+
+    async def _sync_ghl(self, item: Claim) -> list[Outcome]:
+        """A GHL event: decide the write-back (`flows.to_dripjobs`); no GHL call."""
+        config = self.config
+        try:
+            if self.locations is not None:
+                config = (await self.locations.active(item.location_id)).config
+            return list(
+                await sync_ghl(
+                    self.engine,
+                    config.writeback,
+                    self.clock,
+                    location_id=item.location_id,
+                    entity_type=item.entity_type,
+                    ghl_id=item.source_id,
+                    events=item.events,
+                    payload=item.payload,
+                    version=item.source_updated_at,
+                )
+            )
+        except Exception as error:
+            raise _EventFailed(item.event, error) from error
 
     async def _fail(self, item: Claim, failure: Failure) -> None:
         if failure.kind == "skip":
@@ -481,7 +531,7 @@ class _EventFailed(Exception):
 
 
 def _is_parent(item: Claim) -> bool:
-    return item.entity_type == "contact"
+    return item.entity_type in ("contact", "ghl_contact")
 
 
 def _audit(outcome: Outcome) -> AuditEntry:

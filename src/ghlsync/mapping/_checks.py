@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from ghlsync.mapping._config import AppConfig, EntityType, EventRule, FieldRule, TagRule
 from ghlsync.mapping._shapes import ACTIONS_BY_TYPE, BODY_FIELDS
 from ghlsync.mapping._transforms import MULTI_FIELD
+from ghlsync.mapping._writeback import check_writeback
 
 Loc = tuple[str | int, ...]
 Problem = tuple[Loc, object, str]
@@ -28,6 +29,7 @@ def check(config: AppConfig) -> list[Problem]:
             problems.append(
                 (("custom_fields", source, "transform"), custom.transforms, _single_only())
             )
+    problems += check_writeback(config.writeback)
     return problems
 
 

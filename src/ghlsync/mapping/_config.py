@@ -20,6 +20,8 @@ from pydantic import (
 )
 
 from ghlsync._secret import Secret
+from ghlsync.mapping._backfill import BackfillSettings
+from ghlsync.mapping._writeback import WritebackSettings
 
 EntityType = Literal["contact", "task", "note", "appointment"]
 Action = Literal["upsert", "delete", "complete", "cancel"]
@@ -236,6 +238,8 @@ class AppConfig(_Model):
     custom_fields: dict[str, CustomField] = {}
     tags: list[TagRule] = []
     users: dict[str, str] = {}
+    writeback: WritebackSettings = WritebackSettings()
+    backfill: BackfillSettings = BackfillSettings()
 
     @classmethod
     def default(cls) -> AppConfig:

@@ -20,6 +20,7 @@ from ghlsync.mapping._checks import check
 from ghlsync.mapping._config import AppConfig
 from ghlsync.mapping._errors import ConfigError, show
 from ghlsync.mapping._messages import describe_all, key_path
+from ghlsync.mapping._writeback import WRITEBACK_ACTIONS
 
 PRESET_NAME = "<embedded preset>"
 DEFAULT_FILE = "ghlsync.yaml"
@@ -33,6 +34,11 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "GHLSYNC_DRIPJOBS_SECRET": ("dripjobs", "secret"),
     "GHLSYNC_GHL_APP_ID": ("ghl", "app_id"),
     "GHLSYNC_ADMIN_TOKEN": ("server", "admin_token"),
+    "GHLSYNC_WRITEBACK_SECRET": ("writeback", "secret"),
+    **{
+        f"GHLSYNC_WRITEBACK_URL_{action.upper()}": ("writeback", "actions", action, "url")
+        for action in WRITEBACK_ACTIONS
+    },
 }
 """Environment variables that override keys of the file (an empty value is ignored)."""
 
@@ -65,7 +71,10 @@ def load_config(
 
 # Top-level mapping sections a file may leave out to keep the preset's; one it does give
 # replaces the preset's section as a whole.
-_PRESET_SECTIONS = ("events", "fields", "tags")
+_PRESET_SECTIONS = ("events", "fields", "tags", "writeback")
+# Likewise inside `writeback:`: a file that only sets the secret and URLs keeps the preset's
+# field rules, owners and triggers.
+_PRESET_WRITEBACK = ("fields", "triggers", "default_owner")
 
 
 def _over_preset(raw: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str, Any]:
@@ -73,6 +82,12 @@ def _over_preset(raw: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str,
     for section in _PRESET_SECTIONS:
         if section not in merged and section in preset:
             merged[section] = preset[section]
+    ours, theirs = merged.get("writeback"), preset.get("writeback")
+    if isinstance(ours, dict) and isinstance(theirs, dict):
+        merged["writeback"] = {
+            **{k: theirs[k] for k in _PRESET_WRITEBACK if k in theirs},
+            **ours,
+        }
     return merged
 
 
@@ -140,11 +155,21 @@ def apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> dict[str, Any]:
         value = env.get(variable)
         if not value:
             continue
-        if len(path) == 1:
-            result[path[0]] = value
-        elif isinstance(result.get(path[0]) or {}, dict):
-            result[path[0]] = {**(result.get(path[0]) or {}), path[1]: value}
+        _set_path(result, path, value)
     return result
+
+
+def _set_path(raw: dict[str, Any], path: tuple[str, ...], value: str) -> None:
+    """Set `raw[path]` (copying the mappings on the way), unless a non-mapping is in the way
+    (validation then reports that key as it is)."""
+    if len(path) == 1:
+        raw[path[0]] = value
+        return
+    inner = raw.get(path[0]) or {}
+    if isinstance(inner, dict):
+        inner = dict(inner)
+        _set_path(inner, path[1:], value)
+        raw[path[0]] = inner
 
 
 def validate(raw: Mapping[str, Any], name: str) -> AppConfig:

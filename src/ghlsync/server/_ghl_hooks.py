@@ -4,7 +4,9 @@ Order: size limit → signature on the raw bytes, timestamp and replay (`Webhook
 guard on `ghl_webhooks_seen`) → is it ours (`EventScope`: our app's id, a location we serve;
 else 403) → act → answer. INSTALL adds the location (or, for an agency install, every location
 GHL lists for the app) with a fresh DripJobs connection; UNINSTALL stops syncing it. Other
-event types are answered 200 and ignored (two-way sync comes later).
+record events (ContactCreate, TaskComplete, AppointmentUpdate, ...)
+are committed to the inbox for two-way sync (`_ghl_events`), answered 200 after the commit;
+the rest are answered 200 and ignored.
 
 GHL retries a delivery only when answered 429, so a failure to act (GHL or the store
 unreachable) forgets the webhook id and answers 429: the retry is then not a replay.
@@ -29,6 +31,7 @@ from ghlsync.ghl._webhooks import (
     WebhookVerifier,
     seen_key,
 )
+from ghlsync.server._ghl_events import GHLEventIntake, is_ghl_event
 from ghlsync.server._ghl_scope import EventScope
 from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
 from ghlsync.server._metrics import ReceiverMetrics
@@ -53,8 +56,10 @@ class GHLWebhookReceiver:
         scope: EventScope,
         metrics: ReceiverMetrics,
         max_body_bytes: int = MAX_BODY_BYTES,
+        events: GHLEventIntake | None = None,
     ) -> None:
         self._engine = engine
+        self._events = events or GHLEventIntake(engine)  # two-way: record events → inbox
         self._verifier = verifier
         self._installer = installer
         self._scope = scope
@@ -110,6 +115,8 @@ class GHLWebhookReceiver:
         if kind == "UNINSTALL":
             removed = await self._installer.uninstall(location_id=location, company_id=company)
             return json_response(200, {"status": "uninstalled", "locations": removed})
+        if is_ghl_event(kind):
+            return await self._events.take(event)
         return json_response(200, {"status": "ignored", "type": kind})
 
     def _forget(self, webhook_id: str) -> None:

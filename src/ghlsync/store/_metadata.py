@@ -18,6 +18,7 @@ TABLE_MODULES = (
     "ghlsync.store._tables_engine",
     "ghlsync.store._tables_sync",
     "ghlsync.store._tables_locations",
+    "ghlsync.store._tables_twoway",
 )
 
 

@@ -30,6 +30,8 @@ id_map = sa.Table(
     # Not unique: two DripJobs customers that are one person (same email or phone) are
     # deliberately merged by GHL's upsert into one contact, so one ghl_id may have two rows.
     sa.Index("ix_id_map_ghl", "location_id", "entity_type", "ghl_id"),
+    # Two-way echo checks look up the creates still in flight (migration 0007).
+    sa.Index("ix_id_map_state", "location_id", "entity_type", "state"),
 )
 
 sync_state = sa.Table(

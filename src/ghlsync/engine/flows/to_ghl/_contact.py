@@ -23,11 +23,13 @@ Calls, by what the store knows:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_dripjobs._owners import Resolution, note_written, resolve
 from ghlsync.engine.flows.to_ghl._contact_stamps import Stamps, advanced, fresh, latest, stored
 from ghlsync.engine.flows.to_ghl._duplicate_rule import duplicates_allowed
 from ghlsync.engine.flows.to_ghl._model import (
@@ -42,6 +44,7 @@ from ghlsync.engine.flows.to_ghl._model import (
 )
 from ghlsync.engine.flows.to_ghl._plan import PlannedCall, TagDelta, tag_delta
 from ghlsync.engine.flows.to_ghl._records import answer_id, records, same
+from ghlsync.engine.state._ledger import DryLedger
 from ghlsync.engine.state._syncstate import DELETED, SyncState
 from ghlsync.ghl._errors import BadRequestError, NotFoundError, ServerError
 from ghlsync.mapping import MappedEntity, MappingError, content_hash
@@ -82,8 +85,8 @@ async def _sync(run: Run, mapped: MappedEntity, primary: bool) -> EntityOutcome:
                 await run.ledger.record(CONTACT, entity.source_id, _restamped(state, stamps))
             return outcome(run, entity, "skipped", ghl_id, start, UNCHANGED)
         try:
-            await _update(run, entity, ghl_id, state.snapshot if state else {}, stamps)
-            return outcome(run, entity, "updated", ghl_id, start)
+            detail = await _update(run, entity, ghl_id, state.snapshot if state else {}, stamps)
+            return outcome(run, entity, "updated", ghl_id, start, detail)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
             await run.ledger.forget(CONTACT, entity.source_id)
             entity, stamps = mapped, advanced(mapped, None)
@@ -137,16 +140,21 @@ async def _update(
     stamps: Stamps,
     *,
     learn: bool = False,
-) -> None:
+) -> str:
     """PUT the changed fields (if any), send the tag delta, record the new state.
 
     `learn`: the snapshot is empty because we never wrote this person (a create GHL refused
     as a duplicate), so the tag delta also works on the tags the PUT answer shows.
+    With two-way sync on, a field GHL also changed since the last sync follows its owner
+    rule (`flows.to_dripjobs._owners`); the conflicts are returned for the audit log.
     """
     last_body: Mapping[str, Any] = snapshot.get("body", {})
     last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
     update = entity.request_body("update")
     body = {k: v for k, v in update.items() if last_body.get(k) != v}
+    resolution = await _owner_rules(run, entity, ghl_id, body)
+    body = dict(resolution.body) if resolution is not None else body
+    written = dict(body)
     changed = {k: v for k, v in entity.custom_fields.items() if last_fields.get(k) != v}
     if changed:
         body["customFields"] = await run.fields.resolve(changed, run.sender)
@@ -161,6 +169,25 @@ async def _update(
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
     await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
+    if resolution is None:
+        return ""
+    written["tags"] = sorted(tags)
+    engine, now = run.fields.engine, run.fields.clock.now()
+    await asyncio.to_thread(
+        note_written, engine, run.location_id, ghl_id, written, resolution.settled, now=now
+    )
+    return "; ".join(resolution.conflicts)
+
+
+async def _owner_rules(
+    run: Run, entity: MappedEntity, ghl_id: str, body: Mapping[str, Any]
+) -> Resolution | None:
+    """Two-way only: the update after the field owner rules (None when two-way is off)."""
+    if run.twoway is None or isinstance(run.ledger, DryLedger):
+        return None
+    return await asyncio.to_thread(
+        resolve, run.fields.engine, run.twoway, run.location_id, ghl_id, body, updated_at(entity)
+    )
 
 
 async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps) -> str:

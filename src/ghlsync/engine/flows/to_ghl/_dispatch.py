@@ -56,4 +56,6 @@ async def sync_entity(run: Run, mapped: MappedEvent, entity: MappedEntity) -> En
 
 def _run(ctx: FlowContext, ledger: Ledger, sender: Sender) -> Run:
     fields = CustomFieldResolver(ctx.engine, ctx.location_id, ctx.clock)
-    return Run(ledger, sender, fields, ctx.location_id, ctx.calendar_id)
+    settings = getattr(ctx.config, "writeback", None)
+    twoway = settings if settings is not None and settings.enabled else None
+    return Run(ledger, sender, fields, ctx.location_id, ctx.calendar_id, twoway)

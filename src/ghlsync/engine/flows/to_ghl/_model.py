@@ -61,6 +61,8 @@ class Run:
     fields: CustomFieldResolver
     location_id: str
     calendar_id: str | None
+    # Two-way sync (writeback configured): field owner rules and GHL-side state on updates.
+    twoway: Any = None
 
     @property
     def calls(self) -> int:

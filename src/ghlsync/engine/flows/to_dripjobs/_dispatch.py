@@ -1,0 +1,100 @@
+"""The GHL-side entry point: one claimed `ghl_*` work row → a write-back decision.
+
+The worker calls `sync_ghl` for work rows whose entity type starts with `ghl_` (GHL events
+accepted by `POST /hooks/ghl`). The decision and the outbox rows it queues commit in one
+transaction, so a crash leaves either both or neither; the outbox sender delivers them.
+No GHL call is made. `preview_ghl` shows what an event would queue, recording nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync._clock import Clock
+from ghlsync.engine.flows.to_dripjobs._decide import Decision, GHLWork, decide
+from ghlsync.engine.flows.to_dripjobs._events import GHL_PREFIX, record_of, source_time
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome
+from ghlsync.mapping._writeback import EVENT_ENTITY, WritebackSettings
+from ghlsync.store._engine import begin_immediate
+from ghlsync.store._tables_twoway import writeback_outbox
+
+__all__ = ["is_ghl_work", "preview_ghl", "sync_ghl"]
+
+
+def is_ghl_work(entity_type: str) -> bool:
+    """True for a GHL-side work row (`ghl_contact`, `ghl_appointment`, ...)."""
+    return entity_type.startswith(GHL_PREFIX)
+
+
+async def sync_ghl(
+    engine: sa.Engine,
+    settings: WritebackSettings,
+    clock: Clock,
+    *,
+    location_id: str,
+    entity_type: str,
+    ghl_id: str,
+    events: Sequence[str],
+    payload: Mapping[str, Any],
+    version: float | None,
+) -> list[EntityOutcome]:
+    """Decide and record one GHL record's events; one outcome for the audit log."""
+    work = GHLWork(location_id, entity_type[len(GHL_PREFIX) :], ghl_id, events, payload, version)
+    decision = await asyncio.to_thread(_decide_in_transaction, engine, work, settings, clock)
+    return [EntityOutcome(entity_type, ghl_id, decision.action, ghl_id, 0, decision.detail)]
+
+
+def _decide_in_transaction(
+    engine: sa.Engine, work: GHLWork, settings: WritebackSettings, clock: Clock
+) -> Decision:
+    with begin_immediate(engine) as conn:
+        return decide(conn, work, settings, now=clock.now())
+
+
+def preview_ghl(
+    engine: sa.Engine, settings: WritebackSettings, event: Mapping[str, Any], *, now: float
+) -> dict[str, Any]:
+    """What one GHL event would do now, given the store: the decision and the write-backs
+    (action, URL, body) it would queue. Runs in a transaction that is rolled back: nothing
+    is recorded and nothing is sent."""
+    kind = str(event.get("type") or "")
+    if kind not in EVENT_ENTITY:
+        raise ValueError(f"{kind or 'an untyped event'} is not a GHL event two-way sync takes")
+    record_id = record_of(event).get("id")
+    location = event.get("locationId")
+    work = GHLWork(
+        str(location or ""),
+        EVENT_ENTITY[kind],
+        str(record_id or ""),
+        (kind,),
+        event,
+        source_time(event),
+    )
+    with engine.connect() as conn:
+        transaction = conn.begin()
+        try:
+            decision = decide(conn, work, settings, now=now)
+            bodies = _bodies(conn, [wb_id for _, wb_id, _ in decision.queued])
+        finally:
+            transaction.rollback()
+    writebacks = [
+        {"action": action, "status": status, "url": settings.url(action), "body": bodies.get(wb_id)}
+        for action, wb_id, status in decision.queued
+    ]
+    return {"decision": decision.action, "detail": decision.detail, "writebacks": writebacks}
+
+
+def _bodies(conn: sa.Connection, ids: list[str]) -> dict[str, Any]:
+    if not ids:
+        return {}
+    rows = conn.execute(
+        sa.select(writeback_outbox.c.id, writeback_outbox.c.body).where(
+            writeback_outbox.c.id.in_(ids)
+        )
+    )
+    return {row.id: json.loads(row.body) for row in rows}

@@ -1,0 +1,104 @@
+"""Field owner rules: a DripJobs change meets a GHL-side change of the same field.
+
+A GHL-side change DripJobs could not receive stays `pending` in `ghl_records` (with its GHL
+time). When a DripJobs event later changes the same field (it differs from the last-synced
+snapshot, so DripJobs really changed it), both sides changed it since the last sync: a true
+conflict. The field's owner decides (`writeback.fields.contact[].owner`, else
+`writeback.default_owner`):
+
+- `dripjobs`: DripJobs' value is written to GHL;
+- `ghl`: GHL keeps its value (the field is left out of the update);
+- `newest`: the later change by source time wins (DripJobs' `updated_at` against the GHL
+  event time); without a DripJobs time, or on a tie, GHL keeps its value.
+
+Each conflict becomes a line for the audit log naming both values, the winner and the rule.
+A field DripJobs did not change is never in the update (the contact flow diffs against the
+snapshot), so a GHL-only change is never overwritten. After the write, `note_written`
+records what GHL now holds and clears the pending changes the write settled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync.engine.flows.to_dripjobs._compare import same
+from ghlsync.engine.state import _ghlrecords
+from ghlsync.mapping._writeback import WritebackSettings
+from ghlsync.store._engine import begin_immediate
+
+__all__ = ["Resolution", "note_written", "resolve"]
+
+
+@dataclass(slots=True)
+class Resolution:
+    """The update to send after the rules, and the audit lines of the conflicts."""
+
+    body: dict[str, Any]
+    conflicts: list[str] = field(default_factory=list)
+    settled: list[str] = field(default_factory=list)  # pending GHL changes now resolved
+
+
+def resolve(
+    engine: sa.Engine,
+    settings: WritebackSettings,
+    location_id: str,
+    ghl_id: str,
+    body: Mapping[str, Any],
+    dj_time: float | None,
+) -> Resolution:
+    """Apply the owner rules to a DripJobs update of one GHL contact."""
+    with engine.connect() as conn:
+        pending = _ghlrecords.get(conn, location_id, "contact", ghl_id).pending
+    result = Resolution(dict(body))
+    for name, value in body.items():
+        change = pending.get(name)
+        if change is None:
+            continue
+        result.settled.append(name)
+        theirs = change.get("value")
+        if same(name, value, theirs):
+            del result.body[name]  # both sides agree already: nothing to write
+            continue
+        rule = settings.owner(name)
+        winner = _winner(rule, dj_time, change.get("at"))
+        if winner == "ghl":
+            del result.body[name]
+        result.conflicts.append(
+            f"conflict {name}: dripjobs {value!r} vs ghl {theirs!r} → {winner} (owner {rule})"
+        )
+    return result
+
+
+def _winner(rule: str, dj_time: float | None, ghl_time: object) -> str:
+    if rule in ("dripjobs", "ghl"):
+        return rule
+    if dj_time is not None and isinstance(ghl_time, int | float) and dj_time > ghl_time:
+        return "dripjobs"
+    return "ghl"
+
+
+def note_written(
+    engine: sa.Engine,
+    location_id: str,
+    ghl_id: str,
+    written: Mapping[str, Any],
+    settled: list[str],
+    *,
+    now: float,
+) -> None:
+    """GHL now holds `written`: remember it (echo checks) and clear the settled conflicts.
+
+    The GHL-side version moves to `now`, so a GHL event from before this write (its webhook
+    still queued) cannot record a change this write already overwrote.
+    """
+    with begin_immediate(engine) as conn:
+        record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
+        record.fields.update(written)
+        for name in [*settled, *written]:
+            record.pending.pop(name, None)
+        record.version = max(record.version or now, now)
+        _ghlrecords.put(conn, location_id, "contact", ghl_id, record, now=now)
