@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ from ghlsync.engine.outbox._sender import OutboxSender
 from ghlsync.engine.queue._inbox import Delivery, accept
 from ghlsync.mapping import Mapper, load_config
 from ghlsync.mapping._config import AppConfig
+from ghlsync.sandbox import SandboxState
 from ghlsync.store import begin_immediate
 from ghlsync.store._tables_twoway import writeback_outbox
 from tests._engine_flows_kit import make_client
@@ -81,6 +83,14 @@ class CatchHook:
         return [doc["type"] for doc in self.applied.values()]
 
 
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
+
+
+def _epoch(value: object) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if isinstance(value, str) else None
+
+
 def twoway_config(database_url: str, **extra: str) -> AppConfig:
     env = {f"GHLSYNC_WRITEBACK_URL_{a.upper()}": HOOK + a for a in ACTIONS}
     env.update(GHLSYNC_WRITEBACK_SECRET=SECRET, GHLSYNC_DATABASE_URL=database_url, **extra)
@@ -100,10 +110,24 @@ class TwoWay:
     sender: OutboxSender
     ghl_events: list[dict[str, Any]]
 
+    def reconfigure(self, config: AppConfig) -> None:
+        """Run the worker and the sender with another config from now on."""
+        self.config = config
+        self.worker.config, self.worker.mapper = config, Mapper(config)
+        self.sender.settings = config.writeback
+
+    async def ghl_user(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """A change made in GHL by someone else (a user, a form): through the API."""
+        return await self.worker.client.request(
+            method, path, key=self.sandbox.location_id, version="2021-07-28", json=body
+        )
+
     def dripjobs(self, event: str, source_id: str, **payload: Any) -> bool:
         """A DripJobs delivery into the inbox (what the receiver does)."""
         mapper = self.worker.mapper
         body = {"customer_id": source_id, **payload}
+        if "updated_at" in body and isinstance(body["updated_at"], float):
+            body["updated_at"] = _iso(body["updated_at"])
         key = mapper.entity_key(event, body)
         item = Delivery(
             connection_id="conn1",
@@ -113,7 +137,7 @@ class TwoWay:
             payload=body,
             entity_type=key.type,
             source_id=key.source_id,
-            source_updated_at=None,
+            source_updated_at=_epoch(body.get("updated_at")),
             received_at=self.clock.now(),
         )
         with begin_immediate(self.engine) as conn:
@@ -158,14 +182,19 @@ class TwoWay:
         return sum(1 for r in self.sandbox.state.requests if r.get("method") != "GET")
 
 
+def with_writeback(config: AppConfig, **changes: Any) -> AppConfig:
+    """The config with `writeback` keys replaced (e.g. `default_owner="ghl"`)."""
+    return config.model_copy(update={"writeback": config.writeback.model_copy(update=changes)})
+
+
 @pytest.fixture
 async def tw(engine_store: sa.Engine, database_url: str) -> AsyncIterator[TwoWay]:
-    sandbox = InProcessSandbox()
+    clock = FakeClock(1_800_000_000.0)
+    sandbox = InProcessSandbox(state=SandboxState(clock=clock))  # GHL times on the same clock
     config = twoway_config(database_url)
     config = config.model_copy(
         update={"ghl": config.ghl.model_copy(update={"location_id": sandbox.location_id})}
     )
-    clock = FakeClock(1_800_000_000.0)
     hook = CatchHook(now=clock.now)
     events: list[dict[str, Any]] = []
     sandbox.state.event_hook = events.append

@@ -88,17 +88,20 @@ def note_written(
     written: Mapping[str, Any],
     settled: list[str],
     *,
+    version: float | None,
     now: float,
 ) -> None:
     """GHL now holds `written`: remember it (echo checks) and clear the settled conflicts.
 
-    The GHL-side version moves to `now`, so a GHL event from before this write (its webhook
-    still queued) cannot record a change this write already overwrote.
+    `version` is GHL's own `dateUpdated` after the write (GHL's clock, like its webhook
+    times): the GHL-side version moves to it, so a GHL event from before this write (its
+    webhook still queued) cannot record a change this write already overwrote.
     """
     with begin_immediate(engine) as conn:
         record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
         record.fields.update(written)
         for name in [*settled, *written]:
             record.pending.pop(name, None)
-        record.version = max(record.version or now, now)
+        if version is not None:
+            record.version = max(record.version or version, version)
         _ghlrecords.put(conn, location_id, "contact", ghl_id, record, now=now)

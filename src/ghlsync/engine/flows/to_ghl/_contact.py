@@ -29,6 +29,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_dripjobs._events import parse_time
 from ghlsync.engine.flows.to_dripjobs._owners import Resolution, note_written, resolve
 from ghlsync.engine.flows.to_ghl._contact_stamps import Stamps, advanced, fresh, latest, stored
 from ghlsync.engine.flows.to_ghl._duplicate_rule import duplicates_allowed
@@ -159,11 +160,13 @@ async def _update(
     if changed:
         body["customFields"] = await run.fields.resolve(changed, run.sender)
     seen: list[str] = []
+    ghl_time: float | None = None
     if body:
         answer = await run.sender.send(
             PlannedCall("PUT", f"/contacts/{ghl_id}", body=body, purpose="update")
         )
         seen = _tags_of(answer) if learn else []
+        ghl_time = _date_updated(answer)
     current = [*snapshot.get("tags", ()), *seen]
     delta = tag_delta(current, entity.tags_add, entity.tags_remove_prefixes)
     tags = await send_tags(run, ghl_id, delta)
@@ -174,7 +177,14 @@ async def _update(
     written["tags"] = sorted(tags)
     engine, now = run.fields.engine, run.fields.clock.now()
     await asyncio.to_thread(
-        note_written, engine, run.location_id, ghl_id, written, resolution.settled, now=now
+        note_written,
+        engine,
+        run.location_id,
+        ghl_id,
+        written,
+        resolution.settled,
+        version=ghl_time,
+        now=now,
     )
     return "; ".join(resolution.conflicts)
 
@@ -334,6 +344,14 @@ async def _known(run: Run, entity: MappedEntity, record: Mapping[str, Any]) -> d
             if same(item["field_value"], theirs.get(item.get("id"))):
                 fields[key] = entity.custom_fields[key]
     return {"body": body, "custom_fields": fields, "tags": sorted(_tags_of(record))}
+
+
+def _date_updated(answer: Any) -> float | None:
+    """GHL's `dateUpdated` of the contact in a PUT answer (GHL's clock), if shown."""
+    if not isinstance(answer, Mapping):
+        return None
+    record = answer.get("contact") if isinstance(answer.get("contact"), Mapping) else answer
+    return parse_time(record.get("dateUpdated")) if isinstance(record, Mapping) else None
 
 
 def _tags_of(answer: Any) -> list[str]:
