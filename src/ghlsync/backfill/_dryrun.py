@@ -64,7 +64,7 @@ class DryRunReport:
             "rows": self.rows_total,
             "would": {
                 "create": c["new"],
-                "link": c["matched"],
+                "link": c["matched"] + c["twin"],
                 "update": c["updated"],
                 "unchanged": c["unchanged"],
                 "reject": c["rejected"],
@@ -152,7 +152,7 @@ class _State:
             elif row.source_id in known:
                 counts["unchanged" if known[row.source_id] == row.content_hash else "updated"] += 1
             elif self._met(row):
-                counts["matched"] += 1
+                counts["twin"] += 1
             else:
                 unknown.append(row)
         found = await asyncio.gather(

@@ -60,7 +60,16 @@ class Window:
         replaced = 0
         for row in rows:
             key = (row.entity_type, row.source_id)
-            replaced += key in self._rows
+            earlier = self._rows.get(key)
+            if earlier is not None:  # its outcome counts too: since the earlier row, linked
+                replaced += 1
+                row = Queued(
+                    row.entity_type,
+                    row.source_id,
+                    row.number,
+                    earlier.queued_at,
+                    earlier.linked or row.linked,
+                )
             self._rows[key] = row
         return replaced
 
@@ -94,12 +103,12 @@ class Window:
             )
             .order_by(a.id)
         ).all()
-        last: dict[tuple[str, str], str] = {}
+        actions: dict[tuple[str, str], set[str]] = {}
         for line in lines:
             key = (line.entity_type, line.source_id)
             queued = self._rows.get(key)
             if queued is not None and line.at >= queued.queued_at:
-                last[key] = line.action
+                actions.setdefault(key, set()).add(line.action)
         outcomes: dict[tuple[str, str], str] = {}
         for row in done:
             key = (row.entity_type, row.source_id)
@@ -109,15 +118,16 @@ class Window:
                 label_dead(conn, int(row.id), label, queued.queued_at)
                 outcomes[key] = "dead"
             else:
-                outcomes[key] = _outcome(last.get(key), queued.linked)
+                outcomes[key] = _outcome(actions.get(key, set()), queued.linked)
         return outcomes
 
 
-def _outcome(action: str | None, linked: bool) -> str:
-    if linked and action in ("updated", "created", None):
-        return "linked"
-    if action == "created":
+def _outcome(actions: set[str], linked: bool) -> str:
+    """One word for what the worker did with the row (and earlier rows merged into it)."""
+    if "created" in actions:
         return "created"
-    if action in ("updated", "completed", "reopened", "cancelled"):
+    if linked:
+        return "linked"
+    if actions & {"updated", "completed", "reopened", "cancelled", "deleted"}:
         return "updated"
     return "unchanged"  # skipped: already in sync (zero calls)

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from typing import Any
+
 import typer
+import typer.core
 
 from ghlsync import __version__
 from ghlsync.cli import (
     _auth,
+    _backfill,
     _call,
     _catalog,
     _demo,
@@ -17,6 +22,24 @@ from ghlsync.cli import (
     _sandbox,
     _serve,
 )
+
+
+def _flags_show_no_type() -> None:
+    """Help lists a flag (`--json`, `--reveal`, `--help`) bare, not as taking a `<bool>`.
+
+    Typer's rich help prints every option's type; for an option that takes no value that reads
+    as if one were expected, so flags report no type.
+    """
+    option = typer.core.TyperOption
+    shown = option.display_type_rich
+
+    def display_type_rich(self: typer.core.TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and self.metavar is None else shown(self, ctx)
+
+    option.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_show_no_type()
 
 app = typer.Typer(
     name="ghlsync",
@@ -53,9 +76,23 @@ for _module in (
     _engine,
     _catalog,
     _locations,
+    _backfill,
 ):
     _module.register(app)
 
 
 def main() -> None:
-    app()
+    """The console entry point: no traceback reaches a user (GHLSYNC_DEBUG=1 shows it)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if os.environ.get("GHLSYNC_DEBUG"):
+            raise
+        typer.echo(
+            f"ghlsync: unexpected error: {exc.__class__.__name__}: {exc}; this is a bug, please "
+            "report it (run again with GHLSYNC_DEBUG=1 for the details)",
+            err=True,
+        )
+        raise SystemExit(1) from None

@@ -19,6 +19,7 @@ TABLE_MODULES = (
     "ghlsync.store._tables_sync",
     "ghlsync.store._tables_locations",
     "ghlsync.store._tables_twoway",
+    "ghlsync.store._tables_backfill",
 )
 
 
