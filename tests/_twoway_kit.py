@@ -7,9 +7,9 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -60,6 +60,7 @@ class CatchHook:
     received: list[dict[str, Any]] = field(default_factory=list)  # every verified POST
     applied: dict[str, dict[str, Any]] = field(default_factory=dict)  # webhook-id -> body
     faults: list[int | str] = field(default_factory=list)  # next answers: 429, 500, "timeout"
+    attempts: list[str] = field(default_factory=list)  # webhook-id of every verified attempt
 
     def transport(self) -> httpx2.MockTransport:
         return httpx2.MockTransport(self._handle)
@@ -69,6 +70,7 @@ class CatchHook:
         headers = {k.lower(): v for k, v in request.headers.items()}
         if not spec_verify(SECRET, headers, body, int(self.now())):
             return httpx2.Response(401)
+        self.attempts.append(headers["webhook-id"])
         if self.faults:
             fault = self.faults.pop(0)
             if fault == "timeout":
