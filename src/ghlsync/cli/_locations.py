@@ -23,10 +23,12 @@ from rich.table import Table
 from ghlsync.cli._engine_common import (
     CONFIG_OPTION,
     JSON_OPTION,
+    cipher_or_fail,
     fail,
     load_config_or_fail,
     open_store,
 )
+from ghlsync.ghl._crypto import SecretKeyError
 
 __all__ = ["locations_app", "register"]
 
@@ -58,7 +60,7 @@ class _Ctx:
 
     config: Any
     engine: sa.Engine
-    cipher: Any
+    cipher: Any  # None for commands that must work without the key (list, show)
 
     def vault(self) -> Any:
         from ghlsync.engine.locations._services import oauth_from_env
@@ -68,16 +70,19 @@ class _Ctx:
 
 
 @contextmanager
-def _open(command: str, config: Path | None) -> Iterator[_Ctx]:
-    from ghlsync.ghl._crypto import SecretKeyError, TokenCipher
-
+def _open(
+    command: str, config: Path | None, *, key: bool = True, write: bool = True
+) -> Iterator[_Ctx]:
+    """The context; `key=False` needs no encryption key, `write=False` never creates the store."""
     loaded = load_config_or_fail(command, config)
-    try:
-        cipher = TokenCipher.from_env()
-    except SecretKeyError as exc:
-        raise fail(command, str(exc)) from None
-    with open_store(command, loaded.database_url) as engine:
-        yield _Ctx(loaded, engine, cipher)
+    cipher = cipher_or_fail(command) if key else None
+    with open_store(command, loaded.database_url, write=write) as engine:
+        try:
+            if cipher is not None:
+                cipher.check(engine)  # a wrong key: say which one the store needs, up front
+            yield _Ctx(loaded, engine, cipher)
+        except SecretKeyError as exc:
+            raise fail(command, str(exc)) from None
 
 
 # -------------------------------------------------------------------------------- add
@@ -135,17 +140,18 @@ def _store_token(ctx: _Ctx, location_id: str, token: str | None, company: str | 
         return
     if company is None:
         return
+    if oauth_from_env(ctx.config) is None:  # first: `auth login` would need it too
+        raise fail(
+            "locations add",
+            "minting a location token from an agency connection needs the marketplace app's "
+            "OAuth client: set GHLSYNC_GHL_CLIENT_ID and GHLSYNC_GHL_CLIENT_SECRET, or give the "
+            "location a Private Integration token with --token",
+        )
     if vault.status(company) is None:
         raise fail(
             "locations add",
             f"no agency connection for company {company}: run "
             "`ghlsync auth login --user-type Company` first",
-        )
-    if oauth_from_env(ctx.config) is None:
-        raise fail(
-            "locations add",
-            "minting a location token needs the app's GHLSYNC_GHL_CLIENT_ID and "
-            "GHLSYNC_GHL_CLIENT_SECRET",
         )
 
 
@@ -203,7 +209,7 @@ def _url(public_url: str, connection_id: str, event: str = "<event>") -> str:
 @locations_app.command("list")
 def list_(config: Path | None = CONFIG_OPTION, as_json: bool = JSON_OPTION) -> None:
     """Every location: status, company, calendar, override, live connections, token."""
-    with _open("locations list", config) as ctx:
+    with _open("locations list", config, key=False, write=False) as ctx:
         rows = [_describe(ctx, row) for row in _rows(ctx)]
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
@@ -222,9 +228,11 @@ def _rows(ctx: _Ctx) -> list[Any]:
 
 def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
     from ghlsync.engine.locations._rows import list_connections
+    from ghlsync.ghl._vault import stored_status
 
+    # No key needed: secrets stay sealed unless --reveal gave `ctx` a cipher.
     connections = list_connections(ctx.engine, ctx.cipher, row.location_id)
-    token = ctx.vault().status(row.location_id)
+    token = stored_status(ctx.engine, row.location_id)
     return {
         "location_id": row.location_id,
         "name": row.name,
@@ -280,7 +288,7 @@ def show(
     """One location: its connections (URLs, secrets masked), token and mapping override."""
     from ghlsync.engine.locations._rows import get_location
 
-    with _open("locations show", config) as ctx:
+    with _open("locations show", config, key=reveal, write=False) as ctx:
         row = get_location(ctx.engine, location_id)
         if row is None:
             raise fail("locations show", f"no location {location_id} is stored")
