@@ -17,6 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -66,7 +69,8 @@ def call(
     payload = _body(op, body, location)
     key = location or "default"
     try:
-        answer, rate = asyncio.run(_send(url, key, secret, op, path, query, payload))
+        with _quiet_client():
+            answer, rate = asyncio.run(_send(url, key, secret, op, path, query, payload))
     except GHLError as error:
         _fail(error, url)
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
@@ -82,11 +86,25 @@ async def _send(
     query: dict[str, str],
     body: Any,
 ) -> tuple[Any, RateInfo | None]:
-    async with GHLClient(base_url=url, tokens=StaticTokens({key: secret})) as client:
+    # One retry, not five: a person is waiting, and the error says what to check.
+    client = GHLClient(base_url=url, tokens=StaticTokens({key: secret}), max_attempts=2)
+    async with client:
         answer = await client.call(
             op.operation_id, key=key, path_params=path, params=query, body=body
         )
         return answer, client.last_rate(key)
+
+
+@contextmanager
+def _quiet_client() -> Iterator[None]:
+    """The client's per-attempt warnings would repeat the one error line `call` prints."""
+    logger = logging.getLogger("ghlsync.ghl")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _print_list() -> None:
