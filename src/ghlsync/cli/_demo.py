@@ -24,6 +24,14 @@ _FAULTS = typer.Option(
 _KEEP = typer.Option(False, "--keep", help="Keep the temporary SQLite store and print its path.")
 _JSON = typer.Option(False, "--json", help="Print the summary as JSON instead of a table.")
 _VERBOSE = typer.Option(False, "--verbose", help="Show the GHL client's retry warnings.")
+_TWO_WAY = typer.Option(
+    False,
+    "--two-way",
+    help="Two-way instead: GHL sandbox ⇄ ghlsync ⇄ DripJobs emulator, changes on both sides.",
+)
+_PEOPLE = typer.Option(
+    6, "--people", min=1, max=200, help="With --two-way: people created on each side."
+)
 
 _DEFAULT_TIMEOUT_SECONDS = 1.0  # how long the sandbox holds an answer for a "timeout" fault
 
@@ -41,12 +49,21 @@ def demo(
     keep: bool = _KEEP,
     as_json: bool = _JSON,
     verbose: bool = _VERBOSE,
+    two_way: bool = _TWO_WAY,
+    people: int = _PEOPLE,
 ) -> None:
     """The whole pipeline on the sandbox, then a check that GHL holds what the events imply.
 
     A realistic DripJobs event stream goes over HTTP to the real receiver, into a temporary
     SQLite store, through the real worker into the GHL sandbox; no credentials needed.
+    With --two-way, people and appointments change in GHL and in an emulated DripJobs, and
+    the summary shows the write-backs, 0 echo writes, 0 duplicates and that both agree.
     """
+    if two_way:
+        if faults:
+            raise typer.BadParameter("not available with --two-way", param_hint="--faults")
+        _two_way(people, seed, database_url, keep=keep, as_json=as_json, verbose=verbose)
+        return
     from rich.console import Console
 
     from ghlsync.demo import PipelineError, PipelineOptions, build_stream, run_stream
@@ -72,6 +89,39 @@ def demo(
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:
         render_summary(summary, console)
+    if keep and database_url is None:
+        console.print(f"store kept: {summary.database_url}", markup=False)
+    if not summary.ok:
+        raise typer.Exit(1)
+
+
+def _two_way(
+    people: int, seed: int, database_url: str | None, *, keep: bool, as_json: bool, verbose: bool
+) -> None:
+    """`demo --two-way`: the three phases of `ghlsync.demo._twoway_demo`, then the verdict."""
+    from rich.console import Console
+
+    from ghlsync.demo import PipelineError, PipelineOptions
+    from ghlsync.demo._twoway_demo import run_two_way
+    from ghlsync.demo._twoway_report import render_two_way
+
+    console = Console(stderr=as_json)
+    if not verbose:
+        logging.getLogger("ghlsync").setLevel(logging.ERROR)
+    options = PipelineOptions(database_url=database_url, keep=keep)
+
+    def phase(name: str) -> None:
+        console.print(f"[dim]… {name}[/]")
+
+    try:
+        summary = asyncio.run(run_two_way(people, seed, options, on_phase=phase))
+    except PipelineError as exc:
+        typer.echo(f"ghlsync demo: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(summary.to_dict(), indent=2))
+    else:
+        render_two_way(summary, console)
     if keep and database_url is None:
         console.print(f"store kept: {summary.database_url}", markup=False)
     if not summary.ok:

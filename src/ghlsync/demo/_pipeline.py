@@ -38,10 +38,12 @@ from ghlsync.demo._summary import (
     count_answers,
     dead_letter_lines,
 )
+from ghlsync.demo._twoway_wiring import two_way_config, wire_two_way
 from ghlsync.demo._verify import verify_answers, verify_dead_letters, verify_state
 from ghlsync.engine import Worker, queue_status
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.sandbox import SandboxServer
+from ghlsync.sandbox.dripjobs import DripJobsState
 from ghlsync.server import create_app, serve_in_thread
 from ghlsync.server._run import build_worker
 from ghlsync.store import create_engine, migrate
@@ -71,6 +73,7 @@ class PipelineOptions:
     interval_ms: int = 1000
     drain_timeout: float = 120.0
     secret: str = "demo-webhook-secret"  # noqa: S105 -- loopback only, for the demo receiver
+    two_way: bool = False  # also the DripJobs emulator, write-backs and GHL webhooks (_twoway)
 
 
 class Pipeline:
@@ -113,9 +116,14 @@ class Pipeline:
     def _start_parts(self) -> None:
         opts = self.options
         self.database_url = opts.database_url or self._temporary_sqlite()
-        self.sandbox = SandboxServer(burst=opts.burst, interval_ms=opts.interval_ms).start()
+        dripjobs = DripJobsState() if opts.two_way else None
+        self.sandbox = SandboxServer(
+            burst=opts.burst, interval_ms=opts.interval_ms, dripjobs=dripjobs
+        ).start()
         self._stack.callback(self.sandbox.stop)
         self.config = pipeline_config(self.database_url, self.sandbox, opts)
+        if opts.two_way:
+            self.config = two_way_config(self.config, self.sandbox)
         self.engine = create_engine(self.database_url)
         self._stack.callback(self.engine.dispose)
         migrate(self.engine)
@@ -125,6 +133,8 @@ class Pipeline:
             engine=self.engine, config=self.config, mapper=mapper, worker_state=self.worker
         )
         self.receiver_url = self._stack.enter_context(serve_in_thread(app))
+        if opts.two_way:
+            wire_two_way(self.sandbox, self.receiver_url, opts.secret)
 
     def _temporary_sqlite(self) -> str:
         self.temp_dir = Path(tempfile.mkdtemp(prefix="ghlsync-demo-"))

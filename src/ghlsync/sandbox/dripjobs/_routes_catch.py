@@ -97,9 +97,11 @@ def _apply(
     state: DripJobsState, action: str, webhook_id: str, data: dict[str, Any]
 ) -> tuple[dict[str, Any], list[tuple[str, dict[str, str]]]]:
     """Run the action on the model and log it (the caller holds the lock)."""
-    outcome = ACTIONS[action](state.model, data, state.clock.now())
+    now = state.clock.now()
+    outcome = ACTIONS[action](state.model, data, now)
     entry: dict[str, Any] = {
         "webhook_id": webhook_id,
+        "received_at": now,
         "action": action,
         "data": data,
         "changed": outcome.changed,
