@@ -70,9 +70,9 @@ def _serve(store: sa.Engine, **ghl: Any) -> Iterator[Signed]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     config = base_config(webhook_public_key=pem.decode(), **ghl)
-    with serve_in_thread(create_app(engine=store, config=config)) as url:
-        with httpx2.Client(base_url=url) as http:
-            yield Signed(http, key, store)
+    app = create_app(engine=store, config=config)
+    with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+        yield Signed(http, key, store)
 
 
 @pytest.fixture

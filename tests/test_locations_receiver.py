@@ -91,9 +91,10 @@ def test_a_connection_accepts_only_its_own_secret(
     assert queued(locations_store) == []
 
 
-def test_unknown_connection_is_404(agency: Agency) -> None:
+def test_unknown_connection_is_answered_like_a_wrong_secret(agency: Agency) -> None:
+    # Before authentication nothing tells which connection ids exist (issue 8, item 7).
     answer = agency.post("/hooks/dripjobs/dj_nope/customer.created", "x", customer_id="c1")
-    assert (answer.status_code, answer.json()["error"]) == (404, "unknown_connection")
+    assert (answer.status_code, answer.json()["error"]) == (401, "bad_credentials")
 
 
 def test_revoked_connection_is_refused_with_a_clear_message(
@@ -168,4 +169,6 @@ def test_a_secret_sealed_with_another_key_is_answered_503(
             headers={"Authorization": f"Bearer {_secret(made)}"},
         )
     assert (answer.status_code, answer.json()["error"]) == (503, "not_configured")
-    assert "GHLSYNC_SECRET_KEY" in answer.json()["message"]
+    # Unauthenticated (the secret cannot be opened): no key or location named, the log has it.
+    assert "server's log" in answer.json()["message"]
+    assert "loc_b" not in answer.json()["message"]

@@ -141,7 +141,8 @@ def test_empty_environment_values_do_not_override(tmp_path: Path) -> None:
 
 
 def test_secrets_are_masked_in_reprs_and_dumps(tmp_path: Path) -> None:
-    path = write(tmp_path, "ghl: {token: pit-0123456789abcdef}\ndripjobs: {secret: 98765432109876543}\n")
+    text = "ghl: {token: pit-0123456789abcdef}\ndripjobs: {secret: 98765432109876543}\n"
+    path = write(tmp_path, text)
     config = load_config(path, environ={})
     assert "0123456789abcdef" not in repr(config)
     assert "0123456789abcdef" not in str(config.model_dump())

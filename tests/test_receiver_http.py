@@ -321,8 +321,8 @@ def test_named_connection_route(receiver: Receiver) -> None:
     missing = receiver.http.post(
         f"{receiver.url}/hooks/dripjobs/elsewhere/customer.created", json=CUSTOMER, headers=BEARER
     )
-    assert missing.status_code == 404
-    assert missing.json()["error"] == "unknown_connection"
+    assert missing.status_code == 401  # answered like a wrong secret: ids stay unknown
+    assert missing.json()["error"] == "bad_credentials"
 
 
 def test_healthz_reports_store_and_queue(receiver: Receiver) -> None:

@@ -14,8 +14,6 @@ from contextlib import asynccontextmanager
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.telemetry import TelemetryConfig
-from starlette.requests import Request
-from starlette.responses import Response
 
 from ghlsync import __version__
 from ghlsync._clock import SYSTEM_CLOCK, Clock
@@ -26,12 +24,13 @@ from ghlsync.ghl._webhooks import SqlReplayGuard, WebhookVerifier
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._commit import GroupCommitter
 from ghlsync.server._connections import ConnectionTable
+from ghlsync.server._errors import install_json_errors
 from ghlsync.server._ghl_hooks import GHLWebhookReceiver
 from ghlsync.server._ghl_scope import EventScope, configured_app_id, serves_location
-from ghlsync.server._health import WorkerState, health_report
+from ghlsync.server._health import WorkerState
 from ghlsync.server._hooks import DripJobsReceiver
-from ghlsync.server._metrics import CONTENT_TYPE_LATEST, ReceiverMetrics
-from ghlsync.server._responses import json_response
+from ghlsync.server._metrics import ReceiverMetrics
+from ghlsync.server._probes import AdminGate, Probes
 from ghlsync.store import is_sqlite
 
 # FastAPI's native OpenTelemetry hooks cost more per request than the whole receiver (they
@@ -70,13 +69,16 @@ def create_app(
         engine, accept, writers=1 if is_sqlite(engine) else PG_WRITERS, lock_order=_entity
     )
     metrics = ReceiverMetrics()
+    connections = ConnectionTable(config, locations)
     receiver = DripJobsReceiver(
-        connections=ConnectionTable(config, locations),
+        connections=connections,
         mapper=mapper,
         committer=committer,
         metrics=metrics,
         clock=clock,
         max_body_bytes=config.dripjobs.max_body_bytes,
+        body_timeout=config.server.body_timeout,
+        tolerance_seconds=config.dripjobs.timestamp_tolerance,
     )
 
     @asynccontextmanager
@@ -85,13 +87,30 @@ def create_app(
         # Uvicorn has stopped taking requests: let the last commits finish, then stop.
         await asyncio.to_thread(committer.close)
 
-    app = FastAPI(title="ghlsync", version=__version__, lifespan=lifespan, telemetry=_TELEMETRY)
+    # No /docs, /redoc or /openapi.json: the public app describes nothing to strangers.
+    app = FastAPI(
+        title="ghlsync",
+        version=__version__,
+        lifespan=lifespan,
+        telemetry=_TELEMETRY,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    install_json_errors(app)
     # Plain Starlette routes for the hot path: no dependency injection per request.
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
     ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer, metrics)
     app.router.add_route("/hooks/ghl", ghl_hooks.handle, methods=["POST"], include_in_schema=False)
-    _add_probes(app, engine, clock, worker_state, metrics)
+    Probes(
+        engine,
+        clock,
+        worker_state,
+        metrics,
+        receiving_problem=connections.receiving_problem,
+        gate=AdminGate(config.server.admin_token),
+    ).install(app)
     return app
 
 
@@ -116,25 +135,10 @@ def _ghl_receiver(
         serves=functools.partial(serves_location, locations),
     )
     return GHLWebhookReceiver(
-        engine=engine, verifier=verifier, installer=installer, scope=scope, metrics=metrics
+        engine=engine,
+        verifier=verifier,
+        installer=installer,
+        scope=scope,
+        metrics=metrics,
+        body_timeout=config.server.body_timeout,
     )
-
-
-def _add_probes(
-    app: FastAPI,
-    engine: sa.Engine,
-    clock: Clock,
-    worker_state: WorkerState | None,
-    metrics: ReceiverMetrics,
-) -> None:
-    """`GET /healthz` and `GET /metrics`."""
-
-    async def healthz(_request: Request) -> Response:
-        healthy, report = await asyncio.to_thread(health_report, engine, clock, worker_state)
-        return json_response(200 if healthy else 503, report)
-
-    async def prometheus(_request: Request) -> Response:
-        return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)
-
-    app.router.add_route("/healthz", healthz, methods=["GET"], include_in_schema=False)
-    app.router.add_route("/metrics", prometheus, methods=["GET"], include_in_schema=False)

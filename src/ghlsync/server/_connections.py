@@ -5,15 +5,25 @@ Single-location mode has one connection, "default", built from `ghl.location_id`
 per location in the store (`dripjobs_connections`, see `docs/locations.md`), reached through
 `POST /hooks/dripjobs/{connection}/{event}`: `ConnectionTable` looks them up through the
 `LocationDirectory` (cached), each with its own secret and its location's mapper. A revoked
-connection, or one whose location was uninstalled, is answered 401 `connection_revoked`.
+connection, or one whose location was uninstalled, is answered 401 `connection_revoked` once
+the request proves it knows the connection's secret.
+
+Before a request is authenticated it learns nothing about the connection it names: an unknown
+id is checked against a random secret (`unknown_connection`), so it gets exactly the answer a
+wrong secret gets, and a connection that cannot be checked says so without naming locations or
+keys (the log has the detail).
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+import sqlalchemy as sa
 
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import InboundVerifier, VerificationError
@@ -22,8 +32,14 @@ from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.locations._rows import ConnectionRow
 from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.mapping import AppConfig, ConfigError, Mapper
+from ghlsync.store._tables_locations import dripjobs_connections
 
 DEFAULT_CONNECTION = "default"
+_log = logging.getLogger("ghlsync.server")
+_CANNOT_CHECK = (
+    "this connection cannot receive deliveries now because of a server configuration problem "
+    "(the server's log says which); retry later"
+)
 
 
 class Verifier(Protocol):
@@ -58,15 +74,41 @@ class Unconfigured:
     reason: str
 
 
+class Refused(VerificationError):
+    """The credentials checked out, and the connection refuses anyway (`status`, `code`)."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(code, message)
+        self.status = status
+
+
 @dataclass(frozen=True, slots=True)
 class Refusing:
-    """The verifier of a revoked connection: every delivery is answered 401 with `message`."""
+    """The verifier of a connection that takes no deliveries: a request that proves the
+    connection's secret is refused with `status`, `code` and `message` (which may name the
+    location); any other gets the usual 401 of its credentials.
+    """
 
     message: str
+    secret_check: Verifier | None = None
+    status: int = 401
+    code: str = "connection_revoked"
 
     def verify(self, headers: Mapping[str, str], body: bytes, *, now: float) -> Verified:
-        """Always refuse."""
-        raise VerificationError("connection_revoked", self.message)
+        """Check the credentials first (so `message` is shown only to the owner), then refuse."""
+        if self.secret_check is not None:
+            self.secret_check.verify(headers, body, now=now)
+        raise Refused(self.status, self.code, self.message)
+
+
+def unknown_connection(name: str, tolerance_seconds: float) -> Connection:
+    """A stand-in for a connection that does not exist: a random secret nobody knows.
+
+    Its refusals are those of a real connection given a wrong secret, so a caller cannot tell
+    which connection ids exist.
+    """
+    verifier = InboundVerifier(secrets.token_urlsafe(32), tolerance_seconds=tolerance_seconds)
+    return Connection(name, "", Refusing("", verifier))
 
 
 def connections_from_config(config: AppConfig) -> Mapping[str, Connection | Unconfigured]:
@@ -93,16 +135,34 @@ class ConnectionTable:
         try:
             row = self._directory.connection(name)
         except SecretKeyError as exc:  # GHLSYNC_SECRET_KEY lacks the key that sealed it
-            return Unconfigured(f"connection {name} cannot be checked: {exc}")
+            _log.warning("connection %s cannot be checked: %s", name, exc)
+            return Unconfigured(_CANNOT_CHECK)
         if row is None:
             return None
         try:
             context = self._directory.get(row.location_id)
         except ConfigError as exc:  # e.g. the base config changed under an old override
-            return Unconfigured(f"location {row.location_id} cannot receive: {exc}")
+            message = f"location {row.location_id} cannot receive: {exc}"
+            refusing = Refusing(message, self._verifier(row), 503, "not_configured")
+            return Connection(name, row.location_id, refusing)
         if row.revoked or not context.active:
-            return Connection(name, row.location_id, Refusing(_revoked_message(row)))
+            refusing = Refusing(_revoked_message(row), self._verifier(row))
+            return Connection(name, row.location_id, refusing)
         return Connection(name, row.location_id, self._verifier(row), context.mapper)
+
+    def receiving_problem(self) -> str | None:
+        """Why no delivery can be accepted at all (for /healthz), or None.
+
+        The default connection is unusable and the store holds no live per-location one.
+        """
+        if isinstance(self._default, Connection):
+            return None
+        if self._directory is not None and _any_live_connection(self._directory):
+            return None
+        return (
+            f"{self._default.reason}; and no location has a connection of its own "
+            "(docs/locations.md): every DripJobs delivery is refused"
+        )
 
     def _verifier(self, row: ConnectionRow) -> InboundVerifier:
         # Keyed by the secret too, so a rotated secret gets a new verifier.
@@ -114,6 +174,13 @@ class ConnectionTable:
                 self._verifiers = {k: v for k, v in self._verifiers.items() if k[0] != key[0]}
                 self._verifiers[key] = found
         return found
+
+
+def _any_live_connection(directory: LocationDirectory) -> bool:
+    table = dripjobs_connections
+    query = sa.select(table.c.connection_id).where(table.c.revoked_at.is_(None)).limit(1)
+    with directory.engine.connect() as conn:
+        return conn.execute(query).first() is not None
 
 
 def _revoked_message(row: ConnectionRow) -> str:

@@ -33,7 +33,7 @@ from ghlsync.ghl._webhooks import (
 )
 from ghlsync.server._ghl_events import GHLEventIntake, is_ghl_event
 from ghlsync.server._ghl_scope import EventScope
-from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
+from ghlsync.server._limits import DEFAULT_BODY_TIMEOUT, read_body
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, json_response
 from ghlsync.store._tables import ghl_webhooks_seen
@@ -56,6 +56,7 @@ class GHLWebhookReceiver:
         scope: EventScope,
         metrics: ReceiverMetrics,
         max_body_bytes: int = MAX_BODY_BYTES,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
         events: GHLEventIntake | None = None,
     ) -> None:
         self._engine = engine
@@ -65,6 +66,7 @@ class GHLWebhookReceiver:
         self._scope = scope
         self._metrics = metrics
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
 
     async def handle(self, request: Request) -> Response:
         """The whole answer to one GHL webhook; every refusal is a JSON error."""
@@ -84,12 +86,7 @@ class GHLWebhookReceiver:
             return json_response(429, {"error": "retry_later", "message": message})
 
     async def _verified(self, request: Request) -> dict[str, Any]:
-        try:
-            body = await read_limited(request, self._max_body_bytes)
-        except BodyTooLarge as exc:
-            raise Rejection(413, "body_too_large", exc.message) from None
-        except BodyIncomplete:
-            raise Rejection(400, "incomplete_body", "the client disconnected mid-body") from None
+        body = await read_body(request, self._max_body_bytes, max_seconds=self._body_timeout)
         try:
             event = await self._verifier.averify(body, request.headers)
         except WebhookVerificationError as exc:

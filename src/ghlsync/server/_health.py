@@ -1,7 +1,9 @@
-"""`GET /healthz`: is the store reachable, how deep is the queue, is the worker alive?"""
+"""`GET /healthz`: is the store reachable, how deep is the queue, is the worker alive, can
+deliveries be accepted at all?"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
 import sqlalchemy as sa
@@ -22,15 +24,23 @@ class WorkerState(Protocol):
 
 
 def health_report(
-    engine: sa.Engine, clock: Clock, worker_state: WorkerState | None
+    engine: sa.Engine,
+    clock: Clock,
+    worker_state: WorkerState | None,
+    receiving_problem: Callable[[], str | None] | None = None,
 ) -> tuple[bool, dict[str, Any]]:
-    """(healthy, report). Unhealthy when the store is unreachable or the worker went quiet."""
+    """(healthy, report). Unhealthy when the store is unreachable or the worker went quiet;
+    degraded (not healthy either) when `receiving_problem` names why no delivery is accepted.
+    """
     report: dict[str, Any] = {}
     healthy = _store_report(engine, clock, report)
     if worker_state is not None:
         healthy = _worker_report(worker_state, clock, report) and healthy
-    report["status"] = "ok" if healthy else "unhealthy"
-    return healthy, report
+    problem = receiving_problem() if healthy and receiving_problem is not None else None
+    if problem is not None:
+        report["reasons"] = [problem]
+    report["status"] = "unhealthy" if not healthy else "degraded" if problem else "ok"
+    return healthy and problem is None, report
 
 
 def _store_report(engine: sa.Engine, clock: Clock, report: dict[str, Any]) -> bool:

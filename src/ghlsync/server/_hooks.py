@@ -15,6 +15,7 @@ from starlette.responses import Response
 
 from ghlsync._clock import Clock
 from ghlsync.dripjobs import BodyError, VerificationError, delivery_id, fold_keys, parse_body
+from ghlsync.dripjobs._verify import DEFAULT_TOLERANCE_SECONDS
 from ghlsync.engine import Delivery, delivery_key
 from ghlsync.mapping import Mapper, MappingError, UnknownEventError
 from ghlsync.server._commit import CommitterClosed, GroupCommitter
@@ -22,9 +23,11 @@ from ghlsync.server._connections import (
     DEFAULT_CONNECTION,
     Connection,
     Connections,
+    Refused,
     Unconfigured,
+    unknown_connection,
 )
-from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, read_limited
+from ghlsync.server._limits import DEFAULT_BODY_TIMEOUT, read_body
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, accepted, duplicate
 
@@ -43,6 +46,8 @@ class DripJobsReceiver:
         metrics: ReceiverMetrics,
         clock: Clock,
         max_body_bytes: int,
+        body_timeout: float = DEFAULT_BODY_TIMEOUT,
+        tolerance_seconds: float = DEFAULT_TOLERANCE_SECONDS,
     ) -> None:
         self._connections = connections
         self._mapper = mapper
@@ -50,6 +55,8 @@ class DripJobsReceiver:
         self._metrics = metrics
         self._clock = clock
         self._max_body_bytes = max_body_bytes
+        self._body_timeout = body_timeout
+        self._tolerance = tolerance_seconds  # of the stand-in for unknown connections
 
     async def handle(self, request: Request) -> Response:
         """The whole answer to one delivery; every refusal is a JSON error."""
@@ -86,6 +93,8 @@ class DripJobsReceiver:
         headers = request.headers
         try:
             connection.verifier.verify(headers, body, now=self._clock.now())
+        except Refused as exc:  # authenticated, and refused anyway (revoked, misconfigured)
+            raise Rejection(exc.status, exc.code, exc.message) from None
         except VerificationError as exc:
             raise Rejection(401, exc.code, exc.message) from None
         event: str = params["event"]
@@ -94,19 +103,14 @@ class DripJobsReceiver:
 
     def _connection(self, name: str) -> Connection:
         found = self._connections.get(name)
-        if found is None:
-            raise Rejection(404, "unknown_connection", f"no connection named {name!r}")
+        if found is None:  # answered exactly as a wrong secret would be
+            return unknown_connection(name, self._tolerance)
         if isinstance(found, Unconfigured):
             raise Rejection(503, "not_configured", found.reason)
         return found
 
     async def _read(self, request: Request) -> bytes:
-        try:
-            return await read_limited(request, self._max_body_bytes)
-        except BodyTooLarge as exc:
-            raise Rejection(413, "body_too_large", exc.message) from None
-        except BodyIncomplete:
-            raise Rejection(400, "incomplete_body", "the client disconnected mid-body") from None
+        return await read_body(request, self._max_body_bytes, max_seconds=self._body_timeout)
 
     def _build(
         self, connection: Connection, event: str, payload: dict[str, Any], headers: Any
@@ -133,8 +137,29 @@ class DripJobsReceiver:
         )
 
 
+# Types a JSON body arrives under when the sender did not say: none at all, curl's `-d` default
+# (a form) and `fetch()`'s default for a string (text/plain).
+_UNDECLARED = ("", "application/x-www-form-urlencoded", "text/plain")
+
+
 def _parse(content_type: str | None, body: bytes) -> dict[str, Any]:
+    sniffed = _sniffed_json(content_type, body)
     try:
-        return fold_keys(parse_body(content_type, body))
+        return fold_keys(parse_body(sniffed or content_type, body))
     except BodyError as exc:
-        raise Rejection(400, exc.code, exc.message) from None
+        message = exc.message
+        if sniffed:
+            message += (
+                " (the body starts with '{', so it was read as JSON although its Content-Type "
+                f"is {content_type or 'missing'}: send valid JSON with "
+                "'Content-Type: application/json', or a form)"
+            )
+        raise Rejection(400, exc.code, message) from None
+
+
+def _sniffed_json(content_type: str | None, body: bytes) -> str | None:
+    """`application/json` for a JSON object sent without saying so, else None."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media in _UNDECLARED and body.lstrip().startswith(b"{"):
+        return "application/json"
+    return None

@@ -1,8 +1,14 @@
-"""Reading a request body without letting a sender fill our memory."""
+"""Reading a request body without letting a sender fill our memory or hold us waiting."""
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import ClientDisconnect, Request
+
+from ghlsync.server._responses import Rejection
+
+DEFAULT_BODY_TIMEOUT = 30.0
 
 
 class BodyTooLarge(Exception):
@@ -18,8 +24,21 @@ class BodyIncomplete(Exception):
     """The client went away before sending the whole body."""
 
 
-async def read_limited(request: Request, limit: int) -> bytes:
-    """The raw body; raises `BodyTooLarge` as soon as it is known to exceed `limit` bytes.
+class BodyTimeout(Exception):
+    """The body did not arrive within the configured time; answered 408."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(
+            f"the body did not arrive within {seconds:g} s (server.body_timeout); send it at once"
+        )
+        self.message = str(self)
+
+
+async def read_limited(
+    request: Request, limit: int, *, max_seconds: float = DEFAULT_BODY_TIMEOUT
+) -> bytes:
+    """The raw body; raises `BodyTooLarge` as soon as it is known to exceed `limit` bytes, and
+    `BodyTimeout` when it has not all arrived after `max_seconds`.
 
     A declared Content-Length over the limit is refused before reading anything; a body sent
     without one (chunked) is refused as soon as the bytes read pass the limit.
@@ -27,6 +46,26 @@ async def read_limited(request: Request, limit: int) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
+    try:
+        async with asyncio.timeout(max_seconds):
+            return await _read(request, limit)
+    except TimeoutError:
+        raise BodyTimeout(max_seconds) from None
+
+
+async def read_body(request: Request, limit: int, *, max_seconds: float) -> bytes:
+    """`read_limited`, with each way it can fail turned into the receiver's JSON refusal."""
+    try:
+        return await read_limited(request, limit, max_seconds=max_seconds)
+    except BodyTooLarge as exc:
+        raise Rejection(413, "body_too_large", exc.message) from None
+    except BodyTimeout as exc:
+        raise Rejection(408, "body_timeout", exc.message) from None
+    except BodyIncomplete:
+        raise Rejection(400, "incomplete_body", "the client disconnected mid-body") from None
+
+
+async def _read(request: Request, limit: int) -> bytes:
     chunks: list[bytes] = []
     size = 0
     try:

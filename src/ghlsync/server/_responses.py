@@ -21,8 +21,8 @@ class Rejection(Exception):
     def response(self) -> Response:
         """The JSON error answer."""
         response = json_response(self.status, {"error": self.code, "message": self.message})
-        if self.status == 413:
-            # The rest of the body is still coming: close rather than read it to keep the
+        if self.status in (408, 413):
+            # The rest of the body may still be coming: close rather than read it to keep the
             # connection alive.
             response.headers["connection"] = "close"
         return response

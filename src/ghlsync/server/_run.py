@@ -25,6 +25,13 @@ from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._app import create_app
+from ghlsync.server._guard import (
+    ConnectionLimits,
+    ThrottledLog,
+    fold_uvicorn_warnings,
+    quiet_accept_errors,
+    uvicorn_settings,
+)
 from ghlsync.store import create_engine, migrate
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -79,7 +86,7 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
         locations=services.directory,
         installer=services.installer,
     )
-    server = _uvicorn(app, options)
+    server = _uvicorn(app, options, ConnectionLimits.from_settings(config.server))
     stop = asyncio.Event()
     task = _start_worker(worker, stop, server, options.drain_seconds)
     try:
@@ -94,7 +101,11 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
             await worker.client.aclose()
 
 
-def _uvicorn(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
+def _uvicorn(app: FastAPI, options: ServeOptions, limits: ConnectionLimits) -> uvicorn.Server:
+    """Uvicorn with the connection limits of `server:` (`_guard.py`, docs/deployment.md)."""
+    throttle = ThrottledLog()
+    quiet_accept_errors(asyncio.get_running_loop(), throttle)
+    fold_uvicorn_warnings()
     config = uvicorn.Config(
         app,
         host=options.host,
@@ -102,6 +113,7 @@ def _uvicorn(app: FastAPI, options: ServeOptions) -> uvicorn.Server:
         lifespan="on",
         log_level=options.log_level,
         access_log=options.access_log,
+        **uvicorn_settings(limits.within_fd_limit(), throttle),
     )
     return uvicorn.Server(config)
 
