@@ -31,7 +31,11 @@ def catalog(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     except ConfigError as exc:
         typer.echo(f"ghlsync catalog: {exc}", err=True)
         raise typer.Exit(2) from None
-    found = {"triggers": triggers(loaded), "actions": actions()}
+    found = {
+        "triggers": triggers(loaded),
+        "actions": actions(),
+        "directions": directions(loaded),
+    }
     if as_json:
         typer.echo(json.dumps(found, indent=2))
         return
@@ -54,6 +58,38 @@ def triggers(config: AppConfig) -> list[dict[str, Any]]:
     ]
 
 
+def directions(config: AppConfig) -> list[dict[str, Any]]:
+    """Which way each entity syncs: DripJobs → GHL (the events' actions) and GHL → DripJobs
+    (the write-back triggers); GHL events no trigger takes are kept in the store."""
+    from ghlsync.mapping._writeback import EVENT_ENTITY, GHL_EVENTS
+
+    settings = config.writeback
+    rows = []
+    for entity in ("contact", "task", "note", "appointment"):
+        inbound = sorted({rule.action for rule in config.events.values() if rule.entity == entity})
+        outbound = [
+            {
+                "ghl_event": t.event,
+                "writeback": t.action,
+                "when": t.when,
+                "url_configured": settings.url(t.action) is not None,
+            }
+            for t in settings.triggers
+            if EVENT_ENTITY[t.event] == entity
+        ]
+        taken = {t["ghl_event"] for t in outbound}
+        kept = [e for e in GHL_EVENTS if EVENT_ENTITY[e] == entity and e not in taken]
+        rows.append(
+            {
+                "entity": entity,
+                "dripjobs_to_ghl": inbound,
+                "ghl_to_dripjobs": outbound,
+                "kept_in_store": kept,
+            }
+        )
+    return rows
+
+
 def actions() -> list[dict[str, Any]]:
     """Every GHL API v2 operation the client covers (`ghlsync call` runs any of them)."""
     from ghlsync.ghl import OPERATIONS
@@ -72,23 +108,45 @@ def actions() -> list[dict[str, Any]]:
 
 
 def _print_tables(found: dict[str, list[dict[str, Any]]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
+    from ghlsync.cli._tables import Column, FitTable, console, print_table
 
-    console = Console()
-    inbound = Table(title=f"Triggers: {len(found['triggers'])} DripJobs events")
-    inbound.add_column("event", no_wrap=True)
-    for name in ("entity", "action", "id field", "tags"):
-        inbound.add_column(name, overflow="fold")
+    out = console()
+    columns = [Column("event"), Column("entity"), Column("action"), Column("id field", flex=True)]
+    inbound = FitTable(
+        f"Triggers: {len(found['triggers'])} DripJobs events (in full: --json)",
+        [*columns, Column("tags", flex=True)],
+    )
     for t in found["triggers"]:
         inbound.add_row(t["event"], t["entity"], t["action"], t["id_field"], ", ".join(t["tags"]))
-    outbound = Table(title=f"Actions: {len(found['actions'])} GHL API v2 operations")
-    outbound.add_column("operation", overflow="fold")
-    outbound.add_column("method", no_wrap=True)
-    outbound.add_column("path", overflow="fold")
-    outbound.add_column("version", no_wrap=True)
+    columns = [Column("operation", flex=True), Column("method"), Column("path", flex=True)]
+    outbound = FitTable(
+        f"Actions: {len(found['actions'])} GHL API v2 operations", [*columns, Column("version")]
+    )
     for a in found["actions"]:
         outbound.add_row(a["operation"], a["method"], a["path"], a["version"])
-    console.print(inbound)
-    console.print("Each trigger is POSTed to /hooks/dripjobs/<event>.")
-    console.print(outbound)
+    print_table(inbound, out)
+    out.print("Each trigger is POSTed to /hooks/dripjobs/<event>.")
+    print_table(outbound, out)
+    print_table(_directions_table(found["directions"]), out)
+
+
+def _directions_table(rows: list[dict[str, Any]]) -> Any:
+    from ghlsync.cli._tables import Column, FitTable
+
+    names = ("DripJobs → GHL", "GHL → DripJobs (write-back)", "GHL only (kept)")
+    table = FitTable(
+        "Directions: what goes which way (docs/two-way.md; in full: --json)",
+        [Column("entity"), *(Column(name, flex=True) for name in names)],
+    )
+    for row in rows:
+        back = [
+            f"{o['ghl_event']} → {o['writeback']}" + ("" if o["url_configured"] else " (no URL)")
+            for o in row["ghl_to_dripjobs"]
+        ]
+        table.add_row(
+            row["entity"],
+            ", ".join(row["dripjobs_to_ghl"]) or "-",
+            ", ".join(back) or "-",
+            ", ".join(row["kept_in_store"]) or "-",
+        )
+    return table

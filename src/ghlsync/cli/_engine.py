@@ -19,6 +19,7 @@ from ghlsync.cli._engine_common import (
     load_config_or_fail,
     open_store,
 )
+from ghlsync.cli._tables import Column, FitTable, console, print_table
 
 dlq_app = typer.Typer(help="Inspect and replay work that could not be synced (dead letters).")
 
@@ -44,21 +45,29 @@ def register(app: typer.Typer) -> None:
 def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     """Queue depth by status and location, dead letters, recent errors and rate budgets."""
     from ghlsync.engine import add_budgets, queue_status
+    from ghlsync.engine.outbox._report import kept_changes, outbox_counts
     from ghlsync.ghl._ratelimit import SqlRateLimiter
 
     loaded = _load("status", config)
     with _store("status", loaded.database_url, write=False) as engine:
         report = queue_status(engine)
         asyncio.run(add_budgets(report, SqlRateLimiter(engine)))
+        writebacks, kept = outbox_counts(engine), kept_changes(engine)
     if as_json:
-        typer.echo(json.dumps(report.to_dict(), indent=2))
+        typer.echo(
+            json.dumps({**report.to_dict(), "writebacks": writebacks, "kept": kept}, indent=2)
+        )
         return
-    console = Console()
-    console.print(_status_table(report))
-    console.print(_workers_table(report))
+    out = console()
+    print_table(_status_table(report), out)
+    print_table(_workers_table(report), out)
     errors = _errors_table(report)
     if errors.row_count:
-        console.print(errors)
+        print_table(errors, out)
+    if writebacks or kept["counts"]:
+        print_table(_writeback_table(writebacks, kept), out)
+    if kept["recent"]:
+        print_table(_kept_table(kept), out)
 
 
 def _age(seconds: float | None) -> str:
@@ -83,11 +92,10 @@ def _budget(budget: dict[str, Any] | None) -> str:
     return text + (" (paused)" if paused else "")
 
 
-def _status_table(report: Any) -> Table:
-    table = Table(title="Work queue")
-    for name in ("location", "pending", "leased", "done", "dead", "dead letters", "lag"):
-        table.add_column(name, justify="left" if name == "location" else "right")
-    table.add_column("rate budget")
+def _status_table(report: Any) -> FitTable:
+    numbers = ("pending", "leased", "done", "dead", "dead letters", "lag")
+    columns = [Column("location", flex=True), *(Column(n, justify="right") for n in numbers)]
+    table = FitTable("Work queue", [*columns, Column("rate budget", flex=True)])
     for loc in report.locations.values():
         c = loc.counts
         table.add_row(
@@ -111,11 +119,11 @@ def _status_table(report: Any) -> Table:
     return table
 
 
-def _workers_table(report: Any) -> Table:
+def _workers_table(report: Any) -> FitTable:
     live = report.live_workers()
-    table = Table(title=f"Workers ({live} live)")
-    for name in ("worker", "state", "in flight", "processed", "heartbeat"):
-        table.add_column(name, justify="right" if name in ("in flight", "processed") else "left")
+    columns = [Column("worker", flex=True), Column("state")]
+    columns += [Column("in flight", justify="right"), Column("processed", justify="right")]
+    table = FitTable(f"Workers ({live} live)", [*columns, Column("heartbeat")])
     for worker in report.workers:
         beat = f"{_age(worker.heartbeat_age)} ago" + ("" if worker.alive else " (stale)")
         table.add_row(
@@ -124,15 +132,38 @@ def _workers_table(report: Any) -> Table:
     return table
 
 
-def _errors_table(report: Any) -> Table:
-    table = Table(title="Last errors")
-    for name in ("location", "entity", "status", "error"):
-        table.add_column(name)
+def _errors_table(report: Any) -> FitTable:
+    columns = [Column("location", flex=True), Column("entity", flex=True), Column("status")]
+    table = FitTable("Last errors (in full: --json)", [*columns, Column("error", flex=True)])
     for loc in report.locations.values():
         for error in loc.last_errors:
             table.add_row(
                 loc.location_id, f"{error.entity_type}:{error.source_id}", error.status, error.error
             )
+    return table
+
+
+def _writeback_table(writebacks: dict[str, dict[str, int]], kept: dict[str, Any]) -> FitTable:
+    """Two-way sync: write-backs to DripJobs by status, and GHL changes kept in the store."""
+    names = ("pending", "sending", "delivered", "skipped", "dead")
+    columns = [Column(name, justify="right") for name in (*names, "kept in GHL")]
+    table = FitTable("Write-backs to DripJobs (two-way)", [Column("location", flex=True), *columns])
+    for location in sorted({*writebacks, *kept["counts"]}):
+        counts = writebacks.get(location, {})
+        row = [str(counts.get(name, 0)) for name in names]
+        table.add_row(location, *row, str(kept["counts"].get(location, 0)))
+    return table
+
+
+def _kept_table(kept: dict[str, Any]) -> FitTable:
+    columns = [Column(name, flex=True) for name in ("location", "record", "event", "changed")]
+    title = "Latest GHL changes DripJobs cannot receive (kept, side ghl)"
+    table = FitTable(title, [*columns, Column("why", flex=True)])
+    for change in kept["recent"]:
+        changed = ", ".join(f"{k}={v}" for k, v in change["changed"].items())
+        table.add_row(
+            change["location_id"], change["entity"], change["event"], changed, change["reason"]
+        )
     return table
 
 
@@ -146,18 +177,22 @@ def dlq_list(
     replayed: bool = typer.Option(False, "--replayed", help="Include replayed dead letters."),
     as_json: bool = _JSON,
 ) -> None:
-    """Dead letters, newest first."""
+    """Dead letters, newest first: work that could not be synced to GHL, then write-backs to
+    DripJobs that could not be delivered (ids `wb_...`)."""
     from ghlsync.engine import list_dead_letters
+    from ghlsync.engine.outbox._report import list_dead_writebacks
 
     loaded = _load("dlq list", config)
     with _store("dlq list", loaded.database_url, write=False) as engine:
         letters = list_dead_letters(engine, location=location, include_replayed=replayed)
+        dead_writebacks = list_dead_writebacks(engine, location=location)
     if as_json:
-        typer.echo(json.dumps([letter.to_dict() for letter in letters], indent=2))
+        entries = [letter.to_dict() for letter in letters]
+        entries += [item.to_dict() for item in dead_writebacks]
+        typer.echo(json.dumps(entries, indent=2))
         return
-    table = Table(title=f"Dead letters ({len(letters)})")
-    for name in ("id", "location", "entity", "event", "attempts", "when", "reason"):
-        table.add_column(name)
+    total = len(letters) + len(dead_writebacks)
+    table = FitTable(f"Dead letters ({total}; in full: dlq show ID)", _DLQ_COLUMNS)
     for letter in letters:
         table.add_row(
             str(letter.id),
@@ -168,7 +203,28 @@ def dlq_list(
             _when(letter.created_at),
             letter.reason,
         )
-    Console().print(table)
+    for item in dead_writebacks:
+        table.add_row(
+            item.id,
+            item.location_id,
+            f"writeback:{item.ghl_entity}:{item.ghl_id}",
+            item.action,
+            str(item.attempts),
+            _when(item.updated_at),
+            item.reason,
+        )
+    print_table(table)
+
+
+_DLQ_COLUMNS = (
+    Column("id", justify="right"),
+    Column("location", flex=True),
+    Column("entity", flex=True),
+    Column("event", flex=True),
+    Column("attempts", justify="right"),
+    Column("when"),
+    Column("reason", flex=True),
+)
 
 
 def _when(epoch: float | None) -> str:
@@ -179,16 +235,22 @@ def _when(epoch: float | None) -> str:
 
 @dlq_app.command("show")
 def dlq_show(
-    letter_id: int = typer.Argument(..., metavar="ID", help="The dead letter's id."),
+    letter_id: str = typer.Argument(
+        ..., metavar="ID", help="The dead letter's id (a number, or wb_... for a write-back)."
+    ),
     config: Path | None = _CONFIG,
     as_json: bool = _JSON,
 ) -> None:
-    """One dead letter: its reason, error class and payload."""
+    """One dead letter: its reason, error class and payload (a write-back: its body)."""
     from ghlsync.engine import get_dead_letter
 
+    if letter_id.startswith("wb_"):
+        _show_writeback(letter_id, config, as_json)
+        return
+    number = _letter_number("dlq show", letter_id)
     loaded = _load("dlq show", config)
     with _store("dlq show", loaded.database_url, write=False) as engine:
-        letter = get_dead_letter(engine, letter_id)
+        letter = get_dead_letter(engine, number)
     if letter is None:
         raise _fail("dlq show", f"no dead letter with id {letter_id}", code=1)
     if as_json:
@@ -209,28 +271,77 @@ def dlq_show(
     Console().print(table)
 
 
+def _letter_number(command: str, letter_id: str) -> int:
+    try:
+        return int(letter_id)
+    except ValueError:
+        raise _fail(
+            command, f"{letter_id!r} is not a dead letter id (a number or wb_...)"
+        ) from None
+
+
+def _show_writeback(writeback_id: str, config: Path | None, as_json: bool) -> None:
+    from ghlsync.engine.outbox._report import get_writeback
+
+    loaded = _load("dlq show", config)
+    with _store("dlq show", loaded.database_url, write=False) as engine:
+        item = get_writeback(engine, writeback_id)
+    if item is None:
+        raise _fail("dlq show", f"no write-back with id {writeback_id}", code=1)
+    if as_json:
+        typer.echo(json.dumps(item.to_dict(), indent=2))
+        return
+    table = Table(title=f"Write-back {item.id}", show_header=False)
+    for name, value in (
+        ("action", item.action),
+        ("record", f"GHL {item.ghl_entity} {item.ghl_id} at {item.location_id}"),
+        ("status", item.status),
+        ("reason", item.reason),
+        ("last answer", str(item.last_status or "-")),
+        ("attempts", str(item.attempts)),
+        ("since", _when(item.updated_at)),
+        ("replayed", _when(item.replayed_at)),
+        ("body", json.dumps(item.body, indent=2, ensure_ascii=False)),
+    ):
+        table.add_row(name, value)
+    Console().print(table)
+
+
 @dlq_app.command("replay")
 def dlq_replay(
-    letter_id: int | None = typer.Argument(None, metavar="[ID]", help="The dead letter's id."),
+    letter_id: str | None = typer.Argument(
+        None, metavar="[ID]", help="The dead letter's id (a number, or wb_... for a write-back)."
+    ),
     replay_everything: bool = typer.Option(False, "--all", help="Replay every dead letter."),
     location: str | None = typer.Option(None, "--location", help="With --all: only this location."),
     config: Path | None = _CONFIG,
 ) -> None:
-    """Send dead letters back to the queue (attempts reset); the worker syncs them again."""
+    """Send dead letters back to the queue (attempts reset); the worker syncs them again.
+    A write-back (wb_...) is sent again with the same id and body."""
     from ghlsync.engine import get_dead_letter, replay, replay_all
+    from ghlsync.engine.outbox._report import replay_dead_writebacks
+    from ghlsync.engine.outbox._store import replay as replay_writeback
 
     if (letter_id is None) == (not replay_everything):
         raise _fail("dlq replay", "give either a dead letter ID or --all")
     loaded = _load("dlq replay", config)
     with _store("dlq replay", loaded.database_url) as engine:
         if replay_everything:
-            typer.echo(f"replayed {replay_all(engine, location=location)} dead letters")
+            count = replay_all(engine, location=location)
+            count += replay_dead_writebacks(engine, location=location, now=time.time())
+            typer.echo(f"replayed {count} dead letters")
             return
         assert letter_id is not None
-        if replay(engine, letter_id):
+        if letter_id.startswith("wb_"):
+            if replay_writeback(engine, letter_id, now=time.time()):
+                typer.echo(f"replayed write-back {letter_id}")
+                return
+            raise _fail("dlq replay", f"no dead write-back with id {letter_id}", code=1)
+        number = _letter_number("dlq replay", letter_id)
+        if replay(engine, number):
             typer.echo(f"replayed dead letter {letter_id}")
             return
-        letter = get_dead_letter(engine, letter_id)
+        letter = get_dead_letter(engine, number)
     if letter is None:
         raise _fail("dlq replay", f"no dead letter with id {letter_id}", code=1)
     raise _fail(

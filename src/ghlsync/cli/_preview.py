@@ -38,6 +38,12 @@ _STORE = typer.Option(
     False, "--store", help="Plan against the configured store (read-only) instead of an empty one."
 )
 _JSON = typer.Option(False, "--json", help="Print the mapped event and the calls as JSON.")
+_GHL = typer.Option(
+    False,
+    "--ghl",
+    help="The file is a GHL webhook event (ContactCreate, AppointmentUpdate, ...): show the "
+    "write-back to DripJobs it would cause (two-way sync).",
+)
 
 PREVIEW_LOCATION = "<location id>"  # shown when no ghl.location_id is configured
 PREVIEW_CALENDAR = "<calendar id>"
@@ -54,9 +60,14 @@ def preview(
     config: Path | None = _CONFIG,
     store: bool = _STORE,
     as_json: bool = _JSON,
+    ghl: bool = _GHL,
 ) -> None:
-    """Show the GHL calls (method, path, body) an event would cause; nothing is sent."""
+    """Show the GHL calls (method, path, body) an event would cause; nothing is sent.
+    With --ghl: the write-back to DripJobs a GHL event would cause; nothing is sent."""
     loaded = _config(config)
+    if ghl:
+        _preview_ghl(loaded, file, store, as_json)
+        return
     name, payload = read_event(file, event)
     mapped, unmapped = _map(loaded, name, payload)
     calls = _plan(loaded, mapped, store)
@@ -65,6 +76,50 @@ def preview(
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     typer.echo(render(name, calls, unmapped))
+
+
+def _preview_ghl(config: AppConfig, file: Path, use_store: bool, as_json: bool) -> None:
+    """The write-back decision for one GHL event, in a transaction that is rolled back."""
+    import time
+
+    from ghlsync.engine.flows.to_dripjobs._dispatch import preview_ghl
+    from ghlsync.ghl import GHLError
+
+    try:
+        event = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise typer.BadParameter(
+            f"{file}: not a JSON file: {exc}", param_hint="EVENT.json"
+        ) from None
+    if not isinstance(event, dict):
+        raise typer.BadParameter(f"{file}: must hold a JSON object", param_hint="EVENT.json")
+    event.setdefault("locationId", config.ghl.location_id or PREVIEW_LOCATION)
+    with _engine(config, use_store) as engine:
+        try:
+            found = preview_ghl(engine, config.writeback, event, now=time.time())
+        except (ValueError, GHLError) as exc:
+            typer.echo(f"ghlsync preview: {exc}", err=True)
+            raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps({"event": event.get("type"), **found}, indent=2, ensure_ascii=False))
+        return
+    typer.echo(render_writebacks(str(event.get("type")), found))
+
+
+def render_writebacks(name: str, found: dict[str, Any]) -> str:
+    """The write-backs for people: action, where it would go, the body; or why none."""
+    writebacks = found["writebacks"]
+    if not writebacks:
+        why = found["detail"] or found["decision"]
+        return f"{name}: no write-back ({why}); nothing was sent"
+    count = f"{len(writebacks)} write-back{'s' if len(writebacks) > 1 else ''}"
+    lines = [f"{name}: {count} to DripJobs; nothing was sent"]
+    for n, item in enumerate(writebacks, 1):
+        where = item["url"] or "no URL configured: it would be recorded as skipped"
+        lines.append(f"{n}. {item['action']} → POST {where}")
+        body = json.dumps(item["body"], indent=2, ensure_ascii=False)
+        lines += ["   " + line for line in body.splitlines()]
+    return "\n".join(lines)
 
 
 def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
