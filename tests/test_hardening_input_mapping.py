@@ -136,6 +136,17 @@ def test_preview_lists_ignored_fields_after_the_calls(event_file: Path) -> None:
     assert json.loads(as_json.stdout)["not_mapped"] == ["tags", "task_assignee"]
 
 
+def test_preview_refuses_a_file_the_receiver_would_refuse(event_file: Path) -> None:
+    deep = "[" * 5_000 + "]" * 5_000
+    event_file.write_text('{"event": "customer.created", "customer_id": "C-1", "x": ' + deep + "}")
+
+    result = CliRunner().invoke(app, ["preview", str(event_file)])
+
+    assert result.exit_code == 2
+    assert "nested more than 32 levels" in " ".join(result.output.split())
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
 # ------------------------------------------------------------------ dead letters, end to end
 
 

@@ -124,9 +124,11 @@ def render_writebacks(name: str, found: dict[str, Any]) -> str:
 
 def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
     """The event name and the payload from a file (flat, or `{"event", "payload"}`)."""
-    try:
-        body: Any = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    from ghlsync._json import UnsafeJSON, load_json
+
+    try:  # read as the receiver reads a body: a file it would refuse is refused here too
+        body: Any = load_json(file.read_bytes())
+    except (OSError, UnsafeJSON) as exc:
         raise typer.BadParameter(
             f"{file}: not a JSON file: {exc}", param_hint="EVENT.json"
         ) from None
