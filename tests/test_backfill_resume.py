@@ -131,3 +131,37 @@ def test_killed_backfill_resumes_to_the_same_end_state(
     puts = sum(n for key, n in calls.items() if key.startswith("PUT /contacts/"))
     assert puts <= linked + len(export.twins) + len(export.repeats) + WINDOW
     assert not any(r["status"] == 429 for r in paced_sandbox.state.requests)
+
+
+def test_ctrl_c_stops_cleanly_and_resume_finishes(
+    sqlite_url: str, paced_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    export = make_export(tmp_path / "customers.csv", 80, existing=2)
+    seed_existing(paced_sandbox.state, paced_sandbox.location_id, export)
+    config = write_config(
+        tmp_path / "ghlsync.yaml",
+        worker={"poll_interval": 0.05},
+        backfill={"window": WINDOW, "batch": BATCH},
+    )
+    env = _env(paced_sandbox, sqlite_url, config)
+    command = [*CLI, str(export.path), "--json", "--drain-seconds", "10"]
+    first = subprocess.Popen(
+        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 60
+    while _next_row(sqlite_url) < 30:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=60)
+    assert first.returncode == 130, err.decode()[-2000:]
+    stopped = json.loads(out)
+    assert stopped["interrupted"] and stopped["next_row"] >= 30
+    # The drain let the items in flight finish: nothing is left leased.
+    resumed = subprocess.run(
+        [*command, "--resume"], cwd=ROOT, env=env, capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
+    assert json.loads(resumed.stdout)["next_row"] > stopped["next_row"]
+    location = paced_sandbox.state.locations[paced_sandbox.location_id]
+    assert len(location.contacts) == export.contacts_after
