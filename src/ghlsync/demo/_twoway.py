@@ -68,12 +68,27 @@ class TwoWay:
         self.pipe = Pipeline(PipelineOptions(**{**fields, "two_way": True}))
         self._own: Counter[tuple[str, str, int]] = Counter()
         self._http: httpx2.AsyncClient | None = None
+        self._published = 0
 
     async def __aenter__(self) -> TwoWay:
         await self.pipe.__aenter__()
         self._http = httpx2.AsyncClient(base_url=self.sandbox.url, timeout=30)
+        self._count_webhooks()
         self.origin = self.mark()  # everything since the start
         return self
+
+    def _count_webhooks(self) -> None:
+        """Count the webhooks the sandbox queues, so `quiesce` sees the ones not yet sent."""
+        state = self.sandbox.state
+        publish = state.event_hook
+        assert publish is not None
+
+        def counted(event: dict[str, Any]) -> None:
+            self._published += 1
+            publish(event)
+
+        self._published = 0
+        state.event_hook = counted
 
     async def __aexit__(
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
@@ -211,7 +226,9 @@ class TwoWay:
         with self.sandbox.state.lock:
             log = len(self.sandbox.state.requests)
             hooks = len(self.sandbox.state.webhook_deliveries)
+        webhooks = max(0, self._published - hooks)  # queued in the sandbox, not yet delivered
         in_flight = totals["pending"] + totals["leased"] + outbox + counters["fire_pending"]
+        in_flight += webhooks
         return (in_flight, log, hooks, counters["requests"], sum(counters["fired"].values()))
 
     async def ghl_state(self) -> dict[str, Any]:
