@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from ghlsync.sandbox._errors import SandboxError, not_found
+from ghlsync.sandbox._errors import SandboxError, not_found, unprocessable
 from ghlsync.sandbox._state import Location, Principal, Record, SandboxState
 
 
@@ -59,3 +59,14 @@ def emit(state: SandboxState, location: Location, event_type: str, data: dict[st
         "timestamp": now_iso(state),
     }
     hook(event)
+
+
+def number_string(name: str, value: str) -> int:
+    """A query value the spec types as a string holding a count (`limit`, `skip`), or GHL's 422.
+
+    class-validator's `IsNumberString` wording; anything but plain ASCII digits is refused, so
+    `limit=` or `limit=ten` cannot reach `int()` and fail as a 500.
+    """
+    if not value.isascii() or not value.isdigit() or len(value) > 9:
+        raise unprocessable(f"{name} must be a number string")
+    return int(value)

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from ghlsync.sandbox import _contacts, _search
 from ghlsync.sandbox._contact_models import CreateContact, UpdateContact, UpsertContact
 from ghlsync.sandbox._deps import CtxDep
-from ghlsync.sandbox._errors import SandboxError, unprocessable
+from ghlsync.sandbox._errors import SandboxError
 from ghlsync.sandbox._models import SearchContacts, Tags
-from ghlsync.sandbox._records import get_or_404, public
+from ghlsync.sandbox._records import get_or_404, number_string, public
 
 router = APIRouter()
 
@@ -86,7 +86,7 @@ async def by_business(
 ) -> dict[str, Any]:
     """Contacts attached to a business (`limit` and `skip` are number strings in the spec)."""
     location = ctx.check_location(locationId)
-    first, count = _number_string("skip", skip), _number_string("limit", limit)
+    first, count = number_string("skip", skip), number_string("limit", limit)
     with ctx.state.lock:
         found = [
             c
@@ -95,13 +95,6 @@ async def by_business(
         ]
         page = found[first : first + count]
         return {"contacts": [_search.search_view(c) for c in page], "count": len(found)}
-
-
-def _number_string(name: str, value: str) -> int:
-    """A query value the spec types as a string holding a number, or class-validator's 422."""
-    if not value.isascii() or not value.isdigit() or len(value) > 9:
-        raise unprocessable(f"{name} must be a number string")
-    return int(value)
 
 
 @router.get("/contacts/{contactId}")

@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from ghlsync.sandbox._deps import StateDep
 from ghlsync.sandbox._errors import SandboxError
+from ghlsync.sandbox._records import number_string
 from ghlsync.sandbox._state import (
     DEFAULT_APP_ID,
     DEFAULT_LOCATION_ID,
@@ -224,9 +225,10 @@ async def installed_locations(
     if companyId != principal.company_id:
         raise SandboxError(400, "Company not found")
     del appId
+    first, count = number_string("skip", skip), number_string("limit", limit)
     with state.lock:
         found = [loc for loc in state.locations.values() if loc.company_id == companyId]
-        page = found[int(skip) : int(skip) + int(limit)]
+        page = found[first : first + count]
         locations = [
             {"_id": loc.id, "name": loc.name, "address": "", "isInstalled": True} for loc in page
         ]
