@@ -306,3 +306,20 @@ def _answers(url: str) -> bool:
         return httpx2.get(url).status_code == 200
     except httpx2.TransportError:
         return False
+
+
+def test_the_public_names_are_pinned() -> None:
+    import ghlsync.sandbox.dripjobs as package
+
+    assert sorted(package.__all__) == [
+        "DEFAULT_WRITEBACK_SECRET",
+        "DripJobsMount",
+        "DripJobsState",
+        "Settings",
+        "SignatureError",
+        "create_dripjobs_app",
+        "mount_dripjobs",
+        "signature",
+        "verify",
+    ]
+    assert all(hasattr(package, name) for name in package.__all__)
