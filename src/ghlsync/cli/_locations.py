@@ -17,8 +17,6 @@ from typing import Any
 
 import sqlalchemy as sa
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ghlsync.cli._engine_common import (
     CONFIG_OPTION,
@@ -28,6 +26,7 @@ from ghlsync.cli._engine_common import (
     load_config_or_fail,
     open_store,
 )
+from ghlsync.cli._tables import Column, FitTable, print_table
 from ghlsync.ghl._crypto import SecretKeyError
 
 __all__ = ["locations_app", "register"]
@@ -108,10 +107,14 @@ def add(
         raise fail("locations add", "give --token or --from-company, not both")
     with _open("locations add", config) as ctx:
         override = _read_override(ctx, mapping)
+        before = ctx.vault().status(location_id)
         _store_token(ctx, location_id, token, from_company)
         done = _install(ctx, location_id, from_company, name)
         _set_options(ctx, location_id, calendar, override)
+        after = ctx.vault().status(location_id)
     _print_added(location_id, done, public_url)
+    _print_token_change(before, after, token is not None)
+    _warn_if_configured(ctx.config, location_id, token is not None)
 
 
 def _read_override(ctx: _Ctx, mapping: Path | None) -> str | None:
@@ -163,8 +166,11 @@ def _install(ctx: _Ctx, location_id: str, company: str | None, name: str | None)
 
     directory = LocationDirectory(ctx.engine, ctx.config, ctx.cipher)
     installer = Installer(ctx.engine, directory, ctx.vault(), oauth_from_env(ctx.config))
+    # Only an explicit --from-company may swap a stored Private Integration token for a
+    # minted one; re-adding a location never does it silently.
+    install = installer.install_location(location_id, company, name, replace_private=bool(company))
     try:
-        return asyncio.run(installer.install_location(location_id, company, name))
+        return asyncio.run(install)
     except GHLError as exc:
         raise fail("locations add", f"GHL refused the location token: {exc}") from None
 
@@ -197,6 +203,25 @@ def _print_added(location_id: str, done: Any, public_url: str) -> None:
     typer.echo("In each Zap, send the header `Authorization: Bearer <secret>`.")
 
 
+def _print_token_change(before: Any, after: Any, given: bool) -> None:
+    if before is None or after is None:
+        return
+    if before.kind == "private" and after.kind != "private":
+        typer.echo("Its Private Integration token was replaced by a token minted from the agency.")
+    elif given:
+        typer.echo("Its stored GHL token was replaced by the Private Integration token given.")
+
+
+def _warn_if_configured(config: Any, location_id: str, given: bool) -> None:
+    ghl = config.ghl
+    if given and location_id == ghl.location_id and ghl.token is not None:
+        typer.echo(
+            f"Note: ghlsync.yaml configures ghl.token for {location_id}, and that token is used "
+            "first; change ghl.token (or GHLSYNC_GHL_TOKEN) to replace it.",
+            err=True,
+        )
+
+
 def _url(public_url: str, connection_id: str, event: str = "<event>") -> str:
     from ghlsync.engine.locations._install import webhook_path
 
@@ -208,22 +233,32 @@ def _url(public_url: str, connection_id: str, event: str = "<event>") -> str:
 
 @locations_app.command("list")
 def list_(config: Path | None = CONFIG_OPTION, as_json: bool = JSON_OPTION) -> None:
-    """Every location: status, company, calendar, override, live connections, token."""
+    """Every location (stored, and the one ghlsync.yaml configures): status, company,
+    calendar, override, token, live connections."""
     with _open("locations list", config, key=False, write=False) as ctx:
-        rows = [_describe(ctx, row) for row in _rows(ctx)]
+        rows = _everything(ctx)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
         typer.echo("No locations stored; add one with `ghlsync locations add LOCATION_ID`.")
         return
-    Console(width=160).print(_table(rows))
+    print_table(_table(rows))  # fitted to the terminal; in full: show / --json
 
 
-def _rows(ctx: _Ctx) -> list[Any]:
+def _everything(ctx: _Ctx, reveal: bool = False) -> list[dict[str, Any]]:
+    """The stored locations, with the configured one (ghl.location_id) merged in or added."""
     from ghlsync.engine.locations._rows import list_locations
 
-    return list_locations(ctx.engine)
+    rows = [_describe(ctx, row, reveal) for row in list_locations(ctx.engine)]
+    configured = ctx.config.ghl.location_id
+    if configured is None:
+        return rows
+    stored = next((row for row in rows if row["location_id"] == configured), None)
+    if stored is None:
+        return [_configured(ctx.config, reveal), *rows]
+    _merge_configured(ctx.config, stored, reveal)
+    return rows
 
 
 def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
@@ -235,6 +270,7 @@ def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
     token = stored_status(ctx.engine, row.location_id)
     return {
         "location_id": row.location_id,
+        "source": "store",
         "name": row.name,
         "status": row.status,
         "company_id": row.company_id,
@@ -243,8 +279,48 @@ def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
         "installed_at": row.installed_at,
         "uninstalled_at": row.uninstalled_at,
         "token": token.status if token is not None else "none",
+        "token_kind": token.kind if token is not None else None,
         "connections": [_connection(c, reveal) for c in connections],
     }
+
+
+def _configured(config: Any, reveal: bool) -> dict[str, Any]:
+    """The location of the single-location set-up (`ghl:` + `dripjobs.secret`), no row."""
+    entry: dict[str, Any] = {
+        "location_id": config.ghl.location_id,
+        "source": "ghlsync.yaml",
+        "name": None,
+        "status": "active",
+        "company_id": None,
+        "calendar_id": config.ghl.calendar_id,
+        "mapping_override": None,
+        "installed_at": None,
+        "uninstalled_at": None,
+        "token": "none",
+        "token_kind": None,
+        "connections": [],
+    }
+    _merge_configured(config, entry, reveal)
+    return entry
+
+
+def _merge_configured(config: Any, entry: dict[str, Any], reveal: bool) -> None:
+    """What ghlsync.yaml adds to a location: its token (used first) and the default URL."""
+    if entry["source"] == "store":
+        entry["source"] = "store + ghlsync.yaml"
+    if config.ghl.token is not None:
+        entry["token"], entry["token_kind"] = "ghl.token", "config"
+    entry["calendar_id"] = entry["calendar_id"] or config.ghl.calendar_id
+    secret = config.dripjobs.secret
+    shown = "not set" if secret is None else (secret.reveal() if reveal else str(secret))
+    default = {
+        "connection_id": "default",
+        "path": "/hooks/dripjobs/<event>",
+        "secret": shown,
+        "created_at": None,
+        "revoked_at": None,
+    }
+    entry["connections"] = [default, *entry["connections"]]
 
 
 def _connection(connection: Any, reveal: bool) -> dict[str, Any]:
@@ -258,16 +334,16 @@ def _connection(connection: Any, reveal: bool) -> dict[str, Any]:
     }
 
 
-def _table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="Locations")
-    for column in ("location", "name", "status", "company", "calendar", "override", "token"):
-        table.add_column(column)
-    table.add_column("live connections", justify="right")
+def _table(rows: list[dict[str, Any]]) -> FitTable:
+    flexible = ("location", "name", "status", "company", "calendar")
+    columns = [Column(name, flex=True) for name in flexible]
+    columns += [Column("override"), Column("token", flex=True), Column("live", justify="right")]
+    table = FitTable("Locations (one in full: locations show ID)", columns)
     for row in rows:
         live = [c for c in row["connections"] if c["revoked_at"] is None]
         table.add_row(
             row["location_id"],
-            row["name"] or "",
+            row["name"] or ("(ghlsync.yaml)" if row["source"] == "ghlsync.yaml" else ""),
             row["status"],
             row["company_id"] or "",
             row["calendar_id"] or "",
@@ -284,18 +360,66 @@ def show(
     reveal: bool = typer.Option(False, "--reveal", help="Print the secrets in clear."),
     public_url: str = _URL_OPTION,
     config: Path | None = CONFIG_OPTION,
+    as_json: bool = JSON_OPTION,
 ) -> None:
-    """One location: its connections (URLs, secrets masked), token and mapping override."""
-    from ghlsync.engine.locations._rows import get_location
-
+    """One location: its webhook URLs (secrets masked unless --reveal), token, calendar and
+    mapping override."""
     with _open("locations show", config, key=reveal, write=False) as ctx:
-        row = get_location(ctx.engine, location_id)
-        if row is None:
-            raise fail("locations show", f"no location {location_id} is stored")
-        described = _describe(ctx, row, reveal)
+        found = [e for e in _everything(ctx, reveal) if e["location_id"] == location_id]
+    if not found:
+        raise fail("locations show", f"no location {location_id} is stored or configured")
+    described = found[0]
     for connection in described["connections"]:
-        connection["url"] = _url(public_url, connection["connection_id"])
-    typer.echo(json.dumps(described, indent=2))
+        connection["url"] = public_url.rstrip("/") + connection["path"]
+    if as_json:
+        typer.echo(json.dumps(described, indent=2))
+        return
+    typer.echo("\n".join(_readable(described)))
+
+
+def _readable(entry: dict[str, Any]) -> list[str]:
+    """`show` for people: one fact a line, the override as written, one line per URL."""
+    lines = [f"Location {entry['location_id']}: {entry['status']} (from {entry['source']})"]
+    for label, value in (
+        ("name", entry["name"]),
+        ("company", entry["company_id"]),
+        ("calendar", entry["calendar_id"]),
+        ("GHL token", _token_words(entry)),
+        ("installed", _when(entry["installed_at"])),
+        ("uninstalled", _when(entry["uninstalled_at"])),
+    ):
+        if value:
+            lines.append(f"  {label + ':':<13}{value}")
+    lines.append("  DripJobs webhook URLs (send `Authorization: Bearer <secret>`):")
+    for connection in entry["connections"] or []:
+        state = "revoked" if connection["revoked_at"] is not None else "live"
+        lines.append(f"    {connection['url']}  [{state}]  secret: {connection['secret']}")
+    if not entry["connections"]:
+        lines.append("    none")
+    override = entry["mapping_override"]
+    if override:
+        lines.append("  mapping override:")
+        lines += [f"    {line}" for line in override.strip().splitlines()]
+    return lines
+
+
+def _token_words(entry: dict[str, Any]) -> str:
+    kind = {
+        "config": "ghl.token in ghlsync.yaml (used first)",
+        "private": "Private Integration token, stored",
+        "oauth": "OAuth, stored",
+    }.get(entry["token_kind"] or "", "")
+    if entry["token"] in ("ghl.token", "none"):
+        return kind or "none: add one with `ghlsync locations add LOCATION --token ...`"
+    return f"{entry['token']} ({kind})" if kind else entry["token"]
+
+
+def _when(epoch: float | None) -> str:
+    import time
+
+    if epoch is None:
+        return ""
+    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 # ------------------------------------------------------------- remove / rotate-secret

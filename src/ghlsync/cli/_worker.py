@@ -84,6 +84,7 @@ async def _run(
         limiter=services.gate(limiter),  # no budget for uninstalled locations: not claimed
         locations=services.directory,
         concurrency=concurrency,
+        token_advice=services.tokens.unauthorized_fix,
     )
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop, drain_seconds=drain))

@@ -7,6 +7,9 @@
 | `SkippableError` (404, 409)              | complete, with an audit note                |
 | `FatalError` (400, 401, 403, 422, ...)   | dead letter                                 |
 | `MappingError` (incl. unknown event)     | dead letter                                 |
+| `SecretKeyError`, `ConfigError`          | pause the location (a configuration error:  |
+|   (no key to open a stored token, an     | every item of it would fail alike); retry   |
+|   override that no longer validates)     | when the pause ends, the attempt not counted|
 | `RetriableError` (5xx, transport, ...)   | retry with backoff; dead letter after       |
 |                                          | `max_attempts`                              |
 | anything else (a bug)                    | like retriable: it may be transient, and it |
@@ -18,6 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.ghl._errors import (
     AuthenticationError,
     FatalError,
@@ -29,9 +33,12 @@ from ghlsync.ghl._errors import (
     TransportError,
     ValidationError,
 )
-from ghlsync.mapping import MappingError
+from ghlsync.mapping import ConfigError, MappingError
 
-Kind = Literal["throttled", "skip", "dead", "retry"]
+Kind = Literal["throttled", "skip", "dead", "retry", "paused"]
+
+CONFIG_PAUSE_SECONDS = 60.0
+"""How long a location with a configuration error is left alone before it is tried again."""
 
 _ENTITY_WORDS = {"contact": "contact", "task": "task", "note": "note", "appointment": "appointment"}
 
@@ -45,15 +52,23 @@ class Failure:
     error_class: str
 
 
-def classify_failure(error: BaseException, *, entity_type: str, event: str) -> Failure:
-    """Decide what happens after `error` while syncing an entity of `entity_type`."""
+def classify_failure(
+    error: BaseException, *, entity_type: str, event: str, token_fix: str | None = None
+) -> Failure:
+    """Decide what happens after `error` while syncing an entity of `entity_type`.
+
+    `token_fix` is what to do when GHL refuses the location's token (401): it depends on
+    where the token came from (the config, a stored Private Integration token, OAuth).
+    """
     name = type(error).__name__
+    if isinstance(error, SecretKeyError | ConfigError):
+        return Failure("paused", configuration_reason(error), name)
     if isinstance(error, RateLimitedError):
         return Failure("throttled", f"GHL rate limit reached (429): {error}", name)
     if isinstance(error, SkippableError):
         return Failure("skip", f"skipped: {describe_ghl(error, entity_type)}", name)
     if isinstance(error, FatalError):
-        return Failure("dead", describe_ghl(error, entity_type), name)
+        return Failure("dead", describe_ghl(error, entity_type, token_fix), name)
     if isinstance(error, MappingError):
         return Failure("dead", f"cannot map {event} for the {entity_type}: {error}", name)
     if isinstance(error, RetriableError):
@@ -61,15 +76,25 @@ def classify_failure(error: BaseException, *, entity_type: str, event: str) -> F
     return Failure("retry", f"unexpected error {name}: {error}", name)
 
 
-def describe_ghl(error: GHLError, entity_type: str) -> str:
+def configuration_reason(error: BaseException) -> str:
+    """The reason a location is paused: the configuration error, and that it waits."""
+    text = " / ".join(str(error).splitlines())
+    return (
+        f"configuration error, location paused (tried again every "
+        f"{CONFIG_PAUSE_SECONDS:g} s, attempts not counted): {text}"
+    )
+
+
+def describe_ghl(error: GHLError, entity_type: str, token_fix: str | None = None) -> str:
     """One readable line: what GHL said about the entity, with the trace id support asks for."""
     entity = _ENTITY_WORDS.get(entity_type, entity_type)
     trace = f" (trace {error.trace_id})" if error.trace_id else ""
     status = f"{error.status} " if error.status is not None else ""
     if isinstance(error, AuthenticationError):
+        fix = token_fix if token_fix and error.status == 401 else None
         return (
             f"GHL did not accept the token: {status}{error.message}{trace}; "
-            "reconnect the app (`ghlsync auth login`)"
+            f"{fix or 'reconnect the app (`ghlsync auth login`)'}"
         )
     if isinstance(error, ValidationError):
         return f"GHL would reject the {entity}: {error.message}"

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
-from ghlsync.engine._failures import Failure, classify_failure, gave_up
+from ghlsync.engine._failures import CONFIG_PAUSE_SECONDS, Failure, classify_failure, gave_up
 from ghlsync.engine.flows.to_dripjobs._dispatch import is_ghl_work, sync_ghl
 from ghlsync.engine.flows.to_dripjobs._link import link_echo
 from ghlsync.engine.flows.to_ghl._model import FlowContext
@@ -51,6 +51,7 @@ from ghlsync.engine.queue._queue import (
     retry_in,
 )
 from ghlsync.engine.queue._settle import Settler
+from ghlsync.ghl._errors import AuthenticationError
 from ghlsync.ghl._retry import backoff
 from ghlsync.ghl._seams import RateLimiter
 from ghlsync.mapping import AppConfig, Mapper
@@ -111,6 +112,7 @@ class Worker:
         listen: bool | None = None,
         locations: LocationDirectory | None = None,
         outbox: OutboxSender | None = None,
+        token_advice: Callable[[str], str] | None = None,
     ) -> None:
         self.engine = engine
         self.client = client
@@ -130,6 +132,10 @@ class Worker:
         self._sync_event = sync_event or _flows_sync_event()
         self._rng = rng
         self.locations = locations  # per-location calendar and mapping (docs/locations.md)
+        # What to do when GHL refuses a location's token: depends on where the token came from.
+        self._token_advice = token_advice
+        self.config_pause = CONFIG_PAUSE_SECONDS
+        self._paused: dict[str, float] = {}  # location -> monotonic end of a config-error pause
         # Two-way sync: `run` also sends the write-back outbox (docs/two-way.md).
         self.outbox = outbox if outbox is not None else default_outbox(engine, self.config, clock)
         self._settler = Settler(engine)
@@ -350,10 +356,14 @@ class Worker:
             return []
 
     async def _locations_with_budget(self) -> list[str] | None:
-        if self.limiter is None:
+        now = self.clock.monotonic()
+        self._paused = {loc: end for loc, end in self._paused.items() if end > now}
+        if self.limiter is None and not self._paused:
             return None
         candidates = await asyncio.to_thread(locations_with_work, self.engine, clock=self.clock)
-        now = self.clock.monotonic()
+        candidates = [loc for loc in candidates if loc not in self._paused]
+        if self.limiter is None:
+            return candidates
         stale = [loc for loc in candidates if self._budget_seen.get(loc, (0.0, False))[0] <= now]
         if stale:  # asked together, at most once per location per BUDGET_TTL
             limiter = self.limiter
@@ -384,7 +394,10 @@ class Worker:
             outcomes = await self._sync(item)
         except _EventFailed as failed:
             failure = classify_failure(
-                failed.error, entity_type=item.entity_type, event=failed.event
+                failed.error,
+                entity_type=item.entity_type,
+                event=failed.event,
+                token_fix=await self._fix_for(failed.error, item.location_id),
             )
         finally:
             keeper.cancel()
@@ -393,6 +406,17 @@ class Worker:
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
         await self._complete(item, audit)
+
+    async def _fix_for(self, error: Exception, location_id: str) -> str | None:
+        """The advice for a refused token (401); None for every other error."""
+        advice = self._token_advice
+        if advice is None or not isinstance(error, AuthenticationError) or error.status != 401:
+            return None
+        try:
+            return await asyncio.to_thread(advice, location_id)
+        except Exception:  # advice only: the default words stand
+            _log.exception("finding the advice for a refused token failed")
+            return None
 
     async def _keep_leased(self, item: Claim) -> None:
         """Renew the lease while the item is in flight (a slow GHL must not hand it to another
@@ -431,7 +455,7 @@ class Worker:
             clock=self.clock,
         )
         outcomes: list[Outcome] = []
-        if item.entity_type == "contact" and self.outbox is not None:
+        if item.entity_type in ("contact", "appointment") and self.outbox is not None:
             await self._link_echo(mapper, item)
         for event in item.events:
             try:
@@ -486,6 +510,9 @@ class Worker:
         elif failure.kind == "throttled":
             self._budget_seen.pop(item.location_id, None)  # paused now: ask again next claim
             await self._retry(item, failure, await self._pause_left(item), counts=False)
+        elif failure.kind == "paused":
+            self._pause(item.location_id, failure)
+            await self._retry(item, failure, self.config_pause, counts=False, action="paused")
         elif failure.kind == "dead":
             await self._dead(item, failure)
         elif item.attempts >= self.max_attempts:
@@ -499,8 +526,23 @@ class Worker:
         now = self.clock.now()
         await self._settler.run(lambda conn: complete_in(conn, item, audit, now))
 
-    async def _retry(self, item: Claim, failure: Failure, delay: float, *, counts: bool) -> None:
-        note = [AuditEntry("retry" if counts else "throttled", detail=failure.reason)]
+    def _pause(self, location_id: str, failure: Failure) -> None:
+        """A configuration error: claim nothing of the location until the pause ends (every
+        item would fail the same way), and say so once per pause, not once per item."""
+        if location_id not in self._paused:
+            _log.error("location %s paused: %s", location_id, failure.reason)
+        self._paused[location_id] = self.clock.monotonic() + self.config_pause
+
+    async def _retry(
+        self,
+        item: Claim,
+        failure: Failure,
+        delay: float,
+        *,
+        counts: bool,
+        action: str | None = None,
+    ) -> None:
+        note = [AuditEntry(action or ("retry" if counts else "throttled"), detail=failure.reason)]
         now = self.clock.now()
         await self._settler.run(
             lambda conn: retry_in(conn, item, failure.reason, delay, counts, note, now)
@@ -511,6 +553,14 @@ class Worker:
         now = self.clock.now()
         await self._settler.run(
             lambda conn: dead_letter_in(conn, item, failure.reason, failure.error_class, note, now)
+        )
+        _log.warning(
+            "dead letter: location %s, %s %s, event %s: %s",
+            item.location_id,
+            item.entity_type,
+            item.source_id,
+            ",".join(item.events),
+            failure.reason,
         )
 
     async def _pause_left(self, item: Claim) -> float:

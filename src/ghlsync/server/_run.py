@@ -187,4 +187,5 @@ def build_worker(
         config,
         limiter=services.gate(limiter),
         locations=services.directory,
+        token_advice=services.tokens.unauthorized_fix,
     )

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._secret import Secret
 from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._lazyvault import VaultLike, open_vault
 from ghlsync.engine.locations._rows import (
     Registered,
     get_location,
@@ -26,6 +27,7 @@ from ghlsync.engine.locations._rows import (
     register_location,
     uninstall_location,
 )
+from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.ghl._errors import FatalError
 from ghlsync.ghl._oauth import OAuthApp
 from ghlsync.ghl._vault import TokenVault
@@ -58,15 +60,23 @@ class Installer:
         self,
         engine: sa.Engine,
         directory: LocationDirectory,
-        vault: TokenVault | None = None,
+        vault: VaultLike | None = None,
         oauth: OAuthApp | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        *,
+        public_url: str | None = None,
     ) -> None:
         self._engine = engine
         self._directory = directory
-        self._vault = vault
+        self._vaults = vault
         self._oauth = oauth
         self._clock = clock
+        self._public_url = (public_url or "").rstrip("/")
+
+    @property
+    def _vault(self) -> TokenVault | None:
+        # Opened on first use (a LazyVault): installs arriving after start-up get tokens too.
+        return open_vault(self._vaults)
 
     async def install(
         self, *, location_id: str | None, company_id: str | None, app_id: str | None = None
@@ -82,11 +92,20 @@ class Installer:
         ]
 
     async def install_location(
-        self, location_id: str, company_id: str | None = None, name: str | None = None
+        self,
+        location_id: str,
+        company_id: str | None = None,
+        name: str | None = None,
+        *,
+        replace_private: bool = False,
     ) -> Installed:
-        """Mint (when possible) the location's token, then register it with a connection."""
+        """Mint (when possible) the location's token, then register it with a connection.
+
+        A Private Integration token stored for the location is kept: only `replace_private`
+        (the user asked for a minted token: `locations add --from-company`) swaps it.
+        """
         company_id = company_id or await self._known_company(location_id)
-        token = await self._token_for(location_id, company_id)
+        token = await self._token_for(location_id, company_id, replace_private)
         registered: Registered = await asyncio.to_thread(
             register_location,
             self._engine,
@@ -98,9 +117,9 @@ class Installer:
         )
         self._directory.invalidate(location_id)
         _log.info(
-            "location %s installed; its DripJobs webhook URL is %s",
+            "GHL installed location %s: DripJobs webhook URL %s",
             location_id,
-            webhook_path(registered.connection_id),
+            self._public_url + webhook_path(registered.connection_id),
         )
         return Installed(location_id, registered.connection_id, registered.new_secret, token)
 
@@ -125,17 +144,33 @@ class Installer:
 
     async def _forget_oauth_token(self, location_id: str) -> None:
         # GHL revokes the app's tokens on uninstall; a Private Integration token stays valid.
-        vault = self._vault
+        try:
+            vault = self._vault
+        except SecretKeyError as exc:  # the uninstall itself must not depend on the key
+            _log.warning("uninstall of %s: its token is left stored (%s)", location_id, exc)
+            return
         if vault is None:
             return
         stored = await asyncio.to_thread(vault.status, location_id)
         if stored is not None and stored.kind == "oauth" and stored.user_type == "Location":
             await asyncio.to_thread(vault.remove, location_id)
 
-    async def _token_for(self, location_id: str, company_id: str | None) -> str:
+    async def _token_for(self, location_id: str, company_id: str | None, replace: bool) -> str:
         vault = self._vault
         if vault is None:
             return "none"
+        stored = await asyncio.to_thread(vault.status, location_id)
+        if stored is not None and stored.kind == "private" and not replace:
+            if company_id and company_id != location_id:
+                _log.info(
+                    "location %s keeps its Private Integration token; to use a token minted "
+                    "from agency %s instead: `ghlsync locations add %s --from-company %s`",
+                    location_id,
+                    company_id,
+                    location_id,
+                    company_id,
+                )
+            return "stored"
         if company_id and company_id != location_id and await self._has(company_id):
             try:
                 await vault.add_location(company_id, location_id)

@@ -17,13 +17,13 @@ from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._secret import Secret
 from ghlsync.engine.locations._directory import LocationDirectory, LocationGate
 from ghlsync.engine.locations._install import Installer
+from ghlsync.engine.locations._lazyvault import LazyVault, VaultLike
 from ghlsync.engine.locations._tokens import LocationTokens
 from ghlsync.ghl._crypto import TokenCipher
 from ghlsync.ghl._oauth import OAuthApp
 from ghlsync.ghl._seams import RateLimiter
 from ghlsync.ghl._vault import TokenVault
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.store._tables import ghl_connections
 
 __all__ = ["LocationServices", "oauth_from_env"]
 
@@ -44,7 +44,7 @@ class LocationServices:
     directory: LocationDirectory
     tokens: LocationTokens
     installer: Installer
-    vault: TokenVault | None = None
+    vault: VaultLike | None = None
 
     @classmethod
     def build(
@@ -58,26 +58,28 @@ class LocationServices:
         oauth: OAuthApp | None = None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> LocationServices:
-        """Services over `engine`; the vault is opened only when it holds a connection (so
-        single-location mode needs no encryption key)."""
+        """Services over `engine`. Without a `vault`, a `LazyVault`: the encryption key is
+        read when a stored token is first needed (single-location mode never needs one), and
+        tokens stored after start-up (`locations add`, an INSTALL) are used without a restart."""
         oauth = oauth or oauth_from_env(config)
-        if vault is None and _has_connections(engine):
-            vault = TokenVault(engine, cipher or TokenCipher.from_env(), oauth, clock=clock)
+        lazy: VaultLike = vault or LazyVault(engine, cipher=cipher, oauth=oauth, clock=clock)
         directory = LocationDirectory(engine, config, cipher, mapper=mapper, clock=clock)
-        tokens = LocationTokens.from_config(config, vault)
-        installer = Installer(engine, directory, vault, oauth, clock=clock)
-        return cls(directory, tokens, installer, vault)
+        tokens = LocationTokens.from_config(config, lazy)
+        public_url = os.environ.get("GHLSYNC_PUBLIC_URL")
+        installer = Installer(engine, directory, lazy, oauth, clock=clock, public_url=public_url)
+        return cls(directory, tokens, installer, lazy)
 
     def can_sync(self) -> bool:
-        """True when some location has a token: a configured one, or the vault."""
+        """True when some location has a token: a configured one, or one stored in the
+        vault (read from the store now, so a process checks what is there when it asks)."""
         ghl = self.directory.base_config.ghl
-        return bool(ghl.location_id and ghl.token is not None) or self.vault is not None
+        if ghl.location_id and ghl.token is not None:
+            return True
+        vault = self.vault
+        if isinstance(vault, LazyVault):
+            return vault.has_connections()
+        return vault is not None
 
     def gate(self, limiter: RateLimiter) -> LocationGate:
         """`limiter`, also refusing budget to uninstalled locations (for the worker's claims)."""
         return LocationGate(limiter, self.directory)
-
-
-def _has_connections(engine: sa.Engine) -> bool:
-    with engine.connect() as conn:
-        return conn.execute(sa.select(ghl_connections.c.key).limit(1)).first() is not None
