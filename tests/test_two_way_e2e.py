@@ -191,3 +191,21 @@ def _instant(iso: str) -> float:
     from datetime import datetime
 
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+async def test_a_writeback_whose_answer_was_lost_is_resent_with_its_webhook_id(
+    sqlite_url: str,
+) -> None:
+    options = PipelineOptions(database_url=sqlite_url, drain_timeout=60, client_timeout=0.5)
+    async with TwoWay(options) as loop:
+        await loop.dj("PUT", "/faults", {"script": ["timeout"], "timeout_seconds": 1.5})
+        await loop.ghl_create_contact(firstName="Cy", email="cy@example.com")
+        await loop.quiesce()
+        counters = await loop.dj_counters()
+        [writeback] = (await loop.since(loop.origin)).writebacks
+    # The first POST was applied, its answer held past ghlsync's timeout; the retry carried
+    # the same webhook-id, so DripJobs (the Zap) deduped it: one lead.
+    assert counters["faults"] == {"timeout": 1}
+    assert counters["writebacks"] == 1 and counters["duplicate_webhook_ids"] >= 1
+    assert counters["leads_per_email"] == {"cy@example.com": 1}
+    assert writeback["repeats"] == counters["duplicate_webhook_ids"]

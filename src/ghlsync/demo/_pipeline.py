@@ -123,7 +123,7 @@ class Pipeline:
         self._stack.callback(self.sandbox.stop)
         self.config = pipeline_config(self.database_url, self.sandbox, opts)
         if opts.two_way:
-            self.config = two_way_config(self.config, self.sandbox)
+            self.config = two_way_config(self.config, self.sandbox, timeout=opts.client_timeout)
         self.engine = create_engine(self.database_url)
         self._stack.callback(self.engine.dispose)
         migrate(self.engine)

@@ -19,15 +19,22 @@ def catch_hook_url(sandbox_url: str, action: str) -> str:
     return f"{sandbox_url}/dripjobs/hooks/catch/{action}"
 
 
-def two_way_config(config: AppConfig, sandbox: SandboxServer) -> AppConfig:
-    """`config` with write-backs aimed at the emulator and GHL webhooks verifiable."""
+def two_way_config(
+    config: AppConfig, sandbox: SandboxServer, *, timeout: float | None = None
+) -> AppConfig:
+    """`config` with write-backs aimed at the emulator and GHL webhooks verifiable.
+
+    `timeout` (seconds per write-back POST) lowers the preset's, so a held answer (the
+    emulator's "timeout" fault) is given up on and retried quickly.
+    """
     actions = {name: {"url": catch_hook_url(sandbox.url, name)} for name in WRITEBACK_ACTIONS}
     settings = WritebackSettings.model_validate(
         {"secret": DEFAULT_WRITEBACK_SECRET, "actions": actions}
     )
-    writeback = config.writeback.model_copy(
-        update={"secret": settings.secret, "actions": settings.actions}
-    )
+    update: dict[str, object] = {"secret": settings.secret, "actions": settings.actions}
+    if timeout is not None:
+        update["timeout"] = min(config.writeback.timeout, timeout)
+    writeback = config.writeback.model_copy(update=update)
     public_key = sandbox.app.state.webhooks.public_key_pem()
     ghl = config.ghl.model_copy(update={"webhook_public_key": public_key})
     return config.model_copy(update={"writeback": writeback, "ghl": ghl})
