@@ -120,8 +120,9 @@ class TwoWay:
 
     async def ghl_user(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         """A change made in GHL by someone else (a user, a form): through the API."""
+        version = "2021-04-15" if path.startswith("/calendars") else "2021-07-28"
         return await self.worker.client.request(
-            method, path, key=self.sandbox.location_id, version="2021-07-28", json=body
+            method, path, key=self.sandbox.location_id, version=version, json=body
         )
 
     def dripjobs(self, event: str, source_id: str, **payload: Any) -> bool:

@@ -75,3 +75,86 @@ def _raw(body: dict[str, Any]) -> bytes:
     import json
 
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+async def test_an_appointment_booked_in_ghl_becomes_a_request_and_a_reschedule_an_update(
+    tw: TwoWay,
+) -> None:
+    tw.dripjobs("customer.created", "dj_c_5", first_name="Di", email="di@x.io")
+    await tw.settle()
+    (contact,) = tw.ghl_contacts()
+    booked = await tw.ghl_user(
+        "POST",
+        "/calendars/events/appointments",
+        {
+            "calendarId": tw.sandbox.calendar_id,
+            "locationId": tw.sandbox.location_id,
+            "contactId": contact["id"],
+            "title": "Estimate",
+            "startTime": "2027-02-01T15:00:00+00:00",
+            "endTime": "2027-02-01T16:00:00+00:00",
+            "ignoreFreeSlotValidation": True,
+        },
+    )
+    appointment_id = str(booked.get("id") or booked["appointment"]["id"])
+    await tw.settle()
+    (request,) = tw.hook.applied.values()
+    assert request["type"] == "create_appointment_request"
+    data = request["data"]
+    assert data["ghl_appointment_id"] == appointment_id
+    assert data["ghl_contact_id"] == contact["id"] and data["email"] == "di@x.io"
+    assert data["title"] == "Estimate" and data["start"].startswith("2027-02-01T15:00")
+    # DripJobs answers with appointment.scheduled for the request we made: linked, no GHL write.
+    writes = tw.ghl_writes()
+    scheduled = dict(
+        appointment_id="dj_a_1",
+        appointment_title="Estimate",
+        appointment_start="2027-02-01T15:00:00+00:00",
+        appointment_end="2027-02-01T16:00:00+00:00",
+        appointment_status="scheduled",
+    )
+    tw.dripjobs("appointment.scheduled", "dj_c_5", **scheduled)
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "appointment.scheduled echo wrote to GHL"
+    # Rescheduled in GHL → update_appointment; DripJobs' appointment.updated writes nothing.
+    await tw.ghl_user(
+        "PUT",
+        f"/calendars/events/appointments/{appointment_id}",
+        {"startTime": "2027-02-02T15:00:00+00:00", "endTime": "2027-02-02T16:00:00+00:00"},
+    )
+    await tw.settle()
+    kinds = tw.hook.actions()
+    assert kinds == ["create_appointment_request", "update_appointment"]
+    update = list(tw.hook.applied.values())[1]["data"]
+    assert update["start"].startswith("2027-02-02T15:00")
+    writes = tw.ghl_writes()
+    moved = dict(scheduled, appointment_start="2027-02-02T15:00:00+00:00")
+    moved["appointment_end"] = "2027-02-02T16:00:00+00:00"
+    tw.dripjobs("appointment.updated", "dj_c_5", **moved)
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "appointment.updated echo wrote to GHL"
+    assert tw.hook.actions() == kinds
+
+
+async def test_a_deal_tag_added_in_ghl_moves_the_deal_once(tw: TwoWay) -> None:
+    tw.dripjobs("customer.created", "dj_c_6", first_name="Ed", email="ed@x.io")
+    await tw.settle()
+    (contact,) = tw.ghl_contacts()
+    await tw.ghl_user("POST", f"/contacts/{contact['id']}/tags", {"tags": ["deal:won"]})
+    await tw.settle()
+    (move,) = tw.hook.applied.values()
+    assert move["type"] == "move_deal"
+    assert move["data"]["stage"] == "won" and move["data"]["ghl_contact_id"] == contact["id"]
+    writes = tw.ghl_writes()
+    tw.dripjobs("deal.stage_changed", "dj_c_6", deal_id="dj_d_1", deal_stage="won", email="ed@x.io")
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "deal.stage_changed echo wrote to GHL"
+    assert len(tw.hook.applied) == 1
+    # A stage moved in DripJobs reaches GHL as a tag and is not written back.
+    tw.dripjobs(
+        "deal.stage_changed", "dj_c_6", deal_id="dj_d_1", deal_stage="lost", email="ed@x.io"
+    )
+    await tw.settle()
+    tags = tw.ghl_contacts()[0]["tags"]
+    assert "deal:lost" in tags and "deal:won" not in tags
+    assert len(tw.hook.applied) == 1, "our own tag change was written back"

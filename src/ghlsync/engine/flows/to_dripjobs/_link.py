@@ -1,5 +1,10 @@
 """A DripJobs event caused by our own write-back links; it writes nothing to GHL.
 
+Appointments likewise: after `create_appointment_request`, DripJobs fires
+`appointment.scheduled` for the request we made; `link_echo` finds our write-back for that
+customer's GHL contact (the latest not linked yet) and links the DripJobs appointment to the
+GHL appointment it came from.
+
 After a `create_lead` write-back, DripJobs fires "New Lead Created" (`lead.created`) for the
 lead we made. That event names a DripJobs customer ghlsync has never seen; without this
 step the contact flow would create (or upsert into) the GHL contact the lead came from: an
@@ -13,6 +18,7 @@ queued (the GHL side sees the contact linked).
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,8 +29,9 @@ from ghlsync.engine.flows.to_ghl._contact_stamps import advanced, latest
 from ghlsync.engine.outbox._store import find_lead
 from ghlsync.engine.state import _ghlrecords, _idmap, _syncstate
 from ghlsync.engine.state._syncstate import SyncState
-from ghlsync.mapping import Mapper, content_hash
+from ghlsync.mapping import MappedEvent, Mapper, content_hash
 from ghlsync.store._engine import begin_immediate
+from ghlsync.store._tables_twoway import writeback_outbox
 
 __all__ = ["ECHO_WINDOW", "link_echo"]
 
@@ -58,6 +65,9 @@ def _link(
 ) -> str | None:
     now = clock.now()
     with begin_immediate(engine) as conn:
+        mapped = mapper.map(event, payload)
+        if any(e.type == "appointment" and e.source_id == source_id for e in mapped.entities):
+            return _link_appointment(conn, mapped, location_id, source_id, now)
         if _idmap.get(conn, location_id, "contact", source_id) is not None:
             return None
         ghl_contact = payload.get("ghl_contact_id")
@@ -71,7 +81,7 @@ def _link(
         )
         if ghl_id is None:
             return None
-        entity = next(e for e in mapper.map(event, payload).entities if e.type == "contact")
+        entity = next(e for e in mapped.entities if e.type == "contact")
         record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
         stamps = advanced(entity, None)
         snapshot = {
@@ -93,3 +103,59 @@ def _link(
         )
         _syncstate.put(conn, location_id, "contact", source_id, state, now=now)
         return ghl_id
+
+
+def _link_appointment(
+    conn: sa.Connection, mapped: MappedEvent, location_id: str, source_id: str, now: float
+) -> str | None:
+    """Link a DripJobs appointment to the GHL appointment of our create_appointment_request."""
+    if _idmap.get(conn, location_id, "appointment", source_id) is not None:
+        return None
+    entity = next(e for e in mapped.entities if e.type == "appointment")
+    parent = entity.parent.source_id if entity.parent is not None else None
+    contact = _idmap.get(conn, location_id, "contact", parent) if parent else None
+    if contact is None or not contact.ghl_id:
+        return None
+    ghl_id = _requested_appointment(conn, location_id, contact.ghl_id, now - ECHO_WINDOW)
+    if ghl_id is None:
+        return None
+    body = dict(entity.body)
+    snapshot = {"body": body, "contact_id": contact.ghl_id}
+    stamp = entity.source_updated_at.timestamp() if entity.source_updated_at else None
+    state = SyncState(content_hash(entity), stamp, snapshot)
+    _idmap.put(
+        conn,
+        location_id,
+        "appointment",
+        source_id,
+        ghl_id=ghl_id,
+        state="confirmed",
+        pending_body=None,
+        now=now,
+    )
+    _syncstate.put(conn, location_id, "appointment", source_id, state, now=now)
+    return ghl_id
+
+
+def _requested_appointment(
+    conn: sa.Connection, location_id: str, ghl_contact: str, since: float
+) -> str | None:
+    """The newest GHL appointment of this contact we asked DripJobs to create and that is
+    not linked to a DripJobs appointment yet."""
+    o = writeback_outbox.c
+    rows = conn.execute(
+        sa.select(o.ghl_id, o.body)
+        .where(
+            o.location_id == location_id,
+            o.action == "create_appointment_request",
+            o.created_at >= since,
+        )
+        .order_by(o.created_at.desc())
+    )
+    for row in rows:
+        data = json.loads(row.body).get("data", {})
+        if data.get("ghl_contact_id") != ghl_contact:
+            continue
+        if not _idmap.source_ids_for(conn, location_id, "appointment", row.ghl_id):
+            return str(row.ghl_id)
+    return None

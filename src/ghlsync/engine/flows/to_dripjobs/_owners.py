@@ -30,7 +30,7 @@ from ghlsync.engine.state import _ghlrecords
 from ghlsync.mapping._writeback import WritebackSettings
 from ghlsync.store._engine import begin_immediate
 
-__all__ = ["Resolution", "note_written", "resolve"]
+__all__ = ["Resolution", "not_held", "note_written", "resolve"]
 
 
 @dataclass(slots=True)
@@ -40,6 +40,7 @@ class Resolution:
     body: dict[str, Any]
     conflicts: list[str] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)  # pending GHL changes now resolved
+    known_tags: list[str] = field(default_factory=list)  # tags GHL is known to have
 
 
 def resolve(
@@ -52,8 +53,11 @@ def resolve(
 ) -> Resolution:
     """Apply the owner rules to a DripJobs update of one GHL contact."""
     with engine.connect() as conn:
-        pending = _ghlrecords.get(conn, location_id, "contact", ghl_id).pending
-    result = Resolution(dict(body))
+        record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
+    pending = record.pending
+    tags = record.fields.get("tags")
+    known = [str(t).lower() for t in tags] if isinstance(tags, list) else []
+    result = Resolution(dict(body), known_tags=known)
     for name, value in body.items():
         change = pending.get(name)
         if change is None:
@@ -105,3 +109,21 @@ def note_written(
         if version is not None:
             record.version = max(record.version or version, version)
         _ghlrecords.put(conn, location_id, "contact", ghl_id, record, now=now)
+
+
+def not_held(
+    engine: sa.Engine,
+    location_id: str,
+    entity_type: str,
+    ghl_id: str,
+    changed: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The fields of an update GHL is not known to hold already (same value, any spelling).
+
+    After a write-back, DripJobs fires its event for the change GHL made (an appointment
+    rescheduled in GHL → Update Appointment → `appointment.updated`): GHL holds those values,
+    so writing them again would be an echo write.
+    """
+    with engine.connect() as conn:
+        known = _ghlrecords.get(conn, location_id, entity_type, ghl_id).fields
+    return {k: v for k, v in changed.items() if not (k in known and same(k, v, known[k]))}

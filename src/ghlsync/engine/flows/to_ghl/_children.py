@@ -15,11 +15,13 @@ Calls, by what the store knows:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Mapping
 from typing import Any
 
 from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_dripjobs._owners import not_held
 from ghlsync.engine.flows.to_ghl._contact_ref import contact_ghl_id
 from ghlsync.engine.flows.to_ghl._kinds import Kind
 from ghlsync.engine.flows.to_ghl._model import (
@@ -102,6 +104,12 @@ async def _update(
     if keys:  # options only steer how GHL takes a write: they ride along, never alone
         keys |= REQUEST_OPTIONS & set(body)
     changed = {k: body[k] for k in keys}
+    if run.twoway is not None and changed:  # two-way: what GHL already holds is no change
+        changed = await asyncio.to_thread(
+            not_held, run.fields.engine, run.location_id, kind.entity_type, ghl_id, changed
+        )
+        if not (set(changed) - REQUEST_OPTIONS):
+            changed = {}
     call = kind.update(contact_id, ghl_id, changed)
     if call.body:
         await run.sender.send(call)

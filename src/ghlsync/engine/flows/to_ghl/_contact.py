@@ -167,7 +167,8 @@ async def _update(
         )
         seen = _tags_of(answer) if learn else []
         ghl_time = _date_updated(answer)
-    current = [*snapshot.get("tags", ()), *seen]
+    known = resolution.known_tags if resolution is not None else []  # two-way: GHL's own
+    current = [*snapshot.get("tags", ()), *seen, *known]
     delta = tag_delta(current, entity.tags_add, entity.tags_remove_prefixes)
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
