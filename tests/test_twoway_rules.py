@@ -148,3 +148,27 @@ async def test_an_action_without_url_is_recorded_as_skipped(tw: TwoWay) -> None:
     (row,) = tw.outbox()
     assert row["status"] == "skipped" and "no URL" in row["last_error"]
     assert tw.hook.received == []
+
+
+async def test_a_ghl_change_whose_webhook_has_not_arrived_is_not_lost(tw: TwoWay) -> None:
+    """GHL's webhook lags: the DripJobs update reads GHL first, and the newer GHL change wins."""
+    start = tw.clock.now()
+    ghl_id = await dj_customer(tw)
+    tw.clock.advance(100)
+    await tw.ghl_user("PUT", f"/contacts/{ghl_id}", {"phone": PHONE_GHL})
+    held = list(tw.ghl_events)
+    tw.ghl_events.clear()  # not delivered yet
+    tw.dripjobs(
+        "customer.updated",
+        "dj_1",
+        first_name="Ann",
+        email="ann@x.io",
+        phone=PHONE_DJ2,
+        updated_at=start + 50,  # changed in DripJobs before the GHL change
+    )
+    await tw.settle()
+    assert tw.ghl_contacts()[0]["phone"] == PHONE_GHL
+    assert any(d.startswith("conflict phone") for d in audit_details(tw))
+    tw.ghl_events.extend(held)
+    await tw.settle()
+    assert tw.ghl_contacts()[0]["phone"] == PHONE_GHL and tw.outbox() == []

@@ -26,6 +26,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync.engine.flows.to_dripjobs._compare import same
+from ghlsync.engine.flows.to_dripjobs._events import parse_time
 from ghlsync.engine.state import _ghlrecords
 from ghlsync.mapping._writeback import WritebackSettings
 from ghlsync.store._engine import begin_immediate
@@ -50,11 +51,18 @@ def resolve(
     ghl_id: str,
     body: Mapping[str, Any],
     dj_time: float | None,
+    *,
+    live: Mapping[str, Any] | None = None,
+    last_body: Mapping[str, Any] | None = None,
 ) -> Resolution:
-    """Apply the owner rules to a DripJobs update of one GHL contact."""
+    """Apply the owner rules to a DripJobs update of one GHL contact.
+
+    `live` is GHL's contact as read just now (its webhooks may lag); `last_body` what we
+    last wrote there.
+    """
     with engine.connect() as conn:
         record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
-    pending = record.pending
+    pending = {**_unseen(body, live or {}, last_body or {}), **record.pending}
     tags = record.fields.get("tags")
     known = [str(t).lower() for t in tags] if isinstance(tags, list) else []
     result = Resolution(dict(body), known_tags=known)
@@ -127,3 +135,19 @@ def not_held(
     with engine.connect() as conn:
         known = _ghlrecords.get(conn, location_id, entity_type, ghl_id).fields
     return {k: v for k, v in changed.items() if not (k in known and same(k, v, known[k]))}
+
+
+def _unseen(
+    body: Mapping[str, Any], live: Mapping[str, Any], last_body: Mapping[str, Any]
+) -> dict[str, dict[str, Any]]:
+    """GHL-side changes whose webhook has not been processed yet: a field GHL holds with a
+    value that is neither what we last wrote nor DripJobs' new value, at GHL's dateUpdated."""
+    at = parse_time(live.get("dateUpdated"))
+    found = {}
+    for name, value in body.items():
+        if name not in live or name not in last_body:
+            continue
+        held = live[name]
+        if not same(name, held, last_body[name]) and not same(name, held, value):
+            found[name] = {"value": held, "at": at}
+    return found

@@ -153,7 +153,7 @@ async def _update(
     last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
     update = entity.request_body("update")
     body = {k: v for k, v in update.items() if last_body.get(k) != v}
-    resolution = await _owner_rules(run, entity, ghl_id, body)
+    resolution = await _owner_rules(run, entity, ghl_id, body, last_body)
     body = dict(resolution.body) if resolution is not None else body
     written = dict(body)
     changed = {k: v for k, v in entity.custom_fields.items() if last_fields.get(k) != v}
@@ -191,13 +191,36 @@ async def _update(
 
 
 async def _owner_rules(
-    run: Run, entity: MappedEntity, ghl_id: str, body: Mapping[str, Any]
+    run: Run,
+    entity: MappedEntity,
+    ghl_id: str,
+    body: Mapping[str, Any],
+    last_body: Mapping[str, Any],
 ) -> Resolution | None:
-    """Two-way only: the update after the field owner rules (None when two-way is off)."""
+    """Two-way only: the update after the field owner rules (None when two-way is off).
+
+    GHL's webhook for a change made there may not have arrived yet, so before overwriting
+    fields GHL's current contact is read (one GET, only when DripJobs changed a field): a
+    field GHL holds with a value that is neither our last write nor DripJobs' new one was
+    changed in GHL meanwhile, at GHL's `dateUpdated`; the owner rule decides it too.
+    """
     if run.twoway is None or isinstance(run.ledger, DryLedger):
         return None
+    live: Mapping[str, Any] = {}
+    if body:
+        answer = await run.sender.send(PlannedCall("GET", f"/contacts/{ghl_id}", purpose="lookup"))
+        record = answer.get("contact") if isinstance(answer, Mapping) else None
+        live = record if isinstance(record, Mapping) else {}
     return await asyncio.to_thread(
-        resolve, run.fields.engine, run.twoway, run.location_id, ghl_id, body, updated_at(entity)
+        resolve,
+        run.fields.engine,
+        run.twoway,
+        run.location_id,
+        ghl_id,
+        body,
+        updated_at(entity),
+        live=live,
+        last_body=last_body,
     )
 
 
