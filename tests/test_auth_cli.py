@@ -137,7 +137,7 @@ def test_status_lists_connections_without_tokens(engine: sa.Engine, database_url
         app, ["auth", "status", "--database-url", database_url], env={"GHLSYNC_SECRET_KEY": key}
     )
     assert result.exit_code == 0, result.output
-    lines = {line.split()[1]: line for line in result.output.splitlines() if "loc_" in line}
+    lines = {line.split()[0]: line for line in result.output.splitlines() if "loc_" in line}
     assert set(lines) == {"loc_a", "loc_b", "loc_pit"}
     assert "Location (oauth)" in lines["loc_a"] and "active" in lines["loc_a"]
     assert "reconnect_needed" in lines["loc_b"]

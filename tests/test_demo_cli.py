@@ -28,7 +28,9 @@ def test_demo_prints_the_table_and_the_verdict() -> None:
     assert result.exit_code == 0, result.output
     for words in ("contacts", "tasks", "notes", "appointments", "created", "GHL API calls"):
         assert words in result.output
-    assert "dead letter: contact cust-00011" in result.output  # the unmappable email
+    assert (
+        "dead letter (planted on purpose): contact cust-00011" in result.output
+    )  # the unmappable email
     assert VERIFIED in result.output
 
 

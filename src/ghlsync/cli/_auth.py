@@ -23,8 +23,6 @@ from urllib.parse import parse_qs, urlsplit
 
 import sqlalchemy as sa
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from ghlsync._secret import Secret
 from ghlsync.cli._engine_common import (
@@ -33,6 +31,7 @@ from ghlsync.cli._engine_common import (
     load_config_or_fail,
     open_store,
 )
+from ghlsync.cli._tables import Column, FitTable, print_table
 from ghlsync.ghl._crypto import SecretKeyError, generate_key
 from ghlsync.ghl._errors import GHLError
 from ghlsync.ghl._oauth import DEFAULT_BASE_URL, DEFAULT_MARKETPLACE_URL, OAuthApp, TokenSet
@@ -124,7 +123,7 @@ def status(database_url: str | None = _DB_OPTION, config: Path | None = CONFIG_O
     if not rows:
         typer.echo("No GHL connections stored; run `ghlsync auth login`.")
         return
-    Console(width=160).print(_status_table(rows, time.time()))
+    print_table(_status_table(rows, time.time()))
 
 
 @auth_app.command("rotate-key")
@@ -147,8 +146,10 @@ def new_key() -> None:
     typer.echo(generate_key())
 
 
-def _status_table(rows: list[ConnectionStatus], now: float) -> Table:
-    table = Table("key", "type", "status", "expires in", "scopes", title="GHL connections")
+def _status_table(rows: list[ConnectionStatus], now: float) -> FitTable:
+    columns = [Column("key", flex=True), Column("type"), Column("status", flex=True)]
+    columns += [Column("expires in"), Column("scopes", flex=True)]
+    table = FitTable("GHL connections", columns)
     for row in rows:
         state = row.status if not row.status_message else f"{row.status}: {row.status_message}"
         kind = f"{row.user_type} ({row.kind})"

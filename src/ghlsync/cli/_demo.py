@@ -68,6 +68,7 @@ def demo(
 
     from ghlsync.demo import PipelineError, PipelineOptions, build_stream, run_stream
     from ghlsync.demo._report import demo_progress, render_summary
+    from ghlsync.demo._summary import planted_deliveries
 
     fault_rates = _parse_faults(faults)
     options = PipelineOptions(
@@ -85,6 +86,11 @@ def demo(
     except PipelineError as exc:
         typer.echo(f"ghlsync demo: {exc}", err=True)
         raise typer.Exit(1) from None
+    clock = bars.clock()
+    if clock is not None:  # the summary's times are the bars' times
+        summary.send_seconds, summary.sync_seconds = clock[0], clock[1] - clock[0]
+    summary.planted = planted_deliveries(events)  # so the summary can say they were on purpose
+    summary.repeats, summary.planned_dead_letters = expected.duplicates, expected.dead_letters
     if as_json:
         typer.echo(json.dumps(summary.to_dict(), indent=2))
     else:

@@ -199,8 +199,7 @@ def dlq_list(
             letter.location_id,
             f"{letter.entity_type}:{letter.source_id}",
             letter.event,
-            str(letter.attempts),
-            _when(letter.created_at),
+            _when(letter.created_at, short=True),
             letter.reason,
         )
     for item in dead_writebacks:
@@ -209,8 +208,7 @@ def dlq_list(
             item.location_id,
             f"writeback:{item.ghl_entity}:{item.ghl_id}",
             item.action,
-            str(item.attempts),
-            _when(item.updated_at),
+            _when(item.updated_at, short=True),
             item.reason,
         )
     print_table(table)
@@ -219,18 +217,18 @@ def dlq_list(
 _DLQ_COLUMNS = (
     Column("id", justify="right"),
     Column("location", flex=True),
-    Column("entity", flex=True),
-    Column("event", flex=True),
-    Column("attempts", justify="right"),
-    Column("when"),
-    Column("reason", flex=True),
-)
+    Column("entity", flex=True, min_width=12),
+    Column("event", flex=True, min_width=12),
+    Column("when (UTC)"),
+    Column("reason", flex=True, min_width=24),
+)  # attempts, the full reason and the payload: `dlq show ID`
 
 
-def _when(epoch: float | None) -> str:
+def _when(epoch: float | None, short: bool = False) -> str:
     if epoch is None:
         return "-"
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    # In a listing, to the minute (the column says UTC); `show` gives the second.
+    return time.strftime("%Y-%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
 @dlq_app.command("show")

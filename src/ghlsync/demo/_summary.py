@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,6 +41,10 @@ class Summary:
     elapsed: float = 0.0
     problems: list[str] = field(default_factory=list)
     database_url: str = ""  # the store the run used
+    # What the stream did wrong on purpose (filled in by whoever knows the stream).
+    planted: list[str] = field(default_factory=list)  # "1x invoice.paid (unknown event) -> 404"
+    repeats: int = 0  # deliveries sent twice on purpose (answered 200)
+    planned_dead_letters: int = 0  # accepted deliveries meant to be unmappable
 
     @property
     def ok(self) -> bool:
@@ -69,8 +74,31 @@ class Summary:
             "sync_seconds": round(self.sync_seconds, 3),
             "elapsed": round(self.elapsed, 3),
             "problems": self.problems,
+            "on_purpose": {
+                "refused": self.planted,
+                "repeats": self.repeats,
+                "dead_letters": self.planned_dead_letters,
+            },
             "ok": self.ok,
         }
+
+
+def planted_deliveries(events: Iterable[Any]) -> list[str]:
+    """One line per kind of delivery the stream sends to be refused (expected answer 4xx)."""
+    kinds: Counter[str] = Counter()
+    for event in events:
+        status = event.expect_status
+        if 400 <= status < 500:
+            kinds[f"{event.event} ({_why_refused(event)}) -> {status}"] += 1
+    return [f"{n}x {kind}" for kind, n in sorted(kinds.items())]
+
+
+def _why_refused(event: Any) -> str:
+    if event.encoding == "raw":
+        return "not JSON"
+    if event.expect_status == 404:
+        return "an event the config does not know"
+    return "no id field"
 
 
 def vars_of(line: DeadLetterLine) -> dict[str, str]:
