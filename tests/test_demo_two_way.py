@@ -144,11 +144,6 @@ def test_demo_two_way_writes_back_every_ghl_change_and_nothing_from_dripjobs(
     assert summary["fired"]["lead.created"] == 3 + 2 + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: an appointment requested from GHL comes back as a second GHL appointment "
-    "(/work/notes/two-way-contract.md, 01:40 BUG 1)",
-)
 def test_demo_two_way_ends_with_both_sides_agreeing(
     two_way_run: tuple[int, dict[str, Any]],
 ) -> None:

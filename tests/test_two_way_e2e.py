@@ -121,12 +121,6 @@ async def test_an_appointment_booked_in_ghl_is_requested_and_its_reschedule_upda
     assert counters["duplicates"] == 0 and counters["no_change"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: appointment.scheduled after our create_appointment_request is not linked "
-    "(it carries no GHL id), so ghlsync books a second GHL appointment "
-    "(/work/notes/two-way-contract.md, 01:40 BUG 1)",
-)
 async def test_an_appointment_request_does_not_bounce_back_to_ghl(sqlite_url: str) -> None:
     async with TwoWay(_options(sqlite_url)) as loop:
         _, _, booked, moved = await _book_then_move(loop)
@@ -166,8 +160,8 @@ async def test_deal_moves_cross_both_ways(sqlite_url: str) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="core: deal.stage_changed after our move_deal re-writes the GHL tags "
-    "(/work/notes/two-way-contract.md, 01:40 BUG 2)",
+    reason="core: after a GHL tag swap and our move_deal, deal.stage_changed still DELETEs the "
+    "old deal tag GHL no longer has (/work/notes/two-way-contract.md, 01:49 BUG 2b)",
 )
 async def test_a_deal_move_from_ghl_does_not_bounce_back_to_ghl(sqlite_url: str) -> None:
     async with TwoWay(_options(sqlite_url)) as loop:
