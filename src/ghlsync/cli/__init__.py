@@ -19,6 +19,7 @@ from ghlsync.cli import (
     _locations,
     _mapping,
     _preview,
+    _record,
     _sandbox,
     _serve,
 )
@@ -77,6 +78,7 @@ for _module in (
     _catalog,
     _locations,
     _backfill,
+    _record,
 ):
     _module.register(app)
 

@@ -31,6 +31,7 @@ from ghlsync.server._health import WorkerState
 from ghlsync.server._hooks import DripJobsReceiver
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._probes import AdminGate, Probes
+from ghlsync.server._records import RecordsApi
 from ghlsync.store import is_sqlite
 
 # FastAPI's native OpenTelemetry hooks cost more per request than the whole receiver (they
@@ -103,6 +104,10 @@ def create_app(
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
     ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer, metrics)
     app.router.add_route("/hooks/ghl", ghl_hooks.handle, methods=["POST"], include_in_schema=False)
+    records = RecordsApi(engine, config, config.server.admin_token)
+    app.router.add_route(
+        "/api/records/{query:path}", records.handle, methods=["GET"], include_in_schema=False
+    )
     Probes(
         engine,
         clock,
