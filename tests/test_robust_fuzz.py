@@ -281,7 +281,6 @@ def test_any_delivery_is_answered_4xx_or_2xx_and_ends_synced_or_dead(
         answer = fuzzed.http.post(path, content=post.body, headers=headers)
         assert answer.status_code < 500, (post, answer.text)
         if answer.status_code >= 400:  # (a path ending in "/" may be redirected: not a refusal)
-            print("DBG", answer.status_code, dict(answer.headers), answer.content[:200], path, post.content_type)
             assert answer.headers["content-type"].startswith("application/json"), answer.text
 
     fuzzed.loop.run(fuzzed.rig.drain())  # raises if the worker died
