@@ -184,3 +184,20 @@ def test_cli_prints_the_record_and_json(tmp_path: Any) -> None:
     assert data["record"]["tags"]["known_in_ghl"] == ["vip"]
     missing = runner.invoke(app, ["record", "nobody@x.io"], env=env)
     assert missing.exit_code == 1 and "No one" in missing.output
+
+
+async def test_live_adds_what_ghl_holds_now(tw: TwoWay) -> None:
+    ghl_id = await _rosa(tw)
+    # Changed in GHL without a webhook reaching us: only --live can see it.
+    tw.sandbox.state.locations[tw.sandbox.location_id].contacts[ghl_id]["city"] = "El Paso"
+    before = len(tw.sandbox.state.requests)
+    result = await lookup(tw.engine, tw.config, "dj_r1", client=tw.worker.client)
+    assert result.record is not None
+    live = result.record["live"]
+    assert live["errors"] == [] and live["contact"]["city"] == "El Paso"
+    assert [t["title"] for t in live["tasks"]] == ["Call back"]
+    city = next(f for f in result.record["fields"] if f["field"] == "city")
+    assert (city["dripjobs"], city["ghl"], city["ghl_live"]) == ("Austin", "Houston", "El Paso")
+    assert "deal:won" in result.record["tags"]["ghl_live"]
+    calls = tw.sandbox.state.requests[before:]
+    assert [r["method"] for r in calls] == ["GET"] * 4  # reads only, four of them
