@@ -167,13 +167,10 @@ def not_mapped_line(unmapped: list[str]) -> str:
 
 
 def _config(path: Path | None) -> AppConfig:
-    from ghlsync.mapping import ConfigError, load_config
+    from ghlsync.cli._engine_common import load_config_or_fail
 
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        typer.echo(f"ghlsync preview: {exc}", err=True)
-        raise typer.Exit(2) from None
+    loaded: AppConfig = load_config_or_fail("preview", path)  # the store every command uses
+    return loaded
 
 
 def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> tuple[MappedEvent, list[str]]:
@@ -222,20 +219,18 @@ def _engine(config: AppConfig, use_store: bool) -> Iterator[Any]:
     """The configured store (read as it is) or a migrated throwaway SQLite file."""
     import sqlalchemy as sa
 
+    from ghlsync.cli._engine_common import open_store
     from ghlsync.store import create_engine, migrate
 
     if use_store:
-        _require_existing(config.database_url)
-        engine = create_engine(config.database_url)
-        try:
-            yield engine
-        except sa.exc.SQLAlchemyError as exc:
-            typer.echo(
-                f"ghlsync preview: cannot read the store: {exc.__class__.__name__}", err=True
-            )
-            raise typer.Exit(1) from None
-        finally:
-            engine.dispose()
+        with open_store("preview", config.database_url, write=False) as engine:
+            try:
+                yield engine
+            except sa.exc.SQLAlchemyError as exc:
+                typer.echo(
+                    f"ghlsync preview: cannot read the store: {exc.__class__.__name__}", err=True
+                )
+                raise typer.Exit(1) from None
         return
     with tempfile.TemporaryDirectory(prefix="ghlsync-preview-") as tmp:
         engine = create_engine(f"sqlite:///{Path(tmp) / 'preview.db'}")
@@ -244,14 +239,3 @@ def _engine(config: AppConfig, use_store: bool) -> Iterator[Any]:
             yield engine
         finally:
             engine.dispose()
-
-
-def _require_existing(url: str) -> None:
-    """Read-only means not creating an empty SQLite file where the store was expected."""
-    import sqlalchemy as sa
-
-    parsed = sa.make_url(url)
-    database = parsed.database
-    if parsed.get_backend_name() == "sqlite" and database and not Path(database).exists():
-        typer.echo(f"ghlsync preview: no store at {database}", err=True)
-        raise typer.Exit(1)
