@@ -5,12 +5,15 @@ One test per finding of the outside review (issue 8, item 19); each failed befor
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 import httpx2
 import pytest
 
-from tests._sandbox import InProcessSandbox
+from ghlsync.sandbox import DEFAULT_COMPANY_ID
+from ghlsync.sandbox._state import Principal
+from tests._sandbox import InProcessSandbox, running_sandbox
 
 LOC = "loc_sandbox"
 CAL = "cal_sandbox"
@@ -290,3 +293,21 @@ async def test_number_parameters_accept_fractions(sandbox_asgi: InProcessSandbox
     assert listing.json()["count"] == 1
     assert "2030-01-01" in slots.json()
     _assert_ghl_error(too_many, 422)  # the spec's `maximum: 20`
+
+
+async def test_installed_locations_with_a_bad_limit_is_a_422(
+    sandbox_asgi: InProcessSandbox,
+) -> None:
+    company = "fidelity-company-token"
+    sandbox_asgi.state.tokens[company] = Principal(
+        company, "Company", DEFAULT_COMPANY_ID, None, "oauth", None
+    )
+    params = {"companyId": DEFAULT_COMPANY_ID, "appId": "sandbox", "limit": "x"}
+    async with sandbox_asgi.client(token=company) as client:
+        answer = await client.get("/oauth/installedLocations", params=params)
+    assert _assert_ghl_error(answer, 422) == ["limit must be a number string"]
+
+
+def test_the_loopback_sandbox_answers_without_nagle_delay() -> None:
+    with running_sandbox() as box:
+        assert box._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
