@@ -36,6 +36,7 @@ from ghlsync.store._tables_locations import dripjobs_connections
 
 DEFAULT_CONNECTION = "default"
 _log = logging.getLogger("ghlsync.server")
+_NO_MATCH = "the bearer secret does not match"  # as InboundVerifier words it
 _CANNOT_CHECK = (
     "this connection cannot receive deliveries now because of a server configuration problem "
     "(the server's log says which); retry later"
@@ -108,7 +109,7 @@ def unknown_connection(name: str, tolerance_seconds: float) -> Connection:
     which connection ids exist.
     """
     verifier = InboundVerifier(secrets.token_urlsafe(32), tolerance_seconds=tolerance_seconds)
-    return Connection(name, "", Refusing("", verifier))
+    return Connection(name, "", Refusing(_NO_MATCH, verifier, 401, "bad_credentials"))
 
 
 def connections_from_config(config: AppConfig) -> Mapping[str, Connection | Unconfigured]:
