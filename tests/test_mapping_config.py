@@ -242,6 +242,7 @@ def test_render_preset_for_the_sandbox_loads_with_its_credentials(tmp_path: Path
     assert config.ghl.location_id == "loc_sandbox"
     assert config.ghl.token is not None and config.ghl.token.reveal() == "sandbox-token"
     assert config.ghl.calendar_id == "cal_sandbox"
+    assert config.ghl.app_id == "sandbox"  # so the sandbox's signed installs are accepted
     assert config.events == AppConfig.default().events
 
 

@@ -106,6 +106,7 @@ _SANDBOX_KEYS = {
     "location_id": "loc_sandbox",
     "token": "sandbox-token",
     "calendar_id": "cal_sandbox",
+    "app_id": "sandbox",  # the app the sandbox's INSTALL/UNINSTALL webhooks are for
 }
 
 
