@@ -246,3 +246,32 @@ async def test_dry_run_reports_the_match_and_writes_nothing(
         for table in (inbox, work_items, id_map):
             assert conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one() == 0
     engine.dispose()
+
+
+async def test_a_refused_search_stops_resumably(
+    sqlite_url: str, fast_sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    from ghlsync.backfill import BackfillError
+
+    export = make_export(tmp_path / "customers.csv", 30, existing=2)
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    config = _config(fast_sandbox, sqlite_url)
+    wrong = config.model_copy(
+        update={"ghl": config.ghl.model_copy(update={"token": Secret("revoked-token")})}
+    )
+    plan = BackfillPlan(export.path, "customers", fast_sandbox.location_id)
+    run = _Run(engine, wrong)
+    try:
+        with pytest.raises(BackfillError, match=r"GHL refused a contact search.*--resume"):
+            await run.backfill(plan)
+    finally:
+        await run.close()
+    assert _contacts(fast_sandbox) == []
+    run = _Run(engine, config)
+    try:
+        done = await run.backfill(BackfillPlan(export.path, "customers", plan.location_id, True))
+    finally:
+        await run.close()
+    assert done.counts["created"] == 30 and not done.interrupted  # nothing in GHL before
+    engine.dispose()

@@ -38,6 +38,7 @@ from ghlsync.backfill._rows import Prepared, Rejected, prepare
 from ghlsync.backfill._window import Queued, Window
 from ghlsync.dripjobs._csv import CsvRow, column_table, count_rows, file_fingerprint, read_rows
 from ghlsync.engine.queue._inbox import Delivery, accept, delivery_key
+from ghlsync.ghl._errors import GHLError
 from ghlsync.mapping import Mapper
 from ghlsync.mapping._backfill import BackfillSettings
 from ghlsync.store._engine import begin_immediate
@@ -231,7 +232,13 @@ class _Feed:
             else:
                 rejected.append(result)
         fresh, unmapped = await asyncio.to_thread(self._not_seen, prepared)
-        matches = await self._match(unmapped)
+        try:
+            matches = await self._match(unmapped)
+        except GHLError as exc:  # e.g. a token without contacts.readonly: stop, resumable
+            raise BackfillError(
+                f"GHL refused a contact search ({exc}); rows before row {batch[0].number} are "
+                "queued: fix it, then run again with --resume"
+            ) from exc
         next_row = batch[-1].number + 1
         queued = await asyncio.to_thread(self._commit, fresh, rejected, matches, next_row)
         merged = self.window.add(queued)  # an earlier row of the same customer: settled as one

@@ -95,7 +95,7 @@ class Window:
     def _outcomes(self, conn: sa.Connection, done: list[Any]) -> dict[tuple[str, str], str]:
         since = min(self._rows[(r.entity_type, r.source_id)].queued_at for r in done)
         lines = conn.execute(
-            sa.select(a.entity_type, a.source_id, a.action, a.at)
+            sa.select(a.entity_type, a.source_id, a.action, a.at, a.ghl_id)
             .where(
                 a.location_id == self._location,
                 a.source_id.in_([r.source_id for r in done]),
@@ -104,11 +104,16 @@ class Window:
             .order_by(a.id)
         ).all()
         actions: dict[tuple[str, str], set[str]] = {}
+        created: dict[tuple[str, str], str] = {}
         for line in lines:
             key = (line.entity_type, line.source_id)
             queued = self._rows.get(key)
             if queued is not None and line.at >= queued.queued_at:
                 actions.setdefault(key, set()).add(line.action)
+                if line.action == "created" and line.ghl_id:
+                    created[key] = line.ghl_id
+        for key in self._merged(conn, created):
+            actions[key] = (actions[key] - {"created"}) | {"merged"}
         outcomes: dict[tuple[str, str], str] = {}
         for row in done:
             key = (row.entity_type, row.source_id)
@@ -121,12 +126,33 @@ class Window:
                 outcomes[key] = _outcome(actions.get(key, set()), queued.linked)
         return outcomes
 
+    def _merged(
+        self, conn: sa.Connection, created: dict[tuple[str, str], str]
+    ) -> list[tuple[str, str]]:
+        """Rows the flow reports `created` whose GHL contact another customer created first:
+        GHL's duplicate rule linked them to it (two customers, one person)."""
+        if not created:
+            return []
+        first: dict[str, str] = {}
+        rows = conn.execute(
+            sa.select(a.ghl_id, a.source_id)
+            .where(
+                a.location_id == self._location,
+                a.ghl_id.in_(set(created.values())),
+                a.action == "created",
+            )
+            .order_by(a.id)
+        )
+        for row in rows:
+            first.setdefault(row.ghl_id, row.source_id)
+        return [key for key, ghl_id in created.items() if first.get(ghl_id) != key[1]]
+
 
 def _outcome(actions: set[str], linked: bool) -> str:
     """One word for what the worker did with the row (and earlier rows merged into it)."""
     if "created" in actions:
         return "created"
-    if linked:
+    if linked or "merged" in actions:
         return "linked"
     if actions & {"updated", "completed", "reopened", "cancelled", "deleted"}:
         return "updated"

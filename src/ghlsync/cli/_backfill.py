@@ -181,7 +181,7 @@ async def _run(
             job = Backfill(
                 engine, mapper, client, calls=lambda: limiter.calls, on_progress=view.update
             )
-            summary = await job.run(plan, stop)
+            summary = await _beside(job.run(plan, stop), worker_task, stop)
     except (BackfillError, CsvFormatError) as exc:
         typer.echo(f"ghlsync backfill: {exc}", err=True)
         return 1
@@ -189,7 +189,7 @@ async def _run(
         worker_stop.set()
         started = time.monotonic()
         with contextlib.suppress(asyncio.CancelledError):
-            await worker_task
+            await asyncio.gather(worker_task, return_exceptions=True)  # reported by _beside
         if stop.is_set():
             typer.echo(
                 f"ghlsync backfill: stopped; {worker.released} items released to other workers "
@@ -201,6 +201,26 @@ async def _run(
     else:
         print_summary(summary)
     return 130 if summary.interrupted else 0
+
+
+async def _beside(feed: Any, worker: asyncio.Future[None], stop: asyncio.Event) -> Any:
+    """Run the feed while the worker runs; a worker that dies stops the feed (nothing would
+    settle its rows) with the worker's error."""
+    task = asyncio.ensure_future(feed)
+    await asyncio.wait({task, worker}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        stop.set()
+        summary = await task
+        error = worker.exception() if not worker.cancelled() else None
+        if error is not None:
+            from ghlsync.backfill import BackfillError
+
+            raise BackfillError(
+                f"the worker stopped ({type(error).__name__}: {error}); stopped before row "
+                f"{summary.next_row}: run again with --resume"
+            )
+        return summary
+    return task.result()
 
 
 def _on_signals(stop: asyncio.Event, worker: asyncio.Future[None]) -> None:
