@@ -5,6 +5,7 @@ PostgreSQL; a re-run costs nothing; the dry run writes nothing."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -275,3 +276,32 @@ async def test_a_refused_search_stops_resumably(
         await run.close()
     assert done.counts["created"] == 30 and not done.interrupted  # nothing in GHL before
     engine.dispose()
+
+
+def test_cli_dry_run_prints_the_match_report(fast_sandbox: SandboxServer, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from ghlsync.cli import app
+
+    export = make_export(tmp_path / "customers.csv", 20, existing=2)
+    seed_existing(fast_sandbox.state, fast_sandbox.location_id, export)
+    env = {
+        "GHLSYNC_DATABASE_URL": f"sqlite:///{tmp_path / 'ghlsync.db'}",
+        "GHLSYNC_GHL_BASE_URL": fast_sandbox.url,
+        "GHLSYNC_GHL_LOCATION_ID": fast_sandbox.location_id,
+        "GHLSYNC_GHL_TOKEN": fast_sandbox.token,
+        "COLUMNS": "120",
+    }
+    runner = CliRunner()
+    shown = runner.invoke(app, ["backfill", str(export.path), "--dry-run"], env=env)
+    assert shown.exit_code == 0, shown.output
+    assert "match report: 4 matched (linked, not created), 15 new, 1 ambiguous" in shown.output
+    assert f"row {min(export.bad_rows)}: cannot map it" in shown.output
+    data = json.loads(
+        runner.invoke(app, ["backfill", str(export.path), "--dry-run", "--json"], env=env).output
+    )
+    assert data["match"] == {"matched": 4, "new": 15, "ambiguous": 1}
+    bad = runner.invoke(app, ["backfill", str(export.path), "--kind", "invoices"], env=env)
+    assert bad.exit_code == 2 and "unknown --kind 'invoices'" in bad.output
+    missing = runner.invoke(app, ["backfill", str(tmp_path / "nope.csv")], env=env)
+    assert missing.exit_code == 1 and "no such file" in missing.output
