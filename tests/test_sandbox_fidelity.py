@@ -5,6 +5,7 @@ One test per finding of the outside review (issue 8, item 19); each failed befor
 
 from __future__ import annotations
 
+import json
 import socket
 from typing import Any
 
@@ -311,3 +312,24 @@ async def test_installed_locations_with_a_bad_limit_is_a_422(
 def test_the_loopback_sandbox_answers_without_nagle_delay() -> None:
     with running_sandbox() as box:
         assert box._socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+
+
+async def test_infinite_numbers_are_a_422_not_stored(sandbox_asgi: InProcessSandbox) -> None:
+    json_type = {"content-type": "application/json"}
+    async with sandbox_asgi.client() as client:
+        field = (
+            await client.post(
+                f"/locations/{LOC}/customFields", json={"name": "N", "dataType": "NUMERICAL"}
+            )
+        ).json()["customField"]
+        item = {"id": field["id"], "field_value": "HUGE"}
+        body = json.dumps({"locationId": LOC, "customFields": [item]}).replace('"HUGE"', "1e400")
+        contact = await client.post("/contacts/", content=body, headers=json_type)
+        options = '{"name": "O", "dataType": "TEXT", "textBoxListOptions": [{"v": 1e400}]}'
+        defined = await client.post(
+            f"/locations/{LOC}/customFields", content=options, headers=json_type
+        )
+        listed = await client.get(f"/locations/{LOC}/customFields")
+    assert _assert_ghl_error(contact, 422) == ["numbers must be finite"]
+    assert _assert_ghl_error(defined, 422) == ["numbers must be finite"]
+    assert [f["name"] for f in listed.json()["customFields"]] == ["N"]

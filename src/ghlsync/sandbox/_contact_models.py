@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import field_validator, model_validator
 
-from ghlsync.sandbox._models import Body, optional
+from ghlsync.sandbox._models import Body, finite, optional
 
 # The formats `dateOfBirth`'s description lists: YYYY/MM/DD, MM/DD/YYYY, YYYY-MM-DD,
 # MM-DD-YYYY, YYYY.MM.DD, MM.DD.YYYY, YYYY_MM_DD, MM_DD_YYYY (one separator throughout).
@@ -82,10 +82,10 @@ class CustomFieldInput(Body):
     @field_validator("field_value")
     @classmethod
     def _known_kind(cls, value: Any) -> Any:
-        if value is None or isinstance(value, str | dict):
+        if value is None or isinstance(value, str):
             return value
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return value
+        if isinstance(value, dict | int | float) and not isinstance(value, bool):
+            return finite(value)
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return value
         raise ValueError("field_value must be a string, a number, an array of strings or an object")

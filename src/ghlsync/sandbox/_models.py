@@ -7,9 +7,10 @@ where the spec does not say `nullable` all answer 422. Contact bodies are in `_c
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 def optional() -> Any:
@@ -19,6 +20,23 @@ def optional() -> Any:
     and rejects `"name": null`; `given()` leaves unsent properties out.
     """
     return Field(default=None)
+
+
+def finite(value: Any) -> Any:
+    """`value` unchanged, or a ValueError when it holds Infinity or NaN anywhere.
+
+    Python's JSON reader turns `1e400` into infinity, which no JSON answer can carry; GHL
+    (Node.js) cannot store it either. Checked for the free-form values the sandbox keeps.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError("numbers must be finite")
+    if isinstance(value, dict):
+        for item in value.values():
+            finite(item)
+    elif isinstance(value, list):
+        for item in value:
+            finite(item)
+    return value
 
 
 class Body(BaseModel):
@@ -161,6 +179,11 @@ class CreateCustomField(Body):
     textBoxListOptions: list[Any] = optional()
     position: float = optional()
     model: Literal["contact", "opportunity"] = optional()
+
+    @field_validator("textBoxListOptions")
+    @classmethod
+    def _finite(cls, value: list[Any]) -> list[Any]:
+        return list(finite(value))
 
 
 class TagBody(Body):
