@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 from typer.testing import CliRunner, Result
 
 from ghlsync.cli import app
 from ghlsync.ghl._crypto import generate_key
+from ghlsync.sandbox import SandboxServer
 from ghlsync.store import create_engine, current_revision, head_revision, migrate
 
 
@@ -184,3 +188,38 @@ def test_auth_and_locations_agree_with_serve_on_the_default_store(
     assert (elsewhere / "data.db").exists() and not (elsewhere / "ghlsync.db").exists()
     assert head_revision() is not None
     assert "loc_b" in _run("auth", "status").output
+
+
+def test_auth_login_uses_the_configs_store_and_base_url(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    config = site / "ghlsync.yaml"
+    assert _run("init", "--sandbox", sandbox.url, "--path", str(config)).exit_code == 0
+    elsewhere = tmp_path / "cwd"
+    elsewhere.mkdir()
+    key = generate_key()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GHLSYNC_")}
+    env |= {"GHLSYNC_SECRET_KEY": key, "GHLSYNC_CONFIG": str(config)}
+    env |= {
+        "GHLSYNC_GHL_CLIENT_ID": "sandbox-client",
+        "GHLSYNC_GHL_CLIENT_SECRET": "sandbox-secret",
+    }
+    args = ["auth", "login", "--redirect-port", "0", "--no-browser", "--timeout", "30"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from ghlsync.cli import main; main()", *args,
+         "--marketplace-url", sandbox.url],
+        cwd=elsewhere, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stderr is not None
+    url = next(line.strip() for line in proc.stderr if line.strip().startswith("http"))
+
+    page = httpx2.get(url, follow_redirects=True, timeout=30)  # the "browser" consents
+    out, err = proc.communicate(timeout=30)
+
+    assert page.status_code == 200 and proc.returncode == 0, err
+    assert "Connected Location loc_sandbox" in out
+    assert (site / "ghlsync.db").exists() and not (elsewhere / "ghlsync.db").exists()
+    status = _run("auth", "status", GHLSYNC_CONFIG=str(config))
+    assert "loc_sandbox" in status.output and "Location (oauth)" in status.output

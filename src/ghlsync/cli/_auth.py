@@ -34,7 +34,7 @@ from ghlsync.cli._engine_common import (
 from ghlsync.cli._tables import Column, FitTable, print_table
 from ghlsync.ghl._crypto import SecretKeyError, generate_key
 from ghlsync.ghl._errors import GHLError
-from ghlsync.ghl._oauth import DEFAULT_BASE_URL, DEFAULT_MARKETPLACE_URL, OAuthApp, TokenSet
+from ghlsync.ghl._oauth import DEFAULT_MARKETPLACE_URL, OAuthApp, TokenSet
 from ghlsync.ghl._vault import ConnectionStatus, TokenVault, stored_connections
 
 DEFAULT_SCOPES = (
@@ -72,7 +72,9 @@ def login(
         8787, help="Loopback port for the callback (0 picks a free one)."
     ),
     scopes: str = typer.Option(DEFAULT_SCOPES, help="Space-separated scopes to request."),
-    base_url: str = typer.Option(DEFAULT_BASE_URL, envvar="GHLSYNC_GHL_BASE_URL"),
+    base_url: str = typer.Option(
+        "", "--base-url", help="GHL API base URL (default: ghl.base_url of the config)."
+    ),
     marketplace_url: str = typer.Option(DEFAULT_MARKETPLACE_URL),
     user_type: str = typer.Option("Location", help="Token to request: Location or Company."),
     database_url: str | None = _DB_OPTION,
@@ -81,6 +83,7 @@ def login(
     timeout: float = typer.Option(300.0, help="Seconds to wait for the consent."),
 ) -> None:
     """Connect a GHL location (or agency) through OAuth and store its tokens encrypted."""
+    base_url = base_url or load_config_or_fail("auth login", config).ghl.base_url
     callback = _fail_on_error(_CallbackServer, redirect_port)
     oauth = OAuthApp(
         client_id,
