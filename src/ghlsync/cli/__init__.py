@@ -19,6 +19,7 @@ from ghlsync.cli import (
     _locations,
     _mapping,
     _preview,
+    _reconcile,
     _record,
     _sandbox,
     _serve,
@@ -79,6 +80,7 @@ for _module in (
     _locations,
     _backfill,
     _record,
+    _reconcile,
 ):
     _module.register(app)
 
