@@ -36,9 +36,20 @@ _PEOPLE = typer.Option(
 _DEFAULT_TIMEOUT_SECONDS = 1.0  # how long the sandbox holds an answer for a "timeout" fault
 
 
+# The help as paragraphs of one line each: typer keeps a docstring's line breaks after the
+# first paragraph, which then wrap again at the terminal's width (ragged at 80 columns).
+_HELP = (
+    "The whole pipeline on the sandbox, then a check that GHL holds what the events imply.\n\n"
+    "A realistic DripJobs event stream goes over HTTP to the real receiver, into a temporary "
+    "SQLite store, through the real worker into the GHL sandbox; no credentials needed. "
+    "With --two-way, people and appointments change in GHL and in an emulated DripJobs, and "
+    "the summary shows the write-backs, 0 echo writes, 0 duplicates and that both agree."
+)
+
+
 def register(app: typer.Typer) -> None:
     """Add `demo` to `app`."""
-    app.command("demo")(demo)
+    app.command("demo", help=_HELP)(demo)
 
 
 def demo(
