@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from pathlib import Path
 from typing import Annotated
 
@@ -25,10 +27,74 @@ def init(
     if path.exists() and not force:
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(1)
+    text = render_preset(sandbox)
+    if sandbox:
+        text = _for_sandbox(text, sandbox)
     # 0600: the file will hold the GHL token and the DripJobs secret.
-    write_private_text(path, render_preset(sandbox))
+    write_private_text(path, text)
     where = f" for the sandbox at {sandbox}" if sandbox else ""
     typer.echo(f"Wrote {path}{where}. Check it with: ghlsync validate --config {path}")
+
+
+def _for_sandbox(text: str, url: str) -> str:
+    """A config that works against the sandbox as written: a generated DripJobs secret, the
+    sandbox's app id and, when it answers, its webhook signing key (installs verify)."""
+    from ghlsync.sandbox._state import DEFAULT_APP_ID
+
+    text = set_key(text, "dripjobs", "secret", secrets.token_urlsafe(32))
+    text = set_key(text, "ghl", "app_id", DEFAULT_APP_ID)
+    key = _sandbox_webhook_key(url)
+    if key is None:
+        typer.echo(
+            f"warning: the sandbox at {url} did not give its webhook key; start it "
+            "(`ghlsync sandbox`) and run init again, or set ghl.webhook_public_key to "
+            f"{url.rstrip('/')}/_sandbox/webhook-public-key",
+            err=True,
+        )
+        return text
+    return set_key(text, "ghl", "webhook_public_key", key)
+
+
+def _sandbox_webhook_key(url: str) -> str | None:
+    """The sandbox's Ed25519 key as one line of base64 (raw 32 bytes), or None."""
+    import base64
+
+    import httpx2
+    from cryptography.hazmat.primitives import serialization
+
+    from ghlsync.ghl._webhooks import load_ed25519_public_key
+
+    try:
+        answer = httpx2.get(url.rstrip("/") + "/_sandbox/webhook-public-key", timeout=5.0)
+        answer.raise_for_status()
+        key = load_ed25519_public_key(answer.text)
+    except (httpx2.HTTPError, ValueError):
+        return None
+    if key is None:
+        return None
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
+def set_key(text: str, section: str, key: str, value: str) -> str:
+    """`text` with `section.key` set to `value` (its comment kept), added when missing."""
+    lines = text.splitlines(keepends=True)
+    start = lines.index(f"{section}:\n")
+    end = next(
+        (i for i in range(start + 1, len(lines)) if lines[i][:1] not in (" ", "#", "\n")),
+        len(lines),
+    )
+    pattern = re.compile(rf"^  {re.escape(key)}:[^#\n]*(#.*)?$")
+    for index in range(start + 1, end):
+        found = pattern.match(lines[index].rstrip("\n"))
+        if found is not None:
+            comment = f"   {found.group(1)}" if found.group(1) else ""
+            lines[index] = f"  {key}: {value}{comment}\n"
+            return "".join(lines)
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1  # after the section's last key, not after the blank line that ends it
+    lines.insert(end, f"  {key}: {value}\n")
+    return "".join(lines)
 
 
 def validate(
@@ -38,15 +104,31 @@ def validate(
             "--config", help="The config file (default: $GHLSYNC_CONFIG, else ./ghlsync.yaml)."
         ),
     ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 on warnings too (a config that cannot sync).")
+    ] = False,
 ) -> None:
-    """Check the config: print OK, or every problem with its key (exit 1)."""
+    """Check the config: every problem with its key (exit 1), then warnings about what would
+    keep it from syncing (no DripJobs secret, no GHL token, no webhook key), with the fix."""
+    from ghlsync.mapping._readiness import readiness_warnings
+
     try:
         loaded = load_config(config)
     except ConfigError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"OK: {config_source(config)}: {_summary(loaded)}")
+    source = config_source(config)
+    warnings = readiness_warnings(loaded)
+    for warning in warnings:
+        typer.echo(f"WARNING: {source}: {warning}", err=True)
+    if not warnings:
+        typer.echo(f"OK: {source}: {_summary(loaded)}")
+        return
+    count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
+    typer.echo(f"OK: {source}: {_summary(loaded)}; NOT READY to sync: {count} above")
+    if strict:
+        raise typer.Exit(1)
 
 
 def _summary(config: AppConfig) -> str:
