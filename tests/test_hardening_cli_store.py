@@ -223,3 +223,13 @@ def test_auth_login_uses_the_configs_store_and_base_url(
     assert (site / "ghlsync.db").exists() and not (elsewhere / "ghlsync.db").exists()
     status = _run("auth", "status", GHLSYNC_CONFIG=str(config))
     assert "loc_sandbox" in status.output and "Location (oauth)" in status.output
+
+
+def test_read_only_commands_leave_an_empty_postgresql_database_empty(postgres_url: str) -> None:
+    result = _run("status", GHLSYNC_DATABASE_URL=postgres_url)
+
+    assert result.exit_code == 1, result.output
+    assert "has no ghlsync tables yet" in result.output and "Traceback" not in result.output
+    engine = create_engine(postgres_url)
+    assert sa.inspect(engine).get_table_names() == []
+    engine.dispose()
