@@ -56,7 +56,7 @@ from tests._engine_flows_kit import make_client
 from tests._sandbox import InProcessSandbox
 from tests._twoway_kit import CatchHook, twoway_config, with_writeback
 
-EXAMPLES = int(os.environ.get("GHLSYNC_TWOWAY_EXAMPLES", "8"))
+EXAMPLES = int(os.environ.get("GHLSYNC_TWOWAY_EXAMPLES", "5"))
 NAMES = ["Ann", "Bea", "Cal", "Dee", "Eve"]
 
 
@@ -80,6 +80,7 @@ class FieldHistory:
     ghl_value: str | None = None
     ghl_edit_on_synced: bool = False  # the last GHL edit found DripJobs' value already in GHL
     dj_user_value: str | None = None  # the last value a DripJobs user gave it
+    dj_synced: bool = False  # GHL was seen holding `dj_user_value` since it was given
 
 
 @dataclass
@@ -241,6 +242,7 @@ class TwoWayMachine(RuleBasedStateMachine):
         for name, history in self.people[customer.email].fields.items():
             history.last = "dj"
             history.dj_user_value = customer.phone if name == "phone" else customer.first_name
+            history.dj_synced = False
         self.dj_fire("customer.created", customer)
 
     @precondition(lambda self: bool(self.customers))
@@ -256,6 +258,7 @@ class TwoWayMachine(RuleBasedStateMachine):
         history = self.people[customer.email].fields[what]
         history.last = "dj"
         history.dj_user_value = customer.phone if what == "phone" else customer.first_name
+        history.dj_synced = False
         self.dj_fire("customer.updated", customer)
 
     # ------------------------------------------------------------------- GHL users
@@ -281,7 +284,9 @@ class TwoWayMachine(RuleBasedStateMachine):
         history = self.people[email].fields[what]
         dj_value = history.dj_user_value
         value = self.phone() if what == "phone" else self.unique("Gh")
-        history.ghl_edit_on_synced = dj_value is None or contact.get(what) == dj_value
+        if dj_value is None or contact.get(what) == dj_value:
+            history.dj_synced = True  # DripJobs' last change reached GHL before this edit
+        history.ghl_edit_on_synced = history.dj_synced
         self.ghl_user("PUT", f"/contacts/{contact['id']}", {what: value})
         history.last, history.ghl_value = "ghl", value
 

@@ -145,23 +145,26 @@ def find_lead(
     email: object,
     phone: object,
     since: float,
-) -> str | None:
-    """The GHL contact of a `create_lead` we queued: by the `ghl_contact_id` we sent, else by
-    email, else by phone among those queued since `since`. None when there is none."""
-    base = sa.select(o.ghl_id).where(o.location_id == location_id, o.action == "create_lead")
+) -> tuple[str, dict[str, Any]] | None:
+    """The GHL contact of a `create_lead` we queued, and the data we sent: by the
+    `ghl_contact_id` we sent, else by email, else by phone among those queued since `since`.
+    None when there is none."""
+    base = sa.select(o.ghl_id, o.body).where(
+        o.location_id == location_id, o.action == "create_lead"
+    )
     if ghl_contact_id:
-        found = conn.execute(base.where(o.ghl_id == ghl_contact_id).limit(1)).scalar()
-        if found:
-            return str(found)
+        row = conn.execute(base.where(o.ghl_id == ghl_contact_id).limit(1)).first()
+        if row is not None:
+            return str(row.ghl_id), body_of(row.body).get("data", {})
     recent = base.where(o.created_at >= since).order_by(o.created_at.desc()).limit(1)
     for column, value in (
         (o.match_email, normal_email(email)),
         (o.match_phone, normal_phone(phone)),
     ):
         if value:
-            found = conn.execute(recent.where(column == value)).scalar()
-            if found:
-                return str(found)
+            row = conn.execute(recent.where(column == value)).first()
+            if row is not None:
+                return str(row.ghl_id), body_of(row.body).get("data", {})
     return None
 
 

@@ -71,7 +71,7 @@ def _link(
         if _idmap.get(conn, location_id, "contact", source_id) is not None:
             return None
         ghl_contact = payload.get("ghl_contact_id")
-        ghl_id = find_lead(
+        found = find_lead(
             conn,
             location_id,
             ghl_contact_id=str(ghl_contact) if ghl_contact else None,
@@ -79,9 +79,15 @@ def _link(
             phone=payload.get("phone"),
             since=now - ECHO_WINDOW,
         )
-        if ghl_id is None:
+        if found is None:
             return None
-        entity = next(e for e in mapped.entities if e.type == "contact")
+        ghl_id, sent = found
+        # The sync state is what DripJobs got from GHL (the write-back's data), not this
+        # event's payload: a DripJobs change merged into the same work row (a user edited the
+        # new lead before ghlsync saw lead.created) is then still a change, and is synced.
+        base = {k: v for k, v in sent.items() if k != "ghl_contact_id"}
+        sent_payload = {**base, _id_field(mapper, event): source_id}
+        entity = next(e for e in mapper.map(event, sent_payload).entities if e.type == "contact")
         record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
         stamps = advanced(entity, None)
         snapshot = {
@@ -103,6 +109,11 @@ def _link(
         )
         _syncstate.put(conn, location_id, "contact", source_id, state, now=now)
         return ghl_id
+
+
+def _id_field(mapper: Mapper, event: str) -> str:
+    """The payload field holding the DripJobs customer id of `event` (e.g. customer_id)."""
+    return str(mapper.config.events[event].id)
 
 
 def _link_appointment(

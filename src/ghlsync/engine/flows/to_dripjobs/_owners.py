@@ -67,6 +67,10 @@ def resolve(
     known = [str(t).lower() for t in tags] if isinstance(tags, list) else []
     result = Resolution(dict(body), known_tags=known)
     for name, value in body.items():
+        if live and name in live and same(name, value, live[name]):
+            result.body.pop(name, None)  # GHL holds it already: writing it would be an echo
+            result.settled.append(name)
+            continue
         change = pending.get(name)
         if change is None:
             continue
