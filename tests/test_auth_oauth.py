@@ -190,6 +190,7 @@ def test_exported_members() -> None:
         "generate_key",
         "key_fingerprint",
         "load_key_file",
+        "store_holds_secrets",
     ]
     assert _oauth.__all__ == [
         "DEFAULT_BASE_URL",
@@ -207,4 +208,6 @@ def test_exported_members() -> None:
         "RECONNECT_NEEDED",
         "ConnectionStatus",
         "TokenVault",
+        "stored_connections",
+        "stored_status",
     ]
