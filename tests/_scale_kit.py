@@ -5,6 +5,7 @@ locations (each with its own token, stored in the vault), and real `ghlsync work
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -29,6 +30,8 @@ from ghlsync.store._tables import rate_budget
 from ghlsync.store._tables_engine import audit_log, work_items
 
 GHLSYNC = str(Path(sys.executable).parent / "ghlsync")
+# The start line of `ghlsync worker` (a log line: timestamp, level, then the message).
+_STARTED = re.compile(r"worker (\S+) running \(SIGTERM/Ctrl-C drains\)")
 
 
 @dataclass
@@ -69,9 +72,9 @@ class Rig:
         """The id the worker printed on start ("ghlsync worker ID: running")."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log(proc).splitlines():
-                if line.startswith("ghlsync worker ") and line.endswith("drains)"):
-                    return line.split()[2].rstrip(":")
+            found = _STARTED.search(self.log(proc))
+            if found is not None:
+                return found.group(1)
             time.sleep(0.05)
         raise AssertionError(f"worker never started:\n{self.log(proc)}")
 

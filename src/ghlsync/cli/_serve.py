@@ -6,6 +6,8 @@ from pathlib import Path
 
 import typer
 
+from ghlsync.cli._worker import LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, LogFormat, LogLevel
+
 _HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
 _PORT = typer.Option(8080, "--port", help="TCP port to listen on.")
 _CONFIG = typer.Option(
@@ -34,8 +36,11 @@ def serve(
     config: Path | None = _CONFIG,
     no_worker: bool = _NO_WORKER,
     drain_seconds: float = _DRAIN,
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
     """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
+    from ghlsync._logging import setup_logging
     from ghlsync.cli._engine_common import check_key_or_fail, load_config_or_fail, open_store
     from ghlsync.cli._ports import require_free_port
     from ghlsync.ghl._crypto import SecretKeyError
@@ -46,11 +51,17 @@ def serve(
     require_free_port("serve", host, port)
     with open_store("serve", loaded.database_url) as engine:  # created, migrated, checked
         check_key_or_fail("serve", engine)
+    # After the checks: a refusal stays one line, not a line after the migration's log lines.
+    setup_logging(log_level.value, log_format.value)  # uvicorn's lines included
     try:
         run(
             loaded,
             ServeOptions(
-                host=host, port=port, with_worker=not no_worker, drain_seconds=drain_seconds
+                host=host,
+                port=port,
+                with_worker=not no_worker,
+                drain_seconds=drain_seconds,
+                log_level=log_level.value,
             ),
         )
     except (ServeError, SecretKeyError) as exc:

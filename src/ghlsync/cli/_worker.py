@@ -8,7 +8,9 @@ process exits 0. A second signal stops at once; the leases it held expire instea
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +25,39 @@ from ghlsync.cli._engine_common import (
     open_store,
 )
 
-__all__ = ["worker"]
+__all__ = ["LOG_FORMAT_OPTION", "LOG_LEVEL_OPTION", "LogFormat", "LogLevel", "worker"]
+
+_log = logging.getLogger("ghlsync.worker")
+
+
+class LogLevel(StrEnum):
+    """`--log-level` choices."""
+
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+class LogFormat(StrEnum):
+    """`--log-format` choices."""
+
+    text = "text"
+    json = "json"
+
+
+LOG_LEVEL_OPTION = typer.Option(
+    LogLevel.info,
+    "--log-level",
+    case_sensitive=False,
+    help="Log lines at this level and above (debug adds one line per GHL call).",
+)
+LOG_FORMAT_OPTION = typer.Option(
+    LogFormat.text,
+    "--log-format",
+    case_sensitive=False,
+    help="text: timestamped lines; json: one JSON object a line, for a log shipper.",
+)
 
 
 def worker(
@@ -38,8 +72,12 @@ def worker(
         help="On SIGTERM, how long the items in flight may take before their leases are "
         "released to other workers.",
     ),
+    log_level: LogLevel = LOG_LEVEL_OPTION,
+    log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
     """Sync queued work to GHL until stopped (SIGTERM/Ctrl-C drains, then exits 0)."""
+    from ghlsync._logging import setup_logging
+
     loaded = load_config_or_fail("worker", config)
     with open_store("worker", loaded.database_url) as engine:
         check_key_or_fail("worker", engine)
@@ -51,6 +89,8 @@ def worker(
                 "GHLSYNC_GHL_LOCATION_ID and GHLSYNC_GHL_TOKEN), or locations connected with "
                 "`ghlsync auth login` / an agency install",
             )
+        # After the checks: a refusal stays one line, without the migration's log lines.
+        setup_logging(log_level.value, log_format.value)
         asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds))
 
 
@@ -89,17 +129,18 @@ async def _run(
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop, drain_seconds=drain))
     _on_signals(stop, task)
-    typer.echo(f"ghlsync worker {runner.worker_id}: running (SIGTERM/Ctrl-C drains)", err=True)
+    _log.info("worker %s running (SIGTERM/Ctrl-C drains)", runner.worker_id)
     try:
         await task
     except asyncio.CancelledError:
-        typer.echo("ghlsync worker: stopped without draining", err=True)
+        _log.warning("worker %s stopped without draining", runner.worker_id)
     finally:
         await client.aclose()
-    typer.echo(
-        f"ghlsync worker: stopped after {runner.processed} items, "
-        f"{runner.released} leases released",
-        err=True,
+    _log.info(
+        "worker %s stopped after %d items, %d leases released",
+        runner.worker_id,
+        runner.processed,
+        runner.released,
     )
 
 

@@ -112,6 +112,7 @@ def _uvicorn(app: FastAPI, options: ServeOptions, limits: ConnectionLimits) -> u
         port=options.port,
         lifespan="on",
         log_level=options.log_level,
+        log_config=None,  # uvicorn's lines go to the handler `serve` set up (ghlsync._logging)
         access_log=options.access_log,
         **uvicorn_settings(limits.within_fd_limit(), throttle),
     )
