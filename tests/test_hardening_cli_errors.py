@@ -202,3 +202,8 @@ def test_every_help_page_shows_flags_as_flags() -> None:
         assert "<bool>" not in result.output, (command, result.output)
     status = CliRunner().invoke(app, ["status", "--help"], env={"COLUMNS": "100"}).output
     assert "--json " in status and "Print JSON" in status
+
+
+def test_init_into_a_missing_folder(tmp_path: Path) -> None:
+    result = _run("init", "--path", str(tmp_path / "missing" / "ghlsync.yaml"))
+    _one_clear_line(result, 1, "cannot write", "No such file or directory", "--path")

@@ -30,8 +30,15 @@ def init(
     text = render_preset(sandbox)
     if sandbox:
         text = _for_sandbox(text, sandbox)
-    # 0600: the file will hold the GHL token and the DripJobs secret.
-    write_private_text(path, text)
+    try:  # 0600: the file will hold the GHL token and the DripJobs secret.
+        write_private_text(path, text)
+    except OSError as exc:
+        typer.echo(
+            f"ghlsync init: cannot write {path} ({exc.strerror}); create its folder or "
+            "choose another --path",
+            err=True,
+        )
+        raise typer.Exit(1) from None
     where = f" for the sandbox at {sandbox}" if sandbox else ""
     typer.echo(f"Wrote {path}{where}. Check it with: ghlsync validate --config {path}")
 
