@@ -48,6 +48,7 @@ _log = logging.getLogger("ghlsync.server")
 LOG_INTERVAL_SECONDS = 60.0
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers; more is answered 400
 FD_RESERVE = 64  # descriptors kept for the store, log files and the worker's GHL client
+DEFAULT_BACKLOG = 128
 BODY_BACKSTOP_GRACE = 2.0  # at most; the receiver's own 408 comes first when it reads the body
 
 
@@ -59,6 +60,9 @@ class ConnectionLimits:
     body_timeout: float = 30.0
     keep_alive: float = 5.0
     max_connections: int = 1000
+    # Also how many connections asyncio accepts in one go before any is counted: each holds a
+    # descriptor, so the open-file limit must fit max_connections + backlog + FD_RESERVE.
+    backlog: int = DEFAULT_BACKLOG
 
     @classmethod
     def from_settings(cls, settings: ServerSettings) -> ConnectionLimits:
@@ -71,11 +75,14 @@ class ConnectionLimits:
         )
 
     def within_fd_limit(self) -> ConnectionLimits:
-        """These limits with `max_connections` lowered to fit the open-file limit (`ulimit -n`)."""
+        """These limits lowered to fit the open-file limit (`ulimit -n`): descriptors run out
+        neither for admitted connections nor for a burst being accepted."""
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft == resource.RLIM_INFINITY or self.max_connections + FD_RESERVE <= soft:
+        need = self.max_connections + self.backlog + FD_RESERVE
+        if soft == resource.RLIM_INFINITY or need <= soft:
             return self
-        fitted = max(1, soft - FD_RESERVE)
+        backlog = min(self.backlog, max(16, soft // 8))
+        fitted = max(1, soft - FD_RESERVE - backlog)
         _log.warning(
             "server.max_connections %d does not fit the open-file limit %d; using %d "
             "(raise the limit, e.g. LimitNOFILE= in the systemd unit, to allow more)",
@@ -83,7 +90,7 @@ class ConnectionLimits:
             soft,
             fitted,
         )
-        return replace(self, max_connections=fitted)
+        return replace(self, max_connections=fitted, backlog=backlog)
 
 
 class ThrottledLog:
@@ -237,7 +244,7 @@ def uvicorn_settings(
         "http": guarded_protocol(limits, throttle),
         "timeout_keep_alive": limits.keep_alive,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
-        "backlog": min(2048, max(128, limits.max_connections)),
+        "backlog": limits.backlog,
     }
 
 
