@@ -14,7 +14,9 @@ def register(app: typer.Typer) -> None:
 
 def sandbox(
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
-    port: int = typer.Option(8765, help="Port to listen on (0 picks a free one)."),
+    port: int = typer.Option(
+        8765, min=0, max=65535, help="Port to listen on (0 picks a free one)."
+    ),
     burst: int = typer.Option(100, min=1, help="Requests allowed per interval per location."),
     interval_ms: int = typer.Option(10_000, min=1, help="Burst window in milliseconds."),
     daily: int = typer.Option(200_000, min=1, help="Requests allowed per day per location."),
