@@ -69,7 +69,7 @@ def login(
         ..., envvar="GHLSYNC_GHL_CLIENT_SECRET", help="OAuth client secret.", show_default=False
     ),
     redirect_port: int = typer.Option(
-        8787, help="Loopback port for the callback (0 picks a free one)."
+        8787, min=0, max=65535, help="Loopback port for the callback (0 picks a free one)."
     ),
     scopes: str = typer.Option(DEFAULT_SCOPES, help="Space-separated scopes to request."),
     base_url: str = typer.Option(
