@@ -50,6 +50,9 @@ CONNECTION_ID = "backfill"
 """The inbox connection of backfilled rows (their delivery ids name file and row)."""
 
 _POLL = 0.02  # seconds between looks at the window while it is full
+# The totals of settled rows are saved at most this often: a write per settled row would
+# compete with the workers for SQLite's one writer. A kill loses at most this much of them.
+_SAVE_EVERY = 1.0
 
 
 class BackfillError(Exception):
@@ -199,9 +202,16 @@ class _Feed:
         self.counts: Counter[str] = Counter(point.counts)
         self.as_of = plan.as_of or _mtime(plan.path)
         self.progress = Progress(point.rows_total)
+        self.saved_at = owner._clock.monotonic()
 
     async def run(self, stop: asyncio.Event) -> bool:
-        """Feed and watch until done (False) or stopped (True)."""
+        """Feed and watch until done (False) or stopped (True, totals saved)."""
+        stopped = await self._run(stop)
+        if stopped:
+            await asyncio.to_thread(self._save)
+        return stopped
+
+    async def _run(self, stop: asyncio.Event) -> bool:
         settings = self.o._settings
         await asyncio.to_thread(self._adopt)
         rows = read_rows(self.plan.path, column_table(settings.columns), start=self.point.next_row)
@@ -373,10 +383,13 @@ class _Feed:
         for item in settled:
             self.counts[item.outcome] += 1
         self.progress.rows_done += len(settled)
-        await asyncio.to_thread(self._save)
+        if self.o._clock.monotonic() - self.saved_at >= _SAVE_EVERY:
+            await asyncio.to_thread(self._save)
         self._report()
 
     def _save(self) -> None:
+        """The running totals into the checkpoint (the row position moves with each batch)."""
+        self.saved_at = self.o._clock.monotonic()
         with begin_immediate(self.o._engine) as conn:
             now = self.o._clock.now()
             checkpoints.advance(conn, self.point.run_key, self.point.next_row, self.counts, now)
