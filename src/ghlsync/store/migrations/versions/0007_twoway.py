@@ -44,9 +44,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("location_id", "dedupe_key", name="uq_writeback_dedupe"),
     )
     op.create_index("ix_writeback_due", "writeback_outbox", ["status", "available_at"])
-    op.create_index(
-        "ix_writeback_ghl", "writeback_outbox", ["location_id", "ghl_entity", "ghl_id"]
-    )
+    op.create_index("ix_writeback_ghl", "writeback_outbox", ["location_id", "ghl_entity", "ghl_id"])
     op.create_index("ix_writeback_email", "writeback_outbox", ["location_id", "match_email"])
     op.create_index("ix_writeback_phone", "writeback_outbox", ["location_id", "match_phone"])
     op.create_table(
