@@ -149,3 +149,65 @@ async def test_since_walks_only_recent_changes_and_looks_for_no_deletions(tw: Tw
     ).run()
     assert report.contacts_seen == 1 and not report.complete
     assert report.counts() == {"changed_in_ghl": 1}  # the deletion is not looked for
+
+
+def test_cli_reports_drift_as_json_and_tables(tmp_path: Any) -> None:
+    from typer.testing import CliRunner
+
+    from ghlsync.cli import app
+    from ghlsync.sandbox import SandboxServer
+    from ghlsync.store import create_engine, migrate
+
+    server = SandboxServer(burst=1000, interval_ms=1000).start()
+    try:
+        location = server.state.locations[server.location_id]
+        with server.state.lock:
+            contact = _contacts.create(
+                server.state, location, {"email": "a@x.io", "city": "Boston"}
+            )
+        url = f"sqlite:///{tmp_path / 'ghlsync.db'}"
+        engine = create_engine(url)
+        migrate(engine)
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(id_map).values(
+                    location_id=server.location_id,
+                    entity_type="contact",
+                    source_id="dj1",
+                    ghl_id=contact["id"],
+                    state="confirmed",
+                    updated_at=1.0,
+                )
+            )
+            body = {"email": "a@x.io", "city": "Austin"}
+            conn.execute(
+                sa.insert(sync_state).values(
+                    location_id=server.location_id,
+                    entity_type="contact",
+                    source_id="dj1",
+                    side="ghl",
+                    content_hash="h",
+                    snapshot=json.dumps({"body": body}),
+                    synced_at=1.0,
+                )
+            )
+        engine.dispose()
+        env = {
+            "GHLSYNC_DATABASE_URL": url,
+            "GHLSYNC_GHL_BASE_URL": server.url,
+            "GHLSYNC_GHL_LOCATION_ID": server.location_id,
+            "GHLSYNC_GHL_TOKEN": server.token,
+            "COLUMNS": "160",
+        }
+        runner = CliRunner()
+        data = json.loads(
+            runner.invoke(app, ["reconcile", "--json", "--budget", "1"], env=env).output
+        )
+        assert data["counts"] == {"changed_in_ghl": 1} and data["contacts_seen"] == 1
+        assert data["drift"][0]["fields"]["city"] == {"ours": "Austin", "ghl": "Boston"}
+        shown = runner.invoke(app, ["reconcile", "--budget", "1"], env=env)
+        assert shown.exit_code == 0 and "changed_in_ghl" in shown.output and "dj1" in shown.output
+        bad = runner.invoke(app, ["reconcile", "--since", "last tuesday"], env=env)
+        assert bad.exit_code == 2 and "is not a date" in bad.output
+    finally:
+        server.stop()
