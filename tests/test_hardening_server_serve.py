@@ -45,6 +45,7 @@ def _serve(tmp_path: Path, server: str, output: list[str]) -> Iterator[str]:
         f"dripjobs: {{secret: {SECRET}}}\n"
         f"server: {{{server}}}\n"
     )
+    config.chmod(0o600)
     command = [sys.executable, "-c", "from ghlsync.cli import main; main()", "serve"]
     command += ["--no-worker", "--port", str(port), "--config", str(config)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("GHLSYNC_")}
