@@ -158,11 +158,6 @@ async def test_deal_moves_cross_both_ways(sqlite_url: str) -> None:
     assert [t for t in contact["tags"] if t.startswith("deal:")] == ["deal:proposal sent"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core: after a GHL tag swap and our move_deal, deal.stage_changed still DELETEs the "
-    "old deal tag GHL no longer has (/work/notes/two-way-contract.md, 01:49 BUG 2b)",
-)
 async def test_a_deal_move_from_ghl_does_not_bounce_back_to_ghl(sqlite_url: str) -> None:
     async with TwoWay(_options(sqlite_url)) as loop:
         _, _, from_ghl = await _deal_both_ways(loop)

@@ -158,3 +158,24 @@ async def test_a_deal_tag_added_in_ghl_moves_the_deal_once(tw: TwoWay) -> None:
     tags = tw.ghl_contacts()[0]["tags"]
     assert "deal:lost" in tags and "deal:won" not in tags
     assert len(tw.hook.applied) == 1, "our own tag change was written back"
+
+
+async def test_a_deal_moved_in_ghl_by_swapping_tags_does_not_bounce_back(tw: TwoWay) -> None:
+    tw.dripjobs("customer.created", "dj_c_7", first_name="Fy", email="fy@x.io")
+    tw.dripjobs(
+        "deal.stage_changed", "dj_c_7", deal_id="dj_d_7", deal_stage="estimate", email="fy@x.io"
+    )
+    await tw.settle()
+    (contact,) = tw.ghl_contacts()
+    assert "deal:estimate" in contact["tags"]
+    await tw.ghl_user("DELETE", f"/contacts/{contact['id']}/tags", {"tags": ["deal:estimate"]})
+    await tw.ghl_user("POST", f"/contacts/{contact['id']}/tags", {"tags": ["deal:proposal"]})
+    await tw.settle()
+    assert [d["data"]["stage"] for d in tw.hook.applied.values()] == ["proposal"]
+    writes = tw.ghl_writes()
+    tw.dripjobs(
+        "deal.stage_changed", "dj_c_7", deal_id="dj_d_7", deal_stage="proposal", email="fy@x.io"
+    )
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "the deal move came back as a GHL write"
+    assert len(tw.hook.applied) == 1

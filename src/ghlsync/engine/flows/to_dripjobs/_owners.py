@@ -41,7 +41,7 @@ class Resolution:
     body: dict[str, Any]
     conflicts: list[str] = field(default_factory=list)
     settled: list[str] = field(default_factory=list)  # pending GHL changes now resolved
-    known_tags: list[str] = field(default_factory=list)  # tags GHL is known to have
+    known_tags: list[str] | None = None  # the tags GHL is known to have (None: unknown)
 
 
 def resolve(
@@ -63,8 +63,8 @@ def resolve(
     with engine.connect() as conn:
         record = _ghlrecords.get(conn, location_id, "contact", ghl_id)
     pending = {**_unseen(body, live or {}, last_body or {}), **record.pending}
-    tags = record.fields.get("tags")
-    known = [str(t).lower() for t in tags] if isinstance(tags, list) else []
+    tags = live.get("tags") if live and "tags" in live else record.fields.get("tags")
+    known = [str(t).lower() for t in tags] if isinstance(tags, list) else None
     result = Resolution(dict(body), known_tags=known)
     for name, value in body.items():
         if live and name in live and same(name, value, live[name]):

@@ -153,7 +153,7 @@ async def _update(
     last_fields: Mapping[str, Any] = snapshot.get("custom_fields", {})
     update = entity.request_body("update")
     body = {k: v for k, v in update.items() if last_body.get(k) != v}
-    resolution = await _owner_rules(run, entity, ghl_id, body, last_body)
+    resolution = await _owner_rules(run, entity, ghl_id, body, snapshot)
     body = dict(resolution.body) if resolution is not None else body
     written = dict(body)
     changed = {k: v for k, v in entity.custom_fields.items() if last_fields.get(k) != v}
@@ -167,8 +167,10 @@ async def _update(
         )
         seen = _tags_of(answer) if learn else []
         ghl_time = _date_updated(answer)
-    known = resolution.known_tags if resolution is not None else []  # two-way: GHL's own
-    current = [*snapshot.get("tags", ()), *seen, *known]
+    if resolution is not None and resolution.known_tags is not None:
+        current = [*resolution.known_tags, *seen]  # two-way: the tags GHL has now
+    else:
+        current = [*snapshot.get("tags", ()), *seen]
     delta = tag_delta(current, entity.tags_add, entity.tags_remove_prefixes)
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
@@ -195,19 +197,23 @@ async def _owner_rules(
     entity: MappedEntity,
     ghl_id: str,
     body: Mapping[str, Any],
-    last_body: Mapping[str, Any],
+    snapshot: Mapping[str, Any],
 ) -> Resolution | None:
     """Two-way only: the update after the field owner rules (None when two-way is off).
 
     GHL's webhook for a change made there may not have arrived yet, so before overwriting
-    fields GHL's current contact is read (one GET, only when DripJobs changed a field): a
-    field GHL holds with a value that is neither our last write nor DripJobs' new one was
-    changed in GHL meanwhile, at GHL's `dateUpdated`; the owner rule decides it too.
+    fields or tags GHL's current contact is read (one GET, only when DripJobs changed a field
+    or a tag): a field GHL holds with a value that is neither our last write nor DripJobs'
+    new one was changed in GHL meanwhile, at GHL's `dateUpdated`; the owner rule decides it
+    too. The tag delta then works on the tags GHL has (a tag removed in GHL is not removed
+    again).
     """
     if run.twoway is None or isinstance(run.ledger, DryLedger):
         return None
+    last_body: Mapping[str, Any] = snapshot.get("body", {})
+    tags = tag_delta(snapshot.get("tags", ()), entity.tags_add, entity.tags_remove_prefixes)
     live: Mapping[str, Any] = {}
-    if body:
+    if body or tags.add or tags.remove:
         answer = await run.sender.send(PlannedCall("GET", f"/contacts/{ghl_id}", purpose="lookup"))
         record = answer.get("contact") if isinstance(answer, Mapping) else None
         live = record if isinstance(record, Mapping) else {}
