@@ -132,3 +132,22 @@ def _die(_item: object) -> None:
 
 def test_secret_is_checked() -> None:
     assert SECRET.startswith("whsec_")
+
+
+async def test_a_running_sender_sends_at_once_when_woken(tw: TwoWay) -> None:
+    import asyncio
+
+    tw.sender.poll_interval = 3600.0  # only the wake-up can make it send
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(tw.sender.run(stop))
+    for _ in range(50):  # until the sender idles
+        await asyncio.sleep(0.01)
+    writeback_id = queue_one(tw)
+    tw.sender.wake()
+    for _ in range(200):
+        if row(tw, writeback_id)["status"] == "delivered":
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, 5)
+    assert row(tw, writeback_id)["status"] == "delivered"

@@ -487,21 +487,22 @@ class Worker:
         try:
             if self.locations is not None:
                 config = (await self.locations.active(item.location_id)).config
-            return list(
-                await sync_ghl(
-                    self.engine,
-                    config.writeback,
-                    self.clock,
-                    location_id=item.location_id,
-                    entity_type=item.entity_type,
-                    ghl_id=item.source_id,
-                    events=item.events,
-                    payload=item.payload,
-                    version=item.source_updated_at,
-                )
+            outcomes = await sync_ghl(
+                self.engine,
+                config.writeback,
+                self.clock,
+                location_id=item.location_id,
+                entity_type=item.entity_type,
+                ghl_id=item.source_id,
+                events=item.events,
+                payload=item.payload,
+                version=item.source_updated_at,
             )
         except Exception as error:
             raise _EventFailed(item.event, error) from error
+        if self.outbox is not None and any(o.action == "written_back" for o in outcomes):
+            self.outbox.wake()  # committed: send it now, not at the next poll
+        return list(outcomes)
 
     async def _fail(self, item: Claim, failure: Failure) -> None:
         if failure.kind == "skip":

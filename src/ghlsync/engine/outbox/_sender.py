@@ -11,7 +11,6 @@ sender each (`Worker.run`); `drain_once` sends what is due now (tests, demo).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 from collections.abc import Callable
@@ -66,19 +65,42 @@ class OutboxSender:
         self._rng = rng
         self._on_sent = on_sent  # test seam: called after the POST answered, before recording
         self.delivered = 0
+        self._wakeup: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def wake(self) -> None:
+        """Write-backs were queued: send now, not at the next poll. Thread-safe; a no-op when
+        the sender is not running."""
+        loop, wakeup = self._loop, self._wakeup
+        if loop is not None and wakeup is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wakeup.set)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Send due write-backs until `stop` is set."""
+        """Send due write-backs until `stop` is set; idle, poll every `poll_interval` or wake
+        at once on `wake()`."""
+        self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
         async with self._client() as client:
             while not stop.is_set():
+                self._wakeup.clear()
                 try:
                     sent = await self._once(client)
                 except Exception:  # the store is unreachable: try again later
                     _log.exception("sending the write-back outbox failed")
                     sent = 0
                 if sent == 0:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.poll_interval)
+                    await self._idle(stop)
+        self._loop = self._wakeup = None
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        assert self._wakeup is not None
+        waits = {asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wakeup.wait())}
+        try:
+            await asyncio.wait(
+                waits, timeout=self.poll_interval, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waits:
+                waiter.cancel()
 
     async def drain_once(self) -> int:
         """Send every write-back due now, once; how many were attempted."""
