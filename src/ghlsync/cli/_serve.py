@@ -9,7 +9,7 @@ import typer
 from ghlsync.cli._worker import LOG_FORMAT_OPTION, LOG_LEVEL_OPTION, LogFormat, LogLevel
 
 _HOST = typer.Option("127.0.0.1", "--host", help="Interface to listen on.")
-_PORT = typer.Option(8080, "--port", help="TCP port to listen on.")
+_PORT = typer.Option(8080, "--port", min=0, max=65535, help="TCP port to listen on.")
 _CONFIG = typer.Option(
     None, "--config", help="ghlsync.yaml to use (default: $GHLSYNC_CONFIG or ./ghlsync.yaml)."
 )
