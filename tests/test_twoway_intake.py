@@ -21,6 +21,7 @@ from ghlsync.server._ghl_events import GHLEventIntake
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import inbox, work_items
 from tests._locations_kit import base_config
+from tests._twoway_kit import HOOK
 
 
 @pytest.fixture
@@ -32,6 +33,10 @@ def ghl_hooks(database_url: str) -> Iterator[tuple[Ed25519PrivateKey, httpx2.Cli
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     config = base_config(webhook_public_key=pem.decode(), location_id="loc1", token="t")
+    on = {"create_lead": config.writeback.actions["create_lead"].model_copy(update={"url": HOOK})}
+    config = config.model_copy(
+        update={"writeback": config.writeback.model_copy(update={"actions": on})}
+    )
     app = create_app(engine=engine, config=config)
     with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
         yield key, http, engine
@@ -103,3 +108,23 @@ def test_a_store_that_cannot_take_it_answers_429_and_the_retry_is_taken(
     retry = post(key, http, timestamp=stamp, **event)  # GHL's retry: same webhookId
     assert retry.status_code == 200 and retry.json()["status"] == "accepted"
     assert rows(engine) == [("ghl_contact", "g1", "ContactUpdate")]
+
+
+def test_without_two_way_record_events_are_ignored(database_url: str) -> None:
+    engine = create_engine(database_url)
+    migrate(engine)
+    key = Ed25519PrivateKey.generate()
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    config = base_config(webhook_public_key=pem.decode(), location_id="loc1", token="t")
+    app = create_app(engine=engine, config=config)
+    try:
+        with serve_in_thread(app) as url, httpx2.Client(base_url=url) as http:
+            answer = post(
+                key, http, type="ContactCreate", locationId="loc1", id="g1", webhookId="w1"
+            )
+        assert answer.status_code == 200 and answer.json()["status"] == "ignored"
+        assert rows(engine) == []
+    finally:
+        engine.dispose()

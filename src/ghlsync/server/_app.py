@@ -25,6 +25,7 @@ from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.server._commit import GroupCommitter
 from ghlsync.server._connections import ConnectionTable
 from ghlsync.server._errors import install_json_errors
+from ghlsync.server._ghl_events import GHLEventIntake
 from ghlsync.server._ghl_hooks import GHLWebhookReceiver
 from ghlsync.server._ghl_scope import EventScope, configured_app_id, serves_location
 from ghlsync.server._health import WorkerState
@@ -146,4 +147,6 @@ def _ghl_receiver(
         scope=scope,
         metrics=metrics,
         body_timeout=config.server.body_timeout,
+        # Two-way sync (docs/two-way.md): GHL record events are taken only when it is on.
+        events=GHLEventIntake(engine, clock) if config.writeback.enabled else None,
     )

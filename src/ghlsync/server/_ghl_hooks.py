@@ -5,8 +5,8 @@ guard on `ghl_webhooks_seen`) → is it ours (`EventScope`: our app's id, a loca
 else 403) → act → answer. INSTALL adds the location (or, for an agency install, every location
 GHL lists for the app) with a fresh DripJobs connection; UNINSTALL stops syncing it. Other
 record events (ContactCreate, TaskComplete, AppointmentUpdate, ...)
-are committed to the inbox for two-way sync (`_ghl_events`), answered 200 after the commit;
-the rest are answered 200 and ignored.
+are committed to the inbox when two-way sync is on (`_ghl_events`, a write-back URL is
+configured), answered 200 after the commit; the rest are answered 200 and ignored.
 
 GHL retries a delivery only when answered 429, so a failure to act (GHL or the store
 unreachable) forgets the webhook id and answers 429: the retry is then not a replay.
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from typing import Any
 
 import sqlalchemy as sa
@@ -60,7 +61,7 @@ class GHLWebhookReceiver:
         events: GHLEventIntake | None = None,
     ) -> None:
         self._engine = engine
-        self._events = events or GHLEventIntake(engine)  # two-way: record events → inbox
+        self._events = events  # two-way sync on: record events → inbox; None: ignored
         self._verifier = verifier
         self._installer = installer
         self._scope = scope
@@ -78,7 +79,10 @@ class GHLWebhookReceiver:
             return rejection.response()
         self._metrics.ghl_webhook("accepted", "")
         try:
-            return await self._act(event, str(request.base_url).rstrip("/"))
+            # The URL a Zap must post to: the public one when known (behind a proxy the
+            # request's own base URL is the internal address).
+            public = os.environ.get("GHLSYNC_PUBLIC_URL") or str(request.base_url)
+            return await self._act(event, public.rstrip("/"))
         except Exception:
             _log.exception("acting on GHL %s webhook failed; asking GHL to retry", event["type"])
             await asyncio.to_thread(self._forget, str(event["webhookId"]))
@@ -112,7 +116,7 @@ class GHLWebhookReceiver:
         if kind == "UNINSTALL":
             removed = await self._installer.uninstall(location_id=location, company_id=company)
             return json_response(200, {"status": "uninstalled", "locations": removed})
-        if is_ghl_event(kind):
+        if self._events is not None and is_ghl_event(kind):
             return await self._events.take(event)
         return json_response(200, {"status": "ignored", "type": kind})
 
