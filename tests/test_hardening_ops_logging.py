@@ -13,13 +13,17 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from ghlsync._logging import _Handler, setup_logging
 from ghlsync.engine.locations._services import LocationServices
-from ghlsync.ghl._crypto import generate_key
+from ghlsync.ghl._crypto import TokenCipher, generate_key
+from ghlsync.sandbox import SandboxServer
+from ghlsync.server import create_app, serve_in_thread
 from ghlsync.store import create_engine, migrate
 from tests._locations_kit import base_config
 
@@ -101,22 +105,45 @@ def _wait_for(log: Path, text: str, seconds: float = 30.0) -> None:
     raise AssertionError(f"never logged {text!r}:\n{log.read_text()}")
 
 
-async def test_an_install_logs_the_webhook_url_docs_promise(
-    sqlite_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+def test_an_install_logs_the_public_webhook_url_docs_promise(
+    sandbox: SandboxServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     monkeypatch.setenv("GHLSYNC_PUBLIC_URL", "https://sync.example.com/")
-    monkeypatch.setenv("GHLSYNC_SECRET_KEY", generate_key())
-    engine = create_engine(sqlite_url)
-    migrate(engine)
-    try:
-        services = LocationServices.build(engine, base_config(location_id="loc_a", token="pit"))
-        with caplog.at_level(logging.INFO, logger="ghlsync.locations"):
-            done = await services.installer.install_location("loc_b")
-    finally:
-        engine.dispose()
+    with (
+        _receiver(sandbox, tmp_path) as admin,
+        caplog.at_level(logging.INFO, logger="ghlsync.server"),
+    ):
+        sent = admin.post("/_sandbox/install", json={"locationId": "loc_b"}).json()
 
-    expected = (
-        "GHL installed location loc_b: DripJobs webhook URL "
-        f"https://sync.example.com/hooks/dripjobs/{done.connection_id}/<event>"
-    )
-    assert expected in caplog.messages
+    assert sent["delivery"]["status"] == 200, sent
+    [line] = [m for m in caplog.messages if m.startswith("GHL installed location loc_b")]
+    assert re.fullmatch(
+        r"GHL installed location loc_b: DripJobs webhook URL "
+        r"https://sync\.example\.com/hooks/dripjobs/dj_\S+/<event>",
+        line,
+    ), line
+
+
+@contextmanager
+def _receiver(sandbox: SandboxServer, folder: Path) -> Iterator[httpx2.Client]:
+    """`/hooks/ghl` of a real receiver, wired as the sandbox's webhook URL."""
+    engine = create_engine(f"sqlite:///{folder}/store.db")
+    migrate(engine)
+    with httpx2.Client(base_url=sandbox.url) as admin:
+        config = base_config(webhook_public_key=admin.get("/_sandbox/webhook-public-key").text)
+        services = LocationServices.build(engine, config, cipher=TokenCipher([generate_key()]))
+        app = create_app(
+            engine=engine,
+            config=config,
+            locations=services.directory,
+            installer=services.installer,
+        )
+        try:
+            with serve_in_thread(app) as url:
+                admin.put("/_sandbox/webhooks", json={"url": f"{url}/hooks/ghl"})
+                yield admin
+        finally:
+            engine.dispose()

@@ -6,8 +6,9 @@ logger (ghlsync's own, uvicorn's), rendered by structlog.
 - `json`: one JSON object a line (`timestamp`, `level`, `logger`, `event` and any extra
   fields), for a log shipper.
 
-The per-request lines of the GHL client (`ghlsync.ghl`, one per API call) are detail: shown
-at `--log-level debug` only, so that INFO stays readable at thousands of calls an hour.
+The per-request lines of the GHL client (`ghlsync.ghl`, one per API call) and alembic's start-up
+chatter are detail: shown at `--log-level debug` only, so that INFO stays readable at thousands
+of calls an hour.
 """
 
 from __future__ import annotations
@@ -23,7 +24,8 @@ __all__ = ["LOG_FORMATS", "LOG_LEVELS", "LogFormat", "setup_logging"]
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
-_CHATTY = ("ghlsync.ghl",)  # one line per GHL call
+# One line per GHL call; alembic's "Context impl SQLiteImpl." on every start.
+_CHATTY = ("ghlsync.ghl", "alembic")
 
 
 class _Handler(logging.StreamHandler[TextIO]):
@@ -59,6 +61,7 @@ def _formatter(as_json: bool) -> structlog.stdlib.ProcessorFormatter:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
         structlog.processors.TimeStamper(fmt="%Y-%m-%dT%H:%M:%SZ", utc=True),
     ]
     if as_json:
@@ -72,6 +75,12 @@ def _formatter(as_json: bool) -> structlog.stdlib.ProcessorFormatter:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
+
+
+def _drop_color_message(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    # uvicorn adds a copy of its message with terminal colour codes as an extra field
+    event.pop("color_message", None)
+    return event
 
 
 def _plain_traceback(sio: TextIO, exc_info: Any) -> None:

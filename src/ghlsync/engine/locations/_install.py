@@ -63,15 +63,12 @@ class Installer:
         vault: VaultLike | None = None,
         oauth: OAuthApp | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        *,
-        public_url: str | None = None,
     ) -> None:
         self._engine = engine
         self._directory = directory
         self._vaults = vault
         self._oauth = oauth
         self._clock = clock
-        self._public_url = (public_url or "").rstrip("/")
 
     @property
     def _vault(self) -> TokenVault | None:
@@ -116,11 +113,8 @@ class Installer:
             name=name,
         )
         self._directory.invalidate(location_id)
-        _log.info(
-            "GHL installed location %s: DripJobs webhook URL %s",
-            location_id,
-            self._public_url + webhook_path(registered.connection_id),
-        )
+        # (`POST /hooks/ghl` logs the webhook URL for people; `locations add` prints it)
+        _log.debug("location %s registered, connection %s", location_id, registered.connection_id)
         return Installed(location_id, registered.connection_id, registered.new_secret, token)
 
     async def uninstall(self, *, location_id: str | None, company_id: str | None) -> list[str]:

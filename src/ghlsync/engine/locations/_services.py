@@ -65,8 +65,7 @@ class LocationServices:
         lazy: VaultLike = vault or LazyVault(engine, cipher=cipher, oauth=oauth, clock=clock)
         directory = LocationDirectory(engine, config, cipher, mapper=mapper, clock=clock)
         tokens = LocationTokens.from_config(config, lazy)
-        public_url = os.environ.get("GHLSYNC_PUBLIC_URL")
-        installer = Installer(engine, directory, lazy, oauth, clock=clock, public_url=public_url)
+        installer = Installer(engine, directory, lazy, oauth, clock=clock)
         return cls(directory, tokens, installer, lazy)
 
     def can_sync(self) -> bool:
