@@ -69,7 +69,7 @@ class Rig:
         return (self.logs / f"worker{self.workers.index(proc)}.log").read_text()
 
     def worker_id(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
-        """The id the worker printed on start ("ghlsync worker ID: running")."""
+        """The id the worker logged on start ("worker ID running (SIGTERM/Ctrl-C drains)")."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = _STARTED.search(self.log(proc))
