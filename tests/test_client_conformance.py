@@ -61,6 +61,13 @@ def _inputs(doc: dict[str, Any], op: Operation) -> tuple[dict[str, str], dict[st
             # The spec types dateOfBirth as `object` yet documents and exemplifies a string
             # ("1990-09-25"), which is what GHL takes and what we send; leave it out here.
             body.pop("dateOfBirth", None)
+        if isinstance(body, dict) and isinstance(body.get("followers"), str):
+            # The opportunity upsert types `followers` as an array yet exemplifies one id.
+            body["followers"] = [body["followers"]]
+        if op.operation_id == "Upsert-opportunity" and isinstance(body, dict):
+            # ...and types `monetaryValue` as `object` while exemplifying 220 (a number is what
+            # GHL takes, and what we send); leave it out here like dateOfBirth.
+            body.pop("monetaryValue", None)
         if isinstance(body, dict) and "locationId" in op.body.model_json_schema().get(
             "properties", {}
         ):
@@ -94,6 +101,14 @@ def test_every_contacts_operation_is_covered(ghl_spec_dir: Path) -> None:
     doc = _raw(ghl_spec_dir, "contacts")
     ids = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
     assert len(ids) == 32
+    assert ids <= set(OPERATIONS)
+
+
+@pytest.mark.parametrize("family", ["opportunities", "workflows", "campaigns"])
+def test_every_operation_of_family_is_covered(ghl_spec_dir: Path, family: str) -> None:
+    doc = _raw(ghl_spec_dir, family)
+    ids = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
+    assert len(ids) == {"opportunities": 12}.get(family, 1)
     assert ids <= set(OPERATIONS)
 
 

@@ -87,6 +87,23 @@ businesses
     create(loc, body) -> Any
     update(loc, business_id, body) -> Any
     delete(loc, business_id) -> Ack
+opportunities
+    pipelines(loc) -> list[Pipeline]                      # with .stages (id, name, position)
+    get(loc, opportunity_id) -> Opportunity
+    create(loc, body) -> Opportunity                      # not idempotent (OutcomeUnknownError)
+    update(loc, opportunity_id, body) -> Opportunity
+    upsert(loc, body) -> OpportunityUpsert                # .opportunity, .new
+    set_status(loc, opportunity_id, status, lost_reason_id=None) -> Ack
+    delete(loc, opportunity_id) -> Ack
+    search(loc, **params) -> Any                          # GET /opportunities/search
+    search_advanced(loc, body=None) -> Any                # POST /opportunities/search
+    lost_reasons(loc, **params) -> list[dict]
+    add_followers(loc, opportunity_id, followers) -> Any
+    remove_followers(loc, opportunity_id, followers) -> Any
+workflows
+    list(loc) -> list[dict]                               # GET /workflows/
+campaigns
+    list(loc, status=None) -> list[dict]                  # GET /campaigns/
 client
     request(method, path, *, key, version, params=None, json=None, idempotent=None) -> Any
     call(operation_id, *, key, path_params=None, params=None, body=None) -> Any
@@ -121,11 +138,14 @@ from ghlsync.ghl._operations import OPERATIONS, find_operation
 from ghlsync.ghl._resources import (
     Businesses,
     Calendars,
+    Campaigns,
     Contacts,
     Locations,
     Notes,
+    Opportunities,
     Tasks,
     Users,
+    Workflows,
 )
 from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
 from ghlsync.ghl._seams import RateLimiter, TokenSource
@@ -204,6 +224,9 @@ class GHLClient:
         self.locations = Locations(self)
         self.users = Users(self)
         self.businesses = Businesses(self)
+        self.opportunities = Opportunities(self)
+        self.workflows = Workflows(self)
+        self.campaigns = Campaigns(self)
 
     async def __aenter__(self) -> Self:
         return self

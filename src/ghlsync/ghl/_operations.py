@@ -172,7 +172,32 @@ _OTHERS = (
     Operation("delete-Business", "businesses", "DELETE", "/businesses/{businessId}"),
 )  # fmt: skip
 
-OPERATIONS: dict[str, Operation] = _ops(*_CONTACTS, *_CALENDARS, *_LOCATIONS, *_OTHERS)
+_O = "opportunities"
+_OPPORTUNITIES = (
+    Operation("get-lost-reason", _O, "GET", "/opportunities/lost-reason", location_query=True),
+    Operation("search-opportunity", _O, "GET", "/opportunities/search"),  # ?location_id=
+    Operation("search-opportunities-advanced", _O, "POST", "/opportunities/search",
+              body=m.SearchOpportunities, idempotent=True),
+    Operation("get-pipelines", _O, "GET", "/opportunities/pipelines", location_query=True),
+    Operation("get-opportunity", _O, "GET", "/opportunities/{id}"),
+    Operation("delete-opportunity", _O, "DELETE", "/opportunities/{id}"),
+    Operation("update-opportunity", _O, "PUT", "/opportunities/{id}", body=m.UpdateOpportunity),
+    Operation("update-opportunity-status", _O, "PUT", "/opportunities/{id}/status",
+              body=m.UpdateOpportunityStatus),
+    Operation("Upsert-opportunity", _O, "POST", "/opportunities/upsert",
+              body=m.UpsertOpportunity, idempotent=True),
+    Operation("add-followers-opportunity", _O, "POST", "/opportunities/{id}/followers",
+              body=m.OpportunityFollowers, idempotent=True),
+    Operation("remove-followers-opportunity", _O, "DELETE", "/opportunities/{id}/followers",
+              body=m.OpportunityFollowers),
+    Operation("create-opportunity", _O, "POST", "/opportunities/", body=m.CreateOpportunity),
+    Operation("get-workflow", "workflows", "GET", "/workflows/", location_query=True),
+    Operation("get-campaigns", "campaigns", "GET", "/campaigns/", location_query=True),
+)  # fmt: skip
+
+OPERATIONS: dict[str, Operation] = _ops(
+    *_CONTACTS, *_CALENDARS, *_LOCATIONS, *_OTHERS, *_OPPORTUNITIES
+)
 """Every covered operation by operationId (the spec's, so `ghlsync call` names match docs)."""
 
 

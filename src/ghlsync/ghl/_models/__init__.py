@@ -52,6 +52,18 @@ from ghlsync.ghl._models._locations import (
     TaskSearch,
     UpdateBusiness,
 )
+from ghlsync.ghl._models._opportunities import (
+    CreateOpportunity,
+    Opportunity,
+    OpportunityFollowers,
+    OpportunityUpsert,
+    Pipeline,
+    PipelineStage,
+    SearchOpportunities,
+    UpdateOpportunity,
+    UpdateOpportunityStatus,
+    UpsertOpportunity,
+)
 
 __all__ = [
     "Ack",
@@ -65,6 +77,7 @@ __all__ = [
     "CreateBusiness",
     "CreateContact",
     "CreateCustomField",
+    "CreateOpportunity",
     "CustomField",
     "CustomFieldValue",
     "DndSetting",
@@ -75,7 +88,13 @@ __all__ = [
     "InboundDndSettings",
     "Note",
     "NoteBody",
+    "Opportunity",
+    "OpportunityFollowers",
+    "OpportunityUpsert",
+    "Pipeline",
+    "PipelineStage",
     "SearchContacts",
+    "SearchOpportunities",
     "SearchPage",
     "Tag",
     "TagBody",
@@ -88,8 +107,11 @@ __all__ = [
     "UpdateBusiness",
     "UpdateContact",
     "UpdateNote",
+    "UpdateOpportunity",
+    "UpdateOpportunityStatus",
     "UpdateTask",
     "UpsertContact",
+    "UpsertOpportunity",
     "UpsertResult",
     "WorkflowBody",
 ]
