@@ -174,6 +174,11 @@ class TwoWayMachine(RuleBasedStateMachine):
         self.dj_pending: list[tuple[str, dict[str, Any], str]] = []
         self.user_requests: set[int] = set()  # indexes of sandbox requests made by users
         self.ghl_user_contacts: set[str] = set()
+        self.appointments: dict[
+            str, str
+        ] = {}  # GHL appointment id -> person's email (booked by users)
+        self.rescheduled: set[str] = set()
+        self.dj_appointments: dict[str, dict[str, str]] = {}  # DripJobs appointment id -> fields
         self.seq = 0
 
     def teardown(self) -> None:
@@ -200,13 +205,14 @@ class TwoWayMachine(RuleBasedStateMachine):
         return f"+1415555{self.seq:04d}"
 
     def ghl_user(self, method: str, path: str, body: dict[str, Any]) -> Any:
+        version = "2021-04-15" if path.startswith("/calendars") else "2021-07-28"
         start = len(self.sandbox.state.requests)
         self.sandbox.state.faults.rate_429 = self.sandbox.state.faults.rate_500 = 0.0
         self.sandbox.state.faults.timeout = 0.0
         try:
             return self.run(
                 self.client.request(
-                    method, path, key=self.sandbox.location_id, version="2021-07-28", json=body
+                    method, path, key=self.sandbox.location_id, version=version, json=body
                 )
             )
         finally:
@@ -290,6 +296,47 @@ class TwoWayMachine(RuleBasedStateMachine):
         self.ghl_user("PUT", f"/contacts/{contact['id']}", {what: value})
         history.last, history.ghl_value = "ghl", value
 
+    @precondition(lambda self: len(self.appointments) < len(self.people))
+    @rule(data=st.data())
+    def ghl_user_books(self, data: st.DataObject) -> None:
+        booked = set(self.appointments.values())
+        free = sorted(e for e in self.people if e not in booked)
+        email = data.draw(st.sampled_from(free))
+        contact = self.ghl_contact(email)
+        if contact is None:
+            return
+        self.tick()
+        start, end = self.slot()
+        body = {
+            "calendarId": self.sandbox.calendar_id,
+            "locationId": self.sandbox.location_id,
+            "contactId": contact["id"],
+            "title": "Estimate",
+            "startTime": start,
+            "endTime": end,
+            "ignoreFreeSlotValidation": True,
+        }
+        answer = self.ghl_user("POST", "/calendars/events/appointments", body)
+        self.appointments[str(answer.get("id") or answer["appointment"]["id"])] = email
+
+    @precondition(lambda self: bool(self.appointments))
+    @rule(data=st.data())
+    def ghl_user_reschedules(self, data: st.DataObject) -> None:
+        appointment = data.draw(st.sampled_from(sorted(self.appointments)))
+        self.tick()
+        start, end = self.slot()
+        path = f"/calendars/events/appointments/{appointment}"
+        self.ghl_user("PUT", path, {"startTime": start, "endTime": end})
+        self.rescheduled.add(appointment)
+
+    def slot(self) -> tuple[str, str]:
+        self.seq += 1
+        day = 1 + self.seq % 27
+        return (
+            f"2027-03-{day:02d}T{9 + self.seq % 8:02d}:00:00+00:00",
+            f"2027-03-{day:02d}T{10 + self.seq % 8:02d}:00:00+00:00",
+        )
+
     # --------------------------------------------------------- delivery and faults
 
     @precondition(lambda self: bool(self.dj_pending))
@@ -339,6 +386,9 @@ class TwoWayMachine(RuleBasedStateMachine):
                 continue
             document["_applied"] = True
             data = document["data"]
+            if document["type"] in ("create_appointment_request", "update_appointment"):
+                self.apply_appointment(document["type"], data)
+                continue
             if document["type"] != "create_lead":
                 continue
             existing = next(
@@ -353,6 +403,36 @@ class TwoWayMachine(RuleBasedStateMachine):
             customer.ghl_contact_id = data["ghl_contact_id"]
             self.customers[customer.id] = customer
             self.dj_fire("lead.created", customer)
+
+    def apply_appointment(self, action: str, data: dict[str, str]) -> None:
+        """Create Appointment Request / Update Appointment (nearest scheduled), as DripJobs
+        does, then its trigger: appointment.scheduled / appointment.updated."""
+        customer = next((c for c in self.customers.values() if c.email == data.get("email")), None)
+        if customer is None:  # "creates a contact, appointment request, and deal"
+            customer = Customer(
+                self.unique("dj_c_"),
+                data["email"],
+                data.get("first_name", ""),
+                data.get("phone", ""),
+                ghl_contact_id=data.get("ghl_contact_id"),
+            )
+            self.customers[customer.id] = customer
+        mine = [a for a, f in self.dj_appointments.items() if f["customer_id"] == customer.id]
+        if action == "create_appointment_request" or not mine:
+            appointment_id, event = self.unique("dj_a_"), "appointment.scheduled"
+        else:
+            appointment_id, event = mine[0], "appointment.updated"
+        fields = {
+            "customer_id": customer.id,
+            "appointment_id": appointment_id,
+            "appointment_title": data.get("title", ""),
+            "appointment_start": data["start"],
+            "appointment_end": data["end"],
+            "appointment_status": "scheduled",
+        }
+        self.dj_appointments[appointment_id] = fields
+        body = {**fields, "updated_at": _iso(self.clock.now()), "delivery_id": self.unique("d")}
+        self.dj_pending.append((event, body, body["delivery_id"]))
 
     # ------------------------------------------------------------------- checks
 
@@ -372,6 +452,7 @@ class TwoWayMachine(RuleBasedStateMachine):
         self.check_no_duplicates()
         self.check_no_echo()
         self.check_field_rules()
+        self.check_appointments_agree()
 
     def quiesce(self) -> None:
         for _ in range(200):
@@ -441,6 +522,8 @@ class TwoWayMachine(RuleBasedStateMachine):
         assert location is not None
         emails = [c.get("email") for c in location.contacts.values()]
         assert len(emails) == len(set(emails)) == len(self.people), (emails, sorted(self.people))
+        assert len(location.appointments) == len(self.appointments), "duplicate GHL appointment"
+        assert len(self.dj_appointments) == len(self.appointments), "DripJobs appointments"
         dj_emails = [c.email for c in self.customers.values()]
         assert len(dj_emails) == len(set(dj_emails)), dj_emails
         assert set(dj_emails) == set(self.people), "a person is missing on the DripJobs side"
@@ -451,9 +534,12 @@ class TwoWayMachine(RuleBasedStateMachine):
                 sa.select(writeback_outbox.c.action, writeback_outbox.c.ghl_id)
             ).all()
         for action, ghl_id in rows:
-            assert action == "create_lead" and ghl_id in self.ghl_user_contacts, (
-                f"echo write-back {action} for {ghl_id}"
-            )
+            ours = self.ghl_user_contacts if action == "create_lead" else set(self.appointments)
+            if action == "update_appointment":
+                ours = self.rescheduled
+            assert ghl_id in ours, f"echo write-back {action} for {ghl_id}"
+        requests = [ghl_id for action, ghl_id in rows if action == "create_appointment_request"]
+        assert sorted(requests) == sorted(self.appointments), "one request per GHL booking"
         edited = {
             c.ghl_contact_id for c in self.customers.values() if c.ghl_contact_id and c.dj_edits
         }
@@ -464,8 +550,23 @@ class TwoWayMachine(RuleBasedStateMachine):
         ]
         for request in ours:
             path = str(request.get("path", ""))
+            assert "/calendars/events/appointments" not in path, f"echo write: {path}"
             for ghl_id in self.ghl_user_contacts - edited:
                 assert ghl_id not in path, f"echo write to GHL: {request.get('method')} {path}"
+
+    def check_appointments_agree(self) -> None:
+        location = self.sandbox.state.location(self.sandbox.location_id)
+        assert location is not None
+        for ghl_id, email in self.appointments.items():
+            customer = next(c for c in self.customers.values() if c.email == email)
+            (theirs,) = [
+                f for f in self.dj_appointments.values() if f["customer_id"] == customer.id
+            ]
+            ours = location.appointments[ghl_id]
+            assert _instant(theirs["appointment_start"]) == _instant(ours["startTime"]), (
+                theirs,
+                ours,
+            )
 
     def check_field_rules(self) -> None:
         for email, person in self.people.items():
@@ -498,6 +599,12 @@ def expected(name: str, history: FieldHistory, customer: Customer, origin: str) 
     return history.ghl_value if history.ghl_edit_on_synced else dj_value
 
 
+def _instant(value: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
 def _iso(epoch: float) -> str:
     from datetime import UTC, datetime
 
@@ -528,7 +635,7 @@ def test_two_way_sync_converges_with_no_duplicates_and_no_echo(
         Machine,
         settings=settings(
             max_examples=EXAMPLES,
-            stateful_step_count=25,
+            stateful_step_count=40,
             deadline=None,
             suppress_health_check=list(HealthCheck),
             derandomize=EXAMPLES <= 8,

@@ -35,6 +35,7 @@ from ghlsync.engine.flows.to_dripjobs._events import record_of
 from ghlsync.engine.outbox._store import enqueue
 from ghlsync.engine.state import _ghlrecords
 from ghlsync.engine.state._ghlrecords import GHLRecord
+from ghlsync.ghl._errors import RetriableError
 from ghlsync.mapping._writeback import Trigger, WritebackSettings
 
 __all__ = ["Decision", "GHLWork", "decide"]
@@ -47,6 +48,11 @@ NO_ACTION = {
 }
 CHILD_FIELDS = {"task": ("title", "body", "dueDate", "assignedTo"), "note": ("body",)}
 NO_DELETE = "DripJobs has no action that deletes a record"
+
+
+class ContactNotSeenError(RetriableError):
+    """An appointment's write-back needs its customer's details, and GHL's event for that
+    contact has not been processed yet: retried (the contact's work runs first)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,7 +237,14 @@ def _add_person(
     """An appointment's write-back names its customer: the GHL contact's known fields."""
     contact = data.get("ghl_contact_id")
     if contact:
-        person = _ghlrecords.get(conn, location_id, "contact", contact).fields
+        record = _ghlrecords.get(conn, location_id, "contact", contact)
+        sources = linked_sources(conn, location_id, "contact", contact)
+        person = {**written(conn, location_id, "contact", sources), **record.fields}
+        if not person.get("email") and not person.get("phone"):
+            # Its ContactCreate is still on its way (webhooks reorder): after it, not without.
+            raise ContactNotSeenError(
+                f"GHL contact {contact} of this appointment has not been seen yet"
+            )
         rules = [r for r in settings.fields.contact if r.target in PERSON_FIELDS]
         _fill(data, rules, person)
 
