@@ -374,10 +374,19 @@ class TwoWayMachine(RuleBasedStateMachine):
         self.hook.faults = []
         self.apply_writebacks()
 
-    @rule()
-    def kill_worker(self) -> None:
-        """A worker dies holding leases: they expire and another worker takes over."""
-        self.clock.advance(self.config.worker.lease_seconds + 1)
+    @rule(steps=st.integers(1, 30), sender=st.booleans())
+    def kill_worker(self, steps: int, sender: bool) -> None:
+        """A worker (or its outbox sender) dies mid-batch: whatever it sent may or may not be
+        recorded, its leases are left behind, expire, and another worker takes over."""
+        work = self.sender.drain_once() if sender else self.worker.run_once()
+        task = self.loop.create_task(work)
+        for _ in range(steps):
+            if task.done():
+                break
+            self.run(asyncio.sleep(0))
+        task.cancel()
+        self.run(asyncio.gather(task, return_exceptions=True))
+        self.clock.advance(max(self.config.worker.lease_seconds, 60.0) + 1)
 
     def apply_writebacks(self) -> None:
         """DripJobs (with the user's Zaps) applies each write-back once, by webhook-id."""
