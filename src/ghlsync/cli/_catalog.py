@@ -1,5 +1,6 @@
 """`ghlsync catalog`: every trigger (inbound DripJobs event) and every action (GHL operation)
-ghlsync supports, from the mapping config and the client's operation registry."""
+ghlsync supports, from the mapping config and the client's operation registry, and the
+directions each entity syncs in (two-way write-backs from `writeback.triggers`)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
 
 
 def catalog(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
-    """List every trigger (DripJobs events ghlsync accepts) and action (GHL operations)."""
+    """List every trigger (DripJobs events ghlsync accepts) and action (GHL operations), and
+    which way each entity syncs (DripJobs → GHL, write-backs GHL → DripJobs, kept in GHL)."""
     from ghlsync.mapping import ConfigError, load_config
 
     try:
