@@ -21,7 +21,10 @@ from ghlsync.cli._engine_common import (
 )
 from ghlsync.cli._tables import Column, FitTable, console, print_table
 
-dlq_app = typer.Typer(help="Inspect and replay work that could not be synced (dead letters).")
+dlq_app = typer.Typer(
+    help="Inspect and replay work that could not be synced (dead letters), and write-backs to "
+    "DripJobs that could not be delivered (ids wb_...)."
+)
 
 _CONFIG = CONFIG_OPTION
 _JSON = JSON_OPTION
@@ -43,7 +46,8 @@ def register(app: typer.Typer) -> None:
 
 
 def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
-    """Queue depth by status and location, dead letters, recent errors and rate budgets."""
+    """Queue depth by status and location, dead letters, recent errors and rate budgets;
+    with two-way sync, write-backs to DripJobs by status and the GHL changes kept."""
     from ghlsync.engine import add_budgets, queue_status
     from ghlsync.engine.outbox._report import kept_changes, outbox_counts
     from ghlsync.ghl._ratelimit import SqlRateLimiter
