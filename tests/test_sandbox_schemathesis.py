@@ -107,8 +107,17 @@ def _patch_contacts(doc: dict[str, Any]) -> None:
         }
 
 
+def _patch_opportunities(doc: dict[str, Any]) -> None:
+    """Pipelines declare `stages` an array of arrays (GHL answers stage objects); the upsert
+    types `monetaryValue` `object` while its example (and GHL) take a number."""
+    schemas = doc["components"]["schemas"]
+    schemas["PipelinesResponseSchema"]["properties"]["stages"]["items"] = {"type": "object"}
+    schemas["UpsertOpportunityDto"]["properties"]["monetaryValue"] = {"type": "number"}
+
+
 _PATCHES: dict[str, Callable[[dict[str, Any]], None]] = {
     "calendars": _patch_calendars,
+    "opportunities": _patch_opportunities,
     "locations": _patch_locations,
     "contacts": _patch_contacts,
 }
@@ -178,6 +187,18 @@ class World:
             api, "/businesses/", {"name": "Acme", "locationId": DEFAULT_LOCATION_ID}, "buiseness"
         )
         location = self.state.locations[DEFAULT_LOCATION_ID]
+        opportunity = self._first("opportunities") or self._post(
+            api,
+            "/opportunities/",
+            {
+                "locationId": DEFAULT_LOCATION_ID,
+                "pipelineId": next(iter(location.pipelines)),
+                "name": "Fuzz",
+                "status": "open",
+                "contactId": contact,
+            },
+            "opportunity",
+        )
         return {
             "contactId": contact,
             "taskId": task,
@@ -191,6 +212,7 @@ class World:
             "tagId": next(iter(location.tags), "none"),
             "contact_note": note,
             "custom_field": next(iter(location.custom_fields), "none"),
+            "opportunity": opportunity,
         }
 
     def _first(self, table: str, **match: str) -> str | None:
@@ -250,6 +272,8 @@ def _aim(case: Case, world: World, path: str) -> None:
         ids["id"] = ids["contact_note"]
     elif "/customFields/" in path:
         ids["id"] = ids["custom_field"]
+    elif path.startswith("/opportunities/"):
+        ids["id"] = ids["opportunity"]
     if case.path_parameters:
         for name in case.path_parameters:
             if name in ids:
@@ -264,6 +288,7 @@ def _aim(case: Case, world: World, path: str) -> None:
             ("companyId", DEFAULT_COMPANY_ID),
             ("contactId", ids["contactId"]),
             ("calendarId", DEFAULT_CALENDAR_ID),
+            ("pipelineId", next(iter(world.state.locations[DEFAULT_LOCATION_ID].pipelines))),
         ):
             if name in case.body and isinstance(case.body[name], str):
                 case.body[name] = value

@@ -16,6 +16,8 @@ from ghlsync.sandbox import (
     _routes_links,
     _routes_locations,
     _routes_oauth,
+    _routes_opportunities,
+    _routes_pipelines,
 )
 from ghlsync.sandbox._errors import (
     SandboxError,
@@ -61,6 +63,8 @@ def create_app(
         _routes_oauth,
         _routes_admin,
         _routes_install,
+        _routes_pipelines,  # before _routes_opportunities: /opportunities/search is no {id}
+        _routes_opportunities,
     ):
         app.include_router(module.router)
 

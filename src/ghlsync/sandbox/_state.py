@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.sandbox import _pipelines as seed
 
 Record = dict[str, Any]
 UserType = Literal["Location", "Company"]
@@ -60,6 +61,11 @@ class Location:
     tags: dict[str, Record] = field(default_factory=dict)
     users: dict[str, Record] = field(default_factory=dict)
     businesses: dict[str, Record] = field(default_factory=dict)
+    pipelines: dict[str, Record] = field(default_factory=dict)
+    opportunities: dict[str, Record] = field(default_factory=dict)
+    lost_reasons: dict[str, Record] = field(default_factory=dict)
+    workflows: dict[str, Record] = field(default_factory=dict)
+    campaigns: dict[str, Record] = field(default_factory=dict)
     # ("email", lower-cased) / ("phone", E.164) -> contact ids, oldest first: duplicate lookups
     # stay O(1) however many contacts a backfill creates.
     contact_index: dict[tuple[str, str], list[str]] = field(default_factory=dict)
@@ -224,6 +230,21 @@ def _seed_location(location: Location) -> None:
         "extension": "",
         "roles": {"type": "account", "role": "admin", "locationIds": [location.id]},
     }
+    _seed_pipelines(location)
+
+
+def _seed_pipelines(location: Location) -> None:
+    """Pipelines with stages, lost reasons, workflows and campaigns (see `_pipelines`)."""
+    location.pipelines.update(seed.pipelines_for(location.id))
+    location.lost_reasons.update(
+        seed.named_records(location.id, "lost-reason", seed.DEFAULT_LOST_REASONS)
+    )
+    location.workflows.update(
+        seed.named_records(location.id, "workflow", seed.DEFAULT_WORKFLOWS, status="published")
+    )
+    location.campaigns.update(
+        seed.named_records(location.id, "campaign", seed.DEFAULT_CAMPAIGNS, status="published")
+    )
 
 
 def calendar_id_of(location: Location) -> str:
