@@ -179,6 +179,9 @@ def claim_due(
     )
     query = sa.select(o.id, o.location_id, o.action, o.body, o.attempts).where(due)
     query = query.order_by(o.available_at).limit(limit)
+    with engine.connect() as conn:  # idle polls must not take SQLite's write lock
+        if conn.execute(sa.select(o.id).where(due).limit(1)).first() is None:
+            return []
     with begin_immediate(engine) as conn:
         if conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
