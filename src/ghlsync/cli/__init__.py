@@ -14,6 +14,7 @@ from ghlsync.cli import (
     _backfill,
     _call,
     _catalog,
+    _console,
     _demo,
     _engine,
     _locations,
@@ -81,6 +82,7 @@ for _module in (
     _backfill,
     _record,
     _reconcile,
+    _console,
 ):
     _module.register(app)
 

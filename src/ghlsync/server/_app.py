@@ -17,6 +17,7 @@ from fastapi.telemetry import TelemetryConfig
 
 from ghlsync import __version__
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.console import build_console
 from ghlsync.engine import Delivery, accept
 from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.locations._install import Installer
@@ -109,6 +110,8 @@ def create_app(
     app.router.add_route(
         "/api/records/{query:path}", records.handle, methods=["GET"], include_in_schema=False
     )
+    # The web console (docs/console.md): its own Starlette app, behind its own sign-in.
+    app.mount("/console", build_console(engine, config, locations, clock))
     Probes(
         engine,
         clock,

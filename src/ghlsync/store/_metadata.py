@@ -20,6 +20,7 @@ TABLE_MODULES = (
     "ghlsync.store._tables_locations",
     "ghlsync.store._tables_twoway",
     "ghlsync.store._tables_backfill",
+    "ghlsync.store._tables_console",
 )
 
 

@@ -1,0 +1,165 @@
+"""The pages (GET): Overview, Connections, Dead letters, Mapping tester, Records, Activity."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ghlsync.console import _data
+from ghlsync.console._app import Console
+from ghlsync.console._auth import Signed
+from ghlsync.console._connections import connections_view
+from ghlsync.console._tester import sample_payloads
+
+__all__ = ["not_found", "routes"]
+
+ENTITY_TYPES = ("contact", "task", "note", "appointment", "opportunity")
+
+
+def routes(console: Console) -> list[Route]:
+    """The GET routes, each behind the sign-in."""
+    pages = {
+        "/": overview,
+        "/connections": connections,
+        "/dead-letters": dead_letters,
+        "/tester": tester,
+        "/records": records,
+        "/activity": activity,
+    }
+    return [
+        Route(path, console.signed(handler), methods=["GET"]) for path, handler in pages.items()
+    ]
+
+
+def _arg(request: Request, name: str) -> str | None:
+    value = request.query_params.get(name, "").strip()
+    return value or None
+
+
+async def overview(console: Console, request: Request, signed: Signed) -> Response:
+    """Per location: health, queue, lag, budget, 24 h chart, last errors."""
+    cards = await asyncio.to_thread(
+        _data.overview, console.engine, console.config, console.clock.now()
+    )
+    return console.page(request, "overview.html", signed, cards=cards, nav="overview")
+
+
+async def connections(console: Console, request: Request, signed: Signed, **extra: Any) -> Response:
+    """Tokens, webhook URLs, write-back URLs; `extra` carries a one-time notice."""
+    known = await asyncio.to_thread(_data.known_locations, console.engine, console.config)
+    view = await asyncio.to_thread(
+        connections_view, console.engine, console.config, console.public_url(request), known
+    )
+    return console.page(request, "connections.html", signed, nav="connections", **view, **extra)
+
+
+def dead_filters(source: Any) -> dict[str, str | None]:
+    """The dead-letter filters from a query string or a form."""
+    return {
+        name: (str(source.get(name, "")).strip() or None) for name in ("location", "entity", "text")
+    }
+
+
+async def dead_letters(
+    console: Console, request: Request, signed: Signed, notice: str | None = None
+) -> Response:
+    """The list, filtered; each with its reason in words and its payload."""
+    filters = dead_filters(request.query_params)
+    show_replayed = request.query_params.get("replayed") == "1"
+    rows = await asyncio.to_thread(
+        lambda: _data.dead_letter_rows(
+            console.engine,
+            location=filters["location"],
+            entity=filters["entity"],
+            text=filters["text"],
+            replayed=show_replayed,
+        )
+    )
+    known = await asyncio.to_thread(_data.known_locations, console.engine, console.config)
+    return console.page(
+        request,
+        "dead_letters.html",
+        signed,
+        nav="dead",
+        rows=rows,
+        filters=filters,
+        show_replayed=show_replayed,
+        locations=list(known),
+        entities=ENTITY_TYPES,
+        notice=notice,
+    )
+
+
+async def tester(
+    console: Console,
+    request: Request,
+    signed: Signed,
+    result: dict[str, Any] | None = None,
+    event: str | None = None,
+    payload: str | None = None,
+) -> Response:
+    """Pick an event (its sample payload fills the box) or paste one; results below."""
+    samples = await asyncio.to_thread(sample_payloads, console.config)
+    first = "lead.created" if "lead.created" in samples else next(iter(samples), "")
+    chosen = event or _arg(request, "event") or first
+    return console.page(
+        request,
+        "tester.html",
+        signed,
+        nav="tester",
+        samples=samples,
+        event=chosen,
+        payload=payload if payload is not None else samples.get(chosen, "{}"),
+        result=result,
+    )
+
+
+async def records(console: Console, request: Request, signed: Signed) -> Response:
+    """Search by DripJobs id, GHL id, email or phone; one match shows the record."""
+    from ghlsync.records import lookup
+
+    query = _arg(request, "q")
+    result = None
+    if query:
+        found = await lookup(console.engine, console.config, query)
+        result = found.to_dict()
+    return console.page(request, "records.html", signed, nav="records", query=query, result=result)
+
+
+async def activity(console: Console, request: Request, signed: Signed) -> Response:
+    """The audit log, filterable by location, direction and outcome."""
+    filters = {name: _arg(request, name) for name in ("location", "direction", "outcome")}
+    rows = await asyncio.to_thread(
+        lambda: _data.activity(
+            console.engine,
+            location=filters["location"],
+            direction=filters["direction"],
+            outcome=filters["outcome"],
+        )
+    )
+    known = await asyncio.to_thread(_data.known_locations, console.engine, console.config)
+    return console.page(
+        request,
+        "activity.html",
+        signed,
+        nav="activity",
+        rows=rows,
+        filters=filters,
+        locations=list(known),
+    )
+
+
+async def not_found(console: Console, request: Request, signed: Signed) -> Response:
+    """404 inside the console (still behind the sign-in)."""
+    return console.page(
+        request,
+        "message.html",
+        signed,
+        status=404,
+        title="Not found",
+        message="There is no such console page.",
+    )
