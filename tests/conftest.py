@@ -1,5 +1,6 @@
 """Shared fixtures. Each area keeps its fixtures in its own `_*.py` module, imported here."""
 
+from tests._browser import browser_page, chromium_browser  # noqa: F401
 from tests._console_kit import console_site, console_store  # noqa: F401
 from tests._db import database_url, postgres_url, sqlite_url  # noqa: F401
 from tests._engine_flows_kit import flow, flows_store  # noqa: F401
