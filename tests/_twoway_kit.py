@@ -196,7 +196,11 @@ async def tw(engine_store: sa.Engine, database_url: str) -> AsyncIterator[TwoWay
     sandbox = InProcessSandbox(state=SandboxState(clock=clock))  # GHL times on the same clock
     config = twoway_config(database_url)
     config = config.model_copy(
-        update={"ghl": config.ghl.model_copy(update={"location_id": sandbox.location_id})}
+        update={
+            "ghl": config.ghl.model_copy(
+                update={"location_id": sandbox.location_id, "calendar_id": sandbox.calendar_id}
+            )
+        }
     )
     hook = CatchHook(now=clock.now)
     events: list[dict[str, Any]] = []

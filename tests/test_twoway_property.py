@@ -140,7 +140,14 @@ class TwoWayMachine(RuleBasedStateMachine):
         self.sandbox.state.event_hook = self.ghl_events.append
         base = twoway_config(self.store.url)
         base = base.model_copy(
-            update={"ghl": base.ghl.model_copy(update={"location_id": self.sandbox.location_id})}
+            update={
+                "ghl": base.ghl.model_copy(
+                    update={
+                        "location_id": self.sandbox.location_id,
+                        "calendar_id": self.sandbox.calendar_id,
+                    }
+                )
+            }
         )
         self.config = property_config(base)
         self.hook = CatchHook(now=self.clock.now)
