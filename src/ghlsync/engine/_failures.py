@@ -40,7 +40,13 @@ Kind = Literal["throttled", "skip", "dead", "retry", "paused"]
 CONFIG_PAUSE_SECONDS = 60.0
 """How long a location with a configuration error is left alone before it is tried again."""
 
-_ENTITY_WORDS = {"contact": "contact", "task": "task", "note": "note", "appointment": "appointment"}
+_ENTITY_WORDS = {
+    "contact": "contact",
+    "task": "task",
+    "note": "note",
+    "appointment": "appointment",
+    "opportunity": "opportunity",
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,9 +21,12 @@ from pydantic import (
 
 from ghlsync._secret import Secret
 from ghlsync.mapping._backfill import BackfillSettings
+from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.mapping._writeback import WritebackSettings
 
-EntityType = Literal["contact", "task", "note", "appointment"]
+RuleEntity = Literal["contact", "task", "note", "appointment"]
+# An opportunity is not the entity of an event rule: `opportunities:` adds one to deal events.
+EntityType = RuleEntity | Literal["opportunity"]
 Action = Literal["upsert", "delete", "complete", "cancel"]
 TransformName = Literal[
     "strip",
@@ -207,14 +210,14 @@ class FieldMaps(_Model):
     appointment: list[FieldRule] = []
 
     def for_type(self, entity: EntityType) -> list[FieldRule]:
-        rules: list[FieldRule] = getattr(self, entity)
+        rules: list[FieldRule] = getattr(self, entity, [])  # opportunities have none
         return rules
 
 
 class EventRule(_Model):
     """What one DripJobs event means in GHL."""
 
-    entity: EntityType
+    entity: RuleEntity
     id: str = Field(min_length=1)
     action: Action = "upsert"
     contact: str | None = None
@@ -240,6 +243,7 @@ class AppConfig(_Model):
     users: dict[str, str] = {}
     writeback: WritebackSettings = WritebackSettings()
     backfill: BackfillSettings = BackfillSettings()
+    opportunities: OpportunitySettings = OpportunitySettings()
 
     @classmethod
     def default(cls) -> AppConfig:

@@ -18,6 +18,7 @@ from ghlsync.mapping import _dates
 from ghlsync.mapping._config import AppConfig, EntityType, EventRule, FieldRule, TagRule
 from ghlsync.mapping._errors import MappingError, UnknownEventError
 from ghlsync.mapping._model import EntityKey, MappedEntity, MappedEvent
+from ghlsync.mapping._opportunities import opportunity_entity
 from ghlsync.mapping._transforms import (
     Context,
     TransformFailed,
@@ -87,9 +88,25 @@ class Mapper:
         problems: Problems = []
         updated = self._collect(problems, self._timestamp, rule, data)
         entities = self._entities(key, rule, data, updated, problems)
+        card = self._collect(problems, self._opportunity, event, rule, data, key, updated)
         if problems:
             raise MappingError.combine(problems)
-        return MappedEvent(event, entities)
+        return MappedEvent(event, entities, card)
+
+    def _opportunity(
+        self,
+        event: str,
+        rule: EventRule,
+        data: Mapping[str, Any],
+        key: EntityKey,
+        updated: datetime | None,
+    ) -> MappedEntity | None:
+        """The customer's card for a deal or project event (`opportunities:`), if configured."""
+        customer = key if rule.entity == "contact" else self._parent(rule, data)
+        if customer is None or rule.action == "delete":
+            return None
+        settings = self.config.opportunities
+        return opportunity_entity(settings, event, data, customer, updated, self._ctx)
 
     def unmapped(self, event: str, payload: Mapping[str, Any]) -> list[str]:
         """The payload's fields (folded) that no rule of `event` reads, in payload order."""

@@ -121,6 +121,8 @@ class MappedEvent:
 
     event: str
     entities: list[MappedEntity]
+    # The customer's card in a GHL pipeline (`opportunities:`), synced after the entities.
+    opportunity: MappedEntity | None = None
 
     @property
     def primary(self) -> MappedEntity:
@@ -128,7 +130,13 @@ class MappedEvent:
         return self.entities[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"event": self.event, "entities": [e.to_dict() for e in self.entities]}
+        out: dict[str, Any] = {
+            "event": self.event,
+            "entities": [e.to_dict() for e in self.entities],
+        }
+        if self.opportunity is not None:
+            out["opportunity"] = self.opportunity.to_dict()
+        return out
 
 
 def content_hash(entity: MappedEntity) -> str:

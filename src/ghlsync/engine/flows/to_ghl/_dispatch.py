@@ -18,6 +18,7 @@ from ghlsync.engine.flows.to_ghl._contact import sync_contact
 from ghlsync.engine.flows.to_ghl._customfields import CustomFieldResolver
 from ghlsync.engine.flows.to_ghl._kinds import KINDS
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext, Run
+from ghlsync.engine.flows.to_ghl._opportunity import sync_opportunity
 from ghlsync.engine.flows.to_ghl._plan import DrySender, LiveSender, PlannedCall, Sender
 from ghlsync.engine.state._ledger import DryLedger, Ledger, SqlLedger
 from ghlsync.mapping import MappedEntity, MappedEvent, MappingError
@@ -29,7 +30,8 @@ async def sync_event(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcom
         raise ValueError("sync_event needs a GHL client in FlowContext.client")
     ledger = SqlLedger(ctx.engine, ctx.location_id, ctx.clock)
     run = _run(ctx, ledger, LiveSender(ctx.client, ctx.location_id))
-    return [await sync_entity(run, mapped, entity) for entity in mapped.entities]
+    outcomes = [await sync_entity(run, mapped, entity) for entity in mapped.entities]
+    return outcomes + await _card(ctx, run, mapped)
 
 
 async def plan(ctx: FlowContext, mapped: MappedEvent) -> list[PlannedCall]:
@@ -41,6 +43,7 @@ async def plan(ctx: FlowContext, mapped: MappedEvent) -> list[PlannedCall]:
     run = _run(ctx, DryLedger(SqlLedger(ctx.engine, ctx.location_id, ctx.clock)), sender)
     for entity in mapped.entities:
         await sync_entity(run, mapped, entity)
+    await _card(ctx, run, mapped)
     return sender.planned
 
 
@@ -52,6 +55,14 @@ async def sync_entity(run: Run, mapped: MappedEvent, entity: MappedEntity) -> En
     if kind is None:
         raise MappingError("entity type", entity.type, "has no sync flow")
     return await sync_child(run, kind, entity)
+
+
+async def _card(ctx: FlowContext, run: Run, mapped: MappedEvent) -> list[EntityOutcome]:
+    """The customer's opportunity, after the contact (`opportunities:` in the config)."""
+    settings = getattr(ctx.config, "opportunities", None)
+    if mapped.opportunity is None or settings is None:
+        return []
+    return [await sync_opportunity(run, mapped.opportunity, settings, ctx.clock)]
 
 
 def _run(ctx: FlowContext, ledger: Ledger, sender: Sender) -> Run:

@@ -1,0 +1,90 @@
+"""Deal and project cards: a DripJobs stage change → one `POST /opportunities/upsert`.
+
+Calls, by what the store knows:
+- same content hash as the last sync → none
+- otherwise → the pipeline list once per window (`_pipelines`), then one upsert with
+  `pipelineId`, `contactId`, `pipelineStageId`, `status`, `monetaryValue`, `assignedTo`
+  (`name` too when the card is new to us)
+
+The upsert is idempotent (GHL matches the contact's card in the pipeline), so a retry after a
+lost answer cannot make a second card; there is no pending row to resolve.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ghlsync._clock import Clock
+from ghlsync.engine.flows._inflight import entity_lock
+from ghlsync.engine.flows.to_ghl._contact_ref import contact_ghl_id
+from ghlsync.engine.flows.to_ghl._model import (
+    STALE,
+    UNCHANGED,
+    EntityOutcome,
+    Run,
+    is_stale,
+    outcome,
+    updated_at,
+)
+from ghlsync.engine.flows.to_ghl._pipelines import resolve
+from ghlsync.engine.flows.to_ghl._plan import PlannedCall
+from ghlsync.engine.flows.to_ghl._records import answer_id
+from ghlsync.engine.state._syncstate import SyncState
+from ghlsync.ghl._errors import ServerError
+from ghlsync.mapping import MappedEntity, content_hash
+
+ENTITY = "opportunity"
+_SENT = ("status", "monetaryValue", "assignedTo")
+
+
+async def sync_opportunity(
+    run: Run, entity: MappedEntity, settings: Any, clock: Clock
+) -> EntityOutcome:
+    """Put the customer's card in the configured pipeline and stage (`settings`:
+    `OpportunitySettings`)."""
+    async with entity_lock(run.location_id, ENTITY, entity.source_id):
+        return await _sync(run, entity, settings, clock)
+
+
+async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> EntityOutcome:
+    start = run.calls
+    row, state = await run.ledger.load(ENTITY, entity.source_id)
+    known = row.ghl_id if row is not None and row.state == "confirmed" else None
+    if is_stale(entity, state):
+        return outcome(run, entity, "skipped", known, start, STALE)
+    if known and state is not None and state.content_hash == content_hash(entity):
+        return outcome(run, entity, "skipped", known, start, UNCHANGED)
+    kind = str(entity.body["pipeline"])
+    stage = entity.body.get("stage")
+    pipeline_id, stage_id = await resolve(
+        run.sender, run.location_id, clock, settings.pipeline(kind), stage, kind
+    )
+    body: dict[str, Any] = {
+        "pipelineId": pipeline_id,
+        "locationId": run.location_id,
+        "contactId": await contact_ghl_id(run, entity),
+    }
+    if stage_id:
+        body["pipelineStageId"] = stage_id
+    body.update({k: entity.body[k] for k in _SENT if k in entity.body})
+    if not known:
+        body.setdefault("name", entity.defaults.get("name") or entity.source_id)
+    call = PlannedCall(
+        "POST", "/opportunities/upsert", body=body, purpose="upsert", idempotent=True
+    )
+    answer = await run.sender.send(call)
+    ghl_id = answer_id(answer, "opportunity")
+    if not ghl_id:
+        if run.sender.live:
+            raise ServerError("POST /opportunities/upsert answered without an id", body=answer)
+        ghl_id = known or f"<new opportunity {entity.source_id}>"
+    snapshot = {"body": body, "contact_id": body["contactId"]}
+    await run.ledger.confirm(
+        ENTITY,
+        entity.source_id,
+        ghl_id,
+        SyncState(content_hash(entity), updated_at(entity), snapshot),
+    )
+    live = run.sender.live and isinstance(answer, dict)
+    created = bool(answer.get("new")) if live else not known
+    return outcome(run, entity, "created" if created else "updated", ghl_id, start)

@@ -1,0 +1,153 @@
+"""Deals and projects as GHL opportunities, against the sandbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ghlsync._clock import FakeClock
+from ghlsync.engine.flows.to_ghl._model import FlowContext
+from ghlsync.engine.flows.to_ghl._pipelines import UnknownPipelineError, forget_pipelines
+from ghlsync.mapping import AppConfig, ConfigError, Mapper, MappingError, load_config
+from ghlsync.mapping._config import EventRule
+from ghlsync.mapping._opportunity_settings import OpportunitySettings
+from tests._engine_flows_kit import CUSTOMER, Flow, make_client
+from tests._sandbox import InProcessSandbox
+
+SETTINGS = OpportunitySettings(
+    deal_pipeline="Sales pipeline",
+    deal_stages={"Estimate Scheduled": "Estimate booked", "Proposal Approved": "Won"},
+    project_pipeline="Production",
+    project_stages={"Job Scheduled": "Scheduled", "Complete": "Completed"},
+)
+MORE_EVENTS = ("proposal.rejected", "project.completed")
+DEAL = {"customer_id": "C1", "deal_id": "D1", "customer_name": "Ann Lee", "salesperson": "Jane Roe"}
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pipelines() -> Iterator[None]:
+    forget_pipelines()  # the cache is per process; each test starts from GHL's answer
+    yield
+    forget_pipelines()
+
+
+@pytest.fixture
+async def card_flow(flows_store: sa.Engine, sandbox_asgi: InProcessSandbox) -> AsyncIterator[Flow]:
+    preset = AppConfig.default()
+    # Two deal events the preset does not route yet: a contact rule is all they need.
+    extra = {e: EventRule(entity="contact", id="customer_id") for e in MORE_EVENTS}
+    config = preset.model_copy(
+        update={
+            "opportunities": SETTINGS,
+            "users": {"Jane Roe": "usr_sandbox"},
+            "events": {**preset.events, **extra},
+        }
+    )
+    box = sandbox_asgi
+    async with make_client(box.url, box.token, box.location_id, box.transport()) as client:
+        ctx = FlowContext(flows_store, client, box.location_id, box.calendar_id, config,
+                          FakeClock())  # fmt: skip
+        yield Flow(flows_store, box.state, ctx, Mapper(config))
+
+
+def _cards(flow: Flow) -> list[dict[str, Any]]:
+    return flow.records("opportunities")
+
+
+def _stage(flow: Flow, card: dict[str, Any]) -> str:
+    location = flow.state.location(flow.ctx.location_id)
+    assert location is not None
+    stages = location.pipelines[card["pipelineId"]]["stages"]
+    return str(next(s["name"] for s in stages if s["id"] == card["pipelineStageId"]))
+
+
+async def test_deal_follows_its_stages_to_won_in_one_card(card_flow: Flow) -> None:
+    await card_flow.sync("customer.created", **CUSTOMER)
+    first = await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    again = await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    won = await card_flow.sync(
+        "proposal.accepted", **DEAL, deal_stage="Proposal Approved", proposal_amount="$1,250.50"
+    )
+    [card] = _cards(card_flow)
+    assert (_stage(card_flow, card), card["status"], card["monetaryValue"]) == (
+        "Won",
+        "won",
+        1250.5,
+    )
+    assert card["assignedTo"] == "usr_sandbox" and card["name"] == "Ann Lee"
+    assert (first[-1].entity_type, first[-1].action) == ("opportunity", "created")
+    assert (again[-1].action, again[-1].calls) == ("skipped", 0)  # a re-delivery costs nothing
+    assert (won[-1].action, won[-1].calls) == ("updated", 1)  # pipelines are cached
+    upserts = [r for r in card_flow.requests() if r == ("POST", "/opportunities/upsert")]
+    pipelines = [r for r in card_flow.requests() if r[1] == "/opportunities/pipelines"]
+    assert (len(upserts), len(pipelines)) == (2, 1)
+
+
+async def test_rejected_proposal_is_lost_and_projects_get_their_own_card(card_flow: Flow) -> None:
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("proposal.rejected", **DEAL, deal_stage="Estimate Scheduled")
+    await card_flow.sync("project.stage_changed", customer_id="C1", project_stage="Job Scheduled")
+    await card_flow.sync("project.completed", customer_id="C1", project_stage="Complete")
+    by_pipeline = {_pipeline(card_flow, c): c for c in _cards(card_flow)}
+    assert by_pipeline["Sales pipeline"]["status"] == "lost"
+    project = by_pipeline["Production"]
+    assert (_stage(card_flow, project), project["status"]) == ("Completed", "won")
+    assert card_flow.row("opportunity", "project:C1") is not None
+
+
+def _pipeline(flow: Flow, card: dict[str, Any]) -> str:
+    location = flow.state.location(flow.ctx.location_id)
+    assert location is not None
+    return str(location.pipelines[card["pipelineId"]]["name"])
+
+
+async def test_unknown_stage_is_a_clear_error_listing_the_real_ones(card_flow: Flow) -> None:
+    await card_flow.sync("customer.created", **CUSTOMER)
+    with pytest.raises(UnknownPipelineError) as caught:
+        await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="On Hold")
+    message = str(caught.value)
+    assert "opportunities.deal_stages" in message and "'On Hold'" in message
+    assert "'Estimate booked'" in message and "'Proposal sent'" in message
+    assert _cards(card_flow) == []
+
+
+async def test_without_a_pipeline_deals_stay_tags_only(flow: Flow) -> None:
+    await flow.sync("customer.created", **CUSTOMER)
+    outcomes = await flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    assert [o.entity_type for o in outcomes] == ["contact"]
+    [contact] = flow.records("contacts")
+    assert "deal:estimate scheduled" in contact["tags"]
+    assert flow.records("opportunities") == []
+
+
+async def test_preview_plans_the_upsert_without_sending(card_flow: Flow) -> None:
+    await card_flow.sync("customer.created", **CUSTOMER)
+    before = len(card_flow.requests())
+    planned = await card_flow.plan("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    assert [c.path for c in planned if c.method == "POST"][-1] == "/opportunities/upsert"
+    assert len(card_flow.requests()) == before
+
+
+def test_config_file_takes_the_opportunities_section(tmp_path: Path) -> None:
+    path = tmp_path / "ghlsync.yaml"
+    path.write_text(
+        "opportunities:\n"
+        "  deal_pipeline: Sales pipeline\n"
+        '  deal_stages: {"Estimate Scheduled": "Estimate booked"}\n'
+    )
+    config = load_config(path, environ={})
+    assert config.opportunities.ghl_stage("deal", "estimate scheduled") == "Estimate booked"
+    assert config.opportunities.pipeline("project") is None
+    path.write_text("opportunities:\n  deal_pipline: Sales pipeline\n")
+    with pytest.raises(ConfigError, match="deal_pipline"):
+        load_config(path, environ={})
+
+
+def test_an_amount_that_is_no_number_names_its_field() -> None:
+    config = AppConfig.default().model_copy(update={"opportunities": SETTINGS})
+    with pytest.raises(MappingError, match="proposal_amount"):
+        Mapper(config).map("deal.stage_changed", {**DEAL, "proposal_amount": "a lot"})
