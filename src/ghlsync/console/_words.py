@@ -12,6 +12,10 @@ __all__ = ["plain_error"]
 
 # (pattern in the raw error or its class, the sentence shown); the first match wins.
 _RULES: tuple[tuple[str, str], ...] = (
+    (  # first: a mapping problem's message may quote a value that looks like a status
+        r"cannot map|cannot be mapped|unknown event|is not an? (email|phone|date|number)",
+        "The event's data does not fit the mapping. Try its payload in the Mapping tester.",
+    ),
     (
         r"\b401\b|unauthori[sz]ed|invalid token|token.*expired",
         "GHL refused the sign-in token. Reconnect GHL (Connections) or replace the token.",
@@ -35,10 +39,6 @@ _RULES: tuple[tuple[str, str], ...] = (
     (
         r"never synced|not synced|no contact|missing contact",
         "The customer this belongs to has not reached GHL yet. It is retried once they have.",
-    ),
-    (
-        r"mapping|cannot be mapped|unknown event",
-        "The event does not fit the mapping. Check the Mapping tester with this payload.",
     ),
     (
         r"timeout|timed out|connect|network|outcome ?unknown|5\d\d\b",

@@ -1,0 +1,178 @@
+"""Screenshots of every console page for docs/console.md, from a real run.
+
+Runs the demo pipeline (sandbox GHL, receiver, worker) with a dozen customers, parks one
+contact GHL refuses as a dead letter, adds a second location, then serves the console over
+that store and photographs each page in headless chromium (Debian's, via playwright).
+
+    .venv/bin/python bench/console_screenshots.py [--out docs/console]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync._secret import Secret
+from ghlsync.console._password import set_password
+from ghlsync.demo._pipeline import PipelineOptions, run_pipeline
+from ghlsync.engine import Delivery, accept, claim, dead_letter
+from ghlsync.engine.locations._directory import LocationDirectory
+from ghlsync.engine.locations._rows import register_location
+from ghlsync.ghl._crypto import TokenCipher, generate_key
+from ghlsync.mapping import AppConfig
+from ghlsync.sandbox import SandboxServer
+from ghlsync.server._app import create_app
+from ghlsync.server._thread import serve_in_thread
+from ghlsync.store import create_engine
+from ghlsync.store._engine import begin_immediate
+
+PASSWORD = "screenshots only"  # a throwaway store on loopback
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SHOTS = [  # file, path, what to do on the page first
+    ("overview.png", "/", None),
+    ("connections.png", "/connections", None),
+    ("dead-letters.png", "/dead-letters", "open_payload"),
+    ("tester.png", "/tester?event=appointment.scheduled", "run_tester"),
+    ("records.png", "/records?q={customer}", None),
+    ("activity.png", "/activity", None),
+]
+
+
+def _config(database_url: str) -> AppConfig:
+    raw = AppConfig.default().model_dump(mode="python", by_alias=True)
+    raw["database_url"] = database_url
+    raw["ghl"] = {
+        "base_url": "http://127.0.0.1:1",
+        "location_id": SandboxServer.location_id,
+        "calendar_id": SandboxServer.calendar_id,
+    }
+    raw["writeback"] = {
+        "actions": {
+            "create_lead": {"url": "https://hooks.zapier.com/hooks/catch/1234567/abcdef/"},
+            "update_appointment": {"url": "https://hooks.zapier.com/hooks/catch/1234567/ghijkl/"},
+        }
+    }
+    config = AppConfig.model_validate(raw)
+    ghl = config.ghl.model_copy(update={"token": Secret("pit-screenshots")})
+    dripjobs = config.dripjobs.model_copy(update={"secret": Secret("demo-webhook-secret")})
+    return config.model_copy(update={"ghl": ghl, "dripjobs": dripjobs})
+
+
+def _park_one(engine: sa.Engine, location: str) -> None:
+    """A contact GHL refused for good, as the worker parks it."""
+    now = time.time()
+    item = Delivery(
+        connection_id="default",
+        location_id=location,
+        event="customer.updated",
+        delivery_id="dl-shot-1",
+        payload={"customer_id": "cust-991", "first_name": "Kai", "email": "kai@@example"},
+        entity_type="contact",
+        source_id="cust-991",
+        source_updated_at=now,
+        received_at=now,
+    )
+    with begin_immediate(engine) as conn:
+        accept(conn, item)
+    for claimed in claim(engine, "screenshots", [location], 10, 30):
+        dead_letter(
+            engine, claimed, "GHL answered 422: email must be an email", "UnprocessableError"
+        )
+
+
+def _act(page: Any, action: str | None) -> None:
+    if action == "open_payload":
+        page.get_by_text("Reason and payload").first.click()
+    elif action == "run_tester":
+        page.get_by_role("button", name="Show the GHL calls").click()
+        page.get_by_test_id("tester-result").wait_for()
+
+
+def _synced_customer(engine: sa.Engine) -> str:
+    """A DripJobs customer id the demo synced (for the Records page)."""
+    from ghlsync.store._tables_sync import id_map
+
+    query = (
+        sa.select(id_map.c.source_id)
+        .where(id_map.c.entity_type == "contact")
+        .order_by(id_map.c.source_id)
+        .limit(1)
+    )
+    with engine.connect() as conn:
+        return str(conn.execute(query).scalar_one())
+
+
+def _shoot(url: str, out: Path, customer: str) -> None:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as driver:
+        browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        context = browser.new_context(viewport={"width": 1200, "height": 900})
+        page = context.new_page()
+        page.goto(f"{url}/console/login")
+        page.screenshot(path=out / "login.png")
+        page.get_by_label("Admin password").fill(PASSWORD)
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_role("heading", name="Overview").wait_for()
+        for name, path, action in SHOTS:
+            page.goto(f"{url}/console{path.format(customer=customer)}")
+            _act(page, action)
+            page.screenshot(path=out / name, full_page=name != "activity.png")
+        phone = browser.new_context(
+            viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
+        )
+        small = phone.new_page()
+        small.goto(f"{url}/console/")
+        small.screenshot(path=out / "overview-phone.png", full_page=True)
+        browser.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("docs/console"))
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+    os.environ["GHLSYNC_PUBLIC_URL"] = "https://sync.example.com"  # the URLs a Zap would use
+    summary = asyncio.run(run_pipeline(12, options=PipelineOptions(keep=True)))
+    database_url = summary.database_url
+    engine = create_engine(database_url)
+    try:
+        location = SandboxServer.location_id
+        _park_one(engine, location)
+        cipher = TokenCipher([generate_key()])
+        register_location(
+            engine, cipher, "ve9EPM428h8vShlRW1KT", now=time.time(), name="Second office (Denver)"
+        )
+        set_password(engine, PASSWORD, now=time.time())
+        config = _config(database_url)
+        app = create_app(
+            engine=engine, config=config, locations=LocationDirectory(engine, config, cipher)
+        )
+        with serve_in_thread(app) as url:
+            _shoot(url, args.out, _synced_customer(engine))
+    finally:
+        engine.dispose()
+        folder = Path(database_url.removeprefix("sqlite:///")).parent
+        shutil.rmtree(folder, ignore_errors=True)
+    for png in sorted(args.out.glob("*.png")):
+        print(f"{png} ({png.stat().st_size // 1024} KiB)")
+
+
+if __name__ == "__main__":
+    main()
