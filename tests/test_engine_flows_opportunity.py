@@ -10,12 +10,15 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
+from ghlsync.engine import Worker
 from ghlsync.engine.flows.to_ghl._model import FlowContext
 from ghlsync.engine.flows.to_ghl._pipelines import UnknownPipelineError, forget_pipelines
 from ghlsync.mapping import AppConfig, ConfigError, Mapper, MappingError, load_config
 from ghlsync.mapping._config import EventRule
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
+from ghlsync.store._tables_engine import dead_letters
 from tests._engine_flows_kit import CUSTOMER, Flow, make_client
+from tests._engine_kit import count, delivery, send, work_row
 from tests._sandbox import InProcessSandbox
 
 SETTINGS = OpportunitySettings(
@@ -151,3 +154,44 @@ def test_an_amount_that_is_no_number_names_its_field() -> None:
     config = AppConfig.default().model_copy(update={"opportunities": SETTINGS})
     with pytest.raises(MappingError, match="proposal_amount"):
         Mapper(config).map("deal.stage_changed", {**DEAL, "proposal_amount": "a lot"})
+
+
+async def test_worker_moves_the_card_once_under_duplicate_deliveries(
+    engine_store: sa.Engine, engine_clock: FakeClock, sandbox_asgi: InProcessSandbox
+) -> None:
+    location = sandbox_asgi.location_id
+    deal: dict[str, Any] = {"customer_id": "c1", "deal_id": "D1", "proposal_amount": 900}
+    sent = send(
+        engine_store,
+        delivery("c1", "customer.created", location=location, delivery_id="1",
+                 first_name="Ann", email="ann@example.com"),
+        delivery("c1", "deal.stage_changed", location=location, delivery_id="2",
+                 updated_at=1_700_000_100.0, deal_stage="Estimate Scheduled", **deal),
+        delivery("c1", "deal.stage_changed", location=location, delivery_id="2",
+                 updated_at=1_700_000_100.0, deal_stage="Estimate Scheduled", **deal),
+    )  # fmt: skip
+    assert sent == [True, True, False]  # the duplicate delivery is refused at the door
+    config = AppConfig.default().model_copy(update={"opportunities": SETTINGS})
+    client = make_client(sandbox_asgi.url, sandbox_asgi.token, location, sandbox_asgi.transport())
+    worker = Worker(engine_store, client, Mapper(config, clock=engine_clock), config,
+                    clock=engine_clock)  # fmt: skip
+    await worker.run_once()
+    send(
+        engine_store,
+        delivery("c1", "proposal.accepted", location=location, delivery_id="3",
+                 updated_at=1_700_000_200.0, deal_stage="Proposal Approved", **deal),
+    )  # fmt: skip
+    await worker.run_once()
+    assert await worker.run_once() == 0
+    await client.aclose()
+    stored = sandbox_asgi.state.location(location)
+    assert stored is not None
+    [card] = stored.opportunities.values()
+    stages = {s["id"]: s["name"] for s in stored.pipelines[card["pipelineId"]]["stages"]}
+    assert (stages[card["pipelineStageId"]], card["status"], card["monetaryValue"]) == (
+        "Won",
+        "won",
+        900,
+    )
+    assert work_row(engine_store, "c1", location)["status"] == "done"
+    assert count(engine_store, dead_letters) == 0
