@@ -92,10 +92,12 @@ def console_store(tmp_path: Path) -> Iterator[sa.Engine]:
 
 
 @contextmanager
-def start(engine: sa.Engine, *, password: bool = True) -> Iterator[ConsoleSite]:
+def start(
+    engine: sa.Engine, *, password: bool = True, config: AppConfig | None = None
+) -> Iterator[ConsoleSite]:
     """Serve the app over `engine` with one registered location (and the password set)."""
     cipher = TokenCipher([generate_key()])
-    config = console_config()
+    config = config or console_config()
     registered = register_location(engine, cipher, LOCATION, now=time.time(), name=LOCATION_NAME)
     assert registered.new_secret is not None
     locations = LocationDirectory(engine, config, cipher, clock=SYSTEM_CLOCK)

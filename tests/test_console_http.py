@@ -1,26 +1,41 @@
 """The console's security over plain HTTP against a real app on loopback: the no-password
-page, cookie flags, CSRF refusal, the sign-in rate limit, and `console set-password`."""
+page, cookie flags, CSRF refusal, the sign-in rate limit, `console set-password`, the
+write-back test, dead-letter filters with replay-all-matching, and the activity filters."""
 
 from __future__ import annotations
 
+import base64
+import json
+import secrets
 import time
 from pathlib import Path
 
 import httpx2
 import sqlalchemy as sa
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 from typer.testing import CliRunner
 
 from ghlsync.cli import app as cli
 from ghlsync.console._password import hash_password, load_admin, verify_password
 from ghlsync.console._session import LoginLimiter
-from ghlsync.engine import list_dead_letters
+from ghlsync.dripjobs._verify import sign
+from ghlsync.engine import claim, dead_letter, list_dead_letters
+from ghlsync.mapping import AppConfig
+from ghlsync.server._thread import serve_in_thread
+from ghlsync.store._tables_engine import audit_log
 from tests._console_kit import (
+    LOCATION,
     PASSWORD,
     ConsoleSite,
+    console_config,
     csrf_of,
     sign_in,
     start,
 )
+from tests._engine_kit import delivery, send
 
 
 def test_without_a_password_every_console_page_says_how_to_set_one(
@@ -105,6 +120,35 @@ def test_sign_in_is_rate_limited_per_address(console_site: ConsoleSite) -> None:
         assert "ghlsync_console=" not in limited.headers.get("set-cookie", "")
 
 
+def test_send_test_posts_a_signed_write_back_to_the_catch_hook(
+    console_store: sa.Engine,
+) -> None:
+
+    caught: list[tuple[dict[str, str], bytes]] = []
+
+    async def catch(request: Request) -> Response:
+        caught.append((dict(request.headers), await request.body()))
+        return Response(status_code=200)
+
+    whsec = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    with serve_in_thread(Starlette(routes=[Route("/catch", catch, methods=["POST"])])) as hook:
+        raw = console_config().model_dump(mode="python", by_alias=True)
+        raw["writeback"] = {"secret": whsec, "actions": {"create_lead": {"url": f"{hook}/catch"}}}
+        config = AppConfig.model_validate(raw)
+        with start(console_store, config=config) as site, httpx2.Client() as client:
+            sign_in(client, site)
+            page = client.get(f"{site.console}/connections")
+            assert f"{hook}/catch" in page.text and "Signed with" in page.text
+            answer = client.post(
+                f"{site.console}/writeback/create_lead/test", data={"csrf": csrf_of(page.text)}
+            )
+    assert "create_lead: the URL accepted the test (200)." in answer.text
+    ((headers, body),) = caught
+    assert json.loads(body)["data"] == {"sent_by": "ghlsync console", "test": "true"}
+    webhook_id, stamp = headers["webhook-id"], int(headers["webhook-timestamp"])
+    assert headers["webhook-signature"] == sign(whsec, webhook_id, stamp, body)
+
+
 def test_the_limiter_forgets_failures_after_its_window() -> None:
     limiter = LoginLimiter(attempts=2, window=60)
     limiter.failed("a", 100.0)
@@ -154,3 +198,61 @@ def test_set_password_command_stores_a_hash_and_signs_everyone_out(
     second = load_admin(console_store)
     assert second is not None and second.session_key != first.session_key
     assert time.time() > 0
+
+
+def test_replay_all_matching_replays_only_what_the_filters_match(
+    console_site: ConsoleSite,
+) -> None:
+
+    send(console_site.engine, delivery("other-1", location="elsewhere", email="x"))
+
+    for item in claim(console_site.engine, "w2", ["elsewhere"], 10, 30):
+        assert dead_letter(console_site.engine, item, "GHL answered 401", "AuthError")
+    with httpx2.Client() as client:
+        sign_in(client, console_site)
+        listed = client.get(f"{console_site.console}/dead-letters", params={"text": "401"})
+        assert "other-1" in listed.text and "cust-bad" not in listed.text
+        assert "GHL refused the sign-in token" in listed.text
+        answer = client.post(
+            f"{console_site.console}/dead-letters/replay",
+            data={"csrf": csrf_of(listed.text), "location": "", "entity": "", "text": "401"},
+        )
+        assert "1 dead letter queued again." in answer.text
+    (left,) = list_dead_letters(console_site.engine)
+    assert (left.location_id, left.source_id) == (LOCATION, "cust-bad")
+
+
+def test_activity_filters_by_location_direction_and_outcome(console_site: ConsoleSite) -> None:
+
+    rows = [
+        ("loc-a", "contact", "c-ok", "created"),
+        ("loc-a", "contact", "c-dead", "dead"),
+        ("loc-b", "task", "t-ok", "updated"),
+    ]
+    with console_site.engine.begin() as conn:
+        conn.execute(
+            sa.insert(audit_log),
+            [
+                {
+                    "at": time.time(),
+                    "location_id": loc,
+                    "entity_type": kind,
+                    "source_id": sid,
+                    "action": action,
+                    "calls": 1,
+                }
+                for loc, kind, sid, action in rows
+            ],
+        )
+    with httpx2.Client() as client:
+        sign_in(client, console_site)
+
+        def shown(**params: str) -> set[str]:
+            text = client.get(f"{console_site.console}/activity", params=params).text
+            return {sid for _, _, sid, _ in rows if sid in text}
+
+        assert shown() == {"c-ok", "c-dead", "t-ok"}
+        assert shown(location="loc-a") == {"c-ok", "c-dead"}
+        assert shown(outcome="failed") == {"c-dead"}
+        assert shown(outcome="ok", location="loc-b") == {"t-ok"}
+        assert shown(direction="to_dripjobs") == set()
