@@ -127,7 +127,13 @@ def _series(conn: sa.Connection, now: float) -> dict[str, dict[str, list[int]]]:
         ("dead", dead_letters.c.created_at, dead_letters.c.location_id),
     )
     for key, at, location in sources:
-        bucket = sa.cast((at - start) / 3600, sa.Integer)
+        hours = (at - start) / 3600
+        # The hour's index: PostgreSQL's integer cast rounds, SQLite's truncates.
+        bucket = (
+            sa.cast(sa.func.floor(hours), sa.Integer)
+            if conn.dialect.name == "postgresql"
+            else sa.cast(hours, sa.Integer)
+        )
         query = (
             sa.select(location, bucket, sa.func.count())
             .where(at >= start, at <= now)
