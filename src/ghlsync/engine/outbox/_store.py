@@ -86,11 +86,14 @@ def enqueue(
     data: Mapping[str, str],
     url: str | None,
     now: float,
+    order: int = 0,
 ) -> Queued:
     """Write a write-back ahead of sending it (in the caller's transaction).
 
     At most one row per (`location_id`, `dedupe_key`): a repeat returns the existing row.
-    Without a URL the row is recorded as `skipped` (never sent; not an error).
+    Without a URL the row is recorded as `skipped` (never sent; not an error). `order`
+    separates the write-backs one decision queues for one record (its `created_at` moves by a
+    microsecond each), so they are sent in the order they were decided.
     """
     existing = _by_key(conn, location_id, dedupe_key)
     if existing is not None:
@@ -115,7 +118,7 @@ def enqueue(
             attempts=0,
             available_at=now,
             last_error=None if url else f"no URL configured for {action}",
-            created_at=now,
+            created_at=now + order * 1e-6,
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["location_id", "dedupe_key"])
@@ -173,9 +176,26 @@ def claim_due(
 ) -> list[OutboxItem]:
     """Lease up to `limit` due write-backs: pending and due, or `sending` with an expired
     lease (a sender died mid-POST: the same body and id go out again)."""
-    due = sa.or_(
-        sa.and_(o.status == "pending", o.available_at <= now),
-        sa.and_(o.status == "sending", o.lease_expires_at <= now),
+    earlier = writeback_outbox.alias("earlier")
+    # Write-backs of one GHL record go out in order: an update never overtakes the create
+    # it follows while that create waits for a retry.
+    blocked = (
+        sa.select(earlier.c.id)
+        .where(
+            earlier.c.location_id == o.location_id,
+            earlier.c.ghl_entity == o.ghl_entity,
+            earlier.c.ghl_id == o.ghl_id,
+            earlier.c.created_at < o.created_at,
+            earlier.c.status.in_(("pending", "sending")),
+        )
+        .exists()
+    )
+    due = sa.and_(
+        sa.or_(
+            sa.and_(o.status == "pending", o.available_at <= now),
+            sa.and_(o.status == "sending", o.lease_expires_at <= now),
+        ),
+        ~blocked,
     )
     query = sa.select(o.id, o.location_id, o.action, o.body, o.attempts).where(due)
     query = query.order_by(o.available_at).limit(limit)

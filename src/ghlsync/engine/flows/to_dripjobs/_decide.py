@@ -37,6 +37,7 @@ from ghlsync.engine.state import _ghlrecords
 from ghlsync.engine.state._ghlrecords import GHLRecord
 from ghlsync.ghl._errors import RetriableError
 from ghlsync.mapping._writeback import Trigger, WritebackSettings
+from ghlsync.store._tables_twoway import writeback_outbox
 
 __all__ = ["Decision", "GHLWork", "decide"]
 
@@ -161,9 +162,16 @@ def _triggers(
     now: float,
 ) -> Decision:
     decision = Decision("synced")
+    known = None  # is the record in DripJobs (linked, or a create write-back queued)?
     for trigger in settings.triggers:
         if trigger.event not in work.events:
             continue
+        if trigger.when != "unlinked":
+            # An update or a move needs the record in DripJobs first: GHL's webhooks reorder,
+            # and its create (which carries the current values) may still be on its way.
+            known = known if known is not None else _in_dripjobs(conn, work, sources)
+            if not known and not decision.queued:
+                continue
         for key, extra in _fired(trigger, work, sources, changed, added_tags):
             data = flat_data(settings, work, record, extra)
             if work.entity == "appointment":
@@ -178,12 +186,34 @@ def _triggers(
                 data=data,
                 url=settings.url(trigger.action),
                 now=now,
+                order=len(decision.queued),
             )
             decision.queued.append((trigger.action, queued.id, queued.status))
     if decision.queued:
         decision.action = "written_back"
         decision.detail = ", ".join(f"{a} {i} ({s})" for a, i, s in decision.queued)
     return decision
+
+
+CREATE_ACTIONS = ("create_lead", "create_appointment_request")
+
+
+def _in_dripjobs(conn: sa.Connection, work: GHLWork, sources: list[str]) -> bool:
+    """True when DripJobs has the record: linked to a DripJobs id, or created by a write-back."""
+    if sources:
+        return True
+    o = writeback_outbox.c
+    row = conn.execute(
+        sa.select(o.id)
+        .where(
+            o.location_id == work.location_id,
+            o.ghl_entity == work.entity,
+            o.ghl_id == work.ghl_id,
+            o.action.in_(CREATE_ACTIONS),
+        )
+        .limit(1)
+    ).first()
+    return row is not None
 
 
 def _fired(

@@ -25,6 +25,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
+from ghlsync.engine.flows.to_dripjobs._compare import same
 from ghlsync.engine.flows.to_ghl._contact_stamps import advanced, latest
 from ghlsync.engine.outbox._store import find_lead
 from ghlsync.engine.state import _ghlrecords, _idmap, _syncstate
@@ -127,7 +128,8 @@ def _link_appointment(
     contact = _idmap.get(conn, location_id, "contact", parent) if parent else None
     if contact is None or not contact.ghl_id:
         return None
-    ghl_id = _requested_appointment(conn, location_id, contact.ghl_id, now - ECHO_WINDOW)
+    start = entity.body.get("startTime")
+    ghl_id = _requested_appointment(conn, location_id, contact.ghl_id, start, now - ECHO_WINDOW)
     if ghl_id is None:
         return None
     body = dict(entity.body)
@@ -149,24 +151,33 @@ def _link_appointment(
 
 
 def _requested_appointment(
-    conn: sa.Connection, location_id: str, ghl_contact: str, since: float
+    conn: sa.Connection, location_id: str, ghl_contact: str, start: object, since: float
 ) -> str | None:
-    """The newest GHL appointment of this contact we asked DripJobs to create and that is
-    not linked to a DripJobs appointment yet."""
+    """The GHL appointment of this contact we asked DripJobs to create and that is not linked
+    to a DripJobs appointment yet: the one whose write-backs (request or a later update) had
+    this appointment's start, else the newest. So an appointment a DripJobs user booked
+    meanwhile at another time is not taken for ours while ours is around."""
     o = writeback_outbox.c
     rows = conn.execute(
-        sa.select(o.ghl_id, o.body)
+        sa.select(o.ghl_id, o.action, o.body)
         .where(
             o.location_id == location_id,
-            o.action == "create_appointment_request",
+            o.action.in_(("create_appointment_request", "update_appointment")),
             o.created_at >= since,
         )
         .order_by(o.created_at.desc())
     )
+    starts: dict[str, list[object]] = {}
+    requested: list[str] = []  # newest first
     for row in rows:
         data = json.loads(row.body).get("data", {})
         if data.get("ghl_contact_id") != ghl_contact:
             continue
-        if not _idmap.source_ids_for(conn, location_id, "appointment", row.ghl_id):
-            return str(row.ghl_id)
-    return None
+        starts.setdefault(row.ghl_id, []).append(data.get("start"))
+        if row.action == "create_appointment_request":
+            requested.append(str(row.ghl_id))
+    free = [g for g in requested if not _idmap.source_ids_for(conn, location_id, "appointment", g)]
+    for ghl_id in free:
+        if start and any(same("startTime", start, s) for s in starts[ghl_id] if s):
+            return ghl_id
+    return free[0] if free else None
