@@ -12,6 +12,7 @@ import sqlalchemy as sa
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker
 from ghlsync.engine.flows.to_ghl._model import FlowContext
+from ghlsync.engine.flows.to_ghl._opportunity import moved_deal_stage
 from ghlsync.engine.flows.to_ghl._pipelines import UnknownPipelineError, forget_pipelines
 from ghlsync.mapping import AppConfig, ConfigError, Mapper, MappingError, load_config
 from ghlsync.mapping._config import EventRule
@@ -195,3 +196,25 @@ async def test_worker_moves_the_card_once_under_duplicate_deliveries(
     )
     assert work_row(engine_store, "c1", location)["status"] == "done"
     assert count(engine_store, dead_letters) == 0
+
+
+async def test_a_card_moved_in_ghl_maps_back_to_the_dripjobs_stage(card_flow: Flow) -> None:
+    events: list[dict[str, Any]] = []
+    card_flow.state.event_hook = events.append
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="New lead")
+    [card] = _cards(card_flow)
+    location = card_flow.state.location(card_flow.ctx.location_id)
+    assert location is not None
+    booked = next(s for s in location.pipelines[card["pipelineId"]]["stages"]
+                  if s["name"] == "Estimate booked")  # fmt: skip
+    loc = card_flow.ctx.location_id
+    assert card_flow.ctx.client is not None
+    await card_flow.ctx.client.request(  # a person drags the card in GHL
+        "PUT", f"/opportunities/{card['id']}", key=loc, version="2021-07-28",
+        json={"pipelineStageId": booked["id"]},
+    )  # fmt: skip
+    [moved] = [e for e in events if e["type"] == "OpportunityStageUpdate"]
+    assert moved_deal_stage(SETTINGS, loc, moved) == ("deal", "Estimate Scheduled")
+    other = {**moved, "pipelineId": "elsewhere"}
+    assert moved_deal_stage(SETTINGS, loc, other) is None

@@ -56,6 +56,13 @@ class OpportunitySettings(BaseModel):
         """The DripJobs → GHL stage names of `deal` or `project`."""
         return self.deal_stages if kind == "deal" else self.project_stages
 
+    def dripjobs_stage(self, kind: str, ghl_stage: str) -> str:
+        """The DripJobs stage for a GHL stage name: the first `*_stages` entry naming it
+        (case-insensitive), else the same name (the reverse of `ghl_stage`)."""
+        folded = ghl_stage.casefold()
+        found = (k for k, v in self.stages(kind).items() if v.casefold() == folded)
+        return next(found, ghl_stage)
+
     def ghl_stage(self, kind: str, dripjobs_stage: str) -> str:
         """The GHL stage name for a DripJobs stage (case-insensitive; unmapped: the same)."""
         table = {k.casefold(): v for k, v in self.stages(kind).items()}

@@ -12,6 +12,7 @@ lost answer cannot make a second card; there is no pending row to resolve.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from ghlsync._clock import Clock
@@ -26,7 +27,7 @@ from ghlsync.engine.flows.to_ghl._model import (
     outcome,
     updated_at,
 )
-from ghlsync.engine.flows.to_ghl._pipelines import resolve
+from ghlsync.engine.flows.to_ghl._pipelines import cached_stage, resolve
 from ghlsync.engine.flows.to_ghl._plan import PlannedCall
 from ghlsync.engine.flows.to_ghl._records import answer_id
 from ghlsync.engine.state._syncstate import SyncState
@@ -88,3 +89,31 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     live = run.sender.live and isinstance(answer, dict)
     created = bool(answer.get("new")) if live else not known
     return outcome(run, entity, "created" if created else "updated", ghl_id, start)
+
+
+def moved_deal_stage(
+    settings: Any, location_id: str, event: Mapping[str, Any]
+) -> tuple[str, str] | None:
+    """For a GHL `OpportunityStageUpdate`/`OpportunityStatusUpdate` payload: (`deal` or
+    `project`, the DripJobs stage name) a `move_deal` write-back should carry, or None when
+    the card is not in a configured pipeline or its stage is not known yet.
+
+    The mapping of the way back, for the two-way core to call (it is not wired yet): the
+    stage name comes from the cached pipeline list and is reverse-mapped through
+    `deal_stages` / `project_stages`.
+    """
+    pipeline_id, stage_id = event.get("pipelineId"), event.get("pipelineStageId")
+    if not isinstance(pipeline_id, str) or not isinstance(stage_id, str):
+        return None
+    found = cached_stage(location_id, pipeline_id, stage_id)
+    if found is None:
+        return None
+    pipeline_name, stage_name = found
+    for kind in ("deal", "project"):
+        configured = settings.pipeline(kind)
+        if configured and configured.casefold() in (
+            pipeline_name.casefold(),
+            pipeline_id.casefold(),
+        ):
+            return kind, settings.dripjobs_stage(kind, stage_name)
+    return None

@@ -73,6 +73,19 @@ async def resolve(
     raise _unknown(known or [], pipeline, stage, setting)
 
 
+def cached_stage(location_id: str, pipeline_id: str, stage_id: str) -> tuple[str, str] | None:
+    """(pipeline name, stage name) of a stage id from the cached list, if known.
+
+    For the way back (a card moved in GHL → a DripJobs `move_deal` with the stage name): no
+    call, so a GHL event never costs a request to read.
+    """
+    for item in _cached(location_id, None) or []:
+        if item.id == pipeline_id:
+            name = next((n for n, sid in item.stages if sid == stage_id), None)
+            return (item.name, name) if name is not None else None
+    return None
+
+
 def _match(
     known: list[Pipeline], pipeline: str, stage: str | None
 ) -> tuple[str, str | None] | None:
@@ -108,7 +121,7 @@ def _unknown(
     )
 
 
-def _cached(location_id: str, clock: Clock) -> list[Pipeline] | None:
+def _cached(location_id: str, clock: Clock | None) -> list[Pipeline] | None:
     with _lock:
         entry = _cache.get(location_id)
     return entry[1] if entry is not None else None
