@@ -65,6 +65,9 @@ def test_sign_in_sets_a_strict_httponly_cookie_secure_behind_https(
         overview = client.get(f"{console_site.console}/")
         assert overview.status_code == 200 and "Smith Roofing" in overview.text
         assert "frame-ancestors 'none'" in overview.headers["content-security-policy"]
+        out = client.post(f"{console_site.console}/logout", data={"csrf": csrf_of(overview.text)})
+        assert out.status_code == 303 and "Max-Age=0" in out.headers["set-cookie"]
+        assert client.get(f"{console_site.console}/", follow_redirects=False).status_code == 303
     # Behind a TLS proxy: both cookies are Secure (sent back by hand: this client is on HTTP).
     with httpx2.Client(headers={"x-forwarded-proto": "https"}) as proxied:
         form = proxied.get(f"{console_site.console}/login")
