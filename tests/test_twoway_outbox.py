@@ -151,3 +151,29 @@ async def test_a_running_sender_sends_at_once_when_woken(tw: TwoWay) -> None:
     stop.set()
     await asyncio.wait_for(running, 5)
     assert row(tw, writeback_id)["status"] == "delivered"
+
+
+async def test_an_update_never_overtakes_the_create_of_its_record(tw: TwoWay) -> None:
+    with begin_immediate(tw.engine) as conn:
+        common: dict[str, object] = {
+            "location_id": "loc1",
+            "ghl_entity": "appointment",
+            "ghl_id": "a1",
+            "data": {"ghl_appointment_id": "a1", "email": "a@b.c"},
+            "now": tw.clock.now(),
+        }
+        create = enqueue(
+            conn, action="create_appointment_request", dedupe_key="c", url=HOOK + "c", **common
+        )  # type: ignore[arg-type]
+        update = enqueue(
+            conn, action="update_appointment", dedupe_key="u", url=HOOK + "u", order=1, **common
+        )  # type: ignore[arg-type]
+    tw.hook.faults = [503]
+    await tw.sender.drain_once()
+    assert tw.hook.attempts == [create.id]  # the update waits behind the failed create
+    assert row(tw, update.id)["status"] == "pending"
+    tw.clock.advance(600)
+    await tw.sender.drain_once()
+    await tw.sender.drain_once()
+    assert tw.hook.attempts == [create.id, create.id, update.id]
+    assert list(tw.hook.applied) == [create.id, update.id]
