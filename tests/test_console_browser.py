@@ -52,6 +52,10 @@ def test_rotate_a_secret_and_replay_a_dead_letter(
     page.get_by_role("link", name="Connections").click()
     url = f"/hooks/dripjobs/{console_site.connection_id}/lead.created"
     assert page.get_by_text(url).count() == 1  # the URL a Zap posts lead.created to
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.get_by_role("button", name="Copy the lead.created URL").last.click()
+    copied = page.evaluate("navigator.clipboard.readText()")
+    assert copied.endswith(url) and copied.startswith(console_site.url)
     page.get_by_role("button", name="Rotate the secret").click()  # confirm() accepted
     new_secret = page.get_by_test_id("new-secret").inner_text()
     assert new_secret and new_secret != console_site.secret
