@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx2
+from typer.testing import CliRunner
 
+from ghlsync.cli import app
 from ghlsync.ghl import GHLClient, StaticTokens
+from ghlsync.sandbox import SandboxServer
 from ghlsync.sandbox._pipelines import DEFAULT_PIPELINES
 from tests._openapi import load_spec, request_errors, response_errors
 from tests._sandbox import InProcessSandbox
@@ -182,3 +186,20 @@ async def _scenario(api: httpx2.AsyncClient) -> None:
     await api.get("/workflows/", params={"locationId": LOC})
     await api.get("/campaigns/", params={"locationId": LOC})
     await api.post("/opportunities/", json={"locationId": LOC, "bogus": 1})  # 422
+
+
+def test_ghlsync_call_reaches_the_new_operations(sandbox: SandboxServer) -> None:
+    args = ("--base-url", sandbox.url, "--token", sandbox.token, "--location", LOC)
+
+    def call(*more: str) -> Any:
+        result = CliRunner().invoke(app, ["call", *more, *args], catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return json.loads(result.stdout)
+
+    pipelines = call("get-pipelines")["pipelines"]
+    contact = call("create-contact", "--body", json.dumps({"email": "cli@x.io"}))["contact"]
+    body = {"pipelineId": pipelines[0]["id"], "contactId": contact["id"], "status": "won"}
+    upserted = call("Upsert-opportunity", "--body", json.dumps(body))
+    assert upserted["new"] is True and upserted["opportunity"]["status"] == "won"
+    assert call("get-workflow")["workflows"][0]["name"] == "New lead nurture"
+    assert call("get-campaigns")["campaigns"][0]["name"] == "Spring promotion"
