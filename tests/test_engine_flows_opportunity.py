@@ -218,3 +218,12 @@ async def test_a_card_moved_in_ghl_maps_back_to_the_dripjobs_stage(card_flow: Fl
     assert moved_deal_stage(SETTINGS, loc, moved) == ("deal", "Estimate Scheduled")
     other = {**moved, "pipelineId": "elsewhere"}
     assert moved_deal_stage(SETTINGS, loc, other) is None
+
+
+def test_preview_counts_the_card_fields_as_mapped() -> None:
+    payload = {**DEAL, "deal_stage": "New lead", "proposal_amount": 5, "colour": "red"}
+    plain = Mapper(AppConfig.default()).unmapped("deal.stage_changed", payload)
+    config = AppConfig.default().model_copy(update={"opportunities": SETTINGS})
+    with_cards = Mapper(config).unmapped("deal.stage_changed", payload)
+    assert {"salesperson", "proposal_amount", "deal_id"} <= set(plain)
+    assert with_cards == ["colour"]

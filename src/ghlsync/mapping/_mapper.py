@@ -18,7 +18,7 @@ from ghlsync.mapping import _dates
 from ghlsync.mapping._config import AppConfig, EntityType, EventRule, FieldRule, TagRule
 from ghlsync.mapping._errors import MappingError, UnknownEventError
 from ghlsync.mapping._model import EntityKey, MappedEntity, MappedEvent
-from ghlsync.mapping._opportunities import opportunity_entity
+from ghlsync.mapping._opportunities import card_fields, opportunity_entity
 from ghlsync.mapping._transforms import (
     Context,
     TransformFailed,
@@ -112,6 +112,7 @@ class Mapper:
         """The payload's fields (folded) that no rule of `event` reads, in payload order."""
         rule = self._rule(event)
         used = self._used_fields(rule, fold_keys(payload))
+        used |= {_fold(n) for n in card_fields(self.config.opportunities, event)}
         return [name for name in fold_keys(payload) if name not in used]
 
     def _entities(

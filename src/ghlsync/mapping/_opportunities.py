@@ -74,6 +74,15 @@ def opportunity_entity(
     )
 
 
+def card_fields(settings: OpportunitySettings, event: str) -> list[str]:
+    """The DripJobs fields the card of `event` reads (none when it makes no card)."""
+    rule = DEAL_EVENTS.get(event)
+    if rule is None or settings.pipeline(rule.pipeline) is None:
+        return []
+    names = [rule.stage_field, settings.assignee_field, *settings.amount_fields]
+    return [*names, f"{rule.pipeline}_name", f"{rule.pipeline}_id"]
+
+
 def _amount(settings: OpportunitySettings, data: Mapping[str, Any]) -> float | None:
     """The first amount field present, as a number (`$1,250.50` → 1250.5)."""
     for name in settings.amount_fields:
