@@ -116,7 +116,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         export = folder / "customers.csv"
         write_export(export, args.rows)
         existing = int(args.rows * args.existing)
-        server = SandboxServer(burst=args.rate, interval_ms=1000).start()
+        # GHL's daily limit (200,000) is below what 100,000 new customers need (~2 calls
+        # each); the limiter then stops claiming at its daily reserve, so lift it here.
+        server = SandboxServer(burst=args.rate, interval_ms=1000, daily=100_000_000).start()
         try:
             seed(server.state, server.location_id, existing, max(1, args.rows // max(existing, 1)))
             before = len(server.state.requests)
