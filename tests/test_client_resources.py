@@ -19,6 +19,8 @@ from ghlsync.ghl._models import (
     Contact,
     CustomField,
     Note,
+    Opportunity,
+    OpportunityUpsert,
     Tag,
     Task,
     UpsertResult,
@@ -40,6 +42,36 @@ class _Tokens:
 
 TASK = {"title": "Call back", "dueDate": "2026-12-01T10:00:00Z", "completed": False}
 APPT = {"calendarId": "cal1", "contactId": "c1", "startTime": "2026-12-01T10:00:00-05:00"}
+
+OPP = {"pipelineId": "p1", "contactId": "c1", "name": "Deck", "status": "open"}
+# The spec requires the follower fields on an upsert; "add nothing" is what the flow sends.
+KEEP_FOLLOWERS = {"followers": [], "isRemoveAllFollowers": False, "followersActionType": "add"}
+SEARCH = {
+    "query": "deck", "limit": 20, "page": 1, "searchAfter": [],
+    "additionalDetails": {"notes": False, "tasks": False, "calendarEvents": False,
+                          "unReadConversations": False},
+}  # fmt: skip
+OPPORTUNITY_CASES: list[tuple[str, Call, type | None]] = [
+    ("get-pipelines", lambda g: g.opportunities.pipelines(LOC), list),
+    ("get-opportunity", lambda g: g.opportunities.get(LOC, "o1"), Opportunity),
+    ("create-opportunity", lambda g: g.opportunities.create(LOC, OPP), Opportunity),
+    ("update-opportunity", lambda g: g.opportunities.update(LOC, "o1", {"status": "won"}),
+     Opportunity),
+    ("Upsert-opportunity",
+     lambda g: g.opportunities.upsert(LOC, {**OPP, **KEEP_FOLLOWERS}), OpportunityUpsert),
+    ("update-opportunity-status", lambda g: g.opportunities.set_status(LOC, "o1", "won"), Ack),
+    ("delete-opportunity", lambda g: g.opportunities.delete(LOC, "o1"), Ack),
+    ("search-opportunity", lambda g: g.opportunities.search(LOC, contact_id="c1"), None),
+    ("search-opportunities-advanced", lambda g: g.opportunities.search_advanced(LOC, SEARCH),
+     None),
+    ("get-lost-reason", lambda g: g.opportunities.lost_reasons(LOC), list),
+    ("add-followers-opportunity", lambda g: g.opportunities.add_followers(LOC, "o1", ["u1"]),
+     None),
+    ("remove-followers-opportunity",
+     lambda g: g.opportunities.remove_followers(LOC, "o1", ["u1"]), None),
+    ("get-workflow", lambda g: g.workflows.list(LOC), list),
+    ("get-campaigns", lambda g: g.campaigns.list(LOC), list),
+]  # fmt: skip
 
 CASES: list[tuple[str, Call, type | None]] = [
     ("get-contact", lambda g: g.contacts.get(LOC, "c1"), Contact),
@@ -143,6 +175,7 @@ CASES: list[tuple[str, Call, type | None]] = [
     ("create-business", lambda g: g.businesses.create(LOC, {"name": "Acme"}), None),
     ("update-business", lambda g: g.businesses.update(LOC, "b1", {"name": "Acme"}), None),
     ("delete-Business", lambda g: g.businesses.delete(LOC, "b1"), Ack),
+    *OPPORTUNITY_CASES,
 ]
 
 
@@ -181,6 +214,9 @@ def test_client_docstring_lists_every_resource_method() -> None:
         "locations": r.Locations,
         "users": r.Users,
         "businesses": r.Businesses,
+        "opportunities": r.Opportunities,
+        "workflows": r.Workflows,
+        "campaigns": r.Campaigns,
     }
     sections: dict[str, list[str]] = {}
     current: list[str] = []

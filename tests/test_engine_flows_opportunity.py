@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx2
 import pytest
 import sqlalchemy as sa
 
@@ -20,6 +21,7 @@ from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.store._tables_engine import dead_letters
 from tests._engine_flows_kit import CUSTOMER, Flow, make_client
 from tests._engine_kit import count, delivery, send, work_row
+from tests._openapi import load_spec, request_errors
 from tests._sandbox import InProcessSandbox
 
 SETTINGS = OpportunitySettings(
@@ -128,12 +130,25 @@ async def test_without_a_pipeline_deals_stay_tags_only(flow: Flow) -> None:
     assert flow.records("opportunities") == []
 
 
-async def test_preview_plans_the_upsert_without_sending(card_flow: Flow) -> None:
+async def test_preview_plans_the_upsert_without_sending(
+    card_flow: Flow, ghl_spec_dir: Path
+) -> None:
     await card_flow.sync("customer.created", **CUSTOMER)
     before = len(card_flow.requests())
     planned = await card_flow.plan("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
-    assert [c.path for c in planned if c.method == "POST"][-1] == "/opportunities/upsert"
+    upsert = planned[-1]
+    assert (upsert.method, upsert.path) == ("POST", "/opportunities/upsert")
     assert len(card_flow.requests()) == before
+    # The body the flow builds is one GHL's spec accepts (follower fields included). This
+    # event has no amount: the spec types the upsert's `monetaryValue` `object`, a defect
+    # (GHL takes a number; docs/sandbox.md).
+    request = httpx2.Request(
+        "POST",
+        "https://services.leadconnectorhq.com/opportunities/upsert",
+        json=upsert.body,
+        headers={"Version": upsert.version, "Authorization": "Bearer x"},
+    )
+    assert request_errors(load_spec(ghl_spec_dir, "opportunities"), request) == []
 
 
 def test_config_file_takes_the_opportunities_section(tmp_path: Path) -> None:

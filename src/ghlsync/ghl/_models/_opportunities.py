@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, Field
 
 from ghlsync.ghl._models._base import Answer, Body
 
@@ -97,18 +97,25 @@ class PipelineStage(Answer):
     position: int | None = None
 
 
+def _stage_objects(value: Any) -> Any:
+    """GHL sends stage objects; the spec declares an array of arrays: keep only objects."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else value
+
+
 class Pipeline(Answer):
     """A pipeline of a location with its stages in order."""
 
     id: str
     name: str = ""
-    stages: list[PipelineStage] = Field(default_factory=list)
+    stages: Annotated[list[PipelineStage], BeforeValidator(_stage_objects)] = Field(
+        default_factory=list
+    )
 
 
 class Opportunity(Answer):
     """An opportunity (a deal card in a pipeline)."""
 
-    id: str
+    id: str = ""  # empty only if GHL leaves it out (the spec declares a bare object for upsert)
     name: str | None = None
     pipeline_id: str | None = None
     pipeline_stage_id: str | None = None

@@ -35,6 +35,8 @@ from ghlsync.ghl._errors import ServerError
 from ghlsync.mapping import MappedEntity, content_hash
 
 ENTITY = "opportunity"
+# The spec requires the follower fields on an upsert: "add nobody" leaves followers as they are.
+KEEP_FOLLOWERS = {"followers": [], "isRemoveAllFollowers": False, "followersActionType": "add"}
 _SENT = ("status", "monetaryValue", "assignedTo")
 
 
@@ -70,6 +72,7 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     body.update({k: entity.body[k] for k in _SENT if k in entity.body})
     if not known:
         body.setdefault("name", entity.defaults.get("name") or entity.source_id)
+    body.update(KEEP_FOLLOWERS)
     call = PlannedCall(
         "POST", "/opportunities/upsert", body=body, purpose="upsert", idempotent=True
     )
