@@ -4,7 +4,9 @@ logger (ghlsync's own, uvicorn's), rendered by structlog.
 - `text` (the default): `2026-12-06T01:23:09Z [info     ] message    [ghlsync.engine]`, one
   event a line, with the timestamp (UTC) and the level;
 - `json`: one JSON object a line (`timestamp`, `level`, `logger`, `event` and any extra
-  fields), for a log shipper.
+  fields), for a log shipper. A line written while the worker syncs an item also carries
+  `location`, `event_type`, `entity`, `entity_id`, `delivery_id` and `work_id` (structlog
+  context variables the worker binds around the item).
 
 The per-request lines of the GHL client (`ghlsync.ghl`, one per API call) and alembic's start-up
 chatter are detail: shown at `--log-level debug` only, so that INFO stays readable at thousands
@@ -58,6 +60,8 @@ def _level(level: str) -> int:
 
 def _formatter(as_json: bool) -> structlog.stdlib.ProcessorFormatter:
     shared: list[Any] = [
+        # The worker binds location, event type, entity and delivery id around each item.
+        structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.stdlib.ExtraAdder(),

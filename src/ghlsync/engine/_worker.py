@@ -27,8 +27,10 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
 import sqlalchemy as sa
+import structlog
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync._metrics import SYNC_METRICS
 from ghlsync.engine._failures import CONFIG_PAUSE_SECONDS, Failure, classify_failure, gave_up
 from ghlsync.engine.flows.to_dripjobs._dispatch import is_ghl_work, sync_ghl
 from ghlsync.engine.flows.to_dripjobs._link import link_echo
@@ -377,10 +379,12 @@ class Worker:
         expire, so the item is retried by whichever worker claims it next)."""
         if after:
             await asyncio.wait(after)
-        try:
-            await self._settle(item)
-        except Exception:
-            _log.exception("settling work item %s failed", item.id)
+        # Every log line of this item's sync (ours, the flows', the GHL client's) says which.
+        with structlog.contextvars.bound_contextvars(**_log_context(item)):
+            try:
+                await self._settle(item)
+            except Exception:
+                _log.exception("settling work item %s failed", item.id)
         self.processed += 1
 
     async def _settle(self, item: Claim) -> None:
@@ -526,6 +530,7 @@ class Worker:
     async def _complete(self, item: Claim, audit: Sequence[AuditEntry]) -> None:
         now = self.clock.now()
         await self._settler.run(lambda conn: complete_in(conn, item, audit, now))
+        _count(item, audit, now)
 
     def _pause(self, location_id: str, failure: Failure) -> None:
         """A configuration error: claim nothing of the location until the pause ends (every
@@ -548,6 +553,7 @@ class Worker:
         await self._settler.run(
             lambda conn: retry_in(conn, item, failure.reason, delay, counts, note, now)
         )
+        _count(item, note, None)
 
     async def _dead(self, item: Claim, failure: Failure) -> None:
         note = [AuditEntry("dead", detail=failure.reason)]
@@ -555,6 +561,7 @@ class Worker:
         await self._settler.run(
             lambda conn: dead_letter_in(conn, item, failure.reason, failure.error_class, note, now)
         )
+        _count(item, note, None)
         _log.warning(
             "dead letter: location %s, %s %s, event %s: %s",
             item.location_id,
@@ -583,6 +590,28 @@ class _EventFailed(Exception):
 
 def _is_parent(item: Claim) -> bool:
     return item.entity_type in ("contact", "ghl_contact")
+
+
+def _log_context(item: Claim) -> dict[str, Any]:
+    """The fields every log line of `item`'s sync carries (docs/observability.md)."""
+    delivery = item.payload.get("delivery_id") if isinstance(item.payload, dict) else None
+    return {
+        "location": item.location_id,
+        "event_type": item.event,  # not `event`: structlog's key for the message
+        "entity": item.entity_type,
+        "entity_id": item.source_id,
+        "delivery_id": None if delivery is None else str(delivery),
+        "work_id": item.id,
+    }
+
+
+def _count(item: Claim, audit: Sequence[AuditEntry], now: float | None) -> None:
+    """Metrics of a settled item: its outcomes and, when synced (`now`) after its only
+    delivery, the time since the webhook arrived (a merged row's `created_at` is older)."""
+    for entry in audit:
+        SYNC_METRICS.outcome(entry.entity_type or item.entity_type, entry.action)
+    if now is not None and item.generation == 1 and item.created_at is not None:
+        SYNC_METRICS.synced(item.entity_type, now - item.created_at)
 
 
 def _audit(outcome: Outcome) -> AuditEntry:

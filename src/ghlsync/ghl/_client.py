@@ -126,6 +126,7 @@ from typing import Any, Self
 import httpx2
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync._metrics import SYNC_METRICS
 from ghlsync._secret import Secret
 from ghlsync.ghl._errors import (
     GHLError,
@@ -323,6 +324,7 @@ class GHLClient:
     async def _observe(self, call: _Call, response: httpx2.Response, seconds: float) -> None:
         if self._limiter is not None:
             await self._limiter.observe(call.key, response.status_code, response.headers)
+        SYNC_METRICS.ghl_call(_operation(call), response.status_code, seconds)
         rate = RateInfo.from_headers(response.headers)
         if rate is not None:
             self._rates[call.key] = rate
@@ -378,6 +380,7 @@ class GHLClient:
             rng=self._rng,
         )
         _log.warning("ghl %s %s failed: %s (%s)", call.method, call.path, kind, decision.reason)
+        SYNC_METRICS.ghl_call(_operation(call), "transport_error", None)
         if decision.retry:
             await self._wait(call, decision, False)
             return
@@ -386,6 +389,7 @@ class GHLClient:
         raise error_class(message, method=call.method, path=call.path) from None
 
     async def _wait(self, call: _Call, decision: RetryDecision, skip_wait: bool) -> None:
+        SYNC_METRICS.ghl_retry(_operation(call), throttled=not decision.counts)
         if decision.counts:
             call.attempt += 1
         else:
@@ -426,6 +430,15 @@ class _Call:
     attempt: int = 1
     throttled: int = 0
     refreshed: bool = False
+    operation: str | None = None  # the metrics label, found once per logical request
+
+
+def _operation(call: _Call) -> str:
+    """The spec operation id of `call` (a bounded label: never the path, which holds ids)."""
+    if call.operation is None:
+        found = find_operation(call.method, call.path)
+        call.operation = found.operation_id if found is not None else "other"
+    return call.operation
 
 
 def _check_body(call: _Call) -> None:

@@ -33,6 +33,7 @@ from ghlsync.server._health import WorkerState
 from ghlsync.server._hooks import DripJobsReceiver
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._probes import AdminGate, Probes
+from ghlsync.server._queue_metrics import QueueCollector
 from ghlsync.server._records import RecordsApi
 from ghlsync.store import is_sqlite
 
@@ -71,7 +72,7 @@ def create_app(
     committer: GroupCommitter[Delivery] = GroupCommitter(
         engine, accept, writers=1 if is_sqlite(engine) else PG_WRITERS, lock_order=_entity
     )
-    metrics = ReceiverMetrics()
+    metrics = ReceiverMetrics(QueueCollector(engine, clock))
     connections = ConnectionTable(config, locations)
     receiver = DripJobsReceiver(
         connections=connections,

@@ -77,9 +77,9 @@ class DripJobsReceiver:
             message = f"the delivery could not be stored ({exc.__class__.__name__}); retry"
             return self._refuse(Rejection(503, "store_unavailable", message))
         if fresh:
-            self._metrics.accepted()
+            self._metrics.accepted(delivery.event)
             return accepted(delivery.delivery_id or delivery_key(delivery))
-        self._metrics.duplicate()
+        self._metrics.duplicate(delivery.event)
         return duplicate()
 
     def _refuse(self, rejection: Rejection) -> Response:

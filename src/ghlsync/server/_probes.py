@@ -79,4 +79,6 @@ class Probes:
             response = json_response(401, {"error": "admin_token_required", "message": message})
             response.headers["www-authenticate"] = "Bearer"
             return response
-        return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+        # In a thread: the per-location gauges read the store.
+        text = await asyncio.to_thread(self.metrics.render)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)

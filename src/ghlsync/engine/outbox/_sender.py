@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Callable
 
 import httpx2
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync._metrics import SYNC_METRICS
 from ghlsync.dripjobs._writeback import writeback_headers
 from ghlsync.engine.outbox._store import (
     OutboxItem,
@@ -129,8 +131,10 @@ class OutboxSender:
             return
         secret = self.settings.secret.reveal() if self.settings.secret is not None else None
         headers = writeback_headers(secret, item.id, int(self.clock.now()), item.body)
+        started = time.perf_counter()  # metrics: write-back delivery duration
         try:
             response = await client.post(url, content=item.body, headers=headers)
+            SYNC_METRICS.writeback_sent(item.action, time.perf_counter() - started)
         except httpx2.HTTPError as exc:
             await self._retry(item, None, f"{type(exc).__name__}: {exc}", None)
             return
@@ -141,6 +145,7 @@ class OutboxSender:
             now = self.clock.now()
             if await asyncio.to_thread(mark_delivered, self.engine, item, status, now=now):
                 self.delivered += 1
+                SYNC_METRICS.writeback(item.action, "delivered")
         elif status == 429 or status >= 500:
             wait = _retry_after(response.headers.get("retry-after")) if status == 429 else None
             await self._retry(item, status, f"{status} {response.text[:200]}", wait)
@@ -154,11 +159,13 @@ class OutboxSender:
             await self._dead(item, status, f"gave up after {item.attempts} attempts: {error}")
             return
         delay = wait if wait is not None else backoff(item.attempts, rng=self._rng)
+        SYNC_METRICS.writeback(item.action, "retry")
         now = self.clock.now()
         await asyncio.to_thread(mark_retry, self.engine, item, status, error, delay, now=now)
 
     async def _dead(self, item: OutboxItem, status: int | None, error: str) -> None:
         _log.warning("write-back %s (%s) dead-lettered: %s", item.id, item.action, error)
+        SYNC_METRICS.writeback(item.action, "dead")
         now = self.clock.now()
         await asyncio.to_thread(mark_dead, self.engine, item, status, error, now=now)
 

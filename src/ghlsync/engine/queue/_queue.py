@@ -63,6 +63,7 @@ class Claim:
     lease_owner: str
     lease_token: str
     lease_expires_at: float
+    created_at: float | None = None  # the row's first delivery (metrics: webhook -> GHL)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +165,7 @@ def _snapshot(row: Mapping[str, Any]) -> Claim:
         lease_owner=row["lease_owner"],
         lease_token=row["lease_token"],
         lease_expires_at=float(row["lease_expires_at"]),
+        created_at=row.get("created_at"),
     )
 
 

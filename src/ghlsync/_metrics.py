@@ -1,0 +1,122 @@
+"""The sync's Prometheus counters and histograms: GHL calls, sync outcomes, write-backs.
+
+One process-wide `SYNC_METRICS` (the worker, the GHL client and the outbox sender of a process
+all count into it; `ghlsync serve` shows it on `/metrics` next to the receiver's counters and
+the per-location gauges read from the store). The hot path only increments: no store reads, no
+label built from an id. Every label value comes from a closed set (operation ids of the spec,
+entity types, audit actions, write-back actions, HTTP status codes), so the number of series
+stays bounded however many contacts flow through (docs/observability.md).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+__all__ = ["SYNC_METRICS", "SyncMetrics"]
+
+# Seconds; GHL answers in 0.1-2 s, a sync includes queueing and retries (minutes at worst).
+_CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+_SYNC_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+
+
+class SyncMetrics:
+    """The sync side's metrics, on their own registry (`registry`)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        reg = self.registry
+        self.ghl_calls = Counter(
+            "ghlsync_ghl_calls",
+            "GHL API requests sent (every attempt), by spec operation id and HTTP status "
+            "(`transport_error` when no answer came).",
+            ["operation", "status"],
+            registry=reg,
+        )
+        self.ghl_call_seconds = Histogram(
+            "ghlsync_ghl_call_duration_seconds",
+            "Duration of one GHL API request (one attempt), by operation.",
+            ["operation"],
+            buckets=_CALL_BUCKETS,
+            registry=reg,
+        )
+        self.ghl_rate_limited = Counter(
+            "ghlsync_ghl_rate_limited",
+            "GHL answers 429 (rate limited), by operation.",
+            ["operation"],
+            registry=reg,
+        )
+        self.ghl_retries = Counter(
+            "ghlsync_ghl_retries",
+            "GHL requests sent again by the client, by operation and why "
+            "(`throttled`: after a 429, `error`: after a 5xx or a transport error).",
+            ["operation", "reason"],
+            registry=reg,
+        )
+        self.sync_outcomes = Counter(
+            "ghlsync_sync_outcomes",
+            "Work items settled by the worker, by entity type and action (created, updated, "
+            "skipped, retry, throttled, paused, dead, written_back, ...).",
+            ["entity", "action"],
+            registry=reg,
+        )
+        self.sync_latency = Histogram(
+            "ghlsync_sync_latency_seconds",
+            "From the webhook's arrival to its sync finished in GHL, by entity type (records "
+            "whose work row saw one delivery).",
+            ["entity"],
+            buckets=_SYNC_BUCKETS,
+            registry=reg,
+        )
+        self.dead_letters = Counter(
+            "ghlsync_dead_letters",
+            "Work items dead-lettered (no more retries), by entity type.",
+            ["entity"],
+            registry=reg,
+        )
+        self.writebacks = Counter(
+            "ghlsync_writebacks",
+            "Write-backs to DripJobs (two-way sync) settled, by action and outcome "
+            "(delivered, retry, dead).",
+            ["action", "outcome"],
+            registry=reg,
+        )
+        self.writeback_seconds = Histogram(
+            "ghlsync_writeback_duration_seconds",
+            "Duration of one write-back POST to its Zap URL, by action.",
+            ["action"],
+            buckets=_CALL_BUCKETS,
+            registry=reg,
+        )
+
+    def ghl_call(self, operation: str, status: int | str, seconds: float | None) -> None:
+        """One GHL request answered `status` (or `transport_error`) after `seconds`."""
+        self.ghl_calls.labels(operation, str(status)).inc()
+        if seconds is not None:
+            self.ghl_call_seconds.labels(operation).observe(seconds)
+        if status == 429:
+            self.ghl_rate_limited.labels(operation).inc()
+
+    def ghl_retry(self, operation: str, throttled: bool) -> None:
+        """The client sends a request again."""
+        self.ghl_retries.labels(operation, "throttled" if throttled else "error").inc()
+
+    def outcome(self, entity: str, action: str) -> None:
+        """One settled item (or one record of it) ended with `action`."""
+        self.sync_outcomes.labels(entity, action).inc()
+        if action == "dead":
+            self.dead_letters.labels(entity).inc()
+
+    def synced(self, entity: str, seconds: float) -> None:
+        """A record reached GHL `seconds` after its webhook arrived."""
+        self.sync_latency.labels(entity).observe(max(0.0, seconds))
+
+    def writeback(self, action: str, outcome: str) -> None:
+        """A write-back ended an attempt as `outcome` (delivered, retry, dead)."""
+        self.writebacks.labels(action, outcome).inc()
+
+    def writeback_sent(self, action: str, seconds: float) -> None:
+        """A write-back POST answered (any status) after `seconds`."""
+        self.writeback_seconds.labels(action).observe(seconds)
+
+
+SYNC_METRICS = SyncMetrics()
