@@ -18,12 +18,14 @@ import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
 from ghlsync.demo import Pipeline, PipelineOptions, Summary, build_stream
+from ghlsync.engine.outbox._store import enqueue
 from ghlsync.ghl._operations import OPERATIONS, find_operation
 from ghlsync.server._queue_metrics import QueueCollector
-from ghlsync.store import create_engine, migrate
+from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables import ghl_connections
 from ghlsync.store._tables_engine import audit_log
 from tests._metrics_kit import Samples, by_label, delta, parse, sync_now, total, value
+from tests._twoway_kit import HOOK, TwoWay
 
 # Every label a series may carry: none of them is an id of a contact, record or delivery.
 ALLOWED_LABELS = {"operation", "status", "entity", "action", "event", "answer", "outcome"}
@@ -178,3 +180,43 @@ def test_token_expiry_and_connection_gauges_come_from_the_store(tmp_path: Any) -
     again = parse(generate_latest(registry).decode())
     assert value(again, up, location="loc_a") == 1
     engine.dispose()
+
+
+async def test_writeback_metrics_count_each_answer(tw: TwoWay) -> None:
+    before = sync_now()
+    first = _queue_writeback(tw, "create_lead:g1")
+    tw.hook.faults = [429, 500]  # two retries, then delivered
+    for _ in range(3):
+        await tw.sender.drain_once()
+        tw.clock.advance(600)
+    second = _queue_writeback(tw, "create_lead:g2")
+    tw.hook.faults = [400]  # the Zap refuses it: dead at once
+    await tw.sender.drain_once()
+    after = sync_now()
+
+    assert first != second
+    grown = {
+        outcome: delta(
+            after, before, "ghlsync_writebacks_total", action="create_lead", outcome=outcome
+        )
+        for outcome in ("delivered", "retry", "dead")
+    }
+    assert grown == {"delivered": 1, "retry": 2, "dead": 1}
+    posts = delta(after, before, "ghlsync_writeback_duration_seconds_count", action="create_lead")
+    assert posts == 4  # every POST that was answered
+
+
+def _queue_writeback(tw: TwoWay, key: str) -> str:
+    with begin_immediate(tw.engine) as conn:
+        queued = enqueue(
+            conn,
+            location_id="loc1",
+            action="create_lead",
+            dedupe_key=key,
+            ghl_entity="contact",
+            ghl_id=key.rsplit(":", 1)[1],
+            data={"email": "a@b.c"},
+            url=HOOK + "create_lead",
+            now=tw.clock.now(),
+        )
+    return queued.id
