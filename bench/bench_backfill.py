@@ -97,12 +97,12 @@ def seed(state: Any, location_id: str, count: int, step: int) -> None:
             create(state, location, {"email": f"pat{i}@example.com", "firstName": "Old"})
 
 
-def config_file(path: Path) -> Path:
+def config_file(path: Path, args: argparse.Namespace) -> Path:
     from ghlsync.mapping._load import preset_text
 
     raw = yaml.safe_load(preset_text())
-    raw["backfill"] = {"window": 256, "batch": 64}
-    raw["worker"] = {**raw.get("worker", {}), "concurrency": 32}
+    raw["backfill"] = {"window": args.window, "batch": args.batch}
+    raw["worker"] = {**raw.get("worker", {}), "concurrency": args.concurrency}
     path.write_text(yaml.safe_dump(raw, sort_keys=False), "utf-8")
     return path
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             before = len(server.state.requests)
             env = {
                 **os.environ,
-                "GHLSYNC_CONFIG": str(config_file(folder / "ghlsync.yaml")),
+                "GHLSYNC_CONFIG": str(config_file(folder / "ghlsync.yaml", args)),
                 "GHLSYNC_DATABASE_URL": f"sqlite:///{folder / 'ghlsync.db'}",
                 "GHLSYNC_GHL_BASE_URL": server.url,
                 "GHLSYNC_GHL_LOCATION_ID": server.location_id,
@@ -154,6 +154,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "rows": args.rows,
         "existing": existing,
         "rate_per_s": args.rate,
+        "window_batch_concurrency": [args.window, args.batch, args.concurrency],
         "calls": calls,
         "calls_per_row": round(calls / args.rows, 3),
         "throttled_429": sum(1 for r in log if r["status"] == 429),
@@ -180,6 +181,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--rate", type=int, default=400, help="emulated limit, calls/second")
     parser.add_argument("--existing", type=float, default=0.05, help="share already in GHL")
+    parser.add_argument("--window", type=int, default=32, help="backfill.window")
+    parser.add_argument("--batch", type=int, default=16, help="backfill.batch")
+    parser.add_argument("--concurrency", type=int, default=16, help="worker.concurrency")
     result = run(parser.parse_args())
     print(json.dumps(result, indent=2))
     ok = result["duplicate_contacts"] == 0 and result["contacts"] == result["rows"]
