@@ -8,8 +8,10 @@ process exits 0. A second signal stops at once; the leases it held expire instea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,18 @@ def worker(
     ),
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
+    metrics_port: int | None = typer.Option(
+        None,
+        "--metrics-port",
+        min=0,
+        max=65535,
+        help="Serve this worker's own counters (GHL calls, sync outcomes, write-backs) at "
+        "GET /metrics on this port, behind server.admin_token when set "
+        "(docs/observability.md). Default: off.",
+    ),
+    metrics_host: str = typer.Option(
+        "127.0.0.1", "--metrics-host", help="Interface for --metrics-port."
+    ),
 ) -> None:
     """Sync queued work to GHL until stopped (SIGTERM/Ctrl-C drains, then exits 0)."""
     from ghlsync._logging import setup_logging
@@ -91,7 +105,28 @@ def worker(
             )
         # After the checks: a refusal stays one line, without the migration's log lines.
         setup_logging(log_level.value, log_format.value)
-        asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds))
+        with _metrics(metrics_host, metrics_port, loaded):
+            asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds))
+
+
+@contextlib.contextmanager
+def _metrics(host: str, port: int | None, config: Any) -> Iterator[None]:
+    """`--metrics-port`: the worker's counters on GET /metrics while it runs."""
+    if port is None:
+        yield
+        return
+    from ghlsync.server._metrics_port import metrics_endpoint
+
+    try:
+        endpoint = metrics_endpoint(host, port, config.server.admin_token)
+        url = endpoint.__enter__()
+    except OSError as exc:
+        raise fail("worker", f"cannot listen on {host}:{port} for --metrics-port: {exc}") from None
+    _log.info("worker metrics at %s", url)
+    try:
+        yield
+    finally:
+        endpoint.__exit__(None, None, None)
 
 
 def _services(engine: sa.Engine, config: Any) -> Any:
