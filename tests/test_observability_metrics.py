@@ -14,16 +14,20 @@ from collections import Counter
 from typing import Any
 
 import httpx2
+import pytest
 import sqlalchemy as sa
 from prometheus_client import CollectorRegistry, generate_latest
 
+from ghlsync._clock import FakeClock
 from ghlsync.demo import Pipeline, PipelineOptions, Summary, build_stream
 from ghlsync.engine.outbox._store import enqueue
+from ghlsync.engine.queue._queue import claim, dead_letter_in
 from ghlsync.ghl._operations import OPERATIONS, find_operation
 from ghlsync.server._queue_metrics import QueueCollector
 from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables import ghl_connections
 from ghlsync.store._tables_engine import audit_log
+from tests._engine_kit import delivery, send
 from tests._metrics_kit import Samples, by_label, delta, parse, sync_now, total, value
 from tests._twoway_kit import HOOK, TwoWay
 
@@ -220,3 +224,30 @@ def _queue_writeback(tw: TwoWay, key: str) -> str:
             now=tw.clock.now(),
         )
     return queued.id
+
+
+def test_queue_gauges_read_depth_lag_and_dead_letters_per_location(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    received = engine_clock.now()
+    send(
+        engine_store,
+        delivery("c1", location="loc_a", received_at=received),
+        delivery("c2", location="loc_a", received_at=received + 10),
+        delivery("c3", location="loc_b", received_at=received + 20),
+    )
+    engine_clock.advance(25)
+    [item] = claim(engine_store, "w1", ["loc_b"], 1, 60.0, clock=engine_clock)
+    with begin_immediate(engine_store) as conn:
+        dead_letter_in(conn, item, "bad data", "ValueError", [], received + 25)
+    engine_clock.advance(5)
+    registry = CollectorRegistry()
+    registry.register(QueueCollector(engine_store, clock=engine_clock))
+    samples = parse(generate_latest(registry).decode())
+
+    assert value(samples, "ghlsync_queue_depth", location="loc_a") == 2
+    assert value(samples, "ghlsync_queue_lag_seconds", location="loc_a") == pytest.approx(30)
+    assert value(samples, "ghlsync_queue_depth", location="loc_b") == 0
+    assert value(samples, "ghlsync_queue_lag_seconds", location="loc_b") == 0
+    assert value(samples, "ghlsync_dead_letters_open", location="loc_b") == 1
+    assert value(samples, "ghlsync_dead_letters_open", location="loc_a") == 0
