@@ -39,7 +39,9 @@ ALLOWED_LABELS |= {"reason", "location", "le"}
 async def _run(customers: int, seed: int, faults: dict[str, float], url: str) -> dict[str, Any]:
     events, expected = build_stream(customers, seed=seed)
     before = sync_now()
-    async with Pipeline(PipelineOptions(database_url=url, faults=faults)) as pipe:
+    # A short rate window: the pause after each injected 429 lasts until it ends.
+    options = PipelineOptions(database_url=url, faults=faults, interval_ms=200)
+    async with Pipeline(options) as pipe:
         answers = await pipe.send(events)
         await pipe.wait_drained()
         summary = await pipe.summarize(events, answers, expected)
