@@ -126,6 +126,54 @@ async def test_daily_budget_spent_pauses_the_key_for_a_probe_period() -> None:
     assert budget.paused_until == pytest.approx(clock.now() + 300, abs=1)
 
 
+async def _poll_and_send(
+    limiter: MemoryRateLimiter, server: SlidingWindowLimiter, limits: Limits, seconds: int
+) -> int:
+    """A worker asking `has_budget` every second and, when yes, sending a claimed batch of 3."""
+    clock = limiter._clock
+    assert isinstance(clock, FakeClock)
+    sent = 0
+    for _ in range(seconds):
+        if await limiter.has_budget("loc"):
+            for _ in range(3):
+                await limiter.acquire("loc")
+                decision = server.take("loc", limits)
+                assert decision.allowed  # never past the sandbox's daily (or burst) limit
+                await limiter.observe("loc", 200, decision.headers)
+                sent += 1
+        clock.advance(1.0)
+    return sent
+
+
+async def test_a_day_spent_down_to_the_reserve_is_probed_and_resumes_after_the_reset() -> None:
+    # The stall: at the reserve nobody claims, so no header could say the day has reset.
+    midnight = (1_700_000_000 // 86_400 + 1) * 86_400
+    clock = FakeClock(start=midnight - 1_000)
+    server = SlidingWindowLimiter(clock)  # its daily count restarts at UTC midnight
+    limits = Limits(burst=100, interval_ms=10_000, daily=30)
+    limiter = _limiter(clock, daily_reserve=10)
+    assert await _poll_and_send(limiter, server, limits, 60) == 21  # down to 9 left
+    assert await _poll_and_send(limiter, server, limits, 240) == 0  # quiet: within 5 min
+    assert await _poll_and_send(limiter, server, limits, 120) == 3  # one probe, still 6 left
+    assert not await limiter.has_budget("loc")  # the probe's headers closed the door again
+    clock.advance(midnight + 1 - clock.now())
+    # After the reset, the next probe's headers report a fresh day: work resumes to the reserve.
+    assert await _poll_and_send(limiter, server, limits, 60) == 21
+    assert (await limiter.budget("loc")).daily_remaining == 9
+
+
+async def test_a_day_spent_to_zero_is_probed_when_the_pause_ends() -> None:
+    clock = FakeClock()
+    limiter = _limiter(clock)
+    await limiter.observe("loc", 200, _headers(daily_left=0))
+    clock.advance(299)
+    assert not await limiter.has_budget("loc")
+    clock.advance(1)
+    assert await limiter.has_budget("loc")
+    await limiter.acquire("loc")  # the probe; its answer decides what comes next
+    assert not await limiter.has_budget("loc")
+
+
 async def test_429_pauses_only_that_key() -> None:
     clock = FakeClock()
     limiter = _limiter(clock)

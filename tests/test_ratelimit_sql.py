@@ -152,6 +152,27 @@ async def test_daily_reserve(engine: sa.Engine) -> None:
     assert (await limiter.budget("loc")).daily_remaining == 100
 
 
+async def test_a_day_spent_down_to_the_reserve_is_probed_once_then_resumes(
+    engine: sa.Engine,
+) -> None:
+    clock = FakeClock()
+    other = _second_engine(engine)
+    try:
+        a = SqlRateLimiter(engine, clock=clock, daily_reserve=100)
+        b = SqlRateLimiter(other, clock=clock, daily_reserve=100)
+        await a.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "90"})
+        clock.advance(299)
+        assert not await a.has_budget("loc") and not await b.has_budget("loc")
+        clock.advance(1)  # five quiet minutes: the stored count may predate a reset
+        assert await a.has_budget("loc") and await b.has_budget("loc")
+        await b.acquire("loc")  # one process's probe closes the door for every process
+        assert not await a.has_budget("loc")
+        await b.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "199999"})
+        assert await a.has_budget("loc")  # the day has reset: claims resume at once
+    finally:
+        other.dispose()
+
+
 async def test_unknown_key_reports_defaults(engine: sa.Engine) -> None:
     limiter = SqlRateLimiter(engine, clock=FakeClock())
     budget = await limiter.budget("never-seen")

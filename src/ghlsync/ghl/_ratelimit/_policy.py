@@ -44,6 +44,7 @@ class LimitState:
     daily_remaining: int | None = None
     throttled: int = 0
     consecutive_429: int = 0
+    touched_ms: float = 0.0  # the last take or response: how fresh `daily_remaining` is
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,7 @@ class Policy:
     daily_reserve: int = 2_000  # has_budget() is False at or below this many left today
     max_pause_ms: float = 300_000.0  # the longest 429 pause before jitter
     jitter: float = 0.1  # 429 pauses are stretched by up to this fraction, at random
-    daily_probe_ms: float = 300_000.0  # how long to pause a key whose daily budget reads 0
+    daily_probe_ms: float = 300_000.0  # a spent day is probed again after this long quiet
     resolution_ms: float = 0.0  # 1 for integer-ms storage (SQL); 0 keeps full precision
 
     def pacing(self, max_requests: int, interval_ms: int) -> Pacing:
@@ -110,6 +111,7 @@ def try_take(
     if wait > 0:
         return wait
     state.tat_ms = max(state.tat_ms, at) + pacing.emission_ms
+    state.touched_ms = now_ms
     if state.daily_remaining is not None:
         state.daily_remaining -= 1
     return 0.0
@@ -131,10 +133,19 @@ def wait_ms(policy: Policy, state: LimitState, now_ms: float) -> float:
 
 
 def has_budget(policy: Policy, state: LimitState, now_ms: float) -> bool:
-    """Not paused, and the daily budget (as GHL last reported it) is above the reserve."""
+    """Not paused, and the daily budget (as GHL last reported it) is above the reserve.
+
+    At or below the reserve, claimers stop, so no request goes out and no header could ever
+    tell us the day has reset (GHL does not say when it does). So a count nobody has taken
+    from or refreshed for `daily_probe_ms` is stale: the key has budget again, for one claim.
+    That claim's first take touches the key, which closes the door until the answer's
+    headers either lift the count (the day reset) or confirm it (wait another probe period).
+    """
     if state.paused_until_ms > now_ms:
         return False
-    return state.daily_remaining is None or state.daily_remaining > policy.daily_reserve
+    if state.daily_remaining is None or state.daily_remaining > policy.daily_reserve:
+        return True
+    return now_ms - state.touched_ms >= policy.daily_probe_ms
 
 
 def observe(
@@ -152,6 +163,7 @@ def observe(
     """
     seen = RateHeaders.parse(headers, wall_now)
     before = policy.pacing(state.max, state.interval_ms)
+    state.touched_ms = now_ms
     adopt(state, seen)
     rescale_backlog(policy, state, now_ms, before)
     if status == 429:

@@ -46,6 +46,7 @@ _STATE_COLUMNS = (
     t.c.daily_remaining,
     t.c.throttled,
     t.c.consecutive_429,
+    t.c.updated_ms,
 )
 
 
@@ -232,4 +233,5 @@ def _to_state(row: sa.Row[Any]) -> p.LimitState:
         daily_remaining=row.daily_remaining,
         throttled=row.throttled,
         consecutive_429=row.consecutive_429,
+        touched_ms=float(row.updated_ms),  # every take and response writes it
     )
