@@ -94,7 +94,11 @@ def _link(
         snapshot = {
             "body": entity.request_body("update"),
             "custom_fields": dict(entity.custom_fields),
-            "tags": sorted({str(t).lower() for t in record.fields.get("tags") or ()}),
+            # GHL's tags and the event's own (e.g. `lead`): ours, not a DripJobs change to send.
+            "tags": sorted(
+                {str(t).lower() for t in record.fields.get("tags") or ()}
+                | {t.lower() for t in entity.tags_add}
+            ),
             "stamps": stamps,
         }
         state = SyncState(content_hash(entity), latest(stamps), snapshot)

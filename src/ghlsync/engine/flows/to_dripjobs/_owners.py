@@ -19,6 +19,7 @@ records what GHL now holds and clears the pending changes the write settled.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,7 @@ from ghlsync.engine.flows.to_dripjobs._events import parse_time
 from ghlsync.engine.state import _ghlrecords
 from ghlsync.mapping._writeback import WritebackSettings
 from ghlsync.store._engine import begin_immediate
+from ghlsync.store._tables_twoway import writeback_outbox
 
 __all__ = ["Resolution", "not_held", "note_written", "resolve"]
 
@@ -129,16 +131,50 @@ def not_held(
     entity_type: str,
     ghl_id: str,
     changed: Mapping[str, Any],
+    settings: WritebackSettings | None = None,
 ) -> dict[str, Any]:
-    """The fields of an update GHL is not known to hold already (same value, any spelling).
+    """The fields of an update that are neither held by GHL already nor an echo of our own
+    write-backs to this record.
 
     After a write-back, DripJobs fires its event for the change GHL made (an appointment
-    rescheduled in GHL → Update Appointment → `appointment.updated`): GHL holds those values,
-    so writing them again would be an echo write.
+    rescheduled in GHL → Update Appointment → `appointment.updated`). GHL holds those values,
+    or, when it was rescheduled again meanwhile, newer ones: either way, writing the values
+    we wrote back would be an echo write (and could undo the newer GHL change).
     """
     with engine.connect() as conn:
         known = _ghlrecords.get(conn, location_id, entity_type, ghl_id).fields
-    return {k: v for k, v in changed.items() if not (k in known and same(k, v, known[k]))}
+        ours = _written_back(conn, settings, location_id, entity_type, ghl_id)
+    return {
+        k: v
+        for k, v in changed.items()
+        if not (k in known and same(k, v, known[k]))
+        and not any(same(k, v, sent) for sent in ours.get(k, ()))
+    }
+
+
+def _written_back(
+    conn: sa.Connection,
+    settings: WritebackSettings | None,
+    location_id: str,
+    entity_type: str,
+    ghl_id: str,
+) -> dict[str, list[Any]]:
+    """GHL field → the values our write-backs for this record carried (appointments)."""
+    if settings is None or entity_type != "appointment":
+        return {}
+    back = {rule.target: rule.source for rule in settings.fields.appointment}
+    o = writeback_outbox.c
+    rows = conn.execute(
+        sa.select(o.body).where(
+            o.location_id == location_id, o.ghl_entity == entity_type, o.ghl_id == ghl_id
+        )
+    )
+    values: dict[str, list[Any]] = {}
+    for row in rows:
+        for flat, value in json.loads(row.body).get("data", {}).items():
+            if flat in back:
+                values.setdefault(back[flat], []).append(value)
+    return values
 
 
 def _unseen(

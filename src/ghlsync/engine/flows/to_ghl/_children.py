@@ -106,7 +106,13 @@ async def _update(
     changed = {k: body[k] for k in keys}
     if run.twoway is not None and changed:  # two-way: what GHL already holds is no change
         changed = await asyncio.to_thread(
-            not_held, run.fields.engine, run.location_id, kind.entity_type, ghl_id, changed
+            not_held,
+            run.fields.engine,
+            run.location_id,
+            kind.entity_type,
+            ghl_id,
+            changed,
+            run.twoway,
         )
         if not (set(changed) - REQUEST_OPTIONS):
             changed = {}

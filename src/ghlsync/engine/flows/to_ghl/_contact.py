@@ -167,11 +167,10 @@ async def _update(
         )
         seen = _tags_of(answer) if learn else []
         ghl_time = _date_updated(answer)
-    if resolution is not None and resolution.known_tags is not None:
-        current = [*resolution.known_tags, *seen]  # two-way: the tags GHL has now
-    else:
-        current = [*snapshot.get("tags", ()), *seen]
+    current = [*snapshot.get("tags", ()), *seen]
     delta = tag_delta(current, entity.tags_add, entity.tags_remove_prefixes)
+    if resolution is not None and resolution.known_tags is not None:
+        delta = _against_ghl(delta, resolution.known_tags, entity)
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
     await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
@@ -374,6 +373,17 @@ async def _known(run: Run, entity: MappedEntity, record: Mapping[str, Any]) -> d
             if same(item["field_value"], theirs.get(item.get("id"))):
                 fields[key] = entity.custom_fields[key]
     return {"body": body, "custom_fields": fields, "tags": sorted(_tags_of(record))}
+
+
+def _against_ghl(delta: TagDelta, ghl_tags: Iterable[str], entity: MappedEntity) -> TagDelta:
+    """Two-way: the tag delta checked against the tags GHL has now. Only tags DripJobs newly
+    wants (not in the snapshot) that GHL lacks are added, so a tag removed in GHL is not put
+    back by an event that did not change it; replaced prefixes remove what GHL has (a deal
+    tag swapped in GHL is not removed twice, one added there is replaced)."""
+    have = {t.lower() for t in ghl_tags}
+    add = tuple(t for t in delta.add if t not in have)
+    remove = tag_delta(have, entity.tags_add, entity.tags_remove_prefixes).remove
+    return TagDelta(add, remove, frozenset((have | set(add)) - set(remove)))
 
 
 def _date_updated(answer: Any) -> float | None:
