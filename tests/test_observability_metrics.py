@@ -131,6 +131,10 @@ async def test_metrics_agree_with_the_sandbox_and_the_audit_log(sqlite_url: str)
     assert value(after, "ghlsync_queue_lag_seconds", location=loc) == 0
     assert value(after, "ghlsync_dead_letters_open", location=loc) == dead
     assert value(after, "ghlsync_rate_paused_seconds", location=loc) >= 0
+    assert value(after, "ghlsync_rate_burst_limit", location=loc) > 0
+    assert value(after, "ghlsync_rate_daily_limit", location=loc) > 0
+    # The sandbox reports X-RateLimit-Remaining like GHL: the gauge has it.
+    assert ("ghlsync_rate_burst_remaining", frozenset({("location", loc)})) in after
 
 
 async def test_label_values_stay_bounded_whatever_the_contacts(sqlite_url: str) -> None:

@@ -1,10 +1,11 @@
 """Per-location gauges for `/metrics`, read from the store when Prometheus scrapes.
 
 The queue (depth, in flight, lag), dead letters not yet replayed, the 429 pause and GHL's
-daily budget come from `queue_status` (the same reading as `ghlsync status`); token expiry and
-connection state from `ghl_connections`. One reading serves every scrape within `ttl` seconds,
-so several Prometheus servers (or a dashboard's refreshes) cost one set of queries. Location
-ids are labels here: a deployment serves a bounded set of locations, never one per contact.
+daily budget come from `queue_status` (the same reading as `ghlsync status`); the burst budget
+from the shared `rate_budget` rows; token expiry and connection state from `ghl_connections`.
+One reading serves every scrape within `ttl` seconds, so several Prometheus servers (or a
+dashboard's refreshes) cost one set of queries. Location ids are labels here: a deployment
+serves a bounded set of locations, never one per contact.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from prometheus_client.registry import Collector
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine.queue._status import QueueStatus, queue_status
-from ghlsync.store._tables import ghl_connections
+from ghlsync.store._tables import ghl_connections, rate_budget
 
 __all__ = ["QueueCollector"]
 
@@ -33,6 +34,7 @@ SCRAPE_TTL = 2.0  # seconds one store reading is reused for
 class _Reading:
     status: QueueStatus
     tokens: list[tuple[str, str, float | None]] = field(default_factory=list)
+    budgets: list[tuple[str, int, int | None, int]] = field(default_factory=list)
 
 
 class QueueCollector(Collector):
@@ -56,6 +58,7 @@ class QueueCollector(Collector):
             return
         yield from _queue_gauges(reading.status)
         yield from _token_gauges(reading.tokens)
+        yield from _budget_gauges(reading.budgets)
 
     def _reading(self) -> _Reading | None:
         with self._lock:  # one reading at a time; concurrent scrapes share it
@@ -65,6 +68,7 @@ class QueueCollector(Collector):
             try:
                 reading = _Reading(queue_status(self._engine, clock=self._clock))
                 reading.tokens = _tokens(self._engine)
+                reading.budgets = _budgets(self._engine)
             except Exception:
                 _log.exception("reading the queue for /metrics failed")
                 return None
@@ -78,6 +82,17 @@ def _tokens(engine: sa.Engine) -> list[tuple[str, str, float | None]]:
     query = sa.select(c.key, c.status, c.expires_at).where(c.user_type == "Location")
     with engine.connect() as conn:
         return [(key, status, expires) for key, status, expires in conn.execute(query)]
+
+
+def _budgets(engine: sa.Engine) -> list[tuple[str, int, int | None, int]]:
+    """(key, burst max, burst remaining as GHL last said, daily limit) of each rate key."""
+    r = rate_budget.c
+    query = sa.select(r.key, r.max, r.remaining, r.daily_limit)
+    with engine.connect() as conn:
+        return [
+            (k, int(m), None if left is None else int(left), int(d))
+            for k, m, left, d in conn.execute(query)
+        ]
 
 
 def _gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -128,3 +143,18 @@ def _token_gauges(tokens: list[tuple[str, str, float | None]]) -> Iterator[Gauge
         if expires_at is not None:
             expires.add_metric([key], float(expires_at))
     yield from (up, expires)
+
+
+def _budget_gauges(budgets: list[tuple[str, int, int | None, int]]) -> Iterator[GaugeMetricFamily]:
+    limit = _gauge("ghlsync_rate_burst_limit", "GHL's burst limit: requests per window (10 s).")
+    left = _gauge(
+        "ghlsync_rate_burst_remaining",
+        "Requests left in GHL's burst window, as GHL last reported it (x-ratelimit-remaining).",
+    )
+    daily = _gauge("ghlsync_rate_daily_limit", "GHL's daily request limit.")
+    for key, burst, remaining, daily_limit in budgets:
+        limit.add_metric([key], burst)
+        daily.add_metric([key], daily_limit)
+        if remaining is not None:
+            left.add_metric([key], remaining)
+    yield from (limit, left, daily)
