@@ -47,20 +47,22 @@ def register(app: typer.Typer) -> None:
 
 def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     """Queue depth by status and location, dead letters, recent errors and rate budgets;
-    with two-way sync, write-backs to DripJobs by status and the GHL changes kept."""
+    with two-way sync, write-backs to DripJobs by status and the GHL changes kept; the last
+    reconcile sweep of each location and the drift it found."""
     from ghlsync.engine import add_budgets, queue_status
     from ghlsync.engine.outbox._report import kept_changes, outbox_counts
     from ghlsync.ghl._ratelimit import SqlRateLimiter
+    from ghlsync.reconcile._progress import load_all
 
     loaded = _load("status", config)
     with _store("status", loaded.database_url, write=False) as engine:
         report = queue_status(engine)
         asyncio.run(add_budgets(report, SqlRateLimiter(engine)))
         writebacks, kept = outbox_counts(engine), kept_changes(engine)
+        sweeps = [sweep.to_dict() for sweep in load_all(engine)]
     if as_json:
-        typer.echo(
-            json.dumps({**report.to_dict(), "writebacks": writebacks, "kept": kept}, indent=2)
-        )
+        whole = {**report.to_dict(), "writebacks": writebacks, "kept": kept, "sweeps": sweeps}
+        typer.echo(json.dumps(whole, indent=2))
         return
     out = console()
     print_table(_status_table(report), out)
@@ -72,6 +74,8 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
         print_table(_writeback_table(writebacks, kept), out)
     if kept["recent"]:
         print_table(_kept_table(kept), out)
+    if sweeps:
+        print_table(_sweeps_table(sweeps), out)
 
 
 def _age(seconds: float | None) -> str:
@@ -168,6 +172,23 @@ def _kept_table(kept: dict[str, Any]) -> FitTable:
         table.add_row(
             change["location_id"], change["entity"], change["event"], changed, change["reason"]
         )
+    return table
+
+
+def _sweeps_table(sweeps: list[dict[str, Any]]) -> FitTable:
+    """The last reconcile sweep of each location (docs/reconcile.md) and what it found."""
+    columns = [Column("location", flex=True), Column("last sweep"), Column("contacts")]
+    table = FitTable("Reconcile sweeps", [*columns, Column("drift found", flex=True)])
+    now = time.time()
+    for sweep in sweeps:
+        if sweep["under_way"]:
+            when = f"under way since {_age(now - sweep['started_at'])} ago"
+        else:
+            when = f"ended {_age(now - sweep['finished_at'])} ago"
+            when += "" if sweep["complete"] else " (resumed: no deletions)"
+        findings = sweep["findings"]
+        found = ", ".join(f"{n} {k}" for k, n in sorted(findings.items())) or "none"
+        table.add_row(sweep["location_id"], when, str(sweep["contacts_seen"]), found)
     return table
 
 

@@ -22,6 +22,7 @@ from pydantic import (
 from ghlsync._secret import Secret
 from ghlsync.mapping._backfill import BackfillSettings
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
+from ghlsync.mapping._reconcile_settings import ReconcileSettings
 from ghlsync.mapping._writeback import WritebackSettings
 
 RuleEntity = Literal["contact", "task", "note", "appointment"]
@@ -244,6 +245,7 @@ class AppConfig(_Model):
     writeback: WritebackSettings = WritebackSettings()
     backfill: BackfillSettings = BackfillSettings()
     opportunities: OpportunitySettings = OpportunitySettings()
+    reconcile: ReconcileSettings = ReconcileSettings()
 
     @classmethod
     def default(cls) -> AppConfig:

@@ -19,12 +19,18 @@ creating); a stray sync state is dropped. Duplicates are reported, never merged 
 Pacing: one search page (100 contacts) per call, spaced so the sweep uses at most `budget`
 (default 10%) of the location's rate limit; every call also takes its turn from the shared
 limiter, so live sync is never starved.
+
+Resuming (the periodic sweep in `serve`, `_schedule`): `resume_from` is the search cursor a
+cut-off walk had reached, and `on_page(cursor, contacts_seen)` is awaited after each page is
+compared, before the next is asked for. A resumed walk does not know the contacts seen before
+the cut, so it does not look for deletions (`complete` is False); the next full sweep does.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -43,6 +49,8 @@ PAGE = 100
 STALE_PENDING = 3600.0  # a create unconfirmed this long is an orphan
 DEFAULT_RATE = 100 / 10.0  # GHL's documented burst: 100 requests per 10 s
 THROTTLE_RETRIES = 5
+
+OnPage = Callable[[Any, int], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -104,6 +112,9 @@ class Sweep:
         budget: float = 0.1,
         clock: Clock = SYSTEM_CLOCK,
         page_size: int = PAGE,
+        resume_from: Any = None,
+        resume_seen: int = 0,
+        on_page: OnPage | None = None,
     ) -> None:
         self._engine = engine
         self._client = client
@@ -114,17 +125,26 @@ class Sweep:
         self._own_calls = 0
         self._page_size = page_size
         self._last_call = -1e9
+        self._resume = (resume_from, resume_seen)
+        self._on_page = on_page
 
     async def run(self, *, repair: bool = False) -> SweepReport:
         """Walk, compare, and (with `repair`) fix what is safe to fix."""
         now = self._clock.now()
-        report = SweepReport(self._location, now, complete=self._since is None)
+        cursor, earlier = self._resume
+        complete = self._since is None and cursor is None
+        report = SweepReport(self._location, now, complete=complete, contacts_seen=earlier)
         view = await asyncio.to_thread(
             load_view, self._engine, self._location, stale_after=STALE_PENDING, now=now
         )
         seen: set[str] = set()
         people: dict[tuple[str, str], list[str]] = {}
-        async for contact in self._walk():
+
+        async def _page_done(after: Any) -> None:
+            if self._on_page is not None:
+                await self._on_page(after, report.contacts_seen)
+
+        async for contact in self._walk(cursor, _page_done):
             report.contacts_seen += 1
             ghl_id = str(contact.get("id") or "")
             seen.add(ghl_id)
@@ -149,15 +169,18 @@ class Sweep:
 
     # ------------------------------------------------------------------ GHL
 
-    async def _walk(self) -> Any:
-        """Every contact of the location, oldest update first; with `since`, newest first
-        down to `since` (a sort, not a range filter: it pages the same way everywhere)."""
+    async def _walk(self, cursor: Any, page_done: Callable[[Any], Awaitable[None]]) -> Any:
+        """Every contact of the location, oldest update first (after `cursor` when
+        resuming); with `since`, newest first down to `since` (a sort, not a range filter: it
+        pages the same way everywhere). `page_done(cursor)` runs once a page is compared."""
         since = self._since
         newest_first = since is not None
         body: dict[str, Any] = {
             "pageLimit": self._page_size,
             "sort": [{"field": "dateUpdated", "direction": "desc" if newest_first else "asc"}],
         }
+        if cursor is not None:
+            body["searchAfter"] = cursor
         while True:
             page = await self._page(body)
             for contact in page.contacts:
@@ -167,6 +190,7 @@ class Sweep:
             cursor = page.contacts[-1].get("searchAfter") if page.contacts else None
             if len(page.contacts) < self._page_size or not cursor:
                 return
+            await page_done(cursor)
             body = {**body, "searchAfter": cursor}
 
     async def _page(self, body: dict[str, Any]) -> Any:

@@ -5,6 +5,10 @@ flight (their commits included); then the worker is asked to stop and finishes t
 holds, for at most `drain_seconds`, after which the leases of unfinished items are released
 for other workers. A second signal while the worker drains cancels it (its leases expire and
 another worker picks the items up, so nothing is lost either way).
+
+With the worker in-process, the periodic reconcile sweep (`reconcile.every`, docs/reconcile.md)
+runs as one more background task on the worker's GHL client; it stops with the worker, its
+cursor kept in the store for the next start.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from ghlsync.engine import Worker
 from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter
 from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.reconcile import SweepSchedule, sweep_locations
 from ghlsync.server._app import create_app
 from ghlsync.server._guard import (
     ConnectionLimits,
@@ -89,6 +94,7 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
     server = _uvicorn(app, options, ConnectionLimits.from_settings(config.server))
     stop = asyncio.Event()
     task = _start_worker(worker, stop, server, options.drain_seconds)
+    sweeps = _start_sweeps(engine, config, worker, stop)
     try:
         with _signals_stop(stop, task):
             await server.serve()
@@ -96,6 +102,9 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
             if task is not None:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if sweeps is not None:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeps
     finally:
         if worker is not None:
             await worker.client.aclose()
@@ -133,6 +142,19 @@ def _start_worker(
 
     task.add_done_callback(_on_done)
     return task
+
+
+def _start_sweeps(
+    engine: sa.Engine, config: AppConfig, worker: Worker | None, stop: asyncio.Event
+) -> asyncio.Task[None] | None:
+    """The periodic reconcile sweep, on the worker's client (its limiter is shared)."""
+    if worker is None or not config.reconcile.enabled:
+        return None
+    configured = config.ghl.location_id
+    schedule = SweepSchedule(
+        engine, worker.client, config.reconcile, lambda: sweep_locations(engine, configured)
+    )
+    return asyncio.create_task(schedule.run(stop), name="ghlsync-reconcile")
 
 
 @contextlib.contextmanager

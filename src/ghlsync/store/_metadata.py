@@ -21,6 +21,7 @@ TABLE_MODULES = (
     "ghlsync.store._tables_twoway",
     "ghlsync.store._tables_backfill",
     "ghlsync.store._tables_console",
+    "ghlsync.store._tables_reconcile",
 )
 
 

@@ -1,0 +1,133 @@
+"""Where each location's periodic sweep stands, in the store (`reconcile_sweeps`).
+
+A sweep records its GHL search cursor after every page it has finished comparing, so a
+`serve` restarted mid-walk asks GHL for the next page, not the first one again. The findings
+kept are the counts by drift kind of the last sweep that ended (the drift itself is in the
+logs, and `ghlsync reconcile` shows it in full).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from ghlsync.store import begin_immediate
+from ghlsync.store._tables_reconcile import reconcile_sweeps
+
+__all__ = ["SweepState", "begin", "checkpoint", "finish", "load", "load_all"]
+
+
+@dataclass(frozen=True, slots=True)
+class SweepState:
+    """One location's row: the sweep under way (cursor) or the last one (findings)."""
+
+    location_id: str
+    cursor: Any  # searchAfter of the last finished page; None: from the start
+    contacts_seen: int
+    started_at: float
+    finished_at: float | None  # None: a sweep is under way (or was cut off by a restart)
+    findings: dict[str, int]
+    complete: bool
+
+    @property
+    def under_way(self) -> bool:
+        """A sweep started and has not ended: the next run resumes it."""
+        return self.finished_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (`ghlsync status --json`)."""
+        return {
+            "location_id": self.location_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "under_way": self.under_way,
+            "contacts_seen": self.contacts_seen,
+            "complete": self.complete,
+            "findings": self.findings,
+        }
+
+
+def _state(row: Any) -> SweepState:
+    return SweepState(
+        location_id=row.location_id,
+        cursor=json.loads(row.cursor) if row.cursor else None,
+        contacts_seen=int(row.contacts_seen),
+        started_at=float(row.started_at),
+        finished_at=row.finished_at,
+        findings=json.loads(row.findings or "{}"),
+        complete=bool(row.complete),
+    )
+
+
+def load(engine: sa.Engine, location_id: str) -> SweepState | None:
+    """The location's row, or None before its first sweep."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(reconcile_sweeps).where(reconcile_sweeps.c.location_id == location_id)
+        ).one_or_none()
+    return None if row is None else _state(row)
+
+
+def load_all(engine: sa.Engine) -> list[SweepState]:
+    """Every location's row, by location id."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            sa.select(reconcile_sweeps).order_by(reconcile_sweeps.c.location_id)
+        ).all()
+    return [_state(row) for row in rows]
+
+
+def begin(engine: sa.Engine, location_id: str, now: float) -> None:
+    """A new sweep starts from the beginning; the last findings stay until it ends."""
+    table = reconcile_sweeps
+    values = {"cursor": None, "contacts_seen": 0, "started_at": now, "finished_at": None}
+    with begin_immediate(engine) as conn:
+        done = conn.execute(
+            sa.update(table)
+            .where(table.c.location_id == location_id)
+            .values(**values, updated_at=now)
+        )
+        if done.rowcount == 0:
+            conn.execute(sa.insert(table).values(location_id=location_id, **values, updated_at=now))
+
+
+def checkpoint(
+    engine: sa.Engine, location_id: str, cursor: Any, contacts_seen: int, now: float
+) -> None:
+    """The walk finished the page ending at `cursor`, `contacts_seen` contacts in all."""
+    table = reconcile_sweeps
+    with begin_immediate(engine) as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.location_id == location_id)
+            .values(cursor=json.dumps(cursor), contacts_seen=contacts_seen, updated_at=now)
+        )
+
+
+def finish(
+    engine: sa.Engine,
+    location_id: str,
+    *,
+    findings: dict[str, int],
+    contacts_seen: int,
+    complete: bool,
+    now: float,
+) -> None:
+    """The sweep ended: keep its findings; the next one starts from the beginning."""
+    table = reconcile_sweeps
+    with begin_immediate(engine) as conn:
+        conn.execute(
+            sa.update(table)
+            .where(table.c.location_id == location_id)
+            .values(
+                cursor=None,
+                contacts_seen=contacts_seen,
+                finished_at=now,
+                findings=json.dumps(findings, sort_keys=True),
+                complete=complete,
+                updated_at=now,
+            )
+        )

@@ -1,0 +1,27 @@
+"""Reconcile tables (migration 0011): where each location's periodic sweep stands.
+
+`reconcile_sweeps` holds one row per location. While a sweep walks, `cursor` is the GHL
+search cursor (`searchAfter`, JSON) after the last page it finished and `finished_at` is NULL,
+so a restarted `serve` walks on from there instead of from the start. When it ends, `cursor`
+goes back to NULL and `findings` holds that sweep's drift counts by kind (JSON), which
+`ghlsync status` shows.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ghlsync.store._tables import metadata
+
+reconcile_sweeps = sa.Table(
+    "reconcile_sweeps",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("cursor", sa.Text),  # JSON searchAfter; NULL: start from the beginning
+    sa.Column("contacts_seen", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("started_at", sa.Float, nullable=False),  # of the current or last sweep
+    sa.Column("finished_at", sa.Float),  # NULL while a sweep is under way
+    sa.Column("findings", sa.Text, nullable=False, server_default="{}"),  # last finished sweep
+    sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
