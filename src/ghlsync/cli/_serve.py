@@ -39,7 +39,8 @@ def serve(
     log_level: LogLevel = LOG_LEVEL_OPTION,
     log_format: LogFormat = LOG_FORMAT_OPTION,
 ) -> None:
-    """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL."""
+    """Receive DripJobs webhooks (POST /hooks/dripjobs/EVENT) and sync them to GHL; with the
+    worker, also reconcile each location every `reconcile.every` (docs/reconcile.md)."""
     from ghlsync._logging import setup_logging
     from ghlsync.cli._engine_common import check_key_or_fail, load_config_or_fail, open_store
     from ghlsync.cli._ports import require_free_port
