@@ -169,3 +169,51 @@ def test_reconcile_settings_are_validated() -> None:
     for bad in ({"every": "soon"}, {"every": 0}, {"budget": 0}, {"budget": 1.5}, {"x": 1}):
         with pytest.raises(ValidationError):
             ReconcileSettings.model_validate(bad)
+
+
+@pytest.mark.slow
+def test_a_real_serve_sweeps_at_start_and_stops_cleanly(tmp_path: Any) -> None:
+    """`ghlsync serve` (a real process, the defaults): the location is swept at start, the
+    sweep recorded, and SIGTERM still ends the process cleanly."""
+    import sqlalchemy as sa
+
+    from ghlsync.sandbox import running_sandbox
+    from tests.test_receiver_serve import SECRET, serve, stop, wait_for
+
+    db = f"sqlite:///{tmp_path / 'serve.db'}"
+    with running_sandbox() as sandbox:
+        location = sandbox.state.locations[sandbox.location_id]
+        with sandbox.state.lock:
+            for email in ("a@x.io", "b@x.io", "a@x.io"):
+                _contacts.create(sandbox.state, location, {"email": email}, check=False)
+        env = {
+            "GHLSYNC_DATABASE_URL": db,
+            "GHLSYNC_DRIPJOBS_SECRET": SECRET,
+            "GHLSYNC_GHL_BASE_URL": sandbox.url,
+            "GHLSYNC_GHL_LOCATION_ID": sandbox.location_id,
+            "GHLSYNC_GHL_TOKEN": sandbox.token,
+        }
+        proc = serve("--port", "0", env=env, cwd=tmp_path)
+        try:
+
+            def swept() -> Any:
+                engine = sa.create_engine(db)
+                try:
+                    with engine.connect() as conn:
+                        query = "SELECT findings, contacts_seen FROM reconcile_sweeps "
+                        query += "WHERE finished_at IS NOT NULL"
+                        return conn.execute(sa.text(query)).one_or_none()
+                except sa.exc.OperationalError:  # not migrated yet
+                    return None
+                finally:
+                    engine.dispose()
+
+            row = wait_for(swept, proc)
+            code, output = stop(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+    assert json.loads(row.findings) == {"ghl_duplicate": 1} and row.contacts_seen == 3
+    assert code == 0, output
+    assert "reconcile: " in output and "swept, 3 contacts, 1 ghl_duplicate" in output
