@@ -5,6 +5,7 @@ and records it, a sweep cut off mid-walk walks on from its stored cursor after a
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 from typing import Any
 
@@ -217,3 +218,32 @@ def test_a_real_serve_sweeps_at_start_and_stops_cleanly(tmp_path: Any) -> None:
     assert json.loads(row.findings) == {"ghl_duplicate": 1} and row.contacts_seen == 3
     assert code == 0, output
     assert "reconcile: " in output and "swept, 3 contacts, 1 ghl_duplicate" in output
+
+
+def test_one_process_sweeps_a_location_at_a_time(engine_store: Any) -> None:
+    """Two `serve` processes on one store: the second does not take a sweep under way until
+    the first releases it (clean stop) or its heartbeat is older than the lease (SIGKILL)."""
+    from ghlsync.reconcile import _progress
+
+    claim = functools.partial(_progress.claim, engine_store, "loc1", every=EVERY, lease=900)
+    first = claim("a", now=1000.0)
+    assert first is not None and first.under_way and first.cursor is None
+    _progress.checkpoint(engine_store, "loc1", ["t", "c1"], 100, 1010.0)
+    assert claim("b", now=1020.0) is None  # "a" is sweeping
+    _progress.release(engine_store, "loc1", "a")
+    taken = claim("b", now=1030.0)
+    assert taken is not None and taken.cursor == ["t", "c1"] and taken.contacts_seen == 100
+    assert claim("a", now=1040.0) is None  # now "b" holds it
+    stale = claim("a", now=1030.0 + 901)  # "b" went silent past the lease
+    assert stale is not None and stale.cursor == ["t", "c1"]
+    _progress.finish(
+        engine_store,
+        "loc1",
+        findings={"store_orphan": 2},
+        contacts_seen=250,
+        complete=False,
+        now=2000.0,
+    )
+    assert claim("b", now=2000.0 + EVERY - 1) is None  # not due yet
+    again = claim("b", now=2000.0 + EVERY)
+    assert again is not None and again.cursor is None and again.findings == {"store_orphan": 2}

@@ -4,6 +4,11 @@ A sweep records its GHL search cursor after every page it has finished comparing
 `serve` restarted mid-walk asks GHL for the next page, not the first one again. The findings
 kept are the counts by drift kind of the last sweep that ended (the drift itself is in the
 logs, and `ghlsync reconcile` shows it in full).
+
+Several `serve` processes may share a store: a sweep is `claim`ed first (its `owner`), and
+another process takes over a sweep under way only once its heartbeat (`updated_at`, moved at
+every page) is older than the lease; a process that stops cleanly `release`s its sweep, so a
+restarted one walks on at once.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ import sqlalchemy as sa
 from ghlsync.store import begin_immediate
 from ghlsync.store._tables_reconcile import reconcile_sweeps
 
-__all__ = ["SweepState", "begin", "checkpoint", "finish", "load", "load_all"]
+__all__ = ["SweepState", "checkpoint", "claim", "finish", "load", "load_all", "release"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,18 +85,44 @@ def load_all(engine: sa.Engine) -> list[SweepState]:
     return [_state(row) for row in rows]
 
 
-def begin(engine: sa.Engine, location_id: str, now: float) -> None:
-    """A new sweep starts from the beginning; the last findings stay until it ends."""
+def claim(
+    engine: sa.Engine, location_id: str, owner: str, *, now: float, every: float, lease: float
+) -> SweepState | None:
+    """Take the location's sweep for `owner`: the one under way (resumed from its cursor) when
+    nobody else holds it, else a new one when `every` has passed since the last ended. None:
+    not due, or another process is sweeping it."""
     table = reconcile_sweeps
-    values = {"cursor": None, "contacts_seen": 0, "started_at": now, "finished_at": None}
+    fresh = {"cursor": None, "contacts_seen": 0, "started_at": now, "finished_at": None}
+    where = table.c.location_id == location_id
     with begin_immediate(engine) as conn:
-        done = conn.execute(
+        row = conn.execute(sa.select(table).where(where).with_for_update()).one_or_none()
+        if row is None:
+            conn.execute(
+                sa.insert(table).values(
+                    location_id=location_id, **fresh, owner=owner, updated_at=now
+                )
+            )
+        elif row.finished_at is None:
+            if row.owner not in (None, owner) and row.updated_at > now - lease:
+                return None  # another process is sweeping it
+            conn.execute(sa.update(table).where(where).values(owner=owner, updated_at=now))
+        elif row.finished_at + every > now:
+            return None  # another process ended one since we looked
+        else:
+            conn.execute(sa.update(table).where(where).values(**fresh, owner=owner, updated_at=now))
+        claimed = conn.execute(sa.select(table).where(where)).one()
+    return _state(claimed)
+
+
+def release(engine: sa.Engine, location_id: str, owner: str) -> None:
+    """`owner` stops (shutdown): its sweep under way may be resumed by anyone at once."""
+    table = reconcile_sweeps
+    with begin_immediate(engine) as conn:
+        conn.execute(
             sa.update(table)
-            .where(table.c.location_id == location_id)
-            .values(**values, updated_at=now)
+            .where(table.c.location_id == location_id, table.c.owner == owner)
+            .values(owner=None)
         )
-        if done.rowcount == 0:
-            conn.execute(sa.insert(table).values(location_id=location_id, **values, updated_at=now))
 
 
 def checkpoint(
@@ -128,6 +159,7 @@ def finish(
                 finished_at=now,
                 findings=json.dumps(findings, sort_keys=True),
                 complete=complete,
+                owner=None,
                 updated_at=now,
             )
         )

@@ -5,7 +5,8 @@ of a location's rate limit and takes its turn from the shared limiter, so live s
 starved; it only awaits, so it never blocks the event loop). A location is due when it has
 never been swept, when `every` has passed since its last sweep ended, or when a sweep was cut
 off (a restart): that one walks on from its stored cursor (`_progress`). Stopping cancels the
-sweep in flight; its cursor stays, for the next start.
+sweep in flight; its cursor stays, for the next start. Several `serve` processes on one store
+claim each sweep first, so a location is swept by one of them at a time.
 """
 
 from __future__ import annotations
@@ -13,6 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +34,7 @@ _log = logging.getLogger("ghlsync.reconcile")
 
 RETRY_AFTER = 300.0  # a sweep that failed (GHL down, no token) is tried again this much later
 IDLE_AT_MOST = 60.0  # look for new locations this often even when nothing is due
+LEASE = 900.0  # a sweep whose heartbeat is this old was cut off (SIGKILL): another takes it
 
 
 def sweep_locations(engine: sa.Engine, configured: str | None) -> list[str]:
@@ -64,6 +69,7 @@ class SweepSchedule:
         self._clock = clock
         self._page_size = page_size
         self._failed_at: dict[str, float] = {}
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
         self.reports: list[SweepReport] = []  # sweeps ended by this process, oldest first
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -86,7 +92,7 @@ class SweepSchedule:
             state = await asyncio.to_thread(_progress.load, self._engine, location)
             due_in = self._due_in(location, state)
             if due_in <= 0:
-                await _until(stop, self._sweep(location, state))
+                await _until(stop, self._claimed(location))
                 due_in = self._due_in(
                     location, await asyncio.to_thread(_progress.load, self._engine, location)
                 )
@@ -101,11 +107,28 @@ class SweepSchedule:
             return retry
         return max(retry, state.finished_at + self._settings.every - now)
 
-    async def _sweep(self, location: str, state: _progress.SweepState | None) -> None:
+    async def _claimed(self, location: str) -> None:
+        """Claim the location's sweep and run it; released when this process stops."""
+        try:
+            state = await asyncio.to_thread(
+                _progress.claim,
+                self._engine,
+                location,
+                self.owner,
+                now=self._clock.now(),
+                every=self._settings.every,
+                lease=LEASE,
+            )
+            if state is None:  # not due after all, or another process sweeps it
+                self._failed_at[location] = self._clock.now()  # look again later
+                return
+            await self._sweep(location, state)
+        except asyncio.CancelledError:  # shutdown: a restarted process walks on at once
+            _progress.release(self._engine, location, self.owner)
+            raise
+
+    async def _sweep(self, location: str, state: _progress.SweepState) -> None:
         """One sweep, resumed from the stored cursor when the last one was cut off."""
-        resuming = state is not None and state.under_way
-        if not resuming:
-            await asyncio.to_thread(_progress.begin, self._engine, location, self._clock.now())
 
         async def _on_page(cursor: Any, seen: int) -> None:
             await asyncio.to_thread(
@@ -119,8 +142,8 @@ class SweepSchedule:
             location,
             budget=self._settings.budget,
             clock=self._clock,
-            resume_from=state.cursor if resuming and state is not None else None,
-            resume_seen=state.contacts_seen if resuming and state is not None else 0,
+            resume_from=state.cursor,
+            resume_seen=state.contacts_seen,
             on_page=_on_page,
             **options,
         )

@@ -4,7 +4,8 @@
 search cursor (`searchAfter`, JSON) after the last page it finished and `finished_at` is NULL,
 so a restarted `serve` walks on from there instead of from the start. When it ends, `cursor`
 goes back to NULL and `findings` holds that sweep's drift counts by kind (JSON), which
-`ghlsync status` shows.
+`ghlsync status` shows. `owner` names the process sweeping (several `serve` processes on one
+store sweep each location once); `updated_at`, moved at every page, is its heartbeat.
 """
 
 from __future__ import annotations
@@ -23,5 +24,6 @@ reconcile_sweeps = sa.Table(
     sa.Column("finished_at", sa.Float),  # NULL while a sweep is under way
     sa.Column("findings", sa.Text, nullable=False, server_default="{}"),  # last finished sweep
     sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("owner", sa.String(128)),  # which process sweeps (host:pid:random); NULL: none
     sa.Column("updated_at", sa.Float, nullable=False),
 )

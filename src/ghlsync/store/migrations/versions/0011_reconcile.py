@@ -26,6 +26,7 @@ def upgrade() -> None:
         sa.Column("finished_at", sa.Float),
         sa.Column("findings", sa.Text, nullable=False, server_default="{}"),
         sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.true()),
+        sa.Column("owner", sa.String(128)),
         sa.Column("updated_at", sa.Float, nullable=False),
     )
 
