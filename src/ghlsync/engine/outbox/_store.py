@@ -100,6 +100,7 @@ def enqueue(
         return Queued(existing[0], existing[1], False)
     writeback_id = new_writeback_id()
     body = writeback_body(action, writeback_id, now, data)
+    created = _after_the_last(conn, location_id, ghl_entity, ghl_id, now + order * 1e-6)
     status = "pending" if url else "skipped"
     insert: Any = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     stmt = (
@@ -118,7 +119,7 @@ def enqueue(
             attempts=0,
             available_at=now,
             last_error=None if url else f"no URL configured for {action}",
-            created_at=now + order * 1e-6,
+            created_at=created,
             updated_at=now,
         )
         .on_conflict_do_nothing(index_elements=["location_id", "dedupe_key"])
@@ -129,6 +130,19 @@ def enqueue(
         assert row is not None
         return Queued(row[0], row[1], False)
     return Queued(writeback_id, status, True)
+
+
+def _after_the_last(
+    conn: sa.Connection, location_id: str, ghl_entity: str, ghl_id: str, created: float
+) -> float:
+    """A `created_at` after every earlier write-back of the record: the sender keeps their
+    order by it, and two decisions in one clock tick must not tie."""
+    last = conn.execute(
+        sa.select(sa.func.max(o.created_at)).where(
+            o.location_id == location_id, o.ghl_entity == ghl_entity, o.ghl_id == ghl_id
+        )
+    ).scalar()
+    return created if last is None or created > last else float(last) + 1e-6
 
 
 def _by_key(conn: sa.Connection, location_id: str, dedupe_key: str) -> tuple[str, str] | None:
