@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker
-from ghlsync.engine.flows.to_dripjobs._events import ghl_delivery
+from ghlsync.engine.flows.to_dripjobs._events import ghl_delivery, is_ghl_event
 from ghlsync.engine.outbox._sender import OutboxSender
 from ghlsync.engine.queue._inbox import Delivery, accept
 from ghlsync.mapping import Mapper, load_config
@@ -154,9 +154,10 @@ class TwoWay:
     def forward_ghl_events(self) -> int:
         """Deliver the webhooks the sandbox emitted since the last call."""
         events, self.ghl_events[:] = list(self.ghl_events), []
-        for event in events:
+        taken = [e for e in events if is_ghl_event(str(e.get("type")))]  # as /hooks/ghl does
+        for event in taken:
             self.ghl(event)
-        return len(events)
+        return len(taken)
 
     async def settle(self, rounds: int = 20) -> None:
         """Run worker batches, GHL webhooks and the outbox until nothing moves."""

@@ -89,7 +89,29 @@ def directions(config: AppConfig) -> list[dict[str, Any]]:
                 "kept_in_store": kept,
             }
         )
+    if config.opportunities.pipeline("deal") or config.opportunities.pipeline("project"):
+        rows.append(_opportunity_direction(config))
     return rows
+
+
+def _opportunity_direction(config: AppConfig) -> dict[str, Any]:
+    """Deal cards (`opportunities:`): upserted from DripJobs; a card moved in the deal pipeline
+    becomes `move_deal` (no trigger needed: `flows.to_dripjobs._opportunity`)."""
+    from ghlsync.mapping._writeback import OPPORTUNITY_EVENTS
+
+    url = config.writeback.url("move_deal") is not None
+    moves = config.opportunities.pipeline("deal") is not None
+    outbound = [
+        {"ghl_event": e, "writeback": "move_deal", "when": "stage_moved", "url_configured": url}
+        for e in OPPORTUNITY_EVENTS
+        if moves
+    ]
+    return {
+        "entity": "opportunity",
+        "dripjobs_to_ghl": ["upsert"],
+        "ghl_to_dripjobs": outbound,
+        "kept_in_store": [] if moves else list(OPPORTUNITY_EVENTS),
+    }
 
 
 def actions() -> list[dict[str, Any]]:

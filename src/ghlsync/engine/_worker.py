@@ -501,6 +501,7 @@ class Worker:
                 events=item.events,
                 payload=item.payload,
                 version=item.source_updated_at,
+                opportunities=config.opportunities,
             )
         except Exception as error:
             raise _EventFailed(item.event, error) from error

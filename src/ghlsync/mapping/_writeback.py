@@ -73,6 +73,9 @@ GHLEvent = Literal[
     "AppointmentDelete",
 ]
 GHL_EVENTS: tuple[str, ...] = GHLEvent.__args__  # type: ignore[attr-defined]
+# Card moves in a configured pipeline (`opportunities:`): taken without a trigger, they become
+# `move_deal` (engine/flows/to_dripjobs/_opportunity.py).
+OPPORTUNITY_EVENTS: tuple[str, ...] = ("OpportunityStageUpdate", "OpportunityStatusUpdate")
 Condition = Literal["always", "unlinked", "changed", "tag_added"]
 
 # The flat fields each action takes (the wire contract, docs/two-way.md).
@@ -91,6 +94,7 @@ EVENT_ENTITY: dict[str, str] = {
     **{e: "task" for e in GHL_EVENTS if e.startswith("Task")},
     **{e: "note" for e in GHL_EVENTS if e.startswith("Note")},
     **{e: "appointment" for e in GHL_EVENTS if e.startswith("Appointment")},
+    **{e: "opportunity" for e in OPPORTUNITY_EVENTS},
 }
 
 

@@ -18,7 +18,9 @@ import sqlalchemy as sa
 from ghlsync._clock import Clock
 from ghlsync.engine.flows.to_dripjobs._decide import Decision, GHLWork, decide
 from ghlsync.engine.flows.to_dripjobs._events import GHL_PREFIX, record_of, source_time
+from ghlsync.engine.flows.to_dripjobs._opportunity import decide_opportunity
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome
+from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.mapping._writeback import EVENT_ENTITY, WritebackSettings
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._tables_twoway import writeback_outbox
@@ -42,17 +44,27 @@ async def sync_ghl(
     events: Sequence[str],
     payload: Mapping[str, Any],
     version: float | None,
+    opportunities: OpportunitySettings | None = None,
 ) -> list[EntityOutcome]:
-    """Decide and record one GHL record's events; one outcome for the audit log."""
+    """Decide and record one GHL record's events; one outcome for the audit log.
+    `opportunities`: the pipelines a moved card is reverse-mapped through (`move_deal`)."""
     work = GHLWork(location_id, entity_type[len(GHL_PREFIX) :], ghl_id, events, payload, version)
-    decision = await asyncio.to_thread(_decide_in_transaction, engine, work, settings, clock)
+    decision = await asyncio.to_thread(
+        _decide_in_transaction, engine, work, settings, clock, opportunities
+    )
     return [EntityOutcome(entity_type, ghl_id, decision.action, ghl_id, 0, decision.detail)]
 
 
 def _decide_in_transaction(
-    engine: sa.Engine, work: GHLWork, settings: WritebackSettings, clock: Clock
+    engine: sa.Engine,
+    work: GHLWork,
+    settings: WritebackSettings,
+    clock: Clock,
+    opportunities: OpportunitySettings | None = None,
 ) -> Decision:
     with begin_immediate(engine) as conn:
+        if work.entity == "opportunity":
+            return decide_opportunity(conn, work, settings, opportunities, now=clock.now())
         return decide(conn, work, settings, now=clock.now())
 
 

@@ -25,7 +25,13 @@ from ghlsync.store._tables_sync import id_map
 __all__ = ["WriteInFlightError", "linked_sources", "write_in_flight", "written"]
 
 # A GHL record type → the DripJobs-side entity type whose flows write it.
-DJ_TYPE = {"contact": "contact", "appointment": "appointment", "task": "task", "note": "note"}
+DJ_TYPE = {
+    "contact": "contact",
+    "appointment": "appointment",
+    "task": "task",
+    "note": "note",
+    "opportunity": "opportunity",
+}
 
 
 class WriteInFlightError(RetriableError):

@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from ghlsync.engine.queue._inbox import Delivery
-from ghlsync.mapping._writeback import EVENT_ENTITY, GHL_EVENTS
+from ghlsync.mapping._writeback import EVENT_ENTITY, GHL_EVENTS, OPPORTUNITY_EVENTS
 
 __all__ = ["GHL_PREFIX", "ghl_delivery", "is_ghl_event", "record_of", "source_time"]
 
@@ -22,8 +22,9 @@ GHL_PREFIX = "ghl_"
 
 
 def is_ghl_event(kind: str) -> bool:
-    """True for the record events two-way sync takes (ContactCreate, TaskComplete, ...)."""
-    return kind in GHL_EVENTS
+    """True for the record events two-way sync takes (ContactCreate, TaskComplete, ...,
+    OpportunityStageUpdate)."""
+    return kind in GHL_EVENTS or kind in OPPORTUNITY_EVENTS
 
 
 def record_of(event: Mapping[str, Any]) -> Mapping[str, Any]:

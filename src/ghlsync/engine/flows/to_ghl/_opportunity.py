@@ -12,8 +12,11 @@ lost answer cannot make a second card; there is no pending row to resolve.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any
+
+import sqlalchemy as sa
 
 from ghlsync._clock import Clock
 from ghlsync.engine.flows._inflight import entity_lock
@@ -30,6 +33,7 @@ from ghlsync.engine.flows.to_ghl._model import (
 from ghlsync.engine.flows.to_ghl._pipelines import cached_stage, resolve
 from ghlsync.engine.flows.to_ghl._plan import PlannedCall
 from ghlsync.engine.flows.to_ghl._records import answer_id
+from ghlsync.engine.state import _ghlrecords
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.ghl._errors import ServerError
 from ghlsync.mapping import MappedEntity, content_hash
@@ -38,6 +42,7 @@ ENTITY = "opportunity"
 # The spec requires the follower fields on an upsert: "add nobody" leaves followers as they are.
 KEEP_FOLLOWERS = {"followers": [], "isRemoveAllFollowers": False, "followersActionType": "add"}
 _SENT = ("status", "monetaryValue", "assignedTo")
+HELD = "GHL already holds this stage (two-way)"
 
 
 async def sync_opportunity(
@@ -73,6 +78,8 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     if not known:
         body.setdefault("name", entity.defaults.get("name") or entity.source_id)
     body.update(KEEP_FOLLOWERS)
+    if known and state is not None and await _already_in_ghl(run, entity, known, state, body):
+        return outcome(run, entity, "skipped", known, start, HELD)
     call = PlannedCall(
         "POST", "/opportunities/upsert", body=body, purpose="upsert", idempotent=True
     )
@@ -94,6 +101,35 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     return outcome(run, entity, "created" if created else "updated", ghl_id, start)
 
 
+async def _already_in_ghl(
+    run: Run, entity: MappedEntity, known: str, state: SyncState, body: dict[str, Any]
+) -> bool:
+    """Two-way: our move_deal's echo (or a move GHL already shows) is recorded, not sent."""
+    if run.twoway is None:
+        return False
+    last = state.snapshot.get("body") or {}
+    if not await asyncio.to_thread(_held, run, known, last, body):
+        return False
+    snapshot = {"body": body, "contact_id": body["contactId"]}
+    new_state = SyncState(content_hash(entity), updated_at(entity), snapshot)
+    await run.ledger.confirm(ENTITY, entity.source_id, known, new_state)
+    return True
+
+
+def _held(run: Run, ghl_id: str, last: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+    """Two-way: True when the card GHL last told us about (`ghl_records`, from its
+    Opportunity* webhooks) is in this pipeline and stage, and nothing else we send changed
+    since our last upsert. A DripJobs `deal.stage_changed` caused by our `move_deal` is then
+    no GHL write (the same rule as for contacts: what GHL already holds is no change)."""
+    if any(body.get(k) != last.get(k) for k in _SENT):
+        return False
+    engine: sa.Engine = run.fields.engine
+    with engine.connect() as conn:
+        card = _ghlrecords.get(conn, run.location_id, ENTITY, ghl_id).fields
+    keys = ("pipelineId", "pipelineStageId")
+    return bool(card) and all(card.get(k) == body.get(k) for k in keys)
+
+
 def moved_deal_stage(
     settings: Any, location_id: str, event: Mapping[str, Any]
 ) -> tuple[str, str] | None:
@@ -101,9 +137,9 @@ def moved_deal_stage(
     `project`, the DripJobs stage name) a `move_deal` write-back should carry, or None when
     the card is not in a configured pipeline or its stage is not known yet.
 
-    The mapping of the way back, for the two-way core to call (it is not wired yet): the
-    stage name comes from the cached pipeline list and is reverse-mapped through
-    `deal_stages` / `project_stages`.
+    The mapping of the way back (`flows.to_dripjobs._opportunity` calls it): the stage name
+    comes from the cached pipeline list and is reverse-mapped through `deal_stages` /
+    `project_stages`.
     """
     pipeline_id, stage_id = event.get("pipelineId"), event.get("pipelineStageId")
     if not isinstance(pipeline_id, str) or not isinstance(stage_id, str):

@@ -1,0 +1,109 @@
+"""Two-way sync, deal cards: a card moved in GHL → one move_deal with the DripJobs stage name;
+our own upsert's webhook writes nothing back; DripJobs' deal.stage_changed for our move_deal
+writes nothing to GHL (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from ghlsync.engine.flows.to_ghl._pipelines import forget_pipelines
+from ghlsync.mapping._opportunity_settings import OpportunitySettings
+from tests._twoway_kit import TwoWay
+
+SETTINGS = OpportunitySettings(
+    deal_pipeline="Sales pipeline",
+    deal_stages={"Estimate Scheduled": "Estimate booked", "Proposal Approved": "Won"},
+)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_pipelines() -> Iterator[None]:
+    forget_pipelines()  # the cache is per process; each test starts from GHL's answer
+    yield
+    forget_pipelines()
+
+
+async def _card_at(tw: TwoWay, stage: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """A DripJobs customer whose deal is at `stage`, synced to a GHL card. The pipeline is
+    all this user wants: the preset's `deal:` tag rule is deleted (docs/pipelines.md)."""
+    tags = [t for t in tw.config.tags if t.source != "deal_stage"]
+    tw.reconfigure(tw.config.model_copy(update={"opportunities": SETTINGS, "tags": tags}))
+    tw.dripjobs("customer.created", "dj_c_1", first_name="Ann", email="ann@x.io")
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="New lead",
+                email="ann@x.io", updated_at=1_800_000_010.0)  # fmt: skip
+    await tw.settle()
+    location = tw.sandbox.state.location(tw.sandbox.location_id)
+    assert location is not None
+    [card] = location.opportunities.values()
+    stages = {s["name"]: s["id"] for s in location.pipelines[card["pipelineId"]]["stages"]}
+    if stage != "New lead":
+        tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage=stage,
+                    email="ann@x.io", updated_at=1_800_000_020.0)  # fmt: skip
+        await tw.settle()
+    return card, stages
+
+
+async def test_our_own_upserts_are_not_written_back(tw: TwoWay) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    assert card["pipelineStageId"] == stages["Estimate booked"]
+    taken = [r for r in tw.sandbox.state.requests if r.get("path") == "/opportunities/upsert"]
+    assert len(taken) == 2, "the stage change did not reach GHL"
+    assert tw.outbox() == [] and tw.hook.received == [], "our own card move was written back"
+
+
+async def test_a_card_moved_in_ghl_moves_the_deal_once_and_its_echo_writes_nothing(
+    tw: TwoWay,
+) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    contact_id = tw.ghl_contacts()[0]["id"]
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}", {"pipelineStageId": stages["Won"]})
+    stage_events = [e for e in tw.ghl_events if e["type"] == "OpportunityStageUpdate"]
+    assert stage_events, "the sandbox sent no OpportunityStageUpdate"
+    tw.ghl(dict(stage_events[0]))  # GHL retries its webhook: same webhookId
+    await tw.settle()
+    (move,) = tw.hook.applied.values()
+    assert move["type"] == "move_deal"
+    assert move["data"] == {
+        "ghl_contact_id": contact_id,
+        "ghl_opportunity_id": card["id"],
+        "email": "ann@x.io",
+        "stage": "Proposal Approved",  # the DripJobs name of GHL's "Won"
+    }
+    # DripJobs applies the move and fires deal.stage_changed (as the emulator does).
+    writes = tw.ghl_writes()
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="Proposal Approved",
+                email="ann@x.io", updated_at=1_800_000_030.0)  # fmt: skip
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "the move_deal echo wrote to GHL"
+    assert len(tw.hook.applied) == 1
+    # A later DripJobs move still reaches GHL (the echo rule did not stick).
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="Estimate Scheduled",
+                email="ann@x.io", updated_at=1_800_000_040.0)  # fmt: skip
+    await tw.settle()
+    location = tw.sandbox.state.location(tw.sandbox.location_id)
+    assert location is not None
+    assert location.opportunities[card["id"]]["pipelineStageId"] == stages["Estimate booked"]
+    assert len(tw.hook.applied) == 1, "our own upsert came back as a move_deal"
+
+
+async def test_without_pipelines_a_card_move_is_not_written_back(tw: TwoWay) -> None:
+    card, stages = await _card_at(tw, "New lead")
+    tw.reconfigure(tw.config.model_copy(update={"opportunities": OpportunitySettings()}))
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}", {"pipelineStageId": stages["Won"]})
+    await tw.settle()
+    assert tw.hook.received == [] and tw.outbox() == []
+
+
+def test_catalog_names_the_card_way_back(tw: TwoWay) -> None:
+    from ghlsync.cli._catalog import directions
+
+    assert "opportunity" not in {row["entity"] for row in directions(tw.config)}
+    rows = directions(tw.config.model_copy(update={"opportunities": SETTINGS}))
+    [card] = [row for row in rows if row["entity"] == "opportunity"]
+    assert [(o["ghl_event"], o["writeback"]) for o in card["ghl_to_dripjobs"]] == [
+        ("OpportunityStageUpdate", "move_deal"),
+        ("OpportunityStatusUpdate", "move_deal"),
+    ]
