@@ -33,6 +33,7 @@ from ghlsync.backfill._run import (
 )
 from ghlsync.dripjobs._csv import column_table, count_rows, file_fingerprint, read_rows
 from ghlsync.engine.queue._inbox import Delivery, delivery_key
+from ghlsync.engine.state._syncstate import mapped_with_state
 from ghlsync.mapping import Mapper
 from ghlsync.mapping._backfill import BackfillSettings
 from ghlsync.store._tables_engine import inbox
@@ -197,18 +198,7 @@ class _State:
             ).scalars()
             seen = {keys[k] for k in seen_keys}
             mapped = conn.execute(
-                sa.select(id_map.c.source_id, sync_state.c.content_hash)
-                .select_from(id_map)
-                .outerjoin(
-                    sync_state,
-                    sa.and_(
-                        sync_state.c.location_id == id_map.c.location_id,
-                        sync_state.c.entity_type == id_map.c.entity_type,
-                        sync_state.c.source_id == id_map.c.source_id,
-                        sync_state.c.side == "ghl",
-                    ),
-                )
-                .where(
+                mapped_with_state(id_map.c.source_id, sync_state.c.content_hash).where(
                     id_map.c.location_id == location,
                     id_map.c.entity_type == "contact",
                     id_map.c.source_id.in_(ids),

@@ -8,6 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ghlsync.engine.state._syncstate import mapped_with_state
 from ghlsync.store._tables_engine import work_items
 from ghlsync.store._tables_sync import id_map, sync_state
 
@@ -40,25 +41,14 @@ def load_view(engine: sa.Engine, location_id: str, *, stale_after: float, now: f
     orphans: list[dict[str, Any]] = []
     with engine.connect() as conn:
         rows = conn.execute(
-            sa.select(
+            mapped_with_state(
                 id_map.c.source_id,
                 id_map.c.ghl_id,
                 id_map.c.state,
                 id_map.c.pending_since,
                 sync_state.c.snapshot,
                 sync_state.c.synced_at,
-            )
-            .select_from(id_map)
-            .outerjoin(
-                sync_state,
-                sa.and_(
-                    sync_state.c.location_id == id_map.c.location_id,
-                    sync_state.c.entity_type == id_map.c.entity_type,
-                    sync_state.c.source_id == id_map.c.source_id,
-                    sync_state.c.side == "ghl",
-                ),
-            )
-            .where(id_map.c.location_id == location_id, id_map.c.entity_type == "contact")
+            ).where(id_map.c.location_id == location_id, id_map.c.entity_type == "contact")
         )
         for r in rows:
             if r.state != "confirmed" or not r.ghl_id:

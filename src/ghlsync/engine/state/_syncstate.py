@@ -8,10 +8,21 @@ from typing import Any, Literal
 
 import sqlalchemy as sa
 
-from ghlsync.store._tables_sync import sync_state
+from ghlsync.store._tables_sync import id_map, sync_state
 
 Side = Literal["ghl", "dripjobs"]
 DELETED = "deleted"  # content_hash of a tombstone: the entity was deleted at source_updated_at
+
+
+def mapped_with_state(*columns: Any, side: Side = "ghl") -> sa.Select[Any]:
+    """SELECT `columns` over the ID map, each row with its sync state on `side` (or NULLs)."""
+    on = sa.and_(
+        sync_state.c.location_id == id_map.c.location_id,
+        sync_state.c.entity_type == id_map.c.entity_type,
+        sync_state.c.source_id == id_map.c.source_id,
+        sync_state.c.side == side,
+    )
+    return sa.select(*columns).select_from(id_map.outerjoin(sync_state, on))
 
 
 @dataclass(frozen=True, slots=True)
