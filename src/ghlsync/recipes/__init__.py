@@ -1,0 +1,34 @@
+"""Recipes: automations as data (`recipes:` in ghlsync.yaml and `recipes/*.yaml`).
+
+Public API::
+
+    InputSpec(name, type, required, description="")
+    TriggerSpec(id, side, description, fields, source)    what `when: {trigger}` can name
+    ActionSpec(id, side, description, inputs, operation, run)   what a `do:` step can run
+    TRIGGERS: Mapping[str, TriggerSpec]    every trigger, by id ("dripjobs.lead.created")
+    ACTIONS: Mapping[str, ActionSpec]      every action, by id ("create_task")
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+
+from ghlsync.recipes._spec import ActionSpec, InputSpec, TriggerSpec
+
+ACTIONS: Mapping[str, ActionSpec] = {}
+
+
+def _load_triggers() -> Mapping[str, TriggerSpec]:
+    # recipes/_triggers.py is written in parallel; tolerate its absence for a short while
+    try:
+        module = importlib.import_module("ghlsync.recipes._triggers")
+    except ModuleNotFoundError:  # pragma: no cover
+        return {}
+    triggers: Mapping[str, TriggerSpec] = module.TRIGGERS
+    return triggers
+
+
+TRIGGERS: Mapping[str, TriggerSpec] = _load_triggers()
+
+__all__ = ["ACTIONS", "TRIGGERS", "ActionSpec", "InputSpec", "TriggerSpec"]
