@@ -25,6 +25,7 @@ ghl_connections = sa.Table(
     sa.Column("status_message", sa.Text),
     sa.Column("key_id", sa.String(32)),  # which encryption key sealed the tokens
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("environment", sa.String(32)),  # 0012: the environment it belongs to
 )
 
 # One row per rate-limit key (location or company), shared by every process (GCRA).

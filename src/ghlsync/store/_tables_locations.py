@@ -7,6 +7,8 @@
   slug in `/hooks/dripjobs/<connection_id>/<event>`; `secret` is the bearer secret, encrypted
   with `ghlsync.ghl.TokenCipher` (`key_id` names the key that sealed it). A revoked connection
   keeps its row, so a late delivery is told why it is refused.
+- `environment` (both): the environment of `ghlsync.yaml` that wrote the row (migration
+  0012); NULL for rows from before environments, served by any environment.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ locations = sa.Table(
     sa.Column("installed_at", sa.Float, nullable=False),
     sa.Column("uninstalled_at", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("environment", sa.String(32)),  # 0012: the environment it belongs to
     sa.Index("ix_locations_company", "company_id"),
 )
 
@@ -39,5 +42,6 @@ dripjobs_connections = sa.Table(
     sa.Column("key_id", sa.String(32)),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("revoked_at", sa.Float),
+    sa.Column("environment", sa.String(32)),  # 0012: the environment it belongs to
     sa.Index("ix_dripjobs_connections_location", "location_id"),
 )
