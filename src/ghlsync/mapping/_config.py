@@ -246,6 +246,8 @@ class AppConfig(_Model):
     backfill: BackfillSettings = BackfillSettings()
     opportunities: OpportunitySettings = OpportunitySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
+    # Automations (docs/recipes.md), validated by `ghlsync.recipes` against its registries.
+    recipes: list[dict[str, Any]] = []
 
     @classmethod
     def default(cls) -> AppConfig:

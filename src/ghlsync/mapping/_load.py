@@ -20,6 +20,7 @@ from ghlsync.mapping._checks import check
 from ghlsync.mapping._config import AppConfig
 from ghlsync.mapping._errors import ConfigError, show
 from ghlsync.mapping._messages import describe_all, key_path
+from ghlsync.mapping._recipe_files import with_recipe_files
 from ghlsync.mapping._writeback import WRITEBACK_ACTIONS
 
 PRESET_NAME = "<embedded preset>"
@@ -66,6 +67,7 @@ def load_config(
         raw = preset
     else:
         raw = _over_preset(parse_yaml(_read(Path(name), name), name), preset)
+        raw = with_recipe_files(raw, Path(name))
     return validate(apply_env(raw, env), name)
 
 
