@@ -45,6 +45,18 @@ rate_budget = sa.Table(
     sa.Column("updated_ms", sa.BigInteger, nullable=False, server_default="0"),
 )
 
+# One row per request a key's window allows (migration 0013): the shared limiter takes a free
+# slot per request and frees it an interval after the answer (`ghl/_ratelimit/_sql.py`).
+rate_slots = sa.Table(
+    "rate_slots",
+    metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("slot", sa.Integer, primary_key=True),
+    sa.Column("free_at_ms", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("in_flight", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("taken_ms", sa.BigInteger, nullable=False, server_default="0"),
+)
+
 # GHL webhook ids already accepted, for replay rejection.
 ghl_webhooks_seen = sa.Table(
     "ghl_webhooks_seen",
