@@ -1,14 +1,18 @@
 """Ingest benchmark: DripJobs deliveries accepted durably per second, over HTTP on loopback.
 
-Starts the real `ghlsync serve --no-worker` in a subprocess on SQLite (a file) and on
-PostgreSQL (when one answers), drives it with ~50 concurrent keep-alive connections, counts
-202 answers, then checks the inbox holds exactly that many rows (a 202 means committed).
+Default (`--load wrk`, issue 13): wrk (Debian's `wrk` package) with `bench/wrk_ingest.lua`
+drives the real `ghlsync serve --no-worker` and the bare durable receiver of
+`bench/ingest_reference.py` side by side in one run, in alternating rounds, on SQLite files:
+every delivery a new customer, then the merge-heavy case (many deliveries to few customers).
+Then `ghlsync serve` on PostgreSQL (when one answers), same cases. Deliveries authenticate
+with `Authorization: Bearer <secret>` (what a Zap sends; wrk's Lua has no HMAC). After each
+case the store must hold at least one inbox row per 2xx (a 2xx means committed).
 
-The load generator speaks HTTP/1.1 over raw asyncio streams rather than through httpx2: on a
-2-core machine a full HTTP client costs the generator more CPU than the server under test
-spends, and it would measure itself. Use `--client httpx2` to compare.
+`--load asyncio` is the older generator: raw HTTP/1.1 over asyncio streams, a fixed number of
+requests, plus `accept()` timed alone.
 
-    .venv/bin/python bench/bench_ingest.py [--requests 20000] [--concurrency 50] [--write]
+    .venv/bin/python bench/bench_ingest.py [--seconds 8] [--rounds 2] [--write]
+    .venv/bin/python bench/bench_ingest.py --load asyncio [--requests 20000] [--concurrency 50]
 """
 
 from __future__ import annotations
@@ -31,6 +35,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _ingest_wrk import (
+    CASE_TITLES,
+    CASES,
+    Tally,
+    WrkShape,
+    have_wrk,
+    reference_server,
+    side_by_side,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef"
@@ -334,16 +350,122 @@ def write_section(text: str) -> None:
 
 LOAD_BEFORE = os.getloadavg()
 
+WRK_BEGIN, WRK_END = "<!-- ingest:wrk -->", "<!-- /ingest:wrk -->"
+
+Row = tuple[str, str, str, Tally, float | None]  # case, receiver, store, tally, ratio
+
+
+def wrk_run(shape: WrkShape, backends: list[str]) -> list[Row]:
+    """Every case: reference vs ghlsync on SQLite side by side, then ghlsync on PostgreSQL."""
+    rows: list[Row] = []
+    for case in CASES:
+        if "sqlite" in backends:
+            rows.extend(_sqlite_case(case, shape))
+        if "postgresql" in backends:
+            rows.extend(_postgres_case(case, shape))
+    return rows
+
+
+def _sqlite_case(case: str, shape: WrkShape) -> list[Row]:
+    with (
+        database("sqlite") as url,
+        tempfile.TemporaryDirectory() as folder,
+        reference_server(folder) as (ref_port, ref_url),
+    ):
+        assert url is not None
+        port = free_port()
+        with running_server(url, port):
+            servers = {
+                "reference": (ref_port, SECRET, ref_url),
+                "ghlsync serve": (port, SECRET, url),
+            }
+            tallies = side_by_side(case, shape, servers)
+    ref, ours = tallies["reference"], tallies["ghlsync serve"]
+    _print_case(case, "sqlite", tallies)
+    return [
+        (case, "reference (bench/ingest_reference.py)", "sqlite", ref, None),
+        (case, "ghlsync serve --no-worker", "sqlite", ours, ours.rate / ref.rate),
+    ]
+
+
+def _postgres_case(case: str, shape: WrkShape) -> list[Row]:
+    with database("postgresql") as url:
+        if url is None:
+            return []
+        port = free_port()
+        with running_server(url, port):
+            tallies = side_by_side(case, shape, {"ghlsync serve": (port, SECRET, url)})
+    _print_case(case, "postgresql", tallies)
+    return [(case, "ghlsync serve --no-worker", "postgresql", tallies["ghlsync serve"], None)]
+
+
+def _print_case(case: str, store: str, tallies: dict[str, Tally]) -> None:
+    for name, t in tallies.items():
+        print(
+            f"{case:6} {store:10} {name:14} {t.rate:8,.0f}/s  2xx {t.ok}  non-2xx {t.non2xx}  "
+            f"socket errors {t.errors}  inbox rows {t.rows}",
+            flush=True,
+        )
+        if t.rows < t.ok:
+            print(f"  LOST: {t.ok} answered 2xx but only {t.rows} inbox rows", file=sys.stderr)
+
+
+def wrk_report(rows: list[Row], shape: WrkShape) -> str:
+    lines = [
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; wrk "
+        f"{shape.threads} threads, {shape.connections} connections, {shape.rounds} alternating "
+        f"rounds of {shape.seconds:g} s per receiver and case, on the same machine; load "
+        f"average before the run {LOAD_BEFORE[0]:.1f}, after {os.getloadavg()[0]:.1f}.",
+        "",
+        "| case | receiver | store | deliveries/s (2xx) | ÷ reference | 2xx | non-2xx "
+        "| inbox rows | p50 | p99 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for case, receiver, store, t, ratio in rows:
+        shown = "" if ratio is None else f"{ratio:.2f}"
+        p50 = max(t.p50_ms) if t.p50_ms else 0.0
+        p99 = max(t.p99_ms) if t.p99_ms else 0.0
+        lines.append(
+            f"| {CASE_TITLES[case]} | {receiver} | {store} | {t.rate:,.0f} | {shown} | {t.ok} "
+            f"| {t.non2xx} | {t.rows} | {p50:.1f} ms | {p99:.1f} ms |"
+        )
+    return "\n".join(lines)
+
+
+def write_block(begin: str, end: str, text: str) -> None:
+    """Replace the text between `begin` and `end` in docs/benchmarks.md (they must exist)."""
+    path = ROOT / "docs" / "benchmarks.md"
+    existing = path.read_text()
+    if begin not in existing or end not in existing:
+        raise SystemExit(f"docs/benchmarks.md lacks the markers {begin} {end}")
+    head, _, rest = existing.partition(begin)
+    _, _, tail = rest.partition(end)
+    path.write_text(f"{head}{begin}\n{text}\n{end}{tail}")
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=20_000)
-    parser.add_argument("--concurrency", type=int, default=50)
-    parser.add_argument("--client", choices=["raw", "httpx2"], default="raw")
+    parser.add_argument("--load", choices=["wrk", "asyncio"], default="wrk")
+    parser.add_argument("--seconds", type=float, default=8.0, help="wrk: per round")
+    parser.add_argument("--rounds", type=int, default=2, help="wrk: rounds per receiver")
+    parser.add_argument("--connections", type=int, default=32, help="wrk")
+    parser.add_argument("--threads", type=int, default=2, help="wrk")
+    parser.add_argument("--requests", type=int, default=20_000, help="asyncio")
+    parser.add_argument("--concurrency", type=int, default=50, help="asyncio")
+    parser.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="asyncio")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    if args.load == "wrk":
+        if not have_wrk():
+            raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
+        shape = WrkShape(args.threads, args.connections, args.seconds, args.rounds)
+        text = wrk_report(wrk_run(shape, backends), shape)
+        print(text)
+        if args.write:
+            write_block(WRK_BEGIN, WRK_END, text)
+        return
     results = []
     for backend in backends:
         result = run(backend, args.requests, args.concurrency, args.client)
