@@ -220,7 +220,9 @@ def test_auth_login_uses_the_configs_store_and_base_url(
 
     assert page.status_code == 200 and proc.returncode == 0, err
     assert "Connected Location loc_sandbox" in out
-    assert (site / "ghlsync.db").exists() and not (elsewhere / "ghlsync.db").exists()
+    # init --sandbox runs the sandbox environment, whose store is ghlsync-sandbox.db.
+    stores = ("ghlsync-sandbox.db", "ghlsync.db")
+    assert (site / stores[0]).exists() and not any((elsewhere / s).exists() for s in stores)
     status = _run("auth", "status", GHLSYNC_CONFIG=str(config))
     assert "loc_sandbox" in status.output and "Location (oauth)" in status.output
 

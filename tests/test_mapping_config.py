@@ -28,6 +28,10 @@ DEFAULT_EVENTS = {
     "project.stage_changed", "proposal.accepted", "task.created", "task.updated",
     "task.completed", "task.deleted", "note.created", "note.updated",
     "appointment.scheduled", "appointment.updated", "appointment.canceled",
+    # the other Zapier triggers of DripJobs
+    "proposal.rejected", "proposal.viewed", "project.completed", "booking_form.submitted",
+    "job_costing.completed", "invoice.created", "payment.received", "card_label.changed",
+    "text_message.received", "estimate.scheduled", "custom_event.scheduled",
 }  # fmt: skip
 DEFAULT_FIELDS = {
     "customer_id", "first_name", "last_name", "email", "phone", "address", "city", "state",
@@ -256,7 +260,9 @@ def test_cli_init_writes_the_preset_and_refuses_to_overwrite(tmp_path: Path) -> 
     target = tmp_path / "ghlsync.yaml"
     result = runner.invoke(app, ["init", "--path", str(target)])
     assert result.exit_code == 0, result.output
-    assert target.read_text() == preset_text()
+    written = target.read_text()
+    assert written.startswith(preset_text())  # the preset, then the two environments
+    assert "environment: production\n" in written and "  sandbox:" in written
     target.write_text("# mine\n")
     refused = runner.invoke(app, ["init", "--path", str(target)])
     assert refused.exit_code == 1

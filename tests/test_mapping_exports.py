@@ -29,6 +29,7 @@ def test_public_api_is_pinned() -> None:
         "load_config",
         "preset_text",
         "render_preset",
+        "selected_environment",
     ]
     for name in ghlsync.mapping.__all__:
         assert getattr(ghlsync.mapping, name) is not None

@@ -25,6 +25,7 @@ from ghlsync.cli import (
     _sandbox,
     _serve,
 )
+from ghlsync.cli._env_option import add_env_option
 
 
 def _flags_show_no_type() -> None:
@@ -85,6 +86,7 @@ for _module in (
     _console,
 ):
     _module.register(app)
+add_env_option(app)  # after every command is registered: each one with --config gets --env
 
 
 def main() -> None:

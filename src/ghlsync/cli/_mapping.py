@@ -10,7 +10,12 @@ from typing import Annotated
 import typer
 
 from ghlsync._files import write_private_text
-from ghlsync.mapping import AppConfig, ConfigError, config_source, load_config, render_preset
+from ghlsync.mapping import AppConfig, ConfigError, config_source, load_config, preset_text
+from ghlsync.mapping._environments import (
+    SANDBOX_DEFAULT_URL,
+    SANDBOX_GHL_KEYS,
+    environments_text,
+)
 
 
 def init(
@@ -23,13 +28,12 @@ def init(
     ),
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
-    """Write a commented ghlsync.yaml with the DripJobs preset."""
+    """Write a commented ghlsync.yaml with the DripJobs preset and two environments, sandbox
+    and production (the default: production; with --sandbox URL, the sandbox there)."""
     if path.exists() and not force:
         typer.echo(f"{path} already exists; use --force to overwrite it.", err=True)
         raise typer.Exit(1)
-    text = render_preset(sandbox)
-    if sandbox:
-        text = _for_sandbox(text, sandbox)
+    text = _with_environments(preset_text(), sandbox)
     try:  # 0600: the file will hold the GHL token and the DripJobs secret.
         write_private_text(path, text)
     except OSError as exc:
@@ -40,26 +44,31 @@ def init(
         )
         raise typer.Exit(1) from None
     where = f" for the sandbox at {sandbox}" if sandbox else ""
-    typer.echo(f"Wrote {path}{where}. Check it with: ghlsync validate --config {path}")
+    typer.echo(
+        f"Wrote {path}{where}. Check it with: ghlsync validate --config {path}; before going "
+        f"live: ghlsync check --env production --config {path}"
+    )
 
 
-def _for_sandbox(text: str, url: str) -> str:
-    """A config that works against the sandbox as written: a generated DripJobs secret, the
-    sandbox's app id and, when it answers, its webhook signing key (installs verify)."""
-    from ghlsync.sandbox._state import DEFAULT_APP_ID
-
-    text = set_key(text, "dripjobs", "secret", secrets.token_urlsafe(32))
-    text = set_key(text, "ghl", "app_id", DEFAULT_APP_ID)
-    key = _sandbox_webhook_key(url)
-    if key is None:
-        typer.echo(
-            f"warning: the sandbox at {url} did not give its webhook key; start it "
-            "(`ghlsync sandbox`) and run init again, or set ghl.webhook_public_key to "
-            f"{url.rstrip('/')}/_sandbox/webhook-public-key",
-            err=True,
-        )
-        return text
-    return set_key(text, "ghl", "webhook_public_key", key)
+def _with_environments(text: str, sandbox: str | None) -> str:
+    """The preset with a sandbox and a production environment; with `--sandbox URL`, the
+    sandbox one is the default and works as written: a generated DripJobs secret and, when the
+    sandbox answers, its webhook signing key (installs verify)."""
+    keys = {"base_url": (sandbox or SANDBOX_DEFAULT_URL).rstrip("/"), **SANDBOX_GHL_KEYS}
+    if sandbox:
+        text = set_key(text, "dripjobs", "secret", secrets.token_urlsafe(32))
+        key = _sandbox_webhook_key(sandbox)
+        if key is None:
+            typer.echo(
+                f"warning: the sandbox at {sandbox} did not give its webhook key; start it "
+                "(`ghlsync sandbox`) and run init again, or set "
+                "environments.sandbox.ghl.webhook_public_key to "
+                f"{sandbox.rstrip('/')}/_sandbox/webhook-public-key",
+                err=True,
+            )
+        else:
+            keys["webhook_public_key"] = key
+    return text + environments_text(keys, "sandbox" if sandbox else "production")
 
 
 def _sandbox_webhook_key(url: str) -> str | None:
@@ -126,6 +135,8 @@ def validate(
             typer.echo(problem, err=True)
         raise typer.Exit(1) from None
     source = config_source(config)
+    if loaded.environment is not None:
+        source = f"{source} (environment {loaded.environment})"
     warnings = readiness_warnings(loaded)
     for warning in warnings:
         typer.echo(f"WARNING: {source}: {warning}", err=True)

@@ -7,6 +7,7 @@ Public API::
         GHLSYNC_DATABASE_URL / _GHL_BASE_URL / _GHL_LOCATION_ID / _GHL_TOKEN /
         _GHL_CALENDAR_ID / _DRIPJOBS_SECRET override the file. Raises ConfigError.
     AppConfig.default() -> AppConfig          the embedded DripJobs preset (no env overrides)
+        .environment: the environment it runs (None: the base keys); .environments: all
         .database_url, .ghl.{base_url, location_id, token: Secret|None, calendar_id, timezone},
         .dripjobs.{secret: Secret|None, max_body_bytes, timestamp_tolerance},
         .worker.{concurrency, max_attempts, lease_seconds, poll_interval},
@@ -15,6 +16,9 @@ Public API::
     preset_text() -> str                      the commented preset YAML
     render_preset(sandbox_url=None) -> str    the same, pointed at a sandbox (`ghlsync init`)
     config_source(path=None) -> str           the file load_config would read
+    selected_environment(name)                 context manager: load_config runs environment
+                                               `name` (the CLI's --env); else $GHLSYNC_ENV,
+                                               else the file's `environment:`
 
     Mapper(config, *, clock=SYSTEM_CLOCK)
         .events -> list[str];  .knows(event) -> bool
@@ -68,6 +72,7 @@ from ghlsync.mapping._config import (
     TagRule,
     WorkerSettings,
 )
+from ghlsync.mapping._environments import selected_environment
 from ghlsync.mapping._errors import ConfigError, MappingError, UnknownEventError
 from ghlsync.mapping._load import (
     ENV_OVERRIDES,
@@ -104,4 +109,5 @@ __all__ = [
     "load_config",
     "preset_text",
     "render_preset",
+    "selected_environment",
 ]

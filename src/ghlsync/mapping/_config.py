@@ -21,6 +21,7 @@ from pydantic import (
 
 from ghlsync._secret import Secret
 from ghlsync.mapping._backfill import BackfillSettings
+from ghlsync.mapping._environments import ENVIRONMENT_NAME
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.mapping._reconcile_settings import ReconcileSettings
 from ghlsync.mapping._writeback import WritebackSettings
@@ -228,6 +229,17 @@ class EventRule(_Model):
     timestamp: str | None = "updated_at"
 
 
+class EnvironmentSettings(_Model):
+    """One of `environments:`: what it overrides (docs/environments.md)."""
+
+    database_url: str | None = Field(None, pattern=r"^[a-z][a-z0-9+]*://")
+    ghl: GHLSettings | None = None
+    writeback: WritebackSettings | None = None
+
+
+EnvironmentName = Annotated[str, Field(pattern=ENVIRONMENT_NAME)]
+
+
 class AppConfig(_Model):
     """The whole `ghlsync.yaml`."""
 
@@ -248,6 +260,9 @@ class AppConfig(_Model):
     reconcile: ReconcileSettings = ReconcileSettings()
     # Automations (docs/recipes.md), validated by `ghlsync.recipes` against its registries.
     recipes: list[dict[str, Any]] = []
+    # The environment this config runs (merged in by the loader); `environments:` all of them.
+    environment: EnvironmentName | None = None
+    environments: dict[EnvironmentName, EnvironmentSettings] = {}
 
     @classmethod
     def default(cls) -> AppConfig:

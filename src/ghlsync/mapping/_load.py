@@ -18,6 +18,7 @@ import yaml
 
 from ghlsync.mapping._checks import check
 from ghlsync.mapping._config import AppConfig
+from ghlsync.mapping._environments import apply_environment, chosen_environment
 from ghlsync.mapping._errors import ConfigError, show
 from ghlsync.mapping._messages import describe_all, key_path
 from ghlsync.mapping._recipe_files import with_recipe_files
@@ -59,7 +60,8 @@ def load_config(
     path: str | Path | None = None, *, environ: Mapping[str, str] | None = None
 ) -> AppConfig:
     """Load the config: `path`, else `$GHLSYNC_CONFIG`, else `./ghlsync.yaml` if present, else
-    the embedded preset; then apply the `GHLSYNC_*` overrides. Raises `ConfigError`."""
+    the embedded preset; then merge the chosen environment (`--env`, `$GHLSYNC_ENV`, the
+    file's `environment:`) and apply the `GHLSYNC_*` overrides. Raises `ConfigError`."""
     env = os.environ if environ is None else environ
     name = config_source(path, environ=env)
     preset = parse_yaml(preset_text(), PRESET_NAME)
@@ -68,6 +70,7 @@ def load_config(
     else:
         raw = _over_preset(parse_yaml(_read(Path(name), name), name), preset)
         raw = with_recipe_files(raw, Path(name))
+    raw = apply_environment(raw, chosen_environment(raw, env), name)
     return validate(apply_env(raw, env), name)
 
 

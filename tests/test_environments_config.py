@@ -1,0 +1,149 @@
+"""Issue 12 §3: named environments in one ghlsync.yaml, chosen by --env, GHLSYNC_ENV or the
+file's `environment:` key; `init` writes a sandbox and a production environment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner, Result
+
+from ghlsync.cli import app
+from ghlsync.mapping import ConfigError, load_config, selected_environment
+
+_FILE = """
+database_url: sqlite:///base.db
+ghl: {location_id: loc_prod, token: prod-token, timezone: America/Chicago}
+writeback:
+  secret: whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+  actions: {create_lead: {url: "https://hooks.zapier.com/prod"}}
+environment: production
+environments:
+  production: {}
+  sandbox:
+    database_url: sqlite:///sandbox.db
+    ghl: {base_url: "http://127.0.0.1:8765", location_id: loc_sandbox, token: sandbox-token}
+    writeback:
+      actions: {create_lead: {url: "http://127.0.0.1:8766/catch"}}
+"""
+_CLEAN = {"GHLSYNC_ENV": "", "GHLSYNC_CONFIG": "", "GHLSYNC_GHL_TOKEN": ""}
+
+
+def _write(tmp_path: Path, text: str = _FILE) -> Path:
+    path = tmp_path / "ghlsync.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_the_files_default_environment_is_the_base_keys_with_its_overrides(
+    tmp_path: Path,
+) -> None:
+    config = load_config(_write(tmp_path), environ={})
+
+    assert config.environment == "production"
+    assert config.database_url == "sqlite:///base.db"
+    assert config.ghl.location_id == "loc_prod"
+    assert set(config.environments) == {"production", "sandbox"}
+
+
+def test_an_environment_overrides_database_ghl_and_writeback_key_by_key(tmp_path: Path) -> None:
+    config = load_config(_write(tmp_path), environ={"GHLSYNC_ENV": "sandbox"})
+
+    assert config.environment == "sandbox"
+    assert config.database_url == "sqlite:///sandbox.db"
+    assert config.ghl.base_url == "http://127.0.0.1:8765"
+    assert config.ghl.token is not None and config.ghl.token.reveal() == "sandbox-token"
+    assert config.ghl.timezone == "America/Chicago"  # not overridden: the base key stays
+    assert str(config.writeback.actions["create_lead"].url) == "http://127.0.0.1:8766/catch"
+    assert config.writeback.secret is not None  # the base secret stays
+    assert config.events == load_config(_write(tmp_path), environ={}).events  # one mapping
+
+
+def test_env_option_beats_ghlsync_env_which_beats_the_file(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with selected_environment("sandbox"):
+        chosen = load_config(path, environ={"GHLSYNC_ENV": "production"})
+    from_variable = load_config(path, environ={"GHLSYNC_ENV": "sandbox"})
+
+    assert chosen.environment == "sandbox" and from_variable.environment == "sandbox"
+    assert load_config(path, environ={}).environment == "production"  # the block ended
+
+
+def test_ghlsync_variables_still_override_the_chosen_environment(tmp_path: Path) -> None:
+    env = {"GHLSYNC_ENV": "sandbox", "GHLSYNC_GHL_TOKEN": "from-the-shell"}
+    config = load_config(_write(tmp_path), environ=env)
+
+    assert config.ghl.token is not None and config.ghl.token.reveal() == "from-the-shell"
+
+
+def test_an_unknown_environment_names_the_file_and_the_known_ones(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"GHLSYNC_ENV": "staging"})
+    assert str(caught.value) == (
+        f"{path}: environments: 'staging' is not defined; allowed: production, sandbox"
+    )
+    bare = _write(tmp_path, "ghl: {}\n")
+    with pytest.raises(ConfigError, match="has no environments: section"):
+        load_config(bare, environ={"GHLSYNC_ENV": "sandbox"})
+
+
+def test_a_mistake_in_an_environment_not_running_is_still_reported(tmp_path: Path) -> None:
+    path = _write(tmp_path, _FILE.replace("production: {}", "production: {ghl: {tokn: x}}"))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"GHLSYNC_ENV": "sandbox"})
+    assert "environments.production.ghl.tokn" in str(caught.value)
+
+
+def _run(*args: str, **env: str) -> Result:
+    return CliRunner().invoke(app, list(args), env={**_CLEAN, **env})
+
+
+def test_every_command_that_reads_the_config_takes_env(tmp_path: Path) -> None:
+    path = _write(tmp_path)
+    by_option = _run("validate", "--config", str(path), "--env", "sandbox")
+    by_variable = _run("validate", "--config", str(path), GHLSYNC_ENV="sandbox")
+    unknown = _run("status", "--config", str(path), "--env", "staging")
+
+    assert by_option.exit_code == 0, by_option.output
+    assert f"OK: {path} (environment sandbox)" in by_option.output
+    assert f"OK: {path} (environment sandbox)" in by_variable.output
+    assert unknown.exit_code == 2 and "'staging' is not defined" in unknown.output
+    missing = [name for name in _commands_with_config(app) if "--env" not in _help(name)]
+    assert missing == []
+
+
+def _commands_with_config(typer_app: typer.Typer, prefix: tuple[str, ...] = ()) -> list[str]:
+    import inspect
+
+    found = []
+    for command in typer_app.registered_commands:
+        if (
+            command.callback is not None
+            and "config" in inspect.signature(command.callback).parameters
+        ):
+            found.append(" ".join((*prefix, command.name or command.callback.__name__)))
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None and group.name:
+            found += _commands_with_config(group.typer_instance, (*prefix, group.name))
+    return found
+
+
+def _help(name: str) -> str:
+    return _run(*name.split(), "--help").output
+
+
+def test_init_writes_a_sandbox_and_a_production_environment(tmp_path: Path) -> None:
+    path = tmp_path / "ghlsync.yaml"
+    assert _run("init", "--path", str(path)).exit_code == 0
+
+    production = load_config(path, environ={})
+    sandbox = load_config(path, environ={"GHLSYNC_ENV": "sandbox"})
+
+    assert production.environment == "production"
+    assert production.ghl.base_url == "https://services.leadconnectorhq.com"
+    assert production.database_url.endswith("ghlsync.db")
+    assert sandbox.ghl.base_url == "http://127.0.0.1:8765"
+    assert sandbox.ghl.location_id == "loc_sandbox" and sandbox.ghl.calendar_id == "cal_sandbox"
+    assert sandbox.database_url.endswith("ghlsync-sandbox.db")  # never the production store
