@@ -62,6 +62,7 @@ __all__ = ["SyncEvent", "Worker"]
 
 _log = logging.getLogger("ghlsync.engine")
 
+RECIPE_WORK = "recipe"  # the entity type of a recipe run's work row (ghlsync.recipes)
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
 _LISTEN_READY_TIMEOUT = 5.0
@@ -458,6 +459,8 @@ class Worker:
             config=config,
             clock=self.clock,
         )
+        if item.entity_type == RECIPE_WORK:
+            return await self._recipes(context, None, item)
         outcomes: list[Outcome] = []
         if item.entity_type in ("contact", "appointment") and self.outbox is not None:
             await self._link_echo(mapper, item)
@@ -467,7 +470,24 @@ class Worker:
                 outcomes.extend(await self._sync_event(context, mapped))
             except Exception as error:
                 raise _EventFailed(event, error) from error
-        return outcomes
+        return outcomes + await self._recipes(context, mapper, item)
+
+    async def _recipes(
+        self, context: FlowContext, mapper: Mapper | None, item: Claim
+    ) -> list[Outcome]:
+        """Recipes (docs/recipes.md): run a claimed recipe row, or, once an item synced,
+        queue the recipe runs its deliveries start. Skipped when the config has none."""
+        if item.entity_type != RECIPE_WORK and not getattr(context.config, "recipes", None):
+            return []
+        from ghlsync.recipes._hook import after_event, run_item  # a stage above the engine
+
+        try:
+            if item.entity_type == RECIPE_WORK:
+                return list(await run_item(context, item))
+            await after_event(context, mapper, item)
+        except Exception as error:
+            raise _EventFailed(item.event, error) from error
+        return []
 
     async def _link_echo(self, mapper: Mapper, item: Claim) -> None:
         """Two-way: a DripJobs customer made by our own write-back links to its GHL contact
@@ -507,7 +527,11 @@ class Worker:
             raise _EventFailed(item.event, error) from error
         if self.outbox is not None and any(o.action == "written_back" for o in outcomes):
             self.outbox.wake()  # committed: send it now, not at the next poll
-        return list(outcomes)
+        context = FlowContext(
+            self.engine, self.client, item.location_id, self.config.ghl.calendar_id, config,
+            self.clock,
+        )  # fmt: skip
+        return [*outcomes, *await self._recipes(context, None, item)]
 
     async def _fail(self, item: Claim, failure: Failure) -> None:
         if failure.kind == "skip":

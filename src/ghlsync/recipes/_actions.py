@@ -1,0 +1,14 @@
+"""ACTIONS: every step a recipe can run, by id (what `ghlsync catalog` lists)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+
+from ghlsync.recipes._actions_dripjobs import DRIPJOBS_ACTIONS
+from ghlsync.recipes._actions_ghl import GHL_ACTIONS
+from ghlsync.recipes._spec import ActionSpec
+
+ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
+    {spec.id: spec for spec in (*GHL_ACTIONS, *DRIPJOBS_ACTIONS)}
+)

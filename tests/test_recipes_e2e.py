@@ -1,0 +1,73 @@
+"""Recipes end to end: deliveries in, the worker runs the flows, then the recipes, once."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from tests._recipes_kit import FOLLOW_UP, LEAD, ONBOARDING, START, rig
+from tests._sandbox import InProcessSandbox
+
+
+async def test_onboarding_runs_once_under_duplicates_and_retries(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    async with rig(flows_store, sandbox_asgi, [ONBOARDING]) as r:
+        r.deliver("d1", "lead.created", **LEAD)
+        r.deliver("d1", "lead.created", **LEAD)  # the same delivery again: deduplicated
+        await r.drain()
+        r.deliver("d2", "customer.updated", **LEAD)  # not a trigger of the recipe
+        await r.drain()
+
+        assert r.tasks() == ["Call Ann within 5 minutes", "Send estimate"]
+        [contact] = r.location().contacts.values()
+        assert "new-lead" in contact["tags"]
+        assert len(contact["_workflows"]) == 1
+        assert r.calls("POST", "/workflow/") == 1
+        assert r.calls("POST", "/tasks") == 2
+        assert r.waiting() == [("done", START)]
+
+
+async def test_conditions_keep_other_leads_out(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    async with rig(flows_store, sandbox_asgi, [ONBOARDING]) as r:
+        r.deliver("d1", "lead.created", **{**LEAD, "lead_source": "Yelp"})
+        await r.drain()
+        assert r.tasks() == []
+        assert r.waiting() == []
+
+
+async def test_reminder_fires_after_its_wait(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    task = {"customer_id": "C1", "task_id": "T1", "task_title": "Send estimate"}
+    async with rig(flows_store, sandbox_asgi, [FOLLOW_UP]) as r:
+        r.deliver("d1", "customer.created", **LEAD)
+        r.deliver("d2", "task.completed", **task, task_status="completed")
+        await r.drain()
+        assert r.tasks() == ["Send estimate"]
+        [(status, due)] = r.waiting()
+        assert (status, due) == ("pending", START + 3 * 86400)
+        r.clock.advance(3 * 86400 - 60)
+        await r.drain()
+        assert r.tasks() == ["Send estimate"]  # not yet due
+        r.clock.advance(60)
+        await r.drain()
+        assert r.tasks() == ["Follow up on the estimate", "Send estimate"]
+
+
+async def test_reminder_is_cancelled_by_its_unless_trigger(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    task = {"customer_id": "C1", "task_id": "T1", "task_title": "Send estimate"}
+    async with rig(flows_store, sandbox_asgi, [FOLLOW_UP]) as r:
+        r.deliver("d1", "customer.created", **LEAD)
+        r.deliver("d2", "task.completed", **task, task_status="completed")
+        await r.drain()
+        r.clock.advance(86400)
+        r.deliver("d3", "proposal.accepted", customer_id="C1", deal_id="D1")
+        await r.drain()
+        assert [s for s, _ in r.waiting()] == ["done"]
+        r.clock.advance(5 * 86400)
+        await r.drain()
+        assert r.tasks() == ["Send estimate"]
