@@ -17,11 +17,17 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine.locations._environment import (
+    EnvironmentMismatchError,
+    claim_environment,
+    environment_conflict,
+    recorded_environments,
+)
 from ghlsync.engine.locations._override import apply_override
 from ghlsync.engine.locations._rows import ConnectionRow, LocationRow, get_connection, get_location
 from ghlsync.ghl._crypto import TokenCipher
@@ -49,6 +55,8 @@ class LocationContext:
     mapper: Mapper
     config: AppConfig
     active: bool = True
+    # Set when the location or its token belongs to another environment (`_environment.py`).
+    conflict: str | None = None
 
 
 class LocationUninstalledError(RetriableError):
@@ -121,11 +129,18 @@ class LocationDirectory:
     async def active(self, location_id: str) -> LocationContext:
         """The context of a location whose work may be sent; raises `LocationUninstalledError`."""
         context = await self.aget(location_id)
+        if context.conflict is not None:
+            raise EnvironmentMismatchError(context.conflict)
         if not context.active:
             raise LocationUninstalledError(
                 f"location {location_id} was uninstalled; its work is kept for a reinstall"
             )
         return context
+
+    def claim(self, location_id: str) -> None:
+        """Record this process's environment on the location's rows that have none."""
+        claim_environment(self.engine, location_id, self.base_config.environment)
+        self.invalidate(location_id)
 
     def is_active(self, location_id: str) -> bool:
         """False when the location was uninstalled."""
@@ -145,6 +160,15 @@ class LocationDirectory:
                 del self._connections[key]
 
     def _load(self, location_id: str) -> LocationContext:
+        context = self._load_row(location_id)
+        running = self.base_config.environment
+        if running is None:
+            return context
+        recorded = recorded_environments(self.engine, location_id)
+        conflict = environment_conflict(recorded, running, location_id)
+        return context if conflict is None else replace(context, conflict=conflict)
+
+    def _load_row(self, location_id: str) -> LocationContext:
         row = get_location(self.engine, location_id)
         if row is None:
             return self._context(location_id, None, self._default_calendar(location_id), True)

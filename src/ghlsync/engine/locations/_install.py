@@ -112,7 +112,7 @@ class Installer:
             company_id=company_id,
             name=name,
         )
-        self._directory.invalidate(location_id)
+        await asyncio.to_thread(self._directory.claim, location_id)  # and invalidates
         # (`POST /hooks/ghl` logs the webhook URL for people; `locations add` prints it)
         _log.debug("location %s registered, connection %s", location_id, registered.connection_id)
         return Installed(location_id, registered.connection_id, registered.new_secret, token)
