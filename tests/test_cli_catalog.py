@@ -17,6 +17,9 @@ PRESET_EVENTS = {
     "project.stage_changed", "proposal.accepted", "task.created", "task.updated",
     "task.completed", "task.deleted", "note.created", "note.updated",
     "appointment.scheduled", "appointment.updated", "appointment.canceled",
+    "proposal.rejected", "proposal.viewed", "project.completed", "booking_form.submitted",
+    "job_costing.completed", "invoice.created", "payment.received", "card_label.changed",
+    "text_message.received", "estimate.scheduled", "custom_event.scheduled",
 }  # fmt: skip
 
 

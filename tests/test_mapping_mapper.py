@@ -50,10 +50,10 @@ def test_entity_key_folds_keys_and_stringifies_ids() -> None:
 
 def test_unknown_event_is_a_mapping_error_listing_known_events() -> None:
     with pytest.raises(UnknownEventError) as caught:
-        mapper().entity_key("invoice.created", {})
+        mapper().entity_key("estimate.emailed", {})
     assert isinstance(caught.value, MappingError)
     assert "task.created" in caught.value.known
-    assert str(caught.value).startswith("event: 'invoice.created' is not a configured event")
+    assert str(caught.value).startswith("event: 'estimate.emailed' is not a configured event")
 
 
 @pytest.mark.parametrize("value", [None, "", "  ", True, {"id": 1}])
