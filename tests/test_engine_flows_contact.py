@@ -193,6 +193,7 @@ async def test_create_refused_as_duplicate_updates_the_person_and_keeps_their_ta
     assert flow.requests()[before:] == [
         ("GET", f"/locations/{flow.ctx.location_id}"),
         ("POST", "/contacts/"),  # refused: 400, the person's id in `meta.contactId`
+        ("GET", "/contacts/search/duplicate"),  # matched by phone: is the email someone else's?
         ("PUT", f"/contacts/{person}"),
         ("POST", f"/contacts/{person}/tags"),
     ]
@@ -213,9 +214,10 @@ async def test_location_allowing_duplicates_keeps_the_upsert_path(flow: Flow) ->
 
     assert flow.requests() == [
         ("GET", f"/locations/{flow.ctx.location_id}"),
+        ("POST", "/contacts/search"),  # nobody has the email or phone yet
         ("POST", "/contacts/upsert"),  # no tags: an upsert may merge into a person
         ("POST", f"/contacts/{out.ghl_id}/tags"),
-        ("POST", "/contacts/upsert"),  # merged into C1's contact, not a duplicate
+        ("POST", "/contacts/search"),  # one contact has the email: C1's, linked
     ]
     assert other.ghl_id == out.ghl_id and len(flow.records("contacts")) == 1
     assert flow.records("contacts")[0]["tags"] == ["source:google"]

@@ -29,7 +29,7 @@ CHILDREN: dict[str, tuple[str, dict[str, Any], str]] = {
 
 
 def _is_create(request: httpx2.Request) -> bool:
-    return request.method == "POST" and not request.url.path.endswith("/tags")
+    return request.method == "POST" and not request.url.path.endswith(("/tags", "/search"))
 
 
 @pytest.mark.parametrize(

@@ -10,9 +10,14 @@ Calls, by what the store knows:
                                          the tags (it never merges, so it wipes no one's
                                          tags); refused (400: the person exists) → the
                                          update path on that person, tags learnt from the
-                                         PUT answer
-- unknown, duplicates allowed or rule  → pending row (committed) → `POST /contacts/upsert`
-  unreadable (`_duplicate_rule`)         (no tags: on a merge they would wipe the person's
+                                         PUT answer; when the customer's other field
+                                         (email/phone) is someone else's, parked
+                                         (`_contact_match`: one duplicate search)
+- unknown, duplicates allowed         → `POST /contacts/search` (email OR phone): one found
+                                         → the update path on it; several → parked; none →
+                                         the upsert below
+- unknown, rule unreadable             → pending row (committed) → `POST /contacts/upsert`
+  (`_duplicate_rule`)                    (no tags: on a merge they would wipe the person's
                                          existing tags) → tag calls against the tags the
                                          upsert answer shows
 - pending (an earlier try may have created it) → `GET /contacts/search/duplicate` by email,
@@ -31,6 +36,11 @@ from typing import Any
 from ghlsync.engine.flows._inflight import entity_lock
 from ghlsync.engine.flows.to_dripjobs._events import parse_time
 from ghlsync.engine.flows.to_dripjobs._owners import Resolution, note_written, resolve
+from ghlsync.engine.flows.to_ghl._contact_match import (
+    AmbiguousContactError,
+    other_person,
+    search_first,
+)
 from ghlsync.engine.flows.to_ghl._contact_stamps import Stamps, advanced, fresh, latest, stored
 from ghlsync.engine.flows.to_ghl._duplicate_rule import duplicates_allowed
 from ghlsync.engine.flows.to_ghl._model import (
@@ -247,6 +257,12 @@ async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps)
     rule = await duplicates_allowed(
         run.fields.engine, run.location_id, run.fields.clock, run.sender
     )
+    if rule is True:  # an upsert would merge into whichever duplicate GHL picks
+        found = await search_first(run, entity.source_id, body)
+        if found is not None:
+            ghl_id = str(found["id"])
+            await _update(run, entity, ghl_id, await _known(run, entity, found), stamps)
+            return ghl_id
     await run.ledger.mark_pending(
         CONTACT, entity.source_id, {"email": body.get("email"), "phone": body.get("phone")}
     )
@@ -284,8 +300,13 @@ async def _create_new(run: Run, entity: MappedEntity, body: dict[str, Any], stam
     try:
         answer = await run.sender.send(call)
     except BadRequestError as exc:
-        person = _duplicate_of(exc)
+        person, matched = _duplicate_of(exc)
         if person is not None:
+            try:
+                await other_person(run, entity.source_id, body, person, matched)
+            except AmbiguousContactError:
+                await run.ledger.forget(CONTACT, entity.source_id)  # nothing was created
+                raise
             await _update(run, entity, person, {}, stamps, learn=True)
             return person
         found = await find_contact(run, body) if "duplicate" in exc.message.lower() else None
@@ -300,11 +321,16 @@ async def _create_new(run: Run, entity: MappedEntity, body: dict[str, Any], stam
     return ghl_id
 
 
-def _duplicate_of(exc: BadRequestError) -> str | None:
-    """The existing person's id in a create refused as a duplicate (`meta.contactId`)."""
+def _duplicate_of(exc: BadRequestError) -> tuple[str | None, str | None]:
+    """The existing person's id in a create refused as a duplicate (`meta.contactId`), and
+    the field GHL matched them by (`meta.matchingField`), when GHL says."""
     meta = exc.body.get("meta") if isinstance(exc.body, Mapping) else None
-    person = meta.get("contactId") if isinstance(meta, Mapping) else None
-    return str(person) if isinstance(person, str) and person else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    person, field = meta.get("contactId"), meta.get("matchingField")
+    return (
+        str(person) if isinstance(person, str) and person else None,
+        str(field) if isinstance(field, str) and field else None,
+    )
 
 
 async def _delete(run: Run, entity: MappedEntity, start: int) -> EntityOutcome:
