@@ -20,6 +20,7 @@ from ghlsync.cli import (
     _locations,
     _mapping,
     _preview,
+    _recipes,
     _reconcile,
     _record,
     _sandbox,
@@ -84,6 +85,7 @@ for _module in (
     _record,
     _reconcile,
     _console,
+    _recipes,
 ):
     _module.register(app)
 add_env_option(app)  # after every command is registered: each one with --config gets --env

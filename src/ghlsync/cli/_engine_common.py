@@ -58,9 +58,11 @@ def load_config_or_fail(command: str, config: Path | None) -> Any:
     from ghlsync._files import permission_warning
     from ghlsync.mapping import ConfigError, config_source, load_config
     from ghlsync.mapping._load import PRESET_NAME
+    from ghlsync.recipes import recipe_book
 
     try:
         loaded = load_config(config)
+        recipe_book(loaded, config_source(config))  # invalid recipes stop every command
     except ConfigError as exc:
         raise fail(command, str(exc)) from None
     source = config_source(config)

@@ -127,9 +127,11 @@ def validate(
     """Check the config: every problem with its key (exit 1), then warnings about what would
     keep it from syncing (no DripJobs secret, no GHL token, no webhook key), with the fix."""
     from ghlsync.mapping._readiness import readiness_warnings
+    from ghlsync.recipes import recipe_book
 
     try:
         loaded = load_config(config)
+        recipes = recipe_book(loaded, config_source(config))  # docs/recipes.md
     except ConfigError as error:
         for problem in error.problems:
             typer.echo(problem, err=True)
@@ -140,11 +142,12 @@ def validate(
     warnings = readiness_warnings(loaded)
     for warning in warnings:
         typer.echo(f"WARNING: {source}: {warning}", err=True)
+    summary = f"{_summary(loaded)}, {len(recipes.enabled)} of {len(recipes.recipes)} recipes on"
     if not warnings:
-        typer.echo(f"OK: {source}: {_summary(loaded)}")
+        typer.echo(f"OK: {source}: {summary}")
         return
     count = f"{len(warnings)} warning{'s' if len(warnings) > 1 else ''}"
-    typer.echo(f"OK: {source}: {_summary(loaded)}; NOT READY to sync: {count} above")
+    typer.echo(f"OK: {source}: {summary}; NOT READY to sync: {count} above")
     if strict:
         raise typer.Exit(1)
 

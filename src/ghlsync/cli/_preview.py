@@ -71,11 +71,35 @@ def preview(
     name, payload = read_event(file, event)
     mapped, unmapped = _map(loaded, name, payload)
     calls = _plan(loaded, mapped, store)
+    recipes = _recipes(loaded, name, payload, store)
     if as_json:
         out = {"event": name, "mapped": mapped.to_dict(), "calls": calls, "not_mapped": unmapped}
+        if recipes is not None:
+            out["recipes"] = [r.to_dict() for r in recipes.recipes]
         typer.echo(json.dumps(out, indent=2, ensure_ascii=False))
         return
     typer.echo(render(name, calls, unmapped))
+    if recipes is not None:
+        from ghlsync.cli._recipes import render_recipes
+
+        typer.echo(render_recipes(recipes))
+
+
+def _recipes(config: AppConfig, name: str, payload: dict[str, Any], use_store: bool) -> Any:
+    """The recipe steps and timers the event would start (docs/recipes.md); None without
+    recipes."""
+    from ghlsync.cli._recipes import dry_run
+    from ghlsync.mapping import MappingError
+    from ghlsync.recipes._hook import has_recipes
+
+    if not has_recipes(config):
+        return None
+    try:
+        found = dry_run(config, f"dripjobs.{name}", payload, use_store)
+    except MappingError as exc:
+        typer.echo(f"ghlsync preview: {exc}", err=True)
+        raise typer.Exit(1) from None
+    return found if found.recipes or found.cancels else None
 
 
 def _preview_ghl(config: AppConfig, file: Path, use_store: bool, as_json: bool) -> None:
@@ -239,3 +263,7 @@ def _engine(config: AppConfig, use_store: bool) -> Iterator[Any]:
             yield engine
         finally:
             engine.dispose()
+
+
+store_for = _engine
+"""The configured store (read-only) or a throwaway one (`ghlsync recipes test` too)."""

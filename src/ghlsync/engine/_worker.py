@@ -477,7 +477,7 @@ class Worker:
     ) -> list[Outcome]:
         """Recipes (docs/recipes.md): run a claimed recipe row, or, once an item synced,
         queue the recipe runs its deliveries start. Skipped when the config has none."""
-        if item.entity_type != RECIPE_WORK and not getattr(context.config, "recipes", None):
+        if item.entity_type != RECIPE_WORK and not _enabled_recipes(context.config):
             return []
         from ghlsync.recipes._hook import after_event, run_item  # a stage above the engine
 
@@ -611,6 +611,12 @@ class _EventFailed(Exception):
         super().__init__(event)
         self.event = event
         self.error = error
+
+
+def _enabled_recipes(config: Any) -> bool:
+    """Cheap: does the config enable any recipe (the shipped ones come switched off)."""
+    raw = getattr(config, "recipes", None) or []
+    return any(not isinstance(e, dict) or e.get("enabled", True) is not False for e in raw)
 
 
 def _is_parent(item: Claim) -> bool:

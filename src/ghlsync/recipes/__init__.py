@@ -7,6 +7,12 @@ Public API::
     ActionSpec(id, side, description, inputs, operation, run)   what a `do:` step can run
     TRIGGERS: Mapping[str, TriggerSpec]    every trigger, by id ("dripjobs.lead.created")
     ACTIONS: Mapping[str, ActionSpec]      every action, by id ("create_task")
+    Recipe                                 one validated recipe (name, when, if, do, after)
+    RecipeBook(recipes)                    .enabled, .for_trigger(id), .cancelled_by(id), .named(n)
+    recipe_book(config, source="ghlsync.yaml") -> RecipeBook   ConfigError lists every problem
+    timer_status(engine, now) -> [TimerStatus(location_id, waiting, next_due)]
+
+The worker runs them (`_hook`): see docs/recipes.md.
 """
 
 from __future__ import annotations
@@ -14,9 +20,11 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
+from ghlsync.recipes._actions import ACTIONS
+from ghlsync.recipes._book import RecipeBook, recipe_book
+from ghlsync.recipes._model import Recipe
+from ghlsync.recipes._schedule import TimerStatus, timer_status
 from ghlsync.recipes._spec import ActionSpec, InputSpec, TriggerSpec
-
-ACTIONS: Mapping[str, ActionSpec] = {}
 
 
 def _load_triggers() -> Mapping[str, TriggerSpec]:
@@ -31,4 +39,15 @@ def _load_triggers() -> Mapping[str, TriggerSpec]:
 
 TRIGGERS: Mapping[str, TriggerSpec] = _load_triggers()
 
-__all__ = ["ACTIONS", "TRIGGERS", "ActionSpec", "InputSpec", "TriggerSpec"]
+__all__ = [
+    "ACTIONS",
+    "TRIGGERS",
+    "ActionSpec",
+    "InputSpec",
+    "Recipe",
+    "RecipeBook",
+    "TimerStatus",
+    "TriggerSpec",
+    "recipe_book",
+    "timer_status",
+]

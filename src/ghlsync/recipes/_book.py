@@ -74,7 +74,7 @@ def recipe_book(config: AppConfig, source: str = "ghlsync.yaml") -> RecipeBook:
         cached = _books.get(id(config))
     if cached is not None and cached[0] is config:
         return cached[1]
-    book = build_book(raw_recipes(config), source, _triggers(), _actions())
+    book = build_book(raw_recipes(config), source, _triggers(config), _actions())
     with _lock:
         if len(_books) > 64:
             _books.clear()
@@ -82,10 +82,18 @@ def recipe_book(config: AppConfig, source: str = "ghlsync.yaml") -> RecipeBook:
     return book
 
 
-def _triggers() -> Mapping[str, TriggerSpec]:
+def _triggers(config: AppConfig) -> Mapping[str, TriggerSpec]:
+    """The preset's triggers plus those of the config's own events."""
+    import importlib
+
     from ghlsync.recipes import TRIGGERS
 
-    return TRIGGERS
+    try:
+        module = importlib.import_module("ghlsync.recipes._triggers")
+    except ModuleNotFoundError:  # pragma: no cover
+        return TRIGGERS
+    own: Mapping[str, TriggerSpec] = module.dripjobs_triggers(config)
+    return {**TRIGGERS, **own}
 
 
 def _actions() -> Mapping[str, ActionSpec]:
@@ -141,7 +149,9 @@ def _pydantic_line(where: str, loc: tuple[Any, ...], item: Any) -> str:
     path = key_path(tuple(p for p in loc if not (isinstance(p, str) and "[" in p)))
     kind, value = item["type"], item.get("input")
     if kind == "extra_forbidden":
-        return f"{where}: {path}: unknown key; allowed here: {_allowed_at(loc)}"
+        allowed = _allowed_at(loc)
+        hint = near(str(loc[-1]), allowed.split(", "))
+        return f"{where}: {path}: unknown key{hint}; allowed here: {allowed}"
     if kind == "missing":
         return f"{where}: {path}: is required"
     if kind in ("value_error", "assertion_error"):

@@ -21,7 +21,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 _UNIT_SECONDS = {"w": 604800.0, "d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*([wdhms])")
+_DURATION_PART = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(weeks?|w|days?|d|hours?|h|minutes?|mins?|m|seconds?|s)(?![a-z])"
+)
 _ANCHOR = re.compile(r"^\{\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\}")
 _OFFSET = re.compile(r"^([+-])(\d+)([wdhm])$")
 _CLOCK = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -35,7 +37,7 @@ def parse_duration(text: str) -> float:
         raise ValueError(
             f"{text!r} is not a duration; use numbers with w, d, h, m or s, e.g. 3d or 1d 12h"
         )
-    return sum(float(n) * _UNIT_SECONDS[unit] for n, unit in parts)
+    return sum(float(n) * _UNIT_SECONDS[unit[0]] for n, unit in parts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,9 @@ GHL_PREFIX = "ghl_"
 
 
 def has_recipes(config: Any) -> bool:
-    """Cheap: does this config have any recipe at all (else the hook is skipped)."""
-    return bool(getattr(config, "recipes", None))
+    """Cheap: does this config have an enabled recipe (else the hook is skipped)."""
+    raw = getattr(config, "recipes", None) or []
+    return any(not isinstance(e, dict) or e.get("enabled", True) is not False for e in raw)
 
 
 @dataclass(frozen=True, slots=True)

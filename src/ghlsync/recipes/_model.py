@@ -17,9 +17,17 @@ action that exists, its inputs, template names) is checked in `_check.py`.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from ghlsync.recipes._dates import parse_duration
 
@@ -130,7 +138,18 @@ class Step(_Model):
 class Recipe(_Model):
     """One automation: when a trigger fires (and its conditions hold), run the steps."""
 
-    name: str = Field(pattern=NAME_PATTERN)
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not re.fullmatch(NAME_PATTERN, value):
+            raise ValueError(
+                f"{value!r} is not a recipe name: use lower-case letters, digits, - and _ "
+                "(at most 40), e.g. new-lead-onboarding"
+            )
+        return value
+
     description: str = ""
     enabled: bool = True
     when: Annotated[When, BeforeValidator(_split_when)]

@@ -114,9 +114,10 @@ def resolve_inputs(
     spec: ActionSpec, step: Step, fields: Mapping[str, Any], base_at: float, ctx: StepContext
 ) -> dict[str, Any]:
     """The step's inputs with templates filled and dates worked out (MappingError if not)."""
-    inputs: dict[str, Any] = render(step_inputs(spec, step.inputs), fields)
+    raw = step_inputs(spec, step.inputs)
+    inputs: dict[str, Any] = render(raw, fields)
     for item in spec.inputs:
-        value = inputs.get(item.name)
+        value = raw.get(item.name)  # a date's `{field}` anchors it; it is not filled in
         if item.type == "date" and isinstance(value, str) and looks_relative(value):
             try:
                 moment = parse_relative(value).resolve(base_at, fields, ctx.zone)
