@@ -1,4 +1,4 @@
-"""`ghlsync catalog`: every trigger and action ghlsync supports."""
+"""`ghlsync catalog`: every trigger and action a recipe can use, from the registries."""
 
 from __future__ import annotations
 
@@ -9,18 +9,10 @@ import pytest
 from typer.testing import CliRunner
 
 from ghlsync.cli import app
-from ghlsync.ghl import OPERATIONS
 from ghlsync.mapping import AppConfig
+from ghlsync.recipes import ACTIONS, TRIGGERS
 
-PRESET_EVENTS = {
-    "customer.created", "customer.updated", "lead.created", "deal.stage_changed",
-    "project.stage_changed", "proposal.accepted", "task.created", "task.updated",
-    "task.completed", "task.deleted", "note.created", "note.updated",
-    "appointment.scheduled", "appointment.updated", "appointment.canceled",
-    "proposal.rejected", "proposal.viewed", "project.completed", "booking_form.submitted",
-    "job_costing.completed", "invoice.created", "payment.received", "card_label.changed",
-    "text_message.received", "estimate.scheduled", "custom_event.scheduled",
-}  # fmt: skip
+ENTRY_KEYS = {"id", "side", "kind", "description", "inputs", "operation"}
 
 
 @pytest.fixture(autouse=True)
@@ -29,46 +21,73 @@ def _preset_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("GHLSYNC_CONFIG", raising=False)
 
 
-def test_json_lists_every_preset_event_and_every_operation() -> None:
-    result = CliRunner().invoke(app, ["catalog", "--json"])
-
+def _json(*args: str) -> dict[str, object]:
+    result = CliRunner().invoke(app, ["catalog", "--json", *args])
     assert result.exit_code == 0, result.output
-    found = json.loads(result.stdout)
-    assert (
-        {t["event"] for t in found["triggers"]} == PRESET_EVENTS == set(AppConfig.default().events)
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def test_json_lists_the_registries_and_nothing_else() -> None:
+    found = _json()
+    triggers, actions = found["triggers"], found["actions"]
+    assert isinstance(triggers, list) and isinstance(actions, list)
+
+    assert [t["id"] for t in triggers] == list(TRIGGERS)
+    assert [a["id"] for a in actions] == sorted(
+        ACTIONS, key=lambda i: (i.startswith("dripjobs."), i)
     )
-    assert {a["operation"] for a in found["actions"]} == set(OPERATIONS)
-    task = next(t for t in found["triggers"] if t["event"] == "task.completed")
-    assert task == {
-        "event": "task.completed",
-        "path": "/hooks/dripjobs/task.completed",
-        "entity": "task",
-        "action": "complete",
-        "id_field": "task_id",
-        "contact_field": "customer_id",
-        "tags": [],
-    }
-    upsert = next(a for a in found["actions"] if a["operation"] == "upsert-contact")
-    assert (upsert["method"], upsert["path"], upsert["body"]) == ("POST", "/contacts/upsert", True)
+    assert found["count"] == len(TRIGGERS) + len(ACTIONS)
+    for entry in [*triggers, *actions]:
+        assert set(entry) == ENTRY_KEYS
+        assert entry["description"] and entry["operation"]
+        assert all(set(i) == {"name", "type", "required", "description"} for i in entry["inputs"])
+    kinds = {(e["kind"], e["side"]) for e in [*triggers, *actions]}
+    assert kinds == {
+        ("trigger", "dripjobs"), ("trigger", "ghl"), ("action", "ghl"), ("action", "dripjobs")
+    }  # fmt: skip
+    assert sum(found["counts"].values()) == found["count"]  # type: ignore[attr-defined]
+
+
+def test_an_entry_shows_inputs_and_operation() -> None:
+    found = _json()
+    by_id = {e["id"]: e for e in [*found["triggers"], *found["actions"]]}  # type: ignore[misc]
+
+    task = by_id["create_task"]
+    assert (task["side"], task["kind"]) == ("ghl", "action")
+    assert task["operation"] == "POST /contacts/{contactId}/tasks"
+    title = next(i for i in task["inputs"] if i["name"] == "title")
+    assert title["required"] is True
+    lead = by_id["dripjobs.lead.created"]
+    assert lead["operation"] == "POST /hooks/dripjobs/lead.created"
+    assert {"name": "customer_id", "required": True}.items() <= lead["inputs"][0].items()
+    assert by_id["ghl.OpportunityStageUpdate"]["kind"] == "trigger"
+
+
+def test_every_preset_event_is_listed() -> None:
+    ids = {t["id"] for t in _json()["triggers"]}  # type: ignore[attr-defined]
+
+    assert {f"dripjobs.{e}" for e in AppConfig.default().events} <= ids
 
 
 def test_a_configured_event_appears_as_a_trigger(tmp_path: Path) -> None:
     config = tmp_path / "ghlsync.yaml"
     config.write_text("events:\n  job.won: {entity: contact, id: job_customer}\n")
-    result = CliRunner().invoke(app, ["catalog", "--json", "--config", str(config)])
+    found = _json("--config", str(config))
 
-    assert result.exit_code == 0, result.output
-    events = {t["event"]: t for t in json.loads(result.stdout)["triggers"]}
-    assert events["job.won"]["id_field"] == "job_customer"
+    events = {t["id"]: t for t in found["triggers"]}  # type: ignore[attr-defined]
+    assert events["dripjobs.job.won"]["inputs"][0]["name"] == "job_customer"
 
 
 def test_tables_name_the_counts() -> None:
     result = CliRunner().invoke(app, ["catalog"])
 
     assert result.exit_code == 0, result.output
-    assert f"{len(PRESET_EVENTS)} DripJobs events" in result.output
-    assert f"{len(OPERATIONS)} GHL API v2 operations" in result.output
-    assert "appointment.scheduled" in result.output
+    dripjobs = sum(1 for t in TRIGGERS if t.startswith("dripjobs."))
+    assert f"Triggers: {len(TRIGGERS)} ({dripjobs} DripJobs" in result.output
+    assert f"Actions: {len(ACTIONS)} (" in result.output
+    assert f"{len(TRIGGERS) + len(ACTIONS)} triggers and actions" in result.output
+    assert "dripjobs.appointment.scheduled" in result.output
 
 
 def test_a_broken_config_exits_2(tmp_path: Path) -> None:

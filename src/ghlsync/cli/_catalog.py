@@ -1,10 +1,12 @@
-"""`ghlsync catalog`: every trigger (inbound DripJobs event) and every action (GHL operation)
-ghlsync supports, from the mapping config and the client's operation registry, and the
+"""`ghlsync catalog`: every trigger and action a recipe can use, from the registries the engine
+runs (`ghlsync.recipes.TRIGGERS` built from the config's events and GHL's webhook types,
+`ghlsync.recipes.ACTIONS`), so an entry cannot exist without its implementation; and the
 directions each entity syncs in (two-way write-backs from `writeback.triggers`)."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,9 @@ def register(app: typer.Typer) -> None:
 
 
 def catalog(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
-    """List every trigger (DripJobs events ghlsync accepts) and action (GHL operations), and
-    which way each entity syncs (DripJobs → GHL, write-backs GHL → DripJobs, kept in GHL)."""
+    """List every trigger (DripJobs events and GHL webhook events) and action (GHL operations
+    and DripJobs write-backs) a recipe can use, with its inputs and the API operation behind
+    it, and which way each entity syncs (DripJobs → GHL, write-backs GHL → DripJobs, kept)."""
     from ghlsync.mapping import ConfigError, load_config
 
     try:
@@ -33,31 +36,67 @@ def catalog(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     except ConfigError as exc:
         typer.echo(f"ghlsync catalog: {exc}", err=True)
         raise typer.Exit(2) from None
-    found = {
-        "triggers": triggers(loaded),
-        "actions": actions(),
-        "directions": directions(loaded),
-    }
+    found = build(loaded)
     if as_json:
-        typer.echo(json.dumps(found, indent=2))
+        typer.echo(json.dumps(found, indent=2, ensure_ascii=False))
         return
     _print_tables(found)
 
 
+def build(config: AppConfig) -> dict[str, Any]:
+    """The whole catalog: counts, triggers, actions and directions (what `--json` prints)."""
+    found_triggers, found_actions = triggers(config), actions()
+    both = [*found_triggers, *found_actions]
+    return {
+        "count": len(both),
+        "counts": dict(sorted(Counter(f"{e['kind']}:{e['side']}" for e in both).items())),
+        "triggers": found_triggers,
+        "actions": found_actions,
+        "directions": directions(config),
+    }
+
+
 def triggers(config: AppConfig) -> list[dict[str, Any]]:
-    """The configured DripJobs events: where they are POSTed and what they do in GHL."""
+    """Every trigger: the config's DripJobs events (`dripjobs.<event>`) and GHL's webhook
+    events that name a location (`ghl.<type>`)."""
+    from ghlsync.recipes._triggers import dripjobs_triggers
+    from ghlsync.recipes._triggers_ghl import ghl_triggers
+
+    found = {**dripjobs_triggers(config), **ghl_triggers()}
     return [
-        {
-            "event": name,
-            "path": f"/hooks/dripjobs/{name}",
-            "entity": rule.entity,
-            "action": rule.action,
-            "id_field": rule.id,
-            "contact_field": rule.contact,
-            "tags": [tag.tag for tag in rule.tags],
-        }
-        for name, rule in sorted(config.events.items())
+        _entry("trigger", t.id, t.side, t.description, t.fields, t.source) for t in found.values()
     ]
+
+
+def actions() -> list[dict[str, Any]]:
+    """Every action a recipe step can run (`ghlsync.recipes.ACTIONS`)."""
+    from ghlsync.recipes import ACTIONS
+
+    return [
+        _entry("action", a.id, a.side, a.description, a.inputs, a.operation)
+        for a in sorted(ACTIONS.values(), key=lambda a: (a.side != "ghl", a.id))
+    ]
+
+
+def _entry(
+    kind: str, id_: str, side: str, description: str, inputs: Any, operation: str
+) -> dict[str, Any]:
+    return {
+        "id": id_,
+        "side": side,
+        "kind": kind,
+        "description": description,
+        "inputs": [
+            {
+                "name": i.name,
+                "type": i.type,
+                "required": i.required,
+                "description": i.description,
+            }
+            for i in inputs
+        ],
+        "operation": operation,
+    }
 
 
 def directions(config: AppConfig) -> list[dict[str, Any]]:
@@ -114,44 +153,45 @@ def _opportunity_direction(config: AppConfig) -> dict[str, Any]:
     }
 
 
-def actions() -> list[dict[str, Any]]:
-    """Every GHL API v2 operation the client covers (`ghlsync call` runs any of them)."""
-    from ghlsync.ghl import OPERATIONS
-
-    return [
-        {
-            "operation": op.operation_id,
-            "family": op.family,
-            "method": op.method,
-            "path": op.path,
-            "version": op.version,
-            "body": op.body is not None,
-        }
-        for op in sorted(OPERATIONS.values(), key=lambda op: (op.family, op.path, op.method))
-    ]
-
-
-def _print_tables(found: dict[str, list[dict[str, Any]]]) -> None:
+def _print_tables(found: dict[str, Any]) -> None:
     from ghlsync.cli._tables import Column, FitTable, console, print_table
 
     out = console()
-    columns = [Column("event"), Column("entity"), Column("action"), Column("id field", flex=True)]
+    counts = found["counts"]
+    side = {"trigger": ("dripjobs", "ghl"), "action": ("ghl", "dripjobs")}
+    parts = {
+        kind: ", ".join(f"{counts.get(f'{kind}:{s}', 0)} {_SIDE[s]}" for s in sides)
+        for kind, sides in side.items()
+    }
+    columns = [Column("id", min_width=12), Column("fields / inputs", flex=True)]
     inbound = FitTable(
-        f"Triggers: {len(found['triggers'])} DripJobs events (in full: --json)",
-        [*columns, Column("tags", flex=True)],
+        f"Triggers: {len(found['triggers'])} ({parts['trigger']}; in full: --json)",
+        [*columns, Column("source", flex=True)],
     )
     for t in found["triggers"]:
-        inbound.add_row(t["event"], t["entity"], t["action"], t["id_field"], ", ".join(t["tags"]))
-    columns = [Column("operation", flex=True), Column("method"), Column("path", flex=True)]
+        inbound.add_row(t["id"], _inputs(t["inputs"]), t["operation"])
     outbound = FitTable(
-        f"Actions: {len(found['actions'])} GHL API v2 operations", [*columns, Column("version")]
+        f"Actions: {len(found['actions'])} ({parts['action']})",
+        [*columns, Column("operation", flex=True)],
     )
     for a in found["actions"]:
-        outbound.add_row(a["operation"], a["method"], a["path"], a["version"])
+        outbound.add_row(a["id"], _inputs(a["inputs"]), a["operation"])
     print_table(inbound, out)
-    out.print("Each trigger is POSTed to /hooks/dripjobs/<event>.")
     print_table(outbound, out)
+    out.print(
+        f"{found['count']} triggers and actions; a recipe names a trigger in `when:` and "
+        "actions in `do:` (docs/recipes.md)."
+    )
     print_table(_directions_table(found["directions"]), out)
+
+
+_SIDE = {"dripjobs": "DripJobs", "ghl": "GHL"}
+
+
+def _inputs(inputs: list[dict[str, Any]]) -> str:
+    """`title*, due*, description`: required ones starred, required first."""
+    ordered = sorted(inputs, key=lambda i: not i["required"])
+    return ", ".join(i["name"] + ("*" if i["required"] else "") for i in ordered) or "-"
 
 
 def _directions_table(rows: list[dict[str, Any]]) -> Any:
