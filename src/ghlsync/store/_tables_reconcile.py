@@ -6,6 +6,11 @@ so a restarted `serve` walks on from there instead of from the start. When it en
 goes back to NULL and `findings` holds that sweep's drift counts by kind (JSON), which
 `ghlsync status` shows. `owner` names the process sweeping (several `serve` processes on one
 store sweep each location once); `updated_at`, moved at every page, is its heartbeat.
+
+`reconcile_seen` (migration 0014) holds the mapped GHL contacts the sweep under way has seen,
+written with each page's cursor, so a sweep resumed after a restart still knows which mapped
+contacts were walked before the cut and can tell the deleted ones apart. Emptied when a sweep
+starts and when it ends.
 """
 
 from __future__ import annotations
@@ -26,4 +31,11 @@ reconcile_sweeps = sa.Table(
     sa.Column("complete", sa.Boolean, nullable=False, server_default=sa.true()),
     sa.Column("owner", sa.String(128)),  # which process sweeps (host:pid:random); NULL: none
     sa.Column("updated_at", sa.Float, nullable=False),
+)
+
+reconcile_seen = sa.Table(
+    "reconcile_seen",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("ghl_id", sa.String(64), primary_key=True),
 )
