@@ -7,7 +7,6 @@ def test_ratelimit_exports() -> None:
     assert _ratelimit.__all__ == [
         "LimitState",
         "MemoryRateLimiter",
-        "Pacing",
         "Policy",
         "RateHeaders",
         "SqlRateLimiter",

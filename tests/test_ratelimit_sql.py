@@ -1,9 +1,9 @@
-"""SqlRateLimiter on a real SQLite file and a real PostgreSQL: one budget shared by processes."""
+"""SqlRateLimiter on a real SQLite file and a real PostgreSQL: one window shared by processes."""
 
 from __future__ import annotations
 
 import asyncio
-import random
+import math
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +14,8 @@ from ghlsync.ghl._ratelimit import SqlRateLimiter
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import Limits
 from ghlsync.store import create_engine, migrate
+
+SIX_AM = (1_700_000_000 // 86_400) * 86_400 + 6 * 3_600
 
 
 @pytest.fixture
@@ -29,55 +31,36 @@ def _second_engine(engine: sa.Engine) -> sa.Engine:
     return create_engine(engine.url.render_as_string(hide_password=False))
 
 
-def _headers(max_: int, interval: int, remaining: int = 50) -> dict[str, str]:
+def _headers(max_: int, interval: int, remaining: int = 50, daily: int = 150_000) -> dict[str, str]:
     return {
         "X-RateLimit-Max": str(max_),
         "X-RateLimit-Interval-Milliseconds": str(interval),
         "X-RateLimit-Remaining": str(remaining),
-        "X-RateLimit-Daily-Remaining": "150000",
+        "X-RateLimit-Daily-Remaining": str(daily),
     }
 
 
-def _max_in_window(times: list[float], window_s: float) -> int:
-    best, lo = 0, 0
-    for hi, t in enumerate(times):
-        while times[lo] <= t - window_s:
-            lo += 1
-        best = max(best, hi - lo + 1)
-    return best
-
-
-async def test_paces_through_the_row(engine: sa.Engine) -> None:
+async def test_two_instances_share_one_window_and_use_its_whole_burst(
+    engine: sa.Engine,
+) -> None:
     clock = FakeClock()
-    limiter = SqlRateLimiter(engine, clock=clock)
-    start = clock.now()
-    for _ in range(51):
-        await limiter.acquire("loc")
-    # 100 per 10 s paced at 98%: 102 ms apart in integer milliseconds.
-    assert clock.now() - start == pytest.approx(50 * 0.102, abs=0.06)
-    with engine.connect() as conn:
-        tat = conn.execute(sa.text("SELECT tat_ms FROM rate_budget WHERE key = 'loc'")).scalar()
-    assert tat is not None and tat > start * 1000
-
-
-async def test_two_instances_share_one_budget(engine: sa.Engine) -> None:
-    clock = FakeClock()
+    server = SlidingWindowLimiter(clock)
+    limits = Limits(burst=100, interval_ms=10_000)
     other = _second_engine(engine)
     try:
-        limiters = [
-            SqlRateLimiter(engine, clock=clock, default_max=20, default_interval_ms=1_000),
-            SqlRateLimiter(other, clock=clock, default_max=20, default_interval_ms=1_000),
-        ]
-        rng = random.Random(3)
+        limiters = [SqlRateLimiter(engine, clock=clock), SqlRateLimiter(other, clock=clock)]
         times = []
-        for _ in range(120):
-            await rng.choice(limiters).acquire("loc")
+        for i in range(300):
+            limiter = limiters[i % 2]
+            await limiter.acquire("loc")
             times.append(clock.now())
+            decision = server.take("loc", limits)
+            assert decision.allowed  # never a 429
+            await limiter.observe("loc", 200, decision.headers)
     finally:
         other.dispose()
-    assert _max_in_window(times, 1.0) <= 20
-    # Alone, each instance would have let its share go at the full pace: 120 in about 6 s.
-    assert times[-1] - times[0] >= 119 / 20
+    # Bursts of 100 at 0, 10 and 20 s (2 ms of margin per interval): the minimum, not 30 s.
+    assert times[-1] - times[0] == pytest.approx(20.0, abs=0.01)
 
 
 @pytest.mark.slow
@@ -87,18 +70,17 @@ async def test_concurrent_instances_never_overfill_a_sliding_window(engine: sa.E
     other = _second_engine(engine)
     denied = 0
 
-    async def send(limiter: SqlRateLimiter, n: int) -> None:
+    async def send(limiter: SqlRateLimiter) -> None:
         nonlocal denied
-        for _ in range(n):
-            await limiter.acquire("loc")
-            decision = server.take("loc", limits)
-            denied += not decision.allowed
-            await limiter.observe("loc", 200 if decision.allowed else 429, decision.headers)
+        await limiter.acquire("loc")
+        decision = server.take("loc", limits)
+        denied += not decision.allowed
+        await limiter.observe("loc", 200 if decision.allowed else 429, decision.headers)
 
     try:
         a = SqlRateLimiter(engine, default_max=10, default_interval_ms=500)
         b = SqlRateLimiter(other, default_max=10, default_interval_ms=500)
-        await asyncio.gather(send(a, 15), send(b, 15))
+        await asyncio.gather(*(send(a) for _ in range(15)), *(send(b) for _ in range(15)))
     finally:
         other.dispose()
     assert denied == 0
@@ -114,42 +96,66 @@ async def test_observe_adapts_the_shared_row(engine: sa.Engine) -> None:
     assert budget.daily_remaining == 150_000
 
 
-async def test_429_pauses_only_that_key_for_every_instance(engine: sa.Engine) -> None:
+async def test_429_pauses_only_that_key_for_every_instance_until_the_window_reopens(
+    engine: sa.Engine,
+) -> None:
     clock = FakeClock()
-    a = SqlRateLimiter(engine, clock=clock, rng=random.Random(1))
+    a = SqlRateLimiter(engine, clock=clock)
     b = SqlRateLimiter(engine, clock=clock)
-    await a.observe("loc1", 429, {})
+    await a.acquire("loc1")
+    await a.observe("loc1", 200, _headers(100, 10_000, remaining=99))
+    clock.advance(4.0)
+    await a.acquire("loc1")
+    await a.observe("loc1", 429, _headers(100, 10_000, remaining=0))
     assert not await b.has_budget("loc1")
     assert await b.has_budget("loc2")
     start = clock.now()
     await b.acquire("loc2")
     assert clock.now() == start
-    await b.acquire("loc1")
-    assert 10.0 <= clock.now() - start <= 11.0
+    await b.acquire("loc1")  # when our first request leaves the window: 6 s, not 10 or more
+    assert 6.0 <= clock.now() - start <= 6.01
     assert (await b.budget("loc1")).throttled == 1
 
 
-async def test_429_streak_escalates_and_2xx_resets(engine: sa.Engine) -> None:
+async def test_a_second_429_waits_a_whole_window_and_2xx_resets(engine: sa.Engine) -> None:
     clock = FakeClock()
-    limiter = SqlRateLimiter(engine, clock=clock, rng=random.Random(1))
-    pauses = []
-    for _ in range(3):
-        await limiter.observe("loc", 429, {})
-        pauses.append((await limiter.budget("loc")).paused_until - clock.now())
-        await limiter.acquire("loc")
-    assert [round(p / 10) for p in pauses] == [1, 2, 4]
-    await limiter.observe("loc", 204, {})
+    limiter = SqlRateLimiter(engine, clock=clock)
     await limiter.observe("loc", 429, {})
-    assert (await limiter.budget("loc")).paused_until - clock.now() <= 11
+    first = (await limiter.budget("loc")).paused_until - clock.now()
+    clock.advance(first)
+    await limiter.observe("loc", 429, {})
+    second = (await limiter.budget("loc")).paused_until - clock.now()
+    assert first == pytest.approx(10.0, abs=0.01) and second == pytest.approx(10.0, abs=0.01)
+    await limiter.observe("loc", 204, {})
+    with engine.connect() as conn:
+        streak = conn.execute(sa.text("SELECT consecutive_429 FROM rate_budget")).scalar()
+    assert streak == 0
 
 
 async def test_daily_reserve(engine: sa.Engine) -> None:
     limiter = SqlRateLimiter(engine, clock=FakeClock(), daily_reserve=100)
-    await limiter.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "101"})
+    await limiter.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "190000"})
     assert await limiter.has_budget("loc")
-    await limiter.acquire("loc")  # counts down the shared estimate
+    await limiter.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "100"})
     assert not await limiter.has_budget("loc")
     assert (await limiter.budget("loc")).daily_remaining == 100
+
+
+async def test_a_backlog_ahead_of_the_day_is_paced_and_status_can_say_so(
+    engine: sa.Engine,
+) -> None:
+    clock = FakeClock(start=SIX_AM)
+    limiter = SqlRateLimiter(engine, clock=clock)
+    await limiter.acquire("loc")
+    await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99, daily=50_000))
+    budget = await limiter.budget("loc")
+    assert budget.daily_pace == math.floor(48_000 * 10_000 / (18 * 3_600_000))
+    for _ in range(budget.daily_pace - 1):
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=95, daily=50_000))
+    assert not await limiter.has_budget("loc")
+    clock.advance(10.01)
+    assert await limiter.has_budget("loc")
 
 
 async def test_a_day_spent_down_to_the_reserve_is_probed_once_then_resumes(
@@ -171,6 +177,19 @@ async def test_a_day_spent_down_to_the_reserve_is_probed_once_then_resumes(
         assert await a.has_budget("loc")  # the day has reset: claims resume at once
     finally:
         other.dispose()
+
+
+async def test_slots_taken_for_callers_that_gave_up_are_handed_back(engine: sa.Engine) -> None:
+    clock = FakeClock()
+    limiter = SqlRateLimiter(engine, clock=clock)
+    await limiter.acquire("loc")
+    await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+    taken = limiter._try_take("loc", 5)
+    assert isinstance(taken, list) and len(taken) == 5
+    limiter._hand_back("loc", taken)
+    other = SqlRateLimiter(engine, clock=clock)
+    again = other._try_take("loc", 99)
+    assert isinstance(again, list) and len(again) == 99  # every slot but the answered one
 
 
 async def test_unknown_key_reports_defaults(engine: sa.Engine) -> None:

@@ -1,4 +1,4 @@
-"""The GHL API v2 client: one request pipeline, and resource groups built on it.
+"""The GHL API client (v2, and v3 per connection): one request pipeline, and resource groups.
 
     async with GHLClient(tokens=StaticTokens({"loc1": "pit-..."})) as ghl:
         result = await ghl.contacts.upsert("loc1", {"email": "a@example.com"})
@@ -15,6 +15,12 @@ mapping (camelCase or snake_case keys) and are checked before sending: an unknow
 `ValidationError` without a request (GHL would answer 422). Responses are models that keep
 unknown fields. `client.call(operation_id, ...)` reaches every registered operation
 (`ghlsync.ghl._operations.OPERATIONS`) by its spec operationId.
+
+API version per connection: `GHLClient(api_version="v3")` (or a mapping key -> "v2"/"v3",
+others "v2") sends `Version: v3`, v3 paths and v3 bodies on every operation GHL publishes in
+v3, and the v2 Version on the v2-only ones (opportunities, users, workflows, campaigns).
+Bodies and answers are translated in `_v3.py`: resources and flows see one shape.
+`probe_api_versions(client, key)` says which versions GHL accepts for a token.
 
 Methods (`client.<group>.<method>`; `loc` is the location id; `body` is a request model or a
 mapping; models are in `_models.py`; `Any` means GHL's JSON as parsed):
@@ -107,6 +113,7 @@ campaigns
 client
     request(method, path, *, key, version, params=None, json=None, idempotent=None) -> Any
     call(operation_id, *, key, path_params=None, params=None, body=None) -> Any
+    api_version(key) -> "v2" | "v3"
     last_rate(key) -> RateInfo | None
     aclose()                                              # or `async with GHLClient(...)`
 
@@ -115,6 +122,7 @@ OAuth (token exchange, refresh, location token, installed locations) lives in `_
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import time
@@ -135,7 +143,14 @@ from ghlsync.ghl._errors import (
     TransportError,
     classify,
 )
-from ghlsync.ghl._operations import OPERATIONS, find_operation
+from ghlsync.ghl._operations import (
+    API_VERSIONS,
+    OPERATIONS,
+    V3,
+    V_DEFAULT,
+    ApiVersion,
+    find_operation,
+)
 from ghlsync.ghl._resources import (
     Businesses,
     Calendars,
@@ -150,8 +165,9 @@ from ghlsync.ghl._resources import (
 )
 from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
 from ghlsync.ghl._seams import RateLimiter, TokenSource
+from ghlsync.ghl._v3 import answer_from_v3, body_to_v3
 
-__all__ = ["DEFAULT_BASE_URL", "GHLClient", "RateInfo", "redact"]
+__all__ = ["DEFAULT_BASE_URL", "GHLClient", "RateInfo", "probe_api_versions", "redact"]
 
 DEFAULT_BASE_URL = "https://services.leadconnectorhq.com"
 _log = logging.getLogger("ghlsync.ghl")
@@ -192,7 +208,7 @@ class RateInfo:
 
 
 class GHLClient:
-    """Async client for the GHL API v2 (see the module docstring for every method)."""
+    """Async client for the GHL API v2 and v3 (see the module docstring for every method)."""
 
     def __init__(
         self,
@@ -205,7 +221,9 @@ class GHLClient:
         max_attempts: int = 5,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
+        api_version: str | Mapping[str, str] = "v2",
     ) -> None:
+        self._default_api, self._apis = _api_versions(api_version)
         self._tokens = tokens
         self._limiter = limiter
         self._max_attempts = max_attempts
@@ -247,6 +265,10 @@ class GHLClient:
     def __repr__(self) -> str:
         return f"GHLClient(base_url={str(self._http.base_url)!r})"
 
+    def api_version(self, key: str) -> ApiVersion:
+        """The API version ("v2" or "v3") this client speaks for connection `key`."""
+        return self._apis.get(key, self._default_api)
+
     def last_rate(self, key: str) -> RateInfo | None:
         """The rate-limit headers of the last response seen for `key`."""
         return self._rates.get(key)
@@ -260,17 +282,25 @@ class GHLClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
-        """Send the registered operation `operation_id`; the body is checked by its model."""
+        """Send the registered operation `operation_id`; the body is checked by its model.
+
+        On a v3 connection the path, Version and body are v3's where GHL has the operation in
+        v3, and the answer comes back in the v2 shape the resources read.
+        """
         operation = OPERATIONS[operation_id]
-        return await self.request(
+        api = self.api_version(key)
+        json = operation.dump_body(body)
+        v3 = operation.uses_v3(api)
+        answer = await self.request(
             operation.method,
-            operation.format_path(path_params or {}),
+            operation.format_path(path_params or {}, api),
             key=key,
-            version=operation.version,
+            version=operation.version_for(api),
             params=_clean_params(params),
-            json=operation.dump_body(body),
+            json=body_to_v3(operation_id, json) if v3 else json,
             idempotent=operation.idempotent,
         )
+        return answer_from_v3(answer) if v3 else answer
 
     async def request(
         self,
@@ -316,10 +346,19 @@ class GHLClient:
                 headers={"Authorization": f"Bearer {token.reveal()}", "Version": call.version},
             )
         except httpx2.TransportError as exc:
+            await self._unanswered(call)
             await self._after_transport_error(call, exc)
             return None
+        except asyncio.CancelledError:
+            await self._unanswered(call)
+            raise
         await self._observe(call, response, time.perf_counter() - started)
         return response
+
+    async def _unanswered(self, call: _Call) -> None:
+        """The send got no answer: the limiter frees its slot (status 0, no headers)."""
+        if self._limiter is not None:
+            await self._limiter.observe(call.key, 0, {})
 
     async def _observe(self, call: _Call, response: httpx2.Response, seconds: float) -> None:
         if self._limiter is not None:
@@ -442,12 +481,49 @@ def _operation(call: _Call) -> str:
 
 
 def _check_body(call: _Call) -> None:
-    """Refuse, before sending, a body its registered operation's model rejects (GHL: 422)."""
-    if call.json is None:
+    """Refuse, before sending, a body its registered operation's model rejects (GHL: 422).
+
+    The models are v2's: a v3 body (made from a checked model by `call`) goes as it is.
+    """
+    if call.json is None or call.version == V3:
         return
     operation = find_operation(call.method, call.path)
     if operation is not None and operation.body is not None:
         operation.dump_body(call.json)
+
+
+async def probe_api_versions(client: GHLClient, location_id: str) -> dict[str, bool]:
+    """Which API versions GHL accepts for `location_id`'s token: `{"v2": bool, "v3": bool}`.
+
+    One harmless `GET /locations/{locationId}` per version (that operation exists in both);
+    any error answer (a 400 for an unsupported Version, a 401, a 403) counts as "not accepted".
+    """
+    path = OPERATIONS["get-location"].format_path({"locationId": location_id})
+    accepted: dict[str, bool] = {}
+    for api, version in (("v2", V_DEFAULT), ("v3", V3)):
+        try:
+            await client.request("GET", path, key=location_id, version=version)
+        except GHLError:
+            accepted[api] = False
+        else:
+            accepted[api] = True
+    return accepted
+
+
+def _api_versions(
+    api_version: str | Mapping[str, str],
+) -> tuple[ApiVersion, dict[str, ApiVersion]]:
+    """The default version and the per-key ones, checked ("v2" or "v3")."""
+    if isinstance(api_version, str):
+        return _api(api_version), {}
+    return "v2", {key: _api(value) for key, value in api_version.items()}
+
+
+def _api(value: str) -> ApiVersion:
+    for known in API_VERSIONS:
+        if value == known:
+            return known
+    raise ValueError(f"api_version must be one of {list(API_VERSIONS)}, not {value!r}")
 
 
 def redact(value: Any) -> Any:

@@ -38,6 +38,7 @@ class Budget:
     daily_remaining: int | None
     paused_until: float  # epoch seconds; 0 when not paused
     throttled: int  # 429s seen
+    daily_pace: int | None = None  # requests per interval while on daily-budget pacing
 
 
 class RateLimiter(Protocol):

@@ -6,7 +6,7 @@ Both implement `ghlsync.ghl._seams.RateLimiter`; the math lives in `_policy` (se
 """
 
 from ghlsync.ghl._ratelimit._memory import MemoryRateLimiter
-from ghlsync.ghl._ratelimit._policy import LimitState, Pacing, Policy, RateHeaders
+from ghlsync.ghl._ratelimit._policy import LimitState, Policy, RateHeaders
 from ghlsync.ghl._ratelimit._sql import SqlRateLimiter
 
-__all__ = ["LimitState", "MemoryRateLimiter", "Pacing", "Policy", "RateHeaders", "SqlRateLimiter"]
+__all__ = ["LimitState", "MemoryRateLimiter", "Policy", "RateHeaders", "SqlRateLimiter"]

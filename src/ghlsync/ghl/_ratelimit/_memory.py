@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import random
-from collections.abc import Mapping
+import contextlib
+import math
+from collections.abc import Awaitable, Mapping
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.ghl._ratelimit import _policy as p
@@ -25,23 +26,20 @@ class MemoryRateLimiter:
         default_interval_ms: int = p.DEFAULT_INTERVAL_MS,
         daily_limit: int = p.DEFAULT_DAILY_LIMIT,
         daily_reserve: int = 2_000,
-        safety: float = 0.98,
         *,
-        burst: float = 0.5,
         max_pause_s: float = 300.0,
-        rng: random.Random | None = None,
+        daily_pacing: bool = True,
     ) -> None:
         self._clock = clock
         self._defaults = (default_max, default_interval_ms, daily_limit)
         self.policy = p.Policy(
-            safety=safety,
-            burst=burst,
             daily_reserve=daily_reserve,
             max_pause_ms=max_pause_s * 1000.0,
+            daily_pacing=daily_pacing,
         )
-        self._rng = rng or random.Random()
         self._states: dict[str, p.LimitState] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._answered: dict[str, asyncio.Event] = {}
 
     def _state(self, key: str) -> p.LimitState:
         state = self._states.get(key)
@@ -55,33 +53,54 @@ class MemoryRateLimiter:
         return self._clock.monotonic() * 1000.0
 
     async def acquire(self, key: str) -> None:
-        """Wait until one more request for `key` fits its budget, then take it."""
+        """Wait until a slot of `key`'s window is free, then take it."""
         lock = self._locks.setdefault(key, asyncio.Lock())
+        answered = self._answered.setdefault(key, asyncio.Event())
         async with lock:
             state = self._state(key)
-            slot: float | None = None
-            while (wait := p.try_take(self.policy, state, now := self._now_ms(), slot)) > 0:
-                slot = now + wait
-                await self._clock.sleep(wait / 1000.0)
+            while (wait := p.try_take(self.policy, state, self._now_ms())) > 0:
+                if math.isinf(wait):  # every usable slot is in flight: the next answer frees one
+                    answered.clear()
+                    await _first(answered.wait(), self._clock.sleep(self.policy.hold_ms / 1000))
+                else:
+                    await self._clock.sleep(wait / 1000.0)
 
     async def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
-        """Adapt to the X-RateLimit-* headers; on 429 pause this key only."""
+        """Free the answered request's slot, adapt to the X-RateLimit-* headers; on 429 pause
+        this key only. Status 0: the send failed without an answer (the slot is freed)."""
         state = self._state(key)
-        p.observe(self.policy, state, self._now_ms(), status, headers, self._rng, self._clock.now())
+        p.observe(self.policy, state, self._now_ms(), status, headers, self._clock.now())
+        event = self._answered.get(key)
+        if event is not None:
+            event.set()
 
     async def has_budget(self, key: str) -> bool:
-        """True when `key` is not paused and its daily budget is above the reserve."""
-        return p.has_budget(self.policy, self._state(key), self._now_ms())
+        """True when `key` is not paused, above its daily reserve and within the day's pace."""
+        state = self._state(key)
+        now = self._now_ms()
+        return p.has_budget(self.policy, state, now, self._clock.now(), p.busy(state, now))
 
     async def budget(self, key: str) -> Budget:
         """What this limiter knows about `key` (paused_until in epoch seconds, 0 if not)."""
         state = self._state(key)
         ahead_ms = state.paused_until_ms - self._now_ms()
         paused_until = self._clock.now() + ahead_ms / 1000.0 if ahead_ms > 0 else 0.0
-        return to_budget(state, paused_until)
+        return to_budget(state, paused_until, p.daily_pace(self.policy, state, self._clock.now()))
 
 
-def to_budget(state: p.LimitState, paused_until: float) -> Budget:
+async def _first(*waits: Awaitable[object]) -> None:
+    """Wait for whichever of these awaitables finishes first; cancel the others."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+def to_budget(state: p.LimitState, paused_until: float, daily_pace: int | None) -> Budget:
     """The seam's `Budget` for one key's state."""
     return Budget(
         key=state.key,
@@ -92,4 +111,5 @@ def to_budget(state: p.LimitState, paused_until: float) -> Budget:
         daily_remaining=state.daily_remaining,
         paused_until=paused_until,
         throttled=state.throttled,
+        daily_pace=daily_pace,
     )

@@ -1,33 +1,42 @@
-"""The pacing policy both limiters share: pure functions over one key's `LimitState`.
+"""The pacing policy both limiters share: a mirror of GHL's window, kept as slots.
 
-Pacing is GCRA (the "generic cell rate algorithm", a token bucket kept as one number): each
-request moves the key's *theoretical arrival time* `tat` on by one emission interval `e`; a
-request may go when `now >= tat - tau`, where the tolerance `tau` is the small burst allowed.
+GHL allows `max` requests per `interval_ms` (X-RateLimit-Max / -Interval-Milliseconds) and
+does not say whether the window is fixed or sliding. A sliding window is the stricter reading
+(every fixed window is one of the sliding ones), and it is exact to mirror: at most `max`
+requests in any `interval_ms` means the k-th request may go once the (k − max)-th has aged
+out. So a key has `max` *slots*. Taking a request takes a free slot; the slot is in flight
+until the response comes back, then free again `interval_ms` after that moment. GHL counted
+the request somewhere between our send and its answer, so "answer + interval" is never early,
+whatever the network did; and a fresh window gives the whole burst at once: N requests take
+`ceil(N / max) − 1` intervals plus the answers' round trips, the least the limit permits.
 
-Why these numbers. GHL does not say whether its window is fixed or sliding; the sandbox uses
-a sliding window, the stricter reading (a sender safe under it is safe under a fixed window,
-whose windows are a subset of the sliding ones). Under GCRA, the most requests any window of
-length `I` can hold is `floor((I + tau) / e) + 1` (the idle-to-busy transition; a steady
-backlog holds `ceil(I / e)`). We pace at `rate = min(max * safety, max - 1)` per interval and
-cap `tau`, plus the catch-up allowed to late wakers (`try_take`), at `(max - 1) * e - I`, so a
-window never holds more than `max` of our requests even when network jitter squeezes requests
-together by up to one emission interval. With the defaults (`safety=0.98`) a backlog drains
-at 98% of the advertised limit. A larger burst (say 20) on
-top of full-rate pacing would overfill a sliding window; it has to be paid for by pacing
-further below the limit, which the 97% target does not leave room for.
+Until a key's first answer tells us its limit, one request goes at a time (the default limit
+is a guess; a burst at the guess could overfill a smaller real window).
+
+Corrections from the headers: `X-RateLimit-Remaining` lower than our own busy slots explain
+means someone else spends this budget (another token or process we do not know of): that many
+free slots are held for one interval. A 429 pauses the key until the window it reports can
+reopen: when our oldest counted request ages out, or a whole interval when we hold none (or
+after a second 429 in a row); a longer `Retry-After` wins. 2xx ends a streak.
+
+Daily budget: `X-RateLimit-Daily-Remaining` is kept; claimers (`has_budget`) stop at the
+reserve, and *daily-budget pacing* (`daily_pace`) spreads what is left over the time to the
+next UTC midnight (the sandbox's day; GHL does not document its reset) once a backlog has run
+well ahead of spending the day evenly, so it never leaves live traffic without budget.
 """
 
 from __future__ import annotations
 
 import math
-import random
+from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 DEFAULT_MAX = 100
 DEFAULT_INTERVAL_MS = 10_000
 DEFAULT_DAILY_LIMIT = 200_000
+DAY_MS = 86_400_000
 
 
 @dataclass(slots=True)
@@ -38,114 +47,77 @@ class LimitState:
     max: int = DEFAULT_MAX
     interval_ms: int = DEFAULT_INTERVAL_MS
     daily_limit: int = DEFAULT_DAILY_LIMIT
-    tat_ms: float = 0.0
     paused_until_ms: float = 0.0
-    remaining: int | None = None
+    remaining: int | None = None  # None until a response: the limit is not yet learnt
     daily_remaining: int | None = None
     throttled: int = 0
     consecutive_429: int = 0
     touched_ms: float = 0.0  # the last take or response: how fresh `daily_remaining` is
+    free_at: list[float] = field(default_factory=list)  # per slot: may be taken from then
+    in_flight: deque[int] = field(default_factory=deque)  # slots sent, answer not yet seen
 
-
-@dataclass(frozen=True, slots=True)
-class Pacing:
-    """The emission interval and burst tolerance derived from a key's advertised limit."""
-
-    emission_ms: float
-    tolerance_ms: float
-    catch_up_ms: float = 0.0  # how late a queued request may be and still keep its slot
-
-    def window_bound(self, interval_ms: int) -> int:
-        """The most of our requests any window of `interval_ms` can hold."""
-        return math.floor((interval_ms + self.tolerance_ms) / self.emission_ms) + 1
+    @property
+    def learned(self) -> bool:
+        """A response's headers have said this key's limit."""
+        return self.remaining is not None
 
 
 @dataclass(frozen=True, slots=True)
 class Policy:
-    """Tunable knobs; the defaults meet "≥ 97% of the limit, zero 429s" (see module doc)."""
+    """Tunable knobs."""
 
-    safety: float = 0.98  # fraction of the advertised rate we pace at
-    burst: float = 0.5  # tolerance, in emission intervals (capped, see module doc)
     daily_reserve: int = 2_000  # has_budget() is False at or below this many left today
-    max_pause_ms: float = 300_000.0  # the longest 429 pause before jitter
-    jitter: float = 0.1  # 429 pauses are stretched by up to this fraction, at random
+    max_pause_ms: float = 300_000.0  # the longest 429 pause (a Retry-After beyond is capped)
     daily_probe_ms: float = 300_000.0  # a spent day is probed again after this long quiet
-    resolution_ms: float = 0.0  # 1 for integer-ms storage (SQL); 0 keeps full precision
+    hold_ms: float = 120_000.0  # a slot whose answer never comes is free again after this
+    margin_ms: float = 1.0  # added to "answer + interval": clock rounding never makes it early
+    daily_pacing: bool = True  # spread the day's budget when a backlog runs ahead of the day
+    daily_headroom: float = 0.1  # share of the daily limit a backlog may run ahead at full speed
 
-    def pacing(self, max_requests: int, interval_ms: int) -> Pacing:
-        """Emission interval and tolerance for `max_requests` per `interval_ms`."""
-        limit = max(1, max_requests)
-        rate = min(limit * self.safety, limit - 1) if limit >= 2 else limit * self.safety
-        emission = self._quantize(interval_ms / rate, interval_ms, limit)
-        ceiling = max(0.0, (limit - 1) * emission - interval_ms)
-        tolerance = min(self.burst * emission, ceiling)
-        if self.resolution_ms:
-            tolerance = math.floor(tolerance / self.resolution_ms) * self.resolution_ms
-        return Pacing(emission, tolerance, ceiling - tolerance)
-
-    def _quantize(self, emission: float, interval_ms: int, limit: int) -> float:
-        # Round down only while the rate stays at most `limit - 1` per interval; else round up.
-        step = self.resolution_ms
-        if not step:
-            return emission
-        down = math.floor(emission / step) * step
-        if down > 0 and interval_ms / down <= max(1, limit - 1):
-            return down
-        return math.ceil(emission / step) * step
+    def cap(self, state: LimitState) -> int:
+        """How many slots the key may use: its limit once learnt, else one at a time."""
+        return max(1, state.max) if state.learned else 1
 
 
-def try_take(
-    policy: Policy, state: LimitState, now_ms: float, slot_ms: float | None = None
-) -> float:
-    """Take one request if it conforms (returns 0.0), else return how long to wait (ms).
-
-    `slot_ms` is when a queued caller was told to come back. If it wakes late, it keeps its
-    slot (up to `catch_up_ms` late) instead of pushing the whole schedule back: a busy event
-    loop must not turn into lost throughput.
-    """
-    pacing = policy.pacing(state.max, state.interval_ms)
-    at = effective_now(pacing, now_ms, slot_ms)
-    if wait_ms(policy, state, at) > 0:
-        at = now_ms  # the schedule moved meanwhile (a pause, new limits): no credit
-    wait = wait_ms(policy, state, at)
-    if wait > 0:
-        return wait
-    state.tat_ms = max(state.tat_ms, at) + pacing.emission_ms
+def try_take(policy: Policy, state: LimitState, now_ms: float) -> float:
+    """Take a slot if one is free (returns 0.0), else how long to wait (ms; inf: in flight)."""
+    if state.paused_until_ms > now_ms:
+        return state.paused_until_ms - now_ms
+    cap = policy.cap(state)
+    slots = state.free_at
+    if len(slots) < cap:
+        slots.extend([0.0] * (cap - len(slots)))
+    best = -1
+    soonest = math.inf
+    for i in range(cap):
+        at = slots[i]
+        if at <= now_ms:
+            best = i
+            break
+        if i not in state.in_flight and at < soonest:
+            soonest = at
+    if best < 0:
+        return soonest - now_ms if soonest < math.inf else math.inf
+    slots[best] = now_ms + policy.hold_ms
+    state.in_flight.append(best)
     state.touched_ms = now_ms
     if state.daily_remaining is not None:
         state.daily_remaining -= 1
     return 0.0
 
 
-def effective_now(pacing: Pacing, now_ms: float, slot_ms: float | None) -> float:
-    """The time a take counts at: the caller's slot if it woke late, within the catch-up."""
-    if slot_ms is None or now_ms <= slot_ms:
-        return now_ms
-    return max(slot_ms, now_ms - pacing.catch_up_ms)
+def release(policy: Policy, state: LimitState, now_ms: float) -> int | None:
+    """An answer came (or the send failed): the oldest in-flight slot frees an interval on."""
+    if not state.in_flight:
+        return None
+    slot = state.in_flight.popleft()
+    state.free_at[slot] = now_ms + state.interval_ms + policy.margin_ms
+    return slot
 
 
-def wait_ms(policy: Policy, state: LimitState, now_ms: float) -> float:
-    """Milliseconds until a request for this key would conform (0.0 when it would now)."""
-    pacing = policy.pacing(state.max, state.interval_ms)
-    until_paced = state.tat_ms - pacing.tolerance_ms - now_ms
-    until_resumed = state.paused_until_ms - now_ms
-    return max(0.0, until_paced, until_resumed)
-
-
-def has_budget(policy: Policy, state: LimitState, now_ms: float) -> bool:
-    """Not paused, and the daily budget (as GHL last reported it) is above the reserve.
-
-    At or below the reserve, claimers stop, so no request goes out and no header could ever
-    tell us the day has reset (GHL does not say when it does). So a count nobody has taken
-    from or refreshed for `daily_probe_ms` is stale: the key has budget again, for one claim.
-    That claim's first take touches the key, which closes the door until the answer's
-    headers either lift the count (the day reset) or confirm it (wait another probe period).
-    """
-    if state.paused_until_ms > now_ms:
-        return False
-    if state.daily_remaining is None or state.daily_remaining > policy.daily_reserve:
-        return True
-    return now_ms - state.touched_ms >= policy.daily_probe_ms
+def busy(state: LimitState, now_ms: float) -> int:
+    """Slots not free now (in flight, or answered less than an interval ago)."""
+    return sum(1 for at in state.free_at if at > now_ms)
 
 
 def observe(
@@ -154,25 +126,30 @@ def observe(
     now_ms: float,
     status: int,
     headers: Mapping[str, str],
-    rng: random.Random,
     wall_now: float,
 ) -> None:
-    """Learn from one response: adopt the advertised limits, then react to the status.
-
-    `wall_now` (epoch seconds) is only for reading a Retry-After given as an HTTP-date.
-    """
+    """Learn from one response (status 0: the send failed, no answer): free its slot, adopt the
+    advertised limits, react to the status. `wall_now` (epoch s) reads an HTTP-date Retry-After."""
     seen = RateHeaders.parse(headers, wall_now)
-    before = policy.pacing(state.max, state.interval_ms)
-    state.touched_ms = now_ms
+    oldest = _oldest_counted(state, now_ms)
     adopt(state, seen)
-    rescale_backlog(policy, state, now_ms, before)
+    release(policy, state, now_ms)
+    state.touched_ms = now_ms
     if status == 429:
-        pause_for_429(policy, state, now_ms, seen.retry_after_ms, rng)
+        pause_for_429(policy, state, now_ms, oldest, seen.retry_after_ms)
         return
     if 200 <= status < 300:
         state.consecutive_429 = 0
-    correct_from_remaining(policy, state, now_ms)
+    if seen.remaining is not None:
+        hold_foreign(state, now_ms, foreign_requests(state, seen.remaining, busy(state, now_ms)))
     pause_if_daily_spent(policy, state, now_ms)
+
+
+def _oldest_counted(state: LimitState, now_ms: float) -> float | None:
+    answered = [
+        at for i, at in enumerate(state.free_at) if at > now_ms and i not in state.in_flight
+    ]
+    return min(answered) if answered else None
 
 
 def adopt(state: LimitState, seen: RateHeaders) -> None:
@@ -184,59 +161,61 @@ def adopt(state: LimitState, seen: RateHeaders) -> None:
     if seen.daily_limit is not None and seen.daily_limit > 0:
         state.daily_limit = seen.daily_limit
     if seen.remaining is not None:
-        state.remaining = seen.remaining
+        state.remaining = max(0, seen.remaining)
+    elif seen.max is not None and state.remaining is None:
+        state.remaining = seen.max  # limits said without a count: learnt all the same
     if seen.daily_remaining is not None:
         state.daily_remaining = seen.daily_remaining
 
 
-def rescale_backlog(policy: Policy, state: LimitState, now_ms: float, before: Pacing) -> None:
-    """Re-express the requests already scheduled ahead of now at the newly learnt pace.
+def foreign_requests(state: LimitState, remaining: int, ours_busy: int) -> int:
+    """Requests GHL counts in the window that our busy slots cannot explain (never negative).
 
-    `tat - now` is a number of requests times the old emission interval; without this, the
-    first response of a key whose real limit beats the default would leave it idling through
-    a backlog computed at the default pace.
+    Our busy slots over-count ours in GHL's window (each frees only an interval after its
+    *answer*), so this under-counts strangers: it never holds back for our own requests.
     """
-    after = policy.pacing(state.max, state.interval_ms)
-    if after.emission_ms == before.emission_ms or state.tat_ms <= now_ms:
+    return max(0, state.max - max(0, remaining) - ours_busy)
+
+
+def hold_foreign(state: LimitState, now_ms: float, count: int) -> None:
+    """Hold `count` free slots for one interval: strangers' requests age out within it."""
+    if count <= 0:
         return
-    scheduled = (state.tat_ms - now_ms) / before.emission_ms
-    state.tat_ms = now_ms + scheduled * after.emission_ms
+    if len(state.free_at) < state.max:
+        state.free_at.extend([0.0] * (state.max - len(state.free_at)))
+    until = now_ms + state.interval_ms
+    for i, at in enumerate(state.free_at):
+        if count <= 0:
+            return
+        if at <= now_ms:
+            state.free_at[i] = until
+            count -= 1
 
 
-def correct_from_remaining(policy: Policy, state: LimitState, now_ms: float) -> None:
-    """Hold back when GHL says fewer requests remain than our own pacing can explain.
-
-    Alone, our pacing leaves at least `max - window_bound` requests in any window, so a lower
-    `X-RateLimit-Remaining` means the window holds requests our schedule does not know about
-    (ours squeezed together in transit, or another app, token or process on this budget).
-    Under a sliding window one old request ages out per emission interval, so we let
-    `shortfall` more intervals pass than a caught-up schedule would. Taking `max` with the
-    schedule makes repeated reports of the same shortfall idempotent. Sitting out a whole
-    interval instead would cost more than the 429 it is meant to avoid.
-    """
-    if state.remaining is None:
-        return
-    pacing = policy.pacing(state.max, state.interval_ms)
-    shortfall = state.max - pacing.window_bound(state.interval_ms) - state.remaining
-    if shortfall > 0:
-        floor = now_ms + pacing.tolerance_ms + shortfall * pacing.emission_ms
-        state.tat_ms = max(state.tat_ms, floor)
-
-
-def pause_if_daily_spent(policy: Policy, state: LimitState, now_ms: float) -> None:
-    """At zero left for the day, pause the key and probe again later (reset time unknown)."""
-    if state.daily_remaining is not None and state.daily_remaining <= 0:
-        state.paused_until_ms = max(state.paused_until_ms, now_ms + policy.daily_probe_ms)
+def pause_until_429(
+    policy: Policy,
+    state: LimitState,
+    now_ms: float,
+    oldest_counted_ms: float | None,
+    retry_after_ms: float | None,
+) -> float:
+    """When the key may try again after a 429 (the streak already counted in `state`)."""
+    window = now_ms + state.interval_ms
+    if state.consecutive_429 <= 1 and oldest_counted_ms is not None:
+        window = min(window, oldest_counted_ms)  # the first of ours to age out reopens it
+    if retry_after_ms:
+        window = max(window, now_ms + min(retry_after_ms, policy.max_pause_ms))
+    return window
 
 
 def pause_for_429(
     policy: Policy,
     state: LimitState,
     now_ms: float,
+    oldest_counted_ms: float | None,
     retry_after_ms: float | None,
-    rng: random.Random,
 ) -> None:
-    """Pause this key for the interval (or Retry-After) plus jitter, doubling while 429s repeat.
+    """Pause this key only, until the window that refused can reopen (see module doc).
 
     429s answered to requests sent before the current pause began are one event, not a
     streak: they count in `throttled` but do not lengthen the pause.
@@ -245,12 +224,63 @@ def pause_for_429(
     if state.consecutive_429 and now_ms < state.paused_until_ms:
         return
     state.consecutive_429 += 1
-    base = min(policy.max_pause_ms, state.interval_ms * 2.0 ** (state.consecutive_429 - 1))
-    base = max(base, retry_after_ms or 0.0)
-    pause = base * (1.0 + rng.uniform(0.0, policy.jitter))
-    state.paused_until_ms = max(state.paused_until_ms, now_ms + pause)
-    # Resume at the paced rate without a burst: the server's window state is unknown.
-    state.tat_ms = max(state.tat_ms, state.paused_until_ms)
+    until = pause_until_429(policy, state, now_ms, oldest_counted_ms, retry_after_ms)
+    state.paused_until_ms = max(state.paused_until_ms, until)
+
+
+def pause_if_daily_spent(policy: Policy, state: LimitState, now_ms: float) -> None:
+    """At zero left for the day, pause the key and probe again later (reset time unknown)."""
+    if state.daily_remaining is not None and state.daily_remaining <= 0:
+        state.paused_until_ms = max(state.paused_until_ms, now_ms + policy.daily_probe_ms)
+
+
+def ms_to_day_end(wall_now: float) -> float:
+    """Milliseconds to the next UTC midnight (when the sandbox's day resets; GHL's is unsaid)."""
+    ms = wall_now * 1000.0
+    return DAY_MS - (ms % DAY_MS)
+
+
+def daily_pace(policy: Policy, state: LimitState, wall_now: float) -> int | None:
+    """Requests per interval the rest of today's budget allows, or None when not pacing.
+
+    Spending the day evenly would leave `(daily limit − reserve) × time left / day` above the
+    reserve now. A backlog may run at full speed until it is `daily_headroom` of the daily limit
+    ahead of that line (20,000 calls with GHL's defaults: bursts cost nothing); further ahead,
+    and when full speed would spend the rest before the day ends, claimed work is paced to
+    `(left above reserve) × interval / (time to day end)` requests per interval (at least
+    one), so what is left lasts until the reset and live traffic always finds budget.
+    """
+    if not policy.daily_pacing or state.daily_remaining is None:
+        return None
+    above = state.daily_remaining - policy.daily_reserve
+    if above <= 0:
+        return None  # the reserve rule applies
+    to_end = ms_to_day_end(wall_now)
+    even = (state.daily_limit - policy.daily_reserve) * to_end / DAY_MS
+    if above >= even - policy.daily_headroom * state.daily_limit:
+        return None
+    if above >= state.max * to_end / state.interval_ms:
+        return None
+    return max(1, math.floor(above * state.interval_ms / to_end))
+
+
+def has_budget(
+    policy: Policy, state: LimitState, now_ms: float, wall_now: float, ours_busy: int
+) -> bool:
+    """Not paused, above the daily reserve, and within the day's pace (see module doc).
+
+    At or below the reserve, claimers stop, so no request goes out and no header could ever
+    tell us the day has reset (GHL does not say when it does). So a count nobody has taken
+    from or refreshed for `daily_probe_ms` is stale: the key has budget again, for one claim.
+    That claim's first take touches the key, which closes the door until the answer's
+    headers either lift the count (the day reset) or confirm it (wait another probe period).
+    """
+    if state.paused_until_ms > now_ms:
+        return False
+    if state.daily_remaining is not None and state.daily_remaining <= policy.daily_reserve:
+        return now_ms - state.touched_ms >= policy.daily_probe_ms
+    pace = daily_pace(policy, state, wall_now)
+    return pace is None or ours_busy < pace
 
 
 @dataclass(frozen=True, slots=True)
