@@ -8,6 +8,9 @@
 - `ghl_custom_fields`: cache of the location's custom-field definitions (key → id).
 - `ghl_location_settings`: cache of the location settings the flows act on (whether GHL
   allows duplicate contacts there; NULL = could not be read), with when it was read.
+- `ghl_pipelines` (migration 0015): the location's opportunity pipelines and their stages
+  (`GET /opportunities/pipelines`) as JSON, with when they were read, shared by every process
+  and kept across restarts (`engine.flows.to_ghl._pipelines`).
 """
 
 from __future__ import annotations
@@ -62,5 +65,13 @@ ghl_location_settings = sa.Table(
     metadata,
     sa.Column("location_id", sa.String(64), primary_key=True),
     sa.Column("allow_duplicate_contact", sa.Boolean),  # NULL: GHL would not tell us
+    sa.Column("fetched_at", sa.Float, nullable=False),
+)
+
+ghl_pipelines = sa.Table(
+    "ghl_pipelines",
+    metadata,
+    sa.Column("location_id", sa.String(64), primary_key=True),
+    sa.Column("pipelines", sa.Text, nullable=False),  # [{"id", "name", "stages": [[name, id]]}]
     sa.Column("fetched_at", sa.Float, nullable=False),
 )
