@@ -48,7 +48,7 @@ def register(app: typer.Typer) -> None:
 def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
     """Queue depth by status and location, dead letters, recent errors and rate budgets;
     with two-way sync, write-backs to DripJobs by status and the GHL changes kept; the last
-    reconcile sweep of each location and the drift it found."""
+    reconcile sweep of each location and the drift it found; recipe timers waiting."""
     from ghlsync.engine import add_budgets, queue_status
     from ghlsync.engine.outbox._report import kept_changes, outbox_counts
     from ghlsync.ghl._ratelimit import SqlRateLimiter
@@ -60,8 +60,10 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
         asyncio.run(add_budgets(report, SqlRateLimiter(engine)))
         writebacks, kept = outbox_counts(engine), kept_changes(engine)
         sweeps = [sweep.to_dict() for sweep in load_all(engine)]
+        timers = _timers(engine)
     if as_json:
         whole = {**report.to_dict(), "writebacks": writebacks, "kept": kept, "sweeps": sweeps}
+        whole["recipe_timers"] = timers
         typer.echo(json.dumps(whole, indent=2))
         return
     out = console()
@@ -76,6 +78,27 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
         print_table(_kept_table(kept), out)
     if sweeps:
         print_table(_sweeps_table(sweeps), out)
+    if timers:
+        print_table(_timers_table(timers), out)
+
+
+def _timers(engine: Any) -> list[dict[str, Any]]:
+    """Recipe runs waiting for their time, per location (docs/recipes.md)."""
+    from ghlsync.recipes import timer_status
+
+    return [
+        {"location_id": t.location_id, "waiting": t.waiting, "next_due": t.next_due}
+        for t in timer_status(engine, time.time())
+    ]
+
+
+def _timers_table(timers: list[dict[str, Any]]) -> FitTable:
+    columns = [Column("location", flex=True), Column("waiting", justify="right")]
+    table = FitTable("Recipe timers", [*columns, Column("next due")])
+    for row in timers:
+        due = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(row["next_due"]))
+        table.add_row(row["location_id"], str(row["waiting"]), due)
+    return table
 
 
 def _age(seconds: float | None) -> str:
@@ -97,6 +120,9 @@ def _budget(budget: dict[str, Any] | None) -> str:
     daily = budget["daily_remaining"]
     daily_text = "?" if daily is None else str(daily)
     text = f"{burst} per {budget['interval_ms'] / 1000:g}s, {daily_text} today"
+    pace = budget.get("daily_pace")
+    if pace is not None:  # a backlog ran ahead of the day: spread what is left until its end
+        text += f", daily-budget pacing {pace} per {budget['interval_ms'] / 1000:g}s"
     return text + (" (paused)" if paused else "")
 
 
