@@ -76,7 +76,7 @@ async def test_a_sandbox_location_is_never_sent_by_a_production_worker(
     await _run(flows_store, sandbox_asgi, "production")
 
     [letter] = list_dead_letters(flows_store)
-    assert f"location {loc}: its location belongs to the 'sandbox' environment" in letter.reason
+    assert letter.reason.startswith(f"location {loc}: its location belongs to the 'sandbox'")
     assert "runs 'production'" in letter.reason and "--env sandbox" in letter.reason
     assert _ghl_calls(sandbox_asgi) == 0  # nothing was sent with production's credentials
 

@@ -8,6 +8,8 @@
 | `FatalError` (400, 401, 403, 422, ...)   | dead letter                                 |
 |   incl. `AmbiguousContactError` (a new   |   (its reason names the contact ids)        |
 |   customer matching two GHL contacts)    |                                             |
+|   and `EnvironmentMismatchError` (the    |   (its reason names both environments)      |
+|   location is another environment's)     |                                             |
 | `MappingError` (incl. unknown event)     | dead letter                                 |
 | `SecretKeyError`, `ConfigError`          | pause the location (a configuration error:  |
 |   (no key to open a stored token, an     | every item of it would fail alike); retry   |
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ghlsync.engine.flows.to_ghl._contact_match import AmbiguousContactError
+from ghlsync.engine.locations._environment import EnvironmentMismatchError
 from ghlsync.ghl._crypto import SecretKeyError
 from ghlsync.ghl._errors import (
     AuthenticationError,
@@ -76,7 +79,7 @@ def classify_failure(
         return Failure("throttled", f"GHL rate limit reached (429): {error}", name)
     if isinstance(error, SkippableError):
         return Failure("skip", f"skipped: {describe_ghl(error, entity_type)}", name)
-    if isinstance(error, AmbiguousContactError):  # not GHL's refusal: our own parking
+    if isinstance(error, AmbiguousContactError | EnvironmentMismatchError):  # not GHL's refusal
         return Failure("dead", error.message, name)
     if isinstance(error, FatalError):
         return Failure("dead", describe_ghl(error, entity_type, token_fix), name)
