@@ -209,3 +209,12 @@ def test_preflight_exports() -> None:
         "required_scopes",
         "run_checks",
     ]
+
+
+def test_the_ghlsync_command_has_check() -> None:
+    from ghlsync.cli import app as ghlsync
+
+    result = CliRunner().invoke(ghlsync, ["check", "--help"], env=_CLEAN)
+
+    assert result.exit_code == 0
+    assert "--env" in result.output and "--json" in result.output

@@ -35,10 +35,12 @@ def check(
     as_json: Annotated[bool, typer.Option("--json", help="Print the lines as JSON.")] = False,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
-    """Go-live preflight: token and scopes, location and calendar, every custom field,
-    pipeline, stage, user and workflow the mapping names, the GHL webhook key, the write-back
-    URLs, and one harmless test request per write path (real against a sandbox, a dry run
-    against GHL). Each line ✓ or ✗ with the fix; exit 0 only when every line passes."""
+    """Go-live preflight of one environment: each check ✓ or ✗ with the fix.
+
+    Token and scopes, location and calendar, every custom field, pipeline, stage, user and
+    workflow the mapping names, the GHL webhook key, the write-back URLs, and one harmless
+    test request per write path (real against a sandbox, a dry run against GHL). Exit 0 only
+    when every line passes."""
     from ghlsync.mapping import selected_environment
     from ghlsync.preflight import run_checks
 
