@@ -223,6 +223,11 @@ def test_auth_login_uses_the_configs_store_and_base_url(
     # init --sandbox runs the sandbox environment, whose store is ghlsync-sandbox.db.
     stores = ("ghlsync-sandbox.db", "ghlsync.db")
     assert (site / stores[0]).exists() and not any((elsewhere / s).exists() for s in stores)
+    engine = create_engine(f"sqlite:///{site / stores[0]}")
+    with engine.connect() as conn:  # the token is the sandbox environment's (its env. guard)
+        stamped = conn.execute(sa.text("SELECT environment FROM ghl_connections")).scalars().all()
+    engine.dispose()
+    assert stamped == ["sandbox"]
     status = _run("auth", "status", GHLSYNC_CONFIG=str(config))
     assert "loc_sandbox" in status.output and "Location (oauth)" in status.output
 

@@ -94,7 +94,8 @@ def login(
         marketplace_url=marketplace_url,
     )
     with _open_vault("auth login", config, database_url, oauth) as vault:
-        _login_flow(oauth, vault, callback, open_browser, timeout, user_type)
+        key = _login_flow(oauth, vault, callback, open_browser, timeout, user_type)
+    _claim(key, config, database_url)
 
 
 def _login_flow(
@@ -104,7 +105,7 @@ def _login_flow(
     open_browser: bool,
     timeout: float,
     user_type: str,
-) -> None:
+) -> str:
     state = secrets.token_urlsafe(24)
     url = oauth.authorize_url(state)
     typer.echo(f"Open this page to connect GoHighLevel:\n  {url}", err=True)
@@ -115,6 +116,20 @@ def _login_flow(
     tokens: TokenSet = _fail_on_error(asyncio.run, oauth.exchange_code(code, user_type))
     vault.save(tokens.key, tokens)
     typer.echo(f"Connected {tokens.user_type} {tokens.key} (scopes: {tokens.scope or '-'}).")
+    return tokens.key
+
+
+def _claim(key: str, config: Path | None, database_url: str | None) -> None:
+    """Record the running environment on the stored token (docs/environments.md)."""
+    from ghlsync.engine.locations._environment import claim_environment
+    from ghlsync.mapping import ConfigError, load_config
+
+    try:
+        environment = load_config(config).environment
+    except ConfigError:
+        return  # --base-url and --database-url were enough: no config, no environment
+    with open_store("auth login", _store_url("auth login", config, database_url)) as engine:
+        claim_environment(engine, key, environment)
 
 
 @auth_app.command("status")
