@@ -129,7 +129,7 @@ async def test_a_cut_off_sweep_resumes_from_its_cursor(tw: TwoWay) -> None:
     assert len(walked) - len(set(walked)) <= 1  # only the page in flight is asked again
     assert _searches(tw, before) <= 3 + 1
     (report,) = schedule.reports
-    assert report.contacts_seen == 12 and not report.complete  # resumed: no deletion check
+    assert report.contacts_seen == 12 and report.complete  # resumed, still a deletion check
     done = load(tw.engine, tw.sandbox.location_id)
     assert done is not None and not done.under_way and done.cursor is None
 

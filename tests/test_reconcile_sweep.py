@@ -92,7 +92,7 @@ async def test_repair_fixes_what_is_safe_and_never_merges(tw: TwoWay) -> None:
     repairs = {d.kind: d.repair or "" for d in report.drifts}
     assert repairs["deleted_in_ghl"].startswith("queued to be created again")
     assert repairs["changed_in_ghl"].startswith("recorded on the GHL side")
-    assert repairs["ghl_duplicate"].startswith("reported only")
+    assert repairs["ghl_duplicate"].startswith("linked (audit log) and reported")
     assert repairs["store_orphan"] == "stray sync state dropped"
     await tw.settle()
     # The deleted customer is back (a new contact), the duplicate pair untouched.

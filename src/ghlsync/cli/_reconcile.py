@@ -44,8 +44,9 @@ def reconcile(
     config: Path | None = CONFIG_OPTION,
     as_json: bool = JSON_OPTION,
 ) -> None:
-    """Walk the location's GHL contacts and report drift from the store: deleted or changed in
-    GHL without a webhook, GHL duplicates, store rows with no GHL object."""
+    """Walk the location's GHL contacts and their tasks, notes and appointments, and report
+    drift from the store: deleted or changed in GHL without a webhook, GHL duplicates, store
+    rows with no GHL object."""
     from ghlsync.reconcile import since_date
 
     loaded = load_config_or_fail("reconcile", config)
@@ -109,6 +110,6 @@ def _print(report: Any, repair: bool) -> None:
     for column in columns:
         table.add_column(column)
     for d in report.drifts:
-        row = [d.kind, ", ".join(d.ghl_ids) or "-", ", ".join(d.dripjobs_ids) or "-", d.detail]
+        row = [d.label, ", ".join(d.ghl_ids) or "-", ", ".join(d.dripjobs_ids) or "-", d.detail]
         table.add_row(*row, *([d.repair or "-"] if repair else []))
     console.print(table)

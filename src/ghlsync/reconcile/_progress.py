@@ -9,6 +9,10 @@ Several `serve` processes may share a store: a sweep is `claim`ed first (its `ow
 another process takes over a sweep under way only once its heartbeat (`updated_at`, moved at
 every page) is older than the lease; a process that stops cleanly `release`s its sweep, so a
 restarted one walks on at once.
+
+With each page's cursor go the mapped contacts that page held (`reconcile_seen`), so a
+resumed sweep still knows which mapped contacts it walked before the cut (`seen_ids`), and
+tells deleted ones apart; the rows go when a sweep starts afresh and when it ends.
 """
 
 from __future__ import annotations
@@ -20,9 +24,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync.store import begin_immediate
-from ghlsync.store._tables_reconcile import reconcile_sweeps
+from ghlsync.store._tables_reconcile import reconcile_seen, reconcile_sweeps
 
-__all__ = ["SweepState", "checkpoint", "claim", "finish", "load", "load_all", "release"]
+__all__ = [
+    "SweepState",
+    "checkpoint",
+    "claim",
+    "finish",
+    "load",
+    "load_all",
+    "release",
+    "seen_ids",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +123,8 @@ def claim(
             return None  # another process ended one since we looked
         else:
             conn.execute(sa.update(table).where(where).values(**fresh, owner=owner, updated_at=now))
+        if row is None or row.finished_at is not None:  # a fresh walk: nothing seen yet
+            _clear_seen(conn, location_id)
         claimed = conn.execute(sa.select(table).where(where)).one()
     return _state(claimed)
 
@@ -125,12 +140,31 @@ def release(engine: sa.Engine, location_id: str, owner: str) -> None:
         )
 
 
+def seen_ids(engine: sa.Engine, location_id: str) -> set[str]:
+    """The mapped contacts the sweep under way walked before its last checkpoint."""
+    s = reconcile_seen.c
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(s.ghl_id).where(s.location_id == location_id))
+        return set(rows.scalars())
+
+
+def _clear_seen(conn: sa.Connection, location_id: str) -> None:
+    conn.execute(sa.delete(reconcile_seen).where(reconcile_seen.c.location_id == location_id))
+
+
 def checkpoint(
-    engine: sa.Engine, location_id: str, cursor: Any, contacts_seen: int, now: float
+    engine: sa.Engine,
+    location_id: str,
+    cursor: Any,
+    contacts_seen: int,
+    now: float,
+    mapped_ids: list[str] | None = None,
 ) -> None:
-    """The walk finished the page ending at `cursor`, `contacts_seen` contacts in all."""
+    """The walk finished the page ending at `cursor`, `contacts_seen` contacts in all, and
+    saw `mapped_ids` (mapped contacts) on it."""
     table = reconcile_sweeps
     with begin_immediate(engine) as conn:
+        _add_seen(conn, location_id, sorted(set(mapped_ids or ())))
         conn.execute(
             sa.update(table)
             .where(table.c.location_id == location_id)
@@ -150,6 +184,7 @@ def finish(
     """The sweep ended: keep its findings; the next one starts from the beginning."""
     table = reconcile_sweeps
     with begin_immediate(engine) as conn:
+        _clear_seen(conn, location_id)
         conn.execute(
             sa.update(table)
             .where(table.c.location_id == location_id)
@@ -163,3 +198,18 @@ def finish(
                 updated_at=now,
             )
         )
+
+
+def _add_seen(conn: sa.Connection, location_id: str, ghl_ids: list[str]) -> None:
+    """Record the page's mapped contacts; a page asked for again adds nothing twice."""
+    if not ghl_ids:
+        return
+    s = reconcile_seen.c
+    known = set(
+        conn.execute(
+            sa.select(s.ghl_id).where(s.location_id == location_id, s.ghl_id.in_(ghl_ids))
+        ).scalars()
+    )
+    fresh = [{"location_id": location_id, "ghl_id": g} for g in ghl_ids if g not in known]
+    if fresh:
+        conn.execute(sa.insert(reconcile_seen), fresh)

@@ -4,7 +4,8 @@ One background task walks the locations one at a time (a sweep is paced to `reco
 of a location's rate limit and takes its turn from the shared limiter, so live sync is never
 starved; it only awaits, so it never blocks the event loop). A location is due when it has
 never been swept, when `every` has passed since its last sweep ended, or when a sweep was cut
-off (a restart): that one walks on from its stored cursor (`_progress`). Stopping cancels the
+off (a restart): that one walks on from its stored cursor (`_progress`), knowing the mapped
+contacts walked before the cut, so it still finds deleted ones. Stopping cancels the
 sweep in flight; its cursor stays, for the next start. Several `serve` processes on one store
 claim each sweep first, so a location is swept by one of them at a time.
 """
@@ -130,10 +131,18 @@ class SweepSchedule:
     async def _sweep(self, location: str, state: _progress.SweepState) -> None:
         """One sweep, resumed from the stored cursor when the last one was cut off."""
 
-        async def _on_page(cursor: Any, seen: int) -> None:
+        async def _on_page(cursor: Any, seen: int, mapped_ids: list[str]) -> None:
             await asyncio.to_thread(
-                _progress.checkpoint, self._engine, location, cursor, seen, self._clock.now()
+                _progress.checkpoint,
+                self._engine,
+                location,
+                cursor,
+                seen,
+                self._clock.now(),
+                mapped_ids,
             )
+
+        walked = await asyncio.to_thread(_progress.seen_ids, self._engine, location)
 
         options: dict[str, Any] = {"page_size": self._page_size} if self._page_size else {}
         sweep = Sweep(
@@ -144,6 +153,7 @@ class SweepSchedule:
             clock=self._clock,
             resume_from=state.cursor,
             resume_seen=state.contacts_seen,
+            resume_ids=walked if state.cursor is not None else (),
             on_page=_on_page,
             **options,
         )

@@ -10,27 +10,36 @@ Drift it reports (`Drift.kind`):
 - `store_orphan`: a store row with no GHL object (a create never confirmed for an hour, a
   sync state without a mapping).
 
+Each drift names its `entity`: `contact`, or a child of a mapped contact (`task`, `note`,
+`appointment`: `_children`), which can be `deleted_in_ghl` (missing from its contact's list
+in GHL, or its contact is gone), `changed_in_ghl` (a field we wrote differs) or a
+`store_orphan` (a create never confirmed).
+
 `repair=True` fixes what has a safe fix: a deleted contact whose DripJobs data the queue still
 holds is forgotten and queued again (the worker creates it anew); a GHL-side edit is recorded
 on the GHL side (two-way sync's `ghl_records`, and `ghl_changes` for `status`), so the field
 owner rules apply to it; a stale pending create is queued again (the flows look it up before
-creating); a stray sync state is dropped. Duplicates are reported, never merged or deleted.
+creating); a stray sync state is dropped; a deleted task, note or appointment whose DripJobs
+data the queue holds is queued again too. Duplicates are linked (an audit line `duplicate`
+on each DripJobs customer on them, so `ghlsync record` shows them) and reported, never
+merged or deleted.
 
 Pacing: one search page (100 contacts) per call, spaced so the sweep uses at most `budget`
 (default 10%) of the location's rate limit; every call also takes its turn from the shared
 limiter, so live sync is never starved.
 
 Resuming (the periodic sweep in `serve`, `_schedule`): `resume_from` is the search cursor a
-cut-off walk had reached, and `on_page(cursor, contacts_seen)` is awaited after each page is
-compared, before the next is asked for. A resumed walk does not know the contacts seen before
-the cut, so it does not look for deletions (`complete` is False); the next full sweep does.
+cut-off walk had reached, `resume_ids` the mapped contacts it had seen before the cut, and
+`on_page(cursor, contacts_seen, mapped_ids)` is awaited after each page is compared (with the
+mapped contacts of that page), before the next is asked for. So a resumed walk still tells
+deleted contacts apart; only `--since` (a partial walk) does not look for deletions.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -38,7 +47,15 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine.flows.to_ghl._plan import CONTACTS_VERSION
 from ghlsync.ghl._errors import NotFoundError, RateLimitedError
+from ghlsync.reconcile._children import (
+    Child,
+    changed_child_fields,
+    list_path,
+    listed,
+    load_children,
+)
 from ghlsync.reconcile._compare import changed_fields, contact_keys
 from ghlsync.reconcile._repair import Repairs
 from ghlsync.reconcile._store import StoreView, load_view
@@ -50,7 +67,7 @@ STALE_PENDING = 3600.0  # a create unconfirmed this long is an orphan
 DEFAULT_RATE = 100 / 10.0  # GHL's documented burst: 100 requests per 10 s
 THROTTLE_RETRIES = 5
 
-OnPage = Callable[[Any, int], Awaitable[None]]
+OnPage = Callable[[Any, int, list[str]], Awaitable[None]]
 
 
 @dataclass(slots=True)
@@ -63,6 +80,12 @@ class Drift:
     detail: str
     fields: dict[str, Any] | None = None
     repair: str | None = None
+    entity: str = "contact"
+
+    @property
+    def label(self) -> str:
+        """The kind, prefixed with the entity for a child: `task_deleted_in_ghl`."""
+        return self.kind if self.entity == "contact" else f"{self.entity}_{self.kind}"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -82,8 +105,8 @@ class SweepReport:
     drifts: list[Drift] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
-        """Drift per kind."""
-        return dict(Counter(d.kind for d in self.drifts))
+        """Drift per kind (`task_deleted_in_ghl` for a child's)."""
+        return dict(Counter(d.label for d in self.drifts))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready."""
@@ -114,6 +137,7 @@ class Sweep:
         page_size: int = PAGE,
         resume_from: Any = None,
         resume_seen: int = 0,
+        resume_ids: Iterable[str] = (),
         on_page: OnPage | None = None,
     ) -> None:
         self._engine = engine
@@ -126,28 +150,33 @@ class Sweep:
         self._page_size = page_size
         self._last_call = -1e9
         self._resume = (resume_from, resume_seen)
+        self._resume_ids = set(resume_ids)
         self._on_page = on_page
 
     async def run(self, *, repair: bool = False) -> SweepReport:
         """Walk, compare, and (with `repair`) fix what is safe to fix."""
         now = self._clock.now()
         cursor, earlier = self._resume
-        complete = self._since is None and cursor is None
+        complete = self._since is None
         report = SweepReport(self._location, now, complete=complete, contacts_seen=earlier)
         view = await asyncio.to_thread(
             load_view, self._engine, self._location, stale_after=STALE_PENDING, now=now
         )
-        seen: set[str] = set()
+        seen: set[str] = set(self._resume_ids)
+        page_ids: list[str] = []
         people: dict[tuple[str, str], list[str]] = {}
 
         async def _page_done(after: Any) -> None:
             if self._on_page is not None:
-                await self._on_page(after, report.contacts_seen)
+                await self._on_page(after, report.contacts_seen, list(page_ids))
+            page_ids.clear()
 
         async for contact in self._walk(cursor, _page_done):
             report.contacts_seen += 1
             ghl_id = str(contact.get("id") or "")
             seen.add(ghl_id)
+            if ghl_id in view.mapped:
+                page_ids.append(ghl_id)
             for key in contact_keys(contact):
                 people.setdefault(key, []).append(ghl_id)
             drift = self._changed(view, contact)
@@ -155,10 +184,13 @@ class Sweep:
                 report.drifts.append(drift)
         if report.complete:
             report.drifts += await self._deleted(view, seen)
+        gone = {g for d in report.drifts if d.kind == "deleted_in_ghl" for g in d.ghl_ids}
         report.drifts += _duplicates(view, people)
         report.drifts += [
             Drift("store_orphan", [], [o["dripjobs_id"]], o["why"]) for o in view.orphans
         ]
+        walked = None if report.complete else seen
+        report.drifts += await self._children(now, gone, walked)
         if repair:
             fixes = Repairs(self._engine, self._location, self._clock)
             for drift in report.drifts:
@@ -231,7 +263,45 @@ class Sweep:
             return True
         return bool(getattr(contact, "deleted", False))
 
+    async def _list(self, contact_id: str, kind: str) -> Any:
+        """A contact's children of `kind` as GHL lists them (None: the contact is gone)."""
+        await self._pace()
+        try:
+            return await self._client.request(
+                "GET", list_path(contact_id, kind), key=self._location, version=CONTACTS_VERSION
+            )
+        except NotFoundError:
+            return None
+
     # ------------------------------------------------------------------ drift
+
+    async def _children(self, now: float, gone: set[str], walked: set[str] | None) -> list[Drift]:
+        """Drift of the mapped contacts' tasks, notes and appointments (`_children`); with a
+        partial walk (`walked`), only of the contacts it saw."""
+        view = await asyncio.to_thread(
+            load_children, self._engine, self._location, stale_after=STALE_PENDING, now=now
+        )
+        found = [
+            Drift("store_orphan", [], [source], "create never confirmed", entity=kind)
+            for kind, source in view.orphans
+        ]
+        for (contact_id, kind), children in sorted(view.groups.items()):
+            if not contact_id or (walked is not None and contact_id not in walked):
+                continue
+            answer = None if contact_id in gone else await self._list(contact_id, kind)
+            if answer is None:
+                found += [_child_gone(c, "its contact no longer exists in GHL") for c in children]
+                continue
+            records = listed(answer, kind)
+            for child in children:
+                record = records.get(child.ghl_id)
+                if record is None:
+                    found.append(_child_gone(child, f"mapped {kind} no longer exists in GHL"))
+                elif changes := changed_child_fields(
+                    child, record, view.seen_in_ghl.get((kind, child.ghl_id), {})
+                ):
+                    found.append(_child_changed(child, changes))
+        return found
 
     def _changed(self, view: StoreView, contact: dict[str, Any]) -> Drift | None:
         mapped = view.mapped.get(str(contact.get("id") or ""))
@@ -265,6 +335,22 @@ class Sweep:
                 )
             )
         return found
+
+
+def _child_gone(child: Child, why: str) -> Drift:
+    return Drift("deleted_in_ghl", [child.ghl_id], [child.source_id], why, entity=child.kind)
+
+
+def _child_changed(child: Child, changes: dict[str, dict[str, Any]]) -> Drift:
+    names = ", ".join(sorted(changes))
+    return Drift(
+        "changed_in_ghl",
+        [child.ghl_id],
+        [child.source_id],
+        f"{child.kind} changed in GHL since ghlsync wrote it: {names}",
+        fields={**changes, "_contact": child.contact_id},
+        entity=child.kind,
+    )
 
 
 def _duplicates(view: StoreView, people: dict[tuple[str, str], list[str]]) -> list[Drift]:
