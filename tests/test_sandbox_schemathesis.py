@@ -41,6 +41,7 @@ from ghlsync.sandbox import (
     SandboxServer,
     create_app,
 )
+from ghlsync.sandbox._errors import uses_aip_errors
 from ghlsync.sandbox._state import Principal, SandboxState
 
 EXAMPLES = int(os.environ.get("GHLSYNC_SCHEMATHESIS_EXAMPLES", "3"))
@@ -51,7 +52,14 @@ COMPANY_TOKEN = "fuzz-company-token"  # minted into the state by the `world` fix
 _PARAM = re.compile(r"\{[^}]+\}")
 _RATE_HEADERS = ("x-ratelimit-max", "x-ratelimit-remaining", "x-ratelimit-daily-remaining")
 _PUBLIC = ("/oauth/token",)  # answered before auth: no rate-limit key, so no rate headers
-_COMPANY = ("/oauth/locationToken", "/oauth/installedLocations")
+_COMPANY = (
+    "/oauth/locationToken",
+    "/oauth/installedLocations",
+    "/oauth/location-token",
+    "/oauth/installed-locations",
+)
+# Served only for API v3 (docs/api-versions.md): judged by `apps/v3/<family>-v3.json`.
+_V3_ONLY = {"/oauth/location-token": "v3/oauth-v3", "/oauth/installed-locations": "v3/oauth-v3"}
 
 
 def _template(path: str) -> str:
@@ -75,6 +83,11 @@ SERVED = _served()
 
 def _family(path: str) -> str:
     return path.strip("/").split("/")[0]
+
+
+def _spec_name(path: str) -> str:
+    """The spec file (under apps/, no suffix) that declares a served path."""
+    return _V3_ONLY.get(path, _family(path))
 
 
 # --- the specs, with the defects docs/sandbox.md lists patched in a private copy ------------------
@@ -128,11 +141,14 @@ def spec_copy(ghl_spec_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     """apps/ and common/ copied (so `../common/...` references resolve), defects patched."""
     root = tmp_path_factory.mktemp("ghl-spec")
     shutil.copytree(ghl_spec_dir / "common", root / "common")
-    (root / "apps").mkdir()
-    for family in {_family(path) for _, path in SERVED}:
-        doc = json.loads((ghl_spec_dir / "apps" / f"{family}.json").read_text(encoding="utf-8"))
-        _PATCHES.get(family, lambda _doc: None)(doc)
-        (root / "apps" / f"{family}.json").write_text(json.dumps(doc), encoding="utf-8")
+    (root / "apps" / "v3").mkdir(parents=True)
+    # The v3 files say `../common/...` from apps/v3/, i.e. apps/common: GHL ships that copy
+    # as apps/v3/common, so it goes where the references look.
+    shutil.copytree(ghl_spec_dir / "apps" / "v3" / "common", root / "apps" / "common")
+    for name in {_spec_name(path) for _, path in SERVED}:
+        doc = json.loads((ghl_spec_dir / "apps" / f"{name}.json").read_text(encoding="utf-8"))
+        _PATCHES.get(name, lambda _doc: None)(doc)
+        (root / "apps" / f"{name}.json").write_text(json.dumps(doc), encoding="utf-8")
     return root
 
 
@@ -142,7 +158,7 @@ def _schema(path: Path) -> Any:
 
 
 def _operation(spec_root: Path, method: str, path: str) -> Any:
-    schema = _schema(spec_root / "apps" / f"{_family(path)}.json")
+    schema = _schema(spec_root / "apps" / f"{_spec_name(path)}.json")
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.method.upper() == method and _template(operation.path) == _template(path):
@@ -306,7 +322,10 @@ def _assert_ghl_error(path: str, response: Response) -> None:
     headers = {k.lower(): v for k, v in response.headers.items()}  # name -> list of values
     assert headers.get("content-type", [""])[0].startswith("application/json"), where
     body = json.loads(response.content)
-    assert body.get("statusCode") == response.status_code and "message" in body, (where, body)
+    if uses_aip_errors(path, response.status_code):  # v3's AIP envelope
+        assert body["error"]["code"] and body["error"]["message"], (where, body)
+    else:
+        assert body.get("statusCode") == response.status_code and "message" in body, (where, body)
     # A 401 is answered before the token names a location, so there is no budget to report.
     if not path.startswith(_PUBLIC) and response.status_code != 401:
         missing = [h for h in _RATE_HEADERS if h not in headers]

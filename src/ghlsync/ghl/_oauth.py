@@ -5,6 +5,11 @@ Bodies are form-encoded as `apps/oauth.json` declares (`GetAccessCodebodyDto`,
 answers 400 `invalid_grant`, raised here as `InvalidGrantError`. "Location is not active"
 (a paused sub-account) is `LocationInactiveError`: the same refresh token works again once the
 location is reactivated, so it must be kept.
+
+With `api_version="v3"` (`apps/v3/oauth-v3.json`) every call sends `Version: v3`; the token
+call sends a JSON body with camelCase keys (`clientId`, `grantType`, `refreshToken`, ...) and
+GHL answers camelCase (`accessToken`, `expiresIn`, ...); the agency endpoints move to
+`/oauth/location-token` and `/oauth/installed-locations` (answer `{"items": [...]}`).
 """
 
 from __future__ import annotations
@@ -40,6 +45,19 @@ DEFAULT_MARKETPLACE_URL = "https://marketplace.gohighlevel.com"
 # GHL moved the consent page under /v2 on 2026-05-27 (docs/oauth/Authorization.md).
 AUTHORIZE_PATH = "/v2/oauth/chooselocation"
 API_VERSION = "2021-07-28"
+API_V3 = "v3"
+_V3_PATHS = {
+    "/oauth/locationToken": "/oauth/location-token",
+    "/oauth/installedLocations": "/oauth/installed-locations",
+}
+_V3_KEYS = {
+    "client_id": "clientId",
+    "client_secret": "clientSecret",
+    "grant_type": "grantType",
+    "refresh_token": "refreshToken",
+    "user_type": "userType",
+    "redirect_uri": "redirectUri",
+}
 
 
 class InvalidGrantError(BadRequestError):
@@ -75,11 +93,11 @@ class TokenSet:
     def from_response(
         cls, body: Mapping[str, Any], now: float, user_type: str = "Location"
     ) -> TokenSet:
-        """Parse a 200 answer of `/oauth/token` or `/oauth/locationToken`."""
-        expires_in = body.get("expires_in")
-        refresh = body.get("refresh_token")
+        """Parse a 200 answer of `/oauth/token` or `/oauth/locationToken` (v2 or v3 keys)."""
+        expires_in = _either(body, "expires_in", "expiresIn")
+        refresh = _either(body, "refresh_token", "refreshToken")
         return cls(
-            access_token=Secret(str(body["access_token"])),
+            access_token=Secret(str(_required(body, "access_token", "accessToken"))),
             refresh_token=Secret(str(refresh)) if refresh else None,
             expires_at=now + float(expires_in) if expires_in is not None else None,
             scope=str(body.get("scope") or ""),
@@ -105,7 +123,11 @@ class OAuthApp:
         transport: httpx2.AsyncBaseTransport | None = None,
         clock: Clock = SYSTEM_CLOCK,
         timeout: float = 20.0,  # below SQLite's busy timeout: a refresh holds its write lock
+        api_version: str = "v2",
     ) -> None:
+        if api_version not in ("v2", "v3"):
+            raise ValueError(f"api_version must be 'v2' or 'v3', not {api_version!r}")
+        self.api_version = api_version
         self.client_id = client_id
         self.client_secret = client_secret
         self.redirect_uri = redirect_uri
@@ -158,7 +180,7 @@ class OAuthApp:
         """Locations of `company_id` where app `app_id` is installed (first page)."""
         params = {"companyId": company_id, "appId": app_id, **filters}
         body = await self._send("GET", "/oauth/installedLocations", company_token, params=params)
-        locations = body.get("locations") or []
+        locations = body.get("locations") or body.get("items") or []
         return [dict(item) for item in locations]
 
     def _credentials(self, grant_type: str) -> dict[str, str]:
@@ -171,7 +193,10 @@ class OAuthApp:
     async def _token_call(
         self, path: str, form: dict[str, str], user_type: str, bearer: Secret | None = None
     ) -> TokenSet:
-        body = await self._send("POST", path, bearer, data=form)
+        if self.api_version == API_V3 and path == "/oauth/token":
+            body = await self._send("POST", path, bearer, json=_camel(form))
+        else:
+            body = await self._send("POST", path, bearer, data=form)
         return TokenSet.from_response(body, self._clock.now(), user_type)
 
     async def _send(
@@ -181,18 +206,23 @@ class OAuthApp:
         bearer: Secret | None,
         *,
         data: Mapping[str, str] | None = None,
+        json: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         headers = {"Accept": "application/json"}
+        if self.api_version == API_V3:
+            headers["Version"] = API_V3  # v3 declares it on every OAuth operation
+            path = _V3_PATHS.get(path, path)
         if bearer is not None:
-            # The token endpoint declares no Version; the agency endpoints require it.
-            headers |= {"Authorization": f"Bearer {bearer.reveal()}", "Version": API_VERSION}
+            # The v2 token endpoint declares no Version; the agency endpoints require it.
+            headers.setdefault("Version", API_VERSION)
+            headers["Authorization"] = f"Bearer {bearer.reveal()}"
         try:
             async with httpx2.AsyncClient(
                 base_url=self.base_url, transport=self._transport, timeout=self._timeout
             ) as client:
                 response = await client.request(
-                    method, path, data=data, params=params, headers=headers
+                    method, path, data=data, json=json, params=params, headers=headers
                 )
         except httpx2.HTTPError as exc:
             raise TransportError(
@@ -231,6 +261,23 @@ def _error_text(body: Any) -> str:
             str(body.get(field) or "") for field in ("error", "error_description", "message")
         )
     return str(body)
+
+
+def _either(body: Mapping[str, Any], v2: str, v3: str) -> Any:
+    value = body.get(v2)
+    return value if value is not None else body.get(v3)
+
+
+def _required(body: Mapping[str, Any], v2: str, v3: str) -> Any:
+    value = _either(body, v2, v3)
+    if value is None:
+        raise KeyError(v2)
+    return value
+
+
+def _camel(form: Mapping[str, str]) -> dict[str, str]:
+    """The v3 token body: GetAccessTokenBodyDto's camelCase names."""
+    return {_V3_KEYS.get(key, key): value for key, value in form.items()}
 
 
 def _with_ids(tokens: TokenSet, company_id: str, location_id: str) -> TokenSet:

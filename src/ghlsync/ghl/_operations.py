@@ -2,7 +2,11 @@
 
 Used by `GHLClient.call`, by `ghlsync call`, and by the conformance tests that check each
 operation's request against the official spec. `family` names the spec file
-(`apps/<family>.json`).
+(`apps/<family>.json`; for API v3 `apps/v3/<family>-v3.json` where GHL publishes one).
+
+API v3 (`Version: v3`, docs/api-versions.md) covers the contacts, calendars, locations and
+businesses families; `v3_path` is where an operation lives there (None: v2 only, so a v3
+connection keeps calling it with its v2 Version).
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
 import pydantic
@@ -19,10 +23,26 @@ import pydantic
 from ghlsync.ghl import _models as m
 from ghlsync.ghl._errors import ValidationError
 
-__all__ = ["OPERATIONS", "V_CALENDARS", "V_DEFAULT", "Operation", "find_operation"]
+__all__ = [
+    "API_VERSIONS",
+    "OPERATIONS",
+    "V3",
+    "V3_FAMILIES",
+    "V_CALENDARS",
+    "V_DEFAULT",
+    "ApiVersion",
+    "Operation",
+    "find_operation",
+]
 
 V_DEFAULT = "2021-07-28"
 V_CALENDARS = "2021-04-15"
+V3 = "v3"
+ApiVersion = Literal["v2", "v3"]
+API_VERSIONS: tuple[ApiVersion, ...] = ("v2", "v3")
+V3_FAMILIES = frozenset({"contacts", "calendars", "locations", "businesses"})
+"""The families with a v3 spec (`apps/v3/<family>-v3.json`) among those the client covers."""
+_SAME = "="  # v3_path default: the v2 path
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
@@ -38,21 +58,44 @@ class Operation:
     body: type[pydantic.BaseModel] | None = None
     idempotent: bool | None = None  # None: decided by the method (POST is not)
     location_query: bool = False  # GHL wants `?locationId=` on this operation
+    v3_path: str | None = _SAME  # None: no v3 operation (a v2-only family defaults to None)
     path_params: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path_params", tuple(_PARAM.findall(self.path)))
+        if self.v3_path == _SAME:
+            v3_path = self.path if self.family in V3_FAMILIES else None
+            object.__setattr__(self, "v3_path", v3_path)
 
-    def format_path(self, values: Mapping[str, str]) -> str:
-        """The path with each `{param}` replaced by its URL-quoted value."""
+    def uses_v3(self, api: str) -> bool:
+        """True when a connection on API `api` calls this operation with `Version: v3`."""
+        return api == V3 and self.v3_path is not None
+
+    def version_for(self, api: str) -> str:
+        """The `Version` header to send on a connection using API `api` ("v2" or "v3")."""
+        return V3 if self.uses_v3(api) else self.version
+
+    def path_for(self, api: str) -> str:
+        """The path template on a connection using API `api`."""
+        return self.v3_path if self.uses_v3(api) and self.v3_path else self.path
+
+    def spec_file(self, api: str) -> str:
+        """The spec file, relative to `apps/`, that declares this operation for API `api`."""
+        return f"v3/{self.family}-v3.json" if self.uses_v3(api) else f"{self.family}.json"
+
+    def format_path(self, values: Mapping[str, str], api: str = "v2") -> str:
+        """The path (for API `api`) with each `{param}` replaced by its URL-quoted value."""
         missing = [p for p in self.path_params if not values.get(p)]
         if missing:
             raise ValidationError(f"{self.operation_id}: missing path parameter(s) {missing}")
-        return _PARAM.sub(lambda match: quote(str(values[match[1]]), safe=""), self.path)
+        return _PARAM.sub(lambda match: quote(str(values[match[1]]), safe=""), self.path_for(api))
 
     def matches(self, method: str, path: str) -> bool:
-        """True when `method path` (a filled-in path, no query) is this operation."""
-        return method.upper() == self.method and _pattern(self.path).fullmatch(path) is not None
+        """True when `method path` (a filled-in path, no query) is this operation (v2 or v3)."""
+        if method.upper() != self.method:
+            return False
+        templates = {self.path, self.v3_path or self.path}
+        return any(_pattern(t).fullmatch(path) is not None for t in templates)
 
     def dump_body(self, body: Any) -> Any:
         """The JSON to send: `body` checked against the operation's model (unknown keys fail)."""
@@ -81,7 +124,7 @@ _CONTACTS = (
     Operation("delete-contact", _C, "DELETE", "/contacts/{contactId}"),
     Operation("upsert-contact", _C, "POST", "/contacts/upsert", body=m.UpsertContact,
               idempotent=True),
-    Operation("get-contacts", _C, "GET", "/contacts/", location_query=True),
+    Operation("get-contacts", _C, "GET", "/contacts/", location_query=True, v3_path=None),
     Operation("search-contacts-advanced", _C, "POST", "/contacts/search", body=m.SearchContacts,
               idempotent=True),
     Operation("get-duplicate-contact", _C, "GET", "/contacts/search/duplicate",
@@ -118,7 +161,8 @@ _CONTACTS = (
     Operation("remove-contact-from-campaign", _C, "DELETE",
               "/contacts/{contactId}/campaigns/{campaignId}"),
     Operation("remove-contact-from-every-campaign", _C, "DELETE",
-              "/contacts/{contactId}/campaigns/removeAll"),
+              "/contacts/{contactId}/campaigns/removeAll",
+              v3_path="/contacts/{contactId}/campaigns/remove-all"),
     Operation("add-contact-to-workflow", _C, "POST", "/contacts/{contactId}/workflow/{workflowId}",
               body=m.WorkflowBody),
     Operation("delete-contact-from-workflow", _C, "DELETE",

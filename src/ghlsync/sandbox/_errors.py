@@ -91,9 +91,27 @@ def _expected(kind: str) -> str:
     return "is invalid"
 
 
-async def handle_sandbox_error(_request: Request, exc: Exception) -> JSONResponse:
+# v3 routes whose spec declares the AIP error envelope (`AipErrorResponseDto`) for 400/404.
+AIP_PATHS = ("/oauth/installed-locations",)
+_AIP_CODES = {400: "INVALID_ARGUMENT", 404: "RESOURCE_NOT_FOUND"}
+
+
+def uses_aip_errors(path: str, status: int) -> bool:
+    """True when GHL answers `status` on `path` in the AIP shape (`{"error": {...}}`)."""
+    return status in _AIP_CODES and path.startswith(AIP_PATHS)
+
+
+def aip_error_body(status: int, message: str | list[str]) -> dict[str, Any]:
+    """The AIP-compliant error envelope of v3 (`AipErrorResponseDto`)."""
+    text = message if isinstance(message, str) else "; ".join(message)
+    return {"error": {"code": _AIP_CODES.get(status, "UNKNOWN"), "message": text}}
+
+
+async def handle_sandbox_error(request: Request, exc: Exception) -> JSONResponse:
     """Exception handler for SandboxError."""
     assert isinstance(exc, SandboxError)
+    if uses_aip_errors(request.url.path, exc.status):
+        return JSONResponse(aip_error_body(exc.status, exc.message), status_code=exc.status)
     return error_response(exc.status, exc.message, **exc.extra)
 
 

@@ -16,13 +16,19 @@ from typing import Any
 import httpx2
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ghlsync.sandbox._errors import error_body
+from ghlsync.sandbox._errors import aip_error_body, error_body, uses_aip_errors
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import Principal, SandboxState
+from ghlsync.sandbox._v3 import V3, V3Adapter, accepts_v3, v2_only_in_v3
 
 _PUBLIC = ("/oauth/token", "/oauth/chooselocation", "/v2/oauth/chooselocation")
 _ADMIN = ("/_sandbox", "/docs", "/openapi.json", "/redoc")
-_COMPANY_ONLY = ("/oauth/locationToken", "/oauth/installedLocations")
+_COMPANY_ONLY = (
+    "/oauth/locationToken",
+    "/oauth/installedLocations",
+    "/oauth/location-token",
+    "/oauth/installed-locations",
+)
 _VERSIONS = {"/calendars": "2021-04-15"}
 _DEFAULT_VERSION = "2021-07-28"
 INVALID_TOKEN = "Invalid token: access token is invalid"  # noqa: S105 - a message
@@ -33,11 +39,18 @@ WRONG_AUTH_CLASS = (
 
 
 def required_version(path: str) -> str:
-    """The `Version` header value GHL's spec declares for a path."""
+    """The v2 `Version` header value GHL's spec declares for a path."""
     for prefix, version in _VERSIONS.items():
         if path.startswith(prefix):
             return version
     return _DEFAULT_VERSION
+
+
+def version_accepted(method: str, path: str, version: str | None) -> bool:
+    """True when GHL takes `Version: version` on `method path` (its v2 value, or v3's)."""
+    if version == V3:
+        return accepts_v3(method, path)
+    return version == required_version(path) and not v2_only_in_v3(path)
 
 
 class Gate:
@@ -77,13 +90,15 @@ class Gate:
             await call.answer(send, 429, error_body(429, "Too Many Requests"), headers)
             return
         version = _header(scope, b"version")
-        if version != required_version(path):
-            wanted = required_version(path)
+        if not version_accepted(call.method, path, version):
+            wanted = V3 if v2_only_in_v3(path) else required_version(path)
             message = f"Version header was not found or is not supported (expected {wanted})"
-            await call.answer(send, 400, error_body(400, message), headers)
+            body = aip_error_body(400, message) if uses_aip_errors(path, 400) else None
+            await call.answer(send, 400, body or error_body(400, message), headers)
             return
         scope.setdefault("state", {})["principal"] = principal
-        await self._with_faults(call, scope, receive, send, headers)
+        app = V3Adapter(self.app) if version == V3 else self.app
+        await self._with_faults(call, scope, receive, send, headers, app)
 
     def _authenticate(self, scope: Scope, path: str) -> Principal | str:
         """The token's principal, or the 401 message to answer with."""
@@ -101,7 +116,13 @@ class Gate:
         return principal
 
     async def _with_faults(
-        self, call: _Call, scope: Scope, receive: Receive, send: Send, headers: dict[str, str]
+        self,
+        call: _Call,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        app: ASGIApp,
     ) -> None:
         fault = self._draw_fault(scope["path"])
         call.fault = fault
@@ -117,12 +138,12 @@ class Gate:
             async def keep(message: Message) -> None:
                 buffered.append(message)
 
-            await _guarded(self.app, call, scope, receive, keep, headers)
+            await _guarded(app, call, scope, receive, keep, headers)
             await asyncio.sleep(self.state.faults.timeout_seconds)
             for message in buffered:
                 await send(message)
         else:
-            await _guarded(self.app, call, scope, receive, send, headers)
+            await _guarded(app, call, scope, receive, send, headers)
 
     def _draw_fault(self, path: str) -> str | None:
         """Pick at most one fault for this request, by the configured probabilities."""

@@ -101,7 +101,10 @@ class UpdateNote(Body):
     pinned: bool = optional()
 
 
-AppointmentStatus = Literal["new", "confirmed", "cancelled", "showed", "noshow", "invalid"]
+AppointmentStatus = Literal[
+    "new", "confirmed", "cancelled", "showed", "noshow", "invalid", "completed", "active"
+]
+V3_ONLY_STATUSES = frozenset({"completed", "active"})  # v2's enum lacks them (routes check)
 MeetingLocationType = Literal["custom", "zoom", "gmeet", "phone", "address", "ms_teams", "google"]
 
 

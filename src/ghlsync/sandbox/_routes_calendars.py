@@ -5,11 +5,16 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request
 
 from ghlsync.sandbox._deps import Ctx, CtxDep
 from ghlsync.sandbox._errors import SandboxError
-from ghlsync.sandbox._models import AppointmentNote, CreateAppointment, EditAppointment
+from ghlsync.sandbox._models import (
+    V3_ONLY_STATUSES,
+    AppointmentNote,
+    CreateAppointment,
+    EditAppointment,
+)
 from ghlsync.sandbox._records import emit, get_or_404, now_iso, public
 from ghlsync.sandbox._routes_contacts import require_contact
 from ghlsync.sandbox._state import Record
@@ -81,8 +86,18 @@ def _epoch_ms(name: str, value: str) -> int:
     return int(value)
 
 
-def _response(appointment: Record) -> Record:
-    return public({k: appointment.get(k) for k in _RESPONSE_FIELDS})
+def _check_status(fields: dict[str, Any], request: Request) -> None:
+    """v2 refuses the statuses only v3's enum has (`completed`, `active`)."""
+    v3 = request.headers.get("version") == "v3"
+    if not v3 and fields.get("appointmentStatus") in V3_ONLY_STATUSES:
+        raise SandboxError(422, ["appointmentStatus must be one of the allowed values"])
+
+
+def _response(appointment: Record, request: Request) -> Record:
+    # v3's AppointmentSchemaResponse adds (and requires) the two timestamps.
+    v3 = request.headers.get("version") == "v3"
+    fields = (*_RESPONSE_FIELDS, "dateAdded", "dateUpdated") if v3 else _RESPONSE_FIELDS
+    return public({k: appointment.get(k) for k in fields})
 
 
 def _event(appointment: Record) -> Record:
@@ -146,9 +161,12 @@ def _new_appointment(ctx: Ctx, calendar: Record, start: str) -> Record:
 
 
 @router.post("/calendars/events/appointments")
-async def create_appointment(ctx: CtxDep, body: CreateAppointment) -> dict[str, Any]:
+async def create_appointment(
+    ctx: CtxDep, body: CreateAppointment, request: Request
+) -> dict[str, Any]:
     """Book an appointment for a contact on a calendar."""
     location = ctx.check_location(body.locationId)
+    _check_status(body.given(), request)
     with ctx.state.lock:
         calendar = _calendar(ctx, body.calendarId)
         if body.contactId not in location.contacts:
@@ -159,15 +177,18 @@ async def create_appointment(ctx: CtxDep, body: CreateAppointment) -> dict[str, 
         appointment.update(_stored(body.given()))
         location.appointments[appointment["id"]] = appointment
         _appointment_event(ctx, "AppointmentCreate", appointment)
-        return _response(appointment)
+        return _response(appointment, request)
 
 
 @router.put("/calendars/events/appointments/{eventId}")
-async def edit_appointment(ctx: CtxDep, eventId: str, body: EditAppointment) -> dict[str, Any]:
+async def edit_appointment(
+    ctx: CtxDep, eventId: str, body: EditAppointment, request: Request
+) -> dict[str, Any]:
     """Change an appointment."""
     with ctx.state.lock:
         appointment = get_or_404(ctx.location.appointments, eventId, "Appointment")
         fields = body.given()
+        _check_status(fields, request)
         if "calendarId" in fields:
             _calendar(ctx, fields["calendarId"])
         for stamp in ("startTime", "endTime"):
@@ -176,7 +197,7 @@ async def edit_appointment(ctx: CtxDep, eventId: str, body: EditAppointment) -> 
         appointment.update(_stored(fields))
         appointment["dateUpdated"] = now_iso(ctx.state)
         _appointment_event(ctx, "AppointmentUpdate", appointment)
-        return _response(appointment)
+        return _response(appointment, request)
 
 
 @router.get("/calendars/events/appointments/{eventId}")

@@ -1,6 +1,11 @@
 """OAuth 2.0: auto-approving authorization page, token endpoint, location tokens.
 
 Refresh tokens rotate and are single-use: a second use answers 400 `invalid_grant`.
+API v3 (`Version: v3`, `apps/v3/oauth-v3.json`): the token endpoint takes a JSON or form
+body with camelCase names (`clientId`, `grantType`, `refreshToken`, ...) and answers camelCase
+(`accessToken`, `expiresIn`, ...); the agency endpoints are `/oauth/location-token` and
+`/oauth/installed-locations` (`{"items", "pagination"}`).
+
 Every call to the token endpoint is counted per grant type and per refresh token presented
 (`GET /_sandbox/counters`), so tests can assert "exactly one refresh".
 """
@@ -42,6 +47,21 @@ _TOKEN_FIELDS = {
     "refresh_token",
     "user_type",
     "redirect_uri",
+}
+_V3_NAMES = {
+    "clientId": "client_id",
+    "clientSecret": "client_secret",
+    "grantType": "grant_type",
+    "code": "code",
+    "refreshToken": "refresh_token",
+    "userType": "user_type",
+    "redirectUri": "redirect_uri",
+}
+_V3_ANSWER = {
+    "access_token": "accessToken",
+    "token_type": "tokenType",
+    "expires_in": "expiresIn",
+    "refresh_token": "refreshToken",
 }
 
 
@@ -96,10 +116,45 @@ def _invalid_grant(description: str) -> SandboxError:
     )
 
 
+def _is_v3(request: Request) -> bool:
+    return request.headers.get("version") == "v3"
+
+
+async def _v3_token_form(request: Request) -> dict[str, str]:
+    """A v3 token body (JSON or form, camelCase) as the v2 form names."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        try:
+            raw: Any = await request.json()
+        except ValueError:
+            raise SandboxError(400, "Invalid JSON body") from None
+        if not isinstance(raw, dict):
+            raise SandboxError(400, "Invalid JSON body")
+        given = {k: str(v) for k, v in raw.items()}
+    else:
+        given = {k: str(v) for k, v in (await request.form()).items()}
+    unknown = sorted(set(given) - set(_V3_NAMES))
+    if unknown:
+        raise SandboxError(422, [f"property {name} should not exist" for name in unknown])
+    missing = [f for f in ("clientId", "clientSecret", "grantType") if not given.get(f)]
+    if missing:
+        raise SandboxError(400, f"Missing parameter: {missing[0]}")
+    return {_V3_NAMES[k]: v for k, v in given.items()}
+
+
+def _camel_answer(body: dict[str, Any]) -> dict[str, Any]:
+    return {_V3_ANSWER.get(k, k): v for k, v in body.items()}
+
+
 @router.post("/oauth/token")
 async def token(state: StateDep, request: Request) -> dict[str, Any]:
-    """Exchange an authorization code or a refresh token for tokens (form body)."""
+    """Exchange an authorization code or a refresh token for tokens (v2: snake_case form)."""
+    if _is_v3(request):
+        return _camel_answer(_token(state, await _v3_token_form(request)))
     form = {k: str(v) for k, v in (await request.form()).items()}
+    return _token(state, form)
+
+
+def _token(state: SandboxState, form: dict[str, str]) -> dict[str, Any]:
     unknown = sorted(set(form) - _TOKEN_FIELDS)
     if unknown:
         raise SandboxError(422, [f"property {name} should not exist" for name in unknown])
@@ -178,6 +233,20 @@ def _user_of(state: SandboxState, location_id: str | None) -> str:
     return next(iter(location.users)) if location else "usr_sandbox"
 
 
+@router.post("/oauth/location-token")
+async def location_token_v3(state: StateDep, request: Request) -> dict[str, Any]:
+    """v3's location token: camelCase, with a refresh token for the location."""
+    body = _camel_answer(await location_token(state, request))
+    with state.lock:
+        refresh = f"rt-{state.new_id(40)}"
+        # The company token names no app; the sandbox's first OAuth client stands for it.
+        client_id = next(iter(state.clients), "sandbox-client")
+        company_id = request.state.principal.company_id
+        state.refresh_tokens[refresh] = Grant(client_id, "Location", company_id, body["locationId"])
+    body["refreshToken"] = refresh
+    return body
+
+
 @router.post("/oauth/locationToken")
 async def location_token(state: StateDep, request: Request) -> dict[str, Any]:
     """A location access token minted from a company token (form: companyId, locationId)."""
@@ -233,3 +302,26 @@ async def installed_locations(
             {"_id": loc.id, "name": loc.name, "address": "", "isInstalled": True} for loc in page
         ]
         return {"locations": locations, "count": len(found), "installToFutureLocations": True}
+
+
+@router.get("/oauth/installed-locations")
+async def installed_locations_v3(
+    state: StateDep,
+    request: Request,
+    companyId: str,
+    appId: str,
+    pageSize: str = "20",
+    pageToken: str = "0",
+) -> dict[str, Any]:
+    """v3's installed locations: `items` and AIP-158 `pagination` (the token is an offset)."""
+    v2 = await installed_locations(state, request, companyId, appId, pageToken, pageSize)
+    first, size = number_string("pageToken", pageToken), len(v2["locations"])
+    pagination: dict[str, Any] = {
+        "totalRecords": v2["count"],
+        "hasNextPage": first + size < v2["count"],
+        "hasPrevPage": first > 0,
+        "currentPageSize": size,
+    }
+    if pagination["hasNextPage"]:
+        pagination["nextPageToken"] = str(first + size)
+    return {"items": v2["locations"], "pagination": pagination, "installToFutureLocations": True}

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from ghlsync.ghl._models._base import Body
 
 
 class CustomFieldValue(Body):
-    """One custom field value on a contact: `id` (or `key`) and `field_value`."""
+    """One custom field value on a contact: `id` (or `key`) and `field_value`.
+
+    v3's `fieldValue` is taken too; the client sends whichever the connection's API wants.
+    """
 
     id: str | None = None
     key: str | None = None
-    field_value: Any = Field(default=None, alias="field_value")
+    field_value: Any = Field(
+        default=None,
+        validation_alias=AliasChoices("field_value", "fieldValue"),
+        serialization_alias="field_value",
+    )
 
 
 class DndSetting(Body):
@@ -25,17 +32,21 @@ class DndSetting(Body):
     code: str | None = None
 
 
+def _channel(v2: str, v3: str) -> Any:
+    return Field(None, validation_alias=AliasChoices(v2, v3), serialization_alias=v2)
+
+
 class DndSettings(BaseModel):
-    """Per-channel DND; channel names are GHL's (`Call`, `Email`, `SMS`, ...)."""
+    """Per-channel DND; channel names are v2's (`Call`, `Email`, `SMS`, ...), v3's accepted."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", serialize_by_alias=True)
 
-    Call: DndSetting | None = None
-    Email: DndSetting | None = None
-    SMS: DndSetting | None = None
-    WhatsApp: DndSetting | None = None
-    GMB: DndSetting | None = None
-    FB: DndSetting | None = None
+    Call: DndSetting | None = _channel("Call", "call")
+    Email: DndSetting | None = _channel("Email", "email")
+    SMS: DndSetting | None = _channel("SMS", "sms")
+    WhatsApp: DndSetting | None = _channel("WhatsApp", "whatsApp")
+    GMB: DndSetting | None = _channel("GMB", "gmb")
+    FB: DndSetting | None = _channel("FB", "fb")
 
 
 class InboundDndSetting(Body):
