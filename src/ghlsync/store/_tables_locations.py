@@ -9,6 +9,8 @@
   keeps its row, so a late delivery is told why it is refused.
 - `environment` (both): the environment of `ghlsync.yaml` that wrote the row (migration
   0012); NULL for rows from before environments, served by any environment.
+- `locations.api_version`: the GHL API family the location is called with, "v2" or "v3"
+  (migration 0016, docs/api-versions.md); NULL: the config's `ghl.api_version`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ locations = sa.Table(
     sa.Column("uninstalled_at", sa.Float),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("environment", sa.String(32)),  # 0012: the environment it belongs to
+    sa.Column("api_version", sa.String(8)),  # 0016: "v2" | "v3"; NULL: the config's
     sa.Index("ix_locations_company", "company_id"),
 )
 
