@@ -6,6 +6,7 @@ then completes, retries or dead-letters it. See `docs/engine.md`.
 """
 
 from ghlsync.engine._worker import SyncEvent, Worker
+from ghlsync.engine.queue._batch import accept_many
 from ghlsync.engine.queue._dlq import (
     DeadLetter,
     get_dead_letter,
@@ -37,6 +38,7 @@ __all__ = [
     "SyncEvent",
     "Worker",
     "accept",
+    "accept_many",
     "add_budgets",
     "claim",
     "complete",

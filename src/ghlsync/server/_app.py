@@ -18,7 +18,7 @@ from fastapi.telemetry import TelemetryConfig
 from ghlsync import __version__
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.console import build_console
-from ghlsync.engine import Delivery, accept
+from ghlsync.engine import Delivery, accept, accept_many
 from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.locations._install import Installer
 from ghlsync.ghl._webhooks import SqlReplayGuard, WebhookVerifier
@@ -70,7 +70,11 @@ def create_app(
     mapper = mapper or Mapper(config)
     locations = locations or LocationDirectory(engine, config, mapper=mapper, clock=clock)
     committer: GroupCommitter[Delivery] = GroupCommitter(
-        engine, accept, writers=1 if is_sqlite(engine) else PG_WRITERS, lock_order=_entity
+        engine,
+        accept,
+        writers=1 if is_sqlite(engine) else PG_WRITERS,
+        lock_order=_entity,
+        accept_many=accept_many,
     )
     metrics = ReceiverMetrics(QueueCollector(engine, clock))
     connections = ConnectionTable(config, locations)
