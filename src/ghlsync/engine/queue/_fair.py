@@ -71,20 +71,38 @@ _PENDING_LOCATIONS = sa.text(
 )
 
 
-def expired(now: float) -> sa.ColumnElement[bool]:
+def expired(now: float | sa.BindParameter[float]) -> sa.ColumnElement[bool]:
     """Leased rows whose worker stopped renewing: their work is taken over."""
     return sa.and_(w.status == "leased", w.lease_expires_at <= now)
 
 
-def eligible(now: float) -> sa.ColumnElement[bool]:
+def eligible(now: float | sa.BindParameter[float]) -> sa.ColumnElement[bool]:
     """Rows a claim may take now."""
     return sa.or_(sa.and_(w.status == "pending", w.available_at <= now), expired(now))
+
+
+# Built once with bind parameters: building them per claim cost more CPU than running them
+# (SQLAlchemy's coercions and cache keys; docs/benchmarks.md, "Engine throughput").
+_NOW = sa.bindparam("b_now", type_=sa.Float)
+_LOCS = sa.bindparam("b_locs", expanding=True, type_=sa.String)
+_ABANDONED_LOCATIONS = sa.select(w.location_id).where(expired(_NOW)).distinct()
+_ABANDONED = (
+    sa.select(w.id, w.location_id, w.available_at)
+    .where(expired(_NOW), w.location_id.in_(_LOCS))
+    .order_by(w.lease_expires_at)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_IN_FLIGHT = (
+    sa.select(w.location_id, sa.func.count())
+    .where(w.status == "leased", w.location_id.in_(_LOCS), w.lease_expires_at > _NOW)
+    .group_by(w.location_id)
+)
 
 
 def active_locations(conn: sa.Connection, now: float) -> list[str]:
     """Locations with pending rows (due or not) or abandoned leases, sorted."""
     pending = set(conn.execute(_PENDING_LOCATIONS).scalars())
-    abandoned = conn.execute(sa.select(w.location_id).where(expired(now)).distinct()).scalars()
+    abandoned = conn.execute(_ABANDONED_LOCATIONS, {"b_now": now}).scalars()
     return sorted(pending.union(abandoned))
 
 
@@ -121,13 +139,7 @@ def _full_locations(rows: Sequence[Any], k: int) -> list[str]:
 
 
 def _abandoned(conn: sa.Connection, now: float, locs: list[str], limit: int) -> list[Any]:
-    query = (
-        sa.select(w.id, w.location_id, w.available_at)
-        .where(expired(now), w.location_id.in_(locs))
-        .order_by(w.lease_expires_at)
-        .limit(limit)
-    )
-    return list(conn.execute(query))
+    return list(conn.execute(_ABANDONED, {"b_now": now, "b_locs": locs, "b_limit": limit}))
 
 
 def _heads(conn: sa.Connection, now: float, locs: list[str], k: int) -> list[Any]:
@@ -141,12 +153,8 @@ def _in_flight(conn: sa.Connection, now: float, locs: set[str]) -> dict[str, int
     """Live leases per location (any worker's); expired ones are work to take over."""
     if not locs:
         return {}
-    query = (
-        sa.select(w.location_id, sa.func.count())
-        .where(w.status == "leased", w.location_id.in_(sorted(locs)), w.lease_expires_at > now)
-        .group_by(w.location_id)
-    )
-    return {loc: int(n) for loc, n in conn.execute(query)}
+    rows = conn.execute(_IN_FLIGHT, {"b_now": now, "b_locs": sorted(locs)})
+    return {loc: int(n) for loc, n in rows}
 
 
 def _round_robin(rows: Sequence[Any], in_flight: dict[str, int] | None = None) -> list[int]:

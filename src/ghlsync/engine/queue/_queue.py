@@ -93,6 +93,29 @@ def next_due(engine: sa.Engine) -> float | None:
     return None if value is None else float(value)
 
 
+# Built once with bind parameters (building them per claim cost more than running them).
+_IDS = sa.bindparam("b_ids", expanding=True, type_=sa.BigInteger)
+# Re-checked on the latest row version; rows another claimer holds are skipped.
+_LOCK = (
+    sa.select(w.id)
+    .where(w.id.in_(_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
+    .with_for_update(skip_locked=True)
+)
+_LEASE = (
+    sa.update(work_items)
+    .where(w.id.in_(_IDS))
+    .values(
+        status="leased",
+        lease_owner=sa.bindparam("b_owner"),
+        lease_token=sa.bindparam("b_token"),
+        lease_expires_at=sa.bindparam("b_expires"),
+        attempts=w.attempts + 1,
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(*work_items.c)
+)
+
+
 def _pick(
     conn: sa.Connection, now: float, locations: Sequence[str] | None, limit: int
 ) -> list[int]:
@@ -103,13 +126,7 @@ def _pick(
     picked: list[int] = []
     while candidates and len(picked) < limit:
         chunk, candidates = candidates[:limit], candidates[limit:]
-        locked = set(
-            conn.execute(
-                sa.select(w.id)
-                .where(w.id.in_(chunk), eligible(now))  # re-checked on the latest row version
-                .with_for_update(skip_locked=True)
-            ).scalars()
-        )
+        locked = set(conn.execute(_LOCK, {"b_ids": chunk, "b_now": now}).scalars())
         picked.extend(i for i in chunk if i in locked)
     return picked[:limit]
 
@@ -132,19 +149,14 @@ def claim(
         ids = _pick(conn, now, locations, limit)
         if not ids:
             return []
-        rows = conn.execute(
-            sa.update(work_items)
-            .where(w.id.in_(ids))
-            .values(
-                status="leased",
-                lease_owner=worker_id,
-                lease_token=token,
-                lease_expires_at=now + lease_seconds,
-                attempts=w.attempts + 1,
-                updated_at=now,
-            )
-            .returning(*work_items.c)
-        ).all()
+        params = {
+            "b_ids": ids,
+            "b_owner": worker_id,
+            "b_token": token,
+            "b_expires": now + lease_seconds,
+            "b_now": now,
+        }
+        rows = conn.execute(_LEASE, params).all()
     order = {item_id: index for index, item_id in enumerate(ids)}
     return sorted((_snapshot(dict(row._mapping)) for row in rows), key=lambda c: order[c.id])
 
@@ -405,4 +417,7 @@ def write_audit(
         for entry in entries
     ]
     if rows:
-        conn.execute(sa.insert(audit_log), rows)
+        conn.execute(_AUDIT, rows)
+
+
+_AUDIT = sa.insert(audit_log)

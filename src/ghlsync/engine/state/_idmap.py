@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ghlsync.store._tables_sync import id_map
 
@@ -54,6 +56,24 @@ _INSERT = sa.insert(id_map).values(
     source_id=sa.bindparam("k_source"),
     **_VALUES,
 )
+_PRIMARY_KEY = [id_map.c.location_id, id_map.c.entity_type, id_map.c.source_id]
+
+
+def _upsert(insert: Any) -> Any:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`: one statement where UPDATE-then-INSERT took two
+    for every new entity (and could race another process's INSERT on PostgreSQL)."""
+    stmt = insert(id_map).values(
+        location_id=sa.bindparam("k_location"),
+        entity_type=sa.bindparam("k_type"),
+        source_id=sa.bindparam("k_source"),
+        **_VALUES,
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=_PRIMARY_KEY, set_={name: stmt.excluded[name] for name in _VALUES}
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
 
 
 def _params(location_id: str, entity_type: str, source_id: str) -> dict[str, Any]:
@@ -65,8 +85,17 @@ def get(conn: sa.Connection, location_id: str, entity_type: str, source_id: str)
     row = conn.execute(_GET, _params(location_id, entity_type, source_id)).first()
     if row is None:
         return None
-    body = json.loads(row.pending_body) if row.pending_body else None
-    return IdMapRow(entity_type, source_id, row.ghl_id, row.state, body)
+    return decode(entity_type, source_id, row.ghl_id, row.state, row.pending_body)
+
+
+def decode(
+    entity_type: str, source_id: str, ghl_id: str | None, state: str | None, body: str | None
+) -> IdMapRow | None:
+    """An `IdMapRow` from its columns (None when `state` is NULL: no row)."""
+    if state is None:
+        return None
+    pending = json.loads(body) if body else None
+    return IdMapRow(entity_type, source_id, ghl_id, state, pending)  # type: ignore[arg-type]
 
 
 def put(
@@ -89,7 +118,10 @@ def put(
         v_pending_since=now if state == "pending" else None,
         v_updated_at=now,
     )
-    if conn.execute(_UPDATE, params).rowcount == 0:
+    upsert = _UPSERT.get(conn.dialect.name)
+    if upsert is not None:
+        conn.execute(upsert, params)
+    elif conn.execute(_UPDATE, params).rowcount == 0:
         conn.execute(_INSERT, params)
 
 

@@ -80,10 +80,7 @@ class SqlLedger:
     def _load(self, entity_type: str, source_id: str) -> tuple[IdMapRow | None, SyncState | None]:
         """The ID-map row and the sync state, read on one connection."""
         with self.engine.connect() as conn:
-            return (
-                _idmap.get(conn, self.location_id, entity_type, source_id),
-                _syncstate.get(conn, self.location_id, entity_type, source_id),
-            )
+            return _syncstate.load(conn, self.location_id, entity_type, source_id)
 
     def _mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""

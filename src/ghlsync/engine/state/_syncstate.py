@@ -7,7 +7,11 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ghlsync.engine.state import _idmap
+from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.store._tables_sync import id_map, sync_state
 
 Side = Literal["ghl", "dripjobs"]
@@ -76,6 +80,65 @@ _INSERT = sa.insert(sync_state).values(
 )
 
 
+_UPSERT_SET = ("content_hash", "snapshot", "synced_at")
+
+
+def _upsert(insert: Any) -> Any:
+    """`INSERT … ON CONFLICT (key) DO UPDATE`, the same COALESCE as `_UPDATE`: one statement
+    where UPDATE-then-INSERT took two for every new entity."""
+    stmt = insert(sync_state).values(
+        location_id=sa.bindparam("k_location"),
+        entity_type=sa.bindparam("k_type"),
+        source_id=sa.bindparam("k_source"),
+        side=sa.bindparam("k_side"),
+        content_hash=sa.bindparam("v_hash"),
+        source_updated_at=sa.bindparam("v_updated_at", type_=sa.Float),
+        snapshot=sa.bindparam("v_snapshot"),
+        synced_at=sa.bindparam("v_synced_at"),
+    )
+    kept = sa.func.coalesce(stmt.excluded.source_updated_at, sync_state.c.source_updated_at)
+    return stmt.on_conflict_do_update(
+        index_elements=[c for c in sync_state.primary_key.columns],
+        set_={**{name: stmt.excluded[name] for name in _UPSERT_SET}, "source_updated_at": kept},
+    )
+
+
+_UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
+
+# The ID-map row and the ghl-side sync state of one entity in one statement (the flows read
+# both before every sync): a one-row anchor LEFT JOINed to each, NULLs where a row is missing.
+_ANCHOR = sa.select(sa.literal(1).label("one")).subquery("anchor")
+_LOAD = sa.select(
+    id_map.c.ghl_id,
+    id_map.c.state,
+    id_map.c.pending_body,
+    sync_state.c.content_hash,
+    sync_state.c.source_updated_at,
+    sync_state.c.snapshot,
+).select_from(
+    _ANCHOR.outerjoin(
+        id_map,
+        sa.and_(
+            id_map.c.location_id == sa.bindparam("k_location"),
+            id_map.c.entity_type == sa.bindparam("k_type"),
+            id_map.c.source_id == sa.bindparam("k_source"),
+        ),
+    ).outerjoin(sync_state, _KEY)
+)
+
+
+def load(
+    conn: sa.Connection, location_id: str, entity_type: str, source_id: str
+) -> tuple[IdMapRow | None, SyncState | None]:
+    """`_idmap.get` and `get` (ghl side) together, in one statement."""
+    row = conn.execute(_LOAD, _params(location_id, entity_type, source_id, "ghl")).one()
+    mapped = _idmap.decode(entity_type, source_id, row.ghl_id, row.state, row.pending_body)
+    if row.content_hash is None:
+        return mapped, None
+    snapshot = json.loads(row.snapshot or "{}")
+    return mapped, SyncState(row.content_hash, row.source_updated_at, snapshot)
+
+
 def _params(location_id: str, entity_type: str, source_id: str, side: Side) -> dict[str, Any]:
     return {"k_location": location_id, "k_type": entity_type, "k_source": source_id, "k_side": side}
 
@@ -110,7 +173,10 @@ def put(
         v_snapshot=json.dumps(state.snapshot, sort_keys=True, default=str),
         v_synced_at=now,
     )
-    if conn.execute(_UPDATE, params).rowcount == 0:
+    upsert = _UPSERT.get(conn.dialect.name)
+    if upsert is not None:
+        conn.execute(upsert, params)
+    elif conn.execute(_UPDATE, params).rowcount == 0:
         conn.execute(_INSERT, params)
 
 
