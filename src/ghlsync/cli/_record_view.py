@@ -95,7 +95,7 @@ def _tags(console: Console, tags: dict[str, Any]) -> None:
 def _children(console: Console, rows: list[dict[str, Any]]) -> None:
     if not rows:
         return
-    table = Table(title="Tasks, notes, appointments")
+    table = Table(title="Tasks, notes, appointments, opportunities")
     for column in ("type", "DripJobs id", "GHL id", "state", "DripJobs (last sent)", "GHL"):
         table.add_column(column)
     for r in rows:
@@ -114,7 +114,10 @@ def _children(console: Console, rows: list[dict[str, Any]]) -> None:
 def _summary(body: dict[str, Any] | None) -> str:
     if not body:
         return "-"
-    keys = ("title", "body", "dueDate", "completed", "startTime", "appointmentStatus")
+    keys = (
+        *("title", "body", "dueDate", "completed", "startTime", "appointmentStatus"),
+        *("name", "pipelineStageId", "status", "monetaryValue"),
+    )
     return "; ".join(f"{k}={body[k]}" for k in keys if k in body)[:120] or "-"
 
 

@@ -2,9 +2,11 @@
 
 Sections (all JSON-ready): `person` (ids, links), `fields` (per GHL contact field: the value
 DripJobs last sent, the value GHL was last seen to hold, the owner rule, when it was synced),
-`tags`, `children` (tasks, notes, appointments with their state on each side), `pending`
-(queued work and write-backs, with their timers), `dead_letters`, and `timeline` (every change
-that went through ghlsync in either direction, newest first).
+`tags`, `children` (tasks, notes, appointments and opportunities — deal/project cards — with
+their state on each side), `pending` (queued work and write-backs, with their timers, and the
+person's waiting recipe runs: `direction` "recipe", due when their `after.wait` ends),
+`dead_letters`, and `timeline` (every change that went through ghlsync in either direction,
+newest first).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from ghlsync.store._tables_sync import id_map, sync_state
 
 __all__ = ["build_record"]
 
-CHILDREN = ("task", "note", "appointment")
+CHILDREN = ("task", "note", "appointment", "opportunity")
+RECIPE_WORK = "recipe"  # the work rows of recipe runs (`ghlsync.recipes._schedule`)
 TIMELINE_LIMIT = 200
 
 
@@ -40,7 +43,7 @@ def build_record(conn: sa.Connection, person: Person, config: AppConfig) -> dict
         "fields": _fields(config, state, ghl),
         "tags": _tags(state, ghl),
         "children": children,
-        "pending": _pending(conn, loc, entities, ghl_ids),
+        "pending": _pending(conn, loc, entities, ghl_ids) + _recipe_runs(conn, loc, person),
         "dead_letters": _dead(conn, loc, entities, ghl_ids),
         "timeline": _timeline(conn, loc, entities, ghl_ids),
     }
@@ -292,6 +295,43 @@ def _pending(
                     "last_error": r.last_error,
                 }
             )
+    return items
+
+
+def _recipe_runs(conn: sa.Connection, loc: str, person: Person) -> list[dict[str, Any]]:
+    """The person's recipe runs not done yet: a timer (`after.wait`) shows when it is due."""
+    keys = [k for k in (person.source_id, person.ghl_id) if k]
+    if not keys:
+        return []
+    w = work_items.c
+    rows = conn.execute(
+        sa.select(work_items).where(
+            w.location_id == loc,
+            w.entity_type == RECIPE_WORK,
+            w.status != "done",
+            sa.or_(*(w.payload.contains(k) for k in keys)),
+        )
+    )
+    items = []
+    for r in rows:
+        payload = _json(r.payload)
+        mine = (person.source_id and payload.get("customer_id") == person.source_id) or (
+            person.ghl_id and payload.get("ghl_contact_id") == person.ghl_id
+        )
+        if not mine:
+            continue
+        items.append(
+            {
+                "direction": "recipe",
+                "entity": f"recipe:{payload.get('recipe') or r.source_id}",
+                "event": r.event,
+                "status": r.status,
+                "attempts": r.attempts,
+                "due_at": r.available_at,
+                "lease_expires_at": r.lease_expires_at,
+                "last_error": r.last_error,
+            }
+        )
     return items
 
 
