@@ -21,7 +21,7 @@ __all__ = ["register"]
 
 _QUERY = typer.Argument(
     ...,
-    help="A DripJobs customer id, a GHL contact id, an email or a phone (any format).",
+    help="A DripJobs customer id, a GHL contact id, an email, a phone (any format) or a name.",
     show_default=False,
 )
 

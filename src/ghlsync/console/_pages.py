@@ -119,7 +119,7 @@ async def tester(
 
 
 async def records(console: Console, request: Request, signed: Signed) -> Response:
-    """Search by DripJobs id, GHL id, email or phone; one match shows the record."""
+    """Search by DripJobs id, GHL id, email, phone or name; one match shows the record."""
     from ghlsync.records import lookup
 
     query = _arg(request, "q")

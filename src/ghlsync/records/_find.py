@@ -1,5 +1,5 @@
-"""Who is QUERY? A DripJobs customer id, a GHL contact id, an email or a phone, found in the
-store (id map, sync snapshots, GHL records seen by two-way sync, the queue).
+"""Who is QUERY? A DripJobs customer id, a GHL contact id, an email, a phone or a name, found
+in the store (id map, sync snapshots, GHL records seen by two-way sync, the queue).
 
 Emails are compared lower-cased and phones in E.164 (read as the mapping reads them, in
 `defaults.phone_region`), so "(512) 201-1001" finds "+15122011001". Every DripJobs customer
@@ -67,7 +67,90 @@ def find_people(conn: sa.Connection, query: str, *, phone_region: str = "US") ->
     if phone:  # a backfilled row without customer id is keyed by its phone's digits
         digits = _DIGITS.sub("", phone)
         keys |= _by_source_id(conn, f"phone:{digits}") | _by_source_id(conn, f"phone:{digits[1:]}")
+    words = _name_words(text) if email is None and not keys and not ghl_only else []
+    if words:
+        keys |= _by_snapshot_name(conn, words) | _by_queue_name(conn, words)
+        ghl_only |= _ghl_records_by_name(conn, words)
     return _people(conn, keys, ghl_only)
+
+
+# -- by name ---------------------------------------------------------------------------------
+# A query with letters that is no id, email or phone is a name: every word of it must be in the
+# person's name (case-insensitive; "ada", "Lovelace", "ada love" all find Ada Lovelace).
+# Candidates are narrowed in SQL by the longest word, then checked here; at most
+# `NAME_MATCHES` people are listed.
+NAME_MATCHES = 50
+_WORD = re.compile(r"[^\W\d_][\w'.-]*")
+_NAME_KEYS = {
+    "ghl": ("firstName", "lastName", "name", "contactName"),
+    "queue": ("first_name", "last_name", "name", "customer_name"),
+}
+
+
+def _name_words(text: str) -> list[str]:
+    words = _WORD.findall(text.casefold())
+    return words if words and len(" ".join(words)) >= 2 else []
+
+
+def _named(values: dict[str, Any], keys: tuple[str, ...], words: list[str]) -> bool:
+    name = " ".join(str(values.get(key) or "") for key in keys).casefold()
+    return all(word in name for word in words)
+
+
+def _has_longest(column: Any, words: list[str]) -> Any:
+    """SQL: the column holds the longest word (as typed, or JSON-escaped when not ASCII)."""
+    word = max(words, key=len)
+    lowered = sa.func.lower(column)
+    return sa.or_(lowered.contains(word), lowered.contains(json.dumps(word)[1:-1]))
+
+
+def _by_snapshot_name(conn: sa.Connection, words: list[str]) -> set[tuple[str, str]]:
+    s = sync_state.c
+    query = sa.select(s.location_id, s.source_id, s.snapshot).where(
+        s.entity_type == CONTACT,
+        s.side == "ghl",
+        _has_longest(s.snapshot, words),
+    )
+    found: set[tuple[str, str]] = set()
+    for row in conn.execute(query):
+        if _named(_json(row.snapshot).get("body") or {}, _NAME_KEYS["ghl"], words):
+            found.add((row.location_id, row.source_id))
+            if len(found) >= NAME_MATCHES:
+                break
+    return found
+
+
+def _by_queue_name(conn: sa.Connection, words: list[str]) -> set[tuple[str, str]]:
+    w = work_items.c
+    query = sa.select(w.location_id, w.source_id, w.payload).where(
+        w.entity_type == CONTACT,
+        w.status != "done",
+        _has_longest(w.payload, words),
+    )
+    found: set[tuple[str, str]] = set()
+    for row in conn.execute(query):
+        if _named(_json(row.payload), _NAME_KEYS["queue"], words):
+            found.add((row.location_id, row.source_id))
+            if len(found) >= NAME_MATCHES:
+                break
+    return found
+
+
+def _ghl_records_by_name(conn: sa.Connection, words: list[str]) -> set[tuple[str, str]]:
+    table = _ghl_records(conn)
+    if table is None:
+        return set()
+    query = sa.select(table.c.location_id, table.c.ghl_id, table.c.fields).where(
+        table.c.entity_type == CONTACT,
+        _has_longest(table.c.fields, words),
+    )
+    found: set[tuple[str, str]] = set()
+    for row in conn.execute(query):
+        if _named(_json(row.fields), _NAME_KEYS["ghl"], words):
+            found.add((row.location_id, row.ghl_id))
+            if len(found) >= NAME_MATCHES:
+                break
+    return found
 
 
 def _e164(text: str, region: str) -> str | None:
