@@ -134,3 +134,30 @@ def test_a_missing_store_is_not_created(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "no store at" in result.output
     assert not (tmp_path / "nope.db").exists()
+
+
+@pytest.mark.parametrize(
+    ("event", "pipeline", "stage", "status"),
+    [
+        ("proposal.rejected", "Sales pipeline", "Lost", "lost"),
+        ("project.completed", "Production", "Completed", "won"),
+    ],
+)
+def test_a_deal_or_project_event_previews_its_opportunity_upsert(
+    tmp_path: Path, event: str, pipeline: str, stage: str, status: str
+) -> None:
+    config = tmp_path / "ghlsync.yaml"
+    config.write_text(
+        "opportunities:\n  deal_pipeline: Sales pipeline\n  project_pipeline: Production\n"
+        "  project_stages: {Project Complete: Completed}\n"
+    )
+    body = {"customer_id": "C-7", "email": "cy@example.com", "proposal_amount": "$2,400",
+            "deal_stage": "Lost", "project_stage": "Project Complete"}  # fmt: skip
+    out = preview_json(str(write(tmp_path, body)), "--event", event, "--config", str(config))
+
+    card = out["calls"][-1]
+    assert (card["method"], card["path"]) == ("POST", "/opportunities/upsert")
+    assert card["body"]["pipelineId"] == f"<pipeline {pipeline}>"
+    assert card["body"]["pipelineStageId"] == f"<stage {stage}>"
+    assert (card["body"]["status"], card["body"]["monetaryValue"]) == (status, 2400.0)
+    assert card["body"]["contactId"] == "<new contact C-7>"

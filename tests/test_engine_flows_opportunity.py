@@ -14,9 +14,12 @@ from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker
 from ghlsync.engine.flows.to_ghl._model import FlowContext
 from ghlsync.engine.flows.to_ghl._opportunity import moved_deal_stage
-from ghlsync.engine.flows.to_ghl._pipelines import UnknownPipelineError, forget_pipelines
+from ghlsync.engine.flows.to_ghl._pipelines import (
+    REFRESH_AFTER,
+    UnknownPipelineError,
+    forget_pipelines,
+)
 from ghlsync.mapping import AppConfig, ConfigError, Mapper, MappingError, load_config
-from ghlsync.mapping._config import EventRule
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.store._tables_engine import dead_letters
 from tests._engine_flows_kit import CUSTOMER, Flow, make_client
@@ -36,7 +39,7 @@ DEAL = {"customer_id": "C1", "deal_id": "D1", "customer_name": "Ann Lee", "sales
 
 @pytest.fixture(autouse=True)
 def _fresh_pipelines() -> Iterator[None]:
-    forget_pipelines()  # the cache is per process; each test starts from GHL's answer
+    forget_pipelines()  # lists kept without a store are per process
     yield
     forget_pipelines()
 
@@ -44,14 +47,9 @@ def _fresh_pipelines() -> Iterator[None]:
 @pytest.fixture
 async def card_flow(flows_store: sa.Engine, sandbox_asgi: InProcessSandbox) -> AsyncIterator[Flow]:
     preset = AppConfig.default()
-    # Two deal events the preset does not route yet: a contact rule is all they need.
-    extra = {e: EventRule(entity="contact", id="customer_id") for e in MORE_EVENTS}
+    assert set(MORE_EVENTS) <= set(preset.events)  # the preset routes every card event
     config = preset.model_copy(
-        update={
-            "opportunities": SETTINGS,
-            "users": {"Jane Roe": "usr_sandbox"},
-            "events": {**preset.events, **extra},
-        }
+        update={"opportunities": SETTINGS, "users": {"Jane Roe": "usr_sandbox"}}
     )
     box = sandbox_asgi
     async with make_client(box.url, box.token, box.location_id, box.transport()) as client:
@@ -119,6 +117,31 @@ async def test_unknown_stage_is_a_clear_error_listing_the_real_ones(card_flow: F
     assert "opportunities.deal_stages" in message and "'On Hold'" in message
     assert "'Estimate booked'" in message and "'Proposal sent'" in message
     assert _cards(card_flow) == []
+
+
+async def test_the_kept_pipelines_are_read_again_for_an_unknown_stage_once_per_window(
+    card_flow: Flow,
+) -> None:
+    def reads() -> int:
+        return sum(1 for r in card_flow.requests() if r[1] == "/opportunities/pipelines")
+
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="New lead")
+    location = card_flow.state.location(card_flow.ctx.location_id)
+    assert location is not None
+    [card] = _cards(card_flow)
+    location.pipelines[card["pipelineId"]]["stages"].append({"id": "stg_hold", "name": "On Hold"})
+    with pytest.raises(UnknownPipelineError):  # added in GHL a moment after the list was read
+        await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="On Hold")
+    assert reads() == 1
+    clock = card_flow.ctx.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(REFRESH_AFTER)
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="On Hold")
+    assert reads() == 2 and _cards(card_flow)[0]["pipelineStageId"] == "stg_hold"
+    forget_pipelines()  # another process on the same store reads nothing
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="New lead")
+    assert reads() == 2
 
 
 async def test_without_a_pipeline_deals_stay_tags_only(flow: Flow) -> None:
@@ -230,9 +253,11 @@ async def test_a_card_moved_in_ghl_maps_back_to_the_dripjobs_stage(card_flow: Fl
         json={"pipelineStageId": booked["id"]},
     )  # fmt: skip
     [moved] = [e for e in events if e["type"] == "OpportunityStageUpdate"]
-    assert moved_deal_stage(SETTINGS, loc, moved) == ("deal", "Estimate Scheduled")
-    other = {**moved, "pipelineId": "elsewhere"}
-    assert moved_deal_stage(SETTINGS, loc, other) is None
+    with card_flow.engine.connect() as conn:  # the list the upsert read is kept in the store
+        assert moved_deal_stage(SETTINGS, loc, moved, conn) == ("deal", "Estimate Scheduled")
+        other = {**moved, "pipelineId": "elsewhere"}
+        assert moved_deal_stage(SETTINGS, loc, other, conn) is None
+    assert moved_deal_stage(SETTINGS, loc, moved) is None  # nothing kept in this process
 
 
 def test_preview_counts_the_card_fields_as_mapped() -> None:

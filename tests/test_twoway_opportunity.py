@@ -11,6 +11,7 @@ import pytest
 
 from ghlsync.engine.flows.to_ghl._pipelines import forget_pipelines
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
+from ghlsync.store._tables_sync import ghl_pipelines
 from tests._twoway_kit import TwoWay
 
 SETTINGS = OpportunitySettings(
@@ -21,7 +22,7 @@ SETTINGS = OpportunitySettings(
 
 @pytest.fixture(autouse=True)
 def _fresh_pipelines() -> Iterator[None]:
-    forget_pipelines()  # the cache is per process; each test starts from GHL's answer
+    forget_pipelines()  # lists kept without a store are per process
     yield
     forget_pipelines()
 
@@ -87,6 +88,39 @@ async def test_a_card_moved_in_ghl_moves_the_deal_once_and_its_echo_writes_nothi
     assert location is not None
     assert location.opportunities[card["id"]]["pipelineStageId"] == stages["Estimate booked"]
     assert len(tw.hook.applied) == 1, "our own upsert came back as a move_deal"
+
+
+def _pipeline_reads(tw: TwoWay) -> int:
+    return sum(1 for r in tw.sandbox.state.requests if r.get("path") == "/opportunities/pipelines")
+
+
+async def _move_to_won(tw: TwoWay, card: dict[str, Any], stages: dict[str, str]) -> None:
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}", {"pipelineStageId": stages["Won"]})
+    await tw.settle()
+    (move,) = tw.hook.applied.values()
+    assert (move["type"], move["data"]["stage"]) == ("move_deal", "Proposal Approved")
+
+
+async def test_after_a_restart_the_kept_pipelines_name_a_moved_card_stage(tw: TwoWay) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    forget_pipelines()  # a new process: nothing in memory, the store still has the list
+    reads = _pipeline_reads(tw)
+    await _move_to_won(tw, card, stages)
+    assert _pipeline_reads(tw) == reads, "the kept list was not used"
+
+
+async def test_a_card_moved_before_anything_read_the_pipelines_is_still_written_back(
+    tw: TwoWay,
+) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    forget_pipelines()
+    with tw.engine.begin() as conn:  # a store that never read them (fresh, or before 0015)
+        conn.execute(ghl_pipelines.delete())
+    reads = _pipeline_reads(tw)
+    await _move_to_won(tw, card, stages)
+    assert _pipeline_reads(tw) == reads + 1  # read once, then kept
+    with tw.engine.connect() as conn:
+        assert conn.execute(ghl_pipelines.select()).first() is not None
 
 
 async def test_without_pipelines_a_card_move_is_not_written_back(tw: TwoWay) -> None:

@@ -506,7 +506,8 @@ class Worker:
             raise _EventFailed(item.event, error) from error
 
     async def _sync_ghl(self, item: Claim) -> list[Outcome]:
-        """A GHL event: decide the write-back (`flows.to_dripjobs`); no GHL call."""
+        """A GHL event: decide the write-back (`flows.to_dripjobs`); no GHL call but the
+        pipeline list when a moved card's stage is not kept yet."""
         config = self.config
         try:
             if self.locations is not None:
@@ -522,6 +523,7 @@ class Worker:
                 payload=item.payload,
                 version=item.source_updated_at,
                 opportunities=config.opportunities,
+                client=self.client,
             )
         except Exception as error:
             raise _EventFailed(item.event, error) from error

@@ -3,7 +3,8 @@
 The worker calls `sync_ghl` for work rows whose entity type starts with `ghl_` (GHL events
 accepted by `POST /hooks/ghl`). The decision and the outbox rows it queues commit in one
 transaction, so a crash leaves either both or neither; the outbox sender delivers them.
-No GHL call is made. `preview_ghl` shows what an event would queue, recording nothing.
+No GHL call is made, except reading the pipelines once when a moved card's stage is unknown.
+`preview_ghl` shows what an event would queue, recording nothing.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from ghlsync.engine.flows.to_dripjobs._decide import Decision, GHLWork, decide
 from ghlsync.engine.flows.to_dripjobs._events import GHL_PREFIX, record_of, source_time
 from ghlsync.engine.flows.to_dripjobs._opportunity import decide_opportunity
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome
+from ghlsync.engine.flows.to_ghl._pipelines import ensure_stage
+from ghlsync.engine.flows.to_ghl._plan import LiveSender, Requester
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.mapping._writeback import EVENT_ENTITY, WritebackSettings
 from ghlsync.store._engine import begin_immediate
@@ -45,14 +48,36 @@ async def sync_ghl(
     payload: Mapping[str, Any],
     version: float | None,
     opportunities: OpportunitySettings | None = None,
+    client: Requester | None = None,
 ) -> list[EntityOutcome]:
     """Decide and record one GHL record's events; one outcome for the audit log.
-    `opportunities`: the pipelines a moved card is reverse-mapped through (`move_deal`)."""
+    `opportunities`: the pipelines a moved card is reverse-mapped through (`move_deal`);
+    `client`: reads the location's pipelines when a moved card's stage is not kept yet (the
+    only GHL call of this side)."""
     work = GHLWork(location_id, entity_type[len(GHL_PREFIX) :], ghl_id, events, payload, version)
+    if work.entity == "opportunity" and client is not None and _has_pipelines(opportunities):
+        await _know_stage(engine, client, clock, location_id, payload)
     decision = await asyncio.to_thread(
         _decide_in_transaction, engine, work, settings, clock, opportunities
     )
     return [EntityOutcome(entity_type, ghl_id, decision.action, ghl_id, 0, decision.detail)]
+
+
+def _has_pipelines(opportunities: OpportunitySettings | None) -> bool:
+    return opportunities is not None and bool(
+        opportunities.pipeline("deal") or opportunities.pipeline("project")
+    )
+
+
+async def _know_stage(
+    engine: sa.Engine, client: Requester, clock: Clock, location_id: str, card: Mapping[str, Any]
+) -> None:
+    """Read the pipelines from GHL when the card's stage is not kept (after a restart on a
+    fresh store, or a stage added in GHL), so the move is written back, not kept."""
+    pipeline_id, stage_id = card.get("pipelineId"), card.get("pipelineStageId")
+    if isinstance(pipeline_id, str) and isinstance(stage_id, str) and pipeline_id and stage_id:
+        sender = LiveSender(client, location_id)
+        await ensure_stage(sender, engine, location_id, clock, pipeline_id, stage_id)
 
 
 def _decide_in_transaction(

@@ -5,8 +5,9 @@ pipeline (`opportunities:`). The echo rules are those of contacts: a stage that 
 ghlsync last upserted to the card (`sync_state` snapshot of `deal:<customer>`) or what GHL
 already had (`ghl_records`) is not a move; while a DripJobs-side write to that contact may be
 in flight (its work row is leased), the decision waits (`WriteInFlightError`). The stage name
-comes from the cached pipeline list (`moved_deal_stage`), without a GHL call. A status-only
-change (won/lost in the same stage), a project card, or a stage not cached yet is kept for
+comes from the pipeline list kept in the store (`moved_deal_stage`); `sync_ghl` reads it from
+GHL first when the stage is not in it (`_pipelines.ensure_stage`). A status-only change
+(won/lost in the same stage), a project card, or a card of another pipeline is kept for
 `status` (DripJobs has no action for it).
 """
 
@@ -97,7 +98,7 @@ def _move(
     now: float,
 ) -> Decision:
     """One `move_deal` (deduplicated per card, stage and event version)."""
-    moved = moved_deal_stage(opportunities, work.location_id, work.payload)
+    moved = moved_deal_stage(opportunities, work.location_id, work.payload, conn)
     if moved is None or moved[0] != "deal":
         return Decision("kept", "card moved in GHL: " + NO_ACTION)
     data = {"ghl_opportunity_id": work.ghl_id, "stage": moved[1]}

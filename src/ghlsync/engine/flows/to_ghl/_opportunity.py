@@ -2,9 +2,9 @@
 
 Calls, by what the store knows:
 - same content hash as the last sync → none
-- otherwise → the pipeline list once per window (`_pipelines`), then one upsert with
-  `pipelineId`, `contactId`, `pipelineStageId`, `status`, `monetaryValue`, `assignedTo`
-  (`name` too when the card is new to us)
+- otherwise → the pipeline list once per window (`_pipelines`, kept in the store), then one
+  upsert with `pipelineId`, `contactId`, `pipelineStageId`, `status`, `monetaryValue`,
+  `assignedTo` (`name` too when the card is new to us)
 
 The upsert is idempotent (GHL matches the contact's card in the pipeline), so a retry after a
 lost answer cannot make a second card; there is no pending row to resolve.
@@ -65,7 +65,13 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     kind = str(entity.body["pipeline"])
     stage = entity.body.get("stage")
     pipeline_id, stage_id = await resolve(
-        run.sender, run.location_id, clock, settings.pipeline(kind), stage, kind
+        run.sender,
+        run.location_id,
+        clock,
+        settings.pipeline(kind),
+        stage,
+        kind,
+        engine=run.fields.engine,
     )
     body: dict[str, Any] = {
         "pipelineId": pipeline_id,
@@ -131,20 +137,23 @@ def _held(run: Run, ghl_id: str, last: Mapping[str, Any], body: Mapping[str, Any
 
 
 def moved_deal_stage(
-    settings: Any, location_id: str, event: Mapping[str, Any]
+    settings: Any,
+    location_id: str,
+    event: Mapping[str, Any],
+    conn: sa.Connection | None = None,
 ) -> tuple[str, str] | None:
     """For a GHL `OpportunityStageUpdate`/`OpportunityStatusUpdate` payload: (`deal` or
     `project`, the DripJobs stage name) a `move_deal` write-back should carry, or None when
     the card is not in a configured pipeline or its stage is not known yet.
 
     The mapping of the way back (`flows.to_dripjobs._opportunity` calls it): the stage name
-    comes from the cached pipeline list and is reverse-mapped through `deal_stages` /
-    `project_stages`.
+    comes from the pipeline list kept in the store (read through `conn`) and is reverse-mapped
+    through `deal_stages` / `project_stages`.
     """
     pipeline_id, stage_id = event.get("pipelineId"), event.get("pipelineStageId")
     if not isinstance(pipeline_id, str) or not isinstance(stage_id, str):
         return None
-    found = cached_stage(location_id, pipeline_id, stage_id)
+    found = cached_stage(location_id, pipeline_id, stage_id, conn=conn)
     if found is None:
         return None
     pipeline_name, stage_name = found
