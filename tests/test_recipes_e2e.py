@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
+import asyncio
+import json
+import time
+from pathlib import Path
 
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+import ghlsync.recipes
+from ghlsync.cli import app
+from ghlsync.recipes import timer_status
+from ghlsync.store._tables_engine import work_items
 from tests._recipes_kit import FOLLOW_UP, LEAD, ONBOARDING, START, rig
 from tests._sandbox import InProcessSandbox
 
@@ -71,3 +81,43 @@ async def test_reminder_is_cancelled_by_its_unless_trigger(
         r.clock.advance(5 * 86400)
         await r.drain()
         assert r.tasks() == ["Send estimate"]
+
+
+async def test_status_shows_waiting_timers(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox, tmp_path: Path
+) -> None:
+    task = {"customer_id": "C1", "task_id": "T1", "task_title": "Send estimate"}
+    async with rig(flows_store, sandbox_asgi, [FOLLOW_UP]) as r:
+        r.deliver("d1", "customer.created", **LEAD)
+        r.deliver("d2", "task.completed", **task, task_status="completed")
+        await r.drain()
+    [row] = timer_status(flows_store, START)
+    assert (row.location_id, row.waiting, row.next_due) == (
+        sandbox_asgi.location_id,
+        1,
+        START + 3 * 86400,
+    )
+    (tmp_path / "ghlsync.yaml").write_text("{}\n")
+    url = flows_store.url.render_as_string(hide_password=False)
+    env = {"GHLSYNC_DATABASE_URL": url, "GHLSYNC_CONFIG": str(tmp_path / "ghlsync.yaml")}
+    shown = await asyncio.to_thread(CliRunner().invoke, app, ["status", "--json"], env=env)
+    assert shown.exit_code == 0, shown.output
+    # `status` reads the wall clock, for which the fake clock's timer is long past due.
+    assert json.loads(shown.output)["recipe_timers"] == []
+    assert timer_status(flows_store, START + 3 * 86400) == []
+    due = time.time() + 3600
+    with flows_store.begin() as conn:
+        conn.execute(sa.update(work_items).values(available_at=due))
+    shown = await asyncio.to_thread(CliRunner().invoke, app, ["status", "--json"], env=env)
+    [timer] = json.loads(shown.output)["recipe_timers"]
+    assert (timer["waiting"], timer["next_due"]) == (1, due)
+    text = await asyncio.to_thread(CliRunner().invoke, app, ["status"], env=env)
+    assert "Recipe timers" in text.output
+
+
+def test_recipes_exports() -> None:
+    names = ghlsync.recipes.__all__
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert getattr(ghlsync.recipes, name) is not None, name
+    assert {"ACTIONS", "TRIGGERS", "ActionSpec", "TriggerSpec", "InputSpec"} <= set(names)
