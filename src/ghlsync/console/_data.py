@@ -153,11 +153,14 @@ def dead_letter_rows(
     text: str | None,
     replayed: bool,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """Dead letters matching the filters, newest first, with the reason in plain words."""
+    """Dead letters matching the filters, newest first, with the reason in plain words;
+    `limit` of them after the first `offset`."""
     query = _dead_query(location=location, entity=entity, text=text, replayed=replayed)
+    order = (dead_letters.c.created_at.desc(), dead_letters.c.id.desc())  # stable pages
     with engine.connect() as conn:
-        rows = conn.execute(query.order_by(dead_letters.c.created_at.desc()).limit(limit)).all()
+        rows = conn.execute(query.order_by(*order).limit(limit).offset(offset)).all()
     return [
         {
             "id": int(row.id),
@@ -221,16 +224,17 @@ def activity(
     direction: str | None,
     outcome: str | None,
     limit: int = 200,
+    offset: int = 0,
 ) -> list[dict[str, Any]]:
     """Audit lines, newest first: `direction` is `to_ghl` / `to_dripjobs`, `outcome` is
-    `ok` / `failed`."""
+    `ok` / `failed`; `limit` of them after the first `offset` (of both directions merged)."""
     rows: list[dict[str, Any]] = []
     if direction in (None, "", "to_ghl"):
-        rows += _to_ghl(engine, location, outcome, limit)
+        rows += _to_ghl(engine, location, outcome, offset + limit)
     if direction in (None, "", "to_dripjobs"):
-        rows += _to_dripjobs(engine, location, outcome, limit)
+        rows += _to_dripjobs(engine, location, outcome, offset + limit)
     rows.sort(key=lambda row: row["at"], reverse=True)
-    return rows[:limit]
+    return rows[offset : offset + limit]
 
 
 def _to_ghl(

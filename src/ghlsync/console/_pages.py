@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,6 +19,33 @@ from ghlsync.console._tester import sample_payloads
 __all__ = ["not_found", "routes"]
 
 ENTITY_TYPES = ("contact", "task", "note", "appointment", "opportunity")
+PAGE_SIZE = 50  # rows per page of the dead letters and the activity
+
+
+def _page(request: Request) -> int:
+    """The 1-based page number of `?page=` (1 when absent or not a positive number)."""
+    raw = request.query_params.get("page", "")
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 1_000_000 else 1
+
+
+def _paged(rows: list[Any], page: int, request: Request) -> dict[str, Any]:
+    """The page's rows (one more was fetched to know there is a next page) and its links."""
+    more = len(rows) > PAGE_SIZE
+
+    def link(number: int) -> str:
+        query = {**request.query_params, "page": str(number)}
+        return "?" + urlencode(query)
+
+    return {
+        "rows": rows[:PAGE_SIZE],
+        "pager": {
+            "page": page,
+            "newer": link(page - 1) if page > 1 else None,
+            "older": link(page + 1) if more else None,
+            "first": (page - 1) * PAGE_SIZE + 1,
+            "last": (page - 1) * PAGE_SIZE + min(len(rows), PAGE_SIZE),
+        },
+    }
 
 
 def routes(console: Console) -> list[Route]:
@@ -70,13 +98,16 @@ async def dead_letters(
     """The list, filtered; each with its reason in words and its payload."""
     filters = dead_filters(request.query_params)
     show_replayed = request.query_params.get("replayed") == "1"
-    rows = await asyncio.to_thread(
+    page = _page(request)
+    found = await asyncio.to_thread(
         lambda: _data.dead_letter_rows(
             console.engine,
             location=filters["location"],
             entity=filters["entity"],
             text=filters["text"],
             replayed=show_replayed,
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
         )
     )
     known = await asyncio.to_thread(_data.known_locations, console.engine, console.config)
@@ -85,7 +116,7 @@ async def dead_letters(
         "dead_letters.html",
         signed,
         nav="dead",
-        rows=rows,
+        **_paged(found, page, request),
         filters=filters,
         show_replayed=show_replayed,
         locations=list(known),
@@ -133,12 +164,15 @@ async def records(console: Console, request: Request, signed: Signed) -> Respons
 async def activity(console: Console, request: Request, signed: Signed) -> Response:
     """The audit log, filterable by location, direction and outcome."""
     filters = {name: _arg(request, name) for name in ("location", "direction", "outcome")}
-    rows = await asyncio.to_thread(
+    page = _page(request)
+    found = await asyncio.to_thread(
         lambda: _data.activity(
             console.engine,
             location=filters["location"],
             direction=filters["direction"],
             outcome=filters["outcome"],
+            limit=PAGE_SIZE + 1,
+            offset=(page - 1) * PAGE_SIZE,
         )
     )
     known = await asyncio.to_thread(_data.known_locations, console.engine, console.config)
@@ -147,7 +181,7 @@ async def activity(console: Console, request: Request, signed: Signed) -> Respon
         "activity.html",
         signed,
         nav="activity",
-        rows=rows,
+        **_paged(found, page, request),
         filters=filters,
         locations=list(known),
     )
