@@ -131,7 +131,7 @@ def build_console(
     engine: sa.Engine, config: AppConfig, locations: LocationDirectory, clock: Clock
 ) -> Starlette:
     """The console app over one store."""
-    from ghlsync.console import _actions, _login, _pages
+    from ghlsync.console import _actions, _login, _oauth, _pages
 
     console = Console(engine, config, locations, clock, Gate(engine, clock, LoginLimiter()))
     routes = [
@@ -139,6 +139,7 @@ def build_console(
         *_login.routes(console),
         *_pages.routes(console),
         *_actions.routes(console),
+        *_oauth.routes(console),
     ]
 
     async def fallback(request: Request) -> Response:

@@ -82,12 +82,17 @@ def _location(
 
 
 def _token(engine: sa.Engine, config: AppConfig, location: str) -> dict[str, str]:
-    """The GHL credential in words, and a tone for its badge."""
+    """The GHL credential in words, a tone for its badge, and the OAuth button it offers
+    (`Connect`, `Reconnect`, or none for a token set in ghlsync.yaml)."""
     if location == config.ghl.location_id and config.ghl.token is not None:
-        return {"word": "Private Integration token (in ghlsync.yaml)", "tone": "ok"}
+        return {"word": "Private Integration token (in ghlsync.yaml)", "tone": "ok", "oauth": ""}
     status = stored_status(engine, location)
     if status is None:
-        return {"word": "Not connected: no GHL token stored", "tone": "bad"}
+        return {"word": "Not connected: no GHL token stored", "tone": "bad", "oauth": "Connect"}
+    return {**_stored_token(status), "oauth": "Reconnect"}
+
+
+def _stored_token(status: Any) -> dict[str, str]:
     kind = "OAuth (Marketplace app)" if status.kind == "oauth" else "Private Integration token"
     expires = status.expires_in(time.time())
     if status.status != "active":
