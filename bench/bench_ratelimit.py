@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import multiprocessing as mp
 import os
 import platform
@@ -124,6 +125,43 @@ async def scenario(
     return measure(url, list(tokens), burst, interval_ms), elapsed
 
 
+async def send_n(url: str, location: str, token: str, n: int, limiter: RateLimiter | None) -> float:
+    """Send `n` GETs for one location, up to MAX_IN_FLIGHT at once; wall seconds from the
+    first send to the last answer."""
+    async with GHLClient(
+        base_url=url, tokens=StaticTokens({location: token}), limiter=limiter
+    ) as client:
+        started = time.perf_counter()
+        await drain(client, location, n, MAX_IN_FLIGHT)
+        return time.perf_counter() - started
+
+
+async def burst_case(url: str, n: int, name: str, limiter: RateLimiter) -> dict[str, Any]:
+    """N requests at 100 per 10 s through `limiter` against their minimum.
+
+    The minimum is `ceil(N / 100) - 1` whole intervals plus the time this client takes to
+    send the last burst (`min(N, 100)` requests) with no limiter against a location whose
+    limit is lifted, measured here, just before. Both start from a new client; the limiter
+    starts knowing nothing (its first request, alone, learns the limit) and the window fresh.
+    """
+    free_loc, free_token = add_location(url, 1_000_000, 10_000)
+    baseline = await send_n(url, free_loc, free_token, min(n, 100), None)
+    location, token = add_location(url, 100, 10_000)
+    elapsed = await send_n(url, location, token, n, limiter)
+    minimum = (math.ceil(n / 100) - 1) * 10.0 + baseline
+    counters = httpx2.get(f"{url}/_sandbox/counters").json()
+    return {
+        "scenario": f"{n} requests, 100 per 10 s, {name}",
+        "requests": n,
+        "throttled_429": counters["throttled"].get(location, 0),
+        "sandbox_calls": counters["calls"].get(location, 0),
+        "measured_s": elapsed,
+        "minimum_s": minimum,
+        "baseline_s": baseline,
+        "ratio": elapsed / minimum,
+    }
+
+
 def summary(name: str, results: list[Result], elapsed: float) -> dict[str, Any]:
     utilisation = [r.utilisation for r in results]
     return {
@@ -139,17 +177,35 @@ def summary(name: str, results: list[Result], elapsed: float) -> dict[str, Any]:
     }
 
 
-async def run(quick: bool, b_interval_ms: int) -> list[dict[str, Any]]:
+async def run(quick: bool, b_interval_ms: int, sizes: list[int]) -> list[dict[str, Any]]:
     ctx = mp.get_context("spawn")
     url_out, stop = ctx.Queue(), ctx.Event()
     server = ctx.Process(target=_serve, args=(url_out, stop), daemon=True)
     server.start()
     url = url_out.get(timeout=30)
     try:
+        if sizes:
+            return await _bursts(url, sizes, sql=True)
         return await _scenarios(url, quick, b_interval_ms)
     finally:
         stop.set()
         server.join(timeout=10)
+
+
+async def _bursts(url: str, sizes: list[int], sql: bool) -> list[dict[str, Any]]:
+    out = []
+    for n in sizes:
+        out.append(await burst_case(url, n, "memory", MemoryRateLimiter()))
+        print(json.dumps(out[-1]), flush=True)
+        if sql and n <= 300:
+            with tempfile.TemporaryDirectory() as tmp:
+                engine = create_engine(f"sqlite:///{tmp}/bench.db")
+                migrate(engine)
+                limiter = SqlRateLimiter(engine)
+                out.append(await burst_case(url, n, "SQL (SQLite)", limiter))
+                engine.dispose()
+            print(json.dumps(out[-1]), flush=True)
+    return out
 
 
 async def _scenarios(url: str, quick: bool, b_interval_ms: int) -> list[dict[str, Any]]:
@@ -213,6 +269,8 @@ How the limiter works: `docs/rate-limits.md`.
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
     """The results as Markdown table lines."""
+    if rows and "ratio" in rows[0]:
+        return burst_table(rows)
     lines = [
         "| scenario | requests | 429s | min | median | max | wall s |",
         "|---|---:|---:|---:|---:|---:|---:|",
@@ -222,6 +280,22 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
             f"| {r['scenario']} | {r['requests']} | {r['throttled_429']} "
             f"| {r['min_utilisation']:.1%} | {r['median_utilisation']:.1%} "
             f"| {r['max_utilisation']:.1%} | {r['wall_s']:.1f} |"
+        )
+    return lines
+
+
+def burst_table(rows: list[dict[str, Any]]) -> list[str]:
+    """N requests against their minimum, as Markdown table lines."""
+    lines = [
+        "| case | calls seen by the sandbox | 429s | last burst alone (no limiter) "
+        "| minimum | measured | measured ÷ minimum |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['scenario']} | {r['sandbox_calls']} | {r['throttled_429']} "
+            f"| {r['baseline_s']:.2f} s | {r['minimum_s']:.2f} s | {r['measured_s']:.2f} s "
+            f"| {r['ratio']:.3f} |"
         )
     return lines
 
@@ -246,10 +320,14 @@ def main() -> None:
         "--b-interval-ms", type=int, default=10_000, help="scenario b's interval (max is 100)"
     )
     parser.add_argument("--write", action="store_true", help="record in docs/benchmarks.md")
+    parser.add_argument(
+        "--burst", default="", help="N requests against their minimum instead, e.g. 50,300,3000"
+    )
     args = parser.parse_args()
     measured_on = machine()
     print(f"machine: {measured_on}", flush=True)
-    rows = asyncio.run(run(args.quick, args.b_interval_ms))
+    sizes = [int(x) for x in args.burst.split(",")] if args.burst else []
+    rows = asyncio.run(run(args.quick, args.b_interval_ms, sizes))
     print()
     print("\n".join(table(rows)))
     if args.write:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 import math
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -297,9 +298,12 @@ class _Clock:
         raise AssertionError
 
 
-def _simulate(n: int, max_: int, interval_ms: int, latencies: list[tuple[float, float]]) -> int:
+def _simulate(
+    n: int, max_: int, interval_ms: int, latencies: list[tuple[float, float]], last: bool = False
+) -> Any:
     """Send n requests as fast as the policy allows, each reaching the sandbox's sliding window
-    `up` ms after it leaves and answered `down` ms after that; return the 429s."""
+    `up` ms after it leaves and answered `down` ms after that; return the 429s (and with
+    `last`, when the last request left)."""
     policy = Policy()
     state = LimitState(key="k")
     clock = _Clock()
@@ -308,14 +312,14 @@ def _simulate(n: int, max_: int, interval_ms: int, latencies: list[tuple[float, 
     events: list[tuple[float, int, int]] = []  # (time, 0 arrive | 1 answer, request)
     answers: dict[int, dict[str, str]] = {}
     allowed: dict[int, bool] = {}
-    now, sent, refused = 0.0, 0, 0
+    now, sent, refused, sent_at = 0.0, 0, 0, 0.0
     while sent < n or events:
         wait = p.try_take(policy, state, now) if sent < n else math.inf
         if wait == 0:
             up, down = latencies[sent % len(latencies)]
             heapq.heappush(events, (now + up, 0, sent))
             heapq.heappush(events, (now + up + down, 1, sent))
-            sent += 1
+            sent, sent_at = sent + 1, now
             continue
         at, kind, i = heapq.heappop(events) if events else (now + wait, -1, -1)
         if events and now + wait < at:
@@ -331,7 +335,7 @@ def _simulate(n: int, max_: int, interval_ms: int, latencies: list[tuple[float, 
         elif kind == 1:
             status = 200 if allowed[i] else 429
             p.observe(policy, state, now, status, answers[i], clock.now())
-    return refused
+    return (refused, sent_at) if last else refused
 
 
 @settings(max_examples=25, deadline=None)
@@ -344,3 +348,23 @@ def test_no_window_ever_holds_more_than_max_whatever_the_network_does(
     max_: int, interval_ms: int, latencies: list[tuple[float, float]]
 ) -> None:
     assert _simulate(4 * max_ + 3, max_, interval_ms, latencies) == 0
+
+
+async def test_a_huge_limit_keeps_a_thousand_slots_and_still_never_overfills() -> None:
+    clock = FakeClock()
+    server = SlidingWindowLimiter(clock)
+    limits = Limits(burst=5_000, interval_ms=1_000)
+    limiter = _limiter(clock)
+    times = await _send_all(limiter, server, limits, 12_000)
+    assert len(limiter._state("loc").free_at) == p.MAX_SLOTS
+    # 1,000 slots each reused 1,000 / 4,000 s after its answer: 4,000 per second at most.
+    assert 2.0 <= times[-1] - times[0] <= 3.1
+
+
+def test_late_answers_are_not_taken_for_strangers() -> None:
+    # Answers come back 400 ms after GHL counted them (a loaded machine): the Remaining they
+    # carry is that old, and must not hold a slot as if someone else had spent it (which
+    # would push the last of 300 requests a whole window later, past 30 s).
+    refused, last = _simulate(300, 100, 10_000, [(0.0, 400.0), (5.0, 50.0)], last=True)
+    assert refused == 0
+    assert last < 2 * (10_000 + 2 * 400 + 2) + 400

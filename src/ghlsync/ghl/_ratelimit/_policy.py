@@ -37,6 +37,7 @@ DEFAULT_MAX = 100
 DEFAULT_INTERVAL_MS = 10_000
 DEFAULT_DAILY_LIMIT = 200_000
 DAY_MS = 86_400_000
+MAX_SLOTS = 1_000  # above this limit, each slot stands for a share of the window (`reuse_ms`)
 
 
 @dataclass(slots=True)
@@ -54,7 +55,8 @@ class LimitState:
     consecutive_429: int = 0
     touched_ms: float = 0.0  # the last take or response: how fresh `daily_remaining` is
     free_at: list[float] = field(default_factory=list)  # per slot: may be taken from then
-    in_flight: deque[int] = field(default_factory=deque)  # slots sent, answer not yet seen
+    taken_at: list[float] = field(default_factory=list)  # per slot: when it was last taken
+    in_flight: deque[tuple[int, float]] = field(default_factory=deque)  # (slot, sent) unanswered
 
     @property
     def learned(self) -> bool:
@@ -76,7 +78,22 @@ class Policy:
 
     def cap(self, state: LimitState) -> int:
         """How many slots the key may use: its limit once learnt, else one at a time."""
-        return max(1, state.max) if state.learned else 1
+        return slot_count(state.max) if state.learned else 1
+
+
+def slot_count(max_requests: int) -> int:
+    """Slots mirroring a window of `max_requests` (one each, up to MAX_SLOTS)."""
+    return min(max(1, max_requests), MAX_SLOTS)
+
+
+def reuse_ms(state: LimitState) -> float:
+    """How long after its answer a slot is free again: the interval, or with more requests
+    per window than slots, the share that keeps any window at `max` (S slots, each used at
+    most `max / S` times per interval)."""
+    slots = slot_count(state.max)
+    if state.max <= slots:
+        return float(state.interval_ms)
+    return state.interval_ms * slots / (state.max - slots)
 
 
 def try_take(policy: Policy, state: LimitState, now_ms: float) -> float:
@@ -84,9 +101,9 @@ def try_take(policy: Policy, state: LimitState, now_ms: float) -> float:
     if state.paused_until_ms > now_ms:
         return state.paused_until_ms - now_ms
     cap = policy.cap(state)
+    ensure_slots(state, cap)
     slots = state.free_at
-    if len(slots) < cap:
-        slots.extend([0.0] * (cap - len(slots)))
+    flying = {slot for slot, _ in state.in_flight}
     best = -1
     soonest = math.inf
     for i in range(cap):
@@ -94,25 +111,45 @@ def try_take(policy: Policy, state: LimitState, now_ms: float) -> float:
         if at <= now_ms:
             best = i
             break
-        if i not in state.in_flight and at < soonest:
+        if i not in flying and at < soonest:
             soonest = at
     if best < 0:
         return soonest - now_ms if soonest < math.inf else math.inf
     slots[best] = now_ms + policy.hold_ms
-    state.in_flight.append(best)
+    state.taken_at[best] = now_ms
+    state.in_flight.append((best, now_ms))
     state.touched_ms = now_ms
     if state.daily_remaining is not None:
         state.daily_remaining -= 1
     return 0.0
 
 
-def release(policy: Policy, state: LimitState, now_ms: float) -> int | None:
-    """An answer came (or the send failed): the oldest in-flight slot frees an interval on."""
+def ensure_slots(state: LimitState, count: int) -> None:
+    """Grow the slot lists to `count` (new slots are free)."""
+    if len(state.free_at) < count:
+        state.free_at.extend([0.0] * (count - len(state.free_at)))
+        state.taken_at.extend([0.0] * (count - len(state.taken_at)))
+
+
+def release(policy: Policy, state: LimitState, now_ms: float) -> float | None:
+    """An answer came (or the send failed): the oldest in-flight slot frees an interval on.
+    Returns when that request was sent (None when nothing was in flight)."""
     if not state.in_flight:
         return None
-    slot = state.in_flight.popleft()
-    state.free_at[slot] = now_ms + state.interval_ms + policy.margin_ms
-    return slot
+    slot, sent = state.in_flight.popleft()
+    state.free_at[slot] = now_ms + reuse_ms(state) + policy.margin_ms
+    return sent
+
+
+def ours_since(state: LimitState, sent_ms: float) -> int:
+    """An upper bound on our requests GHL counted when a request sent at `sent_ms` arrived.
+
+    Ours in its window are still busy (a slot frees only an interval after its answer, so
+    after the arrival), or their slot was taken again since `sent_ms` (one each): slots busy
+    since `sent_ms` plus slots taken since, counting a retaken slot twice.
+    """
+    busy = sum(1 for at in state.free_at if at > sent_ms)
+    return busy + sum(1 for at in state.taken_at if at > sent_ms)
 
 
 def busy(state: LimitState, now_ms: float) -> int:
@@ -133,22 +170,22 @@ def observe(
     seen = RateHeaders.parse(headers, wall_now)
     oldest = _oldest_counted(state, now_ms)
     adopt(state, seen)
-    release(policy, state, now_ms)
+    sent = release(policy, state, now_ms)
     state.touched_ms = now_ms
     if status == 429:
         pause_for_429(policy, state, now_ms, oldest, seen.retry_after_ms)
         return
     if 200 <= status < 300:
         state.consecutive_429 = 0
-    if seen.remaining is not None:
-        hold_foreign(state, now_ms, foreign_requests(state, seen.remaining, busy(state, now_ms)))
+    if seen.remaining is not None and sent is not None and state.max <= MAX_SLOTS:
+        ours = ours_since(state, sent)
+        hold_foreign(state, now_ms, foreign_requests(state, seen.remaining, ours))
     pause_if_daily_spent(policy, state, now_ms)
 
 
 def _oldest_counted(state: LimitState, now_ms: float) -> float | None:
-    answered = [
-        at for i, at in enumerate(state.free_at) if at > now_ms and i not in state.in_flight
-    ]
+    flying = {slot for slot, _ in state.in_flight}
+    answered = [at for i, at in enumerate(state.free_at) if at > now_ms and i not in flying]
     return min(answered) if answered else None
 
 
@@ -169,11 +206,8 @@ def adopt(state: LimitState, seen: RateHeaders) -> None:
 
 
 def foreign_requests(state: LimitState, remaining: int, ours_busy: int) -> int:
-    """Requests GHL counts in the window that our busy slots cannot explain (never negative).
-
-    Our busy slots over-count ours in GHL's window (each frees only an interval after its
-    *answer*), so this under-counts strangers: it never holds back for our own requests.
-    """
+    """Requests GHL counts in the window that `ours` (an upper bound, `ours_since`) cannot
+    explain; never negative, never more than there are strangers."""
     return max(0, state.max - max(0, remaining) - ours_busy)
 
 
@@ -181,8 +215,7 @@ def hold_foreign(state: LimitState, now_ms: float, count: int) -> None:
     """Hold `count` free slots for one interval: strangers' requests age out within it."""
     if count <= 0:
         return
-    if len(state.free_at) < state.max:
-        state.free_at.extend([0.0] * (state.max - len(state.free_at)))
+    ensure_slots(state, slot_count(state.max))
     until = now_ms + state.interval_ms
     for i, at in enumerate(state.free_at):
         if count <= 0:

@@ -90,7 +90,7 @@ class SqlRateLimiter:
         self._locks: dict[str, asyncio.Lock] = {}
         self._waiting: dict[str, int] = {}
         self._spare: dict[str, deque[int]] = {}
-        self._in_flight: dict[str, deque[int]] = {}
+        self._in_flight: dict[str, deque[tuple[int, int]]] = {}  # key -> (slot, sent ms)
         self._answered: dict[str, asyncio.Event] = {}
 
     def _now_ms(self) -> int:
@@ -109,7 +109,8 @@ class SqlRateLimiter:
                         spare.extend(got)
                     else:
                         await self._wait(key, got)
-                self._in_flight.setdefault(key, deque()).append(spare.popleft())
+                flying = self._in_flight.setdefault(key, deque())
+                flying.append((spare.popleft(), self._now_ms()))
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key] and spare:  # taken for callers that gave up: give back
@@ -131,8 +132,8 @@ class SqlRateLimiter:
         """Free the answered request's slot, adapt the shared rows to the X-RateLimit-*
         headers; on 429 pause this key only. Status 0: the send failed, no answer."""
         flying = self._in_flight.get(key)
-        slot = flying.popleft() if flying else None
-        await asyncio.to_thread(self._observe, key, status, dict(headers.items()), slot)
+        slot, sent = flying.popleft() if flying else (None, None)
+        await asyncio.to_thread(self._observe, key, status, dict(headers.items()), slot, sent)
         event = self._answered.get(key)
         if event is not None:
             event.set()
@@ -172,14 +173,21 @@ class SqlRateLimiter:
         with self._engine.begin() as conn:
             conn.execute(_FREE, [{"k": key, "s": slot, "at": now} for slot in slots])
 
-    def _observe(self, key: str, status: int, headers: dict[str, str], slot: int | None) -> None:
+    def _observe(
+        self,
+        key: str,
+        status: int,
+        headers: dict[str, str],
+        slot: int | None,
+        sent: int | None,
+    ) -> None:
         self._ensure_rows(key)
         now = self._now_ms()
         seen = p.RateHeaders.parse(headers, self._clock.now())
         if not self._needs_budget_write(key, status, seen, now):
             if slot is not None:
                 with self._engine.begin() as conn:
-                    at = now + self._interval(key) + self._margin
+                    at = now + self._reuse(key) + self._margin
                     conn.execute(_FREE, {"k": key, "s": slot, "at": at})
             return
         with begin_immediate(self._engine) as conn:
@@ -187,7 +195,7 @@ class SqlRateLimiter:
             oldest = conn.execute(_OLDEST, {"k": key, "now": now}).scalar()
             p.adopt(state, seen)
             if slot is not None:
-                at = now + state.interval_ms + self._margin
+                at = math.ceil(now + p.reuse_ms(state)) + self._margin
                 conn.execute(_FREE, {"k": key, "s": slot, "at": at})
             state.touched_ms = now
             first = not self._known.get(key, (0, 0, False))[2]
@@ -197,8 +205,8 @@ class SqlRateLimiter:
             else:
                 if 200 <= status < 300:
                     state.consecutive_429 = 0
-                if seen.remaining is not None:
-                    self._hold_foreign(conn, key, state, seen.remaining, now, first)
+                if seen.remaining is not None and sent is not None:
+                    self._hold_foreign(conn, key, state, seen.remaining, now, sent, first)
                 p.pause_if_daily_spent(self.policy, state, now)
             conn.execute(_write_statement(state, now))
         self._written[key] = (state.daily_remaining, now)
@@ -224,9 +232,9 @@ class SqlRateLimiter:
             DAILY_WRITE_MS
         )
 
-    def _interval(self, key: str) -> int:
-        known = self._known.get(key)
-        return known[1] if known else self._defaults[1]
+    def _reuse(self, key: str) -> int:
+        max_, interval, _ = self._known.get(key, (*self._defaults[:2], False))
+        return math.ceil(p.reuse_ms(p.LimitState(key=key, max=max_, interval_ms=interval)))
 
     def _learn(self, conn: sa.Connection, key: str, state: p.LimitState) -> None:
         """Remember the limits; make sure the key has a slot row per request its window allows."""
@@ -242,14 +250,15 @@ class SqlRateLimiter:
         state: p.LimitState,
         remaining: int,
         now: int,
+        sent: int,
         first: bool,
     ) -> None:
         """Hold free slots for requests GHL counts that our slots cannot explain (checked on
-        a key's first answer and whenever the window is nearly full)."""
-        if remaining > max(1, state.max // 10) and not first:
+        a key's first answer and whenever the window is nearly full; `p.ours_since`)."""
+        if (remaining > max(1, state.max // 10) and not first) or state.max > p.MAX_SLOTS:
             return
-        busy = conn.execute(_BUSY, {"k": key, "now": now, "cap": state.max}).scalar() or 0
-        foreign = p.foreign_requests(state, remaining, int(busy))
+        ours = conn.execute(_OURS, {"k": key, "sent": sent}).scalar() or 0
+        foreign = p.foreign_requests(state, remaining, int(ours))
         if foreign:
             at = now + state.interval_ms
             conn.execute(_hold_statement(self._pg), {"k": key, "now": now, "n": foreign, "at": at})
@@ -278,12 +287,19 @@ class SqlRateLimiter:
         self._known[key] = (row.max, row.interval_ms, row.remaining is not None)
 
 
+def _cap() -> sa.ColumnElement[Any]:
+    """The slots a key may use (`Policy.cap`): one until its limit is learnt."""
+    return sa.case(
+        (t.c.remaining.is_(None), 1), (t.c.max > p.MAX_SLOTS, p.MAX_SLOTS), else_=t.c.max
+    )
+
+
 def _build_take(pg: bool) -> sa.Update:
     # Built once with bind parameters: rebuilding per call costs more than running it.
     now = sa.bindparam("now", type_=sa.BigInteger)
     key = sa.bindparam("k", type_=sa.String)
     inner = s.alias("free")
-    cap = sa.case((t.c.remaining.is_(None), 1), else_=t.c.max)
+    cap = _cap()
     free = (
         sa.select(inner.c.slot)
         .join(t, t.c.key == inner.c.key)
@@ -309,7 +325,7 @@ def _build_take(pg: bool) -> sa.Update:
 def _build_wait() -> sa.Select[Any]:
     now = sa.bindparam("now", type_=sa.BigInteger)
     key = sa.bindparam("k", type_=sa.String)
-    cap = sa.case((t.c.remaining.is_(None), 1), else_=t.c.max)
+    cap = _cap()
     soonest = (
         sa.select(sa.func.min(s.c.free_at_ms))
         .where(s.c.key == key, s.c.slot < cap, s.c.free_at_ms > now, s.c.in_flight.is_(False))
@@ -329,11 +345,10 @@ _OLDEST = sa.select(sa.func.min(s.c.free_at_ms)).where(
     s.c.free_at_ms > sa.bindparam("now", type_=sa.BigInteger),
     s.c.in_flight.is_(False),
 )
-_BUSY = sa.select(sa.func.count()).where(
-    s.c.key == sa.bindparam("k"),
-    s.c.free_at_ms > sa.bindparam("now", type_=sa.BigInteger),
-    s.c.slot < sa.bindparam("cap", type_=sa.Integer),
-)
+_SENT = sa.bindparam("sent", type_=sa.BigInteger)
+_OURS = sa.select(
+    sa.func.count().filter(s.c.free_at_ms > _SENT) + sa.func.count().filter(s.c.taken_ms > _SENT)
+).where(s.c.key == sa.bindparam("k"))
 _READ_SLOTS = sa.select(
     sa.func.count().filter(s.c.free_at_ms > sa.bindparam("now", type_=sa.BigInteger)),
     sa.func.max(s.c.taken_ms),
@@ -357,8 +372,8 @@ def _hold_statement(pg: bool) -> sa.Update:
     )
 
 
-def _insert_slots(conn: sa.Connection, key: str, count: int) -> None:
-    rows = [{"key": key, "slot": i} for i in range(max(1, count))]
+def _insert_slots(conn: sa.Connection, key: str, max_requests: int) -> None:
+    rows = [{"key": key, "slot": i} for i in range(p.slot_count(max_requests))]
     conn.execute(_insert_ignore(conn.dialect.name, s, rows))
 
 
