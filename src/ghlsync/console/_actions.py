@@ -27,6 +27,7 @@ def routes(console: Console) -> list[Route]:
         "/dead-letters/{letter_id:int}/replay": replay_one,
         "/dead-letters/replay": replay_matching,
         "/tester": run,
+        "/tester/sandbox": send_sandbox,
     }
     return [
         Route(path, console.signed(handler), methods=["POST"]) for path, handler in forms.items()
@@ -101,3 +102,14 @@ async def run(console: Console, request: Request, signed: Signed) -> Response:
     return await _pages.tester(
         console, request, signed, result=result, event=event, payload=payload
     )
+
+
+async def send_sandbox(console: Console, request: Request, signed: Signed) -> Response:
+    """Sync the posted payload to the sandbox environment (docs/environments.md)."""
+    from ghlsync.console._sandbox_send import send_to_sandbox
+
+    form = await request.form()
+    event = str(form.get("event", "")).strip()
+    payload = str(form.get("payload", ""))
+    sent = await send_to_sandbox(console.config, event, payload)
+    return await _pages.tester(console, request, signed, event=event, payload=payload, sent=sent)

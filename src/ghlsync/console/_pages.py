@@ -132,9 +132,14 @@ async def tester(
     result: dict[str, Any] | None = None,
     event: str | None = None,
     payload: str | None = None,
+    sent: dict[str, Any] | None = None,
 ) -> Response:
-    """Pick an event (its sample payload fills the box) or paste one; results below."""
+    """Pick an event (its sample payload fills the box) or paste one; results below. With a
+    sandbox environment, the payload can also be sent to the sandbox (`sent`)."""
+    from ghlsync.console._sandbox_send import sandbox_config
+
     samples = await asyncio.to_thread(sample_payloads, console.config)
+    sandbox = sandbox_config(console.config)
     first = "lead.created" if "lead.created" in samples else next(iter(samples), "")
     chosen = event or _arg(request, "event") or first
     return console.page(
@@ -146,6 +151,8 @@ async def tester(
         event=chosen,
         payload=payload if payload is not None else samples.get(chosen, "{}"),
         result=result,
+        sandbox_url=sandbox.ghl.base_url if sandbox is not None else None,
+        sent=sent,
     )
 
 
