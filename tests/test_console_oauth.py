@@ -65,6 +65,11 @@ def test_connect_goes_through_the_consent_and_stores_the_tokens(
         env = conn.execute(sa.select(ghl_connections.c.environment)).scalar_one()
     assert env == "sandbox"
     assert again.status_code == 400 and "already used" in again.text  # a state is good once
+    with httpx2.Client() as client:  # the location is listed, connected, with its Zap URLs
+        sign_in(client, oauth_site)
+        listed = client.get(f"{oauth_site.console}/connections").text
+    assert sandbox.location_id in listed and "OAuth (Marketplace app): connected" in listed
+    assert "Reconnect GHL" in listed
 
 
 def test_a_forged_state_or_a_refusal_stores_nothing(

@@ -160,10 +160,17 @@ async def oauth_callback(console: Console, request: Request) -> Response:
 
 
 def _store(console: Console, app: OAuthApp, tokens: TokenSet) -> None:
+    """Save the tokens; a location is also registered (its DripJobs webhook URLs and secret
+    appear on Connections, as after an install), and all of it stamped with the environment."""
     from ghlsync.engine.locations._environment import claim_environment
+    from ghlsync.engine.locations._rows import register_location
     from ghlsync.ghl._vault import TokenVault
 
-    TokenVault(console.engine, console.locations.cipher, app).save(tokens.key, tokens)
+    cipher = console.locations.cipher
+    TokenVault(console.engine, cipher, app).save(tokens.key, tokens)
+    if tokens.user_type == "Location":
+        now = console.clock.now()
+        register_location(console.engine, cipher, tokens.key, now=now, company_id=tokens.company_id)
     claim_environment(console.engine, tokens.key, console.config.environment)
     console.locations.invalidate(tokens.key)
 
