@@ -184,11 +184,11 @@ async def test_slots_taken_for_callers_that_gave_up_are_handed_back(engine: sa.E
     limiter = SqlRateLimiter(engine, clock=clock)
     await limiter.acquire("loc")
     await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
-    taken = limiter._try_take("loc", 5)
+    taken = limiter._try_take("loc", 5, [])
     assert isinstance(taken, list) and len(taken) == 5
     limiter._hand_back("loc", taken)
     other = SqlRateLimiter(engine, clock=clock)
-    again = other._try_take("loc", 99)
+    again = other._try_take("loc", 99, [])
     assert isinstance(again, list) and len(again) == 99  # every slot but the answered one
 
 

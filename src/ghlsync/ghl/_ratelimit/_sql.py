@@ -54,6 +54,7 @@ _STATE_COLUMNS = (
     t.c.updated_ms,
 )
 BATCH = 8  # the most slots one statement takes for one process's waiting callers
+FLUSH_S = 0.005  # freed slots are written at most this late, together
 POLL_S = 0.02  # how often to look again while every usable slot is in flight elsewhere
 DAILY_WRITE_MS = 2_000  # the daily count is written back at most this often (or on a change
 DAILY_WRITE_STEP = 100  # of this many), unless it nears the reserve
@@ -92,6 +93,8 @@ class SqlRateLimiter:
         self._spare: dict[str, deque[int]] = {}
         self._in_flight: dict[str, deque[tuple[int, int]]] = {}  # key -> (slot, sent ms)
         self._answered: dict[str, asyncio.Event] = {}
+        self._pending: list[dict[str, Any]] = []  # freed slots not yet written
+        self._flusher: asyncio.Future[None] | None = None
 
     def _now_ms(self) -> int:
         return math.floor(self._clock.now() * 1000.0)
@@ -104,7 +107,8 @@ class SqlRateLimiter:
             async with self._locks.setdefault(key, asyncio.Lock()):
                 while not spare:
                     want = min(BATCH, self._waiting[key])
-                    got = await asyncio.to_thread(self._try_take, key, want)
+                    pending, self._pending = self._pending, []
+                    got = await asyncio.to_thread(self._try_take, key, want, pending)
                     if isinstance(got, list):
                         spare.extend(got)
                     else:
@@ -133,10 +137,33 @@ class SqlRateLimiter:
         headers; on 429 pause this key only. Status 0: the send failed, no answer."""
         flying = self._in_flight.get(key)
         slot, sent = flying.popleft() if flying else (None, None)
-        await asyncio.to_thread(self._observe, key, status, dict(headers.items()), slot, sent)
+        now = self._now_ms()
+        seen = p.RateHeaders.parse(headers, self._clock.now())
+        if key in self._known and not self._needs_budget_write(key, status, seen, now):
+            if slot is not None:  # the usual answer: only its slot to free, written in a batch
+                self._pending.append({"k": key, "s": slot, "at": now + self._reuse(key)})
+                self._schedule_flush()
+        else:
+            await asyncio.to_thread(self._observe, key, status, seen, slot, sent)
         event = self._answered.get(key)
         if event is not None:
             event.set()
+
+    def _schedule_flush(self) -> None:
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        """Write the freed slots of the last few milliseconds in one statement. Late is safe:
+        until written, a slot only looks busy for a little longer."""
+        await asyncio.sleep(FLUSH_S)
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.to_thread(self._flush, pending)
+
+    def _flush(self, pending: list[dict[str, Any]]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(_FREE, pending)
 
     async def has_budget(self, key: str) -> bool:
         """True when `key` is not paused, above its daily reserve and within the day's pace."""
@@ -151,12 +178,15 @@ class SqlRateLimiter:
 
     # -- blocking parts, run in a thread ------------------------------------------------------
 
-    def _try_take(self, key: str, want: int) -> list[int] | float:
-        """The slots taken (at least one), or ms to wait (inf: all usable ones in flight)."""
+    def _try_take(self, key: str, want: int, pending: list[dict[str, Any]]) -> list[int] | float:
+        """The slots taken (at least one), or ms to wait (inf: all usable ones in flight);
+        freed slots not yet written (`pending`) are written first, in the same transaction."""
         self._ensure_rows(key)
         now = self._now_ms()
         params = {"k": key, "now": now, "hold": now + int(self.policy.hold_ms), "n": want}
         with self._engine.begin() as conn:
+            if pending:
+                conn.execute(_FREE, pending)
             taken = [row.slot for row in conn.execute(self._take, params)]
             if taken:
                 return taken
@@ -177,19 +207,12 @@ class SqlRateLimiter:
         self,
         key: str,
         status: int,
-        headers: dict[str, str],
+        seen: p.RateHeaders,
         slot: int | None,
         sent: int | None,
     ) -> None:
         self._ensure_rows(key)
         now = self._now_ms()
-        seen = p.RateHeaders.parse(headers, self._clock.now())
-        if not self._needs_budget_write(key, status, seen, now):
-            if slot is not None:
-                with self._engine.begin() as conn:
-                    at = now + self._reuse(key) + self._margin
-                    conn.execute(_FREE, {"k": key, "s": slot, "at": at})
-            return
         with begin_immediate(self._engine) as conn:
             state = _to_state(conn.execute(_select(key).with_for_update()).one())
             oldest = conn.execute(_OLDEST, {"k": key, "now": now}).scalar()
@@ -233,8 +256,10 @@ class SqlRateLimiter:
         )
 
     def _reuse(self, key: str) -> int:
+        """Milliseconds from an answer until its slot is free again (with the margin)."""
         max_, interval, _ = self._known.get(key, (*self._defaults[:2], False))
-        return math.ceil(p.reuse_ms(p.LimitState(key=key, max=max_, interval_ms=interval)))
+        state = p.LimitState(key=key, max=max_, interval_ms=interval)
+        return math.ceil(p.reuse_ms(state)) + self._margin
 
     def _learn(self, conn: sa.Connection, key: str, state: p.LimitState) -> None:
         """Remember the limits; make sure the key has a slot row per request its window allows."""
