@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ghlsync.cli import app
+from ghlsync.cli._catalog import build, readme_line
 from ghlsync.mapping import AppConfig
 from ghlsync.recipes import ACTIONS, TRIGGERS
 
@@ -97,3 +98,11 @@ def test_a_broken_config_exits_2(tmp_path: Path) -> None:
 
     assert result.exit_code == 2
     assert "tokn" in result.output
+
+
+def test_the_readme_count_is_the_catalog_s() -> None:
+    line = readme_line(build(AppConfig.default()))
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+
+    assert f"**{len(TRIGGERS) + len(ACTIONS)} triggers and actions**" in line
+    assert line in readme.splitlines(), "README's count is stale: run ./scripts/catalog-count"

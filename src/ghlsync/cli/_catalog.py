@@ -56,6 +56,22 @@ def build(config: AppConfig) -> dict[str, Any]:
     }
 
 
+README_MARK = "<!-- catalog count: ./scripts/catalog-count rewrites this line -->"
+
+
+def readme_line(found: dict[str, Any]) -> str:
+    """The README's count line, from `build(AppConfig.default())`."""
+    counts = found["counts"]
+    triggers, actions = len(found["triggers"]), len(found["actions"])
+    return (
+        f"{README_MARK} **{found['count']} triggers and actions** for recipes: {triggers} "
+        f"triggers ({counts.get('trigger:dripjobs', 0)} DripJobs events, "
+        f"{counts.get('trigger:ghl', 0)} GHL webhook events) and {actions} actions "
+        f"({counts.get('action:ghl', 0)} GHL, {counts.get('action:dripjobs', 0)} DripJobs "
+        "write-backs); `ghlsync catalog` lists them."
+    )
+
+
 def triggers(config: AppConfig) -> list[dict[str, Any]]:
     """Every trigger: the config's DripJobs events (`dripjobs.<event>`) and GHL's webhook
     events that name a location (`ghl.<type>`)."""
