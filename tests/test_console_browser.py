@@ -85,7 +85,7 @@ def test_mapping_tester_and_record_search(browser_page: Any, console_site: Conso
     assert "POST" in result and "/tasks" in result
 
     page.get_by_role("link", name="Records").click()
-    page.get_by_label("DripJobs id, GHL id, email or phone").fill(CUSTOMER_EMAIL)
+    page.get_by_label("Name, email, phone, DripJobs id or GHL id").fill(CUSTOMER_EMAIL)
     page.get_by_role("button", name="Search").click()
     record = page.get_by_test_id("record").inner_text()
     assert "cust-ava" in record and LOCATION in record

@@ -15,7 +15,7 @@ from ghlsync.ghl._vault import stored_status
 from ghlsync.mapping import AppConfig
 from ghlsync.sandbox import SandboxServer
 from ghlsync.store._tables import ghl_connections
-from tests._console_kit import ConsoleSite, csrf_of, sign_in, start
+from tests._console_kit import ConsoleSite, sign_in, start
 
 
 @pytest.fixture
@@ -34,10 +34,10 @@ def oauth_site(
 
 
 def _connect(client: httpx2.Client, site: ConsoleSite) -> httpx2.Response:
-    """Press Connect GHL; the answer is the redirect to the consent page."""
+    """Follow the Connect GHL link; the answer is the redirect to the consent page."""
     page = client.get(f"{site.console}/connections")
-    assert "Connect GHL" in page.text
-    return client.post(f"{site.console}/oauth/connect", data={"csrf": csrf_of(page.text)})
+    assert 'href="/console/oauth/connect"' in page.text and "Connect GHL" in page.text
+    return client.get(f"{site.console}/oauth/connect")
 
 
 def test_connect_goes_through_the_consent_and_stores_the_tokens(
@@ -96,3 +96,8 @@ def test_connect_without_the_app_says_what_to_set(
         answer = _connect(client, oauth_site)
     assert answer.status_code == 200
     assert "GHLSYNC_GHL_CLIENT_ID" in answer.text and "/console/oauth/callback" in answer.text
+
+
+def test_connect_is_behind_the_sign_in(oauth_site: ConsoleSite) -> None:
+    answer = httpx2.get(f"{oauth_site.console}/oauth/connect")  # e.g. a link on another site
+    assert answer.status_code == 303 and answer.headers["location"].endswith("/console/login")

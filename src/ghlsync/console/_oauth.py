@@ -1,11 +1,14 @@
 """Connect (or reconnect) GHL from the console: the OAuth flow through serve's own callback.
 
-*Connect GHL* (a signed-in form, CSRF-checked) sends the browser to GHL's consent page with a
+*Connect GHL* (a link for a signed-in session) sends the browser to GHL's consent page with a
 fresh random `state`; GHL redirects back to `<public URL>/console/oauth/callback` with a code
 and that `state`; the callback trades the code for tokens and stores them encrypted in the
 vault, stamped with the running environment. The callback is not behind the sign-in (the
 console cookie is SameSite=Strict, so a redirect from GHL's site does not carry it): the
 one-time `state`, issued to a signed-in session minutes before, is what authorises it.
+Connect is a link (GET), not a form: the console's CSP (`form-action 'self'`) rightly stops a
+form from ending on GHL's site, and the SameSite=Strict cookie already keeps another site from
+starting a consent in an admin's name (its link arrives signed out).
 
 The marketplace app is the one `ghlsync auth login` uses: `GHLSYNC_GHL_CLIENT_ID` and
 `GHLSYNC_GHL_CLIENT_SECRET`. GHL's consent page is `GHLSYNC_GHL_MARKETPLACE_URL`, else GHL's
@@ -84,7 +87,7 @@ def routes(console: Console) -> list[Route]:
         return await oauth_callback(console, request)
 
     return [
-        Route("/oauth/connect", console.signed(connect), methods=["POST"]),
+        Route("/oauth/connect", console.signed(connect), methods=["GET"]),
         Route(CALLBACK_PATH, callback, methods=["GET"]),
     ]
 
@@ -111,8 +114,7 @@ async def connect(console: Console, request: Request, signed: Signed) -> Respons
     """Send the browser to GHL's consent page with a fresh state."""
     from ghlsync.console._pages import connections
 
-    form = await request.form()
-    user_type = str(form.get("user_type") or "Location")
+    user_type = request.query_params.get("user_type") or "Location"
     if user_type not in _USER_TYPES:
         user_type = "Location"
     redirect_uri = console.public_url(request) + console.root(request) + CALLBACK_PATH
