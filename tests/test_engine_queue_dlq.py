@@ -94,6 +94,7 @@ def test_engine_exports_are_pinned() -> None:
         "SyncEvent",
         "Worker",
         "accept",
+        "accept_many",
         "add_budgets",
         "claim",
         "complete",
