@@ -28,7 +28,8 @@ ghl_connections = sa.Table(
     sa.Column("environment", sa.String(32)),  # 0012: the environment it belongs to
 )
 
-# One row per rate-limit key (location or company), shared by every process (GCRA).
+# One row per rate-limit key (location or company), shared by every process: what GHL's
+# headers said (limits, 429 pause, daily count). `tat_ms` is unused since the slot limiter.
 rate_budget = sa.Table(
     "rate_budget",
     metadata,
