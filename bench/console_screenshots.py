@@ -49,16 +49,21 @@ SHOTS = [  # file, path, what to do on the page first
     ("connections.png", "/connections", None),
     ("dead-letters.png", "/dead-letters", "open_payload"),
     ("tester.png", "/tester?event=appointment.scheduled", "run_tester"),
+    ("tester-sandbox.png", "/tester?event=customer.created", "send_to_sandbox"),
     ("records.png", "/records?q={customer}", None),
+    ("records-by-name.png", "/records?q={first_name}", None),
     ("activity.png", "/activity", None),
 ]
 
 
-def _config(database_url: str) -> AppConfig:
+def _config(database_url: str, sandbox: SandboxServer) -> AppConfig:
     raw = AppConfig.default().model_dump(mode="python", by_alias=True)
     raw["database_url"] = database_url
+    raw["environment"] = "production"
+    sandbox_ghl = {"base_url": sandbox.url, "location_id": sandbox.location_id}
+    raw["environments"] = {"production": {}, "sandbox": {"ghl": sandbox_ghl}}
     raw["ghl"] = {
-        "base_url": "http://127.0.0.1:1",
+        "base_url": sandbox.url,  # where Connect GHL trades its code (GHL's API in production)
         "location_id": SandboxServer.location_id,
         "calendar_id": SandboxServer.calendar_id,
     }
@@ -69,6 +74,12 @@ def _config(database_url: str) -> AppConfig:
         }
     }
     config = AppConfig.model_validate(raw)
+    environments = dict(config.environments)
+    sandbox_env = environments["sandbox"]
+    assert sandbox_env.ghl is not None
+    token = sandbox_env.ghl.model_copy(update={"token": Secret(sandbox.token)})
+    environments["sandbox"] = sandbox_env.model_copy(update={"ghl": token})
+    config = config.model_copy(update={"environments": environments})
     ghl = config.ghl.model_copy(update={"token": Secret("pit-screenshots")})
     dripjobs = config.dripjobs.model_copy(update={"secret": Secret("demo-webhook-secret")})
     return config.model_copy(update={"ghl": ghl, "dripjobs": dripjobs})
@@ -102,23 +113,32 @@ def _act(page: Any, action: str | None) -> None:
     elif action == "run_tester":
         page.get_by_role("button", name="Show the GHL calls").click()
         page.get_by_test_id("tester-result").wait_for()
+    elif action == "send_to_sandbox":
+        page.get_by_role("button", name="Send to sandbox").click()
+        page.get_by_test_id("sandbox-result").wait_for()
 
 
-def _synced_customer(engine: sa.Engine) -> str:
-    """A DripJobs customer id the demo synced (for the Records page)."""
-    from ghlsync.store._tables_sync import id_map
+def _synced_customer(engine: sa.Engine) -> tuple[str, str]:
+    """A DripJobs customer id the demo synced, and its first name (for the Records page)."""
+    import json
 
+    from ghlsync.store._tables_sync import sync_state
+
+    s = sync_state.c
     query = (
-        sa.select(id_map.c.source_id)
-        .where(id_map.c.entity_type == "contact")
-        .order_by(id_map.c.source_id)
-        .limit(1)
+        sa.select(s.source_id, s.snapshot)
+        .where(s.entity_type == "contact", s.side == "ghl")
+        .order_by(s.source_id)
     )
     with engine.connect() as conn:
-        return str(conn.execute(query).scalar_one())
+        for source_id, snapshot in conn.execute(query):
+            first = json.loads(snapshot or "{}").get("body", {}).get("firstName")
+            if first:
+                return str(source_id), str(first)
+    raise SystemExit("the demo synced no contact with a first name")
 
 
-def _shoot(url: str, out: Path, customer: str) -> None:
+def _shoot(url: str, out: Path, customer: tuple[str, str]) -> None:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as driver:
@@ -131,9 +151,14 @@ def _shoot(url: str, out: Path, customer: str) -> None:
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("heading", name="Overview").wait_for()
         for name, path, action in SHOTS:
-            page.goto(f"{url}/console{path.format(customer=customer)}")
+            page.goto(f"{url}/console{path.format(customer=customer[0], first_name=customer[1])}")
             _act(page, action)
             page.screenshot(path=out / name, full_page=name != "activity.png")
+        os.environ.pop("GHLSYNC_PUBLIC_URL")  # GHL must send the browser back to this server
+        page.goto(f"{url}/console/connections")
+        page.get_by_role("button", name="Connect GHL for Second office (Denver)").click()
+        page.get_by_role("heading", name="GHL connected").wait_for()  # the sandbox consented
+        page.screenshot(path=out / "connected.png")
         phone = browser.new_context(
             viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
         )
@@ -151,6 +176,12 @@ def main() -> None:
     os.environ["GHLSYNC_PUBLIC_URL"] = "https://sync.example.com"  # the URLs a Zap would use
     summary = asyncio.run(run_pipeline(12, options=PipelineOptions(keep=True)))
     database_url = summary.database_url
+    sandbox = SandboxServer().start()  # the sandbox environment: Send to sandbox, Connect GHL
+    os.environ.update(
+        GHLSYNC_GHL_CLIENT_ID="sandbox-client",
+        GHLSYNC_GHL_CLIENT_SECRET="sandbox-secret",
+        GHLSYNC_GHL_MARKETPLACE_URL=sandbox.url,
+    )
     engine = create_engine(database_url)
     try:
         location = SandboxServer.location_id
@@ -160,7 +191,7 @@ def main() -> None:
             engine, cipher, "ve9EPM428h8vShlRW1KT", now=time.time(), name="Second office (Denver)"
         )
         set_password(engine, PASSWORD, now=time.time())
-        config = _config(database_url)
+        config = _config(database_url, sandbox)
         app = create_app(
             engine=engine, config=config, locations=LocationDirectory(engine, config, cipher)
         )
@@ -168,6 +199,7 @@ def main() -> None:
             _shoot(url, args.out, _synced_customer(engine))
     finally:
         engine.dispose()
+        sandbox.stop()
         folder = Path(database_url.removeprefix("sqlite:///")).parent
         shutil.rmtree(folder, ignore_errors=True)
     for png in sorted(args.out.glob("*.png")):
