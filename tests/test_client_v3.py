@@ -229,3 +229,31 @@ async def test_v3_oauth_flow_against_the_sandbox(
         assert response.status_code == 200, response.text
         assert request_errors(spec, request) == []
         assert response_errors(spec, request, response) == []
+
+
+async def test_raw_v2_request_goes_as_v3_on_a_v3_connection() -> None:
+    seen: list[httpx2.Request] = []
+
+    def handle(request: httpx2.Request) -> httpx2.Response:
+        seen.append(request)
+        return httpx2.Response(200, json={"succeeded": True})
+
+    client = GHLClient(
+        base_url="http://x.test",
+        tokens=StaticTokens({LOC: "t"}),
+        transport=httpx2.MockTransport(handle),
+        api_version="v3",
+    )
+    async with client:
+        path = "/contacts/c1/campaigns/removeAll"
+        await client.request("DELETE", path, key=LOC, version="2021-07-28")
+        await client.request("GET", "/users/u1", key=LOC, version="2021-07-28")
+        await client.request(
+            "GET", f"/locations/{LOC}", key=LOC, version="2021-07-28", translate=False
+        )
+    sent = [(r.url.path, r.headers["Version"]) for r in seen]
+    assert sent == [
+        ("/contacts/c1/campaigns/remove-all", "v3"),
+        ("/users/u1", "2021-07-28"),
+        (f"/locations/{LOC}", "2021-07-28"),
+    ]

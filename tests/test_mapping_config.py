@@ -165,7 +165,8 @@ def test_secrets_are_masked_in_reprs_and_dumps(tmp_path: Path) -> None:
         (
             "ghl: {tokn: x}\n",
             "ghlsync.yaml: ghl.tokn: unknown key; allowed: base_url, location_id, token, "
-            "calendar_id, timezone, webhook_public_key, app_id (did you mean 'token'?)",
+            "calendar_id, timezone, webhook_public_key, app_id, api_version "
+            "(did you mean 'token'?)",
         ),
         ("colour: blue\n", "ghlsync.yaml: colour: unknown key; allowed: database_url, ghl,"),
         (

@@ -83,15 +83,16 @@ def login(
     timeout: float = typer.Option(300.0, help="Seconds to wait for the consent."),
 ) -> None:
     """Connect a GHL location (or agency) through OAuth and store its tokens encrypted."""
-    base_url = base_url or load_config_or_fail("auth login", config).ghl.base_url
+    ghl = load_config_or_fail("auth login", config).ghl
     callback = _fail_on_error(_CallbackServer, redirect_port)
     oauth = OAuthApp(
         client_id,
         Secret(client_secret),
         callback.redirect_uri,
         scopes.split(),
-        base_url=base_url,
+        base_url=base_url or ghl.base_url,
         marketplace_url=marketplace_url,
+        api_version=ghl.api_version,  # v3: camelCase token calls (docs/api-versions.md)
     )
     with _open_vault("auth login", config, database_url, oauth) as vault:
         key = _login_flow(oauth, vault, callback, open_browser, timeout, user_type)

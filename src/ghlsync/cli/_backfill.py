@@ -117,7 +117,12 @@ async def _main(
     from ghlsync.mapping import Mapper
 
     limiter = CountingLimiter(SqlRateLimiter(engine))  # the budget live workers share
-    client = GHLClient(base_url=config.ghl.base_url, tokens=services.tokens, limiter=limiter)
+    client = GHLClient(
+        base_url=config.ghl.base_url,
+        tokens=services.tokens,
+        limiter=limiter,
+        api_version=services.directory.api_version,  # v2 or v3 per location
+    )
     mapper = Mapper(config)
     try:
         if dry_run:

@@ -70,7 +70,8 @@ def call(
     key = location or "default"
     try:
         with _quiet_client():
-            answer, rate = asyncio.run(_send(url, key, secret, op, path, query, payload))
+            sending = _send(url, key, secret, op, path, query, payload, ghl.api_version)
+            answer, rate = asyncio.run(sending)
     except GHLError as error:
         _fail(error, url)
     typer.echo(json.dumps(answer, indent=2, ensure_ascii=False))
@@ -85,9 +86,12 @@ async def _send(
     path: dict[str, str],
     query: dict[str, str],
     body: Any,
+    api_version: str,
 ) -> tuple[Any, RateInfo | None]:
     # One retry, not five: a person is waiting, and the error says what to check.
-    client = GHLClient(base_url=url, tokens=StaticTokens({key: secret}), max_attempts=2)
+    client = GHLClient(
+        base_url=url, tokens=StaticTokens({key: secret}), max_attempts=2, api_version=api_version
+    )
     async with client:
         answer = await client.call(
             op.operation_id, key=key, path_params=path, params=query, body=body

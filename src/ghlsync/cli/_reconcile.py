@@ -80,7 +80,10 @@ async def _run(
     except SecretKeyError as exc:
         raise fail("reconcile", f"cannot open the token vault: {exc}") from None
     client = GHLClient(
-        base_url=config.ghl.base_url, tokens=services.tokens, limiter=SqlRateLimiter(engine)
+        base_url=config.ghl.base_url,
+        tokens=services.tokens,
+        limiter=SqlRateLimiter(engine),
+        api_version=services.directory.api_version,  # v2 or v3 per location
     )
     try:
         return await Sweep(engine, client, location, since=since, budget=budget).run(repair=repair)

@@ -150,7 +150,12 @@ async def _run(
 
     # Shared budget: every worker process of a location takes its calls from one row.
     limiter = SqlRateLimiter(engine)
-    client = GHLClient(base_url=config.ghl.base_url, tokens=services.tokens, limiter=limiter)
+    client = GHLClient(
+        base_url=config.ghl.base_url,
+        tokens=services.tokens,
+        limiter=limiter,
+        api_version=services.directory.api_version,  # v2 or v3 per location
+    )
     runner = Worker(
         engine,
         client,

@@ -16,8 +16,9 @@ mapping (camelCase or snake_case keys) and are checked before sending: an unknow
 unknown fields. `client.call(operation_id, ...)` reaches every registered operation
 (`ghlsync.ghl._operations.OPERATIONS`) by its spec operationId.
 
-API version per connection: `GHLClient(api_version="v3")` (or a mapping key -> "v2"/"v3",
-others "v2") sends `Version: v3`, v3 paths and v3 bodies on every operation GHL publishes in
+API version per connection: `GHLClient(api_version="v3")`, a mapping key -> "v2"/"v3"
+(others "v2"), or a function key -> version (`LocationDirectory.api_version`). A v3
+connection sends `Version: v3`, v3 paths and v3 bodies on every operation GHL publishes in
 v3, and the v2 Version on the v2-only ones (opportunities, users, workflows, campaigns).
 Bodies and answers are translated in `_v3.py`: resources and flows see one shape.
 `probe_api_versions(client, key)` says which versions GHL accepts for a token.
@@ -126,7 +127,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
@@ -221,9 +222,9 @@ class GHLClient:
         max_attempts: int = 5,
         clock: Clock = SYSTEM_CLOCK,
         rng: random.Random | None = None,
-        api_version: str | Mapping[str, str] = "v2",
+        api_version: str | Mapping[str, str] | Callable[[str], str] = "v2",
     ) -> None:
-        self._default_api, self._apis = _api_versions(api_version)
+        self._api_of = _api_versions(api_version)
         self._tokens = tokens
         self._limiter = limiter
         self._max_attempts = max_attempts
@@ -267,7 +268,7 @@ class GHLClient:
 
     def api_version(self, key: str) -> ApiVersion:
         """The API version ("v2" or "v3") this client speaks for connection `key`."""
-        return self._apis.get(key, self._default_api)
+        return self._api_of(key)
 
     def last_rate(self, key: str) -> RateInfo | None:
         """The rate-limit headers of the last response seen for `key`."""
@@ -282,25 +283,17 @@ class GHLClient:
         params: Mapping[str, Any] | None = None,
         body: Any = None,
     ) -> Any:
-        """Send the registered operation `operation_id`; the body is checked by its model.
-
-        On a v3 connection the path, Version and body are v3's where GHL has the operation in
-        v3, and the answer comes back in the v2 shape the resources read.
-        """
+        """Send the registered operation `operation_id`; the body is checked by its model."""
         operation = OPERATIONS[operation_id]
-        api = self.api_version(key)
-        json = operation.dump_body(body)
-        v3 = operation.uses_v3(api)
-        answer = await self.request(
+        return await self.request(
             operation.method,
-            operation.format_path(path_params or {}, api),
+            operation.format_path(path_params or {}),
             key=key,
-            version=operation.version_for(api),
+            version=operation.version,
             params=_clean_params(params),
-            json=body_to_v3(operation_id, json) if v3 else json,
+            json=operation.dump_body(body),
             idempotent=operation.idempotent,
         )
-        return answer_from_v3(answer) if v3 else answer
 
     async def request(
         self,
@@ -312,14 +305,18 @@ class GHLClient:
         params: Mapping[str, Any] | None = None,
         json: Any = None,
         idempotent: bool | None = None,
+        translate: bool = True,
     ) -> Any:
         """Send one logical request (retrying per policy) and return the parsed JSON answer.
 
         A body for a registered operation is checked against its model first; an unknown or
-        ill-typed field raises `ValidationError` without sending anything.
+        ill-typed field raises `ValidationError` without sending anything. Requests are
+        written as v2 (path, Version, body); on a v3 connection one GHL publishes in v3 goes
+        as v3, and its answer comes back in v2's shape (`translate=False`: sent as given).
         """
         call = _Call(method.upper(), path, key, version, params, json, idempotent)
         _check_body(call)
+        v3 = translate and self._to_v3(call)
         token = await self._tokens.token(key)
         while True:
             response = await self._attempt(call, token)
@@ -329,8 +326,21 @@ class GHLClient:
                 token = await self._refresh(call, token, response)
                 continue
             if response.is_success:
-                return _parse(response)
+                answer = _parse(response)
+                return answer_from_v3(answer) if v3 else answer
             await self._after_error(call, response)
+
+    def _to_v3(self, call: _Call) -> bool:
+        """Rewrite `call` as v3 when its key speaks v3 and GHL has the operation in v3."""
+        if call.version == V3 or self.api_version(call.key) != V3:
+            return False
+        operation = find_operation(call.method, call.path)
+        if operation is None or not operation.uses_v3(V3):
+            return False
+        call.path = operation.v3_filled(call.path)
+        call.version = V3
+        call.json = body_to_v3(operation.operation_id, call.json)
+        return True
 
     async def _attempt(self, call: _Call, token: Secret) -> httpx2.Response | None:
         """One send; None means "a retry is due, already waited for"."""
@@ -502,7 +512,7 @@ async def probe_api_versions(client: GHLClient, location_id: str) -> dict[str, b
     accepted: dict[str, bool] = {}
     for api, version in (("v2", V_DEFAULT), ("v3", V3)):
         try:
-            await client.request("GET", path, key=location_id, version=version)
+            await client.request("GET", path, key=location_id, version=version, translate=False)
         except GHLError:
             accepted[api] = False
         else:
@@ -511,12 +521,17 @@ async def probe_api_versions(client: GHLClient, location_id: str) -> dict[str, b
 
 
 def _api_versions(
-    api_version: str | Mapping[str, str],
-) -> tuple[ApiVersion, dict[str, ApiVersion]]:
-    """The default version and the per-key ones, checked ("v2" or "v3")."""
+    api_version: str | Mapping[str, str] | Callable[[str], str],
+) -> Callable[[str], ApiVersion]:
+    """key -> version, from one version, a mapping (others "v2") or a function (checked)."""
     if isinstance(api_version, str):
-        return _api(api_version), {}
-    return "v2", {key: _api(value) for key, value in api_version.items()}
+        fixed = _api(api_version)
+        return lambda _key: fixed
+    if isinstance(api_version, Mapping):
+        known = {key: _api(value) for key, value in api_version.items()}
+        return lambda key: known.get(key, "v2")
+    function = api_version
+    return lambda key: _api(function(key))
 
 
 def _api(value: str) -> ApiVersion:

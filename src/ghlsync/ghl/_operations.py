@@ -90,6 +90,15 @@ class Operation:
             raise ValidationError(f"{self.operation_id}: missing path parameter(s) {missing}")
         return _PARAM.sub(lambda match: quote(str(values[match[1]]), safe=""), self.path_for(api))
 
+    def v3_filled(self, path: str) -> str:
+        """A filled-in v2 `path` of this operation as its v3 path (the same, but for renames)."""
+        if not self.v3_path or self.v3_path == self.path:
+            return path
+        found = _named(self.path).fullmatch(path)
+        if found is None:
+            return path
+        return _PARAM.sub(lambda match: found[match[1]], self.v3_path)
+
     def matches(self, method: str, path: str) -> bool:
         """True when `method path` (a filled-in path, no query) is this operation (v2 or v3)."""
         if method.upper() != self.method:
@@ -250,6 +259,12 @@ def _pattern(template: str) -> re.Pattern[str]:
     return re.compile(
         _PARAM.sub("[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
     )
+
+
+@functools.cache
+def _named(template: str) -> re.Pattern[str]:
+    pattern = re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
+    return re.compile(_PARAM.sub(lambda match: f"(?P<{match[1]}>[^/]+)", pattern))
 
 
 # Literal paths first, so POST /contacts/search is not taken for a /contacts/{contactId}.

@@ -89,6 +89,8 @@ class GHLSettings(_Model):
     # and PLAN_CHANGE are acted on only when their `appId` is this one. Unset: derived from
     # GHLSYNC_GHL_CLIENT_ID (`<appId>-<suffix>`); neither: those events are all refused.
     app_id: str | None = Field(None, min_length=1)
+    # GHL API family per connection (docs/api-versions.md); a location's stored value wins.
+    api_version: Literal["v2", "v3"] = "v2"
 
     @field_validator("timezone")
     @classmethod

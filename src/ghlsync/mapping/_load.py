@@ -35,6 +35,7 @@ ENV_OVERRIDES: dict[str, tuple[str, ...]] = {
     "GHLSYNC_GHL_CALENDAR_ID": ("ghl", "calendar_id"),
     "GHLSYNC_DRIPJOBS_SECRET": ("dripjobs", "secret"),
     "GHLSYNC_GHL_APP_ID": ("ghl", "app_id"),
+    "GHLSYNC_GHL_API_VERSION": ("ghl", "api_version"),
     "GHLSYNC_ADMIN_TOKEN": ("server", "admin_token"),
     "GHLSYNC_WRITEBACK_SECRET": ("writeback", "secret"),
     **{

@@ -21,6 +21,7 @@ from ghlsync.ghl._errors import GHLError
 from ghlsync.ghl._tokens import StaticTokens
 from ghlsync.mapping import AppConfig
 from ghlsync.mapping._readiness import readiness_warnings
+from ghlsync.preflight._api_version import check_api_version
 from ghlsync.preflight._ghl_checks import (
     check_calendar,
     check_custom_fields,
@@ -55,7 +56,7 @@ async def check_config(pf: Preflight) -> list[CheckLine]:
 CHECKS: list[Check] = [
     check_config,
     check_token,
-    # (the GHL API version the token accepts goes here: docs/environments.md)
+    check_api_version,
     check_scopes,
     check_calendar,
     check_custom_fields,
@@ -132,6 +133,7 @@ async def _client(
         transport=transport,
         max_attempts=2,
         timeout=15.0,
+        api_version=config.ghl.api_version,
     )
     async with client:
         yield client

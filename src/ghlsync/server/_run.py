@@ -202,6 +202,7 @@ def build_worker(
         tokens=services.tokens,
         limiter=limiter,
         timeout=timeout,
+        api_version=services.directory.api_version,  # v2 or v3 per location
     )
     return Worker(
         engine,

@@ -57,6 +57,7 @@ class LocationContext:
     active: bool = True
     # Set when the location or its token belongs to another environment (`_environment.py`).
     conflict: str | None = None
+    api_version: str = "v2"  # GHL API family: the stored one, else the config's
 
 
 class LocationUninstalledError(RetriableError):
@@ -137,6 +138,10 @@ class LocationDirectory:
             )
         return context
 
+    def api_version(self, location_id: str) -> str:
+        """The GHL API version ("v2" or "v3") the location is called with (for `GHLClient`)."""
+        return self.get(location_id).api_version
+
     def claim(self, location_id: str) -> None:
         """Record this process's environment on the location's rows that have none."""
         claim_environment(self.engine, location_id, self.base_config.environment)
@@ -173,13 +178,15 @@ class LocationDirectory:
         if row is None:
             return self._context(location_id, None, self._default_calendar(location_id), True)
         calendar = row.calendar_id or self._default_calendar(location_id)
-        return self._context(location_id, row.mapping_override, calendar, row.active)
+        context = self._context(location_id, row.mapping_override, calendar, row.active)
+        return replace(context, api_version=row.api_version) if row.api_version else context
 
     def _context(
         self, location_id: str, override: str | None, calendar_id: str | None, active: bool
     ) -> LocationContext:
         config, mapper = self._mapper_for(location_id, override)
-        return LocationContext(location_id, calendar_id, mapper, config, active)
+        api = config.ghl.api_version
+        return LocationContext(location_id, calendar_id, mapper, config, active, api_version=api)
 
     def _mapper_for(self, location_id: str, override: str | None) -> tuple[AppConfig, Mapper]:
         # One mapper per distinct override text: a refresh does not rebuild it.

@@ -56,6 +56,7 @@ class LocationRow:
     installed_at: float
     uninstalled_at: float | None
     updated_at: float
+    api_version: str | None = None  # "v2" | "v3"; None: the config's ghl.api_version
 
     @property
     def active(self) -> bool:
@@ -185,8 +186,11 @@ def register_location(
 def set_location_options(
     engine: sa.Engine, location_id: str, *, now: float, **values: str | None
 ) -> bool:
-    """Change `calendar_id`, `mapping_override` or `name`; False when there is no such row."""
-    allowed = {"calendar_id", "mapping_override", "name"}
+    """Change `calendar_id`, `mapping_override`, `name` or `api_version` ("v2", "v3", None);
+    False when there is no such row."""
+    allowed = {"calendar_id", "mapping_override", "name", "api_version"}
+    if values.get("api_version") not in (None, "v2", "v3"):
+        raise ValueError(f"api_version must be 'v2' or 'v3', not {values['api_version']!r}")
     if set(values) - allowed:
         raise ValueError(f"only {sorted(allowed)} can be set")
     with begin_immediate(engine) as conn:
@@ -294,6 +298,7 @@ def _location(row: Any) -> LocationRow:
         installed_at=row.installed_at,
         uninstalled_at=row.uninstalled_at,
         updated_at=row.updated_at,
+        api_version=row.api_version,
     )
 
 

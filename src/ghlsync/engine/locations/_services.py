@@ -34,7 +34,13 @@ def oauth_from_env(config: AppConfig, env: Mapping[str, str] | None = None) -> O
     client_id, secret = env.get("GHLSYNC_GHL_CLIENT_ID"), env.get("GHLSYNC_GHL_CLIENT_SECRET")
     if not client_id or not secret:
         return None
-    return OAuthApp(client_id, Secret(secret), "", base_url=config.ghl.base_url)
+    return OAuthApp(
+        client_id,
+        Secret(secret),
+        "",
+        base_url=config.ghl.base_url,
+        api_version=config.ghl.api_version,
+    )
 
 
 @dataclass(frozen=True, slots=True)
