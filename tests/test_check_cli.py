@@ -218,3 +218,28 @@ def test_the_ghlsync_command_has_check() -> None:
 
     assert result.exit_code == 0
     assert "--env" in result.output and "--json" in result.output
+
+
+def test_what_the_recipes_name_must_exist_in_ghl_too(fresh: Path) -> None:
+    raw = yaml.safe_load(fresh.read_text())
+    raw["recipes"] = [
+        {
+            "name": "new-lead",
+            "when": {"trigger": "dripjobs.lead.created"},
+            "do": [
+                {"add_to_workflow": {"workflow": "New lead nurture"}},
+                {"add_to_workflow": {"workflow": "No such workflow"}},
+                {"move_opportunity": {"pipeline": "Sales pipeline", "stage": "Nowhere"}},
+                {"create_task": {"title": "Call {first_name}", "due": "+0d", "assign": "{x}"}},
+            ],
+        }
+    ]
+    fresh.write_text(yaml.safe_dump(raw))
+    result = _run("check", "--config", str(fresh))
+    out = result.output
+
+    assert result.exit_code == 1
+    assert "✓ workflows: recipe new-lead: workflow 'New lead nurture' exists" in out
+    assert "✗ workflows: recipe new-lead: No such workflow is not in the location" in out
+    assert "✗ pipelines: recipe new-lead: pipeline 'Sales pipeline' has no stage 'Nowhere'" in out
+    assert "{x}" not in out  # filled in per event: not checkable before it runs

@@ -11,6 +11,7 @@ from typing import Any
 from ghlsync.ghl._errors import AuthenticationError, GHLError, PermissionDeniedError
 from ghlsync.mapping import AppConfig
 from ghlsync.preflight._model import CheckLine, Preflight, failed, passed
+from ghlsync.preflight._recipe_refs import recipe_refs
 
 __all__ = [
     "check_calendar",
@@ -142,16 +143,19 @@ def _path(operation: str) -> str:
 
 
 def _recipe_scopes(config: AppConfig) -> list[str]:
-    return ["workflows.readonly"] if _recipe_refs(config).get("workflow") else []
+    refs = recipe_refs(config)
+    needed = ["workflows.readonly"] if refs.workflows else []
+    return needed + (["opportunities.readonly", "opportunities.write"] if refs.pipelines else [])
 
 
 async def check_calendar(pf: Preflight) -> list[CheckLine]:
-    """The calendar appointments are written to exists in the location."""
+    """The calendar appointments are written to (and any a recipe books in) exists."""
     appointments = any(rule.entity == "appointment" for rule in pf.config.events.values())
-    if pf.client is None or not appointments:
+    recipes = recipe_refs(pf.config).calendars
+    if pf.client is None or not (appointments or recipes):
         return []
     calendar = pf.config.ghl.calendar_id
-    if not calendar:
+    if appointments and not calendar:
         return [
             failed(
                 "calendar",
@@ -165,15 +169,19 @@ async def check_calendar(pf: Preflight) -> list[CheckLine]:
     except GHLError as error:
         return [failed("calendar", f"cannot list calendars: {_ghl_words(error)}", _scope_fix())]
     known = _items(answer, "calendars", "id", "name")
-    if calendar in known:
-        return [passed("calendar", f"calendar {calendar} ({known[calendar]}) reachable")]
-    return [_missing("calendar", "ghl.calendar_id", calendar, known)]
+    wanted = {calendar: "ghl.calendar_id"} if appointments and calendar else {}
+    wanted |= {cal: where for cal, where in recipes.items() if cal not in wanted}
+    return [
+        passed("calendar", f"calendar {cal} ({known[cal]}) reachable")
+        if cal in known
+        else _missing("calendar", where, cal, known)
+        for cal, where in wanted.items()
+    ]
 
 
 async def check_custom_fields(pf: Preflight) -> list[CheckLine]:
     """Every `custom_fields:` key (and recipe custom field) exists in the location."""
     wanted = {rule.key: f"custom_fields.{name}" for name, rule in pf.config.custom_fields.items()}
-    wanted |= {key: "recipes" for key in _recipe_refs(pf.config).get("custom_field", [])}
     if pf.client is None or not wanted:
         return []
     try:
@@ -205,10 +213,8 @@ def _one_field(key: str, where: str, known: Mapping[str, str]) -> CheckLine:
 async def check_pipelines(pf: Preflight) -> list[CheckLine]:
     """Each configured pipeline, and each stage `*_stages` names, exists."""
     configured = _pipelines(pf.config)
-    recipe = {
-        f"recipes ({i + 1})": p for i, p in enumerate(_recipe_refs(pf.config).get("pipeline", []))
-    }
-    if pf.client is None or not (configured or recipe):
+    refs = recipe_refs(pf.config)
+    if pf.client is None or not (configured or refs.pipelines):
         return []
     try:
         answer = await pf.read("get-pipelines")
@@ -217,10 +223,11 @@ async def check_pipelines(pf: Preflight) -> list[CheckLine]:
     pipelines = answer.get("pipelines", []) if isinstance(answer, Mapping) else []
     lines: list[CheckLine] = []
     for kind, name in configured.items():
-        stages = pf.config.opportunities.stages(kind).values()
-        lines += _one_pipeline(f"opportunities.{kind}_pipeline", name, stages, pipelines)
-    for where, name in recipe.items():
-        lines += _one_pipeline(where, name, (), pipelines)
+        mapped = list(pf.config.opportunities.stages(kind).values())
+        lines += _one_pipeline(f"opportunities.{kind}_pipeline", name, mapped, pipelines)
+    for name, where in refs.pipelines.items():
+        named = [stage for (pipeline, stage) in refs.stages if pipeline == name]
+        lines += _one_pipeline(where, name, named, pipelines)
     return lines
 
 
@@ -266,7 +273,9 @@ def _one_pipeline(
 async def check_users(pf: Preflight) -> list[CheckLine]:
     """Every GHL user id of `users:` (and of recipes) is a user of the location."""
     wanted = {user_id: f"users.{name}" for name, user_id in pf.config.users.items()}
-    wanted |= {uid: "recipes" for uid in _recipe_refs(pf.config).get("user", [])}
+    for user, where in recipe_refs(pf.config).users.items():
+        if user not in pf.config.users:  # a name of `users:` is checked by its id above
+            wanted.setdefault(user, where)
     if pf.client is None or not wanted:
         return []
     try:
@@ -285,7 +294,7 @@ async def check_users(pf: Preflight) -> list[CheckLine]:
 
 async def check_workflows(pf: Preflight) -> list[CheckLine]:
     """Every workflow the recipes name exists (only when a `recipes:` section names one)."""
-    wanted = _recipe_refs(pf.config).get("workflow", [])
+    wanted = recipe_refs(pf.config).workflows
     if pf.client is None or not wanted:
         return []
     try:
@@ -293,32 +302,14 @@ async def check_workflows(pf: Preflight) -> list[CheckLine]:
     except GHLError as error:
         return [failed("workflows", f"cannot list them: {_ghl_words(error)}", _scope_fix())]
     known = _items(answer, "workflows", "id", "name")
-    by_name = {name.casefold(): wid for wid, name in known.items()}
+    by_name = {name.casefold() for name in known.values()}
     lines = []
-    for wanted_id in dict.fromkeys(wanted):
-        if wanted_id in known or wanted_id.casefold() in by_name:
-            lines.append(passed("workflows", f"recipes: workflow {wanted_id} exists"))
+    for workflow, where in wanted.items():
+        if workflow in known or workflow.casefold() in by_name:
+            lines.append(passed("workflows", f"{where}: workflow {workflow!r} exists"))
         else:
-            lines.append(_missing("workflows", "recipes", wanted_id, known))
+            lines.append(_missing("workflows", where, workflow, known))
     return lines
-
-
-def _recipe_refs(config: AppConfig) -> dict[str, list[str]]:
-    """What the recipes name in GHL, by kind (`workflow`, `pipeline`, `user`, `custom_field`,
-    ...), from `ghlsync.recipes.ghl_references(config)` when the recipes package offers it."""
-    if not getattr(config, "recipes", None):
-        return {}
-    try:
-        from ghlsync import recipes
-    except ImportError:  # pragma: no cover - the package is part of ghlsync
-        return {}
-    references = getattr(recipes, "ghl_references", None)
-    if references is None:
-        return {}
-    found: dict[str, list[str]] = {}
-    for kind, value in references(config):
-        found.setdefault(str(kind), []).append(str(value))
-    return found
 
 
 def _items(answer: Any, key: str, id_key: str, name_key: str) -> dict[str, str]:
