@@ -99,18 +99,25 @@ def add(
     calendar: str | None = typer.Option(None, "--calendar", help="Calendar for appointments."),
     mapping: Path | None = _MAPPING_OPTION,
     name: str | None = typer.Option(None, "--name", help="A name to recognise it by."),
+    api_version: str | None = typer.Option(
+        None,
+        "--api-version",
+        help="GHL API for this location: v2 or v3 (default: ghl.api_version of the config).",
+    ),
     public_url: str = _URL_OPTION,
     config: Path | None = CONFIG_OPTION,
 ) -> None:
     """Add a location and print its DripJobs webhook URL and secret (shown once)."""
     if token and from_company:
         raise fail("locations add", "give --token or --from-company, not both")
+    if api_version not in (None, "v2", "v3"):
+        raise fail("locations add", f"--api-version is v2 or v3, not {api_version!r}")
     with _open("locations add", config) as ctx:
         override = _read_override(ctx, mapping)
         before = ctx.vault().status(location_id)
         _store_token(ctx, location_id, token, from_company)
         done = _install(ctx, location_id, from_company, name)
-        _set_options(ctx, location_id, calendar, override)
+        _set_options(ctx, location_id, calendar, override, api_version)
         after = ctx.vault().status(location_id)
     _print_added(location_id, done, public_url)
     _print_token_change(before, after, token is not None)
@@ -175,12 +182,20 @@ def _install(ctx: _Ctx, location_id: str, company: str | None, name: str | None)
         raise fail("locations add", f"GHL refused the location token: {exc}") from None
 
 
-def _set_options(ctx: _Ctx, location_id: str, calendar: str | None, override: str | None) -> None:
+def _set_options(
+    ctx: _Ctx,
+    location_id: str,
+    calendar: str | None,
+    override: str | None,
+    api_version: str | None = None,
+) -> None:
     import time
 
     from ghlsync.engine.locations._rows import set_location_options
 
     values: dict[str, str | None] = {}
+    if api_version is not None:
+        values["api_version"] = api_version
     if calendar is not None:
         values["calendar_id"] = calendar
     if override is not None:
@@ -275,6 +290,7 @@ def _describe(ctx: _Ctx, row: Any, reveal: bool = False) -> dict[str, Any]:
         "status": row.status,
         "company_id": row.company_id,
         "calendar_id": row.calendar_id,
+        "api_version": row.api_version or ctx.config.ghl.api_version,
         "mapping_override": row.mapping_override,
         "installed_at": row.installed_at,
         "uninstalled_at": row.uninstalled_at,
@@ -293,6 +309,7 @@ def _configured(config: Any, reveal: bool) -> dict[str, Any]:
         "status": "active",
         "company_id": None,
         "calendar_id": config.ghl.calendar_id,
+        "api_version": config.ghl.api_version,
         "mapping_override": None,
         "installed_at": None,
         "uninstalled_at": None,
@@ -384,6 +401,7 @@ def _readable(entry: dict[str, Any]) -> list[str]:
         ("name", entry["name"]),
         ("company", entry["company_id"]),
         ("calendar", entry["calendar_id"]),
+        ("GHL API", entry.get("api_version")),
         ("GHL token", _token_words(entry)),
         ("installed", _when(entry["installed_at"])),
         ("uninstalled", _when(entry["uninstalled_at"])),

@@ -106,7 +106,13 @@ def oauth_app(console: Console, redirect_uri: str) -> OAuthApp | None:
     )
     scopes = [*required_scopes(console.config), *_EXTRA_SCOPES]
     return OAuthApp(
-        client_id, Secret(secret), redirect_uri, scopes, base_url=base, marketplace_url=marketplace
+        client_id,
+        Secret(secret),
+        redirect_uri,
+        scopes,
+        base_url=base,
+        marketplace_url=marketplace,
+        api_version=console.config.ghl.api_version,  # v3: camelCase token calls
     )
 
 
