@@ -1,4 +1,5 @@
-"""The GoHighLevel API v2 client: requests, auth, rate limits, errors and webhooks.
+"""The GoHighLevel API client (v2, and v3 per connection): requests, auth, rate limits, errors
+and webhooks.
 
 ```python
 from ghlsync.ghl import GHLClient, StaticTokens, MemoryRateLimiter
@@ -9,7 +10,7 @@ async with GHLClient(tokens=StaticTokens({"loc_1": "pit-..."}), limiter=MemoryRa
 """
 
 from ghlsync._secret import Secret
-from ghlsync.ghl._client import DEFAULT_BASE_URL, GHLClient, RateInfo
+from ghlsync.ghl._client import DEFAULT_BASE_URL, GHLClient, RateInfo, probe_api_versions
 from ghlsync.ghl._crypto import SecretKeyError, TokenCipher
 from ghlsync.ghl._errors import (
     AuthenticationError,
@@ -94,5 +95,6 @@ __all__ = [
     "WebhookVerifier",
     "backoff",
     "classify",
+    "probe_api_versions",
     "should_retry",
 ]
