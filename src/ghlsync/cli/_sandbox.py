@@ -33,7 +33,10 @@ def sandbox(
         None, help="With --dripjobs: the whsec_ secret write-backs are signed with."
     ),
 ) -> None:
-    """Serve the GHL API v2 emulator (admin API under /_sandbox/), and DripJobs with --dripjobs."""
+    """Serve the GHL API emulator (admin API under /_sandbox/), and DripJobs with --dripjobs.
+
+    API v2, and v3 where GHL publishes it, chosen by each request's Version header.
+    """
     import uvicorn
 
     from ghlsync.cli._ports import require_free_port
