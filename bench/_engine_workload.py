@@ -9,7 +9,7 @@ Per 10 events: 3 `lead.created` (a new contact: upsert + tags, 2 calls), 2
 the run (1 call each): 13 GHL calls per 10 changes.
 
     python bench/_engine_workload.py URL OUT --count N --start I --pool P --tag T
-        (--rate R | --concurrency C)
+        (--rate R | --concurrency C) [--mix mixed|new|updates]
 
 sends events `I .. I+N-1` to the receiver at URL and writes `[i, sent, answered, status]`
 per event (times from `time.monotonic()`) as JSON to OUT.
@@ -57,16 +57,24 @@ def pool_event(k: int, tag: str) -> Event:
     )
 
 
-def pool_size(count: int, start: int = 0) -> int:
+MIXES = ("mixed", "new", "updates")
+
+
+def pool_size(count: int, start: int = 0, mix: str = "mixed") -> int:
     """Pool customers needed so each `customer.updated` of events < start+count is distinct."""
+    if mix == "updates":
+        return start + count + 10
     return 2 * ((start + count) // 10 + 1) + 10
 
 
-def timed_event(i: int, pool: int, tag: str) -> Event:
-    """Event i of the timed part (see the module docstring for the mix)."""
+def timed_event(i: int, pool: int, tag: str, mix: str = "mixed") -> Event:
+    """Event i of the timed part: the module docstring's `mixed` events, or every one a new
+    customer (`new`: one upsert + tags each) or a changed city (`updates`: one `PUT` each)."""
     slot, mark = i % 10, f"mk{i}x"
     base = {"delivery_id": f"{tag}-{i}", "updated_at": BASE_TS + 1 + i}
-    if slot < 3:
+    if mix == "updates":
+        return Event("customer.updated", {**base, "customer_id": f"p{i}", "city": f"{mark} City"})
+    if slot < 3 or mix == "new":
         return Event("lead.created", {**base, **_new_customer(i, mark)})
     if slot < 5:
         customer = 2 * (i // 10) + slot - 3
@@ -181,10 +189,11 @@ def main() -> None:
     parser.add_argument("--tag", required=True)
     parser.add_argument("--rate", type=float)
     parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--mix", choices=MIXES, default="mixed")
     args = parser.parse_args()
     host = urlsplit(args.url).netloc
     requests = [
-        (i, request_bytes(host, timed_event(i, args.pool, args.tag)))
+        (i, request_bytes(host, timed_event(i, args.pool, args.tag, args.mix)))
         for i in range(args.start, args.start + args.count)
     ]
     if args.rate:

@@ -8,6 +8,14 @@ per contact, a `GET` of a contact's tasks, notes or appointments lists what was 
 Every write is recorded with its `time.monotonic()` (on Linux the same clock in every
 process, so a load generator in another process can timestamp its sends against it).
 
+Run as a script it is the *stand-in*: the same fake as an HTTP server on loopback in its own
+process (raw ASGI on uvicorn), so the GHL client pays for real HTTP:
+
+    python bench/_instant_ghl.py PORT_FILE
+
+writes the port it listens on to PORT_FILE; `GET /_bench/writes` answers the writes so far as
+`[[at, method, path, marker or null], ...]`. Stop it with SIGTERM.
+
 Answers carry `X-RateLimit-*` headers advertising a limit far above anything the benchmark
 sends, so a rate limiter in front of it learns "no pacing needed" from the first answer.
 """
@@ -66,17 +74,19 @@ class InstantGHL:
 
     def handle(self, request: httpx2.Request) -> httpx2.Response:
         """Answer one request (the MockTransport handler)."""
+        status, answer = self.answer(request.method, request.url.path, request.content)
+        return httpx2.Response(status, json=answer, headers=_HEADERS)
+
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        """Status and JSON answer of one request (recorded when it writes)."""
         self.calls += 1
-        method, path = request.method, request.url.path
-        body = request.content
         if method != "GET":
             write = Write(time.monotonic(), method, path, body)
             self.writes.append(write)
             if self.on_write is not None:
                 self.on_write(write)
         data = json.loads(body) if body else {}
-        status, answer = self._route(method, path, data)
-        return httpx2.Response(status, json=answer, headers=_HEADERS)
+        return self._route(method, path, data)
 
     def _id(self, prefix: str) -> str:
         self._next += 1
@@ -156,3 +166,66 @@ class InstantGHL:
         record = {"id": self._id(kind[0]), **data, "contactId": contact_id}
         self._children.setdefault(kind, {})[record["id"]] = {**record, "_c": contact_id}
         return record
+
+
+# ---------------------------------------------------------------- the stand-in server
+
+_MARKER = re.compile(rb"mk(\d+)x")
+_RAW_HEADERS = [(k.lower().encode(), v.encode()) for k, v in _HEADERS.items()]
+_JSON = [(b"content-type", b"application/json")]
+
+
+def asgi_app(ghl: InstantGHL) -> Callable[..., Any]:
+    """`ghl` as a raw ASGI app (no framework: the stand-in should cost little CPU)."""
+
+    async def app(
+        scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]
+    ) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        more = True
+        while more:
+            message = await receive()
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+        method, path = scope["method"], scope["path"]
+        if path == "/_bench/writes":
+            status, answer = 200, [_listed(write) for write in ghl.writes]
+        else:
+            status, answer = ghl.answer(method, path, body)
+        data = json.dumps(answer).encode()
+        headers = [*_JSON, *_RAW_HEADERS, (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    return app
+
+
+def _listed(write: Write) -> list[Any]:
+    found = _MARKER.search(write.body)
+    return [write.at, write.method, write.path, int(found[1]) if found else None]
+
+
+def serve(port_file: str) -> None:
+    """Serve a fresh instant GHL on a free loopback port; write the port to `port_file`."""
+    import socket
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(
+        asgi_app(InstantGHL()), log_level="warning", access_log=False, lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    with open(port_file, "w") as out:
+        out.write(str(sock.getsockname()[1]))
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve(sys.argv[1])

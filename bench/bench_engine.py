@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import functools
 import os
 import platform
 import re
@@ -171,10 +173,12 @@ def accept_all(engine: sa.Engine, mapper: Mapper, events: Sequence[Event]) -> No
                 accept(conn, delivery)
 
 
-def ghl_client(transport: httpx2.AsyncBaseTransport, limiter: Any = None) -> GHLClient:
-    """The real GHL client, over `transport`."""
+def ghl_client(
+    transport: httpx2.AsyncBaseTransport | None, limiter: Any = None, base_url: str = GHL_URL
+) -> GHLClient:
+    """The real GHL client, over `transport` (None: real HTTP to `base_url`)."""
     return GHLClient(
-        base_url=GHL_URL,
+        base_url=base_url,
         tokens=StaticTokens({DEFAULT_LOCATION_ID: DEFAULT_TOKEN}),
         limiter=limiter,
         transport=transport,
@@ -230,9 +234,17 @@ def queue_problems(engine: sa.Engine) -> list[str]:
     return out + ([f"{dead} dead letters"] if dead else [])
 
 
-def marker_problems(ghl: InstantGHL, start: int, count: int) -> list[str]:
+Written = list[tuple[float, int | None]]  # per GHL write: when, and the marker it carried
+
+
+def written(ghl: InstantGHL) -> Written:
+    """The writes of an in-process instant GHL, as (time, marker)."""
+    return [(w.at, int(m[1]) if (m := MARKER.search(w.body)) else None) for w in ghl.writes]
+
+
+def marker_problems(writes: Written, start: int, count: int) -> list[str]:
     """Each timed change must have reached GHL in exactly one write."""
-    seen = Counter(int(m[1]) for w in ghl.writes if (m := MARKER.search(w.body)))
+    seen = Counter(marker for _, marker in writes if marker is not None)
     expected = set(range(start, start + count))
     missing = expected - set(seen)
     twice = [i for i, n in seen.items() if n > 1]
@@ -242,12 +254,12 @@ def marker_problems(ghl: InstantGHL, start: int, count: int) -> list[str]:
     return out + ([f"{len(extra)} unexpected writes"] if extra else [])
 
 
-def first_writes(ghl: InstantGHL) -> dict[int, float]:
+def first_writes(writes: Written) -> dict[int, float]:
     """Marker → when GHL first saw a write carrying it."""
     out: dict[int, float] = {}
-    for write in ghl.writes:
-        if (m := MARKER.search(write.body)) is not None:
-            out.setdefault(int(m[1]), write.at)
+    for at, marker in writes:
+        if marker is not None:
+            out.setdefault(marker, at)
     return out
 
 
@@ -276,7 +288,8 @@ async def worker_only(
     name = "worker only, " + ("sandbox app (ASGI)" if sandbox else "instant GHL")
     name += ", SqlRateLimiter" if limiter else ", no limiter"
     result = Result(store, f"{name}, concurrency {concurrency}", count, seconds, cpu=cpu)
-    result.problems = queue_problems(engine) + ([] if sandbox else marker_problems(ghl, 0, count))
+    checked = [] if sandbox else marker_problems(written(ghl), 0, count)
+    result.problems = queue_problems(engine) + checked
     engine.dispose()
     return result
 
@@ -325,15 +338,63 @@ async def client_alone(count: int, concurrency: int) -> Result:
     return Result("-", name, count, seconds, "calls", cpu=cpu)
 
 
+class StandIn:
+    """The instant GHL as an HTTP server in another process (`bench/_instant_ghl.py`)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self._port_file = workdir / f"standin-{uuid.uuid4().hex[:6]}.port"
+        self._proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def __aenter__(self) -> StandIn:
+        script = str(Path(__file__).with_name("_instant_ghl.py"))
+        self._proc = await asyncio.create_subprocess_exec(
+            sys.executable, script, str(self._port_file)
+        )
+        await until(self._port_file.exists, 20, 0.02)
+        await asyncio.sleep(0.3)  # the port is written just before uvicorn starts listening
+        self.url = f"http://127.0.0.1:{self._port_file.read_text().strip()}"
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        if self._proc is not None:
+            self._proc.terminate()
+            await self._proc.wait()
+
+    async def writes(self) -> Written:
+        """Every write the stand-in received so far, as (time, marker)."""
+        async with httpx2.AsyncClient() as http:
+            answer = await http.get(f"{self.url}/_bench/writes", timeout=60)
+        return [(float(at), marker) for at, _method, _path, marker in answer.json()]
+
+
+class InProcess:
+    """The instant GHL behind an `httpx2.MockTransport` in this process."""
+
+    def __init__(self) -> None:
+        self.ghl = InstantGHL()
+
+    async def writes(self) -> Written:
+        return written(self.ghl)
+
+
 @asynccontextmanager
 async def serving(
-    engine: sa.Engine, concurrency: int, *, limiter: bool = True
-) -> AsyncIterator[tuple[str, Worker, InstantGHL]]:
+    engine: sa.Engine,
+    concurrency: int,
+    *,
+    limiter: bool = True,
+    standin: StandIn | None = None,
+) -> AsyncIterator[tuple[str, Worker, StandIn | InProcess]]:
     """`ghlsync serve` in this process: uvicorn + worker on one loop, SqlRateLimiter, the
-    instant GHL behind the client; yields (base URL, worker, instant GHL)."""
-    ghl = InstantGHL()
+    instant GHL behind the client (in this process, or `standin` over loopback HTTP); yields
+    (base URL, worker, the GHL)."""
+    ghl: StandIn | InProcess = standin if standin is not None else InProcess()
     pacer = SqlRateLimiter(engine) if limiter else None
-    client = ghl_client(ghl.transport(), pacer)
+    if isinstance(ghl, InProcess):
+        client = ghl_client(ghl.ghl.transport(), pacer)
+    else:
+        client = ghl_client(None, pacer, ghl.url)
     config = bench_config(concurrency)
     mapper = Mapper(config)
     worker = Worker(engine, client, mapper, config, limiter=pacer)
@@ -381,21 +442,33 @@ async def over_http(
     workdir: Path,
     *,
     limiter: bool = True,
+    standin: bool = False,
+    mix: str = "mixed",
     **how: Any,
 ) -> Result:
-    """The pipeline over HTTP (flood when `how` has no rate, else paced); latency per change."""
+    """The pipeline over HTTP (flood when `how` has no rate, else paced); latency per change.
+
+    `standin`: GHL is the stand-in server in another process, over loopback HTTP."""
     tag = uuid.uuid4().hex[:6]
-    pool = pool_size(count)
+    pool = pool_size(count, mix=mix)
     engine = create_engine(url)
     migrate(engine)
-    async with serving(engine, concurrency, limiter=limiter) as (base, worker, ghl):
-        await _warm_running(worker, pool, tag)
-        settled = worker.processed
-        cpu = time.process_time()
-        rows = await load(base, workdir / f"{tag}.json", count, pool, tag, **how)
-        await until(lambda: worker.processed >= settled + count, 300)
-        done, cpu = time.monotonic(), time.process_time() - cpu
-    result = _http_result(store, count, concurrency, rows, ghl, done, how)
+    async with contextlib.AsyncExitStack() as stack:
+        other = await stack.enter_async_context(StandIn(workdir)) if standin else None
+        async with serving(engine, concurrency, limiter=limiter, standin=other) as served:
+            base, worker, ghl = served
+            await _warm_running(worker, pool, tag)
+            settled = worker.processed
+            cpu = time.process_time()
+            rows = await load(base, workdir / f"{tag}.json", count, pool, tag, mix=mix, **how)
+            await until(lambda: worker.processed >= settled + count, 300)
+            done, cpu = time.monotonic(), time.process_time() - cpu
+        writes = await ghl.writes()
+    result = _http_result(store, count, concurrency, rows, writes, done, how)
+    if mix != "mixed":
+        result.scenario += f", {'new customers' if mix == 'new' else 'updates'} only"
+    if standin:
+        result.scenario += ", GHL stand-in in another process"
     result.problems += queue_problems(engine)
     result.cpu = cpu
     engine.dispose()
@@ -414,12 +487,12 @@ def _http_result(
     count: int,
     concurrency: int,
     rows: list[Any],
-    ghl: InstantGHL,
+    writes: Written,
     done: float,
     how: dict[str, Any],
 ) -> Result:
     first_sent = min(r[1] for r in rows)
-    seen = first_writes(ghl)
+    seen = first_writes(writes)
     mode = f"{how['rate']:.0f} events/s" if how.get("rate") else "as fast as 50 connections go"
     result = Result(
         store,
@@ -432,7 +505,7 @@ def _http_result(
     statuses = Counter(r[3] for r in rows)
     if set(statuses) != {202}:
         result.problems.append(f"answers {dict(statuses)}")
-    result.problems += marker_problems(ghl, 0, count)
+    result.problems += marker_problems(writes, 0, count)
     if how.get("rate"):
         span = max(r[1] for r in rows) - first_sent
         result.note = f"{(len(rows) - 1) / span:.1f}/s for {span:.1f} s"
@@ -479,6 +552,24 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
                 u, store, plan.count, plan.concurrency, limiter=False, sandbox=True
             ),
         )
+    # As `ghlsync serve` runs it against GHL in another process over loopback HTTP; per mix
+    # (new customers only, updates only) both in-process and stand-in on SQLite.
+    scenarios.append(
+        lambda u: over_http(u, store, plan.count, plan.concurrency, workdir, standin=True)
+    )
+    for mix in ("new", "updates") if store == "sqlite" else ():
+        for standin in (False, True):
+            scenarios.append(
+                functools.partial(
+                    over_http,
+                    store=store,
+                    count=plan.count,
+                    concurrency=plan.concurrency,
+                    workdir=workdir,
+                    standin=standin,
+                    mix=mix,
+                )
+            )
     results = []
     for scenario in scenarios:
         with database(store, workdir) as url:
