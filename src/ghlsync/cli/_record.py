@@ -71,7 +71,10 @@ async def _live(engine: Any, config: Any, query: str) -> Any:
     except SecretKeyError as exc:
         raise fail("record", f"cannot open the token vault: {exc}") from None
     client = GHLClient(
-        base_url=config.ghl.base_url, tokens=services.tokens, limiter=SqlRateLimiter(engine)
+        base_url=config.ghl.base_url,
+        tokens=services.tokens,
+        limiter=SqlRateLimiter(engine),
+        api_version=services.directory.api_version,  # v2 or v3 per location
     )
     try:
         return await lookup(engine, config, query, client=client)
