@@ -40,7 +40,7 @@ def search(location: Location, body: SearchContacts) -> dict[str, Any]:
         raise unprocessable(f"pageLimit must not be greater than {MAX_PAGE_LIMIT}")
     field, reverse = _sort_of(body.sort)
     try:
-        found = [c for c in location.contacts.values() if _matches(c, body)]
+        found = [c for c in _candidates(location, body) if _matches(c, body)]
         found.sort(key=lambda c: _key(c, field), reverse=reverse)
     except (TypeError, AttributeError, ValueError) as exc:
         # e.g. a range bound of another type than the field's values, or a malformed group
@@ -53,6 +53,38 @@ def search(location: Location, body: SearchContacts) -> dict[str, Any]:
         page = found[start : start + body.pageLimit]
     contacts = [{**search_view(c), "searchAfter": list(_key(c, field))} for c in page]
     return {"contacts": contacts, "total": total}
+
+
+def _candidates(location: Location, body: SearchContacts) -> list[Record]:
+    """The contacts a search can match: for a lookup by email and/or phone (`eq`, alone or in
+    one OR group, as first-time matching sends it) only those the duplicate index holds under
+    those values, else all. The filters still decide; this only skips a scan of everyone."""
+    keys = None if body.query else _lookup_keys(body.filters or [])
+    if keys is None:
+        return list(location.contacts.values())
+    ids = dict.fromkeys(i for key in keys for i in location.contact_index.get(key, ()))
+    return [location.contacts[i] for i in ids if i in location.contacts]
+
+
+def _lookup_keys(filters: list[dict[str, Any]]) -> list[tuple[str, str]] | None:
+    """(field, value) index keys when `filters` is one email/phone `eq` or an OR group of them."""
+    if len(filters) != 1:
+        return None
+    spec = filters[0]
+    leaves = spec.get("filters") if "filters" in spec else [spec]
+    if not isinstance(leaves, list) or not leaves:
+        return None
+    if "filters" in spec and str(spec.get("group", "AND")).upper() != "OR" and len(leaves) > 1:
+        return None
+    keys = []
+    for leaf in leaves:
+        field, value = leaf.get("field"), leaf.get("value")
+        if leaf.get("operator", "eq") != "eq" or field not in ("email", "phone"):
+            return None
+        if not isinstance(value, str) or "filters" in leaf:
+            return None
+        keys.append((str(field), value.strip().lower() if field == "email" else value))
+    return keys
 
 
 def _after(found: list[Record], field: str, reverse: bool, cursor: list[Any]) -> list[Record]:
