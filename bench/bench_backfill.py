@@ -177,12 +177,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "minimum_seconds": round(minimum, 1),
         "over_minimum_pct": round(100 * (seconds / minimum - 1), 2) if minimum else None,
         "first_to_last_call_seconds": round(span, 1),
+        "calls_per_window": _per_window(times, args.interval_ms / 1000),
         "calls_over_minimum_pct": round(100 * (span / minimum - 1), 2) if minimum else None,
         "peak_rss_mb": round(peak_kb / 1024, 1),
         "summary_counts": summary["counts"],
         "contacts": len(emails),
         "duplicate_contacts": len(emails) - len(set(emails)),
     }
+
+
+def _per_window(times: list[float], interval: float) -> list[int]:
+    """Calls in each interval from the first call: a full window holds `--burst`; fewer means
+    the run did not keep the limiter busy (CPU, pipeline) rather than the limit holding it."""
+    counts: list[int] = []
+    for t in times:
+        slot = int((t - times[0]) // interval)
+        counts.extend([0] * (slot + 1 - len(counts)))
+        counts[slot] += 1
+    return counts
 
 
 def _machine() -> str:

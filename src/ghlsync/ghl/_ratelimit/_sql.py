@@ -55,7 +55,8 @@ _STATE_COLUMNS = (
 )
 BATCH = 8  # the most slots one statement takes for one process's waiting callers
 FLUSH_S = 0.005  # freed slots are written at most this late, together
-POLL_S = 0.02  # how often to look again while every usable slot is in flight elsewhere
+POLL_S = 0.05  # how often to look again while a key's first answer (its limit) is awaited
+POLL_LEARNT_S = 0.25  # ... and while every usable slot is in flight (only hand-backs free one)
 DAILY_WRITE_MS = 2_000  # the daily count is written back at most this often (or on a change
 DAILY_WRITE_STEP = 100  # of this many), unless it nears the reserve
 
@@ -126,11 +127,14 @@ class SqlRateLimiter:
         if not math.isinf(wait_ms):
             await self._clock.sleep(wait_ms / 1000.0)
             return
+        # Every usable slot is in flight. An answer frees its slot only an interval after it
+        # comes, so nothing frees sooner but a first answer teaching the limit (more slots),
+        # a 429 or a hand-back: those wake us (this process) or are polled (others).
         answered = self._answered.setdefault(key, asyncio.Event())
         answered.clear()
-        # Our own answer frees a slot at once; other processes' answers are polled.
+        learnt = self._known.get(key, (0, 0, False))[2]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(answered.wait(), POLL_S)
+            await asyncio.wait_for(answered.wait(), POLL_LEARNT_S if learnt else POLL_S)
 
     async def observe(self, key: str, status: int, headers: Mapping[str, str]) -> None:
         """Free the answered request's slot, adapt the shared rows to the X-RateLimit-*
@@ -143,8 +147,8 @@ class SqlRateLimiter:
             if slot is not None:  # the usual answer: only its slot to free, written in a batch
                 self._pending.append({"k": key, "s": slot, "at": now + self._reuse(key)})
                 self._schedule_flush()
-        else:
-            await asyncio.to_thread(self._observe, key, status, seen, slot, sent)
+            return
+        await asyncio.to_thread(self._observe, key, status, seen, slot, sent)
         event = self._answered.get(key)
         if event is not None:
             event.set()
