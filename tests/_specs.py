@@ -25,3 +25,14 @@ def ghl_spec_dir() -> Path:
             pytest.fail(reason)
         pytest.skip(reason)
     return path
+
+
+@pytest.fixture(scope="session")
+def ghl_v3_spec_dir(ghl_spec_dir: Path) -> Path:
+    """The same folder, once it also holds GHL's v3 specs (apps/v3/*-v3.json, 2026-06-19)."""
+    if not (ghl_spec_dir / "apps" / "v3" / "contacts-v3.json").is_file():
+        reason = f"GHL v3 OpenAPI specs not found at {ghl_spec_dir / 'apps' / 'v3'}"
+        if os.environ.get("GHLSYNC_REQUIRE_SPECS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return ghl_spec_dir

@@ -64,23 +64,23 @@ async def _send_as_v3(spec_dir: Path, op: Operation) -> httpx2.Request:
     return seen[0]
 
 
-def test_v3_registry_matches_the_v3_specs(ghl_spec_dir: Path) -> None:
+def test_v3_registry_matches_the_v3_specs(ghl_v3_spec_dir: Path) -> None:
     assert (len(V3_OPS), len(V2_ONLY)) == (54, 17)
     for op_id in V3_OPS:
         op = OPERATIONS[op_id]
-        spec_op = _doc(ghl_spec_dir, op.spec_file("v3"))["paths"][op.path_for("v3")]
+        spec_op = _doc(ghl_v3_spec_dir, op.spec_file("v3"))["paths"][op.path_for("v3")]
         declared = spec_op[op.method.lower()]
         assert declared["operationId"] == op_id
         versions = [p["schema"]["enum"] for p in declared["parameters"] if p["name"] == "Version"]
         assert versions == [["v3"]], op_id
 
 
-def test_v2_only_operations_are_absent_from_the_v3_specs(ghl_spec_dir: Path) -> None:
+def test_v2_only_operations_are_absent_from_the_v3_specs(ghl_v3_spec_dir: Path) -> None:
     v3_files = {f"v3/{family}-v3.json" for family in V3_FAMILIES}
     declared = {
         (method.upper(), path)
         for spec_file in v3_files
-        for path, item in _doc(ghl_spec_dir, spec_file)["paths"].items()
+        for path, item in _doc(ghl_v3_spec_dir, spec_file)["paths"].items()
         for method in item
     }
     for op_id in V2_ONLY:
@@ -90,32 +90,32 @@ def test_v2_only_operations_are_absent_from_the_v3_specs(ghl_spec_dir: Path) -> 
 
 
 @pytest.mark.parametrize("operation_id", V3_OPS)
-async def test_v3_request_conforms_to_v3_spec(ghl_spec_dir: Path, operation_id: str) -> None:
+async def test_v3_request_conforms_to_v3_spec(ghl_v3_spec_dir: Path, operation_id: str) -> None:
     op = OPERATIONS[operation_id]
-    request = await _send_as_v3(ghl_spec_dir, op)
+    request = await _send_as_v3(ghl_v3_spec_dir, op)
     assert request.headers["Version"] == "v3"
-    spec = load_spec(ghl_spec_dir, op.spec_file("v3").removesuffix(".json"))
+    spec = load_spec(ghl_v3_spec_dir, op.spec_file("v3").removesuffix(".json"))
     assert request_errors(spec, request) == []
 
 
 @pytest.mark.parametrize("operation_id", V2_ONLY)
 async def test_v2_only_operation_keeps_its_v2_version_on_a_v3_connection(
-    ghl_spec_dir: Path, operation_id: str
+    ghl_v3_spec_dir: Path, operation_id: str
 ) -> None:
     op = OPERATIONS[operation_id]
-    doc = _doc(ghl_spec_dir, op.spec_file("v2"))
+    doc = _doc(ghl_v3_spec_dir, op.spec_file("v2"))
     path, query, body = _inputs(doc, op)
     seen: list[httpx2.Request] = []
     client = GHLClient(
         base_url="http://sandbox.test",
         tokens=StaticTokens({LOC: "pit-conformance-token-0000"}),
-        transport=_recording(ghl_spec_dir, op, "v3", seen),
+        transport=_recording(ghl_v3_spec_dir, op, "v3", seen),
         api_version="v3",
     )
     async with client:
         await client.call(operation_id, key=LOC, path_params=path, params=query, body=body)
     assert seen[0].headers["Version"] == op.version
-    assert request_errors(load_spec(ghl_spec_dir, op.family), seen[0]) == []
+    assert request_errors(load_spec(ghl_v3_spec_dir, op.family), seen[0]) == []
 
 
 async def test_contact_body_and_answer_are_translated_at_the_seam() -> None:
@@ -194,7 +194,7 @@ async def test_probe_says_which_version_a_token_accepts() -> None:
 
 
 async def test_v3_oauth_flow_against_the_sandbox(
-    ghl_spec_dir: Path, sandbox_asgi: InProcessSandbox
+    ghl_v3_spec_dir: Path, sandbox_asgi: InProcessSandbox
 ) -> None:
     seen: list[tuple[httpx2.Request, httpx2.Response]] = []
     inner = sandbox_asgi.transport()
@@ -224,7 +224,7 @@ async def test_v3_oauth_flow_against_the_sandbox(
     sent = json.loads(seen[0][0].content)
     assert set(sent) == {"clientId", "clientSecret", "grantType", "code", "userType", "redirectUri"}
     assert seen[0][0].headers["Version"] == "v3"
-    spec = load_spec(ghl_spec_dir, "v3/oauth-v3")
+    spec = load_spec(ghl_v3_spec_dir, "v3/oauth-v3")
     for request, response in seen:
         assert response.status_code == 200, response.text
         assert request_errors(spec, request) == []

@@ -126,17 +126,17 @@ def _assert_v3_conformant(spec_dir: Path, seen: list[Exchange]) -> None:
 
 
 async def test_worker_syncs_customer_task_and_note_through_a_v3_connection(
-    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox, ghl_spec_dir: Path
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox, ghl_v3_spec_dir: Path
 ) -> None:
     seen: list[Exchange] = []
     config = _with_api(AppConfig.default(), "v3")
     await _sync_customer_task_note(flows_store, sandbox_asgi, config, seen)
     _assert_synced(flows_store, sandbox_asgi)
-    _assert_v3_conformant(ghl_spec_dir, seen)
+    _assert_v3_conformant(ghl_v3_spec_dir, seen)
 
 
 async def test_a_location_stored_on_v3_overrides_a_v2_config(
-    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox, ghl_spec_dir: Path
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox, ghl_v3_spec_dir: Path
 ) -> None:
     loc = sandbox_asgi.location_id
     register_location(flows_store, TokenCipher([generate_key()]), loc, now=time.time())
@@ -144,6 +144,6 @@ async def test_a_location_stored_on_v3_overrides_a_v2_config(
     seen: list[Exchange] = []
     await _sync_customer_task_note(flows_store, sandbox_asgi, AppConfig.default(), seen)
     _assert_synced(flows_store, sandbox_asgi)
-    _assert_v3_conformant(ghl_spec_dir, seen)
+    _assert_v3_conformant(ghl_v3_spec_dir, seen)
     directory = LocationDirectory(flows_store, AppConfig.default())
     assert directory.api_version(loc) == "v3" and directory.api_version("other") == "v2"

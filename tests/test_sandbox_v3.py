@@ -127,7 +127,7 @@ def _family(path: str) -> str:
     return path.strip("/").split("/")[0]
 
 
-async def test_v3_sandbox_traffic_conforms_to_the_v3_specs(ghl_spec_dir: Path) -> None:
+async def test_v3_sandbox_traffic_conforms_to_the_v3_specs(ghl_v3_spec_dir: Path) -> None:
     box = InProcessSandbox()
     recorder = Recorder()
     async with _v3(box, recorder) as api:
@@ -138,7 +138,7 @@ async def test_v3_sandbox_traffic_conforms_to_the_v3_specs(ghl_spec_dir: Path) -
     for request, response in recorder.exchanges:
         family = _family(request.url.path)
         assert family in V3_FAMILY
-        spec = load_spec(ghl_spec_dir, f"v3/{family}-v3")
+        spec = load_spec(ghl_v3_spec_dir, f"v3/{family}-v3")
         where = f"{request.method} {request.url.path} -> {response.status_code}"
         assert response.status_code < 300, f"{where}: {response.text}"
         problems += [f"{where}: request: {e}" for e in request_errors(spec, request)]
