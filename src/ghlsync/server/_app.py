@@ -23,9 +23,10 @@ from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.locations._install import Installer
 from ghlsync.ghl._webhooks import SqlReplayGuard, WebhookVerifier
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.server._commit import GroupCommitter
+from ghlsync.server._commit import GroupCommitter, LoopCommitter
 from ghlsync.server._connections import ConnectionTable
 from ghlsync.server._errors import install_json_errors
+from ghlsync.server._fast import GhlsyncApp
 from ghlsync.server._ghl_events import GHLEventIntake
 from ghlsync.server._ghl_hooks import GHLWebhookReceiver
 from ghlsync.server._ghl_scope import EventScope, configured_app_id, serves_location
@@ -69,7 +70,10 @@ def create_app(
     """
     mapper = mapper or Mapper(config)
     locations = locations or LocationDirectory(engine, config, mapper=mapper, clock=clock)
-    committer: GroupCommitter[Delivery] = GroupCommitter(
+    # SQLite: the event loop commits (a writer thread only when the lock is taken);
+    # PostgreSQL: writer threads, so one batch's round trips overlap another's.
+    committer_class = LoopCommitter if is_sqlite(engine) else GroupCommitter
+    committer: GroupCommitter[Delivery] = committer_class(
         engine,
         accept,
         writers=1 if is_sqlite(engine) else PG_WRITERS,
@@ -96,7 +100,7 @@ def create_app(
         await asyncio.to_thread(committer.close)
 
     # No /docs, /redoc or /openapi.json: the public app describes nothing to strangers.
-    app = FastAPI(
+    app = GhlsyncApp(
         title="ghlsync",
         version=__version__,
         lifespan=lifespan,
@@ -106,7 +110,9 @@ def create_app(
         openapi_url=None,
     )
     install_json_errors(app)
-    # Plain Starlette routes for the hot path: no dependency injection per request.
+    # The hot path skips the middleware stack (`_fast.py`); the routes stay registered, so
+    # other methods on these paths get the router's 405.
+    app.serve_deliveries(receiver.handle)
     for path in ("/hooks/dripjobs/{event}", "/hooks/dripjobs/{connection}/{event}"):
         app.router.add_route(path, receiver.handle, methods=["POST"], include_in_schema=False)
     ghl_hooks = _ghl_receiver(engine, config, clock, locations, installer, metrics)
