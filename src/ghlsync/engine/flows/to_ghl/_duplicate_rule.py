@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -25,8 +26,17 @@ from ghlsync.ghl._errors import AuthenticationError, FatalError, RetriableError,
 from ghlsync.store._tables_sync import ghl_location_settings
 
 REFRESH_AFTER = 3600.0
+# The store's row is also remembered in this process for a minute: every new contact asks,
+# and a store read per new contact (a thread hop and a transaction) was a visible part of the
+# worker's CPU per change (docs/benchmarks.md). Another process's refresh shows within it.
+MEMO_SECONDS = 60.0
 
 _Cached = tuple[bool | None, float]
+_MISSING: Any = object()
+# engine -> location -> (the store's row or None, remembered until)
+_MEMO: weakref.WeakKeyDictionary[sa.Engine, dict[str, tuple[_Cached | None, float]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def duplicates_allowed(
@@ -38,7 +48,7 @@ async def duplicates_allowed(
     """
     # One reader per location at a time: a batch of new contacts asks GHL once, not N times.
     async with entity_lock(location_id, "location-settings", location_id):
-        cached = await asyncio.to_thread(_cached, engine, location_id)
+        cached = await _read(engine, location_id, clock.now())
         if cached is not None and clock.now() - cached[1] < REFRESH_AFTER:
             return cached[0]
         if not sender.live:
@@ -55,8 +65,20 @@ async def duplicates_allowed(
             value: bool | None = None
         else:
             value = allow_duplicate_contact(answer)
-        await asyncio.to_thread(_store, engine, location_id, value, clock.now())
+        now = clock.now()
+        await asyncio.to_thread(_store, engine, location_id, value, now)
+        _MEMO.setdefault(engine, {})[location_id] = ((value, now), now + MEMO_SECONDS)
         return value
+
+
+async def _read(engine: sa.Engine, location_id: str, now: float) -> _Cached | None:
+    """The store's row, remembered in this process for `MEMO_SECONDS`."""
+    memo = _MEMO.setdefault(engine, {})
+    cached, until = memo.get(location_id, (_MISSING, 0.0))
+    if cached is _MISSING or now >= until:
+        cached = await asyncio.to_thread(_cached, engine, location_id)
+        memo[location_id] = (cached, now + MEMO_SECONDS)
+    return cached  # type: ignore[no-any-return]
 
 
 def allow_duplicate_contact(answer: Any) -> bool | None:
