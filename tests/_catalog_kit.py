@@ -86,3 +86,46 @@ def _put(target: dict[str, Any], dotted: str, value: Any) -> None:
             _put(inner, rest, value)
         return
     target[head] = value
+
+
+# Step inputs, by name where the value must name something the sandbox has.
+ACTION_NAMED: dict[str, Any] = {
+    "workflow": "New lead nurture",
+    "campaign": "Spring promotion",
+    "pipeline": "Sales pipeline",
+    "stage": "Won",
+    "user": "Jane Roe",
+    "assign": "Jane Roe",
+    "followers": ["Jane Roe"],
+    "tags": ["catalog"],
+}
+USERS = {"Jane Roe": "usr_sandbox"}  # the `users:` table the samples name
+
+
+def action_value(spec: InputSpec, n: int, records: dict[str, str]) -> Any:
+    """A step input of `spec.type`: a record id the test made (`task-id`, ...), a name the
+    sandbox knows, an ISO date, the first choice of `a|b|c`, ..."""
+    if spec.type.endswith("-id"):
+        return records[spec.type]
+    if spec.name in records:  # "calendar": the sandbox's
+        return records[spec.name]
+    if spec.name in ACTION_NAMED:
+        return ACTION_NAMED[spec.name]
+    by_type: dict[str, Any] = {
+        "date": "2026-12-09T15:00:00+00:00",
+        "number": 125.5,
+        "boolean": True,
+        "list[text]": [f"catalog {n}"],
+        "mapping": {"email": f"catalog-step{n}@example.com"},
+    }
+    if spec.type in by_type:
+        return by_type[spec.type]
+    if "|" in spec.type:
+        return spec.type.split("|")[0]
+    return f"Catalog {spec.name} {n}"
+
+
+def action_inputs(inputs: tuple[InputSpec, ...], records: dict[str, str]) -> dict[str, Any]:
+    """Every input of an action, sampled."""
+    n = next(_serial)
+    return {spec.name: action_value(spec, n, records) for spec in inputs}

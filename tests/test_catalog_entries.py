@@ -1,5 +1,6 @@
 """Every catalog entry works: each DripJobs trigger goes through the real receiver into a
-recipe run. The cases are the registry itself (`ghlsync.recipes.TRIGGERS`), so an entry
+recipe run, each action runs against the sandbox and makes the call its entry names. The
+cases are the registries themselves (`ghlsync.recipes.TRIGGERS` / `ACTIONS`), so an entry
 without a working case fails here.
 
 One receiver (real HTTP on loopback, SQLite store) and one in-process GHL sandbox serve the
@@ -9,6 +10,7 @@ whole module; every trigger has its own recipe (`when: <trigger>`, `do: add_tags
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,14 +19,19 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
+from ghlsync._clock import SYSTEM_CLOCK
 from ghlsync._secret import Secret
 from ghlsync.engine._worker import Worker
+from ghlsync.engine.flows.to_ghl._plan import LiveSender
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.recipes import TRIGGERS
+from ghlsync.recipes import ACTIONS, TRIGGERS
+from ghlsync.recipes._context import StepContext
+from ghlsync.sandbox import SandboxState
 from ghlsync.server import create_app, serve_in_thread
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import work_items
-from tests._catalog_kit import dripjobs_body
+from ghlsync.store._tables_twoway import writeback_outbox
+from tests._catalog_kit import USERS, action_inputs, dripjobs_body
 from tests._engine_flows_kit import make_client
 from tests._sandbox import InProcessSandbox
 
@@ -83,7 +90,7 @@ def new_runs(rig: Rig, trigger: str, before: dict[int, str]) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
-    sandbox = InProcessSandbox()
+    sandbox = InProcessSandbox(SandboxState(burst=100_000))  # the pace is not under test
     base = AppConfig.default()
     config = base.model_copy(
         update={
@@ -96,6 +103,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
                 }
             ),
             "recipes": [_recipe(n, t) for n, t in enumerate(TRIGGERS)],
+            "users": USERS,
         }
     )
     engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'ghlsync.db'}")
@@ -128,3 +136,88 @@ async def test_every_dripjobs_trigger_goes_through_the_receiver_into_its_recipe(
     await rig.drain()
 
     assert new_runs(rig, trigger, before) == ["done"]
+
+
+async def _records(rig: Rig, wanted: set[str]) -> dict[str, str]:
+    """A fresh sandbox contact and, for the id types an action takes, a record of each."""
+    box, loc = rig.sandbox, rig.sandbox.location_id
+    made: dict[str, str] = {}
+    async with box.client() as http, box.client("2021-04-15") as calendars:
+        email = f"step-{len(box.state.requests)}@example.com"
+        answer = await http.post("/contacts/upsert", json={"locationId": loc, "email": email})
+        contact = made["contact"] = answer.json()["contact"]["id"]
+        made["calendar"] = box.calendar_id
+        if "task-id" in wanted:
+            body = {"title": "Call", "dueDate": "2026-12-09T15:00:00Z", "completed": False}
+            answer = await http.post(f"/contacts/{contact}/tasks", json=body)
+            made["task-id"] = answer.json()["task"]["id"]
+        if "note-id" in wanted:
+            answer = await http.post(f"/contacts/{contact}/notes", json={"body": "Gate 12"})
+            made["note-id"] = answer.json()["note"]["id"]
+        if wanted & {"appointment-id", "appointment-note-id"}:
+            body = {"calendarId": box.calendar_id, "locationId": loc, "contactId": contact,
+                    "startTime": "2026-12-10T15:00:00Z", "endTime": "2026-12-10T16:00:00Z",
+                    "ignoreFreeSlotValidation": True}  # fmt: skip
+            answer = await calendars.post("/calendars/events/appointments", json=body)
+            made["appointment-id"] = answer.json()["id"]
+            notes = f"/calendars/appointments/{made['appointment-id']}/notes"
+            answer = await calendars.post(notes, json={"body": "Bring samples"})
+            made["appointment-note-id"] = answer.json()["note"]["id"]
+        if "opportunity-id" in wanted:
+            pipelines = await http.get("/opportunities/pipelines", params={"locationId": loc})
+            pipeline = pipelines.json()["pipelines"][0]["id"]
+            body = {"pipelineId": pipeline, "locationId": loc, "contactId": contact,
+                    "name": "Repaint", "status": "open"}  # fmt: skip
+            answer = await http.post("/opportunities/upsert", json=body)
+            made["opportunity-id"] = answer.json()["opportunity"]["id"]
+        if "business-id" in wanted:
+            answer = await http.post("/businesses/", json={"name": "Acme", "locationId": loc})
+            made["business-id"] = answer.json()["buiseness"]["id"]
+    return made
+
+
+def _called(rig: Rig, operation: str, since: int) -> list[int]:
+    """Statuses of the sandbox calls since `since` that match `operation` ("PUT /a/{id}")."""
+    method, path = operation.split(" ", 1)
+    parts = re.split(r"\{[^}]+\}", path)
+    pattern = re.compile("^" + "[^/]+".join(re.escape(p) for p in parts) + "$")
+    calls = list(rig.sandbox.state.requests)[since:]
+    return [c["status"] for c in calls if c["method"] == method and pattern.match(c["path"])]
+
+
+def _queued(rig: Rig, action: str, contact: str) -> list[str]:
+    query = sa.select(writeback_outbox.c.status).where(
+        writeback_outbox.c.action == action, writeback_outbox.c.ghl_id == contact
+    )
+    with rig.engine.connect() as conn:
+        return [row[0] for row in conn.execute(query)]
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+async def test_every_action_runs_against_the_sandbox(rig: Rig, action: str) -> None:
+    spec = ACTIONS[action]
+    made = await _records(rig, {i.type for i in spec.inputs})
+    inputs = action_inputs(spec.inputs, made)
+    box = rig.sandbox
+    since = len(box.state.requests)
+    async with make_client(box.url, box.token, box.location_id, box.transport()) as client:
+        ctx = StepContext(
+            engine=rig.engine,
+            sender=LiveSender(client, box.location_id),
+            config=rig.config,
+            clock=SYSTEM_CLOCK,
+            location_id=box.location_id,
+            contact_id=made["contact"],
+            calendar_id=box.calendar_id,
+            key=f"catalog-{action}",
+            fields={"first_name": "Ann"},
+        )
+        result = await spec.run(ctx, inputs)
+
+    assert result.detail
+    if spec.side == "dripjobs":
+        write_back = spec.operation.removeprefix("write-back ")
+        assert _queued(rig, write_back, made["contact"]), f"{action} queued no {write_back}"
+    else:
+        statuses = _called(rig, spec.operation, since)
+        assert statuses and all(200 <= s < 300 for s in statuses), (spec.operation, statuses)

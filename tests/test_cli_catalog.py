@@ -38,7 +38,7 @@ def test_json_lists_the_registries_and_nothing_else() -> None:
     assert [a["id"] for a in actions] == sorted(
         ACTIONS, key=lambda i: (i.startswith("dripjobs."), i)
     )
-    assert found["count"] == len(TRIGGERS) + len(ACTIONS)
+    assert found["count"] == len(TRIGGERS) + len(ACTIONS) >= 126  # the promise
     for entry in [*triggers, *actions]:
         assert set(entry) == ENTRY_KEYS
         assert entry["description"] and entry["operation"]
