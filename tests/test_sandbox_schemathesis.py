@@ -144,8 +144,11 @@ def spec_copy(ghl_spec_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     (root / "apps" / "v3").mkdir(parents=True)
     # The v3 files say `../common/...` from apps/v3/, i.e. apps/common: GHL ships that copy
     # as apps/v3/common, so it goes where the references look.
-    shutil.copytree(ghl_spec_dir / "apps" / "v3" / "common", root / "apps" / "common")
+    if (ghl_spec_dir / "apps" / "v3" / "common").is_dir():
+        shutil.copytree(ghl_spec_dir / "apps" / "v3" / "common", root / "apps" / "common")
     for name in {_spec_name(path) for _, path in SERVED}:
+        if not (ghl_spec_dir / "apps" / f"{name}.json").is_file():
+            continue  # a v3 file of a snapshot older than 2026-06-19: its routes skip
         doc = json.loads((ghl_spec_dir / "apps" / f"{name}.json").read_text(encoding="utf-8"))
         _PATCHES.get(name, lambda _doc: None)(doc)
         (root / "apps" / f"{name}.json").write_text(json.dumps(doc), encoding="utf-8")
@@ -158,7 +161,13 @@ def _schema(path: Path) -> Any:
 
 
 def _operation(spec_root: Path, method: str, path: str) -> Any:
-    schema = _schema(spec_root / "apps" / f"{_spec_name(path)}.json")
+    spec_file = spec_root / "apps" / f"{_spec_name(path)}.json"
+    if not spec_file.is_file() and path in _V3_ONLY:
+        reason = f"{spec_file.name} not in this spec snapshot (GHL's v3 specs, 2026-06-19)"
+        if os.environ.get("GHLSYNC_REQUIRE_SPECS") == "1":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    schema = _schema(spec_file)
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.method.upper() == method and _template(operation.path) == _template(path):
