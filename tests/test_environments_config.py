@@ -147,3 +147,14 @@ def test_init_writes_a_sandbox_and_a_production_environment(tmp_path: Path) -> N
     assert sandbox.ghl.base_url == "http://127.0.0.1:8765"
     assert sandbox.ghl.location_id == "loc_sandbox" and sandbox.ghl.calendar_id == "cal_sandbox"
     assert sandbox.database_url.endswith("ghlsync-sandbox.db")  # never the production store
+
+
+def test_a_loose_file_with_a_token_in_an_environment_draws_the_warning(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, _FILE.replace("ghl: {location_id: loc_prod, token: prod-token, ", "ghl: {")
+    )
+    path.chmod(0o644)  # the only token left is the sandbox environment's
+
+    result = _run("status", "--config", str(path), "--env", "sandbox")
+
+    assert f"chmod 600 {path}" in result.output  # then: no store yet (exit 1)

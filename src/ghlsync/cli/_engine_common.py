@@ -74,7 +74,8 @@ def load_config_or_fail(command: str, config: Path | None) -> Any:
 
 
 def _holds_secret(path: Path) -> bool:
-    """True when the file itself (not the environment) gives the GHL token or DripJobs secret."""
+    """True when the file itself (not the process environment) gives a GHL token (of the base
+    `ghl:` or of one of its `environments:`) or the DripJobs secret."""
     import yaml
 
     try:
@@ -84,9 +85,15 @@ def _holds_secret(path: Path) -> bool:
     if not isinstance(raw, dict):
         return False
     ghl, dripjobs = raw.get("ghl") or {}, raw.get("dripjobs") or {}
+    environments = raw.get("environments") or {}
+    per_env = [
+        (env.get("ghl") or {}, "token")
+        for env in (environments.values() if isinstance(environments, dict) else [])
+        if isinstance(env, dict)
+    ]
     return any(
         isinstance(section, dict) and bool(section.get(name))
-        for section, name in ((ghl, "token"), (dripjobs, "secret"))
+        for section, name in ((ghl, "token"), (dripjobs, "secret"), *per_env)
     )
 
 
