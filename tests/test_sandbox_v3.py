@@ -14,6 +14,10 @@ from typing import Any
 import httpx2
 import pytest
 
+from ghlsync._secret import Secret
+from ghlsync.ghl._oauth import OAuthApp
+from ghlsync.sandbox import DEFAULT_COMPANY_ID
+from ghlsync.sandbox._state import Principal
 from tests._openapi import load_spec, request_errors, response_errors
 from tests._sandbox import InProcessSandbox
 
@@ -247,3 +251,44 @@ async def test_completed_appointment_status_is_v3_only() -> None:
     assert {"dateAdded", "dateUpdated"} <= set(done.json())
     assert refused.status_code == 422
     assert "dateAdded" not in v2_made.json()
+
+
+async def test_v3_token_endpoint_refuses_v2_names_and_names_what_is_missing() -> None:
+    box = InProcessSandbox()
+    async with httpx2.AsyncClient(transport=box.transport(), base_url=box.url) as bare:
+        v3 = {"Version": "v3"}
+        snake = await bare.post(
+            "/oauth/token",
+            json={"client_id": "sandbox-client", "clientSecret": "x", "grantType": "x"},
+            headers=v3,
+        )
+        missing = await bare.post(
+            "/oauth/token", json={"clientSecret": "x", "grantType": "refresh_token"}, headers=v3
+        )
+    assert snake.status_code == 422
+    assert snake.json()["message"] == ["property client_id should not exist"]
+    assert missing.status_code == 400 and missing.json()["message"] == "Missing parameter: clientId"
+
+
+async def test_v3_agency_routes_with_the_oauth_client() -> None:
+    box = InProcessSandbox()
+    with box.state.lock:
+        box.state.tokens["agency-token"] = Principal(
+            "agency-token", "Company", DEFAULT_COMPANY_ID, None, "oauth", None
+        )
+    app = OAuthApp(
+        "sandbox-client",
+        Secret("sandbox-secret"),
+        "",
+        base_url=box.url,
+        transport=box.transport(),
+        api_version="v3",
+    )
+    agency = Secret("agency-token")
+    minted = await app.location_token(agency, DEFAULT_COMPANY_ID, LOC)
+    installed = await app.installed_locations(agency, DEFAULT_COMPANY_ID, "app1")
+    assert minted.location_id == LOC and minted.refresh_token is not None
+    assert minted.expires_at is not None
+    assert [item["_id"] for item in installed] == [LOC]
+    refreshed = await app.refresh(minted.refresh_token)  # the location's own refresh token
+    assert refreshed.location_id == LOC
