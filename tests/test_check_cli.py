@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import httpx2
 import pytest
 import typer
 import yaml
@@ -243,3 +244,30 @@ def test_what_the_recipes_name_must_exist_in_ghl_too(fresh: Path) -> None:
     assert "✗ workflows: recipe new-lead: No such workflow is not in the location" in out
     assert "✗ pipelines: recipe new-lead: pipeline 'Sales pipeline' has no stage 'Nowhere'" in out
     assert "{x}" not in out  # filled in per event: not checkable before it runs
+
+
+def test_another_location_is_checked_with_the_token_stored_for_it(
+    fresh: Path, sandbox: SandboxServer
+) -> None:
+    from ghlsync.ghl._crypto import TokenCipher, generate_key
+    from ghlsync.ghl._vault import TokenVault
+    from ghlsync.store import create_engine, migrate
+
+    made = httpx2.post(f"{sandbox.url}/_sandbox/locations", json={"id": "loc_second"}).json()
+    key = generate_key()
+    engine = create_engine(f"sqlite:///{fresh.parent / 'ghlsync-sandbox.db'}")  # the env's store
+    migrate(engine)
+    TokenVault(engine, TokenCipher([key])).save_private("loc_second", Secret(made["token"]))
+    engine.dispose()
+
+    result = _run(
+        "check", "--config", str(fresh), "--location", "loc_second", GHLSYNC_SECRET_KEY=key
+    )
+    unknown = _run(
+        "check", "--config", str(fresh), "--location", "loc_none", GHLSYNC_SECRET_KEY=key
+    )
+
+    assert "✓ token: token accepted for location loc_second" in result.output, result.output
+    # Its own calendar, not the configured location's: none stored for it yet.
+    assert "✗ calendar: no ghl.calendar_id" in result.output
+    assert unknown.exit_code == 1 and "✗ token:" in unknown.output

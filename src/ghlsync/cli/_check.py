@@ -47,6 +47,8 @@ def check(
     with selected_environment(env):
         loaded = load_config_or_fail("check", config)
     credentials = _credentials(loaded, location)
+    if location and location != loaded.ghl.location_id:
+        loaded = _for_location(loaded, location)
     lines = asyncio.run(run_checks(loaded, location_id=location, credentials=credentials))
     if as_json:
         typer.echo(json.dumps(_as_json(loaded, lines), indent=2))
@@ -54,6 +56,29 @@ def check(
         _print(loaded, lines)
     if not all(line.ok for line in lines):
         raise typer.Exit(1)
+
+
+def _for_location(config: Any, location: str) -> Any:
+    """The config as the worker runs it for another location: its own calendar (stored by
+    `ghlsync locations add --calendar`), never the configured location's."""
+    import sqlalchemy as sa
+
+    from ghlsync.engine.locations._rows import get_location
+    from ghlsync.store import create_engine, sqlite_path
+
+    calendar = None
+    path = sqlite_path(config.database_url)
+    if path is None or path.exists():
+        engine = create_engine(config.database_url)
+        try:
+            row = get_location(engine, location)
+            calendar = row.calendar_id if row is not None else None
+        except sa.exc.SQLAlchemyError:
+            calendar = None
+        finally:
+            engine.dispose()
+    ghl = config.ghl.model_copy(update={"location_id": location, "calendar_id": calendar})
+    return config.model_copy(update={"ghl": ghl})
 
 
 def _credentials(config: Any, location: str | None) -> Any:

@@ -161,7 +161,8 @@ async def check_calendar(pf: Preflight) -> list[CheckLine]:
                 "calendar",
                 "no ghl.calendar_id: appointment events cannot be written",
                 "set ghl.calendar_id (or GHLSYNC_GHL_CALENDAR_ID) to the calendar DripJobs "
-                "appointments go to (GHL: Calendars > Calendar settings shows its id)",
+                "appointments go to (GHL: Calendars > Calendar settings shows its id); for a "
+                "location added with `ghlsync locations add`, add it again with --calendar ID",
             )
         ]
     try:
