@@ -34,9 +34,17 @@ class StoreView:
     seen_in_ghl: dict[str, dict[str, Any]] = field(default_factory=dict)  # two-way's record
 
 
-def load_view(engine: sa.Engine, location_id: str, *, stale_after: float, now: float) -> StoreView:
+def load_view(
+    engine: sa.Engine,
+    location_id: str,
+    *,
+    stale_after: float,
+    now: float,
+    ghl_id: str | None = None,
+) -> StoreView:
     """Confirmed contact mappings with their last-written body; pending ones older than
-    `stale_after` seconds, and sync states without a mapping (store rows with no GHL object)."""
+    `stale_after` seconds, and sync states without a mapping (store rows with no GHL object).
+    With `ghl_id`, only that contact's mappings (a second look at one drift)."""
     mapped: dict[str, Mapped] = {}
     orphans: list[dict[str, Any]] = []
     with engine.connect() as conn:
@@ -48,7 +56,11 @@ def load_view(engine: sa.Engine, location_id: str, *, stale_after: float, now: f
                 id_map.c.pending_since,
                 sync_state.c.snapshot,
                 sync_state.c.synced_at,
-            ).where(id_map.c.location_id == location_id, id_map.c.entity_type == "contact")
+            ).where(
+                id_map.c.location_id == location_id,
+                id_map.c.entity_type == "contact",
+                *([id_map.c.ghl_id == ghl_id] if ghl_id is not None else []),
+            )
         )
         for r in rows:
             if r.state != "confirmed" or not r.ghl_id:
@@ -98,6 +110,21 @@ def _seen_in_ghl(conn: sa.Connection, location_id: str) -> dict[str, dict[str, A
         )
     )
     return {r.ghl_id: json.loads(r.fields or "{}") for r in rows}
+
+
+def in_flight(engine: sa.Engine, location_id: str, source_ids: list[str]) -> bool:
+    """Whether live sync has work queued or running for any of these customers."""
+    w = work_items.c
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(w.id).where(
+                w.location_id == location_id,
+                w.entity_type == "contact",
+                w.source_id.in_(source_ids),
+                w.status.in_(("pending", "leased")),
+            )
+        ).first()
+    return row is not None
 
 
 def has_dripjobs_data(engine: sa.Engine, location_id: str, source_id: str) -> bool:

@@ -58,7 +58,7 @@ from ghlsync.reconcile._children import (
 )
 from ghlsync.reconcile._compare import changed_fields, contact_keys
 from ghlsync.reconcile._repair import Repairs
-from ghlsync.reconcile._store import StoreView, load_view
+from ghlsync.reconcile._store import StoreView, in_flight, load_view
 
 __all__ = ["Drift", "Sweep", "SweepReport"]
 
@@ -181,6 +181,8 @@ class Sweep:
                 people.setdefault(key, []).append(ghl_id)
             drift = self._changed(view, contact)
             if drift is not None:
+                drift = await self._still_changed(drift, contact)
+            if drift is not None:
                 report.drifts.append(drift)
         if report.complete:
             report.drifts += await self._deleted(view, seen)
@@ -302,6 +304,24 @@ class Sweep:
                 ):
                     found.append(_child_changed(child, changes))
         return found
+
+    async def _still_changed(self, drift: Drift, contact: dict[str, Any]) -> Drift | None:
+        """The drift as the store stands now: live sync may have written the contact since the
+        sweep read the store (its write is then what GHL shows), or be writing it."""
+        view = await asyncio.to_thread(
+            load_view,
+            self._engine,
+            self._location,
+            stale_after=STALE_PENDING,
+            now=self._clock.now(),
+            ghl_id=drift.ghl_ids[0],
+        )
+        again = self._changed(view, contact)
+        if again is None or await asyncio.to_thread(
+            in_flight, self._engine, self._location, again.dripjobs_ids
+        ):
+            return None
+        return again
 
     def _changed(self, view: StoreView, contact: dict[str, Any]) -> Drift | None:
         mapped = view.mapped.get(str(contact.get("id") or ""))
