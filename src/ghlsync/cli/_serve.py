@@ -52,6 +52,11 @@ def serve(
     require_free_port("serve", host, port)
     with open_store("serve", loaded.database_url) as engine:  # created, migrated, checked
         check_key_or_fail("serve", engine)
+    if loaded.environment is not None:  # which of the file's environments this process runs
+        typer.echo(
+            f"ghlsync serve: environment {loaded.environment} (GHL at {loaded.ghl.base_url})",
+            err=True,
+        )
     # After the checks: a refusal stays one line, not a line after the migration's log lines.
     setup_logging(log_level.value, log_format.value)  # uvicorn's lines included
     try:
