@@ -68,8 +68,10 @@ class Rig:
     def log(self, proc: subprocess.Popen[bytes]) -> str:
         return (self.logs / f"worker{self.workers.index(proc)}.log").read_text()
 
-    def worker_id(self, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> str:
-        """The id the worker logged on start ("worker ID running (SIGTERM/Ctrl-C drains)")."""
+    def worker_id(self, proc: subprocess.Popen[bytes], timeout: float = 180.0) -> str:
+        """The id the worker logged on start ("worker ID running (SIGTERM/Ctrl-C drains)").
+        Generous: on a 2-core machine under a load average of 15-20, a worker's start-up
+        (imports, vault, LISTEN) took over 30 s."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = _STARTED.search(self.log(proc))
