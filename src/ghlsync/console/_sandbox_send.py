@@ -76,7 +76,10 @@ async def _sync(config: AppConfig, mapped: Any) -> list[dict[str, Any]]:
         engine = create_engine(f"sqlite:///{Path(folder) / 'tester.db'}")
         try:
             migrate(engine)
-            async with GHLClient(base_url=ghl.base_url, tokens=tokens, max_attempts=2) as client:
+            client = GHLClient(
+                base_url=ghl.base_url, tokens=tokens, max_attempts=2, api_version=ghl.api_version
+            )
+            async with client:
                 context = FlowContext(
                     engine, client, ghl.location_id, ghl.calendar_id, config, SYSTEM_CLOCK
                 )
