@@ -12,7 +12,10 @@ from typer.testing import CliRunner
 
 import ghlsync.recipes
 from ghlsync.cli import app
+from ghlsync.engine import accept
+from ghlsync.engine.flows.to_dripjobs._events import ghl_delivery
 from ghlsync.recipes import timer_status
+from ghlsync.store import begin_immediate
 from ghlsync.store._tables_engine import work_items
 from tests._recipes_kit import FOLLOW_UP, LEAD, ONBOARDING, START, rig
 from tests._sandbox import InProcessSandbox
@@ -121,3 +124,34 @@ def test_recipes_exports() -> None:
     for name in names:
         assert getattr(ghlsync.recipes, name) is not None, name
     assert {"ACTIONS", "TRIGGERS", "ActionSpec", "TriggerSpec", "InputSpec"} <= set(names)
+
+
+async def test_a_ghl_event_starts_a_recipe_once(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    vip = {
+        "name": "vip-call",
+        "when": {"trigger": "ghl.ContactTagUpdate", "tags": {"contains": "vip"}},
+        "do": [{"create_task": {"title": "Call our VIP {first_name}", "due": "+1d 09:00"}}],
+    }
+    async with rig(flows_store, sandbox_asgi, [vip]) as r:
+        r.deliver("d1", "customer.created", **LEAD)
+        await r.drain()
+        [contact] = r.location().contacts.values()
+        event = {
+            "type": "ContactTagUpdate",
+            "locationId": sandbox_asgi.location_id,
+            "id": contact["id"],
+            "firstName": "Ann",
+            "tags": ["vip"],
+            "webhookId": "w1",
+            "timestamp": "2023-11-14T22:13:00Z",
+        }
+        for _ in range(2):  # GHL retried it
+            delivery = ghl_delivery(event, received_at=START - 10)
+            with begin_immediate(flows_store) as conn:
+                accept(conn, delivery)
+        await r.drain()
+        assert r.tasks() == ["Call our VIP Ann"]
+        [task] = r.location().tasks.values()
+        assert task["contactId"] == contact["id"]
