@@ -1,7 +1,8 @@
 """Reconcile: the children of each mapped contact (tasks, notes, appointments) drifted in GHL
 without a webhook are found and `--repair` re-creates deleted ones DripJobs still has; GHL
 duplicates are linked in the audit log, never merged; a sweep resumed after a restart still
-finds deleted contacts (SQLite and PostgreSQL)."""
+finds deleted contacts; deal cards moved or deleted in GHL are found (SQLite and
+PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from ghlsync.store._tables_sync import id_map
 from tests._twoway_kit import TwoWay
 from tests.test_reconcile_schedule import _CutClient, _schedule, _StopAfterSweeps
 from tests.test_reconcile_sweep import _customers
+from tests.test_twoway_opportunity import _card_at, _fresh_pipelines  # noqa: F401
 
 APPOINTMENT = {
     "appointment_title": "Estimate",
@@ -181,3 +183,20 @@ async def test_a_resumed_sweep_still_finds_deleted_contacts(tw: TwoWay) -> None:
     looked_up = {p for p in gets if p.removeprefix("/contacts/") in ids.values()}
     assert looked_up == {f"/contacts/{ids['dj3']}"}
     assert seen_ids(tw.engine, tw.sandbox.location_id) == set()  # emptied at the end
+
+
+async def test_deal_cards_moved_or_deleted_in_ghl_are_found(tw: TwoWay) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}", {"pipelineStageId": stages["Won"]})
+    tw.ghl_events.clear()  # GHL's OpportunityStageUpdate never reached us
+
+    moved = await _sweep(tw).run()
+
+    [drift] = [d for d in moved.drifts if d.entity == "opportunity"]
+    assert (drift.kind, drift.dripjobs_ids) == ("changed_in_ghl", ["deal:dj_c_1"])
+    assert drift.fields is not None
+    assert drift.fields["pipelineStageId"]["ghl"] == stages["Won"]
+    await tw.ghl_user("DELETE", f"/opportunities/{card['id']}")
+    tw.ghl_events.clear()
+    gone = await _sweep(tw).run()
+    assert [(d.entity, d.kind) for d in gone.drifts] == [("opportunity", "deleted_in_ghl")]

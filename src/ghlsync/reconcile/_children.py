@@ -5,6 +5,8 @@ state's `body`, and `contact_id`: the GHL contact it lives under). Per contact t
 children of a kind, one list call (`GET /contacts/{id}/tasks|notes|appointments`) shows what
 GHL holds; a child missing from it was deleted in GHL (or its id no longer exists), a field
 that differs from our last write was changed there. Contacts without children cost nothing.
+Opportunities (deal and project cards) have no per-contact list in GHL's API: each mapped card
+costs one `GET /opportunities/{id}` (404: deleted in GHL).
 Children pending for longer than an hour are store rows with no GHL object (orphans).
 """
 
@@ -31,13 +33,14 @@ __all__ = [
     "load_children",
 ]
 
-CHILD_KINDS = ("task", "note", "appointment")
+CHILD_KINDS = ("task", "note", "appointment", "opportunity")
 
 # What ghlsync writes and GHL shows back unchanged, per kind.
 _COMPARED = {
     "task": ("title", "body", "dueDate", "completed"),
     "note": ("body",),
     "appointment": ("title", "startTime", "endTime", "appointmentStatus"),
+    "opportunity": ("pipelineStageId", "status", "monetaryValue"),
 }
 _LIST_KEYS = {"task": ("tasks",), "note": ("notes",), "appointment": ("events", "appointments")}
 

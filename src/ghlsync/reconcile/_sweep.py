@@ -275,6 +275,26 @@ class Sweep:
         except NotFoundError:
             return None
 
+    async def _card(self, child: Child, contact_gone: bool, known: dict[str, Any]) -> Drift | None:
+        """One deal/project card: `GET /opportunities/{id}` (no per-contact list exists)."""
+        if contact_gone:
+            return _child_gone(child, "its contact no longer exists in GHL")
+        await self._pace()
+        try:
+            answer = await self._client.request(
+                "GET",
+                f"/opportunities/{child.ghl_id}",
+                key=self._location,
+                version=CONTACTS_VERSION,
+            )
+        except NotFoundError:
+            return _child_gone(child, "mapped opportunity no longer exists in GHL")
+        record = answer.get("opportunity") if isinstance(answer, dict) else None
+        if not isinstance(record, dict):
+            return _child_gone(child, "mapped opportunity no longer exists in GHL")
+        changes = changed_child_fields(child, record, known)
+        return _child_changed(child, changes) if changes else None
+
     # ------------------------------------------------------------------ drift
 
     async def _children(self, now: float, gone: set[str], walked: set[str] | None) -> list[Drift]:
@@ -289,6 +309,12 @@ class Sweep:
         ]
         for (contact_id, kind), children in sorted(view.groups.items()):
             if not contact_id or (walked is not None and contact_id not in walked):
+                continue
+            if kind == "opportunity":
+                for card in children:
+                    known = view.seen_in_ghl.get((kind, card.ghl_id), {})
+                    if drift := await self._card(card, contact_id in gone, known):
+                        found.append(drift)
                 continue
             answer = None if contact_id in gone else await self._list(contact_id, kind)
             if answer is None:
