@@ -1,5 +1,6 @@
-"""Every catalog entry works: each DripJobs trigger goes through the real receiver into a
-recipe run, each action runs against the sandbox and makes the call its entry names. The
+"""Every catalog entry works: each trigger goes through the real receiver (DripJobs hooks with
+the Zap's bearer secret, GHL hooks signed with the sandbox's key) into a recipe run, each action
+runs against the sandbox and makes the call its entry names. The
 cases are the registries themselves (`ghlsync.recipes.TRIGGERS` / `ACTIONS`), so an entry
 without a working case fails here.
 
@@ -13,6 +14,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx2
@@ -31,7 +33,7 @@ from ghlsync.server import create_app, serve_in_thread
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import work_items
 from ghlsync.store._tables_twoway import writeback_outbox
-from tests._catalog_kit import USERS, action_inputs, dripjobs_body
+from tests._catalog_kit import USERS, action_inputs, dripjobs_body, ghl_event
 from tests._engine_flows_kit import make_client
 from tests._sandbox import InProcessSandbox
 
@@ -42,8 +44,14 @@ GHL = [t for t in TRIGGERS if t.startswith("ghl.")]
 
 
 def _recipe(number: int, trigger: str) -> dict[str, Any]:
-    return {"name": f"catalog-{number}", "when": {"trigger": trigger},
-            "do": [{"add_tags": ["catalog"]}]}  # fmt: skip
+    """A recipe on `trigger`: tag the contact, or (an event about no contact: a product, a
+    custom object, ...) add a location tag."""
+    names = {f.name for f in TRIGGERS[trigger].fields}
+    about_contact = trigger.startswith(("dripjobs.", "ghl.Contact")) or bool(
+        names & {"contactId", "appointment.contactId", "contactDetails"}
+    )
+    step = {"add_tags": ["catalog"]} if about_contact else {"create_tag": "catalog"}
+    return {"name": f"catalog-{number}", "when": {"trigger": trigger}, "do": [step]}
 
 
 @dataclass
@@ -55,12 +63,6 @@ class Rig:
     engine: sa.Engine
     sandbox: InProcessSandbox
     config: AppConfig
-
-    def sign_ghl(self, event: dict[str, Any]) -> tuple[bytes, dict[str, str]]:
-        """The body and headers GHL (here: the sandbox's key) would send."""
-        body = json.dumps(event).encode()
-        signature = self.sandbox.app.state.webhooks.sign(body)
-        return body, {"content-type": "application/json", "x-ghl-signature": signature}
 
     def runs(self, trigger: str) -> dict[int, str]:
         """The recipe runs this trigger started: id → status (and why, when not done)."""
@@ -132,6 +134,38 @@ async def test_every_dripjobs_trigger_goes_through_the_receiver_into_its_recipe(
         f"/hooks/dripjobs/{trigger.removeprefix('dripjobs.')}", json=body, headers=BEARER
     )
     assert answer.status_code == 202, answer.text
+
+    await rig.drain()
+
+    assert new_runs(rig, trigger, before) == ["done"]
+
+
+async def _ghl_contact(rig: Rig) -> str:
+    """A GHL contact of the sandbox for a GHL event to be about."""
+    async with rig.sandbox.client() as http:
+        answer = await http.post(
+            "/contacts/upsert",
+            json={"locationId": rig.sandbox.location_id, "email": "catalog@example.com"},
+        )
+    return str(answer.json()["contact"]["id"])
+
+
+@pytest.mark.parametrize("trigger", GHL)
+async def test_every_ghl_trigger_goes_through_the_receiver_into_its_recipe(
+    rig: Rig, trigger: str
+) -> None:
+    contact = await _ghl_contact(rig)
+    before = rig.runs(trigger)
+    event = ghl_event(TRIGGERS[trigger], rig.sandbox.location_id, contact)
+    event |= {"webhookId": f"wh-{trigger}", "timestamp": datetime.now(UTC).isoformat()}
+    body = json.dumps(event).encode()
+    headers = {
+        "content-type": "application/json",
+        "x-ghl-signature": rig.sandbox.app.state.webhooks.sign(body),  # GHL's key: the sandbox's
+    }
+    answer = rig.http.post("/hooks/ghl", content=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["status"] == "accepted", answer.text
 
     await rig.drain()
 

@@ -106,8 +106,8 @@ async def _who(
     """(contact key, GHL contact id if known now, template fields of the mapped contact)."""
     if item.entity_type.startswith(GHL_PREFIX):
         contact = _ghl_contact(item, instance.fields)
-        if not contact:
-            return None
+        if not contact:  # a product, a custom object, ...: location-level steps still run
+            return f"ghl:{instance.trigger}:{item.source_id}", None, {}
         owners = await asyncio.to_thread(_owners, ctx.engine, ctx.location_id, contact)
         return (owners[0] if owners else f"ghl:{contact}"), contact, {}
     if mapper is None:
@@ -127,10 +127,13 @@ async def _who(
 
 
 def _ghl_contact(item: Claim, fields: Mapping[str, Any]) -> str | None:
-    if item.entity_type == GHL_PREFIX + "contact":
-        return item.source_id
+    if item.entity_type == GHL_PREFIX + "contact" or str(fields.get("type")).startswith("Contact"):
+        return item.source_id  # ContactCreate, ..., ContactDndUpdate: the contact itself
     record = fields.get("appointment") if isinstance(fields.get("appointment"), dict) else fields
     value = (record or {}).get("contactId") or fields.get("contactId")
+    details = fields.get("contactDetails")  # invoices name their contact there
+    if not value and isinstance(details, dict):
+        value = details.get("id")
     return str(value) if value else None
 
 

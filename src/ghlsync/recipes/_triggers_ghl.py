@@ -13,9 +13,7 @@ Field lists follow GHL's webhook event documentation (names and types only); a d
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from ghlsync.engine.flows.to_dripjobs._events import event_location
 from ghlsync.recipes._spec import InputSpec, TriggerSpec
 
 __all__ = ["GHL_TRIGGER_TYPES", "event_location", "fields", "ghl_triggers"]
@@ -176,15 +174,3 @@ def ghl_triggers() -> dict[str, TriggerSpec]:
         )
         for kind, (text, spec) in GHL_TRIGGER_TYPES.items()
     }
-
-
-def event_location(event: Mapping[str, Any]) -> str | None:
-    """The location a GHL event is about: `locationId`, else `altId` of an `altType: location`
-    (invoices, orders); None when it names none."""
-    location = event.get("locationId")
-    if isinstance(location, str) and location:
-        return location
-    alt = event.get("altId")
-    if event.get("altType") == "location" and isinstance(alt, str) and alt:
-        return alt
-    return None

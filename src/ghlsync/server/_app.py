@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
@@ -27,7 +27,7 @@ from ghlsync.server._commit import GroupCommitter, LoopCommitter
 from ghlsync.server._connections import ConnectionTable
 from ghlsync.server._errors import install_json_errors
 from ghlsync.server._fast import GhlsyncApp
-from ghlsync.server._ghl_events import GHLEventIntake
+from ghlsync.server._ghl_events import GHLEventIntake, is_ghl_event
 from ghlsync.server._ghl_hooks import GHLWebhookReceiver
 from ghlsync.server._ghl_scope import EventScope, configured_app_id, serves_location
 from ghlsync.server._health import WorkerState
@@ -161,6 +161,17 @@ def _ghl_receiver(
         scope=scope,
         metrics=metrics,
         body_timeout=config.server.body_timeout,
-        # Two-way sync (docs/two-way.md): GHL record events are taken only when it is on.
-        events=GHLEventIntake(engine, clock) if config.writeback.enabled else None,
+        # Two-way sync (docs/two-way.md): GHL record events are taken only when it is on;
+        # recipes (docs/recipes.md): the event types an enabled recipe names.
+        events=GHLEventIntake(engine, clock, _wanted_ghl_events(config)),
     )
+
+
+def _wanted_ghl_events(config: AppConfig) -> Callable[[str], bool]:
+    """Which GHL event types go to the inbox: two-way's record events (when a write-back URL
+    is configured) and the `ghl.<type>` triggers of enabled recipes."""
+    from ghlsync.recipes._book import recipe_book  # a stage above the server's own
+
+    named = {t.removeprefix("ghl.") for t in recipe_book(config).triggers() if t.startswith("ghl.")}
+    twoway = config.writeback.enabled
+    return lambda kind: kind in named or (twoway and is_ghl_event(kind))

@@ -1,4 +1,5 @@
-"""GHL record events (ContactCreate, TaskComplete, AppointmentUpdate, ...) into the inbox.
+"""GHL events (ContactCreate, TaskComplete, AppointmentUpdate, ..., and for recipes any type a
+recipe names, e.g. InvoicePaid) into the inbox.
 
 Two-way sync: a verified GHL event for a served location is committed into the same inbox
 and work-row machinery as DripJobs deliveries (`engine.queue._inbox.accept`), keyed
@@ -10,7 +11,7 @@ answer GHL retries).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -26,11 +27,24 @@ __all__ = ["GHLEventIntake", "is_ghl_event"]
 
 
 class GHLEventIntake:
-    """Commits GHL record events durably; `take` answers once the commit is done."""
+    """Commits GHL events durably; `take` answers once the commit is done.
 
-    def __init__(self, engine: sa.Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+    `takes(type)`: whether an event type is wanted (two-way's record events when a write-back
+    URL is configured, and every type an enabled recipe starts on or is cancelled by)."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        clock: Clock = SYSTEM_CLOCK,
+        wanted: Callable[[str], bool] = is_ghl_event,
+    ) -> None:
         self._engine = engine
         self._clock = clock
+        self._wanted = wanted
+
+    def takes(self, kind: str) -> bool:
+        """True when events of this type go to the inbox."""
+        return self._wanted(kind)
 
     async def take(self, event: Mapping[str, Any]) -> Response:
         """200 `accepted` (or `duplicate`) after the commit; 400 for an event naming no record."""

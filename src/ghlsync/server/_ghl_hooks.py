@@ -6,7 +6,8 @@ else 403) → act → answer. INSTALL adds the location (or, for an agency insta
 GHL lists for the app) with a fresh DripJobs connection; UNINSTALL stops syncing it. Other
 record events (ContactCreate, TaskComplete, AppointmentUpdate, ...)
 are committed to the inbox when two-way sync is on (`_ghl_events`, a write-back URL is
-configured), answered 200 after the commit; the rest are answered 200 and ignored.
+configured), and so is every event type an enabled recipe names (`ghl.<type>` triggers),
+answered 200 after the commit; the rest are answered 200 and ignored.
 
 GHL retries a delivery only when answered 429, so a failure to act (GHL or the store
 unreachable) forgets the webhook id and answers 429: the retry is then not a replay.
@@ -32,7 +33,7 @@ from ghlsync.ghl._webhooks import (
     WebhookVerifier,
     seen_key,
 )
-from ghlsync.server._ghl_events import GHLEventIntake, is_ghl_event
+from ghlsync.server._ghl_events import GHLEventIntake
 from ghlsync.server._ghl_scope import EventScope
 from ghlsync.server._limits import DEFAULT_BODY_TIMEOUT, read_body
 from ghlsync.server._metrics import ReceiverMetrics
@@ -116,7 +117,7 @@ class GHLWebhookReceiver:
         if kind == "UNINSTALL":
             removed = await self._installer.uninstall(location_id=location, company_id=company)
             return json_response(200, {"status": "uninstalled", "locations": removed})
-        if self._events is not None and is_ghl_event(kind):
+        if self._events is not None and self._events.takes(kind):
             return await self._events.take(event)
         return json_response(200, {"status": "ignored", "type": kind})
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ghlsync.engine.flows.to_dripjobs._events import event_location
 from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.mapping import AppConfig
 from ghlsync.server._responses import Rejection
@@ -74,8 +75,8 @@ class EventScope:
         kind = str(event.get("type") or "")
         if kind in APP_EVENTS:
             return self._app_refusal(kind, event.get("appId"))
-        location = event.get("locationId")
-        if isinstance(location, str) and self.serves(location):
+        location = event_location(event)  # invoices and orders name it in `altId`
+        if location is not None and self.serves(location):
             return None
         return Rejection(
             403,

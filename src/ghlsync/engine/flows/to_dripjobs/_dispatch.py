@@ -18,7 +18,12 @@ import sqlalchemy as sa
 
 from ghlsync._clock import Clock
 from ghlsync.engine.flows.to_dripjobs._decide import Decision, GHLWork, decide
-from ghlsync.engine.flows.to_dripjobs._events import GHL_PREFIX, record_of, source_time
+from ghlsync.engine.flows.to_dripjobs._events import (
+    GHL_PREFIX,
+    OTHER_EVENT,
+    record_of,
+    source_time,
+)
 from ghlsync.engine.flows.to_dripjobs._opportunity import decide_opportunity
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome
 from ghlsync.engine.flows.to_ghl._pipelines import ensure_stage
@@ -55,6 +60,11 @@ async def sync_ghl(
     `client`: reads the location's pipelines when a moved card's stage is not kept yet (the
     only GHL call of this side)."""
     work = GHLWork(location_id, entity_type[len(GHL_PREFIX) :], ghl_id, events, payload, version)
+    if work.entity == OTHER_EVENT or not settings.enabled:  # taken for recipes only
+        why = "no write-back: " + (
+            "two-way sync does not take this event" if settings.enabled else "two-way sync is off"
+        )
+        return [EntityOutcome(entity_type, ghl_id, "skipped", ghl_id, 0, why)]
     if work.entity == "opportunity" and client is not None and _has_pipelines(opportunities):
         await _know_stage(engine, client, clock, location_id, payload)
     decision = await asyncio.to_thread(

@@ -5,6 +5,9 @@ keyed `ghl_<entity>` + the GHL id, so per-entity order, leases and dead letters 
 GHL side too. Its source time is the record's `dateUpdated` when the event carries one
 (appointments), else the event's `timestamp`: the merge keeps the newest, and a delete is
 final (`*Delete` events have the `delete` action, `TaskComplete` the sticky `complete`).
+
+Other GHL event types (InvoicePaid, InboundMessage, ...) are taken only as recipe triggers:
+they become `ghl_event` work rows keyed by their record id, which no write-back decides on.
 """
 
 from __future__ import annotations
@@ -16,9 +19,18 @@ from typing import Any
 from ghlsync.engine.queue._inbox import Delivery
 from ghlsync.mapping._writeback import EVENT_ENTITY, GHL_EVENTS, OPPORTUNITY_EVENTS
 
-__all__ = ["GHL_PREFIX", "ghl_delivery", "is_ghl_event", "record_of", "source_time"]
+__all__ = [
+    "GHL_PREFIX",
+    "OTHER_EVENT",
+    "event_location",
+    "ghl_delivery",
+    "is_ghl_event",
+    "record_of",
+    "source_time",
+]
 
 GHL_PREFIX = "ghl_"
+OTHER_EVENT = "event"  # the entity of GHL events two-way sync does not take (recipes only)
 
 
 def is_ghl_event(kind: str) -> bool:
@@ -56,11 +68,28 @@ def _action(kind: str) -> str:
     return "upsert"
 
 
+def event_location(event: Mapping[str, Any]) -> str | None:
+    """The location a GHL event is about: `locationId`, else `altId` of an `altType: location`
+    (invoices, orders); None when it names none."""
+    location = event.get("locationId")
+    if isinstance(location, str) and location:
+        return location
+    alt = event.get("altId")
+    if event.get("altType") == "location" and isinstance(alt, str) and alt:
+        return alt
+    return None
+
+
+def _record_id(event: Mapping[str, Any]) -> object:
+    record = record_of(event)
+    return record.get("id") or event.get("_id") or event.get("key") or event.get("webhookId")
+
+
 def ghl_delivery(event: Mapping[str, Any], *, received_at: float) -> Delivery:
     """The `Delivery` of a verified GHL event; raises ValueError when it names no record."""
     kind = str(event.get("type") or "")
-    location = event.get("locationId")
-    record_id = record_of(event).get("id")
+    location = event_location(event)
+    record_id = _record_id(event)
     if not isinstance(location, str) or not location:
         raise ValueError(f"the {kind} event has no locationId")
     if not isinstance(record_id, str) or not record_id:
@@ -72,7 +101,7 @@ def ghl_delivery(event: Mapping[str, Any], *, received_at: float) -> Delivery:
         event=kind,
         delivery_id=str(webhook_id) if webhook_id else None,
         payload=dict(event),
-        entity_type=GHL_PREFIX + EVENT_ENTITY[kind],
+        entity_type=GHL_PREFIX + EVENT_ENTITY.get(kind, OTHER_EVENT),
         source_id=record_id,
         source_updated_at=source_time(event),
         received_at=received_at,
