@@ -62,6 +62,7 @@ def deliver(
     location: str,
     delivery_id: str,
     event: str,
+    received_at: float = START - 1000.0,
     **payload: Any,
 ) -> None:
     """Accept one DripJobs delivery into the real inbox (as the receiver does)."""
@@ -75,7 +76,7 @@ def deliver(
         entity_type=key.type,
         source_id=key.source_id,
         source_updated_at=None,
-        received_at=START - 1000.0,
+        received_at=received_at,
     )
     with begin_immediate(engine) as conn:
         accept(conn, delivery)
@@ -92,8 +93,9 @@ class Rig:
     clock: FakeClock
 
     def deliver(self, delivery_id: str, event: str, **payload: Any) -> None:
-        """One DripJobs delivery."""
-        deliver(self.engine, self.config, self.sandbox.location_id, delivery_id, event, **payload)
+        """One DripJobs delivery, received a second ago by the worker's clock."""
+        loc, now = self.sandbox.location_id, self.clock.now()
+        deliver(self.engine, self.config, loc, delivery_id, event, now - 1, **payload)
 
     async def drain(self) -> None:
         """Run the worker until nothing is claimable now."""

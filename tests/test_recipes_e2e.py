@@ -155,3 +155,29 @@ async def test_a_ghl_event_starts_a_recipe_once(
         assert r.tasks() == ["Call our VIP Ann"]
         [task] = r.location().tasks.values()
         assert task["contactId"] == contact["id"]
+
+
+async def test_an_old_completion_synced_again_cancels_no_newer_wait(
+    flows_store: sa.Engine, sandbox_asgi: InProcessSandbox
+) -> None:
+    nudge = {
+        "name": "nudge",
+        "when": {"trigger": "dripjobs.lead.created"},
+        "do": [{"create_task": {"title": "Nudge {first_name}", "due": "+0d 10:00"}}],
+        "after": {"wait": "3d", "unless": "dripjobs.task.completed"},
+    }
+    task = {"customer_id": "C1", "task_id": "T1", "task_title": "Measure"}
+    async with rig(flows_store, sandbox_asgi, [nudge]) as r:
+        r.deliver("d1", "customer.created", **LEAD)
+        r.deliver("d2", "task.completed", **task, task_status="completed")
+        await r.drain()
+        r.clock.advance(3600)
+        r.deliver("d3", "lead.created", **LEAD)  # starts the wait, after the completion
+        await r.drain()
+        r.clock.advance(3600)
+        r.deliver("d4", "task.updated", **{**task, "task_title": "Measure twice"})
+        await r.drain()  # the task's sticky completion runs again: not a new completion
+        assert [s for s, _ in r.waiting()] == ["pending"]
+        r.clock.advance(3 * 86400)
+        await r.drain()
+        assert r.tasks() == ["Measure twice", "Nudge Ann"]

@@ -96,7 +96,7 @@ async def _play(stream: list[tuple[str, int, int]], sources: list[str], db: Path
                 pass
 
         def send(delivery_id: str, event: str, **payload: Any) -> None:
-            deliver(engine, config, loc, delivery_id, event, **payload)
+            deliver(engine, config, loc, delivery_id, event, clock.now() - 1, **payload)
 
         for kind, a, b in stream:
             person = _person(a, sources[a]) if kind in ("lead", "done", "accept") else {}

@@ -13,6 +13,7 @@ a retried item, a replayed dead letter or a duplicate delivery never starts a se
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -147,7 +148,13 @@ async def _cancel(ctx: FlowContext, book: RecipeBook, instance: Instance, contac
     if names:
         why = f"cancelled by {instance.trigger}"
         await asyncio.to_thread(
-            cancel_waiting, ctx.engine, ctx.location_id, names, contact, why, ctx.clock.now()
+            functools.partial(cancel_waiting, before=instance.received_at),
+            ctx.engine,
+            ctx.location_id,
+            names,
+            contact,
+            why,
+            ctx.clock.now(),
         )
 
 

@@ -96,9 +96,18 @@ def _row(location_id: str, run: PlannedRun, now: float) -> dict[str, Any]:
 
 
 def cancel_waiting(
-    engine: sa.Engine, location_id: str, recipes: list[str], contact: str, why: str, now: float
+    engine: sa.Engine,
+    location_id: str,
+    recipes: list[str],
+    contact: str,
+    why: str,
+    now: float,
+    *,
+    before: float,
 ) -> int:
-    """Cancel the contact's waiting runs of `recipes`; returns how many."""
+    """Cancel the contact's waiting runs of `recipes` queued up to `before` (when the
+    cancelling event arrived: an old event synced again, e.g. a sticky completion, never
+    cancels a run started after it); returns how many."""
     if not recipes:
         return 0
     cancelled = 0
@@ -112,6 +121,7 @@ def cancel_waiting(
                     w.entity_type == RECIPE_WORK,
                     w.status == "pending",
                     w.source_id.startswith(prefix, autoescape=True),
+                    w.created_at <= before,
                 )
                 .values(status="done", last_error=why, updated_at=now)
                 .returning(w.source_id)
