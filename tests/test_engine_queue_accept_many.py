@@ -171,3 +171,19 @@ def snapshot_one(engine: sa.Engine) -> tuple[Sequence[Any], Sequence[Any]]:
             conn.execute(sa.select(work_items)).all(),
             conn.execute(sa.select(inbox)).all(),
         )
+
+
+def test_a_full_batch_of_new_and_then_existing_entities(engine_store: sa.Engine) -> None:
+    size = 512  # the receiver's largest batch (server._commit.DEFAULT_MAX_BATCH)
+    first = [delivery(f"c{n}", delivery_id=f"a-{n}") for n in range(size)]
+    again = [delivery(f"c{n}", delivery_id=f"b-{n}", first_name="Ann") for n in range(size)]
+    for batch in (first, again):
+        with begin_immediate(engine_store) as conn:
+            assert accept_many(conn, batch) == [True] * size
+    with engine_store.connect() as conn:
+        generations = conn.execute(sa.select(work_items.c.generation)).scalars().all()
+        linked = conn.execute(
+            sa.select(sa.func.count()).select_from(inbox).where(inbox.c.work_id.is_not(None))
+        ).scalar_one()
+    assert generations == [2] * size
+    assert linked == 2 * size

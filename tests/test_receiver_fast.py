@@ -74,7 +74,13 @@ async def test_loop_committer_commits_each_and_isolates_a_failure(engine: sa.Eng
 async def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(
     engine: sa.Engine,
 ) -> None:
-    committer = LoopCommitter(engine, insert_unless_13, accept_many=insert_many)
+    threads: dict[int, str] = {}
+
+    def insert_noting_thread(conn: sa.Connection, n: int) -> bool:
+        threads[n] = threading.current_thread().name
+        return insert_unless_13(conn, n)
+
+    committer = LoopCommitter(engine, insert_noting_thread)
     holder = engine.connect()
     held = begin_immediate_on(holder)  # another writer holds the lock
     release = threading.Event()
@@ -104,12 +110,15 @@ async def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs
         assert stored(engine) == set()
         release.set()
         assert await submitted == [True] * 5
+        assert all(threads[n].startswith("ghlsync-group-commit") for n in range(5))
+        assert await committer.submit(99) is True  # the thread is idle: the loop commits again
+        assert threads[99] == threading.current_thread().name
     finally:
         release.set()
         await holding
         await ticking
         committer.close()
-    assert stored(engine) == set(range(5))
+    assert stored(engine) == {*range(5), 99}
 
 
 async def echo(request: Request) -> Response:

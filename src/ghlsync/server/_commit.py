@@ -31,6 +31,7 @@ AcceptManyFn = Callable[[sa.Connection, list[T]], list[bool]]
 DEFAULT_MAX_BATCH = 512
 
 _Item = tuple[T, asyncio.AbstractEventLoop, "asyncio.Future[bool]"]
+_Answer = tuple[_Item[T], bool | None, BaseException | None]
 
 
 class CommitterClosed(RuntimeError):
@@ -120,9 +121,17 @@ class GroupCommitter(Generic[T]):
                 if self._lock_order is not None:
                     order = self._lock_order
                     batch.sort(key=lambda entry: order(entry[0]))
-                self._commit(batch)
+                try:
+                    answers = self._commit(batch)
+                finally:
+                    self._done(batch)
+                for answer in answers:
+                    _resolve(*answer)
             if stop:
                 return
+
+    def _done(self, batch: list[_Item[T]]) -> None:
+        """Called in the writer thread once `batch` is committed (or refused)."""
 
     def _next_batch(self) -> tuple[list[_Item[T]], bool]:
         first = self._queue.get()
@@ -139,7 +148,8 @@ class GroupCommitter(Generic[T]):
             batch.append(more)
         return batch, False
 
-    def _commit(self, batch: list[_Item[T]]) -> None:
+    def _commit(self, batch: list[_Item[T]]) -> list[_Answer[T]]:
+        """Commit `batch` (a failed batch again one item per transaction); the answers."""
         try:
             with begin_immediate(self._engine) as conn:
                 if self._accept_many is not None and len(batch) > 1:
@@ -148,13 +158,9 @@ class GroupCommitter(Generic[T]):
                     answers = [self._accept(conn, item) for item, _, _ in batch]
         except Exception as exc:
             if len(batch) == 1:
-                _resolve(batch[0], None, exc)
-                return
-            for one in batch:
-                self._commit([one])
-            return
-        for entry, answer in zip(batch, answers, strict=True):
-            _resolve(entry, answer, None)
+                return [(batch[0], None, exc)]
+            return [answer for one in batch for answer in self._commit([one])]
+        return [(entry, answer, None) for entry, answer in zip(batch, answers, strict=True)]
 
 
 def _resolve(entry: _Item[T], answer: bool | None, error: BaseException | None) -> None:
@@ -200,6 +206,7 @@ class LoopCommitter(GroupCommitter[T]):
         self._pending: list[_Item[T]] = []
         self._flushing = False
         self._conn: sa.Connection | None = None
+        self._in_thread = 0  # items handed to the writer thread and not yet committed
 
     async def submit(self, item: T) -> bool:
         if self._closed:
@@ -228,6 +235,12 @@ class LoopCommitter(GroupCommitter[T]):
         if self._lock_order is not None:
             order = self._lock_order
             batch.sort(key=lambda entry: order(entry[0]))
+        if self._in_thread:
+            # Earlier deliveries wait in the thread: these go after them, so each entity's
+            # deliveries still merge in arrival order (and the loop does not wait for a lock
+            # the thread holds).
+            self._hand_over(batch)
+            return
         try:
             answers = self._commit_here([item for item, _, _ in batch])
         except Exception:
@@ -259,5 +272,11 @@ class LoopCommitter(GroupCommitter[T]):
             return
         if not self._threads:
             self._start()
+        with self._lock:
+            self._in_thread += len(batch)
         for entry in batch:
             self._queue.put(entry)
+
+    def _done(self, batch: list[_Item[T]]) -> None:
+        with self._lock:
+            self._in_thread -= len(batch)
