@@ -22,6 +22,7 @@ import asyncio
 import json
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -159,22 +160,26 @@ async def flood(url: str, requests: list[tuple[int, bytes]], concurrency: int) -
     return out
 
 
-async def paced(url: str, requests: list[tuple[int, bytes]], rate: float) -> list[Any]:
-    """Start request k at `t0 + k / rate` (open loop), on any free connection."""
+async def paced(url: str, requests: Iterable[tuple[int, bytes]], rate: float) -> list[Any]:
+    """Start request k at `t0 + k / rate` (open loop), on any free connection; when all 32
+    are busy the schedule waits for one (a server that falls behind sees the rate it keeps
+    up with, reported by the caller, instead of an ever longer line of waiting requests)."""
     pool: asyncio.Queue[_Connection] = asyncio.Queue()
     for conn in await _connect(url, 32):
         pool.put_nowait(conn)
     out: list[Any] = []
 
-    async def one(i: int, request: bytes) -> None:
-        conn = await pool.get()
+    async def one(conn: _Connection, i: int, request: bytes) -> None:
         out.append([i, *await conn.send(request)])
         pool.put_nowait(conn)
 
-    tasks, t0 = [], time.monotonic() + 0.05
+    tasks: set[asyncio.Task[None]] = set()
+    t0 = time.monotonic() + 0.05
     for k, (i, request) in enumerate(requests):
         await asyncio.sleep(max(0.0, t0 + k / rate - time.monotonic()))
-        tasks.append(asyncio.create_task(one(i, request)))
+        task = asyncio.create_task(one(await pool.get(), i, request))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
     await asyncio.gather(*tasks)
     return out
 
@@ -192,14 +197,14 @@ def main() -> None:
     parser.add_argument("--mix", choices=MIXES, default="mixed")
     args = parser.parse_args()
     host = urlsplit(args.url).netloc
-    requests = [
+    requests = (
         (i, request_bytes(host, timed_event(i, args.pool, args.tag, args.mix)))
         for i in range(args.start, args.start + args.count)
-    ]
+    )  # made as they are sent: a long soak does not hold them all
     if args.rate:
         out = asyncio.run(paced(args.url, requests, args.rate))
     else:
-        out = asyncio.run(flood(args.url, requests, args.concurrency))
+        out = asyncio.run(flood(args.url, list(requests), args.concurrency))
     with open(args.out, "w") as f:
         json.dump(out, f)
 

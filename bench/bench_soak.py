@@ -119,6 +119,7 @@ async def soak(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
             loader = await asyncio.create_subprocess_exec(*load_cmd)
             while loader.returncode is None:
                 samples.append((time.monotonic() - started, rss_mb(proc.pid)))
+                print(f"{samples[-1][0]:6.0f} s  RSS {samples[-1][1]:.1f} MB", flush=True)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(loader.wait(), args.sample_seconds)
             samples.append((time.monotonic() - started, rss_mb(proc.pid)))
