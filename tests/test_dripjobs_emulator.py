@@ -11,7 +11,9 @@ import httpx2
 import pytest
 
 from ghlsync.dripjobs import sign as receiver_sign
+from ghlsync.mapping import AppConfig
 from ghlsync.sandbox.dripjobs import DEFAULT_WRITEBACK_SECRET, signature, verify
+from ghlsync.sandbox.dripjobs._ops import OTHER_TRIGGERS
 from ghlsync.sandbox.dripjobs._signature import SignatureError, key_of
 from tests._dripjobs_kit import (
     LoopbackReceiver,
@@ -260,6 +262,25 @@ def test_a_dripjobs_user_at_work_fires_the_matching_triggers() -> None:
         view = httpx2.get(f"{admin}/state").json()
         assert view["appointments"][0]["status"] == "canceled"
         assert view["customers"][0]["origin"] == "user"
+
+
+def test_every_other_zapier_trigger_fires_for_a_customer_with_its_fields() -> None:
+    with emulator_with_receiver() as (server, state, receiver):
+        admin = f"{server.url}/dripjobs/_admin"
+        lead = httpx2.post(f"{admin}/leads", json={"first_name": "Lin", "email": "lin@example.com"})
+        customer_id = lead.json()["id"]
+        for event in OTHER_TRIGGERS:
+            body = {"customer_id": customer_id, "fields": {"proposal_amount": "1200"}}
+            httpx2.post(f"{admin}/triggers/{event}", json=body).raise_for_status()
+        unknown = httpx2.post(f"{admin}/triggers/invoice.paid", json={"customer_id": customer_id})
+        assert unknown.status_code == 404
+        wait_fired(state)
+        fired = [hit for hit in receiver.received if hit.event != "lead.created"]
+        assert [hit.event for hit in fired] == list(OTHER_TRIGGERS)
+        assert {hit.fields["customer_id"] for hit in fired} == {customer_id}
+        assert {hit.fields["email"] for hit in fired} == {"lin@example.com"}
+        assert fired[0].fields["proposal_amount"] == "1200"
+        assert set(OTHER_TRIGGERS) <= set(AppConfig.default().events)  # ghlsync routes each
 
 
 def test_admin_settings_mask_secrets_and_reject_a_bad_writeback_secret() -> None:

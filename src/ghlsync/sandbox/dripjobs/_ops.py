@@ -129,6 +129,39 @@ def move(model: Model, customer: Customer, stage: str, now: float) -> Outcome:
     return Outcome(True, [("deal.stage_changed", event)], record_id=deal.id)
 
 
+# Zapier triggers this emulator has no screen for: a user's action in DripJobs fires them for a
+# known customer, with the fields the action carries (proposal amount, invoice, label, ...).
+OTHER_TRIGGERS = (
+    "proposal.accepted",
+    "proposal.rejected",
+    "proposal.viewed",
+    "project.stage_changed",
+    "project.completed",
+    "booking_form.submitted",
+    "estimate.scheduled",
+    "custom_event.scheduled",
+    "job_costing.completed",
+    "invoice.created",
+    "payment.received",
+    "text_message.received",
+    "card_label.changed",
+    "task.created",
+)
+
+
+def other_trigger(
+    model: Model, customer: Customer, event: str, fields: dict[str, str], now: float
+) -> Outcome:
+    """One of `OTHER_TRIGGERS` for `customer`: its fields, the customer's and its deal's."""
+    stamp = model.stamp(now)
+    payload = _customer_fields(customer, LEAD_EVENT_FIELDS, stamp)
+    deal = model.latest_deal(customer.id)
+    if deal is not None:
+        payload.update({"deal_id": deal.id, "deal_stage": deal.stage})
+    payload.update({k: v for k, v in fields.items() if v})
+    return Outcome(True, [(event, payload)], record_id=customer.id)
+
+
 def open_deal(model: Model, customer: Customer, now: float) -> None:
     """Create Appointment Request also puts a deal in the pipeline (no trigger of its own)."""
     if model.latest_deal(customer.id) is None:

@@ -249,6 +249,31 @@ async def move_deal(body: DealMove, state: StateDep, firer: FirerDep) -> dict[st
     return _fire(firer, outcome)
 
 
+class TriggerBody(BaseModel):
+    """A user action this emulator has no screen for (a proposal decided, a project completed,
+    an invoice created, a text received, ...): the fields its Zapier trigger carries."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    customer_id: str
+    fields: dict[str, str] = Field(default_factory=dict)
+
+
+@router.post("/triggers/{event}")
+async def fire_trigger(
+    event: str, body: TriggerBody, state: StateDep, firer: FirerDep
+) -> dict[str, Any]:
+    """Fire one of DripJobs' other Zapier triggers for a customer (`_ops.OTHER_TRIGGERS`)."""
+    if event not in _ops.OTHER_TRIGGERS:
+        raise HTTPException(404, f"no trigger {event}; these fire here: {_ops.OTHER_TRIGGERS}")
+    with state.lock:
+        customer = state.model.customers.get(body.customer_id)
+        if customer is None:
+            raise HTTPException(404, f"no customer {body.customer_id}")
+        outcome = _ops.other_trigger(state.model, customer, event, body.fields, state.clock.now())
+    return _fire(firer, outcome)
+
+
 def _fire(firer: TriggerFirer, outcome: Outcome) -> dict[str, Any]:
     entries = [firer.fire(event, fields) for event, fields in outcome.events]
     return {
