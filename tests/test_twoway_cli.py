@@ -15,6 +15,7 @@ from ghlsync.cli import app
 from ghlsync.engine.outbox._store import claim_due, enqueue, mark_dead
 from ghlsync.engine.state._ghlrecords import keep_change
 from ghlsync.store import begin_immediate, create_engine, migrate
+from ghlsync.store._tables_sync import ghl_pipelines
 from tests._twoway_kit import SECRET
 
 EVENT = {
@@ -139,3 +140,36 @@ def test_secret_env_override_reaches_the_config(monkeypatch: pytest.MonkeyPatch)
     config = load_config(None, environ={"GHLSYNC_WRITEBACK_SECRET": SECRET})
     assert config.writeback.secret is not None and config.writeback.secret.reveal() == SECRET
     assert SECRET not in repr(config)
+
+
+def test_preview_ghl_of_a_moved_card_shows_the_move_deal(tmp_path: Path) -> None:
+    store = tmp_path / "ghlsync.db"
+    engine = create_engine(f"sqlite:///{store}")
+    migrate(engine)
+    stages = [["Estimate booked", "stg_est"], ["Won", "stg_won"]]
+    with engine.begin() as conn:  # the pipelines a sync read from GHL
+        conn.execute(
+            ghl_pipelines.insert().values(
+                location_id="loc1",
+                pipelines=json.dumps([{"id": "pl_1", "name": "Sales pipeline", "stages": stages}]),
+                fetched_at=0.0,
+            )
+        )
+    engine.dispose()
+    config = tmp_path / "ghlsync.yaml"
+    config.write_text(
+        f"database_url: sqlite:///{store}\n"
+        "opportunities: {deal_pipeline: Sales pipeline, deal_stages: {Proposal Approved: Won}}\n"
+        "writeback: {actions: {move_deal: {url: 'https://hooks.zapier.test/m/1'}}}\n"
+    )
+    card = {"type": "OpportunityStageUpdate", "locationId": "loc1", "id": "opp1",
+            "contactId": "g123", "pipelineId": "pl_1", "pipelineStageId": "stg_won",
+            "status": "open", "timestamp": "2026-12-06T01:00:00.000Z"}  # fmt: skip
+    path = tmp_path / "card.json"
+    path.write_text(json.dumps(card))
+    args = ("preview", "--ghl", str(path), "--json", "--config", str(config))
+
+    fresh = json.loads(run(*args).stdout)  # a throwaway store never read the pipelines
+    assert fresh["writebacks"] == [] and "has not read the location's pipelines" in fresh["detail"]
+    (move,) = json.loads(run(*args, "--store").stdout)["writebacks"]
+    assert (move["action"], move["body"]["data"]["stage"]) == ("move_deal", "Proposal Approved")

@@ -120,7 +120,13 @@ def _preview_ghl(config: AppConfig, file: Path, use_store: bool, as_json: bool) 
     event.setdefault("locationId", config.ghl.location_id or PREVIEW_LOCATION)
     with _engine(config, use_store) as engine:
         try:
-            found = preview_ghl(engine, config.writeback, event, now=time.time())
+            found = preview_ghl(
+                engine,
+                config.writeback,
+                event,
+                now=time.time(),
+                opportunities=config.opportunities,
+            )
         except (ValueError, GHLError) as exc:
             typer.echo(f"ghlsync preview: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -26,7 +26,7 @@ from ghlsync.engine.flows.to_dripjobs._events import (
 )
 from ghlsync.engine.flows.to_dripjobs._opportunity import decide_opportunity
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome
-from ghlsync.engine.flows.to_ghl._pipelines import ensure_stage
+from ghlsync.engine.flows.to_ghl._pipelines import cached_stage, ensure_stage
 from ghlsync.engine.flows.to_ghl._plan import LiveSender, Requester
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.mapping._writeback import EVENT_ENTITY, WritebackSettings
@@ -104,11 +104,17 @@ def _decide_in_transaction(
 
 
 def preview_ghl(
-    engine: sa.Engine, settings: WritebackSettings, event: Mapping[str, Any], *, now: float
+    engine: sa.Engine,
+    settings: WritebackSettings,
+    event: Mapping[str, Any],
+    *,
+    now: float,
+    opportunities: OpportunitySettings | None = None,
 ) -> dict[str, Any]:
     """What one GHL event would do now, given the store: the decision and the write-backs
     (action, URL, body) it would queue. Runs in a transaction that is rolled back: nothing
-    is recorded and nothing is sent."""
+    is recorded and nothing is sent. A moved card (`Opportunity*`) is decided as the worker
+    does, through `opportunities`."""
     kind = str(event.get("type") or "")
     if kind not in EVENT_ENTITY:
         raise ValueError(f"{kind or 'an untyped event'} is not a GHL event two-way sync takes")
@@ -125,7 +131,11 @@ def preview_ghl(
     with engine.connect() as conn:
         transaction = conn.begin()
         try:
-            decision = decide(conn, work, settings, now=now)
+            if work.entity == "opportunity":
+                decision = decide_opportunity(conn, work, settings, opportunities, now=now)
+                decision.detail += _unread_stage(conn, work)
+            else:
+                decision = decide(conn, work, settings, now=now)
             bodies = _bodies(conn, [wb_id for _, wb_id, _ in decision.queued])
         finally:
             transaction.rollback()
@@ -134,6 +144,20 @@ def preview_ghl(
         for action, wb_id, status in decision.queued
     ]
     return {"decision": decision.action, "detail": decision.detail, "writebacks": writebacks}
+
+
+def _unread_stage(conn: sa.Connection, work: GHLWork) -> str:
+    """A note when the card's stage is not in the store's pipeline list (the worker would read
+    the pipelines from GHL first; a preview sends nothing)."""
+    pipeline_id, stage_id = work.payload.get("pipelineId"), work.payload.get("pipelineStageId")
+    if not isinstance(pipeline_id, str) or not isinstance(stage_id, str):
+        return ""
+    if cached_stage(work.location_id, pipeline_id, stage_id, conn=conn) is not None:
+        return ""
+    return (
+        "; this store has not read the location's pipelines, so the stage name is unknown "
+        "here (the worker reads them from GHL first; preview with --store after a sync)"
+    )
 
 
 def _bodies(conn: sa.Connection, ids: list[str]) -> dict[str, Any]:
