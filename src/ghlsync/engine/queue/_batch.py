@@ -36,7 +36,7 @@ from ghlsync.engine.queue._inbox import (
     _incoming,
     delivery_key,
 )
-from ghlsync.engine.queue._merge import EntityState, Incoming, first_state, merge
+from ghlsync.engine.queue._merge import EntityState, EventList, Incoming, first_state, merge
 from ghlsync.engine.queue._notify import notify_work
 
 __all__ = ["accept_many"]
@@ -52,6 +52,7 @@ class _Entity:
     deliveries: list[Delivery]
     incomings: list[Incoming]
     inbox_ids: list[int]
+    payload_json: str = ""  # the first delivery's payload as stored in the inbox
 
 
 def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -185,6 +186,7 @@ def _insert_inbox(
     for index, key in enumerate(keys):
         first.setdefault(key, index)  # a key twice in one batch: the later ones are duplicates
     rows = [_inbox_row(deliveries[index], key[1]) for key, index in first.items()]
+    payload_json = {key: row[6] for key, row in zip(first, rows, strict=True)}
     cursor.execute(sql.insert_inbox(len(rows)), _flat(rows))
     stored = {(connection, key): inbox_id for inbox_id, connection, key in cursor.fetchall()}
     answers = [False] * len(deliveries)
@@ -198,7 +200,8 @@ def _insert_inbox(
         entity_key = (d.location_id, d.entity_type, d.source_id)
         entity = entities.get(entity_key)
         if entity is None:
-            entity = entities[entity_key] = _Entity(entity_key, [], [], [])
+            entity = _Entity(entity_key, [], [], [], payload_json[key])
+            entities[entity_key] = entity
         entity.deliveries.append(d)
         entity.incomings.append(_incoming(d))
         entity.inbox_ids.append(int(inbox_id))
@@ -231,11 +234,19 @@ def _insert_work(
 def _new_row(entity: _Entity) -> tuple[Any, ...]:
     """The work row `accept` would leave after inserting the first delivery and merging the
     others into it (a fresh row is pending, never settled)."""
-    state = first_state(entity.incomings[0])
-    for incoming in entity.incomings[1:]:
-        state = merge(state, incoming, settled=False)
     location, entity_type, source_id = entity.key
     first, last = entity.deliveries[0], entity.deliveries[-1]
+    incoming = entity.incomings[0]
+    state = first_state(incoming)
+    if len(entity.incomings) == 1:
+        # The common case, without encoding the same JSON again: the payload is the inbox's,
+        # every field stamped with the delivery's timestamp.
+        payload = entity.payload_json
+        stamps = _stamps_json(tuple(incoming.payload), incoming.source_updated_at)
+    else:
+        for more in entity.incomings[1:]:
+            state = merge(state, more, settled=False)
+        payload, stamps = dumps(state.payload), dumps(state.stamps)
     return (  # in the order of _WORK_COLUMNS
         location,
         entity_type,
@@ -247,11 +258,28 @@ def _new_row(entity: _Entity) -> tuple[Any, ...]:
         first.received_at,
         last.received_at,
         state.event,
-        dump_events(state.events),
-        dumps(state.payload),
-        dumps(state.stamps),
+        _events_json(state.events),
+        payload,
+        stamps,
         state.source_updated_at,
     )
+
+
+def _stamps_json(fields: tuple[str, ...], stamp: float | None) -> str:
+    """`dumps(dict.fromkeys(fields, stamp))`, from the fields' encoded names (memoised: a
+    sender sends the same names every time)."""
+    value = dumps({"": stamp})[4:-1]  # the stamp as `dumps` writes it
+    return "{" + ",".join(f"{name}:{value}" for name in _encoded_names(fields)) + "}"
+
+
+@functools.lru_cache(maxsize=1024)
+def _encoded_names(fields: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(dumps({name: 0})[1:-3] for name in fields)
+
+
+@functools.lru_cache(maxsize=1024)
+def _events_json(events: EventList) -> str:
+    return dump_events(events)
 
 
 def _merge_existing(cursor: Any, sql: _Sql, entities: list[_Entity]) -> dict[EntityKey, int]:
@@ -287,7 +315,7 @@ def _merge_existing(cursor: Any, sql: _Sql, entities: list[_Entity]) -> dict[Ent
                 now,
                 now,
                 state.event,
-                dump_events(state.events),
+                _events_json(state.events),
                 dumps(state.payload),
                 dumps(state.stamps),
                 state.source_updated_at,
