@@ -1,11 +1,11 @@
 """Every catalog entry works: each trigger goes through the real receiver (DripJobs hooks with
 the Zap's bearer secret, GHL hooks signed with the sandbox's key) into a recipe run, each action
-runs against the sandbox and makes the call its entry names. The
-cases are the registries themselves (`ghlsync.recipes.TRIGGERS` / `ACTIONS`), so an entry
-without a working case fails here.
+runs against the sandbox and makes the call its entry names. The cases are the registries
+themselves (`ghlsync.recipes.TRIGGERS` / `ACTIONS`), so an entry without a working case fails.
 
-One receiver (real HTTP on loopback, SQLite store) and one in-process GHL sandbox serve the
-whole module; every trigger has its own recipe (`when: <trigger>`, `do: add_tags`).
+One receiver (real HTTP on loopback) and one in-process GHL sandbox serve the whole module, per
+store (SQLite, PostgreSQL); every trigger has its own recipe (`when: <trigger>`: tag the
+contact, or add a location tag for an event about no contact).
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import work_items
 from ghlsync.store._tables_twoway import writeback_outbox
 from tests._catalog_kit import USERS, action_inputs, dripjobs_body, ghl_event
+from tests._db import fresh_postgres_database
 from tests._engine_flows_kit import make_client
 from tests._sandbox import InProcessSandbox
 
@@ -90,8 +91,19 @@ def new_runs(rig: Rig, trigger: str, before: dict[int, str]) -> list[str]:
     return [status for run, status in rig.runs(trigger).items() if run not in before]
 
 
-@pytest.fixture(scope="module")
-def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def rig(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
+    if request.param == "sqlite":
+        urls: Iterator[str] = iter([f"sqlite:///{tmp_path_factory.mktemp('cat') / 'ghlsync.db'}"])
+    else:
+        urls = fresh_postgres_database()
+    for url in urls:
+        yield from _rig(url)
+
+
+def _rig(url: str) -> Iterator[Rig]:
     sandbox = InProcessSandbox(SandboxState(burst=100_000))  # the pace is not under test
     base = AppConfig.default()
     config = base.model_copy(
@@ -108,7 +120,7 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rig]:
             "users": USERS,
         }
     )
-    engine = create_engine(f"sqlite:///{tmp_path_factory.mktemp('catalog') / 'ghlsync.db'}")
+    engine = create_engine(url)
     migrate(engine)
     try:
         app = create_app(engine=engine, config=config)
