@@ -139,6 +139,11 @@ class _CatchHook(http.server.BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
+    def do_HEAD(self) -> None:
+        self.received.append(("HEAD", dict(self.headers)))
+        self.send_response(200)
+        self.end_headers()
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -271,3 +276,22 @@ def test_another_location_is_checked_with_the_token_stored_for_it(
     # Its own calendar, not the configured location's: none stored for it yet.
     assert "✗ calendar: no ghl.calendar_id" in result.output
     assert unknown.exit_code == 1 and "✗ token:" in unknown.output
+
+
+def test_against_ghl_itself_a_write_back_url_only_gets_a_head(fresh: Path, catch_hook: str) -> None:
+    import asyncio
+
+    from ghlsync.preflight._write_checks import check_writeback_urls
+
+    _CatchHook.received.clear()
+    _edit(fresh, writeback={"actions": {"create_lead": {"url": catch_hook}}})
+    config = load_config(fresh, environ={"GHLSYNC_ENV": "production"})
+
+    lines = asyncio.run(run_checks(config, checks=[check_writeback_urls]))
+
+    assert [(line.ok, line.message) for line in lines][1] == (
+        True,
+        f"create_lead: {catch_hook} answers (HEAD 200; no Zap run)",
+    )
+    assert not lines[0].ok  # no writeback.secret: unsigned write-backs are a failure
+    assert [method for method, _ in _CatchHook.received] == ["HEAD"]  # no test POST

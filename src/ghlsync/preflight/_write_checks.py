@@ -3,10 +3,11 @@ request per write path.
 
 Against a ghlsync sandbox the test requests are real: a sample event per entity type runs
 through the real flows (one contact, task, note, appointment, and card when a pipeline is
-set), and a signed test write-back goes to each configured URL. Against GHL itself nothing is
-written: the same samples are planned by the preview engine (a dry run: the calls are built and
-their bodies checked against GHL's models), and each write-back URL is asked a HEAD, which
-answers without running its Zap.
+set), and a signed test write-back goes to each configured URL on this machine or the
+sandbox's host (an emulated Catch Hook; a real Zapier URL only gets the HEAD below).
+Against GHL itself nothing is written: the same samples are planned by the preview engine (a
+dry run: the calls are built and their bodies checked against GHL's models), and each
+write-back URL is asked a HEAD, which answers without running its Zap.
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def _secret_line(config: AppConfig) -> CheckLine:
 
 async def _one_url(http: httpx2.AsyncClient, pf: Preflight, action: str, url: str) -> CheckLine:
     fix = f"check writeback.actions.{action}.url: it is the Catch Hook URL of the Zap"
-    if pf.sandbox:
+    if pf.sandbox and _local(url, pf.config.ghl.base_url):
         return await _send_test(http, pf.config, action, url, fix)
     try:
         answer = await http.head(url)
@@ -140,6 +141,15 @@ async def _one_url(http: httpx2.AsyncClient, pf: Preflight, action: str, url: st
     if answer.status_code >= 500 or answer.status_code == 404:
         return failed("write-back", f"{action}: {url} answers {answer.status_code}", fix)
     return passed("write-back", f"{action}: {url} answers (HEAD {answer.status_code}; no Zap run)")
+
+
+def _local(url: str, sandbox_url: str) -> bool:
+    """A URL on this machine or on the sandbox's host: a test write-back there runs no real
+    Zap (a sandbox environment that kept production's Zapier URLs only gets a HEAD)."""
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in ("127.0.0.1", "::1", "localhost") or host == urlsplit(sandbox_url).hostname
 
 
 async def _send_test(
