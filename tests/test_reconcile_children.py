@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from ghlsync.reconcile import Sweep
 from ghlsync.reconcile._progress import seen_ids
+from ghlsync.records import lookup
 from ghlsync.sandbox import _contacts
 from ghlsync.store import begin_immediate
 from ghlsync.store._tables_engine import audit_log
@@ -152,6 +153,10 @@ async def test_duplicates_are_linked_in_the_audit_log_once_and_never_merged(
     assert [r.source_id for r in links] == ["dj1"]  # once, though repaired twice
     assert twin["id"] in links[0].detail and ids["dj1"] in links[0].detail
     assert {ids["dj1"], twin["id"]} <= set(location.contacts)  # both still there
+    shown = await lookup(tw.engine, tw.config, "dj1")  # `ghlsync record` shows the link
+    assert shown.record is not None
+    [line] = [e for e in shown.record["timeline"] if e["action"] == "duplicate"]
+    assert twin["id"] in line["detail"]
 
 
 async def test_a_resumed_sweep_still_finds_deleted_contacts(tw: TwoWay) -> None:
