@@ -13,8 +13,9 @@ the claim.
   to its GHL call (the sandbox's request log). Target: every one within 1 s.
 - **claim cost**: the median time of `claim(limit=16)` (then released) on one store with
   2,000 due items: without timers, with `--timers` waiting timers, and without them again;
-  the ratio is the loaded median over the mean of the two baselines. `ANALYZE` runs after
-  each change of the table (as autovacuum would), so each plan sees current statistics.
+  the ratio is the loaded median over the mean of the two baselines. On PostgreSQL `ANALYZE`
+  runs after each change of the table (as autovacuum would), so each plan sees current
+  statistics.
 """
 
 from __future__ import annotations
@@ -256,9 +257,12 @@ def claim_cost(kind: str, timers: int, rounds: int = 200) -> dict[str, float]:
 
 
 def analyze(engine: sa.Engine) -> None:
-    """Refresh the planner's statistics (`ANALYZE`; SQLite: its own `ANALYZE`)."""
-    with engine.begin() as conn:
-        conn.execute(sa.text("ANALYZE"))
+    """PostgreSQL: refresh the planner's statistics, as autovacuum soon would. SQLite keeps
+    none unless asked (and with `ANALYZE` statistics, its plan for the claim with 2,000 due
+    rows and no timers got 3-4x slower here), so it runs as deployed: without."""
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(sa.text("ANALYZE"))
 
 
 def add_due(engine: sa.Engine, count: int, at: float) -> None:
