@@ -24,6 +24,7 @@ from starlette.responses import Response
 from ghlsync.server import serve_in_thread
 from ghlsync.server._commit import CommitterClosed, LoopCommitter
 from ghlsync.server._fast import GhlsyncApp
+from ghlsync.server._guard import _CoalescedWrites
 from ghlsync.server._responses import json_response
 from ghlsync.store import create_engine
 from ghlsync.store._engine import begin_immediate_on
@@ -158,3 +159,27 @@ def test_a_failing_delivery_handler_is_the_json_500(app_url: str) -> None:
     answer = httpx2.post(f"{app_url}/hooks/dripjobs/boom")
     assert (answer.status_code, answer.json()["error"]) == (500, "internal_error")
     assert "secret detail" not in answer.text
+
+
+async def test_coalesced_writes_keep_order_and_are_sent_before_close() -> None:
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def peer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await received.put(await reader.read())  # everything, until the other side closes
+        writer.close()
+
+    server = await asyncio.start_server(peer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    loop = asyncio.get_running_loop()
+    transport, _ = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+    corked = _CoalescedWrites(transport, loop)
+    corked.write(b"HTTP/1.1 202 Accepted\r\n\r\n")
+    corked.write(b"")
+    corked.write(b'{"status":"accepted"}')
+    await asyncio.sleep(0)  # the end of the turn sends them
+    corked.write(b"+last")
+    corked.close()  # sends what is pending first
+    assert await received.get() == b'HTTP/1.1 202 Accepted\r\n\r\n{"status":"accepted"}+last'
+    assert corked.is_closing()
+    server.close()
+    await server.wait_closed()
