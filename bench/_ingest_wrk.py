@@ -47,6 +47,13 @@ class Tally:
     p50_ms: list[float] = field(default_factory=list)
     p99_ms: list[float] = field(default_factory=list)
     rows: int = 0  # inbox rows the store holds after the case
+    cpu_seconds: float = 0.0  # the receiver process's CPU (user + system) during the rounds
+
+    @property
+    def cpu_us(self) -> float:
+        """CPU microseconds of the receiver per accepted delivery: less noisy than the rate on
+        a shared machine."""
+        return self.cpu_seconds / self.ok * 1e6 if self.ok else 0.0
 
     @property
     def ok(self) -> int:
@@ -129,17 +136,23 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], *, path: str = "/healthz
 
 
 @contextmanager
-def reference_server(folder: str) -> Iterator[tuple[int, str]]:
-    """The bare receiver on a fresh SQLite file: (port, database URL)."""
+def reference_server(folder: str) -> Iterator[tuple[int, str, int]]:
+    """The bare receiver on a fresh SQLite file: (port, database URL, pid)."""
     port, path = free_port(), f"{folder}/reference.db"
     cmd = [sys.executable, str(REFERENCE), "--db", path, "--port", str(port)]
     proc = subprocess.Popen(cmd, cwd=tempfile.gettempdir())
     try:
         wait_port(port, proc, path="/")
-        yield port, f"sqlite:///{path}"
+        yield port, f"sqlite:///{path}", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of process `pid` (and its threads) so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def count_rows(url: str) -> int:
@@ -151,17 +164,20 @@ def count_rows(url: str) -> int:
         engine.dispose()
 
 
-def side_by_side(
-    case: str, shape: WrkShape, servers: dict[str, tuple[int, str, str]]
-) -> dict[str, Tally]:
-    """Alternate rounds over `servers` (name → port, secret, database URL) for one case."""
-    for port, secret, _ in servers.values():
+Server = tuple[int, str, str, int]  # port, secret, database URL, pid
+
+
+def side_by_side(case: str, shape: WrkShape, servers: dict[str, Server]) -> dict[str, Tally]:
+    """Alternate rounds over `servers` (name → port, secret, database URL, pid), one case."""
+    for port, secret, _, _ in servers.values():
         run_wrk(port, secret, case, shape.warmup, shape)
-    before = {name: count_rows(url) for name, (_, _, url) in servers.items()}
+    before = {name: count_rows(url) for name, (_, _, url, _) in servers.items()}
     tallies = {name: Tally() for name in servers}
     for _ in range(shape.rounds):
-        for name, (port, secret, _) in servers.items():
+        for name, (port, secret, _, pid) in servers.items():
+            cpu = cpu_seconds(pid)
             tallies[name].add(run_wrk(port, secret, case, shape.seconds, shape))
-    for name, (_, _, url) in servers.items():
+            tallies[name].cpu_seconds += cpu_seconds(pid) - cpu
+    for name, (_, _, url, _) in servers.items():
         tallies[name].rows = count_rows(url) - before[name]
     return tallies

@@ -355,10 +355,10 @@ WRK_BEGIN, WRK_END = "<!-- ingest:wrk -->", "<!-- /ingest:wrk -->"
 Row = tuple[str, str, str, Tally, float | None]  # case, receiver, store, tally, ratio
 
 
-def wrk_run(shape: WrkShape, backends: list[str]) -> list[Row]:
+def wrk_run(shape: WrkShape, backends: list[str], cases: list[str]) -> list[Row]:
     """Every case: reference vs ghlsync on SQLite side by side, then ghlsync on PostgreSQL."""
     rows: list[Row] = []
-    for case in CASES:
+    for case in cases:
         if "sqlite" in backends:
             rows.extend(_sqlite_case(case, shape))
         if "postgresql" in backends:
@@ -370,14 +370,14 @@ def _sqlite_case(case: str, shape: WrkShape) -> list[Row]:
     with (
         database("sqlite") as url,
         tempfile.TemporaryDirectory() as folder,
-        reference_server(folder) as (ref_port, ref_url),
+        reference_server(folder) as (ref_port, ref_url, ref_pid),
     ):
         assert url is not None
         port = free_port()
-        with running_server(url, port):
+        with running_server(url, port) as proc:
             servers = {
-                "reference": (ref_port, SECRET, ref_url),
-                "ghlsync serve": (port, SECRET, url),
+                "reference": (ref_port, SECRET, ref_url, ref_pid),
+                "ghlsync serve": (port, SECRET, url, proc.pid),
             }
             tallies = side_by_side(case, shape, servers)
     ref, ours = tallies["reference"], tallies["ghlsync serve"]
@@ -393,8 +393,9 @@ def _postgres_case(case: str, shape: WrkShape) -> list[Row]:
         if url is None:
             return []
         port = free_port()
-        with running_server(url, port):
-            tallies = side_by_side(case, shape, {"ghlsync serve": (port, SECRET, url)})
+        with running_server(url, port) as proc:
+            servers = {"ghlsync serve": (port, SECRET, url, proc.pid)}
+            tallies = side_by_side(case, shape, servers)
     _print_case(case, "postgresql", tallies)
     return [(case, "ghlsync serve --no-worker", "postgresql", tallies["ghlsync serve"], None)]
 
@@ -403,7 +404,7 @@ def _print_case(case: str, store: str, tallies: dict[str, Tally]) -> None:
     for name, t in tallies.items():
         print(
             f"{case:6} {store:10} {name:14} {t.rate:8,.0f}/s  2xx {t.ok}  non-2xx {t.non2xx}  "
-            f"socket errors {t.errors}  inbox rows {t.rows}",
+            f"socket errors {t.errors}  inbox rows {t.rows}  CPU {t.cpu_us:,.0f} µs/delivery",
             flush=True,
         )
         if t.rows < t.ok:
@@ -417,16 +418,17 @@ def wrk_report(rows: list[Row], shape: WrkShape) -> str:
         f"rounds of {shape.seconds:g} s per receiver and case, on the same machine; load "
         f"average before the run {LOAD_BEFORE[0]:.1f}, after {os.getloadavg()[0]:.1f}.",
         "",
-        "| case | receiver | store | deliveries/s (2xx) | ÷ reference | 2xx | non-2xx "
-        "| inbox rows | p50 | p99 |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| case | receiver | store | deliveries/s (2xx) | ÷ reference | CPU per delivery "
+        "| 2xx | non-2xx | inbox rows | p50 | p99 |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for case, receiver, store, t, ratio in rows:
         shown = "" if ratio is None else f"{ratio:.2f}"
         p50 = max(t.p50_ms) if t.p50_ms else 0.0
         p99 = max(t.p99_ms) if t.p99_ms else 0.0
         lines.append(
-            f"| {CASE_TITLES[case]} | {receiver} | {store} | {t.rate:,.0f} | {shown} | {t.ok} "
+            f"| {CASE_TITLES[case]} | {receiver} | {store} | {t.rate:,.0f} | {shown} "
+            f"| {t.cpu_us:,.0f} µs | {t.ok} "
             f"| {t.non2xx} | {t.rows} | {p50:.1f} ms | {p99:.1f} ms |"
         )
     return "\n".join(lines)
@@ -450,6 +452,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="wrk: rounds per receiver")
     parser.add_argument("--connections", type=int, default=32, help="wrk")
     parser.add_argument("--threads", type=int, default=2, help="wrk")
+    parser.add_argument("--case", choices=[*CASES, "both"], default="both", help="wrk")
     parser.add_argument("--requests", type=int, default=20_000, help="asyncio")
     parser.add_argument("--concurrency", type=int, default=50, help="asyncio")
     parser.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="asyncio")
@@ -461,7 +464,8 @@ def main() -> None:
         if not have_wrk():
             raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
         shape = WrkShape(args.threads, args.connections, args.seconds, args.rounds)
-        text = wrk_report(wrk_run(shape, backends), shape)
+        cases = list(CASES) if args.case == "both" else [args.case]
+        text = wrk_report(wrk_run(shape, backends, cases), shape)
         print(text)
         if args.write:
             write_block(WRK_BEGIN, WRK_END, text)
