@@ -16,20 +16,24 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import httpx2
+import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import replay_all
 from ghlsync.engine._worker import Worker
+from ghlsync.engine.flows.to_ghl._pipelines import forget_pipelines
 from ghlsync.mapping import Mapper
+from ghlsync.recipes._names import forget_names
 from ghlsync.store import create_engine, migrate
+from ghlsync.store._tables import metadata
 from tests._engine_flows_kit import make_client
 from tests._recipes_kit import FOLLOW_UP, ONBOARDING, START, deliver, with_recipes
 from tests._sandbox import InProcessSandbox
@@ -80,9 +84,17 @@ def _person(i: int, source: str) -> dict[str, Any]:
     }
 
 
-async def _play(stream: list[tuple[str, int, int]], sources: list[str], db: Path) -> None:
-    engine = create_engine(f"sqlite:///{db}")
-    migrate(engine)
+def _empty(engine: sa.Engine) -> None:
+    """Every table emptied (one store serves all examples of a test)."""
+    with engine.begin() as conn:
+        for table in reversed(metadata.sorted_tables):
+            conn.execute(table.delete())
+
+
+async def _play(stream: list[tuple[str, int, int]], sources: list[str], engine: sa.Engine) -> None:
+    _empty(engine)
+    forget_names()
+    forget_pipelines()
     sandbox = InProcessSandbox()
     config = with_recipes(ONBOARDING, FOLLOW)
     clock = FakeClock(START)
@@ -124,7 +136,6 @@ async def _play(stream: list[tuple[str, int, int]], sources: list[str], db: Path
             clock.advance(4 * 86400)
             await drain()
     _check(sandbox, stream, sources)
-    engine.dispose()
 
 
 def _claim_and_vanish(worker: Worker) -> None:
@@ -154,17 +165,29 @@ def _check(
     assert len(enrolments) == len(onboarded)
 
 
+@pytest.fixture
+def store(database_url: str) -> Iterator[sa.Engine]:
+    """One migrated store (SQLite and PostgreSQL), emptied before each example."""
+    engine = create_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.function_scoped_fixture,  # the store is emptied per example on purpose
+    ],
 )
 @given(
     stream=st.lists(step, min_size=3, max_size=25),
     sources=st.lists(st.sampled_from(["Website", "Angi", "Yelp"]), min_size=3, max_size=3),
 )
 def test_random_streams_never_duplicate_a_task_or_an_enrolment(
-    stream: list[tuple[str, int, int]], sources: list[str]
+    store: sa.Engine, stream: list[tuple[str, int, int]], sources: list[str]
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="ghlsync-recipes-") as tmp:
-        asyncio.run(_play(stream, sources, Path(tmp) / "store.db"))
+    asyncio.run(_play(stream, sources, store))
