@@ -1,7 +1,13 @@
 """Rate-limit utilisation against the sandbox on loopback (DESIGN §5).
 
-    python bench/bench_ratelimit.py            # full run (about a minute)
+    python bench/bench_ratelimit.py --burst 50,300,3000   # N requests against their minimum
+    python bench/bench_ratelimit.py            # the former steady-rate scenarios a-c
     python bench/bench_ratelimit.py --quick    # smaller, for a smoke test
+
+`--burst`: N GETs for one fresh location at GHL's 100 per 10 s, through `MemoryRateLimiter`
+(and `SqlRateLimiter` on SQLite for N <= 300), against the least time the limit permits:
+`ceil(N / 100) - 1` intervals plus the time the same client takes to send `min(N, 100)`
+requests with no limiter (measured in the same run, just before).
 
 The sandbox runs in its own process (its sliding-window limiter is what we must never trip);
 this process drives `GHLClient` with a `MemoryRateLimiter` (or `SqlRateLimiter` on SQLite for
