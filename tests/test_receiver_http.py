@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
+import select
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +23,7 @@ from ghlsync._secret import Secret
 from ghlsync.dripjobs import sign
 from ghlsync.mapping import AppConfig
 from ghlsync.server import create_app, serve_in_thread
+from ghlsync.server._guard import ConnectionLimits, uvicorn_settings
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import dead_letters, inbox, work_items
 from tests._db import fresh_postgres_database
@@ -70,7 +74,9 @@ def running(database_url: str, config: AppConfig, **app_options: Any) -> Iterato
     migrate(engine)
     try:
         app = create_app(engine=engine, config=config, **app_options)
-        with serve_in_thread(app) as url, httpx2.Client(timeout=10) as http:
+        # The connection guard `ghlsync serve` runs (deadlines, caps, lingering on a refusal)
+        guarded = uvicorn_settings(ConnectionLimits())
+        with serve_in_thread(app, **guarded) as url, httpx2.Client(timeout=10) as http:
             yield Receiver(url, http, engine)
     finally:
         engine.dispose()
@@ -445,3 +451,25 @@ async def test_concurrent_deliveries_each_get_their_own_answer(receiver: Receive
     works = receiver.rows(work_items)
     assert len(works) == 40
     assert sorted(w.generation for w in works) == [3] * 40
+
+
+def test_a_refused_body_still_arriving_does_not_reset_the_413(receiver: Receiver) -> None:
+    """The rest of a body we refused unread may arrive after the answer; the answer must
+    still reach the client (closing at once made the kernel reset the connection)."""
+    host, port = receiver.url.removeprefix("http://").split(":")
+    head = (
+        f"POST /hooks/dripjobs/customer.created HTTP/1.1\r\nHost: {host}\r\n"
+        f"Authorization: Bearer {SECRET}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {MAX_BODY * 4}\r\n\r\n"
+    ).encode()
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(head + b"{" + b" " * 100)
+        ready, _, _ = select.select([sock], [], [], 10)  # the 413 has arrived, unread
+        assert ready
+        with contextlib.suppress(OSError):  # the rest of the body, after the answer
+            sock.sendall(b" " * (MAX_BODY * 4 - 101))
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b'"body_too_large"' in answer

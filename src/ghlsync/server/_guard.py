@@ -49,6 +49,7 @@ LOG_INTERVAL_SECONDS = 60.0
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers; more is answered 400
 FD_RESERVE = 64  # descriptors kept for the store, log files and the worker's GHL client
 DEFAULT_BACKLOG = 128
+LINGER_SECONDS = 2.0  # reading the rest of a refused body before closing (`_CoalescedWrites`)
 BODY_BACKSTOP_GRACE = 2.0  # at most; the receiver's own 408 comes first when it reads the body
 
 
@@ -155,7 +156,8 @@ class _GuardedH11(H11Protocol):
             self._refuse(transport)
             return
         super().connection_made(transport)
-        self.transport = cast(asyncio.Transport, _CoalescedWrites(transport, self.loop))
+        writes = _CoalescedWrites(transport, self.loop, self._body_unread)
+        self.transport = cast(asyncio.Transport, writes)
         self._expect(h11.IDLE, self.limits.header_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -172,6 +174,10 @@ class _GuardedH11(H11Protocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._watch()
+
+    def _body_unread(self) -> bool:
+        """The client is still sending a body we answered without reading (408, 413)."""
+        return self.conn.their_state is h11.SEND_BODY
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to a request it cannot parse, in our JSON error shape."""
@@ -236,14 +242,26 @@ class _CoalescedWrites:
     LAN socket costs as much CPU as parsing the request (it wakes the peer). Writes made in
     the same turn of the event loop are joined and sent at the end of it: the same bytes in
     the same order, one system call per response. Closing sends what is pending first.
+
+    Closing while the client is still sending a body we refused unread (408, 413) lingers:
+    our side is shut down (FIN after the answer) and the rest of the body read and dropped
+    for up to `LINGER_SECONDS`. Closing at once would make the kernel answer the body's late
+    bytes with a reset, which discards our answer from the client's buffer before it reads
+    it (it saw "connection reset" instead of the 413).
     """
 
-    __slots__ = ("_loop", "_pending", "_transport")
+    __slots__ = ("_linger", "_loop", "_pending", "_transport")
 
-    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        transport: asyncio.Transport,
+        loop: asyncio.AbstractEventLoop,
+        linger: Callable[[], bool] = lambda: False,
+    ) -> None:
         self._transport = transport
         self._loop = loop
         self._pending: list[bytes] = []
+        self._linger = linger
 
     def write(self, data: bytes) -> None:
         if not data:
@@ -254,7 +272,13 @@ class _CoalescedWrites:
 
     def close(self) -> None:
         self._flush()
-        self._transport.close()
+        transport = self._transport
+        if transport.is_closing() or not self._linger() or not transport.can_write_eof():
+            transport.close()
+            return
+        transport.write_eof()
+        self._linger = lambda: False  # once
+        self._loop.call_later(LINGER_SECONDS, transport.close)
 
     def _flush(self) -> None:
         if self._pending:
