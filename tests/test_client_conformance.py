@@ -68,6 +68,9 @@ def _inputs(doc: dict[str, Any], op: Operation) -> tuple[dict[str, str], dict[st
             # ...and types `monetaryValue` as `object` while exemplifying 220 (a number is what
             # GHL takes, and what we send); leave it out here like dateOfBirth.
             body.pop("monetaryValue", None)
+        if op.operation_id == "send-a-new-message" and isinstance(body, dict):
+            # ...and the message body types `subType` as `object` yet exemplifies "Email".
+            body["subType"] = {}
         if isinstance(body, dict) and "locationId" in op.body.model_json_schema().get(
             "properties", {}
         ):
@@ -102,6 +105,12 @@ def test_every_contacts_operation_is_covered(ghl_spec_dir: Path) -> None:
     ids = {op["operationId"] for item in doc["paths"].values() for op in item.values()}
     assert len(ids) == 32
     assert ids <= set(OPERATIONS)
+
+
+def test_send_message_is_covered(ghl_spec_dir: Path) -> None:
+    doc = _raw(ghl_spec_dir, "conversations")
+    assert doc["paths"]["/conversations/messages"]["post"]["operationId"] == "send-a-new-message"
+    assert OPERATIONS["send-a-new-message"].version == "2021-04-15"
 
 
 @pytest.mark.parametrize("family", ["opportunities", "workflows", "campaigns"])

@@ -71,6 +71,10 @@ OPPORTUNITY_CASES: list[tuple[str, Call, type | None]] = [
      lambda g: g.opportunities.remove_followers(LOC, "o1", ["u1"]), None),
     ("get-workflow", lambda g: g.workflows.list(LOC), list),
     ("get-campaigns", lambda g: g.campaigns.list(LOC), list),
+    ("send-a-new-message",
+     lambda g: g.conversations.send(LOC, {"type": "SMS", "contactId": "c1", "message": "Hi",
+                                          "subType": {}, "status": "pending"}),
+     dict),  # the spec requires subType and status (GHL's reference sends neither)
 ]  # fmt: skip
 
 CASES: list[tuple[str, Call, type | None]] = [
@@ -217,6 +221,7 @@ def test_client_docstring_lists_every_resource_method() -> None:
         "opportunities": r.Opportunities,
         "workflows": r.Workflows,
         "campaigns": r.Campaigns,
+        "conversations": r.Conversations,
     }
     sections: dict[str, list[str]] = {}
     current: list[str] = []

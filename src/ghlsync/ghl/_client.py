@@ -111,6 +111,8 @@ workflows
     list(loc) -> list[dict]                               # GET /workflows/
 campaigns
     list(loc, status=None) -> list[dict]                  # GET /campaigns/
+conversations
+    send(loc, body) -> dict                               # POST /conversations/messages
 client
     request(method, path, *, key, version, params=None, json=None, idempotent=None) -> Any
     call(operation_id, *, key, path_params=None, params=None, body=None) -> Any
@@ -157,6 +159,7 @@ from ghlsync.ghl._resources import (
     Calendars,
     Campaigns,
     Contacts,
+    Conversations,
     Locations,
     Notes,
     Opportunities,
@@ -247,6 +250,7 @@ class GHLClient:
         self.opportunities = Opportunities(self)
         self.workflows = Workflows(self)
         self.campaigns = Campaigns(self)
+        self.conversations = Conversations(self)
 
     async def __aenter__(self) -> Self:
         return self

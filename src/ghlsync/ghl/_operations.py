@@ -248,8 +248,13 @@ _OPPORTUNITIES = (
     Operation("get-campaigns", "campaigns", "GET", "/campaigns/", location_query=True),
 )  # fmt: skip
 
+_CONVERSATIONS = (
+    Operation("send-a-new-message", "conversations", "POST", "/conversations/messages",
+              V_CALENDARS, body=m.SendMessage),
+)  # fmt: skip
+
 OPERATIONS: dict[str, Operation] = _ops(
-    *_CONTACTS, *_CALENDARS, *_LOCATIONS, *_OTHERS, *_OPPORTUNITIES
+    *_CONTACTS, *_CALENDARS, *_LOCATIONS, *_OTHERS, *_OPPORTUNITIES, *_CONVERSATIONS
 )
 """Every covered operation by operationId (the spec's, so `ghlsync call` names match docs)."""
 

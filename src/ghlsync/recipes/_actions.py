@@ -7,9 +7,10 @@ from types import MappingProxyType
 
 from ghlsync.recipes._actions_dripjobs import DRIPJOBS_ACTIONS
 from ghlsync.recipes._actions_ghl import GHL_ACTIONS
+from ghlsync.recipes._actions_messages import MESSAGE_ACTIONS
 from ghlsync.recipes._actions_more import MORE_ACTIONS
 from ghlsync.recipes._spec import ActionSpec
 
 ACTIONS: Mapping[str, ActionSpec] = MappingProxyType(
-    {spec.id: spec for spec in (*GHL_ACTIONS, *MORE_ACTIONS, *DRIPJOBS_ACTIONS)}
+    {spec.id: spec for spec in (*GHL_ACTIONS, *MORE_ACTIONS, *MESSAGE_ACTIONS, *DRIPJOBS_ACTIONS)}
 )

@@ -12,6 +12,7 @@ from ghlsync.sandbox import (
     _routes_calendars,
     _routes_children,
     _routes_contacts,
+    _routes_conversations,
     _routes_install,
     _routes_links,
     _routes_locations,
@@ -65,6 +66,7 @@ def create_app(
         _routes_install,
         _routes_pipelines,  # before _routes_opportunities: /opportunities/search is no {id}
         _routes_opportunities,
+        _routes_conversations,
     ):
         app.include_router(module.router)
 

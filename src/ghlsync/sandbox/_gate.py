@@ -29,7 +29,7 @@ _COMPANY_ONLY = (
     "/oauth/location-token",
     "/oauth/installed-locations",
 )
-_VERSIONS = {"/calendars": "2021-04-15"}
+_VERSIONS = {"/calendars": "2021-04-15", "/conversations": "2021-04-15"}
 _DEFAULT_VERSION = "2021-07-28"
 INVALID_TOKEN = "Invalid token: access token is invalid"  # noqa: S105 - a message
 WRONG_AUTH_CLASS = (

@@ -66,6 +66,8 @@ class Location:
     lost_reasons: dict[str, Record] = field(default_factory=dict)
     workflows: dict[str, Record] = field(default_factory=dict)
     campaigns: dict[str, Record] = field(default_factory=dict)
+    conversations: dict[str, Record] = field(default_factory=dict)  # by contact id
+    messages: dict[str, Record] = field(default_factory=dict)
     # ("email", lower-cased) / ("phone", E.164) -> contact ids, oldest first: duplicate lookups
     # stay O(1) however many contacts a backfill creates.
     contact_index: dict[tuple[str, str], list[str]] = field(default_factory=dict)

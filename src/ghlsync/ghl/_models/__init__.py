@@ -45,6 +45,7 @@ from ghlsync.ghl._models._contacts import (
     UpsertContact,
     WorkflowBody,
 )
+from ghlsync.ghl._models._conversations import SendMessage
 from ghlsync.ghl._models._locations import (
     CreateBusiness,
     CreateCustomField,
@@ -96,6 +97,7 @@ __all__ = [
     "SearchContacts",
     "SearchOpportunities",
     "SearchPage",
+    "SendMessage",
     "Tag",
     "TagBody",
     "Tags",

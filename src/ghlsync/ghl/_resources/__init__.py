@@ -4,6 +4,7 @@ from ghlsync.ghl._resources._automations import Campaigns, Workflows
 from ghlsync.ghl._resources._businesses import Businesses
 from ghlsync.ghl._resources._calendars import Calendars
 from ghlsync.ghl._resources._contacts import Contacts
+from ghlsync.ghl._resources._conversations import Conversations
 from ghlsync.ghl._resources._locations import Locations
 from ghlsync.ghl._resources._notes import Notes
 from ghlsync.ghl._resources._opportunities import Opportunities
@@ -15,6 +16,7 @@ __all__ = [
     "Calendars",
     "Campaigns",
     "Contacts",
+    "Conversations",
     "Locations",
     "Notes",
     "Opportunities",
