@@ -226,7 +226,9 @@ def _insert_work(
     cursor: Any, sql: _Sql, entities: dict[EntityKey, _Entity]
 ) -> dict[EntityKey, int]:
     """Create the rows of entities seen for the first time; their ids by entity."""
-    rows = [_new_row(entity) for entity in entities.values()]
+    # In entity order, like the lock of existing rows: two PostgreSQL writers inserting the
+    # same new entities in different orders would wait on each other's index entries.
+    rows = [_new_row(entities[key]) for key in sorted(entities)]
     cursor.execute(sql.insert_work(len(rows)), _flat(rows))
     return {(loc, kind, source): int(id_) for id_, loc, kind, source in cursor.fetchall()}
 
