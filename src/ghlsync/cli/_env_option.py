@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import typing
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -51,12 +52,19 @@ def _with_env(callback: Callable[..., Any]) -> Callable[..., Any]:
         with selected_environment(env):
             return callback(*args, **kwargs)
 
+    # The command's annotations resolved here, in its own module: left as strings, typer
+    # would read them without their `Annotated` options (a `-p` alias, its help).
+    hints = typing.get_type_hints(callback, include_extras=True)
     signature = inspect.signature(callback)
+    parameters = [
+        parameter.replace(annotation=hints.get(name, parameter.annotation))
+        for name, parameter in signature.parameters.items()
+    ]
     option = inspect.Parameter(
         "env", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=_ENV_ANNOTATION
     )
     with_env.__signature__ = signature.replace(  # type: ignore[attr-defined]
-        parameters=[*signature.parameters.values(), option]
+        parameters=[*parameters, option]
     )
-    with_env.__annotations__ = {**callback.__annotations__, "env": _ENV_ANNOTATION}
+    with_env.__annotations__ = {**hints, "env": _ENV_ANNOTATION}
     return with_env
