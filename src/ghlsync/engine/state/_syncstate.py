@@ -68,7 +68,7 @@ _UPDATE = (
         synced_at=sa.bindparam("v_synced_at"),
     )
 )
-_INSERT = sa.insert(sync_state).values(
+_ROW = dict(
     location_id=sa.bindparam("k_location"),
     entity_type=sa.bindparam("k_type"),
     source_id=sa.bindparam("k_source"),
@@ -78,6 +78,8 @@ _INSERT = sa.insert(sync_state).values(
     snapshot=sa.bindparam("v_snapshot"),
     synced_at=sa.bindparam("v_synced_at"),
 )
+"""One sync_state row from the statements' bound parameters (plain INSERT and the upsert)."""
+_INSERT = sa.insert(sync_state).values(**_ROW)
 
 
 _UPSERT_SET = ("content_hash", "snapshot", "synced_at")
@@ -86,16 +88,7 @@ _UPSERT_SET = ("content_hash", "snapshot", "synced_at")
 def _upsert(insert: Any) -> Any:
     """`INSERT … ON CONFLICT (key) DO UPDATE`, the same COALESCE as `_UPDATE`: one statement
     where UPDATE-then-INSERT took two for every new entity."""
-    stmt = insert(sync_state).values(
-        location_id=sa.bindparam("k_location"),
-        entity_type=sa.bindparam("k_type"),
-        source_id=sa.bindparam("k_source"),
-        side=sa.bindparam("k_side"),
-        content_hash=sa.bindparam("v_hash"),
-        source_updated_at=sa.bindparam("v_updated_at", type_=sa.Float),
-        snapshot=sa.bindparam("v_snapshot"),
-        synced_at=sa.bindparam("v_synced_at"),
-    )
+    stmt = insert(sync_state).values(**_ROW)
     kept = sa.func.coalesce(stmt.excluded.source_updated_at, sync_state.c.source_updated_at)
     return stmt.on_conflict_do_update(
         index_elements=[c for c in sync_state.primary_key.columns],
