@@ -12,15 +12,13 @@ sees why a field never arrives, and every field that cannot be mapped, not just 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from ghlsync.cli._event_input import PREVIEW_CALENDAR, PREVIEW_LOCATION, read_event, store_for
 from ghlsync.mapping import AppConfig, MappedEvent
 
 _FILE = typer.Argument(
@@ -44,9 +42,6 @@ _GHL = typer.Option(
     help="The file is a GHL webhook event (ContactCreate, AppointmentUpdate, ...): show the "
     "write-back to DripJobs it would cause (two-way sync).",
 )
-
-PREVIEW_LOCATION = "<location id>"  # shown when no ghl.location_id is configured
-PREVIEW_CALENDAR = "<calendar id>"
 
 
 def register(app: typer.Typer) -> None:
@@ -118,7 +113,7 @@ def _preview_ghl(config: AppConfig, file: Path, use_store: bool, as_json: bool) 
     if not isinstance(event, dict):
         raise typer.BadParameter(f"{file}: must hold a JSON object", param_hint="EVENT.json")
     event.setdefault("locationId", config.ghl.location_id or PREVIEW_LOCATION)
-    with _engine(config, use_store) as engine:
+    with store_for(config, use_store) as engine:
         try:
             found = preview_ghl(
                 engine,
@@ -150,28 +145,6 @@ def render_writebacks(name: str, found: dict[str, Any]) -> str:
         body = json.dumps(item["body"], indent=2, ensure_ascii=False)
         lines += ["   " + line for line in body.splitlines()]
     return "\n".join(lines)
-
-
-def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
-    """The event name and the payload from a file (flat, or `{"event", "payload"}`)."""
-    from ghlsync._json import UnsafeJSON, load_json
-
-    try:  # read as the receiver reads a body: a file it would refuse is refused here too
-        body: Any = load_json(file.read_bytes())
-    except (OSError, UnsafeJSON) as exc:
-        raise typer.BadParameter(
-            f"{file}: not a JSON file: {exc}", param_hint="EVENT.json"
-        ) from None
-    if not isinstance(body, dict):
-        raise typer.BadParameter(f"{file}: must hold a JSON object", param_hint="EVENT.json")
-    named = body.pop("event", None)
-    payload = body.pop("payload") if isinstance(body.get("payload"), dict) else body
-    name = event or (str(named) if named else None)
-    if not name:
-        raise typer.BadParameter(
-            f'{file} has no "event" key; name the event with --event', param_hint="--event"
-        )
-    return name, payload
 
 
 def render(name: str, calls: list[dict[str, Any]], unmapped: list[str] | None = None) -> str:
@@ -234,7 +207,7 @@ def _plan(config: AppConfig, mapped: MappedEvent, use_store: bool) -> list[dict[
 
     location = config.ghl.location_id or PREVIEW_LOCATION
     calendar = config.ghl.calendar_id or PREVIEW_CALENDAR
-    with _engine(config, use_store) as engine:
+    with store_for(config, use_store) as engine:
         ctx = FlowContext(engine, None, location, calendar, config, SYSTEM_CLOCK)
         try:
             planned = asyncio.run(plan(ctx, mapped))
@@ -242,34 +215,3 @@ def _plan(config: AppConfig, mapped: MappedEvent, use_store: bool) -> list[dict[
             typer.echo(f"ghlsync preview: {exc}", err=True)
             raise typer.Exit(1) from None
     return [call.as_dict() for call in planned]
-
-
-@contextlib.contextmanager
-def _engine(config: AppConfig, use_store: bool) -> Iterator[Any]:
-    """The configured store (read as it is) or a migrated throwaway SQLite file."""
-    import sqlalchemy as sa
-
-    from ghlsync.cli._engine_common import open_store
-    from ghlsync.store import create_engine, migrate
-
-    if use_store:
-        with open_store("preview", config.database_url, write=False) as engine:
-            try:
-                yield engine
-            except sa.exc.SQLAlchemyError as exc:
-                typer.echo(
-                    f"ghlsync preview: cannot read the store: {exc.__class__.__name__}", err=True
-                )
-                raise typer.Exit(1) from None
-        return
-    with tempfile.TemporaryDirectory(prefix="ghlsync-preview-") as tmp:
-        engine = create_engine(f"sqlite:///{Path(tmp) / 'preview.db'}")
-        try:
-            migrate(engine)
-            yield engine
-        finally:
-            engine.dispose()
-
-
-store_for = _engine
-"""The configured store (read-only) or a throwaway one (`ghlsync recipes test` too)."""

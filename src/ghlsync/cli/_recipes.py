@@ -103,7 +103,7 @@ def test(
     as_json: bool = _JSON,
 ) -> None:
     """Dry-run one recipe on an event: the calls each step would make; nothing is sent."""
-    from ghlsync.cli._preview import read_event
+    from ghlsync.cli._event_input import read_event
 
     loaded = _load("test", config)
     if _book("test", loaded).named(name) is None:
@@ -124,7 +124,7 @@ def dry_run(
 ) -> Any:
     """The `EventPreview` of `trigger` with `payload` (a throwaway store unless `store`)."""
     from ghlsync._clock import SYSTEM_CLOCK
-    from ghlsync.cli._preview import PREVIEW_CALENDAR, PREVIEW_LOCATION, store_for
+    from ghlsync.cli._event_input import PREVIEW_CALENDAR, PREVIEW_LOCATION, store_for
     from ghlsync.recipes._preview import preview_event
 
     with store_for(config, store) as engine:
