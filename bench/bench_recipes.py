@@ -42,12 +42,12 @@ import httpx2
 from ghlsync._clock import SYSTEM_CLOCK
 from ghlsync.dripjobs import fold_keys
 from ghlsync.engine import Delivery, Worker, accept, claim, release
+from ghlsync.engine.flows.recipes._run import RunInput
+from ghlsync.engine.flows.recipes._schedule import run_key
 from ghlsync.engine.queue._codec import dump_events, dumps
 from ghlsync.ghl._client import GHLClient
 from ghlsync.ghl._tokens import StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.recipes._run import RunInput
-from ghlsync.recipes._schedule import run_key
 from ghlsync.sandbox import SandboxState, create_app
 from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables_engine import audit_log, work_items

@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from ghlsync.recipes import InputSpec, TriggerSpec
+from ghlsync.engine.flows.recipes import InputSpec, TriggerSpec
 
 _serial = itertools.count(1)
 

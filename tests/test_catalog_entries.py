@@ -1,7 +1,8 @@
 """Every catalog entry works: each trigger goes through the real receiver (DripJobs hooks with
 the Zap's bearer secret, GHL hooks signed with the sandbox's key) into a recipe run, each action
 runs against the sandbox and makes the call its entry names. The cases are the registries
-themselves (`ghlsync.recipes.TRIGGERS` / `ACTIONS`), so an entry without a working case fails.
+themselves (`engine.flows.recipes.TRIGGERS` / `ACTIONS`), so an entry without a working
+case fails.
 
 One receiver (real HTTP on loopback) and one in-process GHL sandbox serve the whole module, per
 store (SQLite, PostgreSQL); every trigger has its own recipe (`when: <trigger>`: tag the
@@ -24,10 +25,10 @@ import sqlalchemy as sa
 from ghlsync._clock import SYSTEM_CLOCK
 from ghlsync._secret import Secret
 from ghlsync.engine._worker import Worker
+from ghlsync.engine.flows.recipes import ACTIONS, TRIGGERS
+from ghlsync.engine.flows.recipes._context import StepContext
 from ghlsync.engine.flows.to_ghl._plan import LiveSender
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.recipes import ACTIONS, TRIGGERS
-from ghlsync.recipes._context import StepContext
 from ghlsync.sandbox import SandboxState
 from ghlsync.server import create_app, serve_in_thread
 from ghlsync.store import create_engine, migrate

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from ghlsync.cli import app
 from ghlsync.cli._catalog import build, readme_line
+from ghlsync.engine.flows.recipes import ACTIONS, TRIGGERS
 from ghlsync.mapping import AppConfig
-from ghlsync.recipes import ACTIONS, TRIGGERS
 
 ENTRY_KEYS = {"id", "side", "kind", "description", "inputs", "operation"}
 

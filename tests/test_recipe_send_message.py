@@ -8,11 +8,11 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import SYSTEM_CLOCK
+from ghlsync.engine.flows.recipes import ACTIONS
+from ghlsync.engine.flows.recipes._context import StepContext
 from ghlsync.engine.flows.to_ghl._plan import LiveSender
 from ghlsync.ghl._errors import GHLError
 from ghlsync.mapping import AppConfig
-from ghlsync.recipes import ACTIONS
-from ghlsync.recipes._context import StepContext
 from tests._engine_flows_kit import make_client
 from tests._sandbox import InProcessSandbox
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from ghlsync.engine.flows.recipes import ACTIONS, TRIGGERS, recipe_book
+from ghlsync.engine.flows.recipes._dates import parse_duration, parse_relative
+from ghlsync.engine.flows.recipes._model import Condition
+from ghlsync.engine.flows.recipes._values import render, unmet
 from ghlsync.mapping import AppConfig, ConfigError, load_config
-from ghlsync.recipes import ACTIONS, TRIGGERS, recipe_book
-from ghlsync.recipes._dates import parse_duration, parse_relative
-from ghlsync.recipes._model import Condition
-from ghlsync.recipes._values import render, unmet
 from tests._recipes_kit import FOLLOW_UP, ONBOARDING, with_recipes
 
 

@@ -10,11 +10,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from typer.testing import CliRunner
 
-import ghlsync.recipes
+import ghlsync.engine.flows.recipes
 from ghlsync.cli import app
 from ghlsync.engine import accept
+from ghlsync.engine.flows.recipes import timer_status
 from ghlsync.engine.flows.to_dripjobs._events import ghl_delivery
-from ghlsync.recipes import timer_status
 from ghlsync.store import begin_immediate
 from ghlsync.store._tables_engine import work_items
 from tests._recipes_kit import FOLLOW_UP, LEAD, ONBOARDING, START, rig
@@ -119,10 +119,10 @@ async def test_status_shows_waiting_timers(
 
 
 def test_recipes_exports() -> None:
-    names = ghlsync.recipes.__all__
+    names = ghlsync.engine.flows.recipes.__all__
     assert len(set(names)) == len(names)
     for name in names:
-        assert getattr(ghlsync.recipes, name) is not None, name
+        assert getattr(ghlsync.engine.flows.recipes, name) is not None, name
     assert {"ACTIONS", "TRIGGERS", "ActionSpec", "TriggerSpec", "InputSpec"} <= set(names)
 
 

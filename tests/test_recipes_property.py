@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from ghlsync._clock import FakeClock
 from ghlsync.engine import replay_all
 from ghlsync.engine._worker import Worker
+from ghlsync.engine.flows.recipes._names import forget_names
 from ghlsync.engine.flows.to_ghl._pipelines import forget_pipelines
 from ghlsync.mapping import Mapper
-from ghlsync.recipes._names import forget_names
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables import metadata
 from tests._engine_flows_kit import make_client

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from ghlsync.engine.flows.recipes import TRIGGERS
+from ghlsync.engine.flows.recipes._triggers import dripjobs_triggers, event_location
+from ghlsync.engine.flows.recipes._triggers_ghl import GHL_TRIGGER_TYPES
 from ghlsync.mapping import AppConfig, load_config
-from ghlsync.recipes import TRIGGERS
-from ghlsync.recipes._triggers import dripjobs_triggers, event_location
-from ghlsync.recipes._triggers_ghl import GHL_TRIGGER_TYPES
 
 ZAPIER_TRIGGERS = {
     "lead.created", "deal.stage_changed", "project.stage_changed", "estimate.scheduled",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ghlsync.recipes._schedule import PlannedRun, queue_runs
+from ghlsync.engine.flows.recipes._schedule import PlannedRun, queue_runs
 from ghlsync.records import lookup
 from tests._twoway_kit import TwoWay
 from tests.test_twoway_opportunity import _card_at, _fresh_pipelines  # noqa: F401

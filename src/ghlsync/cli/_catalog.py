@@ -1,7 +1,8 @@
 """`ghlsync catalog`: every trigger and action a recipe can use, from the registries the engine
-runs (`ghlsync.recipes.TRIGGERS` built from the config's events and GHL's webhook types,
-`ghlsync.recipes.ACTIONS`), so an entry cannot exist without its implementation; and the
-directions each entity syncs in (two-way write-backs from `writeback.triggers`)."""
+runs (`engine.flows.recipes.TRIGGERS`, built from the config's events and GHL's webhook
+types, and `engine.flows.recipes.ACTIONS`), so an entry cannot exist without its
+implementation; and the directions each entity syncs in (two-way write-backs from
+`writeback.triggers`)."""
 
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ def readme_line(found: dict[str, Any]) -> str:
 def triggers(config: AppConfig) -> list[dict[str, Any]]:
     """Every trigger: the config's DripJobs events (`dripjobs.<event>`) and GHL's webhook
     events that name a location (`ghl.<type>`)."""
-    from ghlsync.recipes._triggers import dripjobs_triggers
-    from ghlsync.recipes._triggers_ghl import ghl_triggers
+    from ghlsync.engine.flows.recipes._triggers import dripjobs_triggers
+    from ghlsync.engine.flows.recipes._triggers_ghl import ghl_triggers
 
     found = {**dripjobs_triggers(config), **ghl_triggers()}
     return [
@@ -85,8 +86,8 @@ def triggers(config: AppConfig) -> list[dict[str, Any]]:
 
 
 def actions() -> list[dict[str, Any]]:
-    """Every action a recipe step can run (`ghlsync.recipes.ACTIONS`)."""
-    from ghlsync.recipes import ACTIONS
+    """Every action a recipe step can run (`ghlsync.engine.flows.recipes.ACTIONS`)."""
+    from ghlsync.engine.flows.recipes import ACTIONS
 
     return [
         _entry("action", a.id, a.side, a.description, a.inputs, a.operation)

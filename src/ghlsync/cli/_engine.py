@@ -84,7 +84,7 @@ def status(config: Path | None = _CONFIG, as_json: bool = _JSON) -> None:
 
 def _timers(engine: Any) -> list[dict[str, Any]]:
     """Recipe runs waiting for their time, per location (docs/recipes.md)."""
-    from ghlsync.recipes import timer_status
+    from ghlsync.engine.flows.recipes import timer_status
 
     return [
         {"location_id": t.location_id, "waiting": t.waiting, "next_due": t.next_due}

@@ -56,9 +56,9 @@ def warn(message: str | None) -> None:
 def load_config_or_fail(command: str, config: Path | None) -> Any:
     """The loaded `AppConfig` with its SQLite path resolved, or exit 2 with the config error."""
     from ghlsync._files import permission_warning
+    from ghlsync.engine.flows.recipes import recipe_book
     from ghlsync.mapping import ConfigError, config_source, load_config
     from ghlsync.mapping._load import PRESET_NAME
-    from ghlsync.recipes import recipe_book
 
     try:
         loaded = load_config(config)

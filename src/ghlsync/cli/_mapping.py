@@ -126,8 +126,8 @@ def validate(
 ) -> None:
     """Check the config: every problem with its key (exit 1), then warnings about what would
     keep it from syncing (no DripJobs secret, no GHL token, no webhook key), with the fix."""
+    from ghlsync.engine.flows.recipes import recipe_book
     from ghlsync.mapping._readiness import readiness_warnings
-    from ghlsync.recipes import recipe_book
 
     try:
         loaded = load_config(config)

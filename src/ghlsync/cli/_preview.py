@@ -84,8 +84,8 @@ def _recipes(config: AppConfig, name: str, payload: dict[str, Any], use_store: b
     """The recipe steps and timers the event would start (docs/recipes.md); None without
     recipes."""
     from ghlsync.cli._recipes import dry_run
+    from ghlsync.engine.flows.recipes._hook import has_recipes
     from ghlsync.mapping import MappingError
-    from ghlsync.recipes._hook import has_recipes
 
     if not has_recipes(config):
         return None

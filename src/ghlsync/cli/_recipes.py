@@ -125,7 +125,7 @@ def dry_run(
     """The `EventPreview` of `trigger` with `payload` (a throwaway store unless `store`)."""
     from ghlsync._clock import SYSTEM_CLOCK
     from ghlsync.cli._event_input import PREVIEW_CALENDAR, PREVIEW_LOCATION, store_for
-    from ghlsync.recipes._preview import preview_event
+    from ghlsync.engine.flows.recipes._preview import preview_event
 
     with store_for(config, store) as engine:
         return asyncio.run(
@@ -191,8 +191,8 @@ def _duration(seconds: float) -> str:
 
 def _book(command: str, config: AppConfig) -> Any:
     from ghlsync.cli._engine_common import fail
+    from ghlsync.engine.flows.recipes import recipe_book
     from ghlsync.mapping import ConfigError, config_source
-    from ghlsync.recipes import recipe_book
 
     try:
         return recipe_book(config, config_source())
@@ -202,7 +202,7 @@ def _book(command: str, config: AppConfig) -> Any:
 
 def _unknown(command: str, name: str, config: Path | None) -> typer.Exit:
     from ghlsync.cli._engine_common import fail
-    from ghlsync.recipes._book import near
+    from ghlsync.engine.flows.recipes._book import near
 
     names = [r.name for r in _book(command, _load(command, config)).recipes]
     hint = near(name, names) or ("; known: " + ", ".join(names) if names else "; none configured")

@@ -62,7 +62,7 @@ __all__ = ["SyncEvent", "Worker"]
 
 _log = logging.getLogger("ghlsync.engine")
 
-RECIPE_WORK = "recipe"  # the entity type of a recipe run's work row (ghlsync.recipes)
+RECIPE_WORK = "recipe"  # the entity type of a recipe run's work row (ghlsync.engine.flows.recipes)
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
 _LISTEN_READY_TIMEOUT = 5.0
@@ -479,7 +479,7 @@ class Worker:
         queue the recipe runs its deliveries start. Skipped when the config has none."""
         if item.entity_type != RECIPE_WORK and not _enabled_recipes(context.config):
             return []
-        from ghlsync.recipes._hook import after_event, run_item  # a stage above the engine
+        from ghlsync.engine.flows.recipes._hook import after_event, run_item
 
         try:
             if item.entity_type == RECIPE_WORK:

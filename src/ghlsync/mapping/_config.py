@@ -260,7 +260,7 @@ class AppConfig(_Model):
     backfill: BackfillSettings = BackfillSettings()
     opportunities: OpportunitySettings = OpportunitySettings()
     reconcile: ReconcileSettings = ReconcileSettings()
-    # Automations (docs/recipes.md), validated by `ghlsync.recipes` against its registries.
+    # Automations (docs/recipes.md), validated by `engine.flows.recipes` against its registries.
     recipes: list[dict[str, Any]] = []
     # The environment this config runs (merged in by the loader); `environments:` all of them.
     environment: EnvironmentName | None = None

@@ -3,7 +3,7 @@
 Each file holds a list of recipes (or a mapping with a `recipes:` list). Its entries are
 appended to the config's own `recipes:` in file-name order, each tagged with where it came
 from (`_source: "recipes/onboarding.yaml#0"`) so an error names that file and position. The
-recipes themselves are validated by `ghlsync.recipes` (they need its registries).
+recipes themselves are validated by `ghlsync.engine.flows.recipes` (they need its registries).
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What the enabled recipes name in GHL: workflows, pipelines and their stages, users,
-calendars (read from `ghlsync.recipes`; none when the config has no `recipes:`).
+calendars (read from `ghlsync.engine.flows.recipes`; none when the config has no `recipes:`).
 
 A value that is filled in per event (`{{...}}` or `{...}`) cannot be checked before it runs
 and is left out.
@@ -47,7 +47,7 @@ def _enabled(config: AppConfig) -> list[Any]:
     if not getattr(config, "recipes", None):
         return []
     try:
-        from ghlsync.recipes import recipe_book
+        from ghlsync.engine.flows.recipes import recipe_book
     except ImportError:  # pragma: no cover - recipes ship with ghlsync
         return []
     try:

@@ -24,7 +24,7 @@ from ghlsync.store._tables_sync import id_map, sync_state
 __all__ = ["build_record"]
 
 CHILDREN = ("task", "note", "appointment", "opportunity")
-RECIPE_WORK = "recipe"  # the work rows of recipe runs (`ghlsync.recipes._schedule`)
+RECIPE_WORK = "recipe"  # the work rows of recipe runs (`ghlsync.engine.flows.recipes._schedule`)
 TIMELINE_LIMIT = 200
 
 

@@ -170,7 +170,7 @@ def _ghl_receiver(
 def _wanted_ghl_events(config: AppConfig) -> Callable[[str], bool]:
     """Which GHL event types go to the inbox: two-way's record events (when a write-back URL
     is configured) and the `ghl.<type>` triggers of enabled recipes."""
-    from ghlsync.recipes._book import recipe_book  # a stage above the server's own
+    from ghlsync.engine.flows.recipes._book import recipe_book
 
     named = {t.removeprefix("ghl.") for t in recipe_book(config).triggers() if t.startswith("ghl.")}
     twoway = config.writeback.enabled

@@ -20,17 +20,17 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 
-from ghlsync.recipes._actions import ACTIONS
-from ghlsync.recipes._book import RecipeBook, recipe_book
-from ghlsync.recipes._model import Recipe
-from ghlsync.recipes._schedule import TimerStatus, timer_status
-from ghlsync.recipes._spec import ActionSpec, InputSpec, TriggerSpec
+from ghlsync.engine.flows.recipes._actions import ACTIONS
+from ghlsync.engine.flows.recipes._book import RecipeBook, recipe_book
+from ghlsync.engine.flows.recipes._model import Recipe
+from ghlsync.engine.flows.recipes._schedule import TimerStatus, timer_status
+from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec, TriggerSpec
 
 
 def _load_triggers() -> Mapping[str, TriggerSpec]:
     # recipes/_triggers.py is written in parallel; tolerate its absence for a short while
     try:
-        module = importlib.import_module("ghlsync.recipes._triggers")
+        module = importlib.import_module("ghlsync.engine.flows.recipes._triggers")
     except ModuleNotFoundError:  # pragma: no cover
         return {}
     triggers: Mapping[str, TriggerSpec] = module.TRIGGERS

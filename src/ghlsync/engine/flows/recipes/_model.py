@@ -29,7 +29,7 @@ from pydantic import (
     model_validator,
 )
 
-from ghlsync.recipes._dates import parse_duration
+from ghlsync.engine.flows.recipes._dates import parse_duration
 
 Scalar = str | int | float | bool
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,39}$"

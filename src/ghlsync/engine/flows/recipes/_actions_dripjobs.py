@@ -12,10 +12,10 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
+from ghlsync.engine.flows.recipes._context import StepContext, StepResult
+from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec
 from ghlsync.engine.outbox._store import enqueue
 from ghlsync.mapping._writeback import WRITEBACK_ACTIONS
-from ghlsync.recipes._context import StepContext, StepResult
-from ghlsync.recipes._spec import ActionSpec, InputSpec
 from ghlsync.store._engine import begin_immediate
 
 _FIELDS: dict[str, tuple[tuple[str, bool, str], ...]] = {

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ghlsync.engine.flows.recipes._actions_ghl import _user
+from ghlsync.engine.flows.recipes._context import StepContext, StepResult, operation_text
+from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec
 from ghlsync.engine.flows.to_ghl._records import answer_id, records
-from ghlsync.recipes._actions_ghl import _user
-from ghlsync.recipes._context import StepContext, StepResult, operation_text
-from ghlsync.recipes._spec import ActionSpec, InputSpec
 
 Run = Callable[[StepContext, Mapping[str, Any]], Awaitable[StepResult]]
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
+from ghlsync.engine.flows.recipes._spec import InputSpec, TriggerSpec
+from ghlsync.engine.flows.recipes._triggers_ghl import event_location, ghl_triggers
 from ghlsync.mapping import AppConfig
 from ghlsync.mapping._config import EventRule, FieldRule
 from ghlsync.mapping._opportunity_settings import DEAL_EVENTS
-from ghlsync.recipes._spec import InputSpec, TriggerSpec
-from ghlsync.recipes._triggers_ghl import event_location, ghl_triggers
 
 __all__ = ["TRIGGERS", "dripjobs_triggers", "event_location", "trigger_id"]
 

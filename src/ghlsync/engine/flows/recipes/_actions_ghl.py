@@ -11,11 +11,11 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ghlsync.engine.flows.recipes._context import StepContext, StepResult, operation_text
+from ghlsync.engine.flows.recipes._names import resolve_name
+from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec
 from ghlsync.engine.flows.to_ghl._pipelines import resolve
 from ghlsync.engine.flows.to_ghl._records import answer_id, matches, records
-from ghlsync.recipes._context import StepContext, StepResult, operation_text
-from ghlsync.recipes._names import resolve_name
-from ghlsync.recipes._spec import ActionSpec, InputSpec
 
 Run = Callable[[StepContext, Mapping[str, Any]], Awaitable[StepResult]]
 

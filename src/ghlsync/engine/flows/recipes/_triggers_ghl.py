@@ -13,8 +13,8 @@ Field lists follow GHL's webhook event documentation (names and types only); a d
 
 from __future__ import annotations
 
+from ghlsync.engine.flows.recipes._spec import InputSpec, TriggerSpec
 from ghlsync.engine.flows.to_dripjobs._events import event_location
-from ghlsync.recipes._spec import InputSpec, TriggerSpec
 
 __all__ = ["GHL_TRIGGER_TYPES", "event_location", "fields", "ghl_triggers"]
 

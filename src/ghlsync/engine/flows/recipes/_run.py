@@ -22,18 +22,18 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ghlsync.engine.flows.recipes._book import step_inputs
+from ghlsync.engine.flows.recipes._context import StepContext
+from ghlsync.engine.flows.recipes._dates import looks_relative, parse_relative
+from ghlsync.engine.flows.recipes._model import Recipe, Step
+from ghlsync.engine.flows.recipes._schedule import step_key
+from ghlsync.engine.flows.recipes._spec import ActionSpec
+from ghlsync.engine.flows.recipes._values import render
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, ParentNotSyncedError
 from ghlsync.engine.flows.to_ghl._plan import Sender
 from ghlsync.engine.state import _idmap
 from ghlsync.engine.state._idmap import MapState
 from ghlsync.mapping import MappingError
-from ghlsync.recipes._book import step_inputs
-from ghlsync.recipes._context import StepContext
-from ghlsync.recipes._dates import looks_relative, parse_relative
-from ghlsync.recipes._model import Recipe, Step
-from ghlsync.recipes._schedule import step_key
-from ghlsync.recipes._spec import ActionSpec
-from ghlsync.recipes._values import render
 
 STEP_ENTITY = "recipe_step"
 

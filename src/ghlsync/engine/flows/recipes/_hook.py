@@ -20,19 +20,24 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ghlsync.engine.flows.recipes._actions import ACTIONS
+from ghlsync.engine.flows.recipes._book import RecipeBook, recipe_book
+from ghlsync.engine.flows.recipes._context import StepContext
+from ghlsync.engine.flows.recipes._model import Recipe
+from ghlsync.engine.flows.recipes._run import RunInput, contact_of, run_steps
+from ghlsync.engine.flows.recipes._schedule import (
+    RECIPE_WORK,
+    PlannedRun,
+    cancel_waiting,
+    queue_runs,
+)
+from ghlsync.engine.flows.recipes._values import folded, unmet
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
 from ghlsync.engine.flows.to_ghl._plan import DrySender, LiveSender, Sender
 from ghlsync.engine.queue._codec import loads
 from ghlsync.engine.queue._queue import Claim
 from ghlsync.engine.state import _idmap
 from ghlsync.mapping import Mapper, MappingError
-from ghlsync.recipes._actions import ACTIONS
-from ghlsync.recipes._book import RecipeBook, recipe_book
-from ghlsync.recipes._context import StepContext
-from ghlsync.recipes._model import Recipe
-from ghlsync.recipes._run import RunInput, contact_of, run_steps
-from ghlsync.recipes._schedule import RECIPE_WORK, PlannedRun, cancel_waiting, queue_runs
-from ghlsync.recipes._values import folded, unmet
 from ghlsync.store._tables_engine import inbox
 
 __all__ = ["RECIPE_WORK", "after_event", "has_recipes", "run_item"]

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ghlsync.recipes._context import StepContext, StepResult, operation_text
-from ghlsync.recipes._spec import ActionSpec, InputSpec
+from ghlsync.engine.flows.recipes._context import StepContext, StepResult, operation_text
+from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec
 
 
 async def send_message(ctx: StepContext, inputs: Mapping[str, Any]) -> StepResult:

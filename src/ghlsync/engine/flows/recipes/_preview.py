@@ -14,14 +14,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
+from ghlsync.engine.flows.recipes._book import recipe_book
+from ghlsync.engine.flows.recipes._hook import Instance, planned, run_recipe
+from ghlsync.engine.flows.recipes._model import Recipe
+from ghlsync.engine.flows.recipes._run import RunInput
+from ghlsync.engine.flows.recipes._values import folded, unmet
 from ghlsync.engine.flows.to_ghl._model import FlowContext
 from ghlsync.engine.flows.to_ghl._plan import DrySender
 from ghlsync.mapping import AppConfig, Mapper, MappingError
-from ghlsync.recipes._book import recipe_book
-from ghlsync.recipes._hook import Instance, planned, run_recipe
-from ghlsync.recipes._model import Recipe
-from ghlsync.recipes._run import RunInput
-from ghlsync.recipes._values import folded, unmet
 
 
 @dataclass(frozen=True, slots=True)

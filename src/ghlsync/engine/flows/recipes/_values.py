@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ghlsync.dripjobs import fold_key
-from ghlsync.recipes._model import Condition
+from ghlsync.engine.flows.recipes._model import Condition
 
 _NAME = re.compile(r"\{\s*([A-Za-z_][A-Za-z0-9_. ]*?)\s*\}")
 

@@ -11,8 +11,8 @@ import asyncio
 import threading
 from typing import Any
 
+from ghlsync.engine.flows.recipes._context import StepContext
 from ghlsync.mapping import MappingError
-from ghlsync.recipes._context import StepContext
 
 REFRESH_AFTER = 300.0
 _LISTS = {"workflow": ("get-workflow", "workflows"), "campaign": ("get-campaigns", "campaigns")}

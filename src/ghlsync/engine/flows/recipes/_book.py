@@ -17,12 +17,12 @@ from typing import Any
 
 import pydantic
 
+from ghlsync.engine.flows.recipes._dates import looks_relative, parse_relative
+from ghlsync.engine.flows.recipes._model import Recipe, Step
+from ghlsync.engine.flows.recipes._spec import ActionSpec, TriggerSpec
 from ghlsync.mapping import AppConfig, ConfigError
 from ghlsync.mapping._errors import show
 from ghlsync.mapping._messages import key_path
-from ghlsync.recipes._dates import looks_relative, parse_relative
-from ghlsync.recipes._model import Recipe, Step
-from ghlsync.recipes._spec import ActionSpec, TriggerSpec
 
 SOURCE_KEY = "_source"  # set by the loader on recipes read from `recipes/*.yaml`
 
@@ -86,10 +86,10 @@ def _triggers(config: AppConfig) -> Mapping[str, TriggerSpec]:
     """The preset's triggers plus those of the config's own events."""
     import importlib
 
-    from ghlsync.recipes import TRIGGERS
+    from ghlsync.engine.flows.recipes import TRIGGERS
 
     try:
-        module = importlib.import_module("ghlsync.recipes._triggers")
+        module = importlib.import_module("ghlsync.engine.flows.recipes._triggers")
     except ModuleNotFoundError:  # pragma: no cover
         return TRIGGERS
     own: Mapping[str, TriggerSpec] = module.dripjobs_triggers(config)
@@ -97,7 +97,7 @@ def _triggers(config: AppConfig) -> Mapping[str, TriggerSpec]:
 
 
 def _actions() -> Mapping[str, ActionSpec]:
-    from ghlsync.recipes._actions import ACTIONS
+    from ghlsync.engine.flows.recipes._actions import ACTIONS
 
     return ACTIONS
 
