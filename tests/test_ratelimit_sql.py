@@ -58,6 +58,8 @@ async def test_two_instances_share_one_window_and_use_its_whole_burst(
             assert decision.allowed  # never a 429
             await limiter.observe("loc", 200, decision.headers)
     finally:
+        for limiter in limiters:
+            await limiter.drain()
         other.dispose()
     # Bursts of 100 at 0, 10 and 20 s (2 ms of margin per interval): the minimum, not 30 s.
     assert times[-1] - times[0] == pytest.approx(20.0, abs=0.01)
@@ -82,6 +84,8 @@ async def test_concurrent_instances_never_overfill_a_sliding_window(engine: sa.E
         b = SqlRateLimiter(other, default_max=10, default_interval_ms=500)
         await asyncio.gather(*(send(a) for _ in range(15)), *(send(b) for _ in range(15)))
     finally:
+        await a.drain()
+        await b.drain()
         other.dispose()
     assert denied == 0
 
@@ -176,6 +180,7 @@ async def test_a_day_spent_down_to_the_reserve_is_probed_once_then_resumes(
         await b.observe("loc", 200, {"X-RateLimit-Daily-Remaining": "199999"})
         assert await a.has_budget("loc")  # the day has reset: claims resume at once
     finally:
+        await b.drain()
         other.dispose()
 
 

@@ -33,3 +33,9 @@ class CountingLimiter:
     async def budget(self, key: str) -> Budget:
         """As the inner limiter."""
         return await self._inner.budget(key)
+
+    async def drain(self) -> None:
+        """Let the inner limiter write what it holds back (the GHL client's `aclose`)."""
+        drain = getattr(self._inner, "drain", None)
+        if drain is not None:
+            await drain()

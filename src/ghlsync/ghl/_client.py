@@ -264,7 +264,10 @@ class GHLClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool, after the limiter has written what it holds back."""
+        drain = getattr(self._limiter, "drain", None)  # the SQL limiter batches freed slots
+        if drain is not None:
+            await drain()
         await self._http.aclose()
 
     def __repr__(self) -> str:

@@ -151,7 +151,7 @@ class Gate:
             return None  # faults on token calls would break every client at once; see docs
         with self.state.lock:
             faults = self.state.faults
-            draw = self.state.rng.random()
+            draw = self.state.fault_rng.random()
         for name, chance in (
             ("429", faults.rate_429),
             ("500", faults.rate_500),

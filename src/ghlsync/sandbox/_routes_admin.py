@@ -112,6 +112,7 @@ async def put_faults(state: StateDep, body: FaultsBody) -> dict[str, Any]:
         )
         if body.seed is not None:
             state.rng.seed(body.seed)
+            state.fault_rng.seed(body.seed)
     return await get_faults(state)
 
 

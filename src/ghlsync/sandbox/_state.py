@@ -140,6 +140,9 @@ class SandboxState:
         self.default_limits = Limits(burst, interval_ms, daily)
         self.token_ttl = token_ttl
         self.rng = random.Random(seed)
+        # Faults draw from their own generator: the n-th request's fault depends on the seed
+        # and n only, not on how many ids concurrent requests made before it.
+        self.fault_rng = random.Random(seed)
         self.webhook_url: str | None = None
         self.event_hook: Callable[[Record], None] | None = None
         self.reset_hooks: list[Callable[[], None]] = []
@@ -150,6 +153,7 @@ class SandboxState:
         """Forget every record, token, log and fault; recreate the start location."""
         with self.lock:
             self.rng.seed(self._seed)
+            self.fault_rng.seed(self._seed)
             self.locations: dict[str, Location] = {}
             self.tokens: dict[str, Principal] = {}
             self.clients = {

@@ -165,6 +165,15 @@ class SqlRateLimiter:
         if pending:
             await asyncio.to_thread(self._flush, pending)
 
+    async def drain(self) -> None:
+        """Write every freed slot still waiting for its batch: call before the engine is
+        disposed, so no write is left running on a connection nobody closes."""
+        if self._flusher is not None and not self._flusher.done():
+            await self._flusher
+        pending, self._pending = self._pending, []
+        if pending:
+            await asyncio.to_thread(self._flush, pending)
+
     def _flush(self, pending: list[dict[str, Any]]) -> None:
         with self._engine.begin() as conn:
             conn.execute(_FREE, pending)
