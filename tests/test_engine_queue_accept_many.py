@@ -62,7 +62,8 @@ def random_batch(rng: random.Random, sent: list[Delivery], clock: list[float]) -
             event,
             location=rng.choice(["loc1", "loc1", "loc2"]),
             delivery_id=f"d-{rng.getrandbits(40):x}" if with_id else None,
-            updated_at=rng.choice([None, float(rng.randint(1, 30))]),
+            # ints too: a batch's timestamps go to PostgreSQL as one array, int and float mixed
+            updated_at=rng.choice([None, float(rng.randint(1, 30)), rng.randint(1, 30)]),
             received_at=clock[0],
             action=action,
             **fields,

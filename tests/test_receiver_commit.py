@@ -91,3 +91,34 @@ async def test_closed_committer_refuses(engine: sa.Engine) -> None:
     with pytest.raises(CommitterClosed):
         await committer.submit(2)
     assert stored(engine) == {1}
+
+
+def insert_many_raw(conn: sa.Connection, ns: list[int]) -> list[bool]:
+    """A batch on the driver's cursor, as `accept_many` runs (on PostgreSQL: pipelined);
+    13 stands for a row the database refuses (a duplicate of 0) when the statement runs."""
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    try:
+        cursor.executemany(
+            f"INSERT INTO committer_items (n) VALUES ({mark})",
+            [(0 if n == 13 else n,) for n in ns],
+        )
+    finally:
+        cursor.close()
+    return [True] * len(ns)
+
+
+async def test_a_batch_refused_at_commit_is_retried_one_by_one(engine: sa.Engine) -> None:
+    # With one writer the batches are taken in order: 0 is in 13's batch or an earlier one,
+    # so the duplicate is refused by the database, after the statement was sent (on
+    # PostgreSQL in a pipeline: only the commit's sync reports it).
+    committer = GroupCommitter(engine, insert_unless_13, accept_many=insert_many_raw)
+    try:
+        results = await asyncio.gather(
+            *(committer.submit(n) for n in range(200)), return_exceptions=True
+        )
+    finally:
+        committer.close()
+    assert isinstance(results[13], ValueError)
+    assert all(r is True for i, r in enumerate(results) if i != 13)
+    assert stored(engine) == set(range(200)) - {13}
