@@ -18,6 +18,8 @@ feeds events and reads results). Workers are real `ghlsync worker` processes.
 - acquire_cpu: `SqlRateLimiter` alone on PostgreSQL, CPU per acquire + observe.
 - latency: 49 quiet locations get one contact every 2 s each for 30 s; p50/p99 of
   (completed - received), without and with a noisy location holding a 3,000-item backlog.
+  Arrivals spread over each 2 s (BENCH_SCALE_ARRIVALS=spread, the default: location k's
+  webhook k/49 into the period) or all 49 at its start (=burst, the model before 2026-12-06).
 """
 
 from __future__ import annotations
@@ -171,12 +173,21 @@ def bench_limits(locations: int = 50, backlog: int = 3 * SHORT.burst) -> None:
     )
 
 
-def quiet_latencies(rig: Rig, quiet: list[str], seconds: float, every: float) -> list[float]:
+def quiet_latencies(
+    rig: Rig, quiet: list[str], seconds: float, every: float, arrivals: str
+) -> list[float]:
+    """Each quiet location gets one new contact every `every` seconds, one webhook per
+    transaction as they come. `spread`: location k's arrives k/len(quiet) into each period
+    (independent locations do not send at the same instant); `burst`: all at the period's
+    start, one after another (the model of the runs before 2026-12-06 18:00)."""
     start = time.monotonic()
     round_ = 0
     while time.monotonic() - start < seconds:
-        events = [e for loc in quiet for e in contact_events(loc, 1, 1, at=1.0, first=round_)]
-        accept_all(rig.engine, events, batch=1)  # one webhook per transaction, as they come
+        for k, loc in enumerate(quiet):
+            if arrivals == "spread":
+                due = start + (round_ + k / len(quiet)) * every
+                time.sleep(max(0.0, due - time.monotonic()))
+            accept_all(rig.engine, contact_events(loc, 1, 1, at=1.0, first=round_), batch=1)
         round_ += 1
         time.sleep(max(0.0, start + round_ * every - time.monotonic()))
     deadline = time.monotonic() + 300
@@ -202,6 +213,9 @@ def quiet_latencies(rig: Rig, quiet: list[str], seconds: float, every: float) ->
         time.sleep(0.5)
 
 
+ARRIVALS = os.environ.get("BENCH_SCALE_ARRIVALS", "spread")  # latency part: spread | burst
+
+
 def bench_latency(seconds: float = 30.0, every: float = 2.0, backlog: int = 3000) -> None:
     for noisy in (False, True):
         special = {"loc00": INSTANT}
@@ -212,12 +226,13 @@ def bench_latency(seconds: float = 30.0, every: float = 2.0, backlog: int = 3000
             procs = [rig.start_worker() for _ in range(4)]
             for proc in procs:
                 rig.worker_id(proc)
-            lat = quiet_latencies(rig, quiet, seconds, every)
+            lat = quiet_latencies(rig, quiet, seconds, every, ARRIVALS)
             left = unsettled(rig.engine)
             stop_all(rig, procs)
         p50 = lat[len(lat) // 2]
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         label = f"with a {backlog}-item noisy neighbour" if noisy else "alone"
+        label += f", arrivals {ARRIVALS}"
         print(
             f"latency: quiet locations {label}: {len(lat)} items, p50 {p50 * 1000:.0f} ms, "
             f"p99 {p99 * 1000:.0f} ms (noisy backlog left at the end: {left})"
