@@ -1,4 +1,5 @@
-"""The sync's Prometheus counters and histograms: GHL calls, sync outcomes, write-backs.
+"""The sync's Prometheus counters and histograms: GHL calls, sync outcomes, write-backs,
+recipe timers.
 
 One process-wide `SYNC_METRICS` (the worker, the GHL client and the outbox sender of a process
 all count into it; `ghlsync serve` shows it on `/metrics` next to the receiver's counters and
@@ -17,6 +18,8 @@ __all__ = ["SYNC_METRICS", "SyncMetrics"]
 # Seconds; GHL answers in 0.1-2 s, a sync includes queueing and retries (minutes at worst).
 _CALL_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 _SYNC_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# A due timer is taken within a second by a live worker; minutes or hours mean none was.
+_TIMER_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 21600.0)
 
 
 class SyncMetrics:
@@ -87,6 +90,21 @@ class SyncMetrics:
             buckets=_CALL_BUCKETS,
             registry=reg,
         )
+        self.timers = Counter(
+            "ghlsync_timers",
+            "Recipe timers (runs with `after: wait`) by outcome: `fired` (a worker took it once "
+            "due), `cancelled` (an `unless` trigger came first).",
+            ["outcome"],
+            registry=reg,
+        )
+        for outcome in ("fired", "cancelled"):
+            self.timers.labels(outcome)  # both series from the start: rate() sees the first
+        self.timer_delay = Histogram(
+            "ghlsync_timer_delay_seconds",
+            "From a recipe timer's due time to a worker taking it.",
+            buckets=_TIMER_BUCKETS,
+            registry=reg,
+        )
 
     def ghl_call(self, operation: str, status: int | str, seconds: float | None) -> None:
         """One GHL request answered `status` (or `transport_error`) after `seconds`."""
@@ -117,6 +135,16 @@ class SyncMetrics:
     def writeback_sent(self, action: str, seconds: float) -> None:
         """A write-back POST answered (any status) after `seconds`."""
         self.writeback_seconds.labels(action).observe(seconds)
+
+    def timer_fired(self, late: float) -> None:
+        """A worker took a recipe timer `late` seconds after it came due."""
+        self.timers.labels("fired").inc()
+        self.timer_delay.observe(max(0.0, late))
+
+    def timers_cancelled(self, count: int) -> None:
+        """`count` waiting recipe timers were cancelled by their `unless` trigger."""
+        if count > 0:
+            self.timers.labels("cancelled").inc(count)
 
 
 SYNC_METRICS = SyncMetrics()

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ghlsync._metrics import SYNC_METRICS
 from ghlsync.engine.flows.recipes._actions import ACTIONS
 from ghlsync.engine.flows.recipes._book import RecipeBook, recipe_book
 from ghlsync.engine.flows.recipes._context import StepContext
@@ -152,7 +153,7 @@ async def _cancel(ctx: FlowContext, book: RecipeBook, instance: Instance, contac
     names = [r.name for r in book.cancelled_by(instance.trigger)]
     if names:
         why = f"cancelled by {instance.trigger}"
-        await asyncio.to_thread(
+        cancelled = await asyncio.to_thread(
             functools.partial(cancel_waiting, before=instance.received_at),
             ctx.engine,
             ctx.location_id,
@@ -161,6 +162,7 @@ async def _cancel(ctx: FlowContext, book: RecipeBook, instance: Instance, contac
             why,
             ctx.clock.now(),
         )
+        SYNC_METRICS.timers_cancelled(cancelled)
 
 
 async def _queue(
@@ -198,6 +200,7 @@ def planned(
 async def run_item(ctx: FlowContext, item: Claim) -> list[EntityOutcome]:
     """Run a claimed recipe work row's steps (see `_run`)."""
     run = RunInput.from_payload(item.payload)
+    _count_fired(ctx, item, run)
     recipe = recipe_book(ctx.config).named(run.recipe)
     if recipe is None or not recipe.enabled:
         why = "the recipe is no longer enabled"
@@ -206,6 +209,13 @@ async def run_item(ctx: FlowContext, item: Claim) -> list[EntityOutcome]:
         raise ValueError("running a recipe needs a GHL client in FlowContext.client")
     sender = LiveSender(ctx.client, ctx.location_id)
     return await run_recipe(ctx, recipe, run, sender)
+
+
+def _count_fired(ctx: FlowContext, item: Claim, run: RunInput) -> None:
+    """A timer (a run queued with a wait: due after its row was made) fires on its first
+    try; a run given back untried (a 429 pause) or a replayed dead letter counts again."""
+    if item.attempts == 1 and item.created_at is not None and run.base_at > item.created_at:
+        SYNC_METRICS.timer_fired(ctx.clock.now() - run.base_at)
 
 
 async def run_recipe(
