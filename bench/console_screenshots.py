@@ -2,9 +2,12 @@
 
 Runs the demo pipeline (sandbox GHL, receiver, worker) with a dozen customers, parks one
 contact GHL refuses as a dead letter, adds a second location, then serves the console over
-that store and photographs each page in headless chromium (Debian's, via playwright).
+that store and photographs each page in headless chromium (Debian's, via playwright): first
+the setup page (no password yet), then the sign-in page and, signed in, every page.
 
-    .venv/bin/python bench/console_screenshots.py [--out docs/console]
+    .venv/bin/python bench/console_screenshots.py [--out docs/console] [--only setup.png ...]
+
+`--only` writes just the named files (the run and the clicks are the same).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncio
 import os
 import shutil
 import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,7 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+PHONE_WIDTH, PHONE_HEIGHT = 360, 740  # the narrowest phone docs/console.md promises
 SHOTS = [  # file, path, what to do on the page first
     ("overview.png", "/", None),
     ("connections.png", "/connections", None),
@@ -138,39 +143,55 @@ def _synced_customer(engine: sa.Engine) -> tuple[str, str]:
     raise SystemExit("the demo synced no contact with a first name")
 
 
-def _shoot(url: str, out: Path, customer: tuple[str, str]) -> None:
+def _shoot(
+    url: str,
+    out: Path,
+    customer: tuple[str, str],
+    set_admin_password: Callable[[], None],
+    only: Collection[str] = (),
+) -> None:
     from playwright.sync_api import sync_playwright
+
+    def shot(page: Any, name: str, **options: Any) -> None:
+        if not only or name in only:
+            page.screenshot(path=out / name, **options)
 
     with sync_playwright() as driver:
         browser = driver.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         context = browser.new_context(viewport={"width": 1200, "height": 900})
         page = context.new_page()
+        page.goto(f"{url}/console/")
+        page.get_by_role("heading", name="Set an admin password first").wait_for()
+        shot(page, "setup.png")
+        set_admin_password()
         page.goto(f"{url}/console/login")
-        page.screenshot(path=out / "login.png")
+        shot(page, "login.png")
         page.get_by_label("Admin password").fill(PASSWORD)
         page.get_by_role("button", name="Sign in").click()
         page.get_by_role("heading", name="Overview").wait_for()
         for name, path, action in SHOTS:
             page.goto(f"{url}/console{path.format(customer=customer[0], first_name=customer[1])}")
             _act(page, action)
-            page.screenshot(path=out / name, full_page=name != "activity.png")
+            shot(page, name, full_page=name != "activity.png")
         os.environ.pop("GHLSYNC_PUBLIC_URL")  # GHL must send the browser back to this server
         page.goto(f"{url}/console/connections")
         page.get_by_role("button", name="Connect GHL for Second office (Denver)").click()
         page.get_by_role("heading", name="GHL connected").wait_for()  # the sandbox consented
-        page.screenshot(path=out / "connected.png")
+        shot(page, "connected.png")
         phone = browser.new_context(
-            viewport={"width": 390, "height": 844}, storage_state=context.storage_state()
+            viewport={"width": PHONE_WIDTH, "height": PHONE_HEIGHT},
+            storage_state=context.storage_state(),
         )
         small = phone.new_page()
         small.goto(f"{url}/console/")
-        small.screenshot(path=out / "overview-phone.png", full_page=True)
+        shot(small, "overview-phone.png", full_page=True)
         browser.close()
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/console"))
+    parser.add_argument("--only", nargs="+", default=[], metavar="FILE", help="e.g. setup.png")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ["GHLSYNC_PUBLIC_URL"] = "https://sync.example.com"  # the URLs a Zap would use
@@ -190,20 +211,27 @@ def main() -> None:
         register_location(
             engine, cipher, "ve9EPM428h8vShlRW1KT", now=time.time(), name="Second office (Denver)"
         )
-        set_password(engine, PASSWORD, now=time.time())
         config = _config(database_url, sandbox)
         app = create_app(
             engine=engine, config=config, locations=LocationDirectory(engine, config, cipher)
         )
-        with serve_in_thread(app) as url:
-            _shoot(url, args.out, _synced_customer(engine))
+        with serve_in_thread(app) as url:  # no password yet: the setup page comes first
+            customer = _synced_customer(engine)
+            _shoot(
+                url,
+                args.out,
+                customer,
+                lambda: set_password(engine, PASSWORD, now=time.time()),
+                args.only,
+            )
     finally:
         engine.dispose()
         sandbox.stop()
         folder = Path(database_url.removeprefix("sqlite:///")).parent
         shutil.rmtree(folder, ignore_errors=True)
     for png in sorted(args.out.glob("*.png")):
-        print(f"{png} ({png.stat().st_size // 1024} KiB)")
+        if not args.only or png.name in args.only:
+            print(f"{png} ({png.stat().st_size // 1024} KiB)")
 
 
 if __name__ == "__main__":
