@@ -267,3 +267,106 @@ def test_preview_counts_the_card_fields_as_mapped() -> None:
     with_cards = Mapper(config).unmapped("deal.stage_changed", payload)
     assert {"salesperson", "proposal_amount", "deal_id"} <= set(plain)
     assert with_cards == ["colour"]
+
+
+# -- status `open` (a won/lost card moved back) and `deal_statuses` --------------------------
+
+WITH_STATUSES = SETTINGS.model_copy(
+    update={
+        "deal_stages": {**SETTINGS.deal_stages, "Proposal Rejected": "Lost"},
+        "deal_statuses": {"won": "Proposal Approved", "lost": "Proposal Rejected"},
+    }
+)
+
+
+def _statuses(events: list[dict[str, Any]]) -> list[str]:
+    return [str(e["status"]) for e in events if e["type"] == "OpportunityStatusUpdate"]
+
+
+def _upserts(flow: Flow) -> int:
+    return sum(1 for r in flow.requests() if r == ("POST", "/opportunities/upsert"))
+
+
+async def test_a_won_card_moved_to_an_ordinary_stage_is_reopened_once(card_flow: Flow) -> None:
+    events: list[dict[str, Any]] = []
+    card_flow.state.event_hook = events.append
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="New lead")
+    await card_flow.sync("proposal.accepted", **DEAL, deal_stage="Proposal Approved")
+    # DripJobs' own stage event for the won deal: the same stage, so no reopen.
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Proposal Approved")
+    assert _cards(card_flow)[0]["status"] == "won"
+    upserts = _upserts(card_flow)
+    planned = await card_flow.plan("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    assert planned[-1].body is not None and planned[-1].body["status"] == "open"
+    moved = await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    [card] = _cards(card_flow)
+    assert (_stage(card_flow, card), card["status"]) == ("Estimate booked", "open")
+    assert (moved[-1].action, moved[-1].calls, _upserts(card_flow)) == ("updated", 1, upserts + 1)
+    again = await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    assert (again[-1].action, again[-1].calls) == ("skipped", 0)  # re-delivery: nothing
+    # The card is open now: a further stage change sends no status (only then).
+    planned = await card_flow.plan("deal.stage_changed", **DEAL, deal_stage="New lead")
+    assert planned[-1].body is not None and "status" not in planned[-1].body
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="New lead")
+    assert _statuses(events) == ["won", "open"]
+
+
+async def test_a_lost_deal_and_a_completed_project_reopen_on_a_later_stage(
+    card_flow: Flow,
+) -> None:
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("proposal.rejected", **DEAL, deal_stage="Proposal Sent")
+    await card_flow.sync("project.completed", customer_id="C1", project_stage="Complete")
+    # A stage event without a stage (blank) moves nothing and reopens nothing.
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="")
+    assert {c["status"] for c in _cards(card_flow)} == {"lost", "won"}
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    await card_flow.sync("project.stage_changed", customer_id="C1", project_stage="Job Scheduled")
+    by_pipeline = {_pipeline(card_flow, c): c for c in _cards(card_flow)}
+    assert by_pipeline["Sales pipeline"]["status"] == "open"
+    project = by_pipeline["Production"]
+    assert (_stage(card_flow, project), project["status"]) == ("Scheduled", "open")
+
+
+def _use(flow: Flow, settings: OpportunitySettings) -> None:
+    config = flow.ctx.config.model_copy(update={"opportunities": settings})
+    flow.ctx.config, flow.mapper = config, Mapper(config)
+
+
+async def test_a_deal_moved_to_a_status_stage_gets_that_status(card_flow: Flow) -> None:
+    _use(card_flow, WITH_STATUSES)
+    events: list[dict[str, Any]] = []
+    card_flow.state.event_hook = events.append
+    await card_flow.sync("customer.created", **CUSTOMER)
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Proposal Sent")
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="proposal rejected")
+    [card] = _cards(card_flow)
+    assert (_stage(card_flow, card), card["status"]) == ("Lost", "lost")
+    await card_flow.sync("deal.stage_changed", **DEAL, deal_stage="Estimate Scheduled")
+    assert _cards(card_flow)[0]["status"] == "open"
+    assert _statuses(events) == ["lost", "open"]
+
+
+def test_deal_statuses_are_validated_with_the_setting_and_the_valid_names(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "ghlsync.yaml"
+    path.write_text(
+        "opportunities:\n"
+        "  deal_pipeline: Sales pipeline\n"
+        '  deal_statuses: {Won: "Proposal Approved", lost: "Proposal Rejected"}\n'
+    )
+    settings = load_config(path, environ={}).opportunities
+    assert settings.status_stage("deal", "won") == "Proposal Approved"  # `Won` is `won`
+    assert settings.stage_status("deal", "proposal rejected") == "lost"
+    assert settings.status_stage("project", "won") is None  # no project write-back
+    path.write_text("opportunities:\n  deal_statuses: {closed: Lost}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    message = str(caught.value)
+    assert "opportunities.deal_statuses.closed" in message
+    assert "'closed' is not one of won, lost, abandoned" in message
+    path.write_text("opportunities:\n  deal_statuses: {won: Done, lost: done}\n")
+    with pytest.raises(ConfigError, match=r"opportunities\.deal_statuses: won and lost both"):
+        load_config(path, environ={})

@@ -4,14 +4,17 @@ writes nothing to GHL (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 
 from ghlsync.engine.flows.to_ghl._pipelines import forget_pipelines
 from ghlsync.mapping._opportunity_settings import OpportunitySettings
 from ghlsync.store._tables_sync import ghl_pipelines
+from ghlsync.store._tables_twoway import ghl_changes
 from tests._twoway_kit import TwoWay
 
 SETTINGS = OpportunitySettings(
@@ -141,3 +144,115 @@ def test_catalog_names_the_card_way_back(tw: TwoWay) -> None:
         ("OpportunityStageUpdate", "move_deal"),
         ("OpportunityStatusUpdate", "move_deal"),
     ]
+
+
+# -- a status set in GHL (deal_statuses) ------------------------------------------------------
+
+WITH_STATUSES = SETTINGS.model_copy(
+    update={
+        "deal_stages": {**SETTINGS.deal_stages, "Proposal Rejected": "Lost"},
+        "deal_statuses": {"won": "Proposal Approved", "lost": "Proposal Rejected"},
+    }
+)
+
+
+def _with_statuses(tw: TwoWay) -> None:
+    tw.reconfigure(tw.config.model_copy(update={"opportunities": WITH_STATUSES}))
+
+
+async def test_a_status_set_in_ghl_moves_the_deal_once_and_its_echo_writes_nothing(
+    tw: TwoWay,
+) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    _with_statuses(tw)
+    contact_id = tw.ghl_contacts()[0]["id"]
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}/status", {"status": "won"})
+    status_events = [e for e in tw.ghl_events if e["type"] == "OpportunityStatusUpdate"]
+    assert [e["status"] for e in status_events] == ["won"]
+    assert not [e for e in tw.ghl_events if e["type"] == "OpportunityStageUpdate"]
+    tw.ghl(dict(status_events[0]))  # GHL retries its webhook: same webhookId
+    await tw.settle()
+    (move,) = tw.hook.applied.values()
+    assert move["type"] == "move_deal"
+    assert move["data"] == {
+        "ghl_contact_id": contact_id,
+        "ghl_opportunity_id": card["id"],
+        "email": "ann@x.io",
+        "stage": "Proposal Approved",  # deal_statuses.won
+    }
+    # DripJobs applies the move and fires deal.stage_changed: GHL holds the status already;
+    # the card only follows to the stage deal_stages names, and that upsert's webhook is ours.
+    upserts = _upserts(tw)
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="Proposal Approved",
+                email="ann@x.io", updated_at=1_800_000_030.0)  # fmt: skip
+    await tw.settle()
+    location = tw.sandbox.state.location(tw.sandbox.location_id)
+    assert location is not None
+    moved = location.opportunities[card["id"]]
+    assert (moved["pipelineStageId"], moved["status"]) == (stages["Won"], "won")
+    assert _upserts(tw) == upserts + 1
+    assert len(tw.hook.applied) == 1, "the answer to our move_deal was written back"
+
+
+async def test_our_own_status_writes_are_not_written_back(tw: TwoWay) -> None:
+    card, _ = await _card_at(tw, "Estimate Scheduled")
+    _with_statuses(tw)
+    tw.dripjobs("proposal.rejected", "dj_c_1", deal_id="dj_d_1", deal_stage="Estimate Scheduled",
+                email="ann@x.io", updated_at=1_800_000_030.0)  # fmt: skip
+    await tw.settle()
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="New lead",
+                email="ann@x.io", updated_at=1_800_000_040.0)  # fmt: skip
+    await tw.settle()
+    location = tw.sandbox.state.location(tw.sandbox.location_id)
+    assert location is not None
+    assert location.opportunities[card["id"]]["status"] == "open"  # lost, then reopened
+    sent = [r for r in tw.sandbox.state.requests if r.get("path") == "/opportunities/upsert"]
+    assert len(sent) == 4, "expected: new card, stage, lost, reopen"
+    assert tw.outbox() == [] and tw.hook.received == [], "our own status write was written back"
+
+
+async def test_a_status_deal_statuses_does_not_map_is_kept_not_written_back(tw: TwoWay) -> None:
+    card, _ = await _card_at(tw, "Estimate Scheduled")
+    _with_statuses(tw)
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}/status", {"status": "abandoned"})
+    await tw.settle()
+    assert tw.outbox() == [] and tw.hook.received == []
+    with tw.engine.connect() as conn:  # kept for `ghlsync status`
+        kept = [json.loads(r.detail) for r in conn.execute(sa.select(ghl_changes))]
+    assert {"status": "abandoned"} in kept
+    tw.reconfigure(tw.config.model_copy(update={"opportunities": SETTINGS}))  # none mapped
+    await tw.ghl_user("PUT", f"/opportunities/{card['id']}/status", {"status": "won"})
+    await tw.settle()
+    assert tw.outbox() == [] and tw.hook.received == []
+
+
+async def test_a_won_card_dragged_in_ghl_is_not_reopened_by_the_answer(tw: TwoWay) -> None:
+    card, stages = await _card_at(tw, "Estimate Scheduled")
+    tw.dripjobs("proposal.accepted", "dj_c_1", deal_id="dj_d_1", deal_stage="Proposal Approved",
+                email="ann@x.io", updated_at=1_800_000_030.0)  # fmt: skip
+    await tw.settle()
+    # A GHL user drags the won card back; GHL leaves it won.
+    await tw.ghl_user(
+        "PUT", f"/opportunities/{card['id']}", {"pipelineStageId": stages["Estimate booked"]}
+    )
+    await tw.settle()
+    (move,) = tw.hook.applied.values()
+    assert move["data"]["stage"] == "Estimate Scheduled"
+    writes = tw.ghl_writes()
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="Estimate Scheduled",
+                email="ann@x.io", updated_at=1_800_000_040.0)  # fmt: skip
+    await tw.settle()
+    assert tw.ghl_writes() == writes, "the answer to our move_deal reopened the card"
+    location = tw.sandbox.state.location(tw.sandbox.location_id)
+    assert location is not None
+    assert location.opportunities[card["id"]]["status"] == "won"
+    # A later DripJobs move is DripJobs' own: the card it last synced won is reopened.
+    tw.dripjobs("deal.stage_changed", "dj_c_1", deal_id="dj_d_1", deal_stage="New lead",
+                email="ann@x.io", updated_at=1_800_000_050.0)  # fmt: skip
+    await tw.settle()
+    assert location.opportunities[card["id"]]["status"] == "open"
+    assert len(tw.hook.applied) == 1
+
+
+def _upserts(tw: TwoWay) -> int:
+    return sum(1 for r in tw.sandbox.state.requests if r.get("path") == "/opportunities/upsert")

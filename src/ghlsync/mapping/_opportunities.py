@@ -6,11 +6,15 @@ customer's card in that pipeline, besides what their event rule does to the cont
 
 | event                   | pipeline | stage from      | status |
 |-------------------------|----------|-----------------|--------|
-| `deal.stage_changed`    | deal     | `deal_stage`    |        |
+| `deal.stage_changed`    | deal     | `deal_stage`    | (1)    |
 | `proposal.accepted`     | deal     | `deal_stage`    | won    |
 | `proposal.rejected`     | deal     | `deal_stage`    | lost   |
-| `project.stage_changed` | project  | `project_stage` |        |
+| `project.stage_changed` | project  | `project_stage` | (2)    |
 | `project.completed`     | project  | `project_stage` | won    |
+
+(1) the status `deal_statuses` maps the stage from (a won/lost stage), else none: the engine
+sends `open` when the card it last synced won/lost moves to another stage
+(`flows.to_ghl._opportunity`). (2) none, with the same `open` rule.
 
 GHL keeps one card per contact and pipeline (`POST /opportunities/upsert` matches on both),
 so the card's DripJobs id is `<pipeline>:<customer id>`. The stage name is looked up in
@@ -52,10 +56,12 @@ def opportunity_entity(
         return None
     body: dict[str, Any] = {"pipeline": rule.pipeline}
     stage = data.get(rule.stage_field)
+    status = rule.status
     if not is_blank(stage):
         body["stage"] = settings.ghl_stage(rule.pipeline, str(stage).strip())
-    if rule.status:
-        body["status"] = rule.status
+        status = status or settings.stage_status(rule.pipeline, str(stage))
+    if status:
+        body["status"] = status
     amount = _amount(settings, data)
     if amount is not None:
         body["monetaryValue"] = amount

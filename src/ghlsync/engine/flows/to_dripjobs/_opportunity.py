@@ -1,14 +1,20 @@
 """A card moved in GHL → one `move_deal` write-back with the DripJobs stage name.
 
 `OpportunityStageUpdate` / `OpportunityStatusUpdate` for a card in the configured deal
-pipeline (`opportunities:`). The echo rules are those of contacts: a stage that is what
-ghlsync last upserted to the card (`sync_state` snapshot of `deal:<customer>`) or what GHL
-already had (`ghl_records`) is not a move; while a DripJobs-side write to that contact may be
-in flight (its work row is leased), the decision waits (`WriteInFlightError`). The stage name
-comes from the pipeline list kept in the store (`moved_deal_stage`); `sync_ghl` reads it from
-GHL first when the stage is not in it (`_pipelines.ensure_stage`). A status-only change
-(won/lost in the same stage), a project card, or a card of another pipeline is kept for
-`status` (DripJobs has no action for it).
+pipeline (`opportunities:`):
+- its status set to one `deal_statuses` maps (won/lost/abandoned → a DripJobs stage) →
+  `move_deal` with that stage (this wins when the stage moved too: one write-back);
+- else moved to another stage → `move_deal` with the stage's DripJobs name.
+
+The echo rules are those of contacts: a stage or status that is what ghlsync last upserted to
+the card (`sync_state` snapshot of `deal:<customer>`, which carries the last status sent) or
+what GHL already had (`ghl_records`) is no change; while a DripJobs-side write to that contact
+may be in flight (its work row is leased), the decision waits (`WriteInFlightError`). The stage
+name comes from the pipeline list kept in the store (`moved_deal_stage`); `sync_ghl` reads it
+from GHL first when the stage is not in it (`_pipelines.ensure_stage`). A status change
+`deal_statuses` does not map (e.g. reopened), a project card (DripJobs' "Move Deal / Move Job"
+Zap action moves the customer's deal: there is no project write-back), or a card of another
+pipeline is kept for `status`.
 """
 
 from __future__ import annotations
@@ -68,8 +74,9 @@ def decide_opportunity(
     if work.version is not None:
         record.version = max(record.version or work.version, work.version)
     decision = Decision("echo", "no change but our own writes")
-    if "pipelineStageId" in changed:
-        decision = _move(conn, work, settings, opportunities, contact, customers, now)
+    status = changed.get("status")
+    if "pipelineStageId" in changed or opportunities.status_stage("deal", str(status)):
+        decision = _move(conn, work, settings, opportunities, contact, customers, changed, now)
     elif changed:
         decision = Decision("kept", "changed in GHL: " + ", ".join(sorted(changed)))
     if changed and not decision.queued:
@@ -95,18 +102,25 @@ def _move(
     opportunities: OpportunitySettings,
     contact: str,
     customers: list[str],
+    changed: Mapping[str, Any],
     now: float,
 ) -> Decision:
-    """One `move_deal` (deduplicated per card, stage and event version)."""
+    """One `move_deal` (deduplicated per card, stage or status, and event version): to the
+    stage `deal_statuses` names for a changed status, else to the card's new stage."""
     moved = moved_deal_stage(opportunities, work.location_id, work.payload, conn)
+    what = "card moved in GHL" if "pipelineStageId" in changed else "status set in GHL"
     if moved is None or moved[0] != "deal":
-        return Decision("kept", "card moved in GHL: " + NO_ACTION)
-    data = {"ghl_opportunity_id": work.ghl_id, "stage": moved[1]}
+        return Decision("kept", f"{what}: {NO_ACTION}")
+    status = changed.get("status")
+    stage, step = opportunities.status_stage("deal", str(status)), f"status:{status}"
+    if stage is None:  # not a mapped status: the caller saw the stage move
+        stage, step = moved[1], str(work.payload.get("pipelineStageId"))
+    data = {"ghl_opportunity_id": work.ghl_id, "stage": stage}
     if contact:
         data["ghl_contact_id"] = contact
         person = _person(conn, work.location_id, contact, customers)
         data.update({k: str(person[k]) for k in ("email", "phone") if person.get(k)})
-    key = f"move_deal:{work.ghl_id}:{work.payload.get('pipelineStageId')}:{_digest(work.version)}"
+    key = f"move_deal:{work.ghl_id}:{step}:{_digest(work.version)}"
     queued = enqueue(
         conn,
         location_id=work.location_id,

@@ -6,6 +6,12 @@ Calls, by what the store knows:
   upsert with `pipelineId`, `contactId`, `pipelineStageId`, `status`, `monetaryValue`,
   `assignedTo` (`name` too when the card is new to us)
 
+Status: what the event maps to (won/lost, `_opportunities`); with none, `open` when the card
+moves to another stage of its pipeline and the status ghlsync last synced to it was
+won/lost/abandoned (kept in the snapshot: `body.status` carries the last status sent, also
+through upserts that set none). So a card reopens once; a stage change that keeps the last
+stage (e.g. `deal.stage_changed` after `proposal.accepted`) and re-deliveries send no `open`.
+
 The upsert is idempotent (GHL matches the contact's card in the pipeline), so a retry after a
 lost answer cannot make a second card; there is no pending row to resolve.
 """
@@ -37,11 +43,13 @@ from ghlsync.engine.state import _ghlrecords
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.ghl._errors import ServerError
 from ghlsync.mapping import MappedEntity, content_hash
+from ghlsync.mapping._opportunity_settings import CLOSED_STATUSES
 
 ENTITY = "opportunity"
 # The spec requires the follower fields on an upsert: "add nobody" leaves followers as they are.
 KEEP_FOLLOWERS = {"followers": [], "isRemoveAllFollowers": False, "followersActionType": "add"}
 _SENT = ("status", "monetaryValue", "assignedTo")
+_NOT_IN_CARD = ("monetaryValue", "assignedTo")  # not in `ghl_records`: compared to our last
 HELD = "GHL already holds this stage (two-way)"
 
 
@@ -83,8 +91,16 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
     body.update({k: entity.body[k] for k in _SENT if k in entity.body})
     if not known:
         body.setdefault("name", entity.defaults.get("name") or entity.source_id)
+    last: Mapping[str, Any] = (state.snapshot.get("body") or {}) if known and state else {}
+    reopens = _reopens(body, last)
+    if reopens:
+        body["status"] = "open"
     body.update(KEEP_FOLLOWERS)
-    if known and state is not None and await _already_in_ghl(run, entity, known, state, body):
+    if (
+        known
+        and state is not None
+        and await _already_in_ghl(run, entity, known, last, body, reopens=reopens)
+    ):
         return outcome(run, entity, "skipped", known, start, HELD)
     call = PlannedCall(
         "POST", "/opportunities/upsert", body=body, purpose="upsert", idempotent=True
@@ -95,45 +111,76 @@ async def _sync(run: Run, entity: MappedEntity, settings: Any, clock: Clock) -> 
         if run.sender.live:
             raise ServerError("POST /opportunities/upsert answered without an id", body=answer)
         ghl_id = known or f"<new opportunity {entity.source_id}>"
-    snapshot = {"body": body, "contact_id": body["contactId"]}
     await run.ledger.confirm(
         ENTITY,
         entity.source_id,
         ghl_id,
-        SyncState(content_hash(entity), updated_at(entity), snapshot),
+        SyncState(content_hash(entity), updated_at(entity), _snapshot(body, last)),
     )
     live = run.sender.live and isinstance(answer, dict)
     created = bool(answer.get("new")) if live else not known
     return outcome(run, entity, "created" if created else "updated", ghl_id, start)
 
 
+def _reopens(body: Mapping[str, Any], last: Mapping[str, Any]) -> bool:
+    """True when this upsert sets no status, moves the card to another stage of the same
+    pipeline, and the status ghlsync last synced to the card closed it."""
+    return (
+        "status" not in body
+        and last.get("status") in CLOSED_STATUSES
+        and "pipelineStageId" in body
+        and body.get("pipelineId") == last.get("pipelineId")
+        and body["pipelineStageId"] != last.get("pipelineStageId")
+    )
+
+
+def _snapshot(body: Mapping[str, Any], last: Mapping[str, Any]) -> dict[str, Any]:
+    """What the sync state keeps: the body, with the last status sent carried over when this
+    one set none (the card still has it, as far as ghlsync wrote)."""
+    kept = dict(body)
+    if "status" not in kept and last.get("status"):
+        kept["status"] = last["status"]
+    return {"body": kept, "contact_id": body["contactId"]}
+
+
 async def _already_in_ghl(
-    run: Run, entity: MappedEntity, known: str, state: SyncState, body: dict[str, Any]
+    run: Run,
+    entity: MappedEntity,
+    known: str,
+    last: Mapping[str, Any],
+    body: dict[str, Any],
+    *,
+    reopens: bool,
 ) -> bool:
     """Two-way: our move_deal's echo (or a move GHL already shows) is recorded, not sent."""
     if run.twoway is None:
         return False
-    last = state.snapshot.get("body") or {}
-    if not await asyncio.to_thread(_held, run, known, last, body):
+    if not await asyncio.to_thread(_held, run, known, last, body, reopens):
         return False
-    snapshot = {"body": body, "contact_id": body["contactId"]}
-    new_state = SyncState(content_hash(entity), updated_at(entity), snapshot)
+    # A reopen not sent is not synced: the last status sent stays the one to carry over.
+    recorded = {k: v for k, v in body.items() if not (reopens and k == "status")}
+    new_state = SyncState(content_hash(entity), updated_at(entity), _snapshot(recorded, last))
     await run.ledger.confirm(ENTITY, entity.source_id, known, new_state)
     return True
 
 
-def _held(run: Run, ghl_id: str, last: Mapping[str, Any], body: Mapping[str, Any]) -> bool:
+def _held(
+    run: Run, ghl_id: str, last: Mapping[str, Any], body: Mapping[str, Any], reopens: bool
+) -> bool:
     """Two-way: True when the card GHL last told us about (`ghl_records`, from its
-    Opportunity* webhooks) is in this pipeline and stage, and nothing else we send changed
-    since our last upsert. A DripJobs `deal.stage_changed` caused by our `move_deal` is then
-    no GHL write (the same rule as for contacts: what GHL already holds is no change)."""
-    if any(body.get(k) != last.get(k) for k in _SENT):
+    Opportunity* webhooks) is in this pipeline and stage with this status, and the amount
+    and assignee are what we last sent. A DripJobs `deal.stage_changed` caused by our
+    `move_deal` is then no GHL write (the same rule as for contacts: what GHL already holds is
+    no change). An `open` derived here (`reopens`) is not compared: a card a GHL user moved
+    while leaving it won stays as they left it."""
+    if any(body.get(k) != last.get(k) for k in _NOT_IN_CARD):
         return False
     engine: sa.Engine = run.fields.engine
     with engine.connect() as conn:
         card = _ghlrecords.get(conn, run.location_id, ENTITY, ghl_id).fields
-    keys = ("pipelineId", "pipelineStageId")
-    return bool(card) and all(card.get(k) == body.get(k) for k in keys)
+    if not card or any(card.get(k) != body.get(k) for k in ("pipelineId", "pipelineStageId")):
+        return False
+    return reopens or "status" not in body or card.get("status") == body["status"]
 
 
 def moved_deal_stage(
