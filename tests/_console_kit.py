@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import pytest
@@ -33,6 +34,40 @@ LOCATION_NAME = "Smith Roofing"
 CUSTOMER_EMAIL = "ava.reyes@example.com"
 DEAD_REASON = "GHL rejected the contact: 422 email must be an email"
 
+# For the mapping tester's recipes part: two that run on a lead from the website (one now, one
+# on a 3-day timer), one whose condition fails.
+TESTER_RECIPES: list[dict[str, Any]] = [
+    {
+        "name": "call-new-leads",
+        "when": {"trigger": "dripjobs.lead.created"},
+        "if": {"lead_source": {"in": ["Website", "Angi"]}},
+        "do": [
+            {"create_task": {"title": "Call {first_name} within 5 minutes", "due": "+0d +5m"}},
+            {"add_tags": ["new-lead"]},
+        ],
+    },
+    {
+        "name": "check-in-later",
+        "when": {"trigger": "dripjobs.lead.created"},
+        "if": {"lead_source": {"in": ["Website"]}},
+        "do": [{"create_task": {"title": "Check in with {first_name}", "due": "+0d 10:00"}}],
+        "after": {"wait": "3d", "unless": "dripjobs.proposal.accepted"},
+    },
+    {
+        "name": "referral-thanks",
+        "when": {"trigger": "dripjobs.lead.created"},
+        "if": {"lead_source": "Referral"},
+        "do": [{"add_tags": ["referral"]}],
+    },
+]
+TESTER_LEAD: dict[str, Any] = {
+    "customer_id": "cust-ann",
+    "first_name": "Ann",
+    "last_name": "Lee",
+    "email": "ann@example.com",
+    "lead_source": "Website",
+}
+
 
 @dataclass
 class ConsoleSite:
@@ -48,10 +83,15 @@ class ConsoleSite:
         return f"{self.url}/console"
 
 
-def console_config() -> AppConfig:
-    """The preset, with no GHL call possible (nothing here sends to GHL)."""
+def console_config(
+    ghl_url: str = "http://127.0.0.1:1", recipes: list[dict[str, Any]] | None = None
+) -> AppConfig:
+    """The preset, with no GHL call possible (nothing here sends to GHL); `recipes` replace
+    the preset's (which are all off)."""
     raw = AppConfig.default().model_dump(mode="python", by_alias=True)
-    raw["ghl"] = {"base_url": "http://127.0.0.1:1"}
+    raw["ghl"] = {"base_url": ghl_url}
+    if recipes is not None:
+        raw["recipes"] = recipes
     return AppConfig.model_validate(raw)
 
 

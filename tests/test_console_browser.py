@@ -8,9 +8,19 @@ import json
 from typing import Any
 
 import httpx2
+import sqlalchemy as sa
 
 from ghlsync.engine import list_dead_letters
-from tests._console_kit import CUSTOMER_EMAIL, LOCATION, PASSWORD, ConsoleSite
+from tests._console_kit import (
+    CUSTOMER_EMAIL,
+    LOCATION,
+    PASSWORD,
+    TESTER_LEAD,
+    TESTER_RECIPES,
+    ConsoleSite,
+    console_config,
+    start,
+)
 
 
 def _sign_in(page: Any, site: ConsoleSite) -> None:
@@ -83,9 +93,30 @@ def test_mapping_tester_and_record_search(browser_page: Any, console_site: Conso
     result = page.get_by_test_id("tester-result").inner_text()
     assert "task.created: 2 GHL calls (nothing was sent)" in result
     assert "POST" in result and "/tasks" in result
+    recipes = page.get_by_test_id("tester-recipes").inner_text()
+    assert "No recipe runs for this event." in recipes  # the preset's recipes are all off
 
     page.get_by_role("link", name="Records").click()
     page.get_by_label("Name, email, phone, DripJobs id or GHL id").fill(CUSTOMER_EMAIL)
     page.get_by_role("button", name="Search").click()
     record = page.get_by_test_id("record").inner_text()
     assert "cust-ava" in record and LOCATION in record
+
+
+def test_mapping_tester_shows_the_recipe_steps_and_timers(
+    browser_page: Any, console_store: sa.Engine
+) -> None:
+    page = browser_page
+    with start(console_store, config=console_config(recipes=TESTER_RECIPES)) as site:
+        _sign_in(page, site)
+        page.get_by_role("link", name="Mapping tester").click()
+        page.get_by_label("Event", exact=True).fill("lead.created")
+        page.get_by_label("Payload (JSON, as the Zap sends it)").fill(json.dumps(TESTER_LEAD))
+        page.get_by_role("button", name="Show the GHL calls").click()
+        recipes = page.get_by_role("region", name="Recipes for dripjobs.lead.created")
+        assert recipes.get_by_role("heading", name="call-new-leads").count() == 1
+        text = recipes.inner_text()
+    assert "2 would run (nothing was sent)" in text
+    assert "task 'Call Ann within 5 minutes'" in text
+    assert "Timer: runs after 3 days" in text and "dripjobs.proposal.accepted" in text
+    assert "referral-thanks: lead_source: 'Website' fails `equals`" in text

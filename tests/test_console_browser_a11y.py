@@ -8,12 +8,21 @@ docs/console.md promises all three; the colours and sizes are computed by the br
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 
-from tests._console_kit import CUSTOMER_EMAIL, PASSWORD, ConsoleSite, start
+from tests._console_kit import (
+    CUSTOMER_EMAIL,
+    PASSWORD,
+    TESTER_LEAD,
+    TESTER_RECIPES,
+    ConsoleSite,
+    console_config,
+    start,
+)
 
 PHONE = {"width": 360, "height": 740}
 
@@ -209,6 +218,20 @@ def test_tester_result_fits_a_phone_and_reads_well(
         page.locator("main textarea").evaluate("box => box.form.requestSubmit()")
     page.get_by_test_id("tester-result").wait_for()
     _check(page, "tester result")
+
+
+def test_tester_recipes_fit_a_phone_and_read_well(
+    browser_page: Any, console_store: sa.Engine
+) -> None:
+    page = _phone(browser_page)
+    with start(console_store, config=console_config(recipes=TESTER_RECIPES)) as site:
+        _sign_in(page, site)
+        page.goto(f"{site.console}/tester?event=lead.created")
+        page.get_by_label("Payload (JSON, as the Zap sends it)").fill(json.dumps(TESTER_LEAD))
+        with page.expect_navigation():
+            page.locator("main textarea").evaluate("box => box.form.requestSubmit()")
+        page.get_by_test_id("tester-recipes").wait_for()
+        _check(page, "tester recipes")
 
 
 def test_setup_page_fits_a_phone_and_reads_well(

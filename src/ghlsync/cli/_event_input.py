@@ -4,7 +4,6 @@ configured one read-only, or a throwaway one); neither sends anything."""
 from __future__ import annotations
 
 import contextlib
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,7 @@ import typer
 
 from ghlsync.mapping import AppConfig
 
-__all__ = ["PREVIEW_CALENDAR", "PREVIEW_LOCATION", "read_event", "store_for"]
-
-PREVIEW_LOCATION = "<location id>"  # shown when no ghl.location_id is configured
-PREVIEW_CALENDAR = "<calendar id>"
+__all__ = ["read_event", "store_for"]
 
 
 def read_event(file: Path, event: str | None) -> tuple[str, dict[str, Any]]:
@@ -47,7 +43,7 @@ def store_for(config: AppConfig, use_store: bool) -> Iterator[Any]:
     import sqlalchemy as sa
 
     from ghlsync.cli._engine_common import open_store
-    from ghlsync.store import create_engine, migrate
+    from ghlsync.engine.flows._preview import scratch_store
 
     if use_store:
         with open_store("preview", config.database_url, write=False) as engine:
@@ -59,10 +55,5 @@ def store_for(config: AppConfig, use_store: bool) -> Iterator[Any]:
                 )
                 raise typer.Exit(1) from None
         return
-    with tempfile.TemporaryDirectory(prefix="ghlsync-preview-") as tmp:
-        engine = create_engine(f"sqlite:///{Path(tmp) / 'preview.db'}")
-        try:
-            migrate(engine)
-            yield engine
-        finally:
-            engine.dispose()
+    with scratch_store() as engine:
+        yield engine

@@ -18,7 +18,7 @@ from typing import Any
 
 import typer
 
-from ghlsync.cli._event_input import PREVIEW_CALENDAR, PREVIEW_LOCATION, read_event, store_for
+from ghlsync.cli._event_input import read_event, store_for
 from ghlsync.mapping import AppConfig, MappedEvent
 
 _FILE = typer.Argument(
@@ -84,13 +84,14 @@ def _recipes(config: AppConfig, name: str, payload: dict[str, Any], use_store: b
     """The recipe steps and timers the event would start (docs/recipes.md); None without
     recipes."""
     from ghlsync.cli._recipes import dry_run
+    from ghlsync.engine.flows._preview import dripjobs_trigger
     from ghlsync.engine.flows.recipes._hook import has_recipes
     from ghlsync.mapping import MappingError
 
     if not has_recipes(config):
         return None
     try:
-        found = dry_run(config, f"dripjobs.{name}", payload, use_store)
+        found = dry_run(config, dripjobs_trigger(name), payload, use_store)
     except MappingError as exc:
         typer.echo(f"ghlsync preview: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -101,6 +102,7 @@ def _preview_ghl(config: AppConfig, file: Path, use_store: bool, as_json: bool) 
     """The write-back decision for one GHL event, in a transaction that is rolled back."""
     import time
 
+    from ghlsync.engine.flows._preview import PREVIEW_LOCATION
     from ghlsync.engine.flows.to_dripjobs._dispatch import preview_ghl
     from ghlsync.ghl import GHLError
 
@@ -199,18 +201,13 @@ def _map(config: AppConfig, name: str, payload: dict[str, Any]) -> tuple[MappedE
 
 
 def _plan(config: AppConfig, mapped: MappedEvent, use_store: bool) -> list[dict[str, Any]]:
-    from ghlsync._clock import SYSTEM_CLOCK
-    from ghlsync.engine.flows.to_ghl._dispatch import plan
-    from ghlsync.engine.flows.to_ghl._model import FlowContext
+    from ghlsync.engine.flows._preview import plan_event
     from ghlsync.ghl import GHLError
     from ghlsync.mapping import MappingError
 
-    location = config.ghl.location_id or PREVIEW_LOCATION
-    calendar = config.ghl.calendar_id or PREVIEW_CALENDAR
     with store_for(config, use_store) as engine:
-        ctx = FlowContext(engine, None, location, calendar, config, SYSTEM_CLOCK)
         try:
-            planned = asyncio.run(plan(ctx, mapped))
+            planned = asyncio.run(plan_event(engine, config, mapped))
         except (GHLError, MappingError) as exc:  # e.g. a task whose contact was never synced
             typer.echo(f"ghlsync preview: {exc}", err=True)
             raise typer.Exit(1) from None

@@ -104,15 +104,13 @@ def test(
 ) -> None:
     """Dry-run one recipe on an event: the calls each step would make; nothing is sent."""
     from ghlsync.cli._event_input import read_event
+    from ghlsync.engine.flows._preview import dripjobs_trigger
 
     loaded = _load("test", config)
     if _book("test", loaded).named(name) is None:
         raise _unknown("test", name, config)
     event_name, payload = read_event(file, event)
-    trigger = (
-        event_name if event_name.startswith(("dripjobs.", "ghl.")) else f"dripjobs.{event_name}"
-    )
-    found = dry_run(loaded, trigger, payload, store, only=name)
+    found = dry_run(loaded, dripjobs_trigger(event_name), payload, store, only=name)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in found.recipes], indent=2, ensure_ascii=False))
         return
@@ -123,23 +121,11 @@ def dry_run(
     config: AppConfig, trigger: str, payload: dict[str, Any], store: bool, only: str | None = None
 ) -> Any:
     """The `EventPreview` of `trigger` with `payload` (a throwaway store unless `store`)."""
-    from ghlsync._clock import SYSTEM_CLOCK
-    from ghlsync.cli._event_input import PREVIEW_CALENDAR, PREVIEW_LOCATION, store_for
-    from ghlsync.engine.flows.recipes._preview import preview_event
+    from ghlsync.cli._event_input import store_for
+    from ghlsync.engine.flows._preview import dry_run_recipes
 
     with store_for(config, store) as engine:
-        return asyncio.run(
-            preview_event(
-                engine,
-                config,
-                trigger,
-                payload,
-                location_id=config.ghl.location_id or PREVIEW_LOCATION,
-                calendar_id=config.ghl.calendar_id or PREVIEW_CALENDAR,
-                clock=SYSTEM_CLOCK,
-                only=only,
-            )
-        )
+        return asyncio.run(dry_run_recipes(engine, config, trigger, payload, only=only))
 
 
 def render_recipes(found: Any) -> str:

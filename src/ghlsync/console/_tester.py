@@ -1,26 +1,31 @@
-"""The mapping tester: the GHL calls one DripJobs event would cause, nothing sent.
+"""The mapping tester: the GHL calls and recipe steps one DripJobs event would cause, nothing
+sent.
 
-The same steps as `ghlsync preview`: the configured mapping maps the payload, and the flows
-the worker runs plan the calls against a throwaway store (what a first delivery would do).
-Sample payloads come from the demo's event stream, so every configured event has one.
+The same engine as `ghlsync preview` (`ghlsync.engine.flows._preview`): the configured
+mapping maps the payload, the flows the worker runs plan the calls, and the recipes its
+trigger names are dry-run (conditions, templates, dates, timers), all against one throwaway
+store (what a first delivery would do). Sample payloads come from the demo's event stream, so
+every configured event has one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import tempfile
-from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
-from ghlsync._clock import SYSTEM_CLOCK
 from ghlsync._json import UnsafeJSON, load_json
-from ghlsync.mapping import AppConfig, Mapper, MappingError, UnknownEventError
+from ghlsync.mapping import (
+    AppConfig,
+    ConfigError,
+    MappedEvent,
+    Mapper,
+    MappingError,
+    UnknownEventError,
+)
 
 __all__ = ["run_tester", "sample_payloads"]
-
-_PLACEHOLDER_LOCATION = "<location id>"
-_PLACEHOLDER_CALENDAR = "<calendar id>"
 
 
 def sample_payloads(config: AppConfig) -> dict[str, str]:
@@ -40,8 +45,8 @@ def sample_payloads(config: AppConfig) -> dict[str, str]:
 
 
 def run_tester(config: AppConfig, event: str, text: str) -> dict[str, Any]:
-    """`{event, calls, not_mapped, problems}` for one payload; problems instead of calls when
-    the payload is not JSON or cannot be mapped."""
+    """`{event, calls, not_mapped, problems, recipes}` for one payload; problems instead of
+    calls (and no recipes) when the payload is not JSON or cannot be mapped."""
     try:
         body = load_json(text.encode("utf-8"))
     except UnsafeJSON as exc:
@@ -60,7 +65,7 @@ def run_tester(config: AppConfig, event: str, text: str) -> dict[str, Any]:
         problems = [str(p) for p in getattr(exc, "problems", [exc])]
         return {**_problem(event, problems), "not_mapped": _unmapped(mapper, event, body)}
     try:
-        calls = _plan(config, mapped)
+        calls, recipes = asyncio.run(_dry_run(config, event, body, mapped))
     except Exception as exc:  # a flow's own refusal (e.g. a task whose contact is unknown)
         return _problem(event, [f"{type(exc).__name__}: {exc}"])
     return {
@@ -68,6 +73,7 @@ def run_tester(config: AppConfig, event: str, text: str) -> dict[str, Any]:
         "calls": calls,
         "not_mapped": mapper.unmapped(event, body),
         "problems": [],
+        "recipes": recipes,
     }
 
 
@@ -80,30 +86,76 @@ def _unmapped(mapper: Mapper, event: str, body: dict[str, Any]) -> list[str]:
 
 
 def _problem(event: str, problems: list[str]) -> dict[str, Any]:
-    return {"event": event, "calls": [], "not_mapped": [], "problems": problems}
+    return {"event": event, "calls": [], "not_mapped": [], "problems": problems, "recipes": None}
 
 
-def _plan(config: AppConfig, mapped: Any) -> list[dict[str, Any]]:
-    from ghlsync.engine.flows.to_ghl._dispatch import plan
-    from ghlsync.engine.flows.to_ghl._model import FlowContext
-    from ghlsync.store import create_engine, migrate
+async def _dry_run(
+    config: AppConfig, event: str, body: dict[str, Any], mapped: MappedEvent
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The planned GHL calls and the recipes, in one throwaway store; nothing is sent."""
+    from ghlsync.engine.flows._preview import (
+        dripjobs_trigger,
+        dry_run_recipes,
+        plan_event,
+        scratch_store,
+    )
+    from ghlsync.engine.flows.recipes._hook import has_recipes
 
-    location = config.ghl.location_id or _PLACEHOLDER_LOCATION
-    calendar = config.ghl.calendar_id or _PLACEHOLDER_CALENDAR
-    with tempfile.TemporaryDirectory(prefix="ghlsync-console-") as tmp:
-        engine = create_engine(f"sqlite:///{Path(tmp) / 'tester.db'}")
-        try:
-            migrate(engine)
-            ctx = FlowContext(engine, None, location, calendar, config, SYSTEM_CLOCK)
-            planned = asyncio.run(plan(ctx, mapped))
-        finally:
-            engine.dispose()
-    return [_call(call.as_dict()) for call in planned]
+    trigger = dripjobs_trigger(event)
+    with scratch_store("ghlsync-console-") as engine:
+        planned = await plan_event(engine, config, mapped)
+        recipes: dict[str, Any] = {
+            "trigger": trigger,
+            "any_on": has_recipes(config),  # as preview: no enabled recipe, no dry run
+            "runs": [],
+            "not_run": [],
+            "cancels": [],
+            "problems": [],
+        }
+        if recipes["any_on"]:
+            try:
+                found = await dry_run_recipes(engine, config, trigger, body)
+            except ConfigError as exc:
+                recipes["problems"] = list(exc.problems)
+            except MappingError as exc:  # a step that cannot be prepared, as preview says
+                recipes["problems"] = [str(exc)]
+            else:
+                recipes.update(_recipes(found))
+    return [_call(call.as_dict()) for call in planned], recipes
 
 
-def _call(call: dict[str, Any]) -> dict[str, Any]:
+def _recipes(found: Any) -> dict[str, Any]:
+    """The `EventPreview` for the page: the recipes that run (now or on a timer) with their
+    steps, those that do not and why (the condition that failed, or off), and the cancels."""
+    runs = [
+        {
+            "name": r.name,
+            "enabled": r.enabled,
+            "wait": r.wait,
+            "due": r.due,
+            "unless": list(r.unless),
+            "steps": [
+                {
+                    "action": step.action,
+                    "detail": step.detail or step.outcome,
+                    "calls": [_call(call, decode=True) for call in step.calls],
+                }
+                for step in r.steps
+            ],
+        }
+        for r in found.recipes
+        if r.runs
+    ]
+    not_run = [{"name": r.name, "why": r.why_not} for r in found.recipes if not r.runs]
+    return {"runs": runs, "not_run": not_run, "cancels": list(found.cancels)}
+
+
+def _call(call: dict[str, Any], decode: bool = False) -> dict[str, Any]:
+    """One call for the page; `decode` makes a recipe step's placeholders (`<contact of
+    customer C1>`) legible, as `ghlsync preview` prints them."""
     query = "&".join(f"{k}={v}" for k, v in call.get("params", {}).items())
-    path = f"{call['path']}?{query}" if query else call["path"]
+    base = unquote(call["path"]) if decode else call["path"]
+    path = f"{base}?{query}" if query else base
     body = json.dumps(call["body"], indent=2, ensure_ascii=False) if "body" in call else None
     return {
         "method": call["method"],
