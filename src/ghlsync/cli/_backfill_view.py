@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
@@ -10,12 +11,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
+from rich.text import Text
 
 __all__ = ["ProgressView", "print_dry_run", "print_summary"]
 
@@ -31,22 +35,47 @@ _DONE_LABELS = (
 )
 
 
-class ProgressView:
-    """A rich progress bar on stderr; `update(progress)` is the backfill's callback."""
+class _Title(ProgressColumn):
+    """The title, cut short with an ellipsis (never wrapped) when the line is too narrow."""
 
-    def __init__(self, title: str, *, quiet: bool = False) -> None:
+    def render(self, task: Task) -> Text:
+        return Text(task.description, style="bold", no_wrap=True, overflow="ellipsis")
+
+
+def _kept() -> Column:
+    """A column the line never shrinks: rich narrows the title and the bar instead (at 80
+    columns, the width of a log or a default terminal, the numbers were cut to "60/20…")."""
+    return Column(no_wrap=True)
+
+
+class ProgressView:
+    """A rich progress bar on stderr; `update(progress)` is the backfill's callback.
+
+    On a terminal it redraws in place; elsewhere (a pipe, a log file) rich prints the last
+    state once, when the view closes. `console` and `get_time` are for tests.
+    """
+
+    def __init__(
+        self,
+        title: str,
+        *,
+        quiet: bool = False,
+        console: Console | None = None,
+        get_time: Callable[[], float] | None = None,
+    ) -> None:
         self._title = title
         self._quiet = quiet
         self._bar = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]:>7.1f} rows/s"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[calls]} calls"),
-            console=Console(stderr=True),
+            _Title(),
+            BarColumn(bar_width=24),
+            MofNCompleteColumn(table_column=_kept()),
+            TextColumn("{task.fields[rate]:>7.1f} rows/s", table_column=_kept()),
+            TimeElapsedColumn(table_column=_kept()),
+            TextColumn("ETA", table_column=_kept()),
+            TimeRemainingColumn(table_column=_kept()),
+            TextColumn("{task.fields[calls]} calls", table_column=_kept()),
+            console=console or Console(stderr=True),
+            get_time=get_time,
             disable=quiet,
         )
         self._task: TaskID | None = None
