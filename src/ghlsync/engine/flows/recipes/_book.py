@@ -217,7 +217,7 @@ def _step_problems(
     problems = []
     allowed = {i.name for i in spec.inputs}
     for name in inputs:
-        if name not in allowed:
+        if name not in allowed and name not in spec.retired:
             known = ", ".join(sorted(allowed)) or "none"
             problems.append(
                 f"{where}: {key_path((*at, step.action, name))}: unknown input{near(name, allowed)}"
@@ -242,14 +242,28 @@ def _date_problem(where: str, loc: tuple[str | int, ...], text: str) -> list[str
 
 
 def step_inputs(spec: ActionSpec, raw: Any) -> dict[str, Any]:
-    """A step's inputs as a mapping: a bare value (or list) fills the action's first input."""
+    """A step's inputs as a mapping: a bare value (or list) fills the action's first input;
+    an input's older name (`InputSpec.aliases`) is read as its name."""
     if raw is None:
         return {}
     if isinstance(raw, dict) and not _is_value_of_first(spec, raw):
-        return {str(k): v for k, v in raw.items()}
+        return _renamed(spec, {str(k): v for k, v in raw.items()})
     if not spec.inputs:
         raise ValueError(f"{show(raw)}: this action takes no inputs")
     return {spec.inputs[0].name: raw}
+
+
+def _renamed(spec: ActionSpec, inputs: dict[str, Any]) -> dict[str, Any]:
+    for item in spec.inputs:
+        for alias in item.aliases:
+            if alias not in inputs:
+                continue
+            if item.name in inputs:
+                raise ValueError(
+                    f"{alias} is the older name of {item.name}, which is given too; give one"
+                )
+            inputs = {item.name if k == alias else k: v for k, v in inputs.items()}
+    return inputs
 
 
 def _is_value_of_first(spec: ActionSpec, raw: dict[Any, Any]) -> bool:

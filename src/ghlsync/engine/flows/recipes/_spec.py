@@ -19,6 +19,8 @@ class InputSpec:
     type: str
     required: bool
     description: str = ""
+    aliases: tuple[str, ...] = ()
+    """Older names of this input a step may still use (read as `name`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,3 +50,6 @@ class ActionSpec:
     """The API operation behind it ("POST /contacts/{contactId}/tasks") or write-back action."""
     run: Callable[..., Awaitable[Any]]
     """The implementation the recipe executor calls: ``await run(step_context, inputs)``."""
+    retired: tuple[str, ...] = ()
+    """Input names older configs may give that the action no longer uses: accepted (a config
+    keeps loading), passed to `run`, which leaves them out and says so."""

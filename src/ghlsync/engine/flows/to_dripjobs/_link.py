@@ -166,6 +166,9 @@ def _requested_appointment(
         sa.select(o.ghl_id, o.action, o.body)
         .where(
             o.location_id == location_id,
+            # A GHL appointment's write-backs; a recipe step's are about its contact, with no
+            # GHL appointment to link to.
+            o.ghl_entity == "appointment",
             o.action.in_(("create_appointment_request", "update_appointment")),
             o.created_at >= since,
         )

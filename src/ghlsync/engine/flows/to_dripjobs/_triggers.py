@@ -27,7 +27,13 @@ from ghlsync.ghl._errors import RetriableError
 from ghlsync.mapping._writeback import Trigger, WritebackSettings
 from ghlsync.store._tables_twoway import writeback_outbox
 
-__all__ = ["ContactNotSeenError", "flat_data", "queue_writebacks"]
+__all__ = [
+    "PERSON_FIELDS",
+    "ContactNotSeenError",
+    "flat_data",
+    "known_person",
+    "queue_writebacks",
+]
 
 
 class ContactNotSeenError(RetriableError):
@@ -151,19 +157,37 @@ def _add_person(
     """An appointment's write-back names its customer: the GHL contact's known fields."""
     contact = data.get("ghl_contact_id")
     if contact:
-        record = _ghlrecords.get(conn, location_id, "contact", contact)
-        sources = linked_sources(conn, location_id, "contact", contact)
-        person = {**written(conn, location_id, "contact", sources), **record.fields}
+        person = _person(conn, location_id, contact)
         if not person.get("email") and not person.get("phone"):
             # Its ContactCreate is still on its way (webhooks reorder): after it, not without.
             raise ContactNotSeenError(
                 f"GHL contact {contact} of this appointment has not been seen yet"
             )
-        rules = [r for r in settings.fields.contact if r.target in PERSON_FIELDS]
-        _fill(data, rules, person)
+        _fill(data, _person_rules(settings), person)
 
 
 PERSON_FIELDS = frozenset({"email", "phone", "first_name", "last_name"})
+
+
+def known_person(
+    conn: sa.Connection, settings: WritebackSettings, location_id: str, contact: str
+) -> dict[str, str]:
+    """The flat person fields (`PERSON_FIELDS`, through the contact field rules) of a GHL
+    contact as ghlsync knows it: what GHL told us, else what we wrote to it. What a write-back
+    names its customer by (the two-way appointment write-backs and the recipes' steps)."""
+    data: dict[str, str] = {}
+    _fill(data, _person_rules(settings), _person(conn, location_id, contact))
+    return data
+
+
+def _person(conn: sa.Connection, location_id: str, contact: str) -> dict[str, Any]:
+    record = _ghlrecords.get(conn, location_id, "contact", contact)
+    sources = linked_sources(conn, location_id, "contact", contact)
+    return {**written(conn, location_id, "contact", sources), **record.fields}
+
+
+def _person_rules(settings: WritebackSettings) -> list[Any]:
+    return [r for r in settings.fields.contact if r.target in PERSON_FIELDS]
 
 
 def _fill(data: dict[str, str], rules: Sequence[Any], values: Mapping[str, Any]) -> None:
