@@ -23,15 +23,14 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
+from ghlsync.engine.flows.recipes import TimerCounts, timer_counts
 from ghlsync.engine.queue._status import QueueStatus, queue_status
 from ghlsync.store._tables import ghl_connections, rate_budget
-from ghlsync.store._tables_engine import work_items
 
 __all__ = ["QueueCollector"]
 
 _log = logging.getLogger("ghlsync.server")
 SCRAPE_TTL = 2.0  # seconds one store reading is reused for
-RECIPE_WORK = "recipe"  # a recipe run's work rows (`ghlsync.engine.flows.recipes._schedule`)
 
 
 @dataclass(slots=True)
@@ -39,16 +38,7 @@ class _Reading:
     status: QueueStatus
     tokens: list[tuple[str, str, float | None]] = field(default_factory=list)
     budgets: list[tuple[str, int, int | None, int]] = field(default_factory=list)
-    timers: dict[str, _Timers] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class _Timers:
-    """One location's recipe runs not yet taken: waiting for their time, or due already."""
-
-    waiting: int
-    overdue: int
-    oldest_due: float | None  # when the longest-overdue one came due
+    timers: dict[str, TimerCounts] = field(default_factory=dict)
 
 
 class QueueCollector(Collector):
@@ -84,7 +74,8 @@ class QueueCollector(Collector):
                 reading = _Reading(queue_status(self._engine, clock=self._clock))
                 reading.tokens = _tokens(self._engine)
                 reading.budgets = _budgets(self._engine)
-                reading.timers = _timers(self._engine, reading.status.at)
+                counts = timer_counts(self._engine, reading.status.at)
+                reading.timers = {c.location_id: c for c in counts}
             except Exception:
                 _log.exception("reading the queue for /metrics failed")
                 return None
@@ -109,28 +100,6 @@ def _budgets(engine: sa.Engine) -> list[tuple[str, int, int | None, int]]:
             (k, int(m), None if left is None else int(left), int(d))
             for k, m, left, d in conn.execute(query)
         ]
-
-
-def _timers(engine: sa.Engine, now: float) -> dict[str, _Timers]:
-    """Per location: pending recipe runs due later, due already (not yet taken by a worker),
-    and when the oldest due one came due. One grouped query over the pending rows."""
-    w = work_items.c
-    later = w.available_at > now
-    query = (
-        sa.select(
-            w.location_id,
-            sa.func.count(sa.case((later, 1))),
-            sa.func.count(sa.case((sa.not_(later), 1))),
-            sa.func.min(sa.case((sa.not_(later), w.available_at))),
-        )
-        .where(w.status == "pending", w.entity_type == RECIPE_WORK)
-        .group_by(w.location_id)
-    )
-    with engine.connect() as conn:
-        return {
-            loc: _Timers(int(waiting), int(due), None if oldest is None else float(oldest))
-            for loc, waiting, due, oldest in conn.execute(query)
-        }
 
 
 def _gauge(name: str, doc: str) -> GaugeMetricFamily:
@@ -198,7 +167,9 @@ def _budget_gauges(budgets: list[tuple[str, int, int | None, int]]) -> Iterator[
     yield from (limit, left, daily)
 
 
-def _timer_gauges(status: QueueStatus, timers: dict[str, _Timers]) -> Iterator[GaugeMetricFamily]:
+def _timer_gauges(
+    status: QueueStatus, timers: dict[str, TimerCounts]
+) -> Iterator[GaugeMetricFamily]:
     waiting = _gauge(
         "ghlsync_timers_pending",
         "Recipe runs waiting for a future time (an `after: wait`, or a retry's back-off).",
@@ -208,11 +179,10 @@ def _timer_gauges(status: QueueStatus, timers: dict[str, _Timers]) -> Iterator[G
         "ghlsync_timers_overdue_seconds",
         "Seconds since the longest-overdue recipe run came due (0 when none is overdue).",
     )
-    none = _Timers(0, 0, None)
     for location in sorted(set(status.locations) | set(timers)):
-        found = timers.get(location, none)
-        waiting.add_metric([location], found.waiting)
-        overdue.add_metric([location], found.overdue)
-        oldest = found.oldest_due
+        found = timers.get(location)
+        oldest = found.oldest_due if found else None
+        waiting.add_metric([location], found.waiting if found else 0)
+        overdue.add_metric([location], found.overdue if found else 0)
         late.add_metric([location], 0.0 if oldest is None else max(0.0, status.at - oldest))
     yield from (waiting, overdue, late)

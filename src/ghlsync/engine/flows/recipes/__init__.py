@@ -11,6 +11,7 @@ Public API::
     RecipeBook(recipes)                    .enabled, .for_trigger(id), .cancelled_by(id), .named(n)
     recipe_book(config, source="ghlsync.yaml") -> RecipeBook   ConfigError lists every problem
     timer_status(engine, now) -> [TimerStatus(location_id, waiting, next_due)]
+    timer_counts(engine, now) -> [TimerCounts(location_id, waiting, next_due, overdue, oldest_due)]
 
 The worker runs them (`_hook`): see docs/recipes.md.
 """
@@ -23,7 +24,12 @@ from collections.abc import Mapping
 from ghlsync.engine.flows.recipes._actions import ACTIONS
 from ghlsync.engine.flows.recipes._book import RecipeBook, recipe_book
 from ghlsync.engine.flows.recipes._model import Recipe
-from ghlsync.engine.flows.recipes._schedule import TimerStatus, timer_status
+from ghlsync.engine.flows.recipes._schedule import (
+    TimerCounts,
+    TimerStatus,
+    timer_counts,
+    timer_status,
+)
 from ghlsync.engine.flows.recipes._spec import ActionSpec, InputSpec, TriggerSpec
 
 
@@ -46,8 +52,10 @@ __all__ = [
     "InputSpec",
     "Recipe",
     "RecipeBook",
+    "TimerCounts",
     "TimerStatus",
     "TriggerSpec",
     "recipe_book",
+    "timer_counts",
     "timer_status",
 ]

@@ -153,13 +153,50 @@ class TimerStatus:
     next_due: float
 
 
-def timer_status(engine: sa.Engine, now: float) -> list[TimerStatus]:
-    """Per location: recipe runs waiting for a future time (`ghlsync status`)."""
+@dataclass(frozen=True, slots=True)
+class TimerCounts:
+    """One location's pending recipe runs: waiting for a future time (`waiting`, the next due
+    at `next_due`) and due already but not yet taken by a worker (`overdue`, the longest
+    overdue since `oldest_due`)."""
+
+    location_id: str
+    waiting: int
+    next_due: float | None
+    overdue: int
+    oldest_due: float | None
+
+
+def timer_counts(engine: sa.Engine, now: float) -> list[TimerCounts]:
+    """Per location with pending recipe runs, in one grouped query (`/metrics`, `status`)."""
+    later = w.available_at > now
+    due = sa.not_(later)
     query = (
-        sa.select(w.location_id, sa.func.count(), sa.func.min(w.available_at))
-        .where(w.status == "pending", w.entity_type == RECIPE_WORK, w.available_at > now)
+        sa.select(
+            w.location_id,
+            sa.func.count(sa.case((later, 1))),
+            sa.func.min(sa.case((later, w.available_at))),
+            sa.func.count(sa.case((due, 1))),
+            sa.func.min(sa.case((due, w.available_at))),
+        )
+        .where(w.status == "pending", w.entity_type == RECIPE_WORK)
         .group_by(w.location_id)
         .order_by(w.location_id)
     )
     with engine.connect() as conn:
-        return [TimerStatus(r[0], int(r[1]), float(r[2])) for r in conn.execute(query)]
+        return [
+            TimerCounts(loc, int(waiting), _seconds(next_due), int(overdue), _seconds(oldest))
+            for loc, waiting, next_due, overdue, oldest in conn.execute(query)
+        ]
+
+
+def _seconds(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def timer_status(engine: sa.Engine, now: float) -> list[TimerStatus]:
+    """Per location: recipe runs waiting for a future time (`ghlsync status`)."""
+    return [
+        TimerStatus(c.location_id, c.waiting, c.next_due)
+        for c in timer_counts(engine, now)
+        if c.next_due is not None
+    ]
