@@ -125,8 +125,7 @@ class GroupCommitter(Generic[T]):
                     answers = self._commit(batch)
                 finally:
                     self._done(batch)
-                for answer in answers:
-                    _resolve(*answer)
+                _resolve_all(answers)
             if stop:
                 return
 
@@ -195,6 +194,26 @@ def _resolve(entry: _Item[T], answer: bool | None, error: BaseException | None) 
     # The loop may have closed while we were committing; then nobody waits any more.
     with contextlib.suppress(RuntimeError):
         loop.call_soon_threadsafe(_settle, future, answer, error)
+
+
+def _resolve_all(answers: list[_Answer[T]]) -> None:
+    """Answer a committed batch with one wake-up of each waiting loop, not one per delivery.
+
+    Each `call_soon_threadsafe` writes to the loop's self-pipe and takes a loop turn; with a
+    batch of a few hundred deliveries those wake-ups cost the loop more than the answers.
+    """
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Answer[T]]] = {}
+    for answer in answers:
+        by_loop.setdefault(answer[0][1], []).append(answer)
+    for loop, some in by_loop.items():
+        # The loop may have closed while we were committing; then nobody waits any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(_settle_many, some)
+
+
+def _settle_many(answers: list[_Answer[T]]) -> None:
+    for (_, _, future), answer, error in answers:
+        _settle(future, answer, error)
 
 
 def _settle(future: asyncio.Future[bool], answer: bool | None, error: BaseException | None) -> None:
