@@ -11,6 +11,8 @@ stays bounded however many contacts flow through (docs/observability.md).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 __all__ = ["SYNC_METRICS", "SyncMetrics"]
@@ -27,6 +29,9 @@ class SyncMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # Label values -> child, per metric: `labels()` takes a lock and re-checks the values
+        # on every call, and the GHL client and the worker count every request and change.
+        self._children: dict[tuple[object, tuple[str, ...]], Any] = {}
         reg = self.registry
         self.ghl_calls = Counter(
             "ghlsync_ghl_calls",
@@ -108,33 +113,40 @@ class SyncMetrics:
 
     def ghl_call(self, operation: str, status: int | str, seconds: float | None) -> None:
         """One GHL request answered `status` (or `transport_error`) after `seconds`."""
-        self.ghl_calls.labels(operation, str(status)).inc()
+        self._child(self.ghl_calls, operation, str(status)).inc()
         if seconds is not None:
-            self.ghl_call_seconds.labels(operation).observe(seconds)
+            self._child(self.ghl_call_seconds, operation).observe(seconds)
         if status == 429:
-            self.ghl_rate_limited.labels(operation).inc()
+            self._child(self.ghl_rate_limited, operation).inc()
 
     def ghl_retry(self, operation: str, throttled: bool) -> None:
         """The client sends a request again."""
-        self.ghl_retries.labels(operation, "throttled" if throttled else "error").inc()
+        self._child(self.ghl_retries, operation, "throttled" if throttled else "error").inc()
+
+    def _child(self, metric: Counter | Histogram, *values: str) -> Any:
+        """`metric.labels(*values)`, kept: the label sets are closed, so this stays small."""
+        child = self._children.get((metric, values))
+        if child is None:
+            child = self._children[metric, values] = metric.labels(*values)
+        return child
 
     def outcome(self, entity: str, action: str) -> None:
         """One settled item (or one record of it) ended with `action`."""
-        self.sync_outcomes.labels(entity, action).inc()
+        self._child(self.sync_outcomes, entity, action).inc()
         if action == "dead":
-            self.dead_letters.labels(entity).inc()
+            self._child(self.dead_letters, entity).inc()
 
     def synced(self, entity: str, seconds: float) -> None:
         """A record reached GHL `seconds` after its webhook arrived."""
-        self.sync_latency.labels(entity).observe(max(0.0, seconds))
+        self._child(self.sync_latency, entity).observe(max(0.0, seconds))
 
     def writeback(self, action: str, outcome: str) -> None:
         """A write-back ended an attempt as `outcome` (delivered, retry, dead)."""
-        self.writebacks.labels(action, outcome).inc()
+        self._child(self.writebacks, action, outcome).inc()
 
     def writeback_sent(self, action: str, seconds: float) -> None:
         """A write-back POST answered (any status) after `seconds`."""
-        self.writeback_seconds.labels(action).observe(seconds)
+        self._child(self.writeback_seconds, action).observe(seconds)
 
     def timer_fired(self, late: float) -> None:
         """A worker took a recipe timer `late` seconds after it came due."""
