@@ -152,6 +152,7 @@ from ghlsync.ghl._operations import (
     V3,
     V_DEFAULT,
     ApiVersion,
+    Operation,
     find_operation,
 )
 from ghlsync.ghl._resources import (
@@ -183,6 +184,9 @@ _RATE_HEADERS = (
     "x-ratelimit-max",
     "x-ratelimit-remaining",
 )
+_LONGEST_PLAIN_PATH = 2048  # httpx2 caches the parse of URLs up to this length
+_LONGEST_PLAIN_QUERY = 8192
+_HEADER_SETS = 1024  # kept (token, Version) header sets; more: start again (tokens rotate)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,7 +202,10 @@ class RateInfo:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateInfo | None:
         """Read the headers; None when the response carried none of them."""
-        lowered = {k.lower(): v for k, v in headers.items()}
+        if isinstance(headers, httpx2.Headers):
+            lowered = dict(headers.items())  # httpx2.Headers.items() has lower-case names
+        else:
+            lowered = {k.lower(): v for k, v in headers.items()}
         if not any(h in lowered for h in _RATE_HEADERS):
             return None
         values = [_as_int(lowered.get(h)) for h in _RATE_HEADERS]
@@ -240,6 +247,8 @@ class GHLClient:
             timeout=httpx2.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "ghlsync"},
         )
+        self._url_prefix = _url_prefix(self._http.base_url)
+        self._header_sets: dict[tuple[Secret, str], httpx2.Headers] = {}
         self.contacts = Contacts(self)
         self.tasks = Tasks(self)
         self.notes = Notes(self)
@@ -341,7 +350,7 @@ class GHLClient:
         """Rewrite `call` as v3 when its key speaks v3 and GHL has the operation in v3."""
         if call.version == V3 or self.api_version(call.key) != V3:
             return False
-        operation = find_operation(call.method, call.path)
+        operation = _registered(call)
         if operation is None or not operation.uses_v3(V3):
             return False
         call.path = operation.v3_filled(call.path)
@@ -355,12 +364,14 @@ class GHLClient:
             await self._limiter.acquire(call.key)
         started = time.perf_counter()
         try:
+            if call.url is None:
+                call.url, call.query = _target(self._url_prefix, call.path, call.params)
             response = await self._http.request(
                 call.method,
-                call.path,
-                params=call.params,
+                call.url,
+                params=call.query,
                 json=call.json,
-                headers={"Authorization": f"Bearer {token.reveal()}", "Version": call.version},
+                headers=self._headers(token, call.version),
             )
         except httpx2.TransportError as exc:
             await self._unanswered(call)
@@ -371,6 +382,23 @@ class GHLClient:
             raise
         await self._observe(call, response, time.perf_counter() - started)
         return response
+
+    def _headers(self, token: Secret, version: str) -> Mapping[str, str]:
+        """`Authorization` and `Version`, as an `httpx2.Headers` made once per token and version.
+
+        httpx2 copies it into each request as it is; a dict it would encode every time.
+        """
+        headers = self._header_sets.get((token, version))
+        if headers is None:
+            plain = {"Authorization": f"Bearer {token.reveal()}", "Version": version}
+            try:
+                headers = httpx2.Headers(plain)
+            except UnicodeError:
+                return plain  # not ASCII: httpx2 refuses it, at the point it always did
+            if len(self._header_sets) >= _HEADER_SETS:
+                self._header_sets.clear()
+            self._header_sets[token, version] = headers
+        return headers
 
     async def _unanswered(self, call: _Call) -> None:
         """The send got no answer: the limiter frees its slot (status 0, no headers)."""
@@ -384,6 +412,8 @@ class GHLClient:
         rate = RateInfo.from_headers(response.headers)
         if rate is not None:
             self._rates[call.key] = rate
+        if not _log.isEnabledFor(logging.INFO):
+            return  # skip building the `extra` of a line that would be dropped
         _log.info(
             "ghl %s %s -> %s",
             call.method,
@@ -487,14 +517,73 @@ class _Call:
     throttled: int = 0
     refreshed: bool = False
     operation: str | None = None  # the metrics label, found once per logical request
+    found: Operation | None = None  # the registered operation of `found_for`
+    found_for: str | None = None  # the path `found` was looked up for
+    url: str | None = None  # what httpx2 is given, from the first attempt on (see `_target`)
+    query: Mapping[str, Any] | None = None
+
+
+def _registered(call: _Call) -> Operation | None:
+    """The registered operation of `call`'s path, looked up once per path it takes."""
+    if call.found_for != call.path:
+        call.found = find_operation(call.method, call.path)
+        call.found_for = call.path
+    return call.found
 
 
 def _operation(call: _Call) -> str:
     """The spec operation id of `call` (a bounded label: never the path, which holds ids)."""
     if call.operation is None:
-        found = find_operation(call.method, call.path)
+        found = _registered(call)
         call.operation = found.operation_id if found is not None else "other"
     return call.operation
+
+
+def _plain(path: str) -> bool:
+    return (
+        path[:1] == "/"
+        and path[1:2] != "/"
+        and "?" not in path
+        and "#" not in path
+        and path.isprintable()
+        and len(path) <= _LONGEST_PLAIN_PATH
+    )
+
+
+def _url_prefix(base_url: httpx2.URL) -> str | None:
+    """The base URL as the string a plain path is appended to (None: let httpx2 join them).
+
+    Rebuilt from its raw path as httpx2 joins it, so a bare host gains its "/".
+    """
+    text = str(base_url.copy_with(raw_path=base_url.raw_path))
+    if text.endswith("/") and "?" not in text and "#" not in text:
+        return text
+    return None
+
+
+def _target(
+    prefix: str | None, path: str, params: Mapping[str, Any] | None
+) -> tuple[str, Mapping[str, Any] | None]:
+    """The URL and params to give httpx2: for a plain path, the absolute URL it would build.
+
+    Given a relative path, httpx2 parses it, parses it again joined to the base URL, and a
+    third time with the query: most of its cost per request. The same URL as one string is
+    parsed once (and a repeated one comes from httpx2's cache). Paths where the two could
+    differ at all (no leading "/", "//", "?", "#", control characters, long ones) and long
+    queries are left to httpx2 as before.
+    """
+    if prefix is None or not _plain(path):
+        return path, params
+    url = f"{prefix}{path[1:]}"
+    if not params:
+        return url, None
+    query = httpx2.QueryParams(params)
+    if not query:  # as httpx2 decides "no query"
+        return url, None
+    text = str(query)  # "" when every value is an empty list: httpx2 sends a bare "?"
+    if len(text) > _LONGEST_PLAIN_QUERY:
+        return path, params
+    return f"{url}?{text}", None
 
 
 def _check_body(call: _Call) -> None:
@@ -504,7 +593,7 @@ def _check_body(call: _Call) -> None:
     """
     if call.json is None or call.version == V3:
         return
-    operation = find_operation(call.method, call.path)
+    operation = _registered(call)
     if operation is not None and operation.body is not None:
         operation.dump_body(call.json)
 

@@ -46,6 +46,13 @@ _SAME = "="  # v3_path default: the v2 path
 _PARAM = re.compile(r"\{(\w+)\}")
 
 
+@functools.cache
+def _pattern(template: str) -> re.Pattern[str]:
+    return re.compile(
+        _PARAM.sub("[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Operation:
     """One GHL operation: where it lives, which Version it needs, what body it takes."""
@@ -60,12 +67,18 @@ class Operation:
     location_query: bool = False  # GHL wants `?locationId=` on this operation
     v3_path: str | None = _SAME  # None: no v3 operation (a v2-only family defaults to None)
     path_params: tuple[str, ...] = field(init=False)
+    templates: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    """The path templates a request may use: the v2 path, then the v3 one when it differs."""
+    _patterns: tuple[re.Pattern[str], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "path_params", tuple(_PARAM.findall(self.path)))
         if self.v3_path == _SAME:
             v3_path = self.path if self.family in V3_FAMILIES else None
             object.__setattr__(self, "v3_path", v3_path)
+        templates = tuple(dict.fromkeys((self.path, self.v3_path or self.path)))
+        object.__setattr__(self, "templates", templates)
+        object.__setattr__(self, "_patterns", tuple(_pattern(t) for t in templates))
 
     def uses_v3(self, api: str) -> bool:
         """True when a connection on API `api` calls this operation with `Version: v3`."""
@@ -103,8 +116,7 @@ class Operation:
         """True when `method path` (a filled-in path, no query) is this operation (v2 or v3)."""
         if method.upper() != self.method:
             return False
-        templates = {self.path, self.v3_path or self.path}
-        return any(_pattern(t).fullmatch(path) is not None for t in templates)
+        return any(pattern.fullmatch(path) is not None for pattern in self._patterns)
 
     def dump_body(self, body: Any) -> Any:
         """The JSON to send: `body` checked against the operation's model (unknown keys fail)."""
@@ -260,13 +272,6 @@ OPERATIONS: dict[str, Operation] = _ops(
 
 
 @functools.cache
-def _pattern(template: str) -> re.Pattern[str]:
-    return re.compile(
-        _PARAM.sub("[^/]+", re.escape(template).replace(r"\{", "{").replace(r"\}", "}"))
-    )
-
-
-@functools.cache
 def _named(template: str) -> re.Pattern[str]:
     pattern = re.escape(template).replace(r"\{", "{").replace(r"\}", "}")
     return re.compile(_PARAM.sub(lambda match: f"(?P<{match[1]}>[^/]+)", pattern))
@@ -275,7 +280,49 @@ def _named(template: str) -> re.Pattern[str]:
 # Literal paths first, so POST /contacts/search is not taken for a /contacts/{contactId}.
 _BY_SPECIFICITY = sorted(OPERATIONS.values(), key=lambda op: len(op.path_params))
 
+_Shape = tuple[str, str | None, int]
+"""(method, first path segment or None when it is a parameter, number of "/")."""
+
+
+def _shape(method: str, path: str) -> _Shape:
+    count = path.count("/")
+    first = path.split("/", 2)[1] if count else ""
+    return method, None if "{" in first else first, count
+
+
+def _index(operations: list[Operation]) -> dict[_Shape, tuple[Operation, ...]]:
+    """Shape -> the operations a path of that shape can be, in `_BY_SPECIFICITY` order.
+
+    A template's parameter never spans a "/" and its other characters are literal, so a path
+    matches it only with the same number of "/" and, unless the template starts with a
+    parameter, the same first segment. A path whose first segment no template has looks in
+    the (method, None, count) bucket: the templates starting with a parameter.
+    """
+    shapes = [{_shape(op.method, t) for t in op.templates} for op in operations]
+    literals = {first for group in shapes for _m, first, _n in group if first is not None}
+    keys: set[_Shape] = {(m, None, n) for group in shapes for m, _f, n in group}
+    keys |= {(m, first, n) for m, _f, n in keys for first in literals}
+    index = {
+        key: tuple(
+            op
+            for op, group in zip(operations, shapes, strict=True)
+            if key in group or (key[0], None, key[2]) in group
+        )
+        for key in keys
+    }
+    return {key: ops for key, ops in index.items() if ops}
+
+
+_INDEX = _index(_BY_SPECIFICITY)
+_LITERALS = frozenset(first for _m, first, _n in _INDEX if first is not None)
+
 
 def find_operation(method: str, path: str) -> Operation | None:
-    """The registered operation a raw `request(method, path)` goes to, if any."""
-    return next((op for op in _BY_SPECIFICITY if op.matches(method, path)), None)
+    """The registered operation a raw `request(method, path)` goes to, if any.
+
+    The same answer as trying every operation in `_BY_SPECIFICITY` order, from the few that
+    share the path's shape (this runs for every request the client sends).
+    """
+    method, first, count = _shape(method.upper(), path)
+    key = (method, first if first in _LITERALS else None, count)
+    return next((op for op in _INDEX.get(key, ()) if op.matches(method, path)), None)
