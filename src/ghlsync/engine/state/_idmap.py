@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables_sync import id_map
 
 MapState = Literal["pending", "confirmed"]
@@ -74,6 +75,14 @@ def _upsert(insert: Any) -> Any:
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}
+# The same statements for the ledger's driver-level path (`ghlsync.store._raw`).
+RAW_GET = RawStatement(_GET)
+RAW_UPSERT = {name: RawStatement(stmt) for name, stmt in _UPSERT.items()}
+
+
+def key_params(location_id: str, entity_type: str, source_id: str) -> dict[str, Any]:
+    """The bound key of one mapping (`RAW_GET`)."""
+    return _params(location_id, entity_type, source_id)
 
 
 def _params(location_id: str, entity_type: str, source_id: str) -> dict[str, Any]:
@@ -98,6 +107,28 @@ def decode(
     return IdMapRow(entity_type, source_id, ghl_id, state, pending)  # type: ignore[arg-type]
 
 
+def put_params(
+    location_id: str,
+    entity_type: str,
+    source_id: str,
+    *,
+    ghl_id: str | None,
+    state: MapState,
+    pending_body: dict[str, Any] | None,
+    now: float,
+) -> dict[str, Any]:
+    """The bound parameters of `put`'s statements (and of `RAW_UPSERT`)."""
+    params = _params(location_id, entity_type, source_id)
+    params.update(
+        v_ghl_id=ghl_id,
+        v_state=state,
+        v_pending_body=json.dumps(pending_body, sort_keys=True) if pending_body else None,
+        v_pending_since=now if state == "pending" else None,
+        v_updated_at=now,
+    )
+    return params
+
+
 def put(
     conn: sa.Connection,
     location_id: str,
@@ -110,13 +141,14 @@ def put(
     now: float,
 ) -> None:
     """Insert or replace one mapping (in the caller's transaction)."""
-    params = _params(location_id, entity_type, source_id)
-    params.update(
-        v_ghl_id=ghl_id,
-        v_state=state,
-        v_pending_body=json.dumps(pending_body, sort_keys=True) if pending_body else None,
-        v_pending_since=now if state == "pending" else None,
-        v_updated_at=now,
+    params = put_params(
+        location_id,
+        entity_type,
+        source_id,
+        ghl_id=ghl_id,
+        state=state,
+        pending_body=pending_body,
+        now=now,
     )
     upsert = _UPSERT.get(conn.dialect.name)
     if upsert is not None:

@@ -2,13 +2,15 @@
 
 Every write commits on its own, on purpose: a `pending` row must be durable *before* the
 create it announces goes out, and a confirmation must be durable as soon as GHL answered.
+The writes that commit before the flow goes on do so before `await` returns, wherever they ran.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import sqlalchemy as sa
 
@@ -16,6 +18,9 @@ from ghlsync._clock import Clock
 from ghlsync.engine.state import _idmap, _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
+from ghlsync.store import _raw as raw
+
+_T = TypeVar("_T")
 
 
 class Ledger(Protocol):
@@ -60,64 +65,90 @@ class Ledger(Protocol):
 
 @dataclass(slots=True)
 class SqlLedger:
-    """The real ledger: one short transaction per write, each in a worker thread so that the
-    event loop (which the receiver shares in `ghlsync serve`) never waits on the store."""
+    """The real ledger: one short transaction per write, so that the event loop (which the
+    receiver shares in `ghlsync serve`) never waits on the store.
+
+    The reads and writes of every synced change (`load`, `lookup`, `mark_pending`,
+    `confirm`, `record`) run at the driver level (`ghlsync.store._raw`): on SQLite on the
+    event loop's own connection while the write lock is free (a write that finds it taken
+    goes to a thread, which waits for it), on PostgreSQL in a thread. The rest goes through
+    SQLAlchemy in a thread.
+    """
 
     engine: sa.Engine
     location_id: str
     clock: Clock
 
-    def _lookup(self, entity_type: str, source_id: str) -> IdMapRow | None:
+    def _lookup(self, entity_type: str, source_id: str, conn: Any = None) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
-        with self.engine.connect() as conn:
-            return _idmap.get(conn, self.location_id, entity_type, source_id)
+        params = _idmap.key_params(self.location_id, entity_type, source_id)
+        with raw.read(self.engine, conn=conn) as cursor:
+            row = cursor.execute(_idmap.RAW_GET, params).first()
+        return None if row is None else _idmap.decode(entity_type, source_id, *row)
 
     def _state(self, entity_type: str, source_id: str) -> SyncState | None:
         """What was last written to GHL for it."""
         with self.engine.connect() as conn:
             return _syncstate.get(conn, self.location_id, entity_type, source_id)
 
-    def _load(self, entity_type: str, source_id: str) -> tuple[IdMapRow | None, SyncState | None]:
-        """The ID-map row and the sync state, read on one connection."""
-        with self.engine.connect() as conn:
-            return _syncstate.load(conn, self.location_id, entity_type, source_id)
+    def _load(
+        self, entity_type: str, source_id: str, conn: Any = None
+    ) -> tuple[IdMapRow | None, SyncState | None]:
+        """The ID-map row and the sync state, in one statement."""
+        params = _syncstate.load_params(self.location_id, entity_type, source_id)
+        with raw.read(self.engine, conn=conn) as cursor:
+            row = cursor.execute(_syncstate.RAW_LOAD, params).one()
+        return _syncstate.decode_load(entity_type, source_id, row)
 
-    def _mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
+    def _mark_pending(
+        self, entity_type: str, source_id: str, body: dict[str, Any], conn: Any = None
+    ) -> None:
         """Announce a create (committed before it is sent)."""
-        with self.engine.begin() as conn:
-            _idmap.put(
-                conn,
-                self.location_id,
-                entity_type,
-                source_id,
-                ghl_id=None,
-                state="pending",
-                pending_body=body,
-                now=self.clock.now(),
-            )
+        params = _idmap.put_params(
+            self.location_id,
+            entity_type,
+            source_id,
+            ghl_id=None,
+            state="pending",
+            pending_body=body,
+            now=self.clock.now(),
+        )
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], params)
 
-    def _confirm(self, entity_type: str, source_id: str, ghl_id: str, state: SyncState) -> None:
+    def _confirm(
+        self, entity_type: str, source_id: str, ghl_id: str, state: SyncState, conn: Any = None
+    ) -> None:
         """Record the GHL id and the synced state in one transaction."""
         now = self.clock.now()
-        with self.engine.begin() as conn:
-            _idmap.put(
-                conn,
-                self.location_id,
-                entity_type,
-                source_id,
-                ghl_id=ghl_id,
-                state="confirmed",
-                pending_body=None,
-                now=now,
-            )
-            _syncstate.put(conn, self.location_id, entity_type, source_id, state, now=now)
+        key = (self.location_id, entity_type, source_id)
+        mapped = _idmap.put_params(
+            *key, ghl_id=ghl_id, state="confirmed", pending_body=None, now=now
+        )
+        synced = _syncstate.put_params(*key, state, now=now)
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], mapped)
+            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], synced)
 
-    def _record(self, entity_type: str, source_id: str, state: SyncState) -> None:
+    def _record(self, entity_type: str, source_id: str, state: SyncState, conn: Any = None) -> None:
         """Record a new synced state of an already mapped entity."""
-        with self.engine.begin() as conn:
-            _syncstate.put(
-                conn, self.location_id, entity_type, source_id, state, now=self.clock.now()
-            )
+        params = _syncstate.put_params(
+            self.location_id, entity_type, source_id, state, now=self.clock.now()
+        )
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], params)
+
+    async def _run(self, work: Callable[..., _T], *args: Any) -> _T:
+        """`work(*args)` on the loop's own SQLite connection when that is free, else (another
+        writer holds the lock; PostgreSQL) in a thread on a pooled connection."""
+        conn = raw.loop_connection(self.engine)
+        if conn is not None:
+            try:
+                return work(*args, conn)
+            except sa.exc.OperationalError as exc:
+                if not raw.is_busy(exc):
+                    raise
+        return await asyncio.to_thread(work, *args)
 
     def _forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""
@@ -132,7 +163,7 @@ class SqlLedger:
 
     async def lookup(self, entity_type: str, source_id: str) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
-        return await asyncio.to_thread(self._lookup, entity_type, source_id)
+        return await self._run(self._lookup, entity_type, source_id)
 
     async def state(self, entity_type: str, source_id: str) -> SyncState | None:
         """What was last written to GHL for it."""
@@ -141,22 +172,22 @@ class SqlLedger:
     async def load(
         self, entity_type: str, source_id: str
     ) -> tuple[IdMapRow | None, SyncState | None]:
-        """The ID-map row and the sync state, read on one connection."""
-        return await asyncio.to_thread(self._load, entity_type, source_id)
+        """The ID-map row and the sync state, in one statement."""
+        return await self._run(self._load, entity_type, source_id)
 
     async def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
-        await asyncio.to_thread(self._mark_pending, entity_type, source_id, body)
+        await self._run(self._mark_pending, entity_type, source_id, body)
 
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
     ) -> None:
         """Record the GHL id and the synced state in one transaction."""
-        await asyncio.to_thread(self._confirm, entity_type, source_id, ghl_id, state)
+        await self._run(self._confirm, entity_type, source_id, ghl_id, state)
 
     async def record(self, entity_type: str, source_id: str, state: SyncState) -> None:
         """Record a new synced state of an already mapped entity."""
-        await asyncio.to_thread(self._record, entity_type, source_id, state)
+        await self._run(self._record, entity_type, source_id, state)
 
     async def forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -12,6 +13,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ghlsync.engine.state import _idmap
 from ghlsync.engine.state._idmap import IdMapRow
+from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables_sync import id_map, sync_state
 
 Side = Literal["ghl", "dripjobs"]
@@ -120,16 +122,33 @@ _LOAD = sa.select(
 )
 
 
+# The same statements for the ledger's driver-level path (`ghlsync.store._raw`).
+RAW_LOAD = RawStatement(_LOAD)
+RAW_UPSERT = {name: RawStatement(stmt) for name, stmt in _UPSERT.items()}
+
+
 def load(
     conn: sa.Connection, location_id: str, entity_type: str, source_id: str
 ) -> tuple[IdMapRow | None, SyncState | None]:
     """`_idmap.get` and `get` (ghl side) together, in one statement."""
-    row = conn.execute(_LOAD, _params(location_id, entity_type, source_id, "ghl")).one()
-    mapped = _idmap.decode(entity_type, source_id, row.ghl_id, row.state, row.pending_body)
-    if row.content_hash is None:
+    row = conn.execute(_LOAD, load_params(location_id, entity_type, source_id)).one()
+    return decode_load(entity_type, source_id, tuple(row))
+
+
+def load_params(location_id: str, entity_type: str, source_id: str) -> dict[str, Any]:
+    """The bound parameters of `load` (and of `RAW_LOAD`)."""
+    return _params(location_id, entity_type, source_id, "ghl")
+
+
+def decode_load(
+    entity_type: str, source_id: str, row: Sequence[Any]
+) -> tuple[IdMapRow | None, SyncState | None]:
+    """`load`'s answer from the row of `_LOAD` (its six columns, in order)."""
+    ghl_id, state, pending_body, content_hash, source_updated_at, snapshot = row
+    mapped = _idmap.decode(entity_type, source_id, ghl_id, state, pending_body)
+    if content_hash is None:
         return mapped, None
-    snapshot = json.loads(row.snapshot or "{}")
-    return mapped, SyncState(row.content_hash, row.source_updated_at, snapshot)
+    return mapped, SyncState(content_hash, source_updated_at, json.loads(snapshot or "{}"))
 
 
 def _params(location_id: str, entity_type: str, source_id: str, side: Side) -> dict[str, Any]:
@@ -146,6 +165,26 @@ def get(
     return SyncState(row.content_hash, row.source_updated_at, json.loads(row.snapshot or "{}"))
 
 
+def put_params(
+    location_id: str,
+    entity_type: str,
+    source_id: str,
+    state: SyncState,
+    *,
+    now: float,
+    side: Side = "ghl",
+) -> dict[str, Any]:
+    """The bound parameters of `put`'s statements (and of `RAW_UPSERT`)."""
+    params = _params(location_id, entity_type, source_id, side)
+    params.update(
+        v_hash=state.content_hash,
+        v_updated_at=state.source_updated_at,
+        v_snapshot=json.dumps(state.snapshot, sort_keys=True, default=str),
+        v_synced_at=now,
+    )
+    return params
+
+
 def put(
     conn: sa.Connection,
     location_id: str,
@@ -159,13 +198,7 @@ def put(
     """Insert or replace the last-synced state (in the caller's transaction)."""
     # A write without a source timestamp (an event whose rule has none) must not forget the
     # version an earlier write recorded: versions only move forward (COALESCE in `_UPDATE`).
-    params = _params(location_id, entity_type, source_id, side)
-    params.update(
-        v_hash=state.content_hash,
-        v_updated_at=state.source_updated_at,
-        v_snapshot=json.dumps(state.snapshot, sort_keys=True, default=str),
-        v_synced_at=now,
-    )
+    params = put_params(location_id, entity_type, source_id, state, now=now, side=side)
     upsert = _UPSERT.get(conn.dialect.name)
     if upsert is not None:
         conn.execute(upsert, params)

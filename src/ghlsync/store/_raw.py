@@ -1,0 +1,225 @@
+"""Hot statements at the driver level: Core statements compiled once, run on DBAPI cursors.
+
+`Connection.execute` costs SQLAlchemy ~60–90 µs of Python per statement (execution context,
+events, result wrapping), a transaction as much again; the statement itself, on SQLite, ~5 µs
+(docs/benchmarks.md, "Engine end to end"). The few statements the engine runs for every synced
+change are written as Core constructs like every other (one source of the SQL, the schema's
+types), compiled once per dialect to the driver's SQL text here, and executed on a pooled
+DBAPI connection. What SQLAlchemy would have done around them is kept: bind processors are
+applied, a driver error comes out as the same `sqlalchemy.exc` class, and a connection the
+error shows disconnected is invalidated (dropped from the pool) as `Connection` does.
+
+SQLite's connections run without the driver's own transaction control (`_engine.py`), so
+`transaction()` emits BEGIN (IMMEDIATE) and COMMIT itself; on PostgreSQL the driver begins
+implicitly and `commit()` ends it. A `read()` is one statement: on SQLite its own snapshot, on
+PostgreSQL the pool's reset ends it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...] | None  # positional drivers: the parameters' order
+    defaults: dict[str, Any]  # literal values the statement carries (`sa.literal(1)`)
+    processors: dict[str, Callable[[Any], Any]]
+
+
+class RawStatement:
+    """A Core statement, compiled once per dialect; `args` turns a parameter dict into what
+    the driver takes (a tuple in order for `?` placeholders, a dict for `%(name)s`)."""
+
+    __slots__ = ("_by_dialect", "_stmt")
+
+    def __init__(self, stmt: sa.Executable) -> None:
+        self._stmt = stmt
+        self._by_dialect: dict[str, _Compiled] = {}
+
+    def compiled(self, dialect: sa.Dialect) -> _Compiled:
+        found = self._by_dialect.get(dialect.name)
+        if found is None:
+            c = self._stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
+            defaults = {
+                name: bind.effective_value
+                for bind, name in c.bind_names.items()
+                if not bind.required
+            }
+            names = tuple(c.positiontup) if c.positional else None
+            found = _Compiled(c.string, names, defaults, dict(c._bind_processors))
+            self._by_dialect[dialect.name] = found
+        return found
+
+    def args(self, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
+        """The SQL text and the driver's parameters for `params`."""
+        c = self.compiled(dialect)
+        values = {**c.defaults, **params} if c.defaults else dict(params)
+        for name, process in c.processors.items():
+            if name in values and values[name] is not None:
+                values[name] = process(values[name])
+        if c.names is None:
+            return c.sql, values
+        return c.sql, tuple(values[name] for name in c.names)
+
+
+class RawCursor:
+    """A DBAPI cursor that runs `RawStatement`s and turns driver errors into SQLAlchemy's."""
+
+    __slots__ = ("_conn", "_cursor", "dialect")
+
+    def __init__(self, conn: Any, dialect: sa.Dialect) -> None:
+        self._conn = conn
+        self._cursor = conn.cursor()
+        self.dialect = dialect
+
+    def execute(self, stmt: RawStatement, params: Mapping[str, Any]) -> RawCursor:
+        sql, args = stmt.args(self.dialect, params)
+        try:
+            self._cursor.execute(sql, args)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.dialect, sql, args, exc, self._conn, self._cursor) from exc
+        return self
+
+    def one(self) -> Sequence[Any]:
+        row = self._cursor.fetchone()
+        if row is None:
+            raise sa.exc.NoResultFound("no row was found when one was required")
+        return tuple(row)
+
+    def first(self) -> Sequence[Any] | None:
+        row = self._cursor.fetchone()
+        return None if row is None else tuple(row)
+
+    def run(self, sql: str) -> None:
+        """A statement without parameters (BEGIN, COMMIT)."""
+        try:
+            self._cursor.execute(sql)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(self.dialect, sql, (), exc, self._conn, self._cursor) from exc
+
+
+def _wrapped(
+    dialect: sa.Dialect, sql: str, args: Any, exc: Any, conn: Any, cursor: Any
+) -> sa.exc.StatementError:
+    gone = dialect.is_disconnect(exc, conn, cursor)
+    if gone and hasattr(conn, "invalidate"):
+        conn.invalidate(exc)
+    wrapped: sa.exc.StatementError = sa.exc.DBAPIError.instance(
+        sql,
+        args,
+        exc,
+        dialect.loaded_dbapi.Error,
+        dialect=dialect,
+        connection_invalidated=gone,
+    )
+    return wrapped
+
+
+@contextmanager
+def transaction(
+    engine: sa.Engine, *, immediate: bool = False, conn: Any = None
+) -> Iterator[RawCursor]:
+    """A write transaction on a pooled DBAPI connection (or `conn`, left open): commits on
+    success, rolls back on error. `immediate`: SQLite takes the write lock up front."""
+    dialect = engine.dialect
+    dbapi = engine.raw_connection() if conn is None else conn
+    try:
+        cursor = RawCursor(dbapi, dialect)
+        sqlite = dialect.name == "sqlite"
+        if sqlite:
+            cursor.run("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield cursor
+            if sqlite:
+                cursor.run("COMMIT")
+            else:
+                try:
+                    dbapi.commit()
+                except dialect.loaded_dbapi.Error as exc:
+                    raise _wrapped(dialect, "COMMIT", (), exc, dbapi, None) from exc
+        except BaseException:
+            _rollback(dbapi, sqlite)
+            raise
+    finally:
+        if conn is None:
+            dbapi.close()
+
+
+def _rollback(dbapi: Any, sqlite: bool) -> None:
+    with contextlib.suppress(Exception):  # the original error is what the caller must see
+        if sqlite:
+            if dbapi.in_transaction:
+                dbapi.execute("ROLLBACK")
+        else:
+            dbapi.rollback()
+
+
+@contextmanager
+def read(engine: sa.Engine, *, conn: Any = None) -> Iterator[RawCursor]:
+    """A cursor for one read statement on a pooled DBAPI connection (or `conn`)."""
+    dbapi = engine.raw_connection() if conn is None else conn
+    try:
+        yield RawCursor(dbapi, engine.dialect)
+    finally:
+        if conn is None:
+            dbapi.close()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True when `exc` is SQLite saying another connection holds the lock it asked for."""
+    orig = getattr(exc, "orig", exc)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
+
+
+# SQLite: per engine, each event-loop thread's own connection (see `loop_connection`).
+_LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, Any]] = (
+    weakref.WeakKeyDictionary()
+)
+_LOOP_LOCK = threading.Lock()
+
+
+def loop_connection(engine: sa.Engine) -> Any | None:
+    """SQLite only (else None): this thread's own connection to `engine`'s file, for the
+    few statements worth running on the event loop itself.
+
+    A read in WAL mode never waits for a writer, and a short write that finds the write lock
+    free takes ~30 µs, where handing either to a thread costs more than the statement. The
+    connection's busy timeout is 0, so a write that finds the lock taken fails at once
+    (`is_busy`) and the caller hands it to a thread, which waits as long as the store's busy
+    timeout: the loop never waits for another writer. Closed when the engine is collected.
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    ident = threading.get_ident()
+    per_thread = _LOOP_CONNECTIONS.get(engine)
+    found = per_thread.get(ident) if per_thread is not None else None
+    if found is not None:
+        return found
+    fairy = engine.raw_connection()
+    conn: Any = fairy.driver_connection
+    fairy.detach()  # ours for good: its busy timeout never goes back to the pool
+    conn.execute("PRAGMA busy_timeout = 0")
+    with _LOOP_LOCK:
+        if per_thread is None:
+            per_thread = _LOOP_CONNECTIONS.setdefault(engine, {})
+            weakref.finalize(engine, _close_all, per_thread)
+        per_thread[ident] = conn
+    return conn
+
+
+def _close_all(connections: dict[int, Any]) -> None:
+    for conn in list(connections.values()):
+        with contextlib.suppress(Exception):  # closing at collection: nobody to tell
+            conn.close()
+    connections.clear()

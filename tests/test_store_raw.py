@@ -1,0 +1,137 @@
+"""The driver-level path of the ledger (`ghlsync.store._raw`): same rows as SQLAlchemy's,
+same errors, and on SQLite a write that meets another writer's lock waits in a thread, never
+on the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from ghlsync._clock import SYSTEM_CLOCK
+from ghlsync.engine.state import _idmap, _syncstate
+from ghlsync.engine.state._ledger import SqlLedger
+from ghlsync.engine.state._syncstate import SyncState
+from ghlsync.store import _raw as raw
+from ghlsync.store import begin_immediate, create_engine, migrate
+from ghlsync.store._tables_sync import id_map
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(database_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+async def test_ledger_writes_read_back_through_sqlalchemy(engine: sa.Engine) -> None:
+    ledger = SqlLedger(engine, "loc", SYSTEM_CLOCK)
+    assert await ledger.load("contact", "c1") == (None, None)
+    await ledger.mark_pending("contact", "c1", {"email": "a@example.com"})
+    mapped, state = await ledger.load("contact", "c1")
+    assert mapped is not None and mapped.state == "pending" and mapped.ghl_id is None
+    assert mapped.pending_body == {"email": "a@example.com"} and state is None
+
+    synced = SyncState("h1", 100.0, {"body": {"email": "a@example.com"}})
+    await ledger.confirm("contact", "c1", "G1", synced)
+    # A write without a source timestamp keeps the one recorded (the COALESCE survives).
+    await ledger.record("contact", "c1", SyncState("h2", None, {"tags": ["x"]}))
+    with engine.connect() as conn:
+        row = _idmap.get(conn, "loc", "contact", "c1")
+        state = _syncstate.get(conn, "loc", "contact", "c1")
+    assert row is not None and (row.ghl_id, row.state, row.pending_body) == (
+        "G1",
+        "confirmed",
+        None,
+    )
+    assert state == SyncState("h2", 100.0, {"tags": ["x"]})
+    assert (await ledger.lookup("contact", "c1")) == row
+    assert await ledger.load("contact", "c1") == (row, state)
+    assert await ledger.lookup("contact", "other") is None
+
+
+def test_driver_errors_come_out_as_sqlalchemys(engine: sa.Engine) -> None:
+    insert = raw.RawStatement(
+        sa.insert(id_map).values(
+            location_id="loc",
+            entity_type="contact",
+            source_id=sa.bindparam("s"),
+            state="confirmed",
+            updated_at=1.0,
+        )
+    )
+    with raw.transaction(engine, immediate=True) as cursor:
+        cursor.execute(insert, {"s": "dup"})
+    with pytest.raises(sa.exc.IntegrityError), raw.transaction(engine) as cursor:
+        cursor.execute(insert, {"s": "fresh"})
+        cursor.execute(insert, {"s": "dup"})
+    # The failed transaction was rolled back whole, and the pooled connection still works.
+    with engine.connect() as conn:
+        ids = conn.execute(sa.select(id_map.c.source_id)).scalars().all()
+    assert ids == ["dup"]
+    with raw.read(engine) as cursor:
+        assert cursor.execute(_idmap.RAW_GET, _idmap.key_params("loc", "contact", "dup")).one()
+
+
+def test_each_thread_has_its_own_loop_connection(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    mine = raw.loop_connection(engine)
+    assert mine is not None and raw.loop_connection(engine) is mine
+    theirs: list[object] = []
+    thread = threading.Thread(target=lambda: theirs.append(raw.loop_connection(engine)))
+    thread.start()
+    thread.join()
+    assert theirs[0] is not None and theirs[0] is not mine
+    assert mine.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    engine.dispose()
+
+
+def test_postgresql_has_no_loop_connection(postgres_url: str) -> None:
+    engine = create_engine(postgres_url)
+    assert raw.loop_connection(engine) is None
+    engine.dispose()
+
+
+async def test_a_write_meeting_another_writer_waits_in_a_thread(sqlite_url: str) -> None:
+    """Another connection holds SQLite's write lock for 0.5 s: the confirm still lands (after
+    the lock is released), and the event loop kept running meanwhile."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    ledger = SqlLedger(engine, "loc", SYSTEM_CLOCK)
+    await ledger.load("contact", "warm")  # the loop's connection exists before the lock
+    held = threading.Event()
+
+    def hold_lock() -> None:
+        with begin_immediate(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+            held.set()
+            time.sleep(0.5)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    held.wait(5)
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    ticker = asyncio.create_task(tick())
+    started = time.monotonic()
+    await ledger.confirm("contact", "c1", "G1", SyncState("h", 1.0, {}))
+    waited = time.monotonic() - started
+    ticker.cancel()
+    holder.join()
+    assert waited >= 0.3  # it did wait for the lock ...
+    assert ticks >= 10  # ... without holding the loop
+    mapped, state = await ledger.load("contact", "c1")
+    assert mapped is not None and mapped.ghl_id == "G1" and state is not None
+    engine.dispose()
