@@ -286,7 +286,7 @@ class TokenVault:
 
     def _read(self, key: str) -> _Stored | None:
         with self._engine.connect() as conn:
-            row = conn.execute(_select_row(key)).first()
+            row = conn.execute(_ROW, {"key": key}).first()
         return _decode(row, self._cipher) if row is not None else None
 
     def _token_values(self, tokens: TokenSet) -> dict[str, Any]:
@@ -352,6 +352,11 @@ def stored_connections(engine: sa.Engine) -> list[ConnectionStatus]:
 
 def _select_row(key: str) -> sa.Select[Any]:
     return sa.select(ghl_connections).where(_COLS.key == key)
+
+
+# Every GHL request reads its token row: built once, as building and cache-keying a select
+# per read cost more CPU than SQLite takes to run it. The same SQL as `_select_row`.
+_ROW = sa.select(ghl_connections).where(_COLS.key == sa.bindparam("key"))
 
 
 def _info_columns() -> list[sa.ColumnElement[Any]]:
