@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from ghlsync.ghl import _operations as ops
-from ghlsync.ghl._client import GHLClient, _target, _url_prefix
+from ghlsync.ghl._client import GHLClient, RateInfo, _target, _url_prefix
 from ghlsync.ghl._operations import OPERATIONS, Operation, find_operation
 from ghlsync.ghl._tokens import StaticTokens
 
@@ -167,3 +167,14 @@ async def test_client_sends_what_httpx2_builds_from_the_path(
         assert (request.method, request.url) == (expected.method, expected.url)
         assert request.headers.raw == expected.headers.raw
         assert request.content == expected.content
+
+
+def test_rate_info_from_response_headers_reads_as_from_a_plain_mapping() -> None:
+    rng = random.Random(3)
+    names = ["x-ratelimit-max", "X-RateLimit-Remaining", "X-RATELIMIT-LIMIT-DAILY", "date"]
+    names += ["x-ratelimit-daily-remaining", "x-ratelimit-interval-milliseconds"]
+    values = ["1", "x", "", "10, 20", "99"]
+    for _ in range(2000):
+        raw = [(rng.choice(names), rng.choice(values)) for _ in range(rng.randint(0, 8))]
+        headers = httpx2.Headers(raw)
+        assert RateInfo.from_headers(headers) == RateInfo.from_headers(dict(headers.items()))
