@@ -135,3 +135,54 @@ async def test_a_write_meeting_another_writer_waits_in_a_thread(sqlite_url: str)
     mapped, state = await ledger.load("contact", "c1")
     assert mapped is not None and mapped.ghl_id == "G1" and state is not None
     engine.dispose()
+
+
+async def test_on_loop_or_thread_runs_here_unless_the_lock_is_taken(sqlite_url: str) -> None:
+    """A transaction on the loop's own connection while SQLite's write lock is free; in a
+    thread (which waits for the lock) when another connection holds it; reads leave no
+    snapshot open on the loop's connection."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    ran_in: list[int] = []
+
+    def write(bind: sa.Engine | sa.Connection) -> int:
+        ran_in.append(threading.get_ident())
+        with begin_immediate(bind) as conn:
+            conn.execute(
+                sa.insert(id_map).values(
+                    location_id="loc",
+                    entity_type="contact",
+                    source_id=f"s{len(ran_in)}",
+                    state="confirmed",
+                    updated_at=1.0,
+                )
+            )
+        return len(ran_in)
+
+    loop_thread = threading.get_ident()
+    assert await raw.on_loop_or_thread(engine, write) == 1
+    assert ran_in == [loop_thread]
+
+    held = threading.Event()
+
+    def hold_lock() -> None:
+        with begin_immediate(engine) as conn:
+            conn.execute(sa.text("SELECT 1"))
+            held.set()
+            time.sleep(0.3)
+
+    holder = threading.Thread(target=hold_lock)
+    holder.start()
+    held.wait(5)
+    assert await raw.on_loop_or_thread(engine, write) == 3  # tried here, then in a thread
+    holder.join()
+    assert ran_in[1] == loop_thread and ran_in[2] != loop_thread
+
+    def count(bind: sa.Engine | sa.Connection) -> int:
+        assert isinstance(bind, sa.Connection)
+        return len(bind.execute(sa.select(id_map.c.source_id)).all())
+
+    assert await raw.on_loop_or_thread(engine, count) == 2
+    conn = raw.loop_sa_connection(engine)
+    assert conn is not None and not conn.in_transaction()
+    engine.dispose()

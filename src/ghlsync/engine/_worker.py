@@ -57,6 +57,7 @@ from ghlsync.ghl._errors import AuthenticationError
 from ghlsync.ghl._retry import backoff
 from ghlsync.ghl._seams import RateLimiter
 from ghlsync.mapping import AppConfig, Mapper
+from ghlsync.store._raw import on_loop_or_thread
 
 __all__ = ["SyncEvent", "Worker"]
 
@@ -345,14 +346,11 @@ class Worker:
     async def _claim(self, limit: int) -> list[Claim]:
         try:
             locations = await self._locations_with_budget()
-            return await asyncio.to_thread(
-                claim,
+            return await on_loop_or_thread(
                 self.engine,
-                self.worker_id,
-                locations,
-                limit,
-                self.lease_seconds,
-                clock=self.clock,
+                lambda bind: claim(
+                    bind, self.worker_id, locations, limit, self.lease_seconds, clock=self.clock
+                ),
             )
         except Exception:  # the store is unreachable: try again on the next poll
             _log.exception("claiming work failed")
@@ -363,7 +361,9 @@ class Worker:
         self._paused = {loc: end for loc, end in self._paused.items() if end > now}
         if self.limiter is None and not self._paused:
             return None
-        candidates = await asyncio.to_thread(locations_with_work, self.engine, clock=self.clock)
+        candidates = await on_loop_or_thread(
+            self.engine, lambda bind: locations_with_work(bind, clock=self.clock)
+        )
         candidates = [loc for loc in candidates if loc not in self._paused]
         if self.limiter is None:
             return candidates

@@ -17,6 +17,7 @@ PostgreSQL the pool's reset ends it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -24,9 +25,11 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,7 +185,8 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
-# SQLite: per engine, each event-loop thread's own connection (see `loop_connection`).
+# SQLite: per engine, each event-loop thread's own connections (see `loop_connection`);
+# the DBAPI one under the thread's id, the SQLAlchemy one under its negation.
 _LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, Any]] = (
     weakref.WeakKeyDictionary()
 )
@@ -210,12 +214,56 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     conn: Any = fairy.driver_connection
     fairy.detach()  # ours for good: its busy timeout never goes back to the pool
     conn.execute("PRAGMA busy_timeout = 0")
+    _keep(engine, ident, conn)
+    return conn
+
+
+def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
+    """`loop_connection`'s twin for code written against SQLAlchemy (the queue's claim and
+    settle): this thread's own detached `Connection`, busy timeout 0. None on PostgreSQL."""
+    if engine.dialect.name != "sqlite":
+        return None
+    ident = -threading.get_ident()
+    per_thread = _LOOP_CONNECTIONS.get(engine)
+    found = per_thread.get(ident) if per_thread is not None else None
+    if found is not None and not found.closed and not found.invalidated:
+        return found  # type: ignore[no-any-return]
+    conn = engine.connect()
+    conn.detach()
+    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    conn.commit()
+    _keep(engine, ident, conn)
+    return conn
+
+
+async def on_loop_or_thread(engine: sa.Engine, work: Callable[[Any], _T]) -> _T:
+    """`work(bind)` on this loop's own SQLite connection (`loop_sa_connection`), and in a
+    thread on `engine` when that is PostgreSQL or another writer holds SQLite's lock.
+
+    `work` must be one transaction that gives up at its first statement when the lock is
+    taken (`begin_immediate`), or reads only: then a busy SQLite has done nothing yet, and the
+    thread, which waits for the lock, runs it again from the start.
+    """
+    conn = loop_sa_connection(engine)
+    if conn is not None:
+        try:
+            return work(conn)
+        except sa.exc.OperationalError as exc:
+            if not is_busy(exc):
+                raise
+        finally:
+            if conn.in_transaction():  # a read leaves its snapshot open: end it
+                conn.rollback()
+    return await asyncio.to_thread(work, engine)
+
+
+def _keep(engine: sa.Engine, ident: int, conn: Any) -> None:
     with _LOOP_LOCK:
+        per_thread = _LOOP_CONNECTIONS.get(engine)
         if per_thread is None:
             per_thread = _LOOP_CONNECTIONS.setdefault(engine, {})
             weakref.finalize(engine, _close_all, per_thread)
         per_thread[ident] = conn
-    return conn
 
 
 def _close_all(connections: dict[int, Any]) -> None:

@@ -78,9 +78,13 @@ class AuditEntry:
     detail: str = ""
 
 
-def locations_with_work(engine: sa.Engine, *, clock: Clock = SYSTEM_CLOCK) -> list[str]:
+def locations_with_work(
+    bind: sa.Engine | sa.Connection, *, clock: Clock = SYSTEM_CLOCK
+) -> list[str]:
     """Locations with queued work (to ask the rate limiter which of them may go)."""
-    with engine.connect() as conn:
+    if isinstance(bind, sa.Connection):
+        return active_locations(bind, clock.now())
+    with bind.connect() as conn:
         return active_locations(conn, clock.now())
 
 
@@ -132,7 +136,7 @@ def _pick(
 
 
 def claim(
-    engine: sa.Engine,
+    engine: sa.Engine | sa.Connection,
     worker_id: str,
     locations: Sequence[str] | None,
     limit: int,

@@ -10,18 +10,22 @@ neighbours. Each caller is answered only after the transaction holding its write
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 
 import sqlalchemy as sa
 
 from ghlsync.store._engine import begin_immediate
+from ghlsync.store._raw import on_loop_or_thread
 
 SettleOp = Callable[[sa.Connection], bool]
 _Entry = tuple[SettleOp, "asyncio.Future[bool]"]
 
 
 class Settler:
-    """Runs settle operations in shared write transactions, off the event loop."""
+    """Runs settle operations in shared write transactions: on SQLite on the event loop's own
+    connection while the write lock is free (a short local write costs less than the hand-off
+    to a thread), else in a thread, which waits for the lock."""
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
@@ -40,7 +44,9 @@ class Settler:
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
-                answers = await asyncio.to_thread(self._together, batch)
+                answers = await on_loop_or_thread(
+                    self._engine, functools.partial(self._together, batch=batch)
+                )
             except Exception:
                 await self._one_by_one(batch)
                 continue
@@ -48,14 +54,14 @@ class Settler:
                 if not future.done():
                     future.set_result(answer)
 
-    def _together(self, batch: list[_Entry]) -> list[bool]:
-        with begin_immediate(self._engine) as conn:
+    def _together(self, bind: sa.Engine | sa.Connection, batch: list[_Entry]) -> list[bool]:
+        with begin_immediate(bind) as conn:
             return [op(conn) for op, _ in batch]
 
     async def _one_by_one(self, batch: list[_Entry]) -> None:
         for op, future in batch:
             try:
-                answer = await asyncio.to_thread(self._together, [(op, future)])
+                answer = await asyncio.to_thread(self._together, self._engine, [(op, future)])
             except Exception as error:
                 if not future.done():
                     future.set_exception(error)
