@@ -202,16 +202,13 @@ class RateInfo:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> RateInfo | None:
         """Read the headers; None when the response carried none of them."""
-        if isinstance(headers, httpx2.Headers):  # a response's: look up just these five
-            found = [headers.get(h) for h in _RATE_HEADERS]
-            if all(value is None for value in found):
-                return None
-            values = [_as_int(value) for value in found]
+        if isinstance(headers, httpx2.Headers):
+            lowered = dict(headers.items())  # httpx2.Headers.items() has lower-case names
         else:
             lowered = {k.lower(): v for k, v in headers.items()}
-            if not any(h in lowered for h in _RATE_HEADERS):
-                return None
-            values = [_as_int(lowered.get(h)) for h in _RATE_HEADERS]
+        if not any(h in lowered for h in _RATE_HEADERS):
+            return None
+        values = [_as_int(lowered.get(h)) for h in _RATE_HEADERS]
         return cls(
             daily_limit=values[0],
             daily_remaining=values[1],
