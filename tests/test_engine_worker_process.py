@@ -11,7 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine import Worker, claim
+from ghlsync.engine import Worker, accept, claim
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
 from ghlsync.ghl._errors import (
     NotFoundError,
@@ -22,7 +22,8 @@ from ghlsync.ghl._errors import (
 )
 from ghlsync.ghl._seams import Budget
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper
-from ghlsync.store import create_engine
+from ghlsync.server._commit import LoopCommitter
+from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import audit_log, dead_letters
 from tests._engine_kit import delivery, send, work_row
 
@@ -445,6 +446,34 @@ async def test_wake_claims_new_work_without_waiting_for_the_poll(
     await asyncio.wait_for(synced.wait(), timeout=10)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
+
+
+async def test_deliveries_the_loop_commits_wake_the_worker(sqlite_url: str) -> None:
+    """`ghlsync serve` on SQLite: the receiver commits on the event loop's own connection,
+    which never goes back to the pool (no checkin); its commit wakes the worker all the same,
+    so a delivery waits for no poll (the worker here would poll once an hour)."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    synced = asyncio.Event()
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.set()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine, object(), Mapper(config), config, sync_event=flows)
+    worker.poll_interval = 3600
+    committer = LoopCommitter(engine, accept, on_accepted=worker.wake)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.05)  # the worker found nothing and went idle
+    assert await committer.submit(delivery("c1")) is True
+    await asyncio.wait_for(synced.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    await asyncio.to_thread(committer.close)
+    assert work_row(engine, "c1")["status"] == "done"
+    engine.dispose()
 
 
 async def test_the_reason_names_the_event_that_failed(

@@ -72,14 +72,20 @@ def create_app(
     locations = locations or LocationDirectory(engine, config, mapper=mapper, clock=clock)
     # SQLite: the event loop commits (a writer thread only when the lock is taken);
     # PostgreSQL: writer threads, so one batch's round trips overlap another's.
-    committer_class = LoopCommitter if is_sqlite(engine) else GroupCommitter
-    committer: GroupCommitter[Delivery] = committer_class(
-        engine,
-        accept,
-        writers=1 if is_sqlite(engine) else PG_WRITERS,
-        lock_order=_entity,
-        accept_many=accept_many,
-    )
+    committer: GroupCommitter[Delivery]
+    if is_sqlite(engine):
+        committer = LoopCommitter(
+            engine,
+            accept,
+            lock_order=_entity,
+            accept_many=accept_many,
+            # An in-process worker claims the new work at once, not at its next poll.
+            on_accepted=getattr(worker_state, "wake", None),
+        )
+    else:
+        committer = GroupCommitter(
+            engine, accept, writers=PG_WRITERS, lock_order=_entity, accept_many=accept_many
+        )
     metrics = ReceiverMetrics(QueueCollector(engine, clock))
     connections = ConnectionTable(config, locations)
     receiver = DripJobsReceiver(

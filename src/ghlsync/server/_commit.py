@@ -22,6 +22,7 @@ from typing import Any, Generic, TypeVar
 
 import sqlalchemy as sa
 
+from ghlsync.engine.queue._inbox import ACCEPTED_FLAG
 from ghlsync.store import begin_immediate
 
 T = TypeVar("T")
@@ -247,8 +248,19 @@ class LoopCommitter(GroupCommitter[T]):
     time; the loop never blocks on someone else's transaction.
     """
 
-    def __init__(self, engine: sa.Engine, accept: AcceptFn[T], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        engine: sa.Engine,
+        accept: AcceptFn[T],
+        *,
+        on_accepted: Callable[[], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(engine, accept, **kwargs)
+        # The loop's connection never goes back to the pool, so the pool's checkin (which
+        # wakes an in-process worker when a connection that accepted work comes back) never
+        # sees it: after its commits, the same signal is given here.
+        self._on_accepted = on_accepted
         self._pending: list[_Item[T]] = []
         self._flushing = False
         self._conn: sa.Connection | None = None
@@ -292,6 +304,9 @@ class LoopCommitter(GroupCommitter[T]):
         except Exception:
             self._hand_over(batch)  # the lock was taken, or the batch failed: the thread retries
             return
+        accepted = self._conn is not None and self._conn.info.pop(ACCEPTED_FLAG, False)
+        if accepted and self._on_accepted is not None:
+            self._on_accepted()
         for (_, _, future), answer in zip(batch, answers, strict=True):
             if not future.done():  # a cancelled request's commit stands
                 future.set_result(answer)
