@@ -314,7 +314,6 @@ def _index(operations: list[Operation]) -> dict[_Shape, tuple[Operation, ...]]:
 
 
 _INDEX = _index(_BY_SPECIFICITY)
-_LITERALS = frozenset(first for _m, first, _n in _INDEX if first is not None)
 
 
 def find_operation(method: str, path: str) -> Operation | None:
@@ -323,6 +322,17 @@ def find_operation(method: str, path: str) -> Operation | None:
     The same answer as trying every operation in `_BY_SPECIFICITY` order, from the few that
     share the path's shape (this runs for every request the client sends).
     """
-    method, first, count = _shape(method.upper(), path)
-    key = (method, first if first in _LITERALS else None, count)
-    return next((op for op in _INDEX.get(key, ()) if op.matches(method, path)), None)
+    return _find(_INDEX, method, path)
+
+
+def _find(index: dict[_Shape, tuple[Operation, ...]], method: str, path: str) -> Operation | None:
+    method = method.upper()
+    count = path.count("/")
+    first = path.split("/", 2)[1] if count else ""
+    candidates = index.get((method, first, count))
+    if candidates is None:  # no template starts with `first`: only a parameter can match it
+        candidates = index.get((method, None, count), ())
+    for operation in candidates:
+        if any(pattern.fullmatch(path) for pattern in operation._patterns):
+            return operation
+    return None
