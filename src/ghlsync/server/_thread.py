@@ -18,6 +18,10 @@ def bind_loopback(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
     """A listening socket (port 0: a free port the OS picks, with no race to find one)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit it on Linux; asyncio sets it only on sockets it creates.
+    # Without it an answer's head and body wait on each other on a kept-alive connection
+    # (Nagle against the client's delayed ACK): ~45 ms per request instead of well under 1 ms.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     sock.listen(512)
     return sock
