@@ -15,7 +15,8 @@ feeds events and reads results). Workers are real `ghlsync worker` processes.
   (BENCH_SCALE_BURST / BENCH_SCALE_INTERVAL_MS) with a backlog of three windows; per location
   the share of its limit it used (the least time the limit allows for its calls over the time
   they took, from the sandbox's own call log); 429s counted.
-- acquire_cpu: `SqlRateLimiter` alone on PostgreSQL, CPU per acquire + observe.
+- acquire_cpu: `SqlRateLimiter` alone on PostgreSQL, CPU per acquire + observe (with
+  BENCH_ACQUIRE_DB=sqlite: on a SQLite file instead).
 - latency: 49 quiet locations get one contact every 2 s each for 30 s; p50/p99 of
   (completed - received), without and with a noisy location holding a 3,000-item backlog.
   Arrivals spread over each 2 s (BENCH_SCALE_ARRIVALS=spread, the default: location k's
@@ -240,9 +241,13 @@ def bench_latency(seconds: float = 30.0, every: float = 2.0, backlog: int = 3000
 
 
 def bench_acquire_cpu(keys: int = 50, rounds: int = 40) -> None:
-    """CPU of `SqlRateLimiter` per request on PostgreSQL: `acquire` + `observe` of keys whose
-    (learnt) limit never makes anyone wait, so only the limiter's own work is timed."""
-    databases = fresh_postgres_database()
+    """CPU of `SqlRateLimiter` per request on PostgreSQL (or SQLite): `acquire` + `observe` of
+    keys whose (learnt) limit never makes anyone wait, so only the limiter's own work is timed."""
+    if os.environ.get("BENCH_ACQUIRE_DB") == "sqlite":
+        folder = tempfile.mkdtemp(prefix="bench_acquire_")
+        databases: Iterator[str] = iter([f"sqlite:///{folder}/ghlsync.db"])
+    else:
+        databases = fresh_postgres_database()
     url = next(databases)
     try:
         engine = create_engine(url)
@@ -275,8 +280,9 @@ def bench_acquire_cpu(keys: int = 50, rounds: int = 40) -> None:
         for concurrency in (1, 4):
             cpu, wall, n = asyncio.run(run(concurrency))
             print(
-                f"acquire cpu: {n} acquire+observe over {keys} keys, {concurrency} at once per "
-                f"key: {cpu / n * 1000:.3f} ms CPU each ({n / wall:.0f}/s wall)"
+                f"acquire cpu ({engine.dialect.name}): {n} acquire+observe over {keys} keys, "
+                f"{concurrency} at once per key: {cpu / n * 1000:.3f} ms CPU each "
+                f"({n / wall:.0f}/s wall)"
             )
         engine.dispose()
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Iterator
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -189,11 +190,11 @@ async def test_slots_taken_for_callers_that_gave_up_are_handed_back(engine: sa.E
     limiter = SqlRateLimiter(engine, clock=clock)
     await limiter.acquire("loc")
     await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
-    taken = limiter._try_take("loc", 5, [])
+    taken = await limiter._take("loc", 5)
     assert isinstance(taken, list) and len(taken) == 5
-    limiter._hand_back("loc", taken)
+    await limiter._thread.run(partial(limiter._hand_back, "loc", taken))
     other = SqlRateLimiter(engine, clock=clock)
-    again = other._try_take("loc", 99, [])
+    again = await other._take("loc", 99)
     assert isinstance(again, list) and len(again) == 99  # every slot but the answered one
 
 
@@ -202,3 +203,35 @@ async def test_unknown_key_reports_defaults(engine: sa.Engine) -> None:
     budget = await limiter.budget("never-seen")
     assert (budget.max, budget.interval_ms, budget.paused_until) == (100, 10_000, 0.0)
     assert await limiter.has_budget("never-seen")
+
+
+@pytest.mark.postgres
+async def test_a_dropped_connection_fails_one_take_and_the_next_reconnects(
+    postgres_url: str,
+) -> None:
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    admin = _second_engine(engine)
+    limiter = SqlRateLimiter(engine, clock=FakeClock())
+    try:
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=98))  # a pending free
+        with admin.connect() as conn:  # the server drops every other session (a restart)
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+        with pytest.raises(sa.exc.DBAPIError) as dropped:  # the free and the take: one pipeline
+            await limiter.acquire("loc")
+        assert dropped.value.connection_invalidated
+        await limiter.acquire("loc")  # the caller's retry: on a new connection
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=97))
+        assert (await limiter.budget("loc")).max == 100
+    finally:
+        await limiter.drain()
+        admin.dispose()
+        engine.dispose()

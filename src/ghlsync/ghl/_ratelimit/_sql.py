@@ -15,10 +15,22 @@ is a single statement, the same on SQLite (3.35+) and PostgreSQL:
 `:n` is how many of this process's callers are waiting for the key right now (at most
 `batch`): slots are taken for callers that exist, never stocked ahead, and a slot a caller
 gave up on is handed back at once, so no process can hold what another could use. The answer
-frees its slot (`free_at_ms = answer + interval`, one UPDATE); the `rate_budget` row is written
-only when the headers change something that paces anyone (new limits, a 429, the daily count
-moving on, strangers in the window). Times are wall-clock epoch milliseconds (processes on
-different machines share no monotonic clock).
+frees its slot (`free_at_ms = answer + interval`); the `rate_budget` row is written only when
+the headers change something that paces anyone (new limits, a 429, the daily count moving on,
+strangers in the window). Times are wall-clock epoch milliseconds (processes on different
+machines share no monotonic clock).
+
+The hot path costs little CPU because it skips SQLAlchemy's execution layer and the executor:
+the take, the free and the wait read (when nothing was free) are compiled once to the
+driver's SQL (`_HotStatements`) and run by one thread per limiter (`_thread.DbThread`) on a
+pooled DBAPI connection. Answered slots wait in memory and are written, in one statement,
+before whatever hot statement that thread runs next, or `FLUSH_S` after the answer at the
+latest (late is safe: a slot only looks busy a little longer). On PostgreSQL (prepared
+statements, autocommit) the takes queued together, for this process's different keys, go
+with those frees in one pipeline: one round trip, one implicit transaction, and each key
+still takes only for the callers it has. On SQLite each take is its own BEGIN ... COMMIT with
+the frees. The rare paths (a budget row write, a key's first rows, `has_budget`/`budget`)
+stay on SQLAlchemy in the default executor.
 """
 
 from __future__ import annotations
@@ -28,14 +40,17 @@ import contextlib
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any
+from functools import partial
+from typing import Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.compiler import SQLCompiler
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.ghl._ratelimit import _policy as p
 from ghlsync.ghl._ratelimit._memory import to_budget
+from ghlsync.ghl._ratelimit._thread import DbThread
 from ghlsync.ghl._seams import Budget
 from ghlsync.store import begin_immediate
 from ghlsync.store._tables import rate_budget as t
@@ -86,7 +101,8 @@ class SqlRateLimiter:
         )
         self._pg = engine.dialect.name == "postgresql"
         self._margin = math.ceil(self.policy.margin_ms) + 1  # + 1: `now` is floored to a ms
-        self._take = _build_take(self._pg)
+        self._hot = _HotStatements(engine.dialect)
+        self._thread = DbThread(engine)
         self._known: dict[str, tuple[int, int, bool]] = {}  # key -> (max, interval, learnt)
         self._written: dict[str, tuple[int | None, int]] = {}  # key -> (daily, when) written
         self._locks: dict[str, asyncio.Lock] = {}
@@ -94,7 +110,9 @@ class SqlRateLimiter:
         self._spare: dict[str, deque[int]] = {}
         self._in_flight: dict[str, deque[tuple[int, int]]] = {}  # key -> (slot, sent ms)
         self._answered: dict[str, asyncio.Event] = {}
-        self._pending: list[dict[str, Any]] = []  # freed slots not yet written
+        # Freed slots not yet written: appended here, taken by the limiter thread (deques are
+        # safe for that across threads) and written before whatever statement it runs next.
+        self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Future[None] | None = None
 
     def _now_ms(self) -> int:
@@ -106,10 +124,10 @@ class SqlRateLimiter:
         spare = self._spare.setdefault(key, deque())
         try:
             async with self._locks.setdefault(key, asyncio.Lock()):
+                if key not in self._known:
+                    await asyncio.to_thread(self._ensure_rows, key)
                 while not spare:
-                    want = min(BATCH, self._waiting[key])
-                    pending, self._pending = self._pending, []
-                    got = await asyncio.to_thread(self._try_take, key, want, pending)
+                    got = await self._take(key, min(BATCH, self._waiting[key]))
                     if isinstance(got, list):
                         spare.extend(got)
                     else:
@@ -121,7 +139,7 @@ class SqlRateLimiter:
             if not self._waiting[key] and spare:  # taken for callers that gave up: give back
                 back = list(spare)
                 spare.clear()
-                await asyncio.to_thread(self._hand_back, key, back)
+                await self._thread.run(partial(self._hand_back, key, back))
 
     async def _wait(self, key: str, wait_ms: float) -> None:
         if not math.isinf(wait_ms):
@@ -161,22 +179,21 @@ class SqlRateLimiter:
         """Write the freed slots of the last few milliseconds in one statement. Late is safe:
         until written, a slot only looks busy for a little longer."""
         await asyncio.sleep(FLUSH_S)
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.to_thread(self._flush, pending)
+        if self._pending:
+            await self._thread.run(self._flush)
 
     async def drain(self) -> None:
         """Write every freed slot still waiting for its batch: call before the engine is
         disposed, so no write is left running on a connection nobody closes."""
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
-        pending, self._pending = self._pending, []
-        if pending:
-            await asyncio.to_thread(self._flush, pending)
+        if self._pending:
+            await self._thread.run(self._flush)
 
-    def _flush(self, pending: list[dict[str, Any]]) -> None:
-        with self._engine.begin() as conn:
-            conn.execute(_FREE, pending)
+    def _take(self, key: str, want: int) -> asyncio.Future[list[int] | float]:
+        if self._pg:
+            return self._thread.run_bulk(self._take_all, (key, want))
+        return self._thread.run(partial(self._try_take, key, want))
 
     async def has_budget(self, key: str) -> bool:
         """True when `key` is not paused, above its daily reserve and within the day's pace."""
@@ -189,32 +206,61 @@ class SqlRateLimiter:
         paused = state.paused_until_ms / 1000.0 if state.paused_until_ms > self._now_ms() else 0.0
         return to_budget(state, paused, p.daily_pace(self.policy, state, self._clock.now()))
 
-    # -- blocking parts, run in a thread ------------------------------------------------------
+    # -- the hot path: jobs for the limiter thread, on its DBAPI connection ---------------------
 
-    def _try_take(self, key: str, want: int, pending: list[dict[str, Any]]) -> list[int] | float:
+    def _try_take(self, key: str, want: int, conn: Any) -> list[int] | float:
         """The slots taken (at least one), or ms to wait (inf: all usable ones in flight);
-        freed slots not yet written (`pending`) are written first, in the same transaction."""
-        self._ensure_rows(key)
+        freed slots not yet written are written first (on SQLite in the same transaction;
+        PostgreSQL's autocommit makes each statement its own, as good under READ COMMITTED)."""
         now = self._now_ms()
         params = {"k": key, "now": now, "hold": now + int(self.policy.hold_ms), "n": want}
-        with self._engine.begin() as conn:
-            if pending:
-                conn.execute(_FREE, pending)
-            taken = [row.slot for row in conn.execute(self._take, params)]
-            if taken:
-                return taken
-            row = conn.execute(_WAIT, {"k": key, "now": now}).one()
-        if row.paused_until_ms > now:
-            return float(row.paused_until_ms - now)
-        if row.soonest is not None:
-            return float(max(1, row.soonest - now))
+        self._hot.begin(conn)
+        self._hot.free(conn, self._pop_pending())
+        taken = self._hot.take(conn, params) or self._wait_ms(conn, key, now)
+        self._hot.commit(conn)
+        return taken
+
+    def _take_all(self, conn: Any, wants: list[tuple[str, int]]) -> list[list[int] | float]:
+        """`_try_take` for the keys queued together, in one round trip (PostgreSQL: one
+        pipeline, so one implicit transaction, as the frees and the take of one key were)."""
+        if len(wants) == 1 and not self._pending:
+            return [self._try_take(*wants[0], conn)]
+        now = self._now_ms()
+        hold = now + int(self.policy.hold_ms)
+        takes = [{"k": key, "now": now, "hold": hold, "n": n} for key, n in wants]
+        taken = self._hot.take_all(conn, self._pop_pending(), takes)
+        return [
+            slots or self._wait_ms(conn, key, now)
+            for (key, _), slots in zip(wants, taken, strict=True)
+        ]
+
+    def _wait_ms(self, conn: Any, key: str, now: int) -> float:
+        """Nothing was free: how long until something may be (inf: all in flight)."""
+        paused_until_ms, soonest = self._hot.wait(conn, {"k": key, "now": now})
+        if paused_until_ms > now:
+            return float(paused_until_ms - now)
+        if soonest is not None:
+            return float(max(1, soonest - now))
         return math.inf
 
-    def _hand_back(self, key: str, slots: list[int]) -> None:
+    def _pop_pending(self) -> list[dict[str, Any]]:
+        rows = []
+        with contextlib.suppress(IndexError):
+            while True:
+                rows.append(self._pending.popleft())
+        return rows
+
+    def _flush(self, conn: Any, also: list[dict[str, Any]] | None = None) -> None:
+        self._hot.begin(conn)
+        self._hot.free(conn, self._pop_pending() + (also or []))
+        self._hot.commit(conn)
+
+    def _hand_back(self, key: str, slots: list[int], conn: Any) -> None:
         """Slots taken but never used: free again now (nothing was sent on them)."""
         now = self._now_ms()
-        with self._engine.begin() as conn:
-            conn.execute(_FREE, [{"k": key, "s": slot, "at": now} for slot in slots])
+        self._flush(conn, [{"k": key, "s": slot, "at": now} for slot in slots])
+
+    # -- rare paths, through SQLAlchemy in the default executor ----------------------------------
 
     def _observe(
         self,
@@ -360,6 +406,74 @@ def _build_take(pg: bool) -> sa.Update:
     )
 
 
+class _Compiled:
+    """A Core statement as its driver's SQL text, compiled once, for a DBAPI cursor."""
+
+    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
+        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
+        self.sql = compiled.string
+        self._order = compiled.positiontup  # SQLite's `?` in order; None: named (psycopg)
+        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
+
+    def args(self, values: Mapping[str, Any]) -> Any:
+        """The parameters in the driver's form: `values` with the statement's own constants."""
+        merged = {**self._fixed, **values}
+        if self._order is None:
+            return merged
+        return tuple(merged[name] for name in self._order)
+
+
+class _HotStatements:
+    """Take, free and wait as driver SQL: prepared on PostgreSQL (whose limiter connection is
+    in autocommit: each statement its own transaction, as good as one for these, since READ
+    COMMITTED gives each statement its own snapshot and a free only makes slots usable
+    sooner), in one BEGIN ... COMMIT on SQLite (its connections leave transactions to us)."""
+
+    def __init__(self, dialect: sa.Dialect) -> None:
+        self._pg = dialect.name == "postgresql"
+        self._take = _Compiled(_build_take(self._pg), dialect)
+        self._free = _Compiled(_FREE_MANY if self._pg else _FREE, dialect)
+        self._wait = _Compiled(_WAIT, dialect)
+
+    def begin(self, conn: Any) -> None:
+        if not self._pg:
+            conn.execute("BEGIN")
+
+    def commit(self, conn: Any) -> None:
+        if not self._pg:
+            conn.execute("COMMIT")
+
+    def take(self, conn: Any, params: Mapping[str, Any]) -> list[int]:
+        return [row[0] for row in self._run(conn, self._take, params).fetchall()]
+
+    def wait(self, conn: Any, params: Mapping[str, Any]) -> tuple[int, int | None]:
+        paused_until_ms, soonest = self._run(conn, self._wait, params).fetchone()
+        return paused_until_ms, soonest
+
+    def take_all(
+        self, conn: Any, frees: list[dict[str, Any]], takes: list[dict[str, Any]]
+    ) -> list[list[int]]:
+        """Free `frees`, then `take` for each of `takes`: one pipeline (PostgreSQL)."""
+        with conn.pipeline():
+            self.free(conn, frees)
+            cursors = [self._run(conn, self._take, params) for params in takes]
+        return [[row[0] for row in cursor.fetchall()] for cursor in cursors]
+
+    def free(self, conn: Any, rows: list[dict[str, Any]]) -> None:
+        if not rows:
+            return
+        if self._pg:  # one statement: psycopg's executemany costs a pipeline round
+            columns = {"k": [r["k"] for r in rows], "s": [r["s"] for r in rows]}
+            self._run(conn, self._free, {**columns, "at": [r["at"] for r in rows]})
+            return
+        conn.executemany(self._free.sql, [self._free.args(row) for row in rows])
+
+    def _run(self, conn: Any, statement: _Compiled, params: Mapping[str, Any]) -> Any:
+        if self._pg:
+            return conn.execute(statement.sql, statement.args(params), prepare=True)
+        return conn.execute(statement.sql, statement.args(params))
+
+
 def _build_wait() -> sa.Select[Any]:
     now = sa.bindparam("now", type_=sa.BigInteger)
     key = sa.bindparam("k", type_=sa.String)
@@ -378,6 +492,27 @@ _FREE = (
     .where(s.c.key == sa.bindparam("k"), s.c.slot == sa.bindparam("s"))
     .values(free_at_ms=sa.bindparam("at", type_=sa.BigInteger), in_flight=False)
 )
+
+
+def _build_free_many() -> sa.Update:
+    """`_FREE` for many slots in one statement (PostgreSQL): `k`, `s` and `at` are arrays."""
+    rows = (
+        sa.func.unnest(
+            sa.bindparam("k", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("s", type_=postgresql.ARRAY(sa.Integer)),
+            sa.bindparam("at", type_=postgresql.ARRAY(sa.BigInteger)),
+        )
+        .table_valued("k", "s", "at")
+        .render_derived(name="freed")
+    )
+    return (
+        s.update()
+        .where(s.c.key == rows.c.k, s.c.slot == rows.c.s)
+        .values(free_at_ms=rows.c.at, in_flight=False)
+    )
+
+
+_FREE_MANY = _build_free_many()
 _OLDEST = sa.select(sa.func.min(s.c.free_at_ms)).where(
     s.c.key == sa.bindparam("k"),
     s.c.free_at_ms > sa.bindparam("now", type_=sa.BigInteger),
