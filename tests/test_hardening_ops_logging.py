@@ -147,3 +147,21 @@ def _receiver(sandbox: SandboxServer, folder: Path) -> Iterator[httpx2.Client]:
                 yield admin
         finally:
             engine.dispose()
+
+
+def test_httpx2_request_lines_show_only_at_debug() -> None:
+    """httpx2 logs every request (`HTTP Request: POST https://.../contacts/<id>`): at the
+    default level that is one line per GHL call with a contact id in it; debug shows it."""
+    import io
+    import logging
+
+    from ghlsync._logging import setup_logging
+
+    out = io.StringIO()
+    setup_logging("info", "text", stream=out)
+    logging.getLogger("httpx2").info("HTTP Request: POST https://x/contacts/abc")
+    assert "HTTP Request" not in out.getvalue()
+    setup_logging("debug", "text", stream=out)
+    logging.getLogger("httpx2").info("HTTP Request: POST https://x/contacts/abc")
+    assert "HTTP Request" in out.getvalue()
+    setup_logging("info", "text")

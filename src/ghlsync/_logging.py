@@ -26,8 +26,10 @@ __all__ = ["LOG_FORMATS", "LOG_LEVELS", "LogFormat", "setup_logging"]
 LogFormat = Literal["text", "json"]
 LOG_FORMATS: tuple[str, ...] = ("text", "json")
 LOG_LEVELS: tuple[str, ...] = ("debug", "info", "warning", "error")
-# One line per GHL call; alembic's "Context impl SQLiteImpl." on every start.
-_CHATTY = ("ghlsync.ghl", "alembic")
+# One line per GHL call (ours, and httpx2's "HTTP Request: POST https://.../contacts/<id>",
+# which also put contact ids in every INFO log); alembic's "Context impl SQLiteImpl." on
+# every start. Shown at debug.
+_CHATTY = ("ghlsync.ghl", "httpx2", "alembic")
 
 
 class _Handler(logging.StreamHandler[TextIO]):

@@ -170,6 +170,7 @@ from ghlsync.ghl._resources import (
 )
 from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
 from ghlsync.ghl._seams import RateLimiter, TokenSource
+from ghlsync.ghl._transport import default_transport
 from ghlsync.ghl._v3 import answer_from_v3, body_to_v3
 
 __all__ = ["DEFAULT_BASE_URL", "GHLClient", "RateInfo", "probe_api_versions", "redact"]
@@ -243,7 +244,7 @@ class GHLClient:
         self._rates: dict[str, RateInfo] = {}
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
-            transport=transport,
+            transport=transport if transport is not None else default_transport(),
             timeout=httpx2.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "ghlsync"},
         )
