@@ -65,6 +65,11 @@ _log = logging.getLogger("ghlsync.engine")
 
 RECIPE_WORK = "recipe"  # the entity type of a recipe run's work row (ghlsync.engine.flows.recipes)
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
+# A full worker whose item just finished waits this long before claiming, so that the items
+# finishing meanwhile are claimed for in the same transaction: one claim per finished item
+# cost ~11% of a busy `serve`'s CPU on SQLite (docs/benchmarks.md, "Engine end to end").
+# Only when every slot was busy: a worker with room claims new work at once.
+CLAIM_GATHER_S = 0.005
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
 _LISTEN_READY_TIMEOUT = 5.0
 # With many locations, asking the limiter about each one before every claim costs a query per
@@ -186,6 +191,8 @@ class Worker:
                 running.update(self._start(got))
                 if free == 0 or len(got) < free:  # full, or the queue is drained: wait
                     await self._idle({*running, stopper}, drained=free > len(got))
+                    if free == 0:  # full: let a few more finish, claim their places together
+                        await asyncio.sleep(CLAIM_GATHER_S)
                 for task in [task for task in running if task.done()]:
                     del running[task]  # in place: the heartbeat task counts this dict
             self._state = "draining"
