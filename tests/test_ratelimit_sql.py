@@ -198,6 +198,22 @@ async def test_slots_taken_for_callers_that_gave_up_are_handed_back(engine: sa.E
     assert isinstance(again, list) and len(again) == 99  # every slot but the answered one
 
 
+async def test_takes_queued_together_each_take_only_their_own_keys_share(
+    engine: sa.Engine,
+) -> None:
+    limiter = SqlRateLimiter(engine, clock=FakeClock())
+    for key, max_ in (("a", 3), ("b", 100)):
+        await limiter.acquire(key)
+        await limiter.observe(key, 200, _headers(max_, 10_000, remaining=max_ - 1))
+    await limiter.acquire("c")  # unanswered, limit unknown: its one usable slot is in flight
+    a, b, c = await asyncio.gather(  # one statement on PostgreSQL
+        limiter._take("a", 8), limiter._take("b", 5), limiter._take("c", 2)
+    )
+    assert isinstance(a, list) and sorted(a) == [1, 2]  # slot 0 answered: busy for 10 s
+    assert isinstance(b, list) and sorted(b) == [1, 2, 3, 4, 5]
+    assert c == math.inf
+
+
 async def test_unknown_key_reports_defaults(engine: sa.Engine) -> None:
     limiter = SqlRateLimiter(engine, clock=FakeClock())
     budget = await limiter.budget("never-seen")

@@ -2,15 +2,20 @@
 
 A key has one `rate_slots` row per request its window allows (`X-RateLimit-Max`), and one
 `rate_budget` row for what the headers said (limits, 429 pause, daily count). Taking requests
-is a single statement, the same on SQLite (3.35+) and PostgreSQL:
+is a single statement (SQLite 3.35+):
 
     UPDATE rate_slots SET free_at_ms = :now + :hold, in_flight = true, taken_ms = :now
      WHERE key = :key AND slot IN (
            SELECT s.slot FROM rate_slots s JOIN rate_budget b ON b.key = s.key
             WHERE s.key = :key AND s.free_at_ms <= :now AND b.paused_until_ms <= :now
               AND s.slot < (CASE WHEN b.remaining IS NULL THEN 1 ELSE b.max END)
-            ORDER BY s.slot LIMIT :n FOR UPDATE OF s SKIP LOCKED)   -- PostgreSQL only
+            ORDER BY s.slot LIMIT :n)
     RETURNING slot
+
+On PostgreSQL one statement takes for all the keys this process queued together: the same
+subquery per key, `FROM unnest(:keys, :ns) AS wants(k, n) JOIN LATERAL (... WHERE s.key =
+wants.k ... LIMIT wants.n FOR UPDATE OF s SKIP LOCKED)`, and the rows it locked are updated
+(`RETURNING key, slot`): rows another process is taking are skipped, not waited for.
 
 `:n` is how many of this process's callers are waiting for the key right now (at most
 `batch`): slots are taken for callers that exist, never stocked ahead, and a slot a caller
@@ -26,11 +31,11 @@ driver's SQL (`_HotStatements`) and run by one thread per limiter (`_thread.DbTh
 pooled DBAPI connection. Answered slots wait in memory and are written, in one statement,
 before whatever hot statement that thread runs next, or `FLUSH_S` after the answer at the
 latest (late is safe: a slot only looks busy a little longer). On PostgreSQL (prepared
-statements, autocommit) the takes queued together, for this process's different keys, go
-with those frees in one pipeline: one round trip, one implicit transaction, and each key
-still takes only for the callers it has. On SQLite each take is its own BEGIN ... COMMIT with
-the frees. The rare paths (a budget row write, a key's first rows, `has_budget`/`budget`)
-stay on SQLAlchemy in the default executor.
+statements, autocommit) the take for the keys queued together goes with those frees in one
+pipeline: one round trip, one implicit transaction, and each key still takes only for the
+callers it has. On SQLite each take is its own BEGIN ... COMMIT with the frees. The rare
+paths (a budget row write, a key's first rows, `has_budget`/`budget`) stay on SQLAlchemy in
+the default executor.
 """
 
 from __future__ import annotations
@@ -209,9 +214,8 @@ class SqlRateLimiter:
     # -- the hot path: jobs for the limiter thread, on its DBAPI connection ---------------------
 
     def _try_take(self, key: str, want: int, conn: Any) -> list[int] | float:
-        """The slots taken (at least one), or ms to wait (inf: all usable ones in flight);
-        freed slots not yet written are written first (on SQLite in the same transaction;
-        PostgreSQL's autocommit makes each statement its own, as good under READ COMMITTED)."""
+        """The slots taken (at least one), or ms to wait (inf: all usable ones in flight), on
+        SQLite; freed slots not yet written are written first, in the same transaction."""
         now = self._now_ms()
         params = {"k": key, "now": now, "hold": now + int(self.policy.hold_ms), "n": want}
         self._hot.begin(conn)
@@ -221,18 +225,14 @@ class SqlRateLimiter:
         return taken
 
     def _take_all(self, conn: Any, wants: list[tuple[str, int]]) -> list[list[int] | float]:
-        """`_try_take` for the keys queued together, in one round trip (PostgreSQL: one
-        pipeline, so one implicit transaction, as the frees and the take of one key were)."""
-        if len(wants) == 1 and not self._pending:
-            return [self._try_take(*wants[0], conn)]
+        """`_try_take` for the keys queued together (PostgreSQL): one statement takes for all
+        of them, after the frees, in one round trip and one implicit transaction."""
         now = self._now_ms()
-        hold = now + int(self.policy.hold_ms)
-        takes = [{"k": key, "now": now, "hold": hold, "n": n} for key, n in wants]
-        taken = self._hot.take_all(conn, self._pop_pending(), takes)
-        return [
-            slots or self._wait_ms(conn, key, now)
-            for (key, _), slots in zip(wants, taken, strict=True)
-        ]
+        params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants], "now": now}
+        taken = self._hot.take_many(
+            conn, self._pop_pending(), {**params, "hold": now + int(self.policy.hold_ms)}
+        )
+        return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
 
     def _wait_ms(self, conn: Any, key: str, now: int) -> float:
         """Nothing was free: how long until something may be (inf: all in flight)."""
@@ -378,8 +378,9 @@ def _cap() -> sa.ColumnElement[Any]:
     )
 
 
-def _build_take(pg: bool) -> sa.Update:
-    # Built once with bind parameters: rebuilding per call costs more than running it.
+def _build_take() -> sa.Update:
+    """The take for one key (SQLite; PostgreSQL takes for several at once: `_build_take_many`).
+    Built once with bind parameters: rebuilding per call costs more than running it."""
     now = sa.bindparam("now", type_=sa.BigInteger)
     key = sa.bindparam("k", type_=sa.String)
     inner = s.alias("free")
@@ -396,8 +397,6 @@ def _build_take(pg: bool) -> sa.Update:
         .order_by(inner.c.slot)
         .limit(sa.bindparam("n", type_=sa.Integer))
     )
-    if pg:
-        free = free.with_for_update(of=inner, skip_locked=True)
     return (
         s.update()
         .where(s.c.key == key, s.c.slot.in_(free.scalar_subquery()))
@@ -431,7 +430,7 @@ class _HotStatements:
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self._pg = dialect.name == "postgresql"
-        self._take = _Compiled(_build_take(self._pg), dialect)
+        self._take = _Compiled(_build_take_many() if self._pg else _build_take(), dialect)
         self._free = _Compiled(_FREE_MANY if self._pg else _FREE, dialect)
         self._wait = _Compiled(_WAIT, dialect)
 
@@ -444,20 +443,27 @@ class _HotStatements:
             conn.execute("COMMIT")
 
     def take(self, conn: Any, params: Mapping[str, Any]) -> list[int]:
+        """The slots `params` took for its key (SQLite)."""
         return [row[0] for row in self._run(conn, self._take, params).fetchall()]
 
     def wait(self, conn: Any, params: Mapping[str, Any]) -> tuple[int, int | None]:
         paused_until_ms, soonest = self._run(conn, self._wait, params).fetchone()
         return paused_until_ms, soonest
 
-    def take_all(
-        self, conn: Any, frees: list[dict[str, Any]], takes: list[dict[str, Any]]
-    ) -> list[list[int]]:
-        """Free `frees`, then `take` for each of `takes`: one pipeline (PostgreSQL)."""
-        with conn.pipeline():
-            self.free(conn, frees)
-            cursors = [self._run(conn, self._take, params) for params in takes]
-        return [[row[0] for row in cursor.fetchall()] for cursor in cursors]
+    def take_many(
+        self, conn: Any, frees: list[dict[str, Any]], params: Mapping[str, Any]
+    ) -> dict[str, list[int]]:
+        """Free `frees`, then take for every key of `params` (PostgreSQL): key -> its slots."""
+        if frees:
+            with conn.pipeline():
+                self.free(conn, frees)
+                cursor = self._run(conn, self._take, params)
+        else:
+            cursor = self._run(conn, self._take, params)
+        taken: dict[str, list[int]] = {}
+        for key, slot in cursor.fetchall():
+            taken.setdefault(key, []).append(slot)
+        return taken
 
     def free(self, conn: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
@@ -472,6 +478,55 @@ class _HotStatements:
         if self._pg:
             return conn.execute(statement.sql, statement.args(params), prepare=True)
         return conn.execute(statement.sql, statement.args(params))
+
+
+def _build_take_many() -> sa.Update:
+    """The take for several keys in one statement (PostgreSQL): `ks` and `ns` are arrays, each
+    key takes at most its own `n`, as `_build_take` does for one.
+
+    The rows the per-key subqueries locked are updated by their `ctid` (a TID scan). Joined
+    back on (key, slot) instead, the planner, which cannot know how many rows each key takes,
+    scanned every slot of every key: ~8 ms for 20 keys of 1,000 slots instead of ~0.5 ms.
+    A locked row cannot change before the update, in the same statement, touches it; at worst
+    (a row changed just before the lock, should its old `ctid` come back) a slot is not taken
+    this time, and never twice.
+    """
+    now = sa.bindparam("now", type_=sa.BigInteger)
+    wants = (
+        sa.func.unnest(
+            sa.bindparam("ks", type_=postgresql.ARRAY(sa.String)),
+            sa.bindparam("ns", type_=postgresql.ARRAY(sa.Integer)),
+        )
+        .table_valued("k", "n")
+        .render_derived(name="wants")
+    )
+    inner = s.alias("free")
+    free = (
+        sa.select(sa.literal_column(f"{inner.name}.ctid").label("row"))
+        .select_from(inner)
+        .join(t, t.c.key == inner.c.key)
+        .where(
+            inner.c.key == wants.c.k,
+            inner.c.free_at_ms <= now,
+            t.c.paused_until_ms <= now,
+            inner.c.slot < _cap(),
+        )
+        .order_by(inner.c.slot)
+        .limit(wants.c.n)
+        .with_for_update(of=inner, skip_locked=True)
+        .lateral("taken")
+    )
+    rows = sa.select(sa.func.array_agg(free.c.row)).select_from(wants).join(free, sa.true())
+    none: sa.ColumnElement[Any] = sa.literal_column("'{}'::tid[]")  # nothing taken at all
+    return (
+        s.update()
+        .where(
+            sa.literal_column(f"{s.name}.ctid")
+            == sa.any_(sa.func.coalesce(rows.scalar_subquery(), none))
+        )
+        .values(free_at_ms=sa.bindparam("hold", type_=sa.BigInteger), in_flight=True, taken_ms=now)
+        .returning(s.c.key, s.c.slot)
+    )
 
 
 def _build_wait() -> sa.Select[Any]:
