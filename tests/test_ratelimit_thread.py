@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -98,3 +99,25 @@ async def test_a_driver_error_comes_wrapped_and_the_next_job_runs(engine: sa.Eng
         return value
 
     assert await thread.run(again) == 7
+
+
+async def test_a_connection_out_while_the_engine_is_disposed_is_closed_not_pooled(
+    engine: sa.Engine,
+) -> None:
+    thread = DbThread(engine)
+    started, release = threading.Event(), threading.Event()
+    used: list[Any] = []
+
+    def job(conn: Any) -> int:
+        used.append(conn)
+        started.set()
+        release.wait(5)
+        return 1
+
+    answer = thread.run(job)
+    assert await asyncio.to_thread(started.wait, 5)
+    engine.dispose()  # what a caller that did not drain does
+    release.set()
+    assert await answer == 1  # answered after the connection went back
+    with pytest.raises(sqlite3.ProgrammingError):  # closed: not left in the disposed pool
+        used[0].execute("SELECT 1")

@@ -6,7 +6,8 @@ each, several times per request. Here the event loop queues a job (a function of
 connection) and gets a future; the thread takes every job queued since it last looked (a
 batch), runs them in order, one after the other, on one pooled connection checked out for the
 batch and checked in after it (so `engine.dispose()`, `pool_recycle` and invalidation apply as
-to any other connection), and answers the whole batch with one `call_soon_threadsafe` per
+to any other connection; one out while the engine is disposed is closed, not left in the old
+pool), and answers the whole batch with one `call_soon_threadsafe` per
 event loop. A job whose caller was cancelled before it started is skipped, as an executor
 skips a cancelled call. Items queued one after the other for the same *bulk* function
 (`run_bulk`) are handed to it together, so it can answer them in one round trip (the
@@ -61,6 +62,7 @@ class DbThread:
         self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._guard = threading.Lock()
         self._running = False
+        self._pool = engine.pool  # the one the thread's connection came from
 
     def run(self, job: Callable[[Any], T]) -> asyncio.Future[T]:
         """Queue `job`; the future has what it returned or raised (from the running loop)."""
@@ -133,6 +135,7 @@ class DbThread:
         return answers
 
     def _checkout(self) -> PoolProxiedConnection:
+        self._pool = self._engine.pool
         conn = self._engine.raw_connection()
         if self._pg:
             conn.dbapi_connection.autocommit = True  # type: ignore[union-attr]
@@ -142,6 +145,10 @@ class DbThread:
         if self._pg and conn.is_valid:
             with contextlib.suppress(Exception):  # a broken connection is closed all the same
                 conn.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+        if self._engine.pool is not self._pool and conn.is_valid:
+            # The engine was disposed meanwhile (its owner did not drain the limiter first):
+            # back in the old pool, nobody would ever close this connection.
+            conn.detach()
         conn.close()
 
     def _failed(
