@@ -30,12 +30,12 @@ the take, the free and the wait read (when nothing was free) are compiled once t
 driver's SQL (`_HotStatements`) and run by one thread per limiter (`_thread.DbThread`) on a
 pooled DBAPI connection. Answered slots wait in memory and are written, in one statement,
 before whatever hot statement that thread runs next, or `FLUSH_S` after the answer at the
-latest (late is safe: a slot only looks busy a little longer). On PostgreSQL (prepared
-statements, autocommit) the take for the keys queued together goes with those frees in one
-pipeline: one round trip, one implicit transaction, and each key still takes only for the
-callers it has. On SQLite each take is its own BEGIN ... COMMIT with the frees. The rare
-paths (a budget row write, a key's first rows, `has_budget`/`budget`) stay on SQLAlchemy in
-the default executor.
+latest (late is safe: a slot only looks busy a little longer). The keys queued together take
+in one transaction after those frees, each only for the callers it has: on PostgreSQL
+(prepared statements, autocommit) in one statement, sent in one pipeline with the frees (one
+round trip); on SQLite in one BEGIN ... COMMIT, a statement per key. The rare paths (a budget
+row write, a key's first rows, `has_budget`/`budget`) stay on SQLAlchemy in the default
+executor.
 """
 
 from __future__ import annotations
@@ -196,9 +196,9 @@ class SqlRateLimiter:
             await self._thread.run(self._flush)
 
     def _take(self, key: str, want: int) -> asyncio.Future[list[int] | float]:
-        if self._pg:
-            return self._thread.run_bulk(self._take_all, (key, want))
-        return self._thread.run(partial(self._try_take, key, want))
+        """The slots taken for `key`'s `want` waiting callers, or ms to wait (inf: all usable
+        ones in flight), taken with the other keys' queued at the same time."""
+        return self._thread.run_bulk(self._take_all, (key, want))
 
     async def has_budget(self, key: str) -> bool:
         """True when `key` is not paused, above its daily reserve and within the day's pace."""
@@ -213,26 +213,25 @@ class SqlRateLimiter:
 
     # -- the hot path: jobs for the limiter thread, on its DBAPI connection ---------------------
 
-    def _try_take(self, key: str, want: int, conn: Any) -> list[int] | float:
-        """The slots taken (at least one), or ms to wait (inf: all usable ones in flight), on
-        SQLite; freed slots not yet written are written first, in the same transaction."""
-        now = self._now_ms()
-        params = {"k": key, "now": now, "hold": now + int(self.policy.hold_ms), "n": want}
-        self._hot.begin(conn)
-        self._hot.free(conn, self._pop_pending())
-        taken = self._hot.take(conn, params) or self._wait_ms(conn, key, now)
-        self._hot.commit(conn)
-        return taken
-
     def _take_all(self, conn: Any, wants: list[tuple[str, int]]) -> list[list[int] | float]:
-        """`_try_take` for the keys queued together (PostgreSQL): one statement takes for all
-        of them, after the frees, in one round trip and one implicit transaction."""
+        """`_take` for the keys queued together, after the freed slots not yet written, in
+        one transaction: on PostgreSQL one statement (one round trip), on SQLite one per key."""
         now = self._now_ms()
-        params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants], "now": now}
-        taken = self._hot.take_many(
-            conn, self._pop_pending(), {**params, "hold": now + int(self.policy.hold_ms)}
-        )
-        return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
+        hold = now + int(self.policy.hold_ms)
+        frees = self._pop_pending()
+        if self._pg:
+            params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
+            taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
+            return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
+        self._hot.begin(conn)
+        self._hot.free(conn, frees)
+        slots = [
+            self._hot.take(conn, {"k": key, "now": now, "hold": hold, "n": n})
+            or self._wait_ms(conn, key, now)
+            for key, n in wants
+        ]
+        self._hot.commit(conn)
+        return slots
 
     def _wait_ms(self, conn: Any, key: str, now: int) -> float:
         """Nothing was free: how long until something may be (inf: all in flight)."""
