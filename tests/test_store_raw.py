@@ -88,7 +88,7 @@ def test_each_thread_has_its_own_loop_connection(sqlite_url: str) -> None:
     thread.start()
     thread.join()
     assert theirs[0] is not None and theirs[0] is not mine
-    assert mine.execute("PRAGMA busy_timeout").fetchone() == (0,)
+    assert mine.execute("PRAGMA busy_timeout").fetchone() == (raw.LOOP_BUSY_TIMEOUT_MS,)
     engine.dispose()
 
 

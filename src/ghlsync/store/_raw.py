@@ -191,6 +191,11 @@ _LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, Any]] = (
     weakref.WeakKeyDictionary()
 )
 _LOOP_LOCK = threading.Lock()
+# How long a statement on the loop's own connection waits for another writer of this process
+# (the limiter's thread, a settle in a thread) before going to a thread itself: those hold
+# the lock for well under a millisecond, and with 0 half the loop's writes went to threads
+# (worker alone with the SQL limiter 261-280 changes/s; 523-532/s with 2 ms).
+LOOP_BUSY_TIMEOUT_MS = 2
 
 
 def loop_connection(engine: sa.Engine) -> Any | None:
@@ -199,9 +204,10 @@ def loop_connection(engine: sa.Engine) -> Any | None:
 
     A read in WAL mode never waits for a writer, and a short write that finds the write lock
     free takes ~30 µs, where handing either to a thread costs more than the statement. The
-    connection's busy timeout is 0, so a write that finds the lock taken fails at once
-    (`is_busy`) and the caller hands it to a thread, which waits as long as the store's busy
-    timeout: the loop never waits for another writer. Closed when the engine is collected.
+    connection's busy timeout is `LOOP_BUSY_TIMEOUT_MS` (2 ms), so a write that finds the
+    lock held longer fails then (`is_busy`) and the caller hands it to a thread, which waits as
+    long as the store's busy timeout: the loop never waits long for another writer. Closed
+    when the engine is collected.
     """
     if engine.dialect.name != "sqlite":
         return None
@@ -213,14 +219,15 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     fairy = engine.raw_connection()
     conn: Any = fairy.driver_connection
     fairy.detach()  # ours for good: its busy timeout never goes back to the pool
-    conn.execute("PRAGMA busy_timeout = 0")
+    conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
     _keep(engine, ident, conn)
     return conn
 
 
 def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
     """`loop_connection`'s twin for code written against SQLAlchemy (the queue's claim and
-    settle): this thread's own detached `Connection`, busy timeout 0. None on PostgreSQL."""
+    settle): this thread's own detached `Connection`, the same busy timeout. None on
+    PostgreSQL."""
     if engine.dialect.name != "sqlite":
         return None
     ident = -threading.get_ident()
@@ -230,7 +237,7 @@ def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
         return found  # type: ignore[no-any-return]
     conn = engine.connect()
     conn.detach()
-    conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+    conn.exec_driver_sql(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
     conn.commit()
     _keep(engine, ident, conn)
     return conn
