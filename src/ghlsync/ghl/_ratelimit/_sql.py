@@ -46,11 +46,10 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from functools import partial
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.compiler import SQLCompiler
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.ghl._ratelimit import _policy as p
@@ -58,6 +57,7 @@ from ghlsync.ghl._ratelimit._memory import to_budget
 from ghlsync.ghl._ratelimit._thread import DbThread
 from ghlsync.ghl._seams import Budget
 from ghlsync.store import begin_immediate
+from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables import rate_budget as t
 from ghlsync.store._tables import rate_slots as s
 
@@ -404,23 +404,6 @@ def _build_take() -> sa.Update:
     )
 
 
-class _Compiled:
-    """A Core statement as its driver's SQL text, compiled once, for a DBAPI cursor."""
-
-    def __init__(self, statement: sa.ClauseElement, dialect: sa.Dialect) -> None:
-        compiled = cast(SQLCompiler, statement.compile(dialect=dialect))
-        self.sql = compiled.string
-        self._order = compiled.positiontup  # SQLite's `?` in order; None: named (psycopg)
-        self._fixed = {k: v for k, v in compiled.params.items() if v is not None}
-
-    def args(self, values: Mapping[str, Any]) -> Any:
-        """The parameters in the driver's form: `values` with the statement's own constants."""
-        merged = {**self._fixed, **values}
-        if self._order is None:
-            return merged
-        return tuple(merged[name] for name in self._order)
-
-
 class _HotStatements:
     """Take, free and wait as driver SQL: prepared on PostgreSQL (whose limiter connection is
     in autocommit: each statement its own transaction, as good as one for these, since READ
@@ -428,10 +411,11 @@ class _HotStatements:
     sooner), in one BEGIN ... COMMIT on SQLite (its connections leave transactions to us)."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
+        self._dialect = dialect
         self._pg = dialect.name == "postgresql"
-        self._take = _Compiled(_build_take_many() if self._pg else _build_take(), dialect)
-        self._free = _Compiled(_FREE_MANY if self._pg else _FREE, dialect)
-        self._wait = _Compiled(_WAIT, dialect)
+        self._take = RawStatement(_build_take_many() if self._pg else _build_take())
+        self._free = RawStatement(_FREE_MANY if self._pg else _FREE)
+        self._wait = RawStatement(_WAIT)
 
     def begin(self, conn: Any) -> None:
         if not self._pg:
@@ -471,12 +455,14 @@ class _HotStatements:
             columns = {"k": [r["k"] for r in rows], "s": [r["s"] for r in rows]}
             self._run(conn, self._free, {**columns, "at": [r["at"] for r in rows]})
             return
-        conn.executemany(self._free.sql, [self._free.args(row) for row in rows])
+        sql = self._free.compiled(self._dialect).sql
+        conn.executemany(sql, [self._free.args(self._dialect, row)[1] for row in rows])
 
-    def _run(self, conn: Any, statement: _Compiled, params: Mapping[str, Any]) -> Any:
+    def _run(self, conn: Any, statement: RawStatement, params: Mapping[str, Any]) -> Any:
+        sql, args = statement.args(self._dialect, params)
         if self._pg:
-            return conn.execute(statement.sql, statement.args(params), prepare=True)
-        return conn.execute(statement.sql, statement.args(params))
+            return conn.execute(sql, args, prepare=True)
+        return conn.execute(sql, args)
 
 
 def _build_take_many() -> sa.Update:
