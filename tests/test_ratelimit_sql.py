@@ -251,3 +251,70 @@ async def test_a_dropped_connection_fails_one_take_and_the_next_reconnects(
         await limiter.drain()
         admin.dispose()
         engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+async def test_on_sqlite_takes_and_frees_run_on_the_loops_own_connection(
+    sqlite_engine: sa.Engine,
+) -> None:
+    """No thread hand-off on the hot path: the limiter's thread is never started."""
+    limiter = SqlRateLimiter(sqlite_engine, clock=FakeClock())
+    await limiter.acquire("loc")
+    await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+    for remaining in (98, 97, 96):
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=remaining))
+    await limiter.drain()
+    assert not limiter._thread._running
+    with sqlite_engine.connect() as conn:
+        freed = conn.execute(
+            sa.text("SELECT count(*) FROM rate_slots WHERE key = 'loc' AND in_flight = 0")
+        ).scalar()
+    assert freed == 100  # every answered slot written back
+
+
+async def test_a_take_that_finds_sqlites_lock_held_waits_in_the_thread_and_keeps_the_frees(
+    sqlite_engine: sa.Engine,
+) -> None:
+    """Another writer holds the lock longer than the loop's 2 ms: the take and the freed slots
+    waiting to be written go to the limiter's thread, the loop keeps running, nothing is lost."""
+    clock = FakeClock()
+    limiter = SqlRateLimiter(sqlite_engine, clock=clock)
+    await limiter.acquire("loc")
+    await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+    await limiter.acquire("loc")
+    clock.advance(0.001)
+    await limiter.observe("loc", 200, _headers(100, 10_000, remaining=98))  # a pending free
+    assert limiter._pending
+    blocker = sqlite_engine.raw_connection()
+    blocker.driver_connection.execute("BEGIN IMMEDIATE")  # type: ignore[union-attr]
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    ticker = asyncio.create_task(tick())
+    taking = asyncio.create_task(limiter._take("loc", 3))
+    await asyncio.sleep(0.2)
+    assert not taking.done() and ticks > 20  # waiting in the thread, not on the loop
+    assert not limiter._pending  # the thread holds the frees, ready to write them first
+    blocker.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
+    blocker.close()
+    taken = await taking
+    ticker.cancel()
+    assert isinstance(taken, list) and sorted(taken) == [2, 3, 4]  # 0, 1 answered: busy 10 s
+    with sqlite_engine.connect() as conn:
+        rows = conn.execute(
+            sa.text("SELECT slot, in_flight FROM rate_slots WHERE key = 'loc' ORDER BY slot")
+        ).all()
+    assert [tuple(r) for r in rows][:6] == [(0, 0), (1, 0), (2, 1), (3, 1), (4, 1), (5, 0)]

@@ -43,10 +43,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
+import sqlite3
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -56,6 +57,7 @@ from ghlsync.ghl._ratelimit import _policy as p
 from ghlsync.ghl._ratelimit._memory import to_budget
 from ghlsync.ghl._ratelimit._thread import DbThread
 from ghlsync.ghl._seams import Budget
+from ghlsync.store import _raw as raw
 from ghlsync.store import begin_immediate
 from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables import rate_budget as t
@@ -79,6 +81,7 @@ POLL_S = 0.05  # how often to look again while a key's first answer (its limit) 
 POLL_LEARNT_S = 0.25  # ... and while every usable slot is in flight (only hand-backs free one)
 DAILY_WRITE_MS = 2_000  # the daily count is written back at most this often (or on a change
 DAILY_WRITE_STEP = 100  # of this many), unless it nears the reserve
+_T = TypeVar("_T")
 
 
 class SqlRateLimiter:
@@ -144,7 +147,7 @@ class SqlRateLimiter:
             if not self._waiting[key] and spare:  # taken for callers that gave up: give back
                 back = list(spare)
                 spare.clear()
-                await self._thread.run(partial(self._hand_back, key, back))
+                await self._write_frees(self._handed_back(key, back))
 
     async def _wait(self, key: str, wait_ms: float) -> None:
         if not math.isinf(wait_ms):
@@ -185,7 +188,7 @@ class SqlRateLimiter:
         until written, a slot only looks busy for a little longer."""
         await asyncio.sleep(FLUSH_S)
         if self._pending:
-            await self._thread.run(self._flush)
+            await self._write_frees()
 
     async def drain(self) -> None:
         """Write every freed slot still waiting for its batch: call before the engine is
@@ -193,12 +196,39 @@ class SqlRateLimiter:
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
         if self._pending:
-            await self._thread.run(self._flush)
+            await self._write_frees()
 
-    def _take(self, key: str, want: int) -> asyncio.Future[list[int] | float]:
+    async def _take(self, key: str, want: int) -> list[int] | float:
         """The slots taken for `key`'s `want` waiting callers, or ms to wait (inf: all usable
-        ones in flight), taken with the other keys' queued at the same time."""
-        return self._thread.run_bulk(self._take_all, (key, want))
+        ones in flight): on SQLite on the loop's own connection while the write lock is free,
+        else on the limiter's thread with the other keys queued at the same time."""
+        ran, taken = self._on_loop(partial(self._take_all, wants=[(key, want)], immediate=True))
+        if ran:
+            return taken[0]  # type: ignore[index]
+        return await self._thread.run_bulk(self._take_all, (key, want))
+
+    def _on_loop(self, job: Callable[[Any], _T]) -> tuple[bool, _T | None]:
+        """`(True, job(conn))` on this event loop's own SQLite connection
+        (`store._raw.loop_connection`); `(False, None)` when it cannot run there (PostgreSQL,
+        or another writer of this file held the lock longer than the loop's 2 ms busy
+        timeout): the caller then hands it to the limiter's thread, which waits for the lock.
+        In `ghlsync serve` the ledger and the queue write on that same connection, so the
+        limiter no longer takes turns with them at SQLite's lock and at the GIL.
+
+        A job that fails here has done nothing: its transaction is rolled back and the freed
+        slots it took from the queue are back in it (`_take_all`, `_flush`), so the thread
+        runs it again from the start; an error other than a busy lock comes out of the
+        thread as it always did, as an `sqlalchemy.exc` error."""
+        conn = raw.loop_connection(self._engine)
+        if conn is None:
+            return False, None
+        try:
+            return True, job(conn)
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            return False, None
 
     async def has_budget(self, key: str) -> bool:
         """True when `key` is not paused, above its daily reserve and within the day's pace."""
@@ -213,24 +243,31 @@ class SqlRateLimiter:
 
     # -- the hot path: jobs for the limiter thread, on its DBAPI connection ---------------------
 
-    def _take_all(self, conn: Any, wants: list[tuple[str, int]]) -> list[list[int] | float]:
+    def _take_all(
+        self, conn: Any, wants: list[tuple[str, int]], *, immediate: bool = False
+    ) -> list[list[int] | float]:
         """`_take` for the keys queued together, after the freed slots not yet written, in
-        one transaction: on PostgreSQL one statement (one round trip), on SQLite one per key."""
+        one transaction: on PostgreSQL one statement (one round trip), on SQLite one per key.
+        If it fails, the freed slots go back in the queue for the next statement to write."""
         now = self._now_ms()
         hold = now + int(self.policy.hold_ms)
         frees = self._pop_pending()
-        if self._pg:
-            params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
-            taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
-            return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
-        self._hot.begin(conn)
-        self._hot.free(conn, frees)
-        slots = [
-            self._hot.take(conn, {"k": key, "now": now, "hold": hold, "n": n})
-            or self._wait_ms(conn, key, now)
-            for key, n in wants
-        ]
-        self._hot.commit(conn)
+        try:
+            if self._pg:
+                params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
+                taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
+                return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
+            self._hot.begin(conn, immediate=immediate)
+            self._hot.free(conn, frees)
+            slots = [
+                self._hot.take(conn, {"k": key, "now": now, "hold": hold, "n": n})
+                or self._wait_ms(conn, key, now)
+                for key, n in wants
+            ]
+            self._hot.commit(conn)
+        except BaseException:
+            self._pending.extend(frees)
+            raise
         return slots
 
     def _wait_ms(self, conn: Any, key: str, now: int) -> float:
@@ -249,15 +286,33 @@ class SqlRateLimiter:
                 rows.append(self._pending.popleft())
         return rows
 
-    def _flush(self, conn: Any, also: list[dict[str, Any]] | None = None) -> None:
-        self._hot.begin(conn)
-        self._hot.free(conn, self._pop_pending() + (also or []))
-        self._hot.commit(conn)
+    def _flush(
+        self, conn: Any, also: list[dict[str, Any]] | None = None, *, immediate: bool = False
+    ) -> None:
+        """Write the freed slots (and `also`); if that fails they are back in the queue."""
+        frees = self._pop_pending() + (also or [])
+        try:
+            self._hot.begin(conn, immediate=immediate)
+            self._hot.free(conn, frees)
+            self._hot.commit(conn)
+        except BaseException:
+            self._pending.extend(frees)
+            raise
+
+    async def _write_frees(self, also: list[dict[str, Any]] | None = None) -> None:
+        """Write the freed slots (and `also`) on the loop's SQLite connection if it can,
+        else on the limiter's thread."""
+        self._pending.extend(also or ())
+        if not self._on_loop(partial(self._flush, immediate=True))[0]:
+            await self._thread.run(self._flush)
 
     def _hand_back(self, key: str, slots: list[int], conn: Any) -> None:
         """Slots taken but never used: free again now (nothing was sent on them)."""
+        self._flush(conn, self._handed_back(key, slots))
+
+    def _handed_back(self, key: str, slots: list[int]) -> list[dict[str, Any]]:
         now = self._now_ms()
-        self._flush(conn, [{"k": key, "s": slot, "at": now} for slot in slots])
+        return [{"k": key, "s": slot, "at": now} for slot in slots]
 
     # -- rare paths, through SQLAlchemy in the default executor ----------------------------------
 
@@ -417,9 +472,11 @@ class _HotStatements:
         self._free = RawStatement(_FREE_MANY if self._pg else _FREE)
         self._wait = RawStatement(_WAIT)
 
-    def begin(self, conn: Any) -> None:
+    def begin(self, conn: Any, *, immediate: bool = False) -> None:
+        """SQLite: `immediate` takes the write lock up front, so a busy lock fails here,
+        before anything ran (the loop's connection); the thread's waits on its first write."""
         if not self._pg:
-            conn.execute("BEGIN")
+            conn.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     def commit(self, conn: Any) -> None:
         if not self._pg:
