@@ -94,11 +94,19 @@ class RawCursor:
             raise _wrapped(self.dialect, sql, args, exc, self._conn, self._cursor) from exc
         return self
 
+    @property
+    def rowcount(self) -> int:
+        """Rows the last statement changed (an UPDATE's matches)."""
+        return int(self._cursor.rowcount)
+
     def one(self) -> Sequence[Any]:
         row = self._cursor.fetchone()
         if row is None:
             raise sa.exc.NoResultFound("no row was found when one was required")
         return tuple(row)
+
+    def all(self) -> list[Sequence[Any]]:
+        return [tuple(row) for row in self._cursor.fetchall()]
 
     def first(self) -> Sequence[Any] | None:
         row = self._cursor.fetchone()
@@ -112,8 +120,16 @@ class RawCursor:
             raise _wrapped(self.dialect, sql, (), exc, self._conn, self._cursor) from exc
 
 
+def wrapped_error(
+    dialect: sa.Dialect, sql: str | None, args: Any, exc: Any, conn: Any, cursor: Any
+) -> sa.exc.StatementError:
+    """`exc`, a driver error, as the `sqlalchemy.exc` class `Connection` would raise; a
+    connection it shows lost is invalidated (when `conn` is a pool's, which can be)."""
+    return _wrapped(dialect, sql, args, exc, conn, cursor)
+
+
 def _wrapped(
-    dialect: sa.Dialect, sql: str, args: Any, exc: Any, conn: Any, cursor: Any
+    dialect: sa.Dialect, sql: str | None, args: Any, exc: Any, conn: Any, cursor: Any
 ) -> sa.exc.StatementError:
     gone = dialect.is_disconnect(exc, conn, cursor)
     if gone and hasattr(conn, "invalidate"):

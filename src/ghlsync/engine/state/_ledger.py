@@ -15,7 +15,7 @@ from typing import Any, Protocol, TypeVar
 import sqlalchemy as sa
 
 from ghlsync._clock import Clock
-from ghlsync.engine.state import _idmap, _syncstate
+from ghlsync.engine.state import _idmap, _pgbatch, _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.store import _raw as raw
@@ -71,8 +71,9 @@ class SqlLedger:
     The reads and writes of every synced change (`load`, `lookup`, `mark_pending`,
     `confirm`, `record`) run at the driver level (`ghlsync.store._raw`): on SQLite on the
     event loop's own connection while the write lock is free (a write that finds it taken
-    goes to a thread, which waits for it), on PostgreSQL in a thread. The rest goes through
-    SQLAlchemy in a thread.
+    goes to a thread, which waits for it), on PostgreSQL batched with every other ledger's of
+    the process on one thread per engine (`_pgbatch`: the loads queued together in one
+    statement, the writes in another). The rest goes through SQLAlchemy in a thread.
     """
 
     engine: sa.Engine
@@ -104,7 +105,29 @@ class SqlLedger:
         self, entity_type: str, source_id: str, body: dict[str, Any], conn: Any = None
     ) -> None:
         """Announce a create (committed before it is sent)."""
-        params = _idmap.put_params(
+        params = self._pending_params(entity_type, source_id, body)
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], params)
+
+    def _confirm(
+        self, entity_type: str, source_id: str, ghl_id: str, state: SyncState, conn: Any = None
+    ) -> None:
+        """Record the GHL id and the synced state in one transaction."""
+        mapped, synced = self._confirm_params(entity_type, source_id, ghl_id, state)
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], mapped)
+            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], synced)
+
+    def _record(self, entity_type: str, source_id: str, state: SyncState, conn: Any = None) -> None:
+        """Record a new synced state of an already mapped entity."""
+        params = self._record_params(entity_type, source_id, state)
+        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
+            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], params)
+
+    def _pending_params(
+        self, entity_type: str, source_id: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return _idmap.put_params(
             self.location_id,
             entity_type,
             source_id,
@@ -113,30 +136,21 @@ class SqlLedger:
             pending_body=body,
             now=self.clock.now(),
         )
-        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
-            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], params)
 
-    def _confirm(
-        self, entity_type: str, source_id: str, ghl_id: str, state: SyncState, conn: Any = None
-    ) -> None:
-        """Record the GHL id and the synced state in one transaction."""
+    def _confirm_params(
+        self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         now = self.clock.now()
         key = (self.location_id, entity_type, source_id)
         mapped = _idmap.put_params(
             *key, ghl_id=ghl_id, state="confirmed", pending_body=None, now=now
         )
-        synced = _syncstate.put_params(*key, state, now=now)
-        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
-            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], mapped)
-            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], synced)
+        return mapped, _syncstate.put_params(*key, state, now=now)
 
-    def _record(self, entity_type: str, source_id: str, state: SyncState, conn: Any = None) -> None:
-        """Record a new synced state of an already mapped entity."""
-        params = _syncstate.put_params(
+    def _record_params(self, entity_type: str, source_id: str, state: SyncState) -> dict[str, Any]:
+        return _syncstate.put_params(
             self.location_id, entity_type, source_id, state, now=self.clock.now()
         )
-        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
-            cursor.execute(_syncstate.RAW_UPSERT[cursor.dialect.name], params)
 
     async def _run(self, work: Callable[..., _T], *args: Any) -> _T:
         """`work(*args)` on the loop's own SQLite connection when that is free, else (another
@@ -163,6 +177,9 @@ class SqlLedger:
 
     async def lookup(self, entity_type: str, source_id: str) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
+        batch = _pgbatch.for_engine(self.engine)
+        if batch is not None:  # a load: batched with the others, the state left unread
+            return (await batch.load((self.location_id, entity_type, source_id)))[0]
         return await self._run(self._lookup, entity_type, source_id)
 
     async def state(self, entity_type: str, source_id: str) -> SyncState | None:
@@ -173,20 +190,35 @@ class SqlLedger:
         self, entity_type: str, source_id: str
     ) -> tuple[IdMapRow | None, SyncState | None]:
         """The ID-map row and the sync state, in one statement."""
+        batch = _pgbatch.for_engine(self.engine)
+        if batch is not None:
+            return await batch.load((self.location_id, entity_type, source_id))
         return await self._run(self._load, entity_type, source_id)
 
     async def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
+        batch = _pgbatch.for_engine(self.engine)
+        if batch is not None:
+            await batch.write((self._pending_params(entity_type, source_id, body), None))
+            return
         await self._run(self._mark_pending, entity_type, source_id, body)
 
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
     ) -> None:
         """Record the GHL id and the synced state in one transaction."""
+        batch = _pgbatch.for_engine(self.engine)
+        if batch is not None:
+            await batch.write(self._confirm_params(entity_type, source_id, ghl_id, state))
+            return
         await self._run(self._confirm, entity_type, source_id, ghl_id, state)
 
     async def record(self, entity_type: str, source_id: str, state: SyncState) -> None:
         """Record a new synced state of an already mapped entity."""
+        batch = _pgbatch.for_engine(self.engine)
+        if batch is not None:
+            await batch.write((None, self._record_params(entity_type, source_id, state)))
+            return
         await self._run(self._record, entity_type, source_id, state)
 
     async def forget(self, entity_type: str, source_id: str) -> None:

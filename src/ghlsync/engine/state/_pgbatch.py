@@ -1,0 +1,260 @@
+"""The ledger's hot reads and writes on PostgreSQL, batched per process (one thread per engine).
+
+On SQLite the ledger runs on the event loop's own connection (`ghlsync.store._raw`). On
+PostgreSQL each of its reads and writes was an `asyncio.to_thread` hand-off, a pool checkout,
+one or two statements, a commit and a pool reset: ~0.45 ms of this process's CPU each, 3–4 of
+them per synced change (docs/benchmarks.md, "Issue 13"). Here every ledger of the process queues
+them on one `DbThread` per engine, which takes what is queued in one go: the loads queued one
+after the other become one statement (`unnest` of the keys, `WITH ORDINALITY` to give each
+caller its own row), and so do the writes (both tables' upserts in one statement, data-modifying
+CTEs: atomic, so a confirm's mapping and state commit together).
+
+What the flows rely on is unchanged. The connection is in autocommit (`DbThread`), so each
+statement is its own transaction and a caller is answered only after its statement committed:
+a `pending` row is durable before the create it announces goes out, a confirm when `confirm()`
+returns. The thread runs jobs in the order they were queued, so a load queued after a write
+sees it. A write that fails alone fails its caller alone: when a batch's statement fails, each
+of its writes is tried again in a statement of its own. A lost connection fails the whole
+batch (`DbThread` invalidates the pool, as SQLAlchemy would), and the caller's retry is the one
+it always had. The same key twice in one batch (an upsert cannot touch a row twice in one
+statement) goes in successive statements, in queue order. Rows are written in key order, so
+two processes writing overlapping batches take their row locks in the same order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+from ghlsync.engine.state import _syncstate
+from ghlsync.engine.state._idmap import IdMapRow
+from ghlsync.engine.state._syncstate import SyncState
+from ghlsync.store._dbthread import DbThread
+from ghlsync.store._raw import RawStatement, wrapped_error
+from ghlsync.store._tables_sync import id_map, sync_state
+
+Key = tuple[str, str, str]  # location_id, entity_type, source_id
+Params = dict[str, Any]  # `_idmap.put_params` / `_syncstate.put_params`
+Write = tuple[Params | None, Params | None]  # (id_map row, sync_state row), at least one
+
+
+def _unnest(name: str, columns: Sequence[tuple[str, Any]]) -> Any:
+    """`unnest(:{name}_{col}::T[], ...) AS {name}(col, ...)`: one row per array element."""
+    arrays = [sa.bindparam(f"{name}_{col}", type_=ARRAY(kind)) for col, kind in columns]
+    rows = sa.func.unnest(*arrays).table_valued(*(col for col, _ in columns))
+    return rows.render_derived(name=name)
+
+
+def _build_load_many() -> sa.Select[Any]:
+    """`_syncstate._LOAD` for many keys: `n` (1-based) says whose row it is."""
+    keys = (
+        sa.func.unnest(
+            sa.bindparam("ls", type_=ARRAY(sa.String)),
+            sa.bindparam("ts", type_=ARRAY(sa.String)),
+            sa.bindparam("ss", type_=ARRAY(sa.String)),
+        )
+        .table_valued("l", "t", "s", with_ordinality="n")
+        .render_derived(name="keys")
+    )
+    mapped = sa.and_(
+        id_map.c.location_id == keys.c.l,
+        id_map.c.entity_type == keys.c.t,
+        id_map.c.source_id == keys.c.s,
+    )
+    synced = sa.and_(
+        sync_state.c.location_id == keys.c.l,
+        sync_state.c.entity_type == keys.c.t,
+        sync_state.c.source_id == keys.c.s,
+        sync_state.c.side == sa.literal_column("'ghl'"),
+    )
+    return sa.select(
+        keys.c.n,
+        id_map.c.ghl_id,
+        id_map.c.state,
+        id_map.c.pending_body,
+        sync_state.c.content_hash,
+        sync_state.c.source_updated_at,
+        sync_state.c.snapshot,
+    ).select_from(keys.outerjoin(id_map, mapped).outerjoin(sync_state, synced))
+
+
+# Column, its type, and the `put_params` name it comes from.
+_MAP_COLUMNS = (
+    ("location_id", sa.String, "k_location"),
+    ("entity_type", sa.String, "k_type"),
+    ("source_id", sa.String, "k_source"),
+    ("ghl_id", sa.String, "v_ghl_id"),
+    ("state", sa.String, "v_state"),
+    ("pending_body", sa.Text, "v_pending_body"),
+    ("pending_since", sa.Float, "v_pending_since"),
+    ("updated_at", sa.Float, "v_updated_at"),
+)
+_STATE_COLUMNS = (
+    ("location_id", sa.String, "k_location"),
+    ("entity_type", sa.String, "k_type"),
+    ("source_id", sa.String, "k_source"),
+    ("side", sa.String, "k_side"),
+    ("content_hash", sa.String, "v_hash"),
+    ("source_updated_at", sa.Float, "v_updated_at"),
+    ("snapshot", sa.Text, "v_snapshot"),
+    ("synced_at", sa.Float, "v_synced_at"),
+)
+
+
+def _build_put_many() -> sa.Select[Any]:
+    """`_idmap.RAW_UPSERT` and `_syncstate.RAW_UPSERT` for many rows, in one statement: the
+    same conflict handling (the state's COALESCE keeps a recorded source timestamp)."""
+    rows = _unnest("m", [(col, kind) for col, kind, _ in _MAP_COLUMNS])
+    names = [col for col, _, _ in _MAP_COLUMNS]
+    put_map = postgresql_insert(id_map).from_select(names, sa.select(*rows.c))
+    put_map = put_map.on_conflict_do_update(
+        index_elements=list(id_map.primary_key.columns),
+        set_={name: put_map.excluded[name] for name in names[3:]},
+    )
+    rows = _unnest("s", [(col, kind) for col, kind, _ in _STATE_COLUMNS])
+    names = [col for col, _, _ in _STATE_COLUMNS]
+    put_state = postgresql_insert(sync_state).from_select(names, sa.select(*rows.c))
+    kept = sa.func.coalesce(put_state.excluded.source_updated_at, sync_state.c.source_updated_at)
+    put_state = put_state.on_conflict_do_update(
+        index_elements=list(sync_state.primary_key.columns),
+        set_={
+            "content_hash": put_state.excluded.content_hash,
+            "snapshot": put_state.excluded.snapshot,
+            "synced_at": put_state.excluded.synced_at,
+            "source_updated_at": kept,
+        },
+    )
+    # Data-modifying CTEs run to completion whether or not the query reads them.
+    return sa.select(sa.literal_column("1")).add_cte(
+        put_map.cte("put_map"), put_state.cte("put_state")
+    )
+
+
+LOAD_MANY = RawStatement(_build_load_many())
+PUT_MANY = RawStatement(_build_put_many())
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A write of a batch that failed on its own: what its caller gets raised."""
+
+    error: BaseException
+
+
+class PgBatch:
+    """The ledger's hot reads and writes for one PostgreSQL engine, on its `DbThread`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._dialect = engine.dialect
+        self._thread = DbThread(engine, name="ghlsync-ledger")
+
+    async def load(self, key: Key) -> tuple[IdMapRow | None, SyncState | None]:
+        """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`)."""
+        return await self._thread.run_bulk(self._load_many, key)
+
+    async def write(self, write: Write) -> None:
+        """Commit one caller's rows (one or both tables, atomically); returns once durable."""
+        outcome = await self._thread.run_bulk(self._write_many, write)
+        if isinstance(outcome, _Failed):
+            raise outcome.error
+
+    def _load_many(
+        self, conn: Any, keys: list[Key]
+    ) -> list[tuple[IdMapRow | None, SyncState | None]]:
+        params = {
+            "ls": [k[0] for k in keys],
+            "ts": [k[1] for k in keys],
+            "ss": [k[2] for k in keys],
+        }
+        sql, args = LOAD_MANY.args(self._dialect, params)
+        rows = {row[0]: row[1:] for row in conn.execute(sql, args, prepare=True).fetchall()}
+        return [
+            _syncstate.decode_load(entity_type, source_id, rows[n])
+            for n, (_, entity_type, source_id) in enumerate(keys, start=1)
+        ]
+
+    def _write_many(self, conn: Any, writes: list[Write]) -> list[_Failed | None]:
+        outcomes: list[_Failed | None] = [None] * len(writes)
+        for run in _runs(writes):
+            try:
+                self._put(conn, [writes[i] for i in run])
+            except self._dialect.loaded_dbapi.Error as exc:
+                if len(run) == 1:
+                    outcomes[run[0]] = self._failed(conn, exc)
+                    continue
+                for i in run:  # which one was it: each on its own
+                    try:
+                        self._put(conn, [writes[i]])
+                    except self._dialect.loaded_dbapi.Error as alone:
+                        outcomes[i] = self._failed(conn, alone)
+        return outcomes
+
+    def _failed(self, conn: Any, exc: Any) -> _Failed:
+        """This write's error for its caller; a lost connection fails the rest of the batch
+        (raised: `DbThread` invalidates the pool and fails every caller of the batch)."""
+        if self._dialect.is_disconnect(exc, conn, None):
+            raise exc
+        return _Failed(wrapped_error(self._dialect, None, None, exc, conn, None))
+
+    def _put(self, conn: Any, writes: list[Write]) -> None:
+        maps = sorted((m for m, _ in writes if m is not None), key=_map_key)
+        states = sorted((s for _, s in writes if s is not None), key=_state_key)
+        params: Params = {}
+        for col, _, name in _MAP_COLUMNS:
+            params[f"m_{col}"] = [m[name] for m in maps]
+        for col, _, name in _STATE_COLUMNS:
+            params[f"s_{col}"] = [s[name] for s in states]
+        sql, args = PUT_MANY.args(self._dialect, params)
+        conn.execute(sql, args, prepare=True)
+
+
+def _map_key(params: Params) -> tuple[str, str, str]:
+    return params["k_location"], params["k_type"], params["k_source"]
+
+
+def _state_key(params: Params) -> tuple[str, str, str, str]:
+    return params["k_location"], params["k_type"], params["k_source"], params["k_side"]
+
+
+def _runs(writes: list[Write]) -> list[list[int]]:
+    """The batch's writes in statements, in queue order: a write whose row another write of the
+    current statement already touches starts the next one (an upsert cannot touch a row twice)."""
+    runs: list[list[int]] = [[]]
+    seen: set[tuple[str, ...]] = set()
+    for i, (mapped, synced) in enumerate(writes):
+        keys = ([("m", *_map_key(mapped))] if mapped is not None else []) + (
+            [("s", *_state_key(synced))] if synced is not None else []
+        )
+        if any(key in seen for key in keys):
+            runs.append([])
+            seen.clear()
+        runs[-1].append(i)
+        seen.update(keys)
+    return runs
+
+
+_ATTRIBUTE = "_ghlsync_ledger_batch"
+_GUARD = threading.Lock()
+
+
+def for_engine(engine: sa.Engine) -> PgBatch | None:
+    """The engine's batcher on PostgreSQL (one per engine and process); None on SQLite.
+
+    Kept on the engine itself rather than in a weak-keyed registry: the batcher's thread holds
+    the engine, so a registry entry would keep it alive for good, where this is a cycle the
+    collector frees with the engine."""
+    found: PgBatch | None = getattr(engine, _ATTRIBUTE, None)
+    if found is not None or engine.dialect.name != "postgresql":
+        return found
+    with _GUARD:
+        found = getattr(engine, _ATTRIBUTE, None)
+        if found is None:
+            found = PgBatch(engine)
+            setattr(engine, _ATTRIBUTE, found)
+    return found

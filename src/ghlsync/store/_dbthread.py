@@ -1,0 +1,215 @@
+"""`DbThread`: one thread that runs its owner's hot statements on a raw DBAPI connection.
+
+Used by the SQL rate limiter (one per limiter) and by the ledger on PostgreSQL (one per engine,
+`ghlsync.engine.state._pgbatch`). Why not `asyncio.to_thread` and a SQLAlchemy transaction per
+statement: that costs about 0.1 ms of CPU per statement in SQLAlchemy alone, plus an executor
+hand-off and a loop wake-up each, several times per request or per synced change. Here the
+event loop queues a job (a function of the DBAPI connection) and gets a future; the thread
+takes every job queued since it last looked (a batch), runs them in order, one after the
+other, on one pooled connection checked out for the batch and checked in after it (so
+`engine.dispose()`, `pool_recycle` and invalidation apply as to any other connection; one out
+while the engine is disposed is closed, not left in the old pool), and answers the whole batch
+with one `call_soon_threadsafe` per event loop. A job whose caller was cancelled before it
+started is skipped, as an executor skips a cancelled call. Items queued one after the other
+for the same *bulk* function (`run_bulk`) are handed to it together, so it can answer them in
+one round trip (the limiter's takes of several keys, the ledger's loads of several entities).
+
+PostgreSQL connections run in autocommit for the batch (each statement its own transaction;
+jobs that need more open one themselves); SQLite ones are left as the engine's connect hook
+made them (`isolation_level = None`: a job emits its own BEGIN and COMMIT), and whatever a
+failed job left open is rolled back. A driver error reaches the caller as the
+`sqlalchemy.exc.DBAPIError` subclass a `Connection` would raise; when it says the connection
+is gone, the connection is invalidated with the rest of the pool, as SQLAlchemy does, and the
+next job checks out a fresh one: the caller's retry is the one it always had.
+
+The thread exits after `IDLE_S` with nothing to do and is started again by the next job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy.pool import PoolProxiedConnection
+
+T = TypeVar("T")
+IDLE_S = 1.0  # the thread exits after this long without a job
+
+# A bulk runs several queued items in one go: (connection, items) -> one result per item.
+Bulk = Callable[[Any, list[Any]], list[T]]
+_Job = tuple[asyncio.AbstractEventLoop, "asyncio.Future[Any]", Bulk[Any], Any]
+_Answer = tuple["asyncio.Future[Any]", bool, Any]  # (future, ok, result or exception)
+
+
+def _alone(conn: Any, jobs: list[Callable[[Any], Any]]) -> list[Any]:
+    return [job(conn) for job in jobs]
+
+
+class DbThread:
+    """Runs jobs (functions of a DBAPI connection) in order, in one thread, in batches."""
+
+    def __init__(
+        self, engine: sa.Engine, name: str = "ghlsync-limiter", idle_s: float = IDLE_S
+    ) -> None:
+        self._engine = engine
+        self._name = name
+        self._idle_s = idle_s
+        self._pg = engine.dialect.name == "postgresql"
+        self._jobs: queue.SimpleQueue[_Job] = queue.SimpleQueue()
+        self._guard = threading.Lock()
+        self._running = False
+        self._pool = engine.pool  # the one the thread's connection came from
+
+    def run(self, job: Callable[[Any], T]) -> asyncio.Future[T]:
+        """Queue `job`; the future has what it returned or raised (from the running loop)."""
+        return self._queue(_alone, job)
+
+    def run_bulk(self, bulk: Bulk[T], item: Any) -> asyncio.Future[T]:
+        """Queue `item` for `bulk`, which gets it with the items queued right after it for
+        the same bulk (one call, one round trip); if it raises, each of them fails so."""
+        return self._queue(bulk, item)
+
+    def _queue(self, bulk: Bulk[Any], item: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._jobs.put((loop, future, bulk, item))
+        # Read after the put: a thread on its way out sees the job, or we see it gone.
+        if not self._running:
+            with self._guard:
+                if not self._running:
+                    self._running = True
+                    threading.Thread(target=self._serve, name=self._name, daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        try:
+            while self._serve_batch():
+                pass
+        except BaseException:  # a bug of ours: let the next job start a new thread
+            with self._guard:
+                self._running = False
+            raise
+
+    def _serve_batch(self) -> bool:
+        """Run what is queued (waiting up to the idle time for it); False: time to exit."""
+        try:
+            batch = [self._jobs.get(timeout=self._idle_s)]
+        except queue.Empty:
+            with self._guard:
+                if self._jobs.empty():
+                    self._running = False
+                    return False
+            return True
+        with contextlib.suppress(queue.Empty):
+            while True:
+                batch.append(self._jobs.get_nowait())
+        self._answer(self._run_batch(batch))
+        return True
+
+    def _run_batch(self, batch: list[_Job]) -> dict[asyncio.AbstractEventLoop, list[_Answer]]:
+        answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
+        conn: PoolProxiedConnection | None = None
+        try:
+            for queued in _groups(batch):
+                group = [job for job in queued if not job[1].cancelled()]
+                if not group:
+                    continue
+                bulk = group[0][2]
+                try:
+                    if conn is None:
+                        conn = self._checkout()
+                    results = bulk(conn.dbapi_connection, [job[3] for job in group])
+                    done = [(job, True, result) for job, result in zip(group, results, strict=True)]
+                except Exception as exc:
+                    error, conn = self._failed(conn, exc)
+                    done = [(job, False, error) for job in group]
+                for (loop, future, _, _), ok, value in done:
+                    answers.setdefault(loop, []).append((future, ok, value))
+        finally:
+            if conn is not None:
+                self._checkin(conn)
+        return answers
+
+    def _checkout(self) -> PoolProxiedConnection:
+        self._pool = self._engine.pool
+        conn = self._engine.raw_connection()
+        if self._pg:
+            conn.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+        return conn
+
+    def _checkin(self, conn: PoolProxiedConnection) -> None:
+        if self._pg and conn.is_valid:
+            with contextlib.suppress(Exception):  # a broken connection is closed all the same
+                conn.dbapi_connection.autocommit = False  # type: ignore[union-attr]
+        if self._engine.pool is not self._pool and conn.is_valid:
+            # The engine was disposed meanwhile (its owner did not drain the limiter first):
+            # back in the old pool, nobody would ever close this connection.
+            conn.detach()
+        conn.close()
+
+    def _failed(
+        self, conn: PoolProxiedConnection | None, exc: Exception
+    ) -> tuple[Exception, PoolProxiedConnection | None]:
+        """The error to give the caller, and the connection to go on with (None: a new one)."""
+        if conn is None:
+            return exc, None  # checkout errors come wrapped already
+        dialect = self._engine.dialect
+        dbapi_error = dialect.loaded_dbapi.Error
+        if not isinstance(exc, dbapi_error):
+            self._rollback(conn)
+            return exc, conn  # a bug: as it is
+        gone = dialect.is_disconnect(exc, conn.dbapi_connection, None)
+        if gone:
+            # What `Connection` does on a disconnect: every connection opened before now is
+            # recycled on its next checkout, and this one is dropped.
+            self._engine.pool._invalidate(conn, exc)  # also checks it in
+        else:
+            self._rollback(conn)
+        error = sa.exc.DBAPIError.instance(
+            None,
+            None,
+            exc,
+            dbapi_error,
+            hide_parameters=self._engine.hide_parameters,
+            connection_invalidated=gone,
+            dialect=dialect,
+        )
+        return error, None if gone else conn
+
+    @staticmethod
+    def _rollback(conn: PoolProxiedConnection) -> None:
+        """End what a failed job left open (SQLite), so the next job can BEGIN."""
+        with contextlib.suppress(Exception):
+            conn.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+    @staticmethod
+    def _answer(answers: dict[asyncio.AbstractEventLoop, list[_Answer]]) -> None:
+        for loop, batch in answers.items():
+            with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
+                loop.call_soon_threadsafe(_deliver, batch)
+
+
+def _groups(batch: list[_Job]) -> list[list[_Job]]:
+    """Consecutive jobs of one bulk together; plain jobs (`run`) each alone."""
+    groups: list[list[_Job]] = []
+    for job in batch:
+        if groups and job[2] is not _alone and job[2] == groups[-1][0][2]:
+            groups[-1].append(job)
+        else:
+            groups.append([job])
+    return groups
+
+
+def _deliver(batch: list[_Answer]) -> None:
+    for future, ok, value in batch:
+        if future.done():
+            continue
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
