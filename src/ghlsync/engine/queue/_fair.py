@@ -24,10 +24,12 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
+from ghlsync.store._raw import RawCursor, RawStatement
 from ghlsync.store._tables_engine import work_items
 
 w = work_items.c
@@ -99,8 +101,48 @@ _IN_FLIGHT = (
 )
 
 
+# PostgreSQL: the same statements at the driver level, in the caller's transaction (a claim
+# runs five to seven of them; SQLAlchemy's per-statement work cost more CPU than psycopg's own).
+# The location lists are arrays there (`= ANY`): an expanding IN is rendered anew per call.
+_PG_LOCS = sa.bindparam("b_locs", type_=ARRAY(sa.String))
+_RAW_PENDING_LOCATIONS = RawStatement(_PENDING_LOCATIONS)
+_RAW_ABANDONED_LOCATIONS = RawStatement(_ABANDONED_LOCATIONS)
+_RAW_HEADS = RawStatement(_HEADS_PG)
+_RAW_ABANDONED = RawStatement(
+    sa.select(w.id, w.location_id, w.available_at)
+    .where(expired(_NOW), w.location_id == sa.any_(_PG_LOCS))
+    .order_by(w.lease_expires_at)
+    .limit(sa.bindparam("b_limit", type_=sa.Integer))
+)
+_RAW_IN_FLIGHT = RawStatement(
+    sa.select(w.location_id, sa.func.count())
+    .where(w.status == "leased", w.location_id == sa.any_(_PG_LOCS), w.lease_expires_at > _NOW)
+    .group_by(w.location_id)
+)
+
+
+class _Row(NamedTuple):
+    """A candidate as the driver-level path returns it (SQLAlchemy's rows read the same)."""
+
+    id: int
+    location_id: str
+    available_at: float
+
+
+def raw_cursor(conn: sa.Connection) -> RawCursor | None:
+    """A driver-level cursor in `conn`'s transaction on PostgreSQL; None on SQLite."""
+    if conn.dialect.name != "postgresql":
+        return None
+    return RawCursor(conn.connection, conn.dialect)
+
+
 def active_locations(conn: sa.Connection, now: float) -> list[str]:
     """Locations with pending rows (due or not) or abandoned leases, sorted."""
+    raw = raw_cursor(conn)
+    if raw is not None:
+        found = {row[0] for row in raw.execute(_RAW_PENDING_LOCATIONS, {}).all()}
+        found.update(row[0] for row in raw.execute(_RAW_ABANDONED_LOCATIONS, {"b_now": now}).all())
+        return sorted(found)
     pending = set(conn.execute(_PENDING_LOCATIONS).scalars())
     abandoned = conn.execute(_ABANDONED_LOCATIONS, {"b_now": now}).scalars()
     return sorted(pending.union(abandoned))
@@ -139,13 +181,18 @@ def _full_locations(rows: Sequence[Any], k: int) -> list[str]:
 
 
 def _abandoned(conn: sa.Connection, now: float, locs: list[str], limit: int) -> list[Any]:
-    return list(conn.execute(_ABANDONED, {"b_now": now, "b_locs": locs, "b_limit": limit}))
+    params = {"b_now": now, "b_locs": locs, "b_limit": limit}
+    raw = raw_cursor(conn)
+    if raw is not None:
+        return [_Row(*row) for row in raw.execute(_RAW_ABANDONED, params).all()]
+    return list(conn.execute(_ABANDONED, params))
 
 
 def _heads(conn: sa.Connection, now: float, locs: list[str], k: int) -> list[Any]:
     params: dict[str, Any] = {"now": now, "k": k}
-    if conn.dialect.name == "postgresql":
-        return list(conn.execute(_HEADS_PG, {**params, "locs": locs}))
+    raw = raw_cursor(conn)
+    if raw is not None:
+        return [_Row(*row) for row in raw.execute(_RAW_HEADS, {**params, "locs": locs}).all()]
     return list(conn.execute(_HEADS_SQLITE, {**params, "locs": json.dumps(locs)}))
 
 
@@ -153,7 +200,13 @@ def _in_flight(conn: sa.Connection, now: float, locs: set[str]) -> dict[str, int
     """Live leases per location (any worker's); expired ones are work to take over."""
     if not locs:
         return {}
-    rows = conn.execute(_IN_FLIGHT, {"b_now": now, "b_locs": sorted(locs)})
+    params = {"b_now": now, "b_locs": sorted(locs)}
+    raw = raw_cursor(conn)
+    rows = (
+        raw.execute(_RAW_IN_FLIGHT, params).all()
+        if raw is not None
+        else conn.execute(_IN_FLIGHT, params)
+    )
     return {loc: int(n) for loc, n in rows}
 
 

@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine.queue._codec import dumps, load_events, loads
-from ghlsync.engine.queue._fair import active_locations, eligible, fair_order
+from ghlsync.engine.queue._fair import active_locations, eligible, fair_order, raw_cursor
 from ghlsync.store._engine import begin_immediate
+from ghlsync.store._raw import RawCursor, RawStatement
 from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
 
 __all__ = [
@@ -118,6 +120,27 @@ _LEASE = (
     )
     .returning(*work_items.c)
 )
+# PostgreSQL, at the driver level (`_fair.raw_cursor`): the ids as an array.
+_PG_IDS = sa.bindparam("b_ids", type_=ARRAY(sa.BigInteger))
+_RAW_LOCK = RawStatement(
+    sa.select(w.id)
+    .where(w.id == sa.any_(_PG_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
+    .with_for_update(skip_locked=True)
+)
+_RAW_LEASE = RawStatement(
+    sa.update(work_items)
+    .where(w.id == sa.any_(_PG_IDS))
+    .values(
+        status="leased",
+        lease_owner=sa.bindparam("b_owner"),
+        lease_token=sa.bindparam("b_token"),
+        lease_expires_at=sa.bindparam("b_expires"),
+        attempts=w.attempts + 1,
+        updated_at=sa.bindparam("b_now"),
+    )
+    .returning(*work_items.c)
+)
+_COLUMNS = tuple(column.name for column in work_items.c)
 
 
 def _pick(
@@ -127,10 +150,15 @@ def _pick(
     candidates = fair_order(conn, now, locations, limit)
     if conn.dialect.name != "postgresql":
         return candidates[:limit]  # BEGIN IMMEDIATE: nobody else is claiming right now
+    raw = raw_cursor(conn)
     picked: list[int] = []
     while candidates and len(picked) < limit:
         chunk, candidates = candidates[:limit], candidates[limit:]
-        locked = set(conn.execute(_LOCK, {"b_ids": chunk, "b_now": now}).scalars())
+        params = {"b_ids": chunk, "b_now": now}
+        if raw is not None:
+            locked = {row[0] for row in raw.execute(_RAW_LOCK, params).all()}
+        else:
+            locked = set(conn.execute(_LOCK, params).scalars())
         picked.extend(i for i in chunk if i in locked)
     return picked[:limit]
 
@@ -160,9 +188,16 @@ def claim(
             "b_expires": now + lease_seconds,
             "b_now": now,
         }
-        rows = conn.execute(_LEASE, params).all()
+        raw = raw_cursor(conn)
+        if raw is not None:
+            rows = [
+                dict(zip(_COLUMNS, row, strict=True))
+                for row in raw.execute(_RAW_LEASE, params).all()
+            ]
+        else:
+            rows = [dict(row._mapping) for row in conn.execute(_LEASE, params)]
     order = {item_id: index for index, item_id in enumerate(ids)}
-    return sorted((_snapshot(dict(row._mapping)) for row in rows), key=lambda c: order[c.id])
+    return sorted((_snapshot(row) for row in rows), key=lambda c: order[c.id])
 
 
 def _snapshot(row: Mapping[str, Any]) -> Claim:
@@ -228,8 +263,19 @@ def complete(
 
 
 def complete_in(conn: sa.Connection, item: Claim, audit: Iterable[AuditEntry], now: float) -> bool:
-    """`complete` inside the caller's transaction (the worker settles many items in one)."""
+    """`complete` inside the caller's transaction (the worker settles many items in one).
+
+    On PostgreSQL at the driver level, in the same transaction (`ghlsync.store._raw`):
+    SQLAlchemy's per-statement work cost more CPU than psycopg's own for these two, the
+    statements of every synced change."""
     params = {"b_id": item.id, "b_token": item.lease_token, "b_gen": item.generation, "b_now": now}
+    if conn.dialect.name == "postgresql":
+        cursor = RawCursor(conn.connection, conn.dialect)
+        if not cursor.execute(_RAW_COMPLETE, params).rowcount:
+            return False
+        for row in _audit_rows(item, audit, now):
+            cursor.execute(_RAW_AUDIT, row)
+        return True
     if not conn.execute(_COMPLETE, params).rowcount:
         return False
     write_audit(conn, item, audit, now)
@@ -407,7 +453,13 @@ def write_audit(
     conn: sa.Connection, item: Claim, entries: Iterable[AuditEntry], now: float
 ) -> None:
     """Insert audit lines for `item` (defaults: the claim's entity type and source id)."""
-    rows = [
+    rows = _audit_rows(item, entries, now)
+    if rows:
+        conn.execute(_AUDIT, rows)
+
+
+def _audit_rows(item: Claim, entries: Iterable[AuditEntry], now: float) -> list[dict[str, Any]]:
+    return [
         {
             "at": now,
             "location_id": item.location_id,
@@ -420,8 +472,13 @@ def write_audit(
         }
         for entry in entries
     ]
-    if rows:
-        conn.execute(_AUDIT, rows)
 
 
 _AUDIT = sa.insert(audit_log)
+_AUDIT_COLUMNS = ("at", "location_id", "entity_type", "source_id", "action", "ghl_id", "calls")
+_RAW_AUDIT = RawStatement(
+    sa.insert(audit_log)
+    .values({name: sa.bindparam(name) for name in (*_AUDIT_COLUMNS, "detail")})
+    .inline()
+)
+_RAW_COMPLETE = RawStatement(_COMPLETE)
