@@ -164,6 +164,19 @@ async def test_client_sends_what_httpx2_builds_from_the_path(
         assert (request.method, request.url) == (expected.method, expected.url)
         assert request.headers.raw == expected.headers.raw
         assert request.content == expected.content
+        assert request.extensions["timeout"] == httpx2.Timeout(30.0).as_dict()
+
+
+async def test_a_closed_client_refuses_to_send_as_httpx2_does() -> None:
+    client = GHLClient(
+        base_url="http://ghl.test",
+        tokens=StaticTokens({"loc": "pit-0123456789abcdef"}),
+        transport=httpx2.MockTransport(lambda request: httpx2.Response(200, json={})),
+    )
+    await client.request("GET", "/contacts/c1", key="loc", version="2021-07-28")
+    await client.aclose()
+    with pytest.raises(RuntimeError, match="client has been closed"):
+        await client.request("GET", "/contacts/c1", key="loc", version="2021-07-28")
 
 
 def test_rate_info_from_response_headers_reads_as_from_a_plain_mapping() -> None:

@@ -242,13 +242,15 @@ class GHLClient:
         self._clock = clock
         self._rng = rng
         self._rates: dict[str, RateInfo] = {}
+        self._transport = transport if transport is not None else default_transport()
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
-            transport=transport if transport is not None else default_transport(),
+            transport=self._transport,
             timeout=httpx2.Timeout(timeout),
             headers={"Accept": "application/json", "User-Agent": "ghlsync"},
         )
         self._url_prefix = _url_prefix(self._http.base_url)
+        self._extensions = {"timeout": self._http.timeout.as_dict()}
         self._header_sets: dict[tuple[Secret, str], httpx2.Headers] = {}
         self.contacts = Contacts(self)
         self.tasks = Tasks(self)
@@ -302,15 +304,17 @@ class GHLClient:
     ) -> Any:
         """Send the registered operation `operation_id`; the body is checked by its model."""
         operation = OPERATIONS[operation_id]
-        return await self.request(
-            operation.method,
-            operation.format_path(path_params or {}),
-            key=key,
-            version=operation.version,
-            params=_clean_params(params),
-            json=operation.dump_body(body),
-            idempotent=operation.idempotent,
+        path = operation.format_path(path_params or {})
+        call = _Call(
+            operation.method.upper(),
+            path,
+            key,
+            operation.version,
+            _clean_params(params),
+            operation.dump_body(body),  # checked here, once
+            operation.idempotent,
         )
+        return await self._send_call(call, translate=True)
 
     async def request(
         self,
@@ -333,8 +337,12 @@ class GHLClient:
         """
         call = _Call(method.upper(), path, key, version, params, json, idempotent)
         _check_body(call)
+        return await self._send_call(call, translate=translate)
+
+    async def _send_call(self, call: _Call, *, translate: bool) -> Any:
+        """`request()` for a call whose body has been checked."""
         v3 = translate and self._to_v3(call)
-        token = await self._tokens.token(key)
+        token = await self._tokens.token(call.key)
         while True:
             response = await self._attempt(call, token)
             if response is None:
@@ -365,15 +373,7 @@ class GHLClient:
             await self._limiter.acquire(call.key)
         started = time.perf_counter()
         try:
-            if call.url is None:
-                call.url, call.query = _target(self._url_prefix, call.path, call.params)
-            response = await self._http.request(
-                call.method,
-                call.url,
-                params=call.query,
-                json=call.json,
-                headers=self._headers(token, call.version),
-            )
+            response = await self._send(self._build(call, token))
         except httpx2.TransportError as exc:
             await self._unanswered(call)
             await self._after_transport_error(call, exc)
@@ -384,16 +384,52 @@ class GHLClient:
         await self._observe(call, response, time.perf_counter() - started)
         return response
 
-    def _headers(self, token: Secret, version: str) -> Mapping[str, str]:
-        """`Authorization` and `Version`, as an `httpx2.Headers` made once per token and version.
+    def _build(self, call: _Call, token: Secret) -> httpx2.Request:
+        """The request of one attempt, as `AsyncClient.build_request` would make it.
 
-        httpx2 copies it into each request as it is; a dict it would encode every time.
+        For a plain path (`_target`: the absolute URL, the query in it) the request is made
+        directly, with the client's headers and this token's merged once (`_headers`): the
+        same method, URL, headers, body and timeouts, for about half the CPU. Other paths go
+        through `build_request`, which joins them to the base URL as it always did.
         """
+        if call.url is None:
+            call.url, call.query = _target(self._url_prefix, call.path, call.params)
+        headers = self._headers(token, call.version)
+        if call.query is None and call.url is not call.path:
+            return httpx2.Request(
+                call.method, call.url, headers=headers, json=call.json, extensions=self._extensions
+            )
+        return self._http.build_request(
+            call.method, call.url, params=call.query, json=call.json, headers=headers
+        )
+
+    async def _send(self, request: httpx2.Request) -> httpx2.Response:
+        """Send `request` on the transport and read the answer: what `AsyncClient.send` does
+        for us (no auth flow, no redirects followed, no cookies, no hooks), without its layers.
+        """
+        if self._transport is None:  # a proxy in the environment: httpx2's own transport
+            return await self._http.send(request)
+        if self._http.is_closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        response = await self._transport.handle_async_request(request)
+        response.request = request
+        try:
+            await response.aread()
+        except BaseException:
+            await response.aclose()
+            raise
+        return response
+
+    def _headers(self, token: Secret, version: str) -> Mapping[str, str]:
+        """The client's headers with `Authorization` and `Version`, as one `httpx2.Headers`
+        made once per token and version: httpx2 copies it into each request as it is (a
+        dict it would encode, and merge with the client's, every time)."""
         headers = self._header_sets.get((token, version))
         if headers is None:
             plain = {"Authorization": f"Bearer {token.reveal()}", "Version": version}
             try:
-                headers = httpx2.Headers(plain)
+                headers = httpx2.Headers(self._http.headers)
+                headers.update(plain)
             except UnicodeError:
                 return plain  # not ASCII: httpx2 refuses it, at the point it always did
             if len(self._header_sets) >= _HEADER_SETS:
