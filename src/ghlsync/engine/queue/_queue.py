@@ -101,12 +101,6 @@ def next_due(engine: sa.Engine) -> float | None:
 
 # Built once with bind parameters (building them per claim cost more than running them).
 _IDS = sa.bindparam("b_ids", expanding=True, type_=sa.BigInteger)
-# Re-checked on the latest row version; rows another claimer holds are skipped.
-_LOCK = (
-    sa.select(w.id)
-    .where(w.id.in_(_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
-    .with_for_update(skip_locked=True)
-)
 _LEASE = (
     sa.update(work_items)
     .where(w.id.in_(_IDS))
@@ -120,16 +114,19 @@ _LEASE = (
     )
     .returning(*work_items.c)
 )
-# PostgreSQL, at the driver level (`_fair.raw_cursor`): the ids as an array.
+# PostgreSQL, at the driver level (`_fair.raw_cursor`): the lock and the lease in one
+# statement, the ids as an array. The subquery is not correlated: it reads work_items anew.
 _PG_IDS = sa.bindparam("b_ids", type_=ARRAY(sa.BigInteger))
-_RAW_LOCK = RawStatement(
-    sa.select(w.id)
-    .where(w.id == sa.any_(_PG_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
-    .with_for_update(skip_locked=True)
-)
-_RAW_LEASE = RawStatement(
+_RAW_LOCK_AND_LEASE = RawStatement(
     sa.update(work_items)
-    .where(w.id == sa.any_(_PG_IDS))
+    .where(
+        w.id.in_(
+            sa.select(w.id)
+            .where(w.id == sa.any_(_PG_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
+            .with_for_update(skip_locked=True)
+            .correlate(None)
+        )
+    )
     .values(
         status="leased",
         lease_owner=sa.bindparam("b_owner"),
@@ -143,24 +140,27 @@ _RAW_LEASE = RawStatement(
 _COLUMNS = tuple(column.name for column in work_items.c)
 
 
-def _pick(
-    conn: sa.Connection, now: float, locations: Sequence[str] | None, limit: int
-) -> list[int]:
-    """Up to `limit` ids in fair order; on PostgreSQL locked, skipping rows others hold."""
-    candidates = fair_order(conn, now, locations, limit)
-    if conn.dialect.name != "postgresql":
-        return candidates[:limit]  # BEGIN IMMEDIATE: nobody else is claiming right now
-    raw = raw_cursor(conn)
-    picked: list[int] = []
-    while candidates and len(picked) < limit:
-        chunk, candidates = candidates[:limit], candidates[limit:]
-        params = {"b_ids": chunk, "b_now": now}
-        if raw is not None:
-            locked = {row[0] for row in raw.execute(_RAW_LOCK, params).all()}
-        else:
-            locked = set(conn.execute(_LOCK, params).scalars())
-        picked.extend(i for i in chunk if i in locked)
-    return picked[:limit]
+def _lease_pg(
+    raw: RawCursor,
+    conn: sa.Connection,
+    params: dict[str, Any],
+    locations: Sequence[str] | None,
+    limit: int,
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """PostgreSQL: lease up to `limit` candidates in fair order, a chunk at a time, skipping the
+    rows another claimer holds (re-checked on the latest row version); their ids in that order
+    and their rows."""
+    candidates = fair_order(conn, params["b_now"], locations, limit)
+    ids: list[int] = []
+    rows: list[dict[str, Any]] = []
+    while candidates and len(rows) < limit:
+        need = limit - len(rows)
+        chunk, candidates = candidates[:need], candidates[need:]
+        got = raw.execute(_RAW_LOCK_AND_LEASE, {**params, "b_ids": chunk}).all()
+        leased = {row[0] for row in got}
+        ids.extend(i for i in chunk if i in leased)
+        rows.extend(dict(zip(_COLUMNS, row, strict=True)) for row in got)
+    return ids, rows
 
 
 def claim(
@@ -172,30 +172,32 @@ def claim(
     *,
     clock: Clock = SYSTEM_CLOCK,
 ) -> list[Claim]:
-    """Lease up to `limit` items fairly across `locations` (None: all); oldest turns first."""
+    """Lease up to `limit` items fairly across `locations` (None: all); oldest turns first.
+
+    SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so nobody else is claiming:
+    the first `limit` candidates are leased. PostgreSQL: `_lease_pg`, at the driver level."""
     if limit <= 0 or (locations is not None and not locations):
         return []
     now = clock.now()
-    token = str(uuid.uuid4())
+    params: dict[str, Any] = {
+        "b_owner": worker_id,
+        "b_token": str(uuid.uuid4()),
+        "b_expires": now + lease_seconds,
+        "b_now": now,
+    }
     with begin_immediate(engine) as conn:
-        ids = _pick(conn, now, locations, limit)
-        if not ids:
-            return []
-        params = {
-            "b_ids": ids,
-            "b_owner": worker_id,
-            "b_token": token,
-            "b_expires": now + lease_seconds,
-            "b_now": now,
-        }
         raw = raw_cursor(conn)
         if raw is not None:
-            rows = [
-                dict(zip(_COLUMNS, row, strict=True))
-                for row in raw.execute(_RAW_LEASE, params).all()
-            ]
+            ids, rows = _lease_pg(raw, conn, params, locations, limit)
         else:
-            rows = [dict(row._mapping) for row in conn.execute(_LEASE, params)]
+            ids = fair_order(conn, now, locations, limit)[:limit]
+            rows = (
+                [dict(row._mapping) for row in conn.execute(_LEASE, {**params, "b_ids": ids})]
+                if ids
+                else []
+            )
+        if not ids:
+            return []
     order = {item_id: index for index, item_id in enumerate(ids)}
     return sorted((_snapshot(row) for row in rows), key=lambda c: order[c.id])
 
