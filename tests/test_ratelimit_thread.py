@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from ghlsync.ghl._ratelimit._thread import DbThread
 from ghlsync.store import create_engine
+from ghlsync.store._dbthread import DbThread
 
 
 @pytest.fixture

@@ -55,10 +55,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.ghl._ratelimit import _policy as p
 from ghlsync.ghl._ratelimit._memory import to_budget
-from ghlsync.ghl._ratelimit._thread import DbThread
 from ghlsync.ghl._seams import Budget
 from ghlsync.store import _raw as raw
 from ghlsync.store import begin_immediate
+from ghlsync.store._dbthread import DbThread
 from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables import rate_budget as t
 from ghlsync.store._tables import rate_slots as s
