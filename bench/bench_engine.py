@@ -527,8 +527,13 @@ class Plan:
     wide: int = 32
 
 
-async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
-    """Every scenario on one store, each on a fresh database."""
+async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> list[Result]:
+    """Every scenario on one store (`only="latency"`: that one), each on a fresh database."""
+
+    def latency(u: str) -> Awaitable[Result]:
+        count = round(plan.rate * plan.latency_seconds)
+        return over_http(u, store, count, plan.concurrency, workdir, rate=plan.rate)
+
     scenarios: list[Callable[[str], Awaitable[Result]]] = [
         lambda u: noop_worker(u, store, plan.count, plan.concurrency),
         lambda u: noop_worker(u, store, plan.count, plan.wide),
@@ -536,14 +541,7 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
         lambda u: worker_only(u, store, plan.count, plan.wide, limiter=False),
         lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=True),
         lambda u: over_http(u, store, plan.count, plan.concurrency, workdir),
-        lambda u: over_http(
-            u,
-            store,
-            round(plan.rate * plan.latency_seconds),
-            plan.concurrency,
-            workdir,
-            rate=plan.rate,
-        ),
+        latency,
     ]
     if store == "sqlite":  # the transport comparison needs one store only
         scenarios.insert(
@@ -570,6 +568,8 @@ async def run_store(store: str, plan: Plan, workdir: Path) -> list[Result]:
                     mix=mix,
                 )
             )
+    if only == "latency":  # the latency scenario alone (profiling, quick checks)
+        scenarios = [latency]
     results = []
     for scenario in scenarios:
         with database(store, workdir) as url:
@@ -700,17 +700,18 @@ async def main(args: argparse.Namespace) -> int:
     plan = Plan(count=600, latency_seconds=5.0) if args.quick else Plan()
     load_before = os.getloadavg()
     stores = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = [await client_alone(plan.count * 3, plan.concurrency)]
-    print(line(results[0]), flush=True)
+    results = [] if args.only else [await client_alone(plan.count * 3, plan.concurrency)]
+    for r in results:
+        print(line(r), flush=True)
     with tempfile.TemporaryDirectory(prefix="ghlsync-bench-") as tmp:
         for store in stores:
-            results += await run_store(store, plan, Path(tmp))
+            results += await run_store(store, plan, Path(tmp), args.only)
     texts = {
         "engine": throughput_report(results, load_before),
         "latency": latency_report(results, load_before),
     }
     print("\n\n".join(texts.values()))
-    if args.write:
+    if args.write and not args.only:
         for marker, text in texts.items():
             write_section(marker, text)
     return 1 if any(r.problems for r in results) else 0
@@ -721,6 +722,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--only", choices=["latency"], default="", help="that scenario alone (no --write)"
+    )
     return parser.parse_args()
 
 

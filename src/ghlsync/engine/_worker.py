@@ -10,7 +10,10 @@ items finishing together share one transaction (`_settle`).
 Waking up: on PostgreSQL an idle worker sleeps until a `NOTIFY ghlsync_work` (sent by `accept`
 at commit, from any process), until the next retry or lease expiry comes due, or at most
 `idle_poll` seconds; on SQLite it polls every `poll_interval` (and wakes at once for work
-accepted in its own process). Stopping: `run(stop, drain_seconds=N)` claims nothing more,
+accepted in its own process). A drained worker claims again only when woken, when its sleep
+ends, or when an item finishes that had a wake-up come while it was leased (a delivery merged
+into its row); an item finishing alone brings no work, and at a low rate those empty claims
+were as many as the real ones. Stopping: `run(stop, drain_seconds=N)` claims nothing more,
 gives the items in flight N seconds, then releases the leases of the rest (`release`).
 """
 
@@ -158,6 +161,9 @@ class Worker:
         self._in_flight = 0
         self._started_at = clock.now()
         self._budget_seen: dict[str, tuple[float, bool]] = {}  # location -> (until, answer)
+        self._wakes = 0  # wake-ups so far (`_woken`)
+        self._claimed_at: dict[asyncio.Task[None], int] = {}  # running item -> `_wakes` then
+        self._retry_due: float | None = None  # loop time the soonest retry we set comes due
 
     async def run_once(self) -> int:
         """Claim one batch (up to `concurrency` items), process it, return how many."""
@@ -175,7 +181,8 @@ class Worker:
         another worker takes them over without waiting for the lease to expire.
         """
         running: dict[asyncio.Task[None], Claim] = {}
-        self._loop, self._wakeup = asyncio.get_running_loop(), asyncio.Event()
+        loop = self._loop = asyncio.get_running_loop()
+        self._wakeup = asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
         helpers = [asyncio.ensure_future(self._heartbeats(running))]
         if self.outbox is not None:
@@ -184,17 +191,37 @@ class Worker:
         try:
             if self.listen:
                 helpers.append(await self._start_listener())
+            look = True  # claim on this pass (else only wait)
+            drained = False  # the last claim took less than it asked for: the queue is empty
+            deadline = 0.0  # loop time until which a drained worker may sleep
             while not stop_event.is_set():
                 self._beat()
                 free = self.concurrency - len(running)
-                got = await self._claim(free) if free > 0 else []
-                running.update(self._start(got))
-                if free == 0 or len(got) < free:  # full, or the queue is drained: wait
-                    await self._idle({*running, stopper}, drained=free > len(got))
+                if free > 0 and look:
+                    wakes = self._wakes
+                    got = await self._claim(free)
+                    started = self._start(got)
+                    running.update(started)
+                    self._claimed_at.update(dict.fromkeys(started, wakes))
+                    drained = len(got) < free
+                    if drained:
+                        deadline = loop.time() + await self._idle_timeout()
+                if free > 0 and not drained:
+                    look = True  # a slot is free and there may be more: claim at once
+                else:  # full, or the queue is drained: wait
+                    wait = deadline - loop.time() if free > 0 else self.poll_interval
+                    look = await self._idle({*running, stopper}, wait) or free == 0
                     if free == 0:  # full: let a few more finish, claim their places together
                         await asyncio.sleep(CLAIM_GATHER_S)
                 for task in [task for task in running if task.done()]:
                     del running[task]  # in place: the heartbeat task counts this dict
+                    # Drained, a finished item frees a slot but brings no work: only a
+                    # delivery that came while it was leased (merged into its row, which its
+                    # settle may have put back to pending) calls for a claim.
+                    look = look or self._claimed_at.pop(task, self._wakes) != self._wakes
+                    if self._retry_due is not None:  # one of ours comes due sooner
+                        deadline = min(deadline, self._retry_due)
+                        self._retry_due = None
             self._state = "draining"
             await self._drain(running, drain_seconds)
         except asyncio.CancelledError:
@@ -206,6 +233,7 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
             sa.event.remove(self.engine, "checkin", self._on_checkin)
+            self._claimed_at.clear()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget()
 
@@ -238,13 +266,22 @@ class Worker:
         """
         loop, wakeup = self._loop, self._wakeup
         if loop is not None and wakeup is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(wakeup.set)
+            loop.call_soon_threadsafe(self._woken)
+
+    def _woken(self) -> None:
+        """On the loop: claim now, and count the wake-up (items leased before it may have
+        had a delivery merged into their rows)."""
+        self._wakes += 1
+        if self._wakeup is not None:
+            self._wakeup.set()
 
     def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
         # A connection of this engine went back to the pool: its transaction is over. If it
         # accepted deliveries (a receiver in this process), claim them now.
+        # While LISTENing, the same commit's NOTIFY wakes us: a second wake-up per commit would
+        # look like a delivery merged into an item in flight, and cost a claim (`run`).
         info = getattr(record, "info", None)
-        if info is not None and info.pop(ACCEPTED_FLAG, False):
+        if info is not None and info.pop(ACCEPTED_FLAG, False) and not self._listening:
             self.wake()
 
     async def _start_listener(self) -> asyncio.Task[None]:
@@ -265,25 +302,29 @@ class Worker:
     def _on_notify(self, location: str | None) -> None:
         # None: (re)connected. Either way claim now; the claim itself is fair across locations.
         self._listening = True
-        if self._wakeup is not None:
-            self._wakeup.set()
+        self._woken()
 
     def _on_lost(self) -> None:
         self._listening = False  # poll every `poll_interval` until the LISTEN is back
 
-    async def _idle(self, waits: set[asyncio.Future[Any]], *, drained: bool = False) -> None:
-        """Until an item finishes, the stop, a wake-up, or the next due time (retries coming
-        due, expired leases), which without notifications is `poll_interval`."""
+    async def _idle(self, waits: set[asyncio.Future[Any]], seconds: float) -> bool:
+        """Until an item finishes, the stop, a wake-up, or `seconds` (the next due time:
+        retries coming due, expired leases; without notifications `poll_interval`).
+
+        True when woken or timed out (look for work), False when only `waits` ended."""
         assert self._wakeup is not None
-        timeout = await self._idle_timeout() if drained else self.poll_interval
         waker = asyncio.ensure_future(self._wakeup.wait())
         try:
-            await asyncio.wait(
-                {*waits, waker}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            done, _ = await asyncio.wait(
+                {*waits, waker}, timeout=max(0.0, seconds), return_when=asyncio.FIRST_COMPLETED
             )
         finally:
             waker.cancel()
+        # Read before clearing, with no await between: a wake-up that came in the same loop
+        # turn as a finished item (its waker not run yet) still counts.
+        woken = self._wakeup.is_set() or not done
         self._wakeup.clear()
+        return woken
 
     async def _idle_timeout(self) -> float:
         """How long an idle worker may sleep: until the next item comes due, at most
@@ -587,6 +628,9 @@ class Worker:
         await self._settler.run(
             lambda conn: retry_in(conn, item, failure.reason, delay, counts, note, now)
         )
+        if self._loop is not None:  # a drained worker wakes for it (`run`)
+            due = self._loop.time() + delay + 0.01
+            self._retry_due = due if self._retry_due is None else min(self._retry_due, due)
         _count(item, note, None)
 
     async def _dead(self, item: Claim, failure: Failure) -> None:
