@@ -164,7 +164,9 @@ async def test_one_refresh_for_tasks_and_processes(
     assert fingerprint(current) in tokens
     await asyncio.to_thread(_expire_in_store, engine)
     sandbox_clock.advance(86400 + 1)
-    assert (await call_with_vault(reopened, ghl.url, KEY))[0] == 200
+    # `reopened` keeps the row it read for READ_CACHE_S; a vault opened now reads the expiry.
+    later = TokenVault(reopened_engine, TokenCipher([key]), oauth)
+    assert (await call_with_vault(later, ghl.url, KEY))[0] == 200
     reopened_engine.dispose()
     assert _counters(ghl)["token_calls"]["refresh_token"] - before == 2
 
@@ -202,7 +204,8 @@ async def test_agency_connection_mints_and_remints_location_tokens(
     code = parse_qs(urlsplit(answer.headers["location"]).query)["code"][0]
     company = await oauth.exchange_code(code, user_type="Company")
     assert company.user_type == "Company" and company.location_id is None
-    vault = TokenVault(engine, TokenCipher([generate_key()]), oauth)
+    # This test expires rows by hand (`_expire_in_store`): read them on every request.
+    vault = TokenVault(engine, TokenCipher([generate_key()]), oauth, read_cache_s=0.0)
     vault.save(company.key, company)
 
     minted = await vault.add_location(company.key, KEY)

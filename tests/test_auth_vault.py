@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync._secret import Secret
+from ghlsync.ghl import _vault as vault_module
 from ghlsync.ghl._crypto import TokenCipher, generate_key
 from ghlsync.ghl._errors import ReconnectNeededError
 from ghlsync.ghl._oauth import LocationInactiveError, OAuthApp, TokenSet
@@ -219,3 +220,51 @@ async def test_without_an_oauth_app_nothing_is_refreshed(world: World) -> None:
     with pytest.raises(ReconnectNeededError, match="cannot be refreshed"):
         await readonly.token(KEY)
     assert world.ghl.calls == []
+
+
+def _replace_access_in_store(world: World, access: str) -> None:
+    """What another process's refresh leaves in the row: a new access token."""
+    with world.engine.begin() as conn:
+        conn.execute(
+            ghl_connections.update().values(access_token=world.cipher.encrypt(Secret(access)))
+        )
+
+
+async def test_token_reads_the_row_once_per_few_seconds_not_per_request(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    access, _ = world.connect(expires_in=3600)
+    reads: list[str] = []
+    read = world.vault._read
+
+    def counted(key: str) -> object:
+        reads.append(key)
+        return read(key)
+
+    monkeypatch.setattr(world.vault, "_read", counted)
+    assert {await world.vault.token(KEY) for _ in range(50)} == {Secret(access)}
+    assert reads == [KEY]
+    monkeypatch.setattr(world.vault, "_read_cache_s", 0.0)  # the kept read has aged
+    assert await world.vault.token(KEY) == Secret(access)
+    assert reads == [KEY, KEY]
+    assert vault_module.READ_CACHE_S == 5.0
+
+
+async def test_a_token_another_process_rotated_is_found_at_the_first_401(world: World) -> None:
+    old, _ = world.connect(expires_in=3600)
+    assert await world.vault.token(KEY) == Secret(old)
+    _replace_access_in_store(world, "rotated-elsewhere")
+    assert await world.vault.token(KEY) == Secret(old)  # kept: at most READ_CACHE_S
+    fresh = await world.vault.after_unauthorized(KEY, Secret(old))  # GHL refused the old one
+    assert fresh == Secret("rotated-elsewhere") and world.ghl.calls == []
+    assert await world.vault.token(KEY) == Secret("rotated-elsewhere")
+
+
+async def test_what_this_vault_writes_is_read_at_once(world: World) -> None:
+    world.connect(expires_in=3600)
+    await world.vault.token(KEY)
+    world.vault.save_private(KEY, Secret("pit-new"))
+    assert await world.vault.token(KEY) == Secret("pit-new")
+    world.vault.remove(KEY)
+    with pytest.raises(ReconnectNeededError):
+        await world.vault.token(KEY)

@@ -13,6 +13,14 @@ single-flight at two levels:
 
 `invalid_grant` marks the row `reconnect_needed` (the user must run `ghlsync auth login`);
 "Location is not active" keeps the token, since GHL accepts it again on reactivation.
+
+Every GHL request asks for its token. The row read for it is kept `READ_CACHE_S` (5 s) per
+key, so a busy location reads and decrypts its row a few times a minute instead of once per
+request (a thread hand-off, a select and a decryption each). Whatever this vault writes
+(save, remove, refresh) drops its key's kept read. What another process writes is seen within
+those 5 s, and sooner where it matters: a token that process rotated or revoked meanwhile
+gets a 401, and `after_unauthorized` always reads the row itself, so it finds the new token
+(or the reconnect mark) at once; a refresh comes due by the stored expiry as before.
 """
 
 from __future__ import annotations
@@ -21,6 +29,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -58,6 +67,8 @@ RECONNECT_MESSAGE = "reconnect needed: run `ghlsync auth login`"
 _COLS = ghl_connections.c
 P = ParamSpec("P")
 T = TypeVar("T")
+READ_CACHE_S = 5.0  # how long `token()` uses a row it read (see the module docstring)
+_KEPT_KEYS = 10_000  # rows kept at most; more: start again
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +108,7 @@ class TokenVault:
         oauth: OAuthApp | None = None,
         clock: Clock = SYSTEM_CLOCK,
         refresh_margin: float = 300.0,
+        read_cache_s: float = READ_CACHE_S,
     ) -> None:
         self._engine = engine
         self._cipher = cipher
@@ -108,6 +120,9 @@ class TokenVault:
             weakref.WeakKeyDictionary()
         )
         self._lock_threads = ThreadPoolExecutor(4, thread_name_prefix="ghlsync-token-lock")
+        self._read_cache_s = read_cache_s
+        self._kept: dict[str, tuple[float, _Stored | None]] = {}  # key -> (read at, row)
+        self._writes = 0  # this vault's writes so far: a read begun before one is not kept
 
     def __repr__(self) -> str:
         return f"TokenVault(url={self._engine.url!r}, cipher={self._cipher!r})"
@@ -125,6 +140,7 @@ class TokenVault:
         }
         with begin_immediate(self._engine) as conn:
             _upsert(conn, values)
+        self._forget_read(key)
         log.info("saved %s %s connection %s", kind, tokens.user_type, key)
 
     def save_private(self, key: str, token: Secret, *, user_type: str = "Location") -> None:
@@ -148,6 +164,7 @@ class TokenVault:
         """Forget the connection for `key`; True when there was one."""
         with begin_immediate(self._engine) as conn:
             deleted = conn.execute(ghl_connections.delete().where(_COLS.key == key)).rowcount
+        self._forget_read(key)
         return bool(deleted)
 
     # -- reading ---------------------------------------------------------------------------
@@ -164,7 +181,7 @@ class TokenVault:
 
     async def token(self, key: str) -> Secret:
         """A token believed valid now; refreshed first when within the margin of expiry."""
-        stored = _require_usable(await asyncio.to_thread(self._read, key), key)
+        stored = _require_usable(await self._read_kept(key), key)
         expires_at = stored.info.expires_at
         if expires_at is None or expires_at - self._clock.now() > self._margin:
             return stored.access
@@ -173,6 +190,7 @@ class TokenVault:
     async def after_unauthorized(self, key: str, rejected: Secret) -> Secret | None:
         """GHL refused `rejected`: refresh once, unless someone already replaced it."""
         stored = await asyncio.to_thread(self._read, key)
+        self._forget_read(key)  # read again next time: a refresh may follow
         if stored is None or stored.info.kind == "private" or self._oauth is None:
             return None
         _require_usable(stored, key)
@@ -194,6 +212,7 @@ class TokenVault:
         return await asyncio.shield(task)
 
     def _forget(self, key: str, task: asyncio.Task[Secret]) -> None:
+        self._forget_read(key)  # the refresh wrote the row (or marked it): read it again
         if self._inflight.get(key) is task:
             del self._inflight[key]
         if not task.cancelled():
@@ -283,6 +302,24 @@ class TokenVault:
         return stored.access
 
     # -- rows ------------------------------------------------------------------------------
+
+    async def _read_kept(self, key: str) -> _Stored | None:
+        """The row of `key` as read at most `read_cache_s` ago (read now if older)."""
+        kept = self._kept.get(key)
+        now = time.monotonic()
+        if kept is not None and now - kept[0] < self._read_cache_s:
+            return kept[1]
+        writes = self._writes
+        stored = await asyncio.to_thread(self._read, key)
+        if writes == self._writes:  # else it may predate a write of ours: use it, keep it not
+            if len(self._kept) >= _KEPT_KEYS:
+                self._kept.clear()
+            self._kept[key] = (now, stored)
+        return stored
+
+    def _forget_read(self, key: str) -> None:
+        self._writes += 1
+        self._kept.pop(key, None)
 
     def _read(self, key: str) -> _Stored | None:
         with self._engine.connect() as conn:
