@@ -58,12 +58,15 @@ from _instant_ghl import InstantGHL
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import fold_keys
 from ghlsync.engine import Delivery, Worker, accept
+from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter, StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.mapping._config import WorkerSettings
 from ghlsync.sandbox import DEFAULT_CALENDAR_ID, DEFAULT_LOCATION_ID, DEFAULT_TOKEN, SandboxState
 from ghlsync.sandbox import create_app as create_sandbox_app
 from ghlsync.server import bind_loopback, create_app
+from ghlsync.server._guard import ConnectionLimits, uvicorn_settings
+from ghlsync.server._run import build_worker
 from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables_engine import dead_letters, work_items
 
@@ -383,25 +386,39 @@ async def serving(
     engine: sa.Engine,
     concurrency: int,
     *,
-    limiter: bool = True,
     standin: StandIn | None = None,
 ) -> AsyncIterator[tuple[str, Worker, StandIn | InProcess]]:
-    """`ghlsync serve` in this process: uvicorn + worker on one loop, SqlRateLimiter, the
-    instant GHL behind the client (in this process, or `standin` over loopback HTTP); yields
-    (base URL, worker, the GHL)."""
+    """`ghlsync serve` in this process, built as `serve` builds it (`build_worker`: the
+    location services, their tokens and gate, `SqlRateLimiter`; the app with the location
+    directory; uvicorn with the guarded protocol and connection limits of `server:`), the
+    receiver and the worker on one loop; the instant GHL behind the client (in this process,
+    or `standin` over loopback HTTP). Yields (base URL, worker, the GHL)."""
     ghl: StandIn | InProcess = standin if standin is not None else InProcess()
-    pacer = SqlRateLimiter(engine) if limiter else None
-    if isinstance(ghl, InProcess):
-        client = ghl_client(ghl.ghl.transport(), pacer)
-    else:
-        client = ghl_client(None, pacer, ghl.url)
     config = bench_config(concurrency)
+    transport = None
+    if isinstance(ghl, InProcess):
+        transport = ghl.ghl.transport()
+        base_url = GHL_URL
+    else:
+        base_url = ghl.url
+    config = config.model_copy(update={"ghl": config.ghl.model_copy(update={"base_url": base_url})})
     mapper = Mapper(config)
-    worker = Worker(engine, client, mapper, config, limiter=pacer)
-    app = create_app(engine=engine, config=config, mapper=mapper, worker_state=worker)
+    services = LocationServices.build(engine, config, mapper=mapper)
+    worker = build_worker(engine, config, mapper, services=services, transport=transport)
+    app = create_app(
+        engine=engine,
+        config=config,
+        mapper=mapper,
+        worker_state=worker,
+        locations=services.directory,
+        installer=services.installer,
+    )
+    limits = ConnectionLimits.from_settings(config.server).within_fd_limit()
     sock = bind_loopback()
     server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False)
+        uvicorn.Config(
+            app, lifespan="on", log_level="warning", access_log=False, **uvicorn_settings(limits)
+        )
     )
     stop = asyncio.Event()
     serve_task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -415,7 +432,7 @@ async def serving(
         await serve_task
         stop.set()
         await worker_task
-        await client.aclose()
+        await worker.client.aclose()
         sock.close()
 
 
@@ -441,7 +458,6 @@ async def over_http(
     concurrency: int,
     workdir: Path,
     *,
-    limiter: bool = True,
     standin: bool = False,
     mix: str = "mixed",
     **how: Any,
@@ -455,7 +471,7 @@ async def over_http(
     migrate(engine)
     async with contextlib.AsyncExitStack() as stack:
         other = await stack.enter_async_context(StandIn(workdir)) if standin else None
-        async with serving(engine, concurrency, limiter=limiter, standin=other) as served:
+        async with serving(engine, concurrency, standin=other) as served:
             base, worker, ghl = served
             await _warm_running(worker, pool, tag)
             settled = worker.processed

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from types import FrameType
 
+import httpx2
 import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
@@ -182,11 +183,13 @@ def build_worker(
     *,
     timeout: float = 30.0,
     services: LocationServices | None = None,
+    transport: httpx2.AsyncBaseTransport | None = None,
 ) -> Worker:
     """The engine's worker with a GHL client for every location that has a token.
 
     `timeout` is the GHL client's, in seconds (the demo's fault runs use a short one).
     `services` gives per-location calendars, mapping overrides and tokens (docs/locations.md).
+    `transport` replaces the client's HTTP (an in-process GHL: the benchmarks).
     """
     services = services or LocationServices.build(engine, config, mapper=mapper)
     if not services.can_sync():
@@ -203,6 +206,7 @@ def build_worker(
         limiter=limiter,
         timeout=timeout,
         api_version=services.directory.api_version,  # v2 or v3 per location
+        transport=transport,
     )
     return Worker(
         engine,
