@@ -27,15 +27,19 @@ machines share no monotonic clock).
 
 The hot path costs little CPU because it skips SQLAlchemy's execution layer and the executor:
 the take, the free and the wait read (when nothing was free) are compiled once to the
-driver's SQL (`_HotStatements`) and run by one thread per limiter (`_thread.DbThread`) on a
-pooled DBAPI connection. Answered slots wait in memory and are written, in one statement,
-before whatever hot statement that thread runs next, or `FLUSH_S` after the answer at the
-latest (late is safe: a slot only looks busy a little longer). The keys queued together take
-in one transaction after those frees, each only for the callers it has: on PostgreSQL
-(prepared statements, autocommit) in one statement, sent in one pipeline with the frees (one
-round trip); on SQLite in one BEGIN ... COMMIT, a statement per key. The rare paths (a budget
-row write, a key's first rows, `has_budget`/`budget`) stay on SQLAlchemy in the default
-executor.
+driver's SQL (`_HotStatements`). On SQLite they run on the event loop's own connection
+(`store._raw.loop_connection`: BEGIN IMMEDIATE, at most 2 ms of waiting for another writer),
+where the ledger and the queue of `ghlsync serve` write too, so nobody takes turns at the
+file's one write lock; only when another writer holds it longer does the work go to the
+limiter's thread. On PostgreSQL they run on one thread per limiter (`store._dbthread.DbThread`)
+on a pooled DBAPI connection. Answered slots wait in memory and are written, in one
+statement, before whatever hot statement runs next, or `FLUSH_S` after the answer at the
+latest (late is safe: a slot only looks busy a little longer; a write that fails puts them
+back in the queue). The keys queued together take in one transaction after those frees, each
+only for the callers it has: on PostgreSQL (prepared statements, autocommit) in one
+statement, sent in one pipeline with the frees (one round trip); on SQLite a statement per
+key. The rare paths (a budget row write, a key's first rows, `has_budget`/`budget`) stay on
+SQLAlchemy in the default executor.
 """
 
 from __future__ import annotations
