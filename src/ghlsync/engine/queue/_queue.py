@@ -101,19 +101,15 @@ def next_due(engine: sa.Engine) -> float | None:
 
 # Built once with bind parameters (building them per claim cost more than running them).
 _IDS = sa.bindparam("b_ids", expanding=True, type_=sa.BigInteger)
-_LEASE = (
-    sa.update(work_items)
-    .where(w.id.in_(_IDS))
-    .values(
-        status="leased",
-        lease_owner=sa.bindparam("b_owner"),
-        lease_token=sa.bindparam("b_token"),
-        lease_expires_at=sa.bindparam("b_expires"),
-        attempts=w.attempts + 1,
-        updated_at=sa.bindparam("b_now"),
-    )
-    .returning(*work_items.c)
-)
+_LEASED: dict[str, Any] = {  # what a lease writes, in both statements below
+    "status": "leased",
+    "lease_owner": sa.bindparam("b_owner"),
+    "lease_token": sa.bindparam("b_token"),
+    "lease_expires_at": sa.bindparam("b_expires"),
+    "attempts": w.attempts + 1,
+    "updated_at": sa.bindparam("b_now"),
+}
+_LEASE = sa.update(work_items).where(w.id.in_(_IDS)).values(_LEASED).returning(*work_items.c)
 # PostgreSQL, at the driver level (`_fair.raw_cursor`): the lock and the lease in one
 # statement, the ids as an array. The subquery is not correlated: it reads work_items anew.
 _PG_IDS = sa.bindparam("b_ids", type_=ARRAY(sa.BigInteger))
@@ -127,14 +123,7 @@ _RAW_LOCK_AND_LEASE = RawStatement(
             .correlate(None)
         )
     )
-    .values(
-        status="leased",
-        lease_owner=sa.bindparam("b_owner"),
-        lease_token=sa.bindparam("b_token"),
-        lease_expires_at=sa.bindparam("b_expires"),
-        attempts=w.attempts + 1,
-        updated_at=sa.bindparam("b_now"),
-    )
+    .values(_LEASED)
     .returning(*work_items.c)
 )
 _COLUMNS = tuple(column.name for column in work_items.c)
