@@ -305,9 +305,14 @@ async def test_a_take_that_finds_sqlites_lock_held_waits_in_the_thread_and_keeps
 
     ticker = asyncio.create_task(tick())
     taking = asyncio.create_task(limiter._take("loc", 3))
-    await asyncio.sleep(0.2)
-    assert not taking.done() and ticks > 20  # waiting in the thread, not on the loop
-    assert not limiter._pending  # the thread holds the frees, ready to write them first
+    for _ in range(1000):  # the thread took the frees, to write them first (10 s at most)
+        if not limiter._pending:
+            break
+        await asyncio.sleep(0.01)
+    assert not limiter._pending
+    before = ticks
+    await asyncio.sleep(0.1)
+    assert not taking.done() and ticks > before  # waiting in the thread, not on the loop
     blocker.driver_connection.execute("COMMIT")  # type: ignore[union-attr]
     blocker.close()
     taken = await taking
