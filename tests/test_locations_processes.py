@@ -49,15 +49,27 @@ class Agency:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     def start_workers(self, count: int) -> None:
+        """Start `count` worker processes and wait until each runs (has logged "running"),
+        so that a SIGTERM sent later meets the worker's own handler, not the default action
+        of a process still importing (which ends it with -15: CI saw it on a slow machine)."""
+        logs = []
         for _ in range(count):
-            self.workers.append(
-                subprocess.Popen(
-                    [GHLSYNC, "worker", "--config", str(self.config_path)],
-                    env=self.env,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
+            log = self.config_path.parent / f"worker{len(self.workers)}.log"
+            with log.open("wb") as err:
+                self.workers.append(
+                    subprocess.Popen(
+                        [GHLSYNC, "worker", "--config", str(self.config_path)],
+                        env=self.env,
+                        stdout=subprocess.DEVNULL,
+                        stderr=err,
+                    )
                 )
-            )
+            logs.append(log)
+        for log in logs:
+            deadline = time.monotonic() + WAIT_SECONDS
+            while "running (SIGTERM/Ctrl-C drains)" not in log.read_text():
+                assert time.monotonic() < deadline, f"worker never started:\n{log.read_text()}"
+                time.sleep(0.05)
 
     def drain_workers(self) -> None:
         for proc in self.workers:

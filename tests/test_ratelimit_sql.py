@@ -253,6 +253,44 @@ async def test_a_dropped_connection_fails_one_take_and_the_next_reconnects(
         engine.dispose()
 
 
+@pytest.mark.postgres
+async def test_on_postgresql_a_failed_take_does_not_write_its_frees_again(
+    postgres_url: str,
+) -> None:
+    """The free runs in autocommit before the take: when the take then fails, the free may
+    have committed, and the slot may be taken anew before a later statement would write the
+    free again (which would free a call in flight). So the frees are not queued again."""
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    limiter = SqlRateLimiter(engine, clock=FakeClock())
+    try:
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=98))  # a pending free
+        assert limiter._pending
+        hot = limiter._hot
+
+        def free_then_fail(conn: object, frees: list[dict[str, object]], params: object) -> None:
+            hot.free(conn, frees)  # committed: autocommit
+            raise sa.exc.OperationalError("take", {}, Exception("the take failed"))
+
+        real = hot.take_many
+        hot.take_many = free_then_fail  # type: ignore[method-assign,assignment]
+        with pytest.raises(sa.exc.OperationalError):
+            await limiter.acquire("loc")
+        hot.take_many = real  # type: ignore[method-assign]
+        assert not limiter._pending  # written once, not queued to be written again
+        with engine.connect() as conn:
+            in_flight = conn.execute(
+                sa.text("SELECT count(*) FROM rate_slots WHERE key = 'loc' AND in_flight")
+            ).scalar()
+        assert in_flight == 0
+    finally:
+        await limiter.drain()
+        engine.dispose()
+
+
 @pytest.fixture
 def sqlite_engine(sqlite_url: str) -> Iterator[sa.Engine]:
     engine = create_engine(sqlite_url)

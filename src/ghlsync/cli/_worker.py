@@ -2,7 +2,9 @@
 
 Signals: the first SIGTERM or SIGINT drains (no new claims; the items in flight get
 `--drain-seconds`, then the leases of unfinished ones are released for other workers) and the
-process exits 0. A second signal stops at once; the leases it held expire instead.
+process exits 0. A second signal stops at once; the leases it held expire instead. A first
+signal that comes while the worker is still starting (opening the store, reading the vault) is
+kept: the worker then starts drained, claims nothing and exits 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -92,21 +95,47 @@ def worker(
     """Sync queued work to GHL until stopped (SIGTERM/Ctrl-C drains, then exits 0)."""
     from ghlsync._logging import setup_logging
 
-    loaded = load_config_or_fail("worker", config)
-    with open_store("worker", loaded.database_url) as engine:
-        check_key_or_fail("worker", engine)
-        services = _services(engine, loaded)
-        if not services.can_sync():
-            raise fail(
-                "worker",
-                "the worker needs a GHL token: ghl.location_id and ghl.token (or "
-                "GHLSYNC_GHL_LOCATION_ID and GHLSYNC_GHL_TOKEN), or locations connected with "
-                "`ghlsync auth login` / an agency install",
-            )
-        # After the checks: a refusal stays one line, without the migration's log lines.
-        setup_logging(log_level.value, log_format.value)
-        with _metrics(metrics_host, metrics_port, loaded):
-            asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds))
+    with _EarlySignals() as early:  # a stop during start-up still drains and exits 0
+        loaded = load_config_or_fail("worker", config)
+        with open_store("worker", loaded.database_url) as engine:
+            check_key_or_fail("worker", engine)
+            services = _services(engine, loaded)
+            if not services.can_sync():
+                raise fail(
+                    "worker",
+                    "the worker needs a GHL token: ghl.location_id and ghl.token (or "
+                    "GHLSYNC_GHL_LOCATION_ID and GHLSYNC_GHL_TOKEN), or locations connected "
+                    "with `ghlsync auth login` / an agency install",
+                )
+            # After the checks: a refusal stays one line, without the migration's log lines.
+            setup_logging(log_level.value, log_format.value)
+            with _metrics(metrics_host, metrics_port, loaded):
+                asyncio.run(_run(engine, loaded, services, concurrency, drain_seconds, early))
+
+
+class _EarlySignals:
+    """SIGTERM/SIGINT before the worker's event loop takes them over: the first is kept (and
+    acted on once the loop runs), a second stops at once, as Ctrl-C does."""
+
+    _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _EarlySignals:
+        if threading.current_thread() is threading.main_thread():  # else: cannot, as before
+            self._previous = {sig: signal.signal(sig, self._note) for sig in self._SIGNALS}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._previous.items():  # the caller's own, e.g. a test runner's
+            signal.signal(sig, handler)
+
+    def _note(self, signum: int, frame: object) -> None:
+        self.received += 1
+        if self.received > 1:
+            raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -141,7 +170,12 @@ def _services(engine: sa.Engine, config: Any) -> Any:
 
 
 async def _run(
-    engine: sa.Engine, config: Any, services: Any, concurrency: int | None, drain: float
+    engine: sa.Engine,
+    config: Any,
+    services: Any,
+    concurrency: int | None,
+    drain: float,
+    early: _EarlySignals,
 ) -> None:
     from ghlsync.engine import Worker
     from ghlsync.ghl._client import GHLClient
@@ -169,6 +203,8 @@ async def _run(
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop, drain_seconds=drain))
     _on_signals(stop, task)
+    if early.received:
+        stop.set()  # stopped while starting: drain at once
     _log.info("worker %s running (SIGTERM/Ctrl-C drains)", runner.worker_id)
     try:
         await task

@@ -250,17 +250,23 @@ class SqlRateLimiter:
     def _take_all(
         self, conn: Any, wants: list[tuple[str, int]], *, immediate: bool = False
     ) -> list[list[int] | float]:
-        """`_take` for the keys queued together, after the freed slots not yet written, in
-        one transaction: on PostgreSQL one statement (one round trip), on SQLite one per key.
-        If it fails, the freed slots go back in the queue for the next statement to write."""
+        """`_take` for the keys queued together, after the freed slots not yet written: on
+        PostgreSQL one pipelined round trip (free, then one take for all keys), on SQLite one
+        transaction with one take per key.
+
+        If the SQLite transaction fails, the freed slots go back in the queue for the next
+        statement to write: nothing of it was kept. On PostgreSQL they do not: the free runs
+        in autocommit before the take and may have committed, and writing it again after the
+        slot was taken anew would free a call in flight. A free lost that way only keeps its
+        slot held until `hold_ms` passes (fewer calls, never more)."""
         now = self._now_ms()
         hold = now + int(self.policy.hold_ms)
         frees = self._pop_pending()
+        if self._pg:
+            params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
+            taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
+            return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
         try:
-            if self._pg:
-                params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
-                taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
-                return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
             self._hot.begin(conn, immediate=immediate)
             self._hot.free(conn, frees)
             slots = [
