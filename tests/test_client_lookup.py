@@ -114,14 +114,20 @@ def test_target_url_is_the_url_httpx2_builds(base: str) -> None:
             try:
                 plain = http.build_request("GET", path, params=params)
             except httpx2.InvalidURL as error:
-                url, query = _target(prefix, path, params)
+                url, query, _ = _target(prefix, path, params)
                 with pytest.raises(httpx2.InvalidURL, match=re.escape(str(error))):
                     http.build_request("GET", url, params=query)
                 continue
-            url, query = _target(prefix, path, params)
+            url, query, absolute = _target(prefix, path, params)
             built = http.build_request("GET", url, params=query)
             assert (built.url, built.url.raw_path) == (plain.url, plain.url.raw_path), path
             assert built.headers.raw == plain.headers.raw
+            if absolute:  # the client then builds the request itself, from `url` alone
+                assert query is None and url.startswith(("http://", "https://")), path
+                alone = httpx2.Request("GET", url)
+                assert (alone.url, alone.url.raw_path) == (plain.url, plain.url.raw_path), path
+            else:
+                assert (url, query) == (path, params), path
 
 
 @pytest.mark.parametrize(
