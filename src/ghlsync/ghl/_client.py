@@ -393,9 +393,7 @@ class GHLClient:
         through `build_request`, which joins them to the base URL as it always did.
         """
         if call.url is None:
-            call.url, call.query, call.absolute = _target(
-                self._url_prefix, call.path, call.params
-            )
+            call.url, call.query, call.absolute = _target(self._url_prefix, call.path, call.params)
         headers = self._headers(token, call.version)
         if call.absolute:
             return httpx2.Request(
