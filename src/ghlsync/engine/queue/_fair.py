@@ -24,7 +24,7 @@ import json
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import sqlalchemy as sa
 
@@ -82,27 +82,9 @@ def eligible(now: float | sa.BindParameter[float]) -> sa.ColumnElement[bool]:
     return sa.or_(sa.and_(w.status == "pending", w.available_at <= now), expired(now))
 
 
-# Built once with bind parameters: building them per claim cost more CPU than running them
-# (SQLAlchemy's coercions and cache keys; docs/benchmarks.md, "Engine throughput").
-_NOW = sa.bindparam("b_now", type_=sa.Float)
-_LOCS = sa.bindparam("b_locs", expanding=True, type_=sa.String)
-_ABANDONED_LOCATIONS = sa.select(w.location_id).where(expired(_NOW)).distinct()
-_ABANDONED = (
-    sa.select(w.id, w.location_id, w.available_at)
-    .where(expired(_NOW), w.location_id.in_(_LOCS))
-    .order_by(w.lease_expires_at)
-    .limit(sa.bindparam("b_limit", type_=sa.Integer))
-)
-_IN_FLIGHT = (
-    sa.select(w.location_id, sa.func.count())
-    .where(w.status == "leased", w.location_id.in_(_LOCS), w.lease_expires_at > _NOW)
-    .group_by(w.location_id)
-)
-
-
-# PostgreSQL: the same queries at the driver level, in the caller's transaction, folded into
-# two statements (a claim ran five to seven; each cost ~0.1 ms of psycopg's CPU and as much
-# again of SQLAlchemy's). The locations with work (pending or abandoned) in one:
+# At the driver level, in the caller's transaction, folded into two statements (a claim ran
+# five to seven; each cost ~0.1 ms of SQLAlchemy's CPU, on PostgreSQL as much again of
+# psycopg's). The locations with work (pending or abandoned) in one:
 _RAW_ACTIVE_LOCATIONS = RawStatement(
     sa.text(
         _PENDING_LOCATIONS.text
@@ -112,11 +94,10 @@ _RAW_ACTIVE_LOCATIONS = RawStatement(
     """
     )
 )
-# Kind 0: each location's oldest due items (`_HEADS_PG`); 1: abandoned leases (`_ABANDONED`);
-# 2: live leases per location (`_IN_FLIGHT`).
-_RAW_CANDIDATES = RawStatement(
-    sa.text(
-        """
+# Kind 0: each location's oldest due items (`_HEADS_*`); 1: abandoned leases (the oldest
+# `limit` expiries); 2: live leases per location.
+_CANDIDATES_PG = sa.text(
+    """
     SELECT 0 AS kind, h.id, h.location_id, h.available_at, 0 AS n
     FROM unnest(CAST(:locs AS varchar[])) AS l(loc)
     CROSS JOIN LATERAL (
@@ -136,34 +117,55 @@ _RAW_CANDIDATES = RawStatement(
       AND location_id = ANY(CAST(:locs AS varchar[]))
     GROUP BY location_id
     """
-    )
 )
-_RAW_HEADS = RawStatement(_HEADS_PG)
+# SQLite takes `ORDER BY ... LIMIT` in a compound's member only inside a subquery.
+_CANDIDATES_SQLITE = sa.text(
+    """
+    SELECT 0 AS kind, w.id, w.location_id, w.available_at, 0 AS n
+    FROM json_each(:locs) AS l
+    JOIN work_items w ON w.id IN (
+        SELECT i.id FROM work_items i
+        WHERE i.status = 'pending' AND i.location_id = l.value AND i.available_at <= :now
+        ORDER BY i.available_at, i.id LIMIT :k
+    )
+    UNION ALL
+    SELECT * FROM (
+        SELECT 1, id, location_id, available_at, 0 FROM work_items
+        WHERE status = 'leased' AND lease_expires_at <= :now
+          AND location_id IN (SELECT value FROM json_each(:locs))
+        ORDER BY lease_expires_at LIMIT :limit
+    )
+    UNION ALL
+    SELECT 2, 0, location_id, 0, count(*) FROM work_items
+    WHERE status = 'leased' AND lease_expires_at > :now
+      AND location_id IN (SELECT value FROM json_each(:locs))
+    GROUP BY location_id
+    """
+)
+_RAW_CANDIDATES = {
+    "postgresql": RawStatement(_CANDIDATES_PG),
+    "sqlite": RawStatement(_CANDIDATES_SQLITE),
+}
+_RAW_HEADS = {"postgresql": RawStatement(_HEADS_PG), "sqlite": RawStatement(_HEADS_SQLITE)}
 
 
 class _Row(NamedTuple):
-    """A candidate as the driver-level path returns it (SQLAlchemy's rows read the same)."""
+    """A candidate: a work row's id, location and due time."""
 
     id: int
     location_id: str
     available_at: float
 
 
-def raw_cursor(conn: sa.Connection) -> RawCursor | None:
-    """A driver-level cursor in `conn`'s transaction on PostgreSQL; None on SQLite."""
-    if conn.dialect.name != "postgresql":
-        return None
+def raw_cursor(conn: sa.Connection) -> RawCursor:
+    """A driver-level cursor in `conn`'s transaction."""
     return RawCursor(conn.connection, conn.dialect)
 
 
 def active_locations(conn: sa.Connection, now: float) -> list[str]:
     """Locations with pending rows (due or not) or abandoned leases, sorted."""
-    raw = raw_cursor(conn)
-    if raw is not None:
-        return sorted(row[0] for row in raw.execute(_RAW_ACTIVE_LOCATIONS, {"b_now": now}).all())
-    pending = set(conn.execute(_PENDING_LOCATIONS).scalars())
-    abandoned = conn.execute(_ABANDONED_LOCATIONS, {"b_now": now}).scalars()
-    return sorted(pending.union(abandoned))
+    rows = raw_cursor(conn).execute(_RAW_ACTIVE_LOCATIONS, {"b_now": now}).all()
+    return sorted(row[0] for row in rows)
 
 
 def fair_order(
@@ -179,36 +181,30 @@ def fair_order(
     wanted = limit * slack
     k = math.ceil(limit / len(locs)) * slack
     raw = raw_cursor(conn)
-    if raw is not None:  # PostgreSQL: heads, abandoned leases and leases in flight at once
-        heads, abandoned, in_flight = _candidates(raw, now, locs, k, limit)
-    else:
-        heads = _heads(conn, now, locs, k)
+    heads, abandoned, in_flight = _candidates(raw, now, locs, k, limit)
     if len(heads) < wanted:
         # Few locations had due work: let those that filled their share take more, so one
         # busy location among many idle ones still fills the batch.
         full = _full_locations(heads, k)
         if full:
-            more = _heads(conn, now, full, math.ceil(wanted / len(full)))
+            more = _heads(raw, now, full, math.ceil(wanted / len(full)))
             refetched = set(full)
             heads = [row for row in heads if row.location_id not in refetched] + more
-    if raw is not None:
-        return _round_robin(abandoned + heads, in_flight)
-    rows = _abandoned(conn, now, locs, limit) + heads
-    return _round_robin(rows, _in_flight(conn, now, {row.location_id for row in rows}))
+    return _round_robin(abandoned + heads, in_flight)
 
 
 def _candidates(
     raw: RawCursor, now: float, locs: list[str], k: int, limit: int
 ) -> tuple[list[_Row], list[_Row], dict[str, int]]:
-    """`_heads`, `_abandoned` and `_in_flight` (of every location in `locs`: a superset of
-    the candidates' locations, the same answer for them) in one PostgreSQL statement."""
+    """Each location's oldest `k` due items, the oldest `limit` abandoned leases, and the
+    live leases of every location in `locs` (a superset of the candidates' locations, the
+    same answer for them), in one statement."""
     heads: list[_Row] = []
     abandoned: list[_Row] = []
     in_flight: dict[str, int] = {}
-    params = {"now": now, "k": k, "locs": locs, "limit": limit}
-    for kind, item_id, location_id, available_at, count in raw.execute(
-        _RAW_CANDIDATES, params
-    ).all():
+    params = {"now": now, "k": k, "locs": _locs(raw, locs), "limit": limit}
+    stmt = _RAW_CANDIDATES[raw.dialect.name]
+    for kind, item_id, location_id, available_at, count in raw.execute(stmt, params).all():
         if kind == 0:
             heads.append(_Row(item_id, location_id, available_at))
         elif kind == 1:
@@ -218,34 +214,24 @@ def _candidates(
     return heads, abandoned, in_flight
 
 
-def _full_locations(rows: Sequence[Any], k: int) -> list[str]:
+def _full_locations(rows: Sequence[_Row], k: int) -> list[str]:
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
         counts[row.location_id] += 1
     return sorted(loc for loc, n in counts.items() if n >= k)
 
 
-def _abandoned(conn: sa.Connection, now: float, locs: list[str], limit: int) -> list[Any]:
-    return list(conn.execute(_ABANDONED, {"b_now": now, "b_locs": locs, "b_limit": limit}))
+def _heads(raw: RawCursor, now: float, locs: list[str], k: int) -> list[_Row]:
+    params = {"now": now, "k": k, "locs": _locs(raw, locs)}
+    return [_Row(*row) for row in raw.execute(_RAW_HEADS[raw.dialect.name], params).all()]
 
 
-def _heads(conn: sa.Connection, now: float, locs: list[str], k: int) -> list[Any]:
-    params: dict[str, Any] = {"now": now, "k": k}
-    raw = raw_cursor(conn)
-    if raw is not None:
-        return [_Row(*row) for row in raw.execute(_RAW_HEADS, {**params, "locs": locs}).all()]
-    return list(conn.execute(_HEADS_SQLITE, {**params, "locs": json.dumps(locs)}))
+def _locs(raw: RawCursor, locs: list[str]) -> list[str] | str:
+    """The location list as the statements take it: an array, or JSON for `json_each`."""
+    return locs if raw.dialect.name == "postgresql" else json.dumps(locs)
 
 
-def _in_flight(conn: sa.Connection, now: float, locs: set[str]) -> dict[str, int]:
-    """Live leases per location (any worker's); expired ones are work to take over."""
-    if not locs:
-        return {}
-    rows = conn.execute(_IN_FLIGHT, {"b_now": now, "b_locs": sorted(locs)})
-    return {loc: int(n) for loc, n in rows}
-
-
-def _round_robin(rows: Sequence[Any], in_flight: dict[str, int] | None = None) -> list[int]:
+def _round_robin(rows: Sequence[_Row], in_flight: dict[str, int] | None = None) -> list[int]:
     by_location: dict[str, list[tuple[float, int]]] = defaultdict(list)
     for row in rows:
         by_location[row.location_id].append((float(row.available_at), int(row.id)))

@@ -17,6 +17,7 @@ count (a 429) gives it back. A worker killed mid-item therefore still uses up an
 from __future__ import annotations
 
 import dataclasses
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -100,7 +101,6 @@ def next_due(engine: sa.Engine) -> float | None:
 
 
 # Built once with bind parameters (building them per claim cost more than running them).
-_IDS = sa.bindparam("b_ids", expanding=True, type_=sa.BigInteger)
 _LEASED: dict[str, Any] = {  # what a lease writes, in both statements below
     "status": "leased",
     "lease_owner": sa.bindparam("b_owner"),
@@ -109,9 +109,16 @@ _LEASED: dict[str, Any] = {  # what a lease writes, in both statements below
     "attempts": w.attempts + 1,
     "updated_at": sa.bindparam("b_now"),
 }
-_LEASE = sa.update(work_items).where(w.id.in_(_IDS)).values(_LEASED).returning(*work_items.c)
-# PostgreSQL, at the driver level (`_fair.raw_cursor`): the lock and the lease in one
-# statement, the ids as an array. The subquery is not correlated: it reads work_items anew.
+# At the driver level (`_fair.raw_cursor`). SQLite: the ids as JSON (`json_each`).
+_SQLITE_IDS = sa.func.json_each(sa.bindparam("b_ids", type_=sa.String)).table_valued("value")
+_RAW_LEASE_SQLITE = RawStatement(
+    sa.update(work_items)
+    .where(w.id.in_(sa.select(_SQLITE_IDS.c.value)))
+    .values(_LEASED)
+    .returning(*work_items.c)
+)
+# PostgreSQL: the lock and the lease in one statement, the ids as an array. The subquery is
+# not correlated: it reads work_items anew.
 _PG_IDS = sa.bindparam("b_ids", type_=ARRAY(sa.BigInteger))
 _RAW_LOCK_AND_LEASE = RawStatement(
     sa.update(work_items)
@@ -152,6 +159,22 @@ def _lease_pg(
     return ids, rows
 
 
+def _lease_sqlite(
+    raw: RawCursor,
+    conn: sa.Connection,
+    params: dict[str, Any],
+    locations: Sequence[str] | None,
+    limit: int,
+) -> tuple[list[int], list[dict[str, Any]]]:
+    """SQLite: the first `limit` candidates, leased in one statement (nobody else is claiming:
+    the transaction holds the write lock); their ids in fair order and their rows."""
+    ids = fair_order(conn, params["b_now"], locations, limit)[:limit]
+    if not ids:
+        return [], []
+    got = raw.execute(_RAW_LEASE_SQLITE, {**params, "b_ids": json.dumps(ids)}).all()
+    return ids, [dict(zip(_COLUMNS, row, strict=True)) for row in got]
+
+
 def claim(
     engine: sa.Engine | sa.Connection,
     worker_id: str,
@@ -163,8 +186,8 @@ def claim(
 ) -> list[Claim]:
     """Lease up to `limit` items fairly across `locations` (None: all); oldest turns first.
 
-    SQLite: the transaction holds the write lock (BEGIN IMMEDIATE), so nobody else is claiming:
-    the first `limit` candidates are leased. PostgreSQL: `_lease_pg`, at the driver level."""
+    Both at the driver level, in the transaction: on SQLite `_lease_sqlite` (BEGIN IMMEDIATE
+    holds the write lock), on PostgreSQL `_lease_pg` (rows locked, others' skipped)."""
     if limit <= 0 or (locations is not None and not locations):
         return []
     now = clock.now()
@@ -176,15 +199,10 @@ def claim(
     }
     with begin_immediate(engine) as conn:
         raw = raw_cursor(conn)
-        if raw is not None:
+        if conn.dialect.name == "postgresql":
             ids, rows = _lease_pg(raw, conn, params, locations, limit)
         else:
-            ids = fair_order(conn, now, locations, limit)[:limit]
-            rows = (
-                [dict(row._mapping) for row in conn.execute(_LEASE, {**params, "b_ids": ids})]
-                if ids
-                else []
-            )
+            ids, rows = _lease_sqlite(raw, conn, params, locations, limit)
         if not ids:
             return []
     order = {item_id: index for index, item_id in enumerate(ids)}
