@@ -49,6 +49,16 @@ def parse(value: object, zone: ZoneInfo) -> Moment:
     return Moment(day=parsed)
 
 
+def instant(value: object, zone: ZoneInfo) -> datetime:
+    """`value` as an aware UTC date-time; a bare date is midnight in `zone`.
+
+    Raises what `parse` raises, or `OverflowError` near either end of the calendar.
+    """
+    if type(value) is int or type(value) is float:  # an epoch, the most common: no Moment
+        return _from_epoch(float(value)).astimezone(UTC)
+    return to_datetime(parse(value, zone), zone, 0).astimezone(UTC)
+
+
 def _from_epoch(seconds: float) -> datetime:
     if abs(seconds) >= _MS_THRESHOLD:
         seconds /= 1000

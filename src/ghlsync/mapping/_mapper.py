@@ -6,7 +6,6 @@ an event at once (`MappingError.problems`); only a missing or unusable id stops 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,24 +13,13 @@ from zoneinfo import ZoneInfo
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.dripjobs._keys import fold_key, fold_keys
-from ghlsync.mapping import _dates
-from ghlsync.mapping._config import AppConfig, EntityType, EventRule, FieldRule, TagRule
+from ghlsync.mapping import _compiled, _dates
+from ghlsync.mapping._compiled import EventPlan, plan_event
+from ghlsync.mapping._config import AppConfig, EntityType, EventRule, FieldRule
 from ghlsync.mapping._errors import MappingError, UnknownEventError
 from ghlsync.mapping._model import EntityKey, MappedEntity, MappedEvent
 from ghlsync.mapping._opportunities import card_fields, opportunity_entity
-from ghlsync.mapping._transforms import (
-    Context,
-    TransformFailed,
-    apply_chain,
-    is_blank,
-    join,
-    name_split,
-    strip,
-    tag,
-)
-
-# Config field names are few and fixed: fold each once, not on every event.
-_fold = functools.lru_cache(maxsize=4096)(fold_key)
+from ghlsync.mapping._transforms import Context, is_blank
 
 MAX_ID_CHARS = 128  # the store's source id columns
 RECEIVER_FIELDS = frozenset({"delivery_id"})  # read by the receiver, not by a rule
@@ -58,6 +46,7 @@ class Mapper:
             default_hour=config.defaults.task_due_hour,
             users=config.users,
         )
+        self._plans: dict[str, EventPlan] = {}
 
     @property
     def events(self) -> list[str]:
@@ -70,39 +59,59 @@ class Mapper:
 
     def entity_key(self, event: str, payload: Mapping[str, Any]) -> EntityKey:
         """The entity the event is about (the work-row key)."""
-        rule = self._rule(event)
-        return EntityKey(rule.entity, _source_id(fold_keys(payload), rule.id, rule.entity))
+        plan = self._plan(event)
+        return self._key(plan, fold_keys(payload))
 
     def source_updated_at(self, event: str, payload: Mapping[str, Any]) -> datetime | None:
         """The event's source timestamp (its rule's `timestamp` field), for ordering updates."""
-        return self._timestamp(self._rule(event), fold_keys(payload))
+        return self._timestamp(self._plan(event), fold_keys(payload))
 
     def map(self, event: str, payload: Mapping[str, Any]) -> MappedEvent:
         """Every entity the event touches, parent contact first.
 
         Raises `MappingError` naming every field that cannot be mapped (see `.problems`).
         """
-        rule = self._rule(event)
+        plan = self._plan(event)
         data = fold_keys(payload)
-        key = EntityKey(rule.entity, _source_id(data, rule.id, rule.entity))
+        key = self._key(plan, data)
         problems: Problems = []
-        updated = self._collect(problems, self._timestamp, rule, data)
-        entities = self._entities(key, rule, data, updated, problems)
-        card = self._collect(problems, self._opportunity, event, rule, data, key, updated)
+        try:
+            updated = self._timestamp(plan, data)
+        except MappingError as error:
+            problems.append(error)
+            updated = None
+        entities = self._entities(key, plan, data, updated, problems)
+        card = None
+        if plan.card:  # only deal and project events, with their pipeline set, make one
+            card = self._collect(problems, self._opportunity, event, plan, data, key, updated)
         if problems:
             raise MappingError.combine(problems)
         return MappedEvent(event, entities, card)
 
+    def _plan(self, event: str) -> EventPlan:
+        """The compiled rule of `event`, compiled again if the rule or config is another."""
+        rule = self._rule(event)
+        plan = self._plans.get(event)
+        if plan is None or plan.rule is not rule or plan.config is not self.config:
+            plan = self._plans[event] = plan_event(self.config, event, rule, self._ctx)
+        return plan
+
+    @staticmethod
+    def _key(plan: EventPlan, data: Mapping[str, Any]) -> EntityKey:
+        rule = plan.rule
+        return EntityKey(rule.entity, _source_id(data, plan.id_key, rule.id, rule.entity))
+
     def _opportunity(
         self,
         event: str,
-        rule: EventRule,
+        plan: EventPlan,
         data: Mapping[str, Any],
         key: EntityKey,
         updated: datetime | None,
     ) -> MappedEntity | None:
         """The customer's card for a deal or project event (`opportunities:`), if configured."""
-        customer = key if rule.entity == "contact" else self._parent(rule, data)
+        rule = plan.rule
+        customer = key if rule.entity == "contact" else self._parent(plan, data)
         if customer is None or rule.action == "delete":
             return None
         settings = self.config.opportunities
@@ -110,28 +119,28 @@ class Mapper:
 
     def unmapped(self, event: str, payload: Mapping[str, Any]) -> list[str]:
         """The payload's fields (folded) that no rule of `event` reads, in payload order."""
-        rule = self._rule(event)
-        used = self._used_fields(rule, fold_keys(payload))
-        used |= {_fold(n) for n in card_fields(self.config.opportunities, event)}
+        used = self._used_fields(self._plan(event), fold_keys(payload))
+        used |= {fold_key(n) for n in card_fields(self.config.opportunities, event)}
         return [name for name in fold_keys(payload) if name not in used]
 
     def _entities(
         self,
         key: EntityKey,
-        rule: EventRule,
+        plan: EventPlan,
         data: Mapping[str, Any],
         updated: datetime | None,
         problems: Problems,
     ) -> list[MappedEntity]:
+        rule = plan.rule
         if rule.entity == "contact":
-            return [self._contact(key, rule, data, updated, problems, primary=True)]
+            return [self._contact(key, plan, data, updated, problems, primary=True)]
         entities: list[MappedEntity] = []
-        parent = self._parent(rule, data)
+        parent = self._parent(plan, data)
         if parent is not None and rule.action != "delete":
-            contact = self._contact(parent, rule, data, updated, problems, primary=False)
+            contact = self._contact(parent, plan, data, updated, problems, primary=False)
             if contact.body or contact.tags_add or contact.custom_fields:
                 entities.append(contact)
-        entities.append(self._child(key, rule, data, parent, updated, problems))
+        entities.append(self._child(key, plan, data, parent, updated, problems))
         return entities
 
     @staticmethod
@@ -143,18 +152,19 @@ class Mapper:
             problems.append(error)
             return None
 
-    def _used_fields(self, rule: EventRule, data: Mapping[str, Any]) -> set[str]:
+    def _used_fields(self, plan: EventPlan, data: Mapping[str, Any]) -> set[str]:
         """Every (folded) source field the rules of one event may read."""
+        rule = plan.rule
         names = [rule.id, *RECEIVER_FIELDS]
         names += [n for n in (rule.contact, rule.timestamp) if n is not None]
         if rule.action != "delete":
             rules = [*rule.fields, *self.config.fields.for_type(rule.entity)]
-            if rule.entity == "contact" or self._parent(rule, data) is not None:
+            if rule.entity == "contact" or self._parent(plan, data) is not None:
                 rules += self.config.fields.contact
                 names += [t.source for t in (*self.config.tags, *rule.tags) if t.source]
                 names += list(self.config.custom_fields)
             names += [source for field_rule in rules for source in field_rule.sources]
-        return {_fold(name) for name in names}
+        return {fold_key(name) for name in names}
 
     def _rule(self, event: str) -> EventRule:
         rule = self.config.events.get(event)
@@ -162,43 +172,46 @@ class Mapper:
             raise UnknownEventError(event, self.config.events)
         return rule
 
-    def _parent(self, rule: EventRule, data: Mapping[str, Any]) -> EntityKey | None:
-        if rule.contact is None:
+    def _parent(self, plan: EventPlan, data: Mapping[str, Any]) -> EntityKey | None:
+        rule = plan.rule
+        if rule.contact is None or plan.contact_key is None:
             return None
-        if rule.action == "delete" and is_blank(data.get(_fold(rule.contact))):
+        if rule.action == "delete" and is_blank(data.get(plan.contact_key)):
             return None  # the engine finds the contact of a known task through the id map
-        return EntityKey("contact", _source_id(data, rule.contact, "contact"))
+        return EntityKey("contact", _source_id(data, plan.contact_key, rule.contact, "contact"))
 
-    def _timestamp(self, rule: EventRule, data: Mapping[str, Any]) -> datetime | None:
-        if rule.timestamp is None:
+    def _timestamp(self, plan: EventPlan, data: Mapping[str, Any]) -> datetime | None:
+        field = plan.rule.timestamp
+        if field is None or plan.timestamp_key is None:
             return None
-        value = data.get(_fold(rule.timestamp))
+        value = data.get(plan.timestamp_key)
         if is_blank(value):
             return None
         try:
-            moment = _dates.parse(value, self._ctx.input_zone)
             # A date near either end of the calendar parses, but has no UTC equivalent.
-            return _dates.to_datetime(moment, self._ctx.input_zone, 0).astimezone(UTC)
+            return _dates.instant(value, self._ctx.input_zone)
         except (_dates.DateFormatError, ValueError, OverflowError, OSError):
-            raise MappingError(rule.timestamp, value, "is not a date-time") from None
+            raise MappingError(field, value, "is not a date-time") from None
 
     def _contact(
         self,
         key: EntityKey,
-        rule: EventRule,
+        plan: EventPlan,
         data: Mapping[str, Any],
         updated: datetime | None,
         problems: Problems,
         *,
         primary: bool,
     ) -> MappedEntity:
+        rule = plan.rule
         if primary and rule.action == "delete":
             return MappedEntity("contact", key.source_id, "delete", source_updated_at=updated)
-        extra = rule.fields if primary else []
-        body, defaults = self._fields([*extra, *self.config.fields.contact], data, problems)
+        # A contact event's own rules come first (`plan.fields`); a child's parent has none.
+        rules = plan.fields if primary else plan.contact_fields
+        body, defaults = _compiled.fill(rules, data, self._ctx, problems)
         if primary:
             body.update(rule.set)
-        added, prefixes = self._tags([*self.config.tags, *rule.tags], data)
+        added, prefixes = _compiled.tags(plan.tags, data, self._ctx)
         return MappedEntity(
             type="contact",
             source_id=key.source_id,
@@ -207,7 +220,7 @@ class Mapper:
             defaults=defaults,
             tags_add=added,
             tags_remove_prefixes=prefixes,
-            custom_fields=self._custom_fields(data, problems),
+            custom_fields=_compiled.custom_fields(plan, data, self._ctx, problems),
             # A child's event carries its customer's fields as they were at the child's time:
             # the flows order them field by field against the customer's own events.
             source_updated_at=updated,
@@ -216,21 +229,21 @@ class Mapper:
     def _child(
         self,
         key: EntityKey,
-        rule: EventRule,
+        plan: EventPlan,
         data: Mapping[str, Any],
         parent: EntityKey | None,
         updated: datetime | None,
         problems: Problems,
     ) -> MappedEntity:
+        rule = plan.rule
         if rule.action == "delete":
             return MappedEntity(
                 key.type, key.source_id, "delete", parent=parent, source_updated_at=updated
             )
-        rules = [*rule.fields, *self.config.fields.for_type(key.type)]
-        body, defaults = self._fields(rules, data, problems)
+        body, defaults = _compiled.fill(plan.fields, data, self._ctx, problems)
         body.update(rule.set)
         body.update(_FORCED.get(rule.action, {}))
-        self._collect(problems, self._fill_defaults, key.type, body, defaults, rules)
+        self._collect(problems, self._fill_defaults, key.type, body, defaults, plan.rules)
         defaults = {k: v for k, v in defaults.items() if k not in body}
         return MappedEntity(
             type=key.type,
@@ -240,7 +253,7 @@ class Mapper:
             defaults=defaults,
             parent=parent,
             source_updated_at=updated,
-            sources=_sources(rules),
+            sources=dict(plan.sources),
         )
 
     def _fill_defaults(
@@ -285,78 +298,10 @@ class Mapper:
                 _source_of("startTime", rules), start, "leaves no room for the appointment's end"
             ) from None
 
-    def _fields(
-        self, rules: Sequence[FieldRule], data: Mapping[str, Any], problems: Problems
-    ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Body and create-only defaults; for each GHL field the first rule with a value wins.
 
-        A rule whose value cannot be mapped adds its error to `problems` and fills nothing.
-        """
-        body: dict[str, Any] = {}
-        defaults: dict[str, Any] = {}
-        for rule in rules:
-            for target, value in (self._collect(problems, self._apply, rule, data) or {}).items():
-                body.setdefault(target, value)
-            if rule.default is not None:
-                for target in rule.targets:
-                    defaults.setdefault(target, rule.default)
-        for target in body:
-            defaults.pop(target, None)
-        return body, defaults
-
-    def _apply(self, rule: FieldRule, data: Mapping[str, Any]) -> dict[str, Any]:
-        values = [data.get(_fold(name)) for name in rule.sources]
-        kind = rule.transforms[0]
-        if kind == "name_split":
-            if is_blank(values[0]):
-                return {}
-            parts = name_split(strip(values[0], self._ctx))
-            return {t: v for t, v in zip(rule.targets, parts, strict=True) if v}
-        if kind in ("name_join", "join"):
-            joined = join(values, " " if kind == "name_join" else ", ")
-            return {rule.targets[0]: joined} if joined else {}
-        try:
-            result = apply_chain(rule.transforms, values[0], self._ctx)
-        except TransformFailed as error:
-            raise MappingError(rule.sources[0], values[0], error.reason) from None
-        return {} if result is None else {rule.targets[0]: result}
-
-    def _tags(
-        self, rules: Sequence[TagRule], data: Mapping[str, Any]
-    ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        added: list[str] = []
-        prefixes: list[str] = []
-        for rule in rules:
-            text = rule.tag
-            if rule.source is not None:
-                value = data.get(_fold(rule.source))
-                if is_blank(value):
-                    continue  # an absent stage says nothing: keep the tags GHL has
-                text = text.replace("{value}", str(strip(value, self._ctx)))
-            name = str(tag(text, self._ctx))
-            if name not in added:
-                added.append(name)
-            prefix = rule.replace_prefix
-            if prefix is not None and prefix.lower() not in prefixes:
-                prefixes.append(prefix.lower())
-        return tuple(added), tuple(prefixes)
-
-    def _custom_fields(self, data: Mapping[str, Any], problems: Problems) -> dict[str, Any]:
-        result: dict[str, Any] = {}
-        for source, custom in self.config.custom_fields.items():
-            value = data.get(_fold(source))
-            try:
-                converted = apply_chain(custom.transforms, value, self._ctx)
-            except TransformFailed as error:
-                problems.append(MappingError(source, value, error.reason))
-                continue
-            if converted is not None:
-                result[custom.key] = converted
-        return result
-
-
-def _source_id(data: Mapping[str, Any], field: str, entity: str) -> str:
-    value = data.get(_fold(field))
+def _source_id(data: Mapping[str, Any], key: str, field: str, entity: str) -> str:
+    """The id in `field` (folded: `key`), checked."""
+    value = data.get(key)
     if isinstance(value, bool) or is_blank(value) or isinstance(value, dict | list):
         raise MappingError(field, value, f"is missing or not an id: the {entity} id is required")
     if isinstance(value, float) and value.is_integer():
@@ -367,15 +312,6 @@ def _source_id(data: Mapping[str, Any], field: str, entity: str) -> str:
             field, value, f"is too long for an id ({len(text)} characters; at most {MAX_ID_CHARS})"
         )
     return text
-
-
-def _sources(rules: Sequence[FieldRule]) -> dict[str, str]:
-    """Per GHL field, the source field(s) of the rules that fill it, in rule order."""
-    names: dict[str, list[str]] = {}
-    for rule in rules:
-        for target in rule.targets:
-            names.setdefault(target, []).append("/".join(rule.sources))
-    return {target: " or ".join(found) for target, found in names.items()}
 
 
 def _source_of(target: str, rules: Sequence[FieldRule]) -> str:
