@@ -56,6 +56,7 @@ from ghlsync.engine.queue._queue import (
     retry_in,
 )
 from ghlsync.engine.queue._settle import Settler
+from ghlsync.engine.state._ledger import SettleStates
 from ghlsync.ghl._errors import AuthenticationError
 from ghlsync.ghl._retry import backoff
 from ghlsync.ghl._seams import RateLimiter
@@ -443,8 +444,9 @@ class Worker:
             return
         keeper = asyncio.ensure_future(self._keep_leased(item))
         failure: Failure | None = None
+        states = SettleStates()  # what the flows `record`: written with the settle below
         try:
-            outcomes = await self._sync(item)
+            outcomes = await self._sync(item, states)
         except _EventFailed as failed:
             failure = classify_failure(
                 failed.error,
@@ -455,10 +457,10 @@ class Worker:
         finally:
             keeper.cancel()
         if failure is not None:
-            await self._fail(item, failure)
+            await self._fail(item, failure, states)
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
-        await self._complete(item, audit)
+        await self._complete(item, audit, states)
 
     async def _fix_for(self, error: Exception, location_id: str) -> str | None:
         """The advice for a refused token (401); None for every other error."""
@@ -488,10 +490,10 @@ class Worker:
                 _log.warning("work item %s: lease lost to another worker", item.id)
                 return
 
-    async def _sync(self, item: Claim) -> list[Outcome]:
+    async def _sync(self, item: Claim, states: SettleStates) -> list[Outcome]:
         """Run every pending event of the entity, in order, on its merged payload."""
         if is_ghl_work(item.entity_type):
-            return await self._sync_ghl(item)
+            return await self._sync_ghl(item, states)
         mapper, calendar_id, config = self.mapper, self.config.ghl.calendar_id, self.config
         if self.locations is not None:
             try:  # raises LocationUninstalledError (retriable: kept for a reinstall)
@@ -506,6 +508,7 @@ class Worker:
             calendar_id=calendar_id,
             config=config,
             clock=self.clock,
+            settle=states,
         )
         if item.entity_type == RECIPE_WORK:
             return await self._recipes(context, None, item)
@@ -553,7 +556,7 @@ class Worker:
         except Exception as error:
             raise _EventFailed(item.event, error) from error
 
-    async def _sync_ghl(self, item: Claim) -> list[Outcome]:
+    async def _sync_ghl(self, item: Claim, states: SettleStates) -> list[Outcome]:
         """A GHL event: decide the write-back (`flows.to_dripjobs`); no GHL call but the
         pipeline list when a moved card's stage is not kept yet."""
         config = self.config
@@ -579,32 +582,39 @@ class Worker:
             self.outbox.wake()  # committed: send it now, not at the next poll
         context = FlowContext(
             self.engine, self.client, item.location_id, self.config.ghl.calendar_id, config,
-            self.clock,
+            self.clock, states,
         )  # fmt: skip
         return [*outcomes, *await self._recipes(context, None, item)]
 
-    async def _fail(self, item: Claim, failure: Failure) -> None:
+    async def _fail(self, item: Claim, failure: Failure, states: SettleStates) -> None:
+        """Settle a failed item; what its events synced before the failure is recorded."""
         if failure.kind == "skip":
             note = AuditEntry("skipped", detail=failure.reason)
-            await self._complete(item, [note])
+            await self._complete(item, [note], states)
         elif failure.kind == "throttled":
             self._budget_seen.pop(item.location_id, None)  # paused now: ask again next claim
-            await self._retry(item, failure, await self._pause_left(item), counts=False)
+            await self._retry(item, failure, await self._pause_left(item), states, counts=False)
         elif failure.kind == "paused":
             self._pause(item.location_id, failure)
-            await self._retry(item, failure, self.config_pause, counts=False, action="paused")
+            await self._retry(
+                item, failure, self.config_pause, states, counts=False, action="paused"
+            )
         elif failure.kind == "dead":
-            await self._dead(item, failure)
+            await self._dead(item, failure, states)
         elif item.attempts >= self.max_attempts:
             reason = gave_up(failure.reason, item.attempts)
-            await self._dead(item, Failure("dead", reason, failure.error_class))
+            await self._dead(item, Failure("dead", reason, failure.error_class), states)
         else:
             delay = backoff(item.attempts, rng=self._rng)
-            await self._retry(item, failure, delay, counts=True)
+            await self._retry(item, failure, delay, states, counts=True)
 
-    async def _complete(self, item: Claim, audit: Sequence[AuditEntry]) -> None:
+    async def _complete(
+        self, item: Claim, audit: Sequence[AuditEntry], states: SettleStates
+    ) -> None:
         now = self.clock.now()
-        await self._settler.run(lambda conn: complete_in(conn, item, audit, now))
+        await self._settler.run(
+            lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states)
+        )
         _count(item, audit, now)
 
     def _pause(self, location_id: str, failure: Failure) -> None:
@@ -619,6 +629,7 @@ class Worker:
         item: Claim,
         failure: Failure,
         delay: float,
+        states: SettleStates,
         *,
         counts: bool,
         action: str | None = None,
@@ -626,18 +637,25 @@ class Worker:
         note = [AuditEntry(action or ("retry" if counts else "throttled"), detail=failure.reason)]
         now = self.clock.now()
         await self._settler.run(
-            lambda conn: retry_in(conn, item, failure.reason, delay, counts, note, now)
+            lambda conn: _with_states(
+                conn, retry_in(conn, item, failure.reason, delay, counts, note, now), states
+            )
         )
         if self._loop is not None:  # a drained worker wakes for it (`run`)
             due = self._loop.time() + delay + 0.01
             self._retry_due = due if self._retry_due is None else min(self._retry_due, due)
         _count(item, note, None)
 
-    async def _dead(self, item: Claim, failure: Failure) -> None:
+    async def _dead(
+        self, item: Claim, failure: Failure, states: SettleStates | None = None
+    ) -> None:
         note = [AuditEntry("dead", detail=failure.reason)]
         now = self.clock.now()
+        reason, error_class = failure.reason, failure.error_class
         await self._settler.run(
-            lambda conn: dead_letter_in(conn, item, failure.reason, failure.error_class, note, now)
+            lambda conn: _with_states(
+                conn, dead_letter_in(conn, item, reason, error_class, note, now), states
+            )
         )
         _count(item, note, None)
         _log.warning(
@@ -687,6 +705,15 @@ def _log_context(item: Claim) -> dict[str, Any]:
         "delivery_id": None if delivery is None else str(delivery),
         "work_id": item.id,
     }
+
+
+def _with_states(conn: sa.Connection, settled: bool, states: SettleStates | None) -> bool:
+    """After the item's row was settled in `conn`'s transaction: the sync states its flows
+    recorded, in that same transaction. Not when the lease was lost (`settled` False):
+    another worker has the item, and its own, newer states must not be overwritten."""
+    if settled and states is not None:
+        states.write_in(conn)
+    return settled
 
 
 def _count(item: Claim, audit: Sequence[AuditEntry], now: float | None) -> None:

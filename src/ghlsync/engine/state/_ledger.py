@@ -3,6 +3,15 @@
 Every write commits on its own, on purpose: a `pending` row must be durable *before* the
 create it announces goes out, and a confirmation must be durable as soon as GHL answered.
 The writes that commit before the flow goes on do so before `await` returns, wherever they ran.
+
+One exception, when the worker asks for it (`SettleStates`): `record` (a new synced state of
+an entity already mapped) is kept with the work item and written in the transaction that
+settles it, beside the work row and its audit lines, instead of in a transaction of its own.
+Nothing else waits for it: while the item's lease is held, the two-way flows and reconcile
+leave the entity alone (`to_dripjobs._echo`, `reconcile._store.in_flight`), and the item's
+own later reads see it (`load` overlays it). If the process dies before the settle, the item
+runs again from the older state and sends the same update again (GHL writes are idempotent
+here: an update, an add of tags already there).
 """
 
 from __future__ import annotations
@@ -63,6 +72,40 @@ class Ledger(Protocol):
         ...
 
 
+class SettleStates:
+    """Sync states `record`ed while one work item ran, to be written when it is settled
+    (`write_in`, in the settle's transaction), and read back meanwhile (`SqlLedger.load`)."""
+
+    __slots__ = ("_kept",)
+
+    def __init__(self) -> None:
+        self._kept: dict[tuple[str, str, str], tuple[SyncState, dict[str, Any]]] = {}
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def keep(self, key: tuple[str, str, str], state: SyncState, params: dict[str, Any]) -> None:
+        self._kept[key] = (state, params)
+
+    def get(self, key: tuple[str, str, str]) -> SyncState | None:
+        found = self._kept.get(key)
+        return None if found is None else found[0]
+
+    def drop(self, key: tuple[str, str, str]) -> None:
+        """A write of its own (confirm, forget) is newer than what was kept."""
+        self._kept.pop(key, None)
+
+    def write_in(self, conn: sa.Connection) -> None:
+        """Write the kept states in `conn`'s transaction (the settle's), at the driver level.
+        They stay kept: a settle whose shared transaction failed runs again on its own."""
+        if not self._kept:
+            return
+        cursor = raw.RawCursor(conn.connection, conn.dialect)
+        upsert = _syncstate.RAW_UPSERT[conn.dialect.name]
+        for _, params in self._kept.values():
+            cursor.execute(upsert, params)
+
+
 @dataclass(slots=True)
 class SqlLedger:
     """The real ledger: one short transaction per write, so that the event loop (which the
@@ -79,6 +122,7 @@ class SqlLedger:
     engine: sa.Engine
     location_id: str
     clock: Clock
+    settle: SettleStates | None = None  # given: `record` is written with the item's settle
 
     def _lookup(self, entity_type: str, source_id: str, conn: Any = None) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
@@ -183,17 +227,28 @@ class SqlLedger:
         return await self._run(self._lookup, entity_type, source_id)
 
     async def state(self, entity_type: str, source_id: str) -> SyncState | None:
-        """What was last written to GHL for it."""
+        """What was last written to GHL for it (or recorded by this item, not yet written)."""
+        if self.settle:
+            kept = self.settle.get((self.location_id, entity_type, source_id))
+            if kept is not None:
+                return kept
         return await asyncio.to_thread(self._state, entity_type, source_id)
 
     async def load(
         self, entity_type: str, source_id: str
     ) -> tuple[IdMapRow | None, SyncState | None]:
-        """The ID-map row and the sync state, in one statement."""
+        """The ID-map row and the sync state, in one statement (a state this item recorded
+        and has not written yet comes from `settle`)."""
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
-            return await batch.load((self.location_id, entity_type, source_id))
-        return await self._run(self._load, entity_type, source_id)
+            row, state = await batch.load((self.location_id, entity_type, source_id))
+        else:
+            row, state = await self._run(self._load, entity_type, source_id)
+        if self.settle:
+            kept = self.settle.get((self.location_id, entity_type, source_id))
+            if kept is not None:
+                state = kept
+        return row, state
 
     async def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
@@ -207,6 +262,8 @@ class SqlLedger:
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
     ) -> None:
         """Record the GHL id and the synced state in one transaction."""
+        if self.settle is not None:
+            self.settle.drop((self.location_id, entity_type, source_id))
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
             await batch.write(self._confirm_params(entity_type, source_id, ghl_id, state))
@@ -214,7 +271,12 @@ class SqlLedger:
         await self._run(self._confirm, entity_type, source_id, ghl_id, state)
 
     async def record(self, entity_type: str, source_id: str, state: SyncState) -> None:
-        """Record a new synced state of an already mapped entity."""
+        """Record a new synced state of an already mapped entity (with `settle`: kept, and
+        written when the item is settled)."""
+        if self.settle is not None:
+            key = (self.location_id, entity_type, source_id)
+            self.settle.keep(key, state, self._record_params(entity_type, source_id, state))
+            return
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
             await batch.write((None, self._record_params(entity_type, source_id, state)))
@@ -223,6 +285,8 @@ class SqlLedger:
 
     async def forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""
+        if self.settle is not None:
+            self.settle.drop((self.location_id, entity_type, source_id))
         await asyncio.to_thread(self._forget, entity_type, source_id)
 
     async def owners(self, entity_type: str, ghl_id: str) -> list[str]:

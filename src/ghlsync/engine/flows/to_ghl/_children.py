@@ -71,7 +71,9 @@ async def _sync(run: Run, kind: Kind, entity: MappedEntity) -> EntityOutcome:
             return outcome(run, entity, "skipped", row.ghl_id, start, UNCHANGED)
         last = state.snapshot.get("body", {}) if state else {}
         try:
-            action = await _update(run, kind, entity, contact_id, row.ghl_id, last, body)
+            action = await _update(
+                run, kind, entity, contact_id, row.ghl_id, last, body, mapped=True
+            )
             return outcome(run, entity, action, row.ghl_id, start)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
             await run.ledger.forget(kind.entity_type, entity.source_id)
@@ -98,8 +100,13 @@ async def _update(
     ghl_id: str,
     last: Mapping[str, Any],
     body: dict[str, Any],
+    *,
+    mapped: bool = False,
 ) -> str:
-    """Send the changed fields (if any), record the state; returns the outcome's action."""
+    """Send the changed fields (if any), record the state; returns the outcome's action.
+
+    `mapped`: the ID map already holds `ghl_id`, confirmed: only the state is recorded (with
+    the worker, written when the item is settled); else the mapping is confirmed with it."""
     keys = {k for k in changed_keys(last, body) if k in body} - REQUEST_OPTIONS
     if keys:  # options only steer how GHL takes a write: they ride along, never alone
         keys |= REQUEST_OPTIONS & set(body)
@@ -119,9 +126,11 @@ async def _update(
     call = kind.update(contact_id, ghl_id, changed)
     if call.body:
         await run.sender.send(call)
-    await run.ledger.confirm(
-        kind.entity_type, entity.source_id, ghl_id, _state(entity, body, contact_id)
-    )
+    state = _state(entity, body, contact_id)
+    if mapped:
+        await run.ledger.record(kind.entity_type, entity.source_id, state)
+    else:
+        await run.ledger.confirm(kind.entity_type, entity.source_id, ghl_id, state)
     if call.purpose == "status":
         return "completed" if changed["completed"] else "reopened"
     if entity.action == "cancel":

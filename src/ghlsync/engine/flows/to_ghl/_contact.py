@@ -96,7 +96,8 @@ async def _sync(run: Run, mapped: MappedEntity, primary: bool) -> EntityOutcome:
                 await run.ledger.record(CONTACT, entity.source_id, _restamped(state, stamps))
             return outcome(run, entity, "skipped", ghl_id, start, UNCHANGED)
         try:
-            detail = await _update(run, entity, ghl_id, state.snapshot if state else {}, stamps)
+            snapshot = state.snapshot if state else {}
+            detail = await _update(run, entity, ghl_id, snapshot, stamps, mapped=True)
             return outcome(run, entity, "updated", ghl_id, start, detail)
         except NotFoundError:  # deleted in GHL meanwhile: create it again
             await run.ledger.forget(CONTACT, entity.source_id)
@@ -151,11 +152,14 @@ async def _update(
     stamps: Stamps,
     *,
     learn: bool = False,
+    mapped: bool = False,
 ) -> str:
     """PUT the changed fields (if any), send the tag delta, record the new state.
 
     `learn`: the snapshot is empty because we never wrote this person (a create GHL refused
     as a duplicate), so the tag delta also works on the tags the PUT answer shows.
+    `mapped`: the ID map already holds `ghl_id`, confirmed: only the state is recorded (with
+    the worker, written when the item is settled); else the mapping is confirmed with it.
     With two-way sync on, a field GHL also changed since the last sync follows its owner
     rule (`flows.to_dripjobs._owners`); the conflicts are returned for the audit log.
     """
@@ -183,7 +187,10 @@ async def _update(
         delta = _against_ghl(delta, resolution.known_tags, entity)
     tags = await send_tags(run, ghl_id, delta)
     state = _state(entity, tags, stamps, base=snapshot)
-    await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
+    if mapped:
+        await run.ledger.record(CONTACT, entity.source_id, state)
+    else:
+        await run.ledger.confirm(CONTACT, entity.source_id, ghl_id, state)
     if resolution is None:
         return ""
     written["tags"] = sorted(tags)

@@ -28,7 +28,7 @@ async def sync_event(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcom
     """Sync every entity of one mapped event to GHL, in order."""
     if ctx.client is None:
         raise ValueError("sync_event needs a GHL client in FlowContext.client")
-    ledger = SqlLedger(ctx.engine, ctx.location_id, ctx.clock)
+    ledger = SqlLedger(ctx.engine, ctx.location_id, ctx.clock, ctx.settle)
     run = _run(ctx, ledger, LiveSender(ctx.client, ctx.location_id))
     outcomes = [await sync_entity(run, mapped, entity) for entity in mapped.entities]
     return outcomes + await _card(ctx, run, mapped)

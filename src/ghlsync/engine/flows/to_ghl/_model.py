@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from ghlsync._clock import Clock
 from ghlsync.engine.flows.to_ghl._customfields import CustomFieldResolver
 from ghlsync.engine.flows.to_ghl._plan import Requester, Sender
-from ghlsync.engine.state._ledger import Ledger
+from ghlsync.engine.state._ledger import Ledger, SettleStates
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.ghl._errors import RetriableError
 from ghlsync.mapping import MappedEntity
@@ -26,6 +26,9 @@ class FlowContext:
     calendar_id: str | None
     config: Any  # `AppConfig`; flows read nothing from it today
     clock: Clock
+    # The worker's: states recorded while the item runs, written when it is settled (None:
+    # each `record` commits at once, as for callers that settle nothing).
+    settle: SettleStates | None = None
 
 
 @dataclass(frozen=True, slots=True)
