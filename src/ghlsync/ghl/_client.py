@@ -206,18 +206,21 @@ class RateInfo:
     def from_headers(cls, headers: Mapping[str, str]) -> RateInfo | None:
         """Read the headers; None when the response carried none of them."""
         if isinstance(headers, httpx2.Headers):
-            lowered = dict(headers.items())  # httpx2.Headers.items() has lower-case names
-        else:
-            lowered = {k.lower(): v for k, v in headers.items()}
-        if not any(h in lowered for h in _RATE_HEADERS):
+            return cls._from_lowered(_lowered(headers))
+        return cls._from_lowered({k.lower(): v for k, v in headers.items()})
+
+    @classmethod
+    def _from_lowered(cls, lowered: Mapping[str, str]) -> RateInfo | None:
+        """`from_headers` for headers whose names are already in lower case."""
+        daily_limit, daily_remaining, interval, max_, remaining = map(lowered.get, _RATE_HEADERS)
+        if daily_limit is daily_remaining is interval is max_ is remaining is None:
             return None
-        values = [_as_int(lowered.get(h)) for h in _RATE_HEADERS]
         return cls(
-            daily_limit=values[0],
-            daily_remaining=values[1],
-            interval_ms=values[2],
-            max=values[3],
-            remaining=values[4],
+            daily_limit=_as_int(daily_limit),
+            daily_remaining=_as_int(daily_remaining),
+            interval_ms=_as_int(interval),
+            max=_as_int(max_),
+            remaining=_as_int(remaining),
         )
 
 
@@ -453,10 +456,11 @@ class GHLClient:
             await self._limiter.observe(call.key, 0, {})
 
     async def _observe(self, call: _Call, response: httpx2.Response, seconds: float) -> None:
+        headers = _lowered(response.headers)  # decoded once, for the limiter and `RateInfo`
         if self._limiter is not None:
-            await self._limiter.observe(call.key, response.status_code, response.headers)
+            await self._limiter.observe(call.key, response.status_code, headers)
         SYNC_METRICS.ghl_call(_operation(call), response.status_code, seconds)
-        rate = RateInfo.from_headers(response.headers)
+        rate = RateInfo._from_lowered(headers)
         if rate is not None:
             self._rates[call.key] = rate
         if not _log.isEnabledFor(logging.INFO):
@@ -770,6 +774,11 @@ def _clean_params(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if params is None:
         return None
     return {k: v for k, v in params.items() if v is not None}
+
+
+def _lowered(headers: httpx2.Headers) -> dict[str, str]:
+    """The headers as a dict: names in lower case, a repeated one's values joined by ", "."""
+    return dict(headers.items())
 
 
 def _as_int(value: str | None) -> int | None:

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import sqlite3
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -38,6 +39,21 @@ class _Compiled:
     names: tuple[str, ...] | None  # positional drivers: the parameters' order
     defaults: dict[str, Any]  # literal values the statement carries (`sa.literal(1)`)
     processors: dict[str, Callable[[Any], Any]]
+    # What `args` starts from: the defaults with their processors applied once (a processor
+    # converts a value, the same each time); only the parameters given are processed per call.
+    processed: dict[str, Any] = field(default_factory=dict)
+    ordered: Callable[[Mapping[str, Any]], tuple[Any, ...]] | None = None  # `names`' values
+
+    @classmethod
+    def of(
+        cls,
+        sql: str,
+        names: tuple[str, ...] | None,
+        defaults: dict[str, Any],
+        processors: dict[str, Callable[[Any], Any]],
+    ) -> _Compiled:
+        processed = _processed(dict(defaults), processors, defaults)
+        return cls(sql, names, defaults, processors, processed, _ordered(names))
 
 
 class RawStatement:
@@ -60,20 +76,43 @@ class RawStatement:
                 if not bind.required
             }
             names = tuple(c.positiontup) if c.positional else None
-            found = _Compiled(c.string, names, defaults, dict(c._bind_processors))
+            found = _Compiled.of(c.string, names, defaults, dict(c._bind_processors))
             self._by_dialect[dialect.name] = found
         return found
 
     def args(self, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
-        """The SQL text and the driver's parameters for `params`."""
+        """The SQL text and the driver's parameters for `params` (the defaults, overridden
+        by `params`, each value not None through its bind processor)."""
         c = self.compiled(dialect)
-        values = {**c.defaults, **params} if c.defaults else dict(params)
-        for name, process in c.processors.items():
-            if name in values and values[name] is not None:
-                values[name] = process(values[name])
-        if c.names is None:
+        values = _processed({**c.processed, **params}, c.processors, params)
+        if c.ordered is None:
             return c.sql, values
-        return c.sql, tuple(values[name] for name in c.names)
+        return c.sql, c.ordered(values)
+
+
+def _processed(
+    values: dict[str, Any], processors: Mapping[str, Callable[[Any], Any]], of: Mapping[str, Any]
+) -> dict[str, Any]:
+    """`values` with the processor applied to each value of `of`'s names that is not None."""
+    for name, process in processors.items():
+        if name in of:
+            value = of[name]
+            if value is not None:
+                values[name] = process(value)
+    return values
+
+
+def _ordered(
+    names: tuple[str, ...] | None,
+) -> Callable[[Mapping[str, Any]], tuple[Any, ...]] | None:
+    """A function giving the values of `names`, in order, as a tuple (None: no order)."""
+    if names is None:
+        return None
+    if len(names) == 1:
+        return lambda values: (values[names[0]],)
+    if not names:
+        return lambda values: ()
+    return operator.itemgetter(*names)
 
 
 class RawCursor:

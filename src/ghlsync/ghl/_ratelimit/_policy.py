@@ -90,10 +90,15 @@ def reuse_ms(state: LimitState) -> float:
     """How long after its answer a slot is free again: the interval, or with more requests
     per window than slots, the share that keeps any window at `max` (S slots, each used at
     most `max / S` times per interval)."""
-    slots = slot_count(state.max)
-    if state.max <= slots:
-        return float(state.interval_ms)
-    return state.interval_ms * slots / (state.max - slots)
+    return window_share_ms(state.max, state.interval_ms)
+
+
+def window_share_ms(max_requests: int, interval_ms: int) -> float:
+    """`reuse_ms` of a key whose window allows `max_requests` per `interval_ms`."""
+    slots = slot_count(max_requests)
+    if max_requests <= slots:
+        return float(interval_ms)
+    return interval_ms * slots / (max_requests - slots)
 
 
 def try_take(policy: Policy, state: LimitState, now_ms: float) -> float:

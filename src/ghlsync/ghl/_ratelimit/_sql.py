@@ -133,9 +133,13 @@ class SqlRateLimiter:
     async def acquire(self, key: str) -> None:
         """Wait until a slot of `key`'s shared window is free, then take it."""
         self._waiting[key] = self._waiting.get(key, 0) + 1
-        spare = self._spare.setdefault(key, deque())
+        spare = self._spare.get(key)
+        if spare is None:  # a key's queues and lock are made once, not per call
+            spare = self._spare[key] = deque()
+            self._in_flight.setdefault(key, deque())
+            self._locks.setdefault(key, asyncio.Lock())
         try:
-            async with self._locks.setdefault(key, asyncio.Lock()):
+            async with self._locks[key]:
                 if key not in self._known:
                     await asyncio.to_thread(self._ensure_rows, key)
                 while not spare:
@@ -144,8 +148,7 @@ class SqlRateLimiter:
                         spare.extend(got)
                     else:
                         await self._wait(key, got)
-                flying = self._in_flight.setdefault(key, deque())
-                flying.append((spare.popleft(), self._now_ms()))
+                self._in_flight[key].append((spare.popleft(), self._now_ms()))
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key] and spare:  # taken for callers that gave up: give back
@@ -291,10 +294,12 @@ class SqlRateLimiter:
 
     def _pop_pending(self) -> list[dict[str, Any]]:
         rows = []
-        with contextlib.suppress(IndexError):
+        pop = self._pending.popleft
+        try:
             while True:
-                rows.append(self._pending.popleft())
-        return rows
+                rows.append(pop())
+        except IndexError:  # empty (another thread may take the last one first)
+            return rows
 
     def _flush(
         self, conn: Any, also: list[dict[str, Any]] | None = None, *, immediate: bool = False
@@ -360,7 +365,7 @@ class SqlRateLimiter:
     def _needs_budget_write(self, key: str, status: int, seen: p.RateHeaders, now: int) -> bool:
         """Whether this answer changes anything the shared budget row must say."""
         known = self._known.get(key)
-        if status not in range(200, 300) or known is None or not known[2]:
+        if not 200 <= status < 300 or known is None or not known[2]:
             return True
         max_, interval, _ = known
         if (seen.max is not None and seen.max != max_) or (
@@ -381,8 +386,7 @@ class SqlRateLimiter:
     def _reuse(self, key: str) -> int:
         """Milliseconds from an answer until its slot is free again (with the margin)."""
         max_, interval, _ = self._known.get(key, (*self._defaults[:2], False))
-        state = p.LimitState(key=key, max=max_, interval_ms=interval)
-        return math.ceil(p.reuse_ms(state)) + self._margin
+        return math.ceil(p.window_share_ms(max_, interval)) + self._margin
 
     def _learn(self, conn: sa.Connection, key: str, state: p.LimitState) -> None:
         """Remember the limits; make sure the key has a slot row per request its window allows."""
