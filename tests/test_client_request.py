@@ -409,3 +409,26 @@ async def test_raw_request_body_checked_against_registered_operation() -> None:
         assert seen == []
         await client.request("POST", "/contacts/c1/tasks", key=LOC, version="2021-07-28", json=task)
     assert json.loads(seen[0].content) == task
+
+
+@pytest.mark.parametrize(
+    ("body", "answer", "error"),
+    [
+        ({"when": {1, 2}}, ok({}), TypeError),  # JSON cannot encode a set: fails building
+        ({"x": 1}, RuntimeError("a transport bug"), RuntimeError),  # not a TransportError
+    ],
+)
+async def test_a_send_that_fails_outside_the_transport_errors_frees_its_slot(
+    body: dict[str, Any], answer: httpx2.Response | Exception, error: type[Exception]
+) -> None:
+    """The limiter hears of every slot it gave: without the answer (status 0), not never
+    (the slot would stay in flight until its hold ran out)."""
+    handler, _ = scripted(answer)
+    limiter = FakeLimiter()
+    client, _ = make_client(handler, limiter=limiter)
+    async with client:
+        with pytest.raises(error):
+            await client.request(
+                "POST", "/custom/thing", key=LOC, version="2021-07-28", json=body
+            )
+    assert limiter.events == [("acquire", LOC, None), ("observe", LOC, 0)]

@@ -125,7 +125,6 @@ OAuth (token exchange, refresh, location token, installed locations) lives in `_
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 import time
@@ -383,8 +382,8 @@ class GHLClient:
             await self._unanswered(call)
             await self._after_transport_error(call, exc)
             return None
-        except asyncio.CancelledError:
-            await self._unanswered(call)
+        except BaseException:  # cancelled, a body JSON cannot encode, a closed client, ...
+            await self._unanswered(call)  # the slot is freed, not held until it expires
             raise
         await self._observe(call, response, time.perf_counter() - started)
         return response
