@@ -428,7 +428,5 @@ async def test_a_send_that_fails_outside_the_transport_errors_frees_its_slot(
     client, _ = make_client(handler, limiter=limiter)
     async with client:
         with pytest.raises(error):
-            await client.request(
-                "POST", "/custom/thing", key=LOC, version="2021-07-28", json=body
-            )
+            await client.request("POST", "/custom/thing", key=LOC, version="2021-07-28", json=body)
     assert limiter.events == [("acquire", LOC, None), ("observe", LOC, 0)]
