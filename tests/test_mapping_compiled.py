@@ -137,3 +137,33 @@ def test_compiled_field_rules_answer_as_the_rules_read(
             assert [(p.field, p.reason) for p in error.problems] == expected
         else:
             assert (contact.body, contact.defaults) == expected
+
+
+def test_identify_answers_as_entity_key_and_source_updated_at_do_errors_included() -> None:
+    """The receiver's one call per delivery: the key and the timestamp, or the error the two
+    calls would raise first (an unknown event, then a bad id, then a bad timestamp)."""
+    mapper = Mapper(AppConfig.default(), clock=FakeClock())
+    cases: list[tuple[str, dict[str, Any]]] = [
+        ("customer.updated", {"Customer ID": "C-1", "updated_at": "2026-01-02T03:04:05Z"}),
+        ("customer.updated", {"customer_id": 7, "updated_at": 1_767_323_045}),
+        ("customer.updated", {"customer_id": "C-1"}),
+        ("task.created", {"task_id": "T-1", "customer_id": "C-1", "updated_at": "2026-01-02"}),
+        ("customer.updated", {"customer_id": "C-1", "updated_at": "not a date"}),
+        ("customer.updated", {"customer_id": "", "updated_at": "not a date"}),
+        ("no.such.event", {"customer_id": "C-1"}),
+    ]
+
+    def outcome(call: Any) -> Any:
+        try:
+            return call()
+        except Exception as exc:
+            return (type(exc), str(exc))
+
+    for event, payload in cases:
+        both = outcome(
+            lambda e=event, p=payload: (  # type: ignore[misc]
+                mapper.entity_key(e, p),
+                mapper.source_updated_at(e, p),
+            )
+        )
+        assert outcome(lambda e=event, p=payload: mapper.identify(e, p)) == both, (event, payload)

@@ -25,6 +25,7 @@ Public API::
         .entity_key(event, payload) -> EntityKey          UnknownEventError | MappingError
         .map(event, payload) -> MappedEvent               UnknownEventError | MappingError
         .source_updated_at(event, payload) -> datetime | None   the rule's timestamp, UTC
+        .identify(event, payload) -> (EntityKey, datetime | None)   both, payload folded once
         (payload keys are folded again, so raw Zap keys work too)
 
     EntityKey(type, source_id)                 str() == "task:T-1"

@@ -117,8 +117,7 @@ class DripJobsReceiver:
     ) -> Delivery:
         mapper = connection.mapper or self._mapper  # a location's mapping override
         try:
-            key = mapper.entity_key(event, payload)
-            updated_at = mapper.source_updated_at(event, payload)
+            key, updated_at = mapper.identify(event, payload)
         except UnknownEventError as exc:
             raise Rejection(404, "unknown_event", str(exc)) from None
         except MappingError as exc:

@@ -7,9 +7,10 @@ The writes that commit before the flow goes on do so before `await` returns, whe
 One exception, when the worker asks for it (`SettleStates`): `record` (a new synced state of
 an entity already mapped) is kept with the work item and written in the transaction that
 settles it, beside the work row and its audit lines, instead of in a transaction of its own.
-Nothing else waits for it: while the item's lease is held, the two-way flows and reconcile
-leave the entity alone (`to_dripjobs._echo`, `reconcile._store.in_flight`), and the item's
-own later reads see it (`load` overlays it). If the process dies before the settle, the item
+Nothing else waits for it: while the item's lease is held, the two-way flows wait
+(`to_dripjobs._echo`), reconcile leaves a contact alone (`reconcile._store.in_flight`) and a
+repair of a child only makes the leased row run again, and the item's own later reads see it
+(`load` overlays it). If the process dies before the settle, the item
 runs again from the older state and sends the same update again (GHL writes are idempotent
 here: an update, an add of tags already there).
 """
@@ -228,10 +229,9 @@ class SqlLedger:
 
     async def state(self, entity_type: str, source_id: str) -> SyncState | None:
         """What was last written to GHL for it (or recorded by this item, not yet written)."""
-        if self.settle:
-            kept = self.settle.get((self.location_id, entity_type, source_id))
-            if kept is not None:
-                return kept
+        kept = self._kept(entity_type, source_id)
+        if kept is not None:
+            return kept
         return await asyncio.to_thread(self._state, entity_type, source_id)
 
     async def load(
@@ -244,11 +244,13 @@ class SqlLedger:
             row, state = await batch.load((self.location_id, entity_type, source_id))
         else:
             row, state = await self._run(self._load, entity_type, source_id)
-        if self.settle:
-            kept = self.settle.get((self.location_id, entity_type, source_id))
-            if kept is not None:
-                state = kept
-        return row, state
+        return row, self._kept(entity_type, source_id) or state
+
+    def _kept(self, entity_type: str, source_id: str) -> SyncState | None:
+        """The state this item recorded and has not written yet, if any (`settle`)."""
+        if not self.settle:
+            return None
+        return self.settle.get((self.location_id, entity_type, source_id))
 
     async def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
