@@ -56,6 +56,7 @@ from ghlsync.engine.queue._queue import (
     retry_in,
 )
 from ghlsync.engine.queue._settle import Settler
+from ghlsync.engine.queue._settle_pg import Completion
 from ghlsync.engine.state._ledger import SettleStates
 from ghlsync.ghl._errors import AuthenticationError
 from ghlsync.ghl._retry import backoff
@@ -613,7 +614,8 @@ class Worker:
     ) -> None:
         now = self.clock.now()
         await self._settler.run(
-            lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states)
+            lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states),
+            Completion(item, audit, now, states.rows()),
         )
         _count(item, audit, now)
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 
 _T = TypeVar("_T")
 
@@ -333,3 +334,11 @@ def _close_all(connections: dict[int, Any]) -> None:
         with contextlib.suppress(Exception):  # closing at collection: nobody to tell
             conn.close()
     connections.clear()
+
+
+def unnest_rows(name: str, columns: Sequence[tuple[str, Any]]) -> Any:
+    """PostgreSQL: `unnest(:{name}_{col}::T[], ...) AS {name}(col, ...)`: one row per array element
+    (a batch of rows as one bound array per column, for one statement per batch)."""
+    arrays = [sa.bindparam(f"{name}_{col}", type_=postgresql.ARRAY(kind)) for col, kind in columns]
+    rows = sa.func.unnest(*arrays).table_valued(*(col for col, _ in columns))
+    return rows.render_derived(name=name)

@@ -15,6 +15,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from ghlsync.store._tables import metadata
@@ -49,6 +51,24 @@ sync_state = sa.Table(
     sa.Column("snapshot", sa.Text, nullable=False, server_default="{}"),
     sa.Column("synced_at", sa.Float, nullable=False),
 )
+
+
+def upsert_sync_state(insert: Any) -> Any:
+    """`insert` (a dialect's `INSERT INTO sync_state`) as an upsert with the table's one rule
+    for a row it finds: the new hash, snapshot and time replace the old, and a missing source
+    timestamp keeps the recorded one (versions only move forward). Every writer of the table
+    (the ledger, its PostgreSQL batches, the worker's settle) shares it."""
+    kept = sa.func.coalesce(insert.excluded.source_updated_at, sync_state.c.source_updated_at)
+    return insert.on_conflict_do_update(
+        index_elements=list(sync_state.primary_key.columns),
+        set_={
+            "content_hash": insert.excluded.content_hash,
+            "snapshot": insert.excluded.snapshot,
+            "synced_at": insert.excluded.synced_at,
+            "source_updated_at": kept,
+        },
+    )
+
 
 ghl_custom_fields = sa.Table(
     "ghl_custom_fields",

@@ -96,6 +96,11 @@ class SettleStates:
         """A write of its own (confirm, forget) is newer than what was kept."""
         self._kept.pop(key, None)
 
+    def rows(self) -> list[dict[str, Any]]:
+        """The kept states as `_syncstate.put_params` rows (for a settle written as one
+        statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`."""
+        return [params for _, params in self._kept.values()]
+
     def write_in(self, conn: sa.Connection) -> None:
         """Write the kept states in `conn`'s transaction (the settle's), at the driver level.
         They stay kept: a settle whose shared transaction failed runs again on its own."""

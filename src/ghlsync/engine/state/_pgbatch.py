@@ -24,7 +24,6 @@ two processes writing overlapping batches take their row locks in the same order
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,19 +35,12 @@ from ghlsync.engine.state import _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.store._dbthread import DbThread
-from ghlsync.store._raw import RawStatement, wrapped_error
-from ghlsync.store._tables_sync import id_map, sync_state
+from ghlsync.store._raw import RawStatement, unnest_rows, wrapped_error
+from ghlsync.store._tables_sync import id_map, sync_state, upsert_sync_state
 
 Key = tuple[str, str, str]  # location_id, entity_type, source_id
 Params = dict[str, Any]  # `_idmap.put_params` / `_syncstate.put_params`
 Write = tuple[Params | None, Params | None]  # (id_map row, sync_state row), at least one
-
-
-def _unnest(name: str, columns: Sequence[tuple[str, Any]]) -> Any:
-    """`unnest(:{name}_{col}::T[], ...) AS {name}(col, ...)`: one row per array element."""
-    arrays = [sa.bindparam(f"{name}_{col}", type_=ARRAY(kind)) for col, kind in columns]
-    rows = sa.func.unnest(*arrays).table_valued(*(col for col, _ in columns))
-    return rows.render_derived(name=name)
 
 
 def _build_load_many() -> sa.Select[Any]:
@@ -110,25 +102,17 @@ _STATE_COLUMNS = (
 def _build_put_many() -> sa.Select[Any]:
     """`_idmap.RAW_UPSERT` and `_syncstate.RAW_UPSERT` for many rows, in one statement: the
     same conflict handling (the state's COALESCE keeps a recorded source timestamp)."""
-    rows = _unnest("m", [(col, kind) for col, kind, _ in _MAP_COLUMNS])
+    rows = unnest_rows("m", [(col, kind) for col, kind, _ in _MAP_COLUMNS])
     names = [col for col, _, _ in _MAP_COLUMNS]
     put_map = postgresql_insert(id_map).from_select(names, sa.select(*rows.c))
     put_map = put_map.on_conflict_do_update(
         index_elements=list(id_map.primary_key.columns),
         set_={name: put_map.excluded[name] for name in names[3:]},
     )
-    rows = _unnest("s", [(col, kind) for col, kind, _ in _STATE_COLUMNS])
+    rows = unnest_rows("s", [(col, kind) for col, kind, _ in _STATE_COLUMNS])
     names = [col for col, _, _ in _STATE_COLUMNS]
-    put_state = postgresql_insert(sync_state).from_select(names, sa.select(*rows.c))
-    kept = sa.func.coalesce(put_state.excluded.source_updated_at, sync_state.c.source_updated_at)
-    put_state = put_state.on_conflict_do_update(
-        index_elements=list(sync_state.primary_key.columns),
-        set_={
-            "content_hash": put_state.excluded.content_hash,
-            "snapshot": put_state.excluded.snapshot,
-            "synced_at": put_state.excluded.synced_at,
-            "source_updated_at": kept,
-        },
+    put_state = upsert_sync_state(
+        postgresql_insert(sync_state).from_select(names, sa.select(*rows.c))
     )
     # Data-modifying CTEs run to completion whether or not the query reads them.
     return sa.select(sa.literal_column("1")).add_cte(

@@ -14,7 +14,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ghlsync.engine.state import _idmap
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.store._raw import RawStatement
-from ghlsync.store._tables_sync import id_map, sync_state
+from ghlsync.store._tables_sync import id_map, sync_state, upsert_sync_state
 
 Side = Literal["ghl", "dripjobs"]
 DELETED = "deleted"  # content_hash of a tombstone: the entity was deleted at source_updated_at
@@ -84,18 +84,10 @@ _ROW = dict(
 _INSERT = sa.insert(sync_state).values(**_ROW)
 
 
-_UPSERT_SET = ("content_hash", "snapshot", "synced_at")
-
-
 def _upsert(insert: Any) -> Any:
     """`INSERT … ON CONFLICT (key) DO UPDATE`, the same COALESCE as `_UPDATE`: one statement
     where UPDATE-then-INSERT took two for every new entity."""
-    stmt = insert(sync_state).values(**_ROW)
-    kept = sa.func.coalesce(stmt.excluded.source_updated_at, sync_state.c.source_updated_at)
-    return stmt.on_conflict_do_update(
-        index_elements=[c for c in sync_state.primary_key.columns],
-        set_={**{name: stmt.excluded[name] for name in _UPSERT_SET}, "source_updated_at": kept},
-    )
+    return upsert_sync_state(insert(sync_state).values(**_ROW))
 
 
 _UPSERT = {"sqlite": _upsert(sqlite_insert), "postgresql": _upsert(postgresql_insert)}

@@ -1,0 +1,243 @@
+"""PostgreSQL: the worker's completions, many in one statement on one thread per engine.
+
+A completed item writes its work row (`complete_in`), its audit lines and the sync states its
+flows recorded (`ghlsync.engine.state._ledger.SettleStates`). In a shared transaction on
+PostgreSQL that is a BEGIN, one statement per row and a COMMIT, each a round trip from a
+thread of the executor: ~4–5 round trips for one item, at 55–70 µs of this process's CPU each
+on a 2-core machine, plus SQLAlchemy's work around every statement (docs/benchmarks.md,
+"Issue 13"). Here every completion queued while the thread was busy goes into one statement:
+the work rows updated from `unnest` arrays with the same guard and the same values as
+`complete_in` (leased, same lease token), and data-modifying CTEs that insert the audit lines
+and upsert the sync states of exactly the items that update matched, in the order given. One
+statement is one transaction (the `DbThread` runs in autocommit): an item's row, audit and
+states commit together or not at all, and its caller is answered once they have.
+
+What `complete_in` guarantees holds: an item whose lease was lost (another worker took it
+over) writes nothing and answers False; one whose row got a newer delivery meanwhile goes
+back to `pending`. The same sync-state key in two completions of a batch (an upsert cannot
+touch a row twice in one statement) starts a new statement, in queue order. When a batch's
+statement fails, each of its completions is tried again in a statement of its own, so one bad
+item fails alone; a lost connection fails the whole batch (`DbThread` invalidates the pool)
+and each caller raises, as a failed settle transaction did.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+from ghlsync.engine.queue._queue import _RELEASED, AuditEntry, Claim, _audit_rows
+from ghlsync.store._dbthread import DbThread
+from ghlsync.store._raw import RawStatement, unnest_rows, wrapped_error
+from ghlsync.store._tables_engine import audit_log, work_items
+from ghlsync.store._tables_sync import sync_state, upsert_sync_state
+
+StateRow = dict[str, Any]  # `_syncstate.put_params`: k_location, k_type, ..., v_synced_at
+
+_AUDIT_COLUMNS = (
+    ("at", sa.Float),
+    ("location_id", sa.String),
+    ("entity_type", sa.String),
+    ("source_id", sa.String),
+    ("action", sa.String),
+    ("ghl_id", sa.String),
+    ("calls", sa.Integer),
+    ("detail", sa.Text),
+)
+# Column, its type, and the `put_params` name it comes from.
+_STATE_COLUMNS = (
+    ("location_id", sa.String, "k_location"),
+    ("entity_type", sa.String, "k_type"),
+    ("source_id", sa.String, "k_source"),
+    ("side", sa.String, "k_side"),
+    ("content_hash", sa.String, "v_hash"),
+    ("source_updated_at", sa.Float, "v_updated_at"),
+    ("snapshot", sa.Text, "v_snapshot"),
+    ("synced_at", sa.Float, "v_synced_at"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One item's completion as data: what `complete_in` and the states' `write_in` write."""
+
+    item: Claim
+    audit: Sequence[AuditEntry]
+    now: float
+    states: Sequence[StateRow]
+
+
+def _build_complete_many() -> sa.Select[Any]:
+    w = work_items.c
+    items = unnest_rows(
+        "c",
+        [("id", sa.BigInteger), ("token", sa.String), ("gen", sa.Integer), ("now", sa.Float)],
+    )
+    # The rows locked first, in entity order: the order the receiver's batches lock the rows
+    # they merge into (`_batch.accept_many`), so the two cannot deadlock on each other.
+    locked = (
+        sa.select(w.id)
+        .where(w.id == items.c.id)
+        .order_by(w.location_id, w.entity_type, w.source_id)
+        .with_for_update(of=work_items)
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    done = (
+        sa.update(work_items)
+        .where(
+            w.id == items.c.id,
+            w.id.in_(sa.select(locked.c.id)),
+            w.status == "leased",
+            w.lease_token == items.c.token,
+        )
+        .values(
+            # As `complete_in`: done only if no delivery came meanwhile.
+            status=sa.case((w.generation == items.c.gen, "done"), else_="pending"),
+            done_generation=items.c.gen,
+            attempts=0,
+            last_error=None,
+            available_at=items.c.now,
+            updated_at=items.c.now,
+            **_RELEASED,
+        )
+        .returning(w.id)
+        .cte("done")
+    )
+    settled = sa.select(done.c.id).scalar_subquery()
+
+    lines = unnest_rows("a", [("item", sa.BigInteger), ("n", sa.Integer), *_AUDIT_COLUMNS])
+    names = [col for col, _ in _AUDIT_COLUMNS]
+    audit = postgresql_insert(audit_log).from_select(
+        names,
+        sa.select(*(lines.c[name] for name in names))
+        .where(lines.c.item.in_(settled))
+        .order_by(lines.c.n),
+    )
+
+    rows = unnest_rows("s", [("item", sa.BigInteger), *((c, k) for c, k, _ in _STATE_COLUMNS)])
+    names = [col for col, _, _ in _STATE_COLUMNS]
+    states = upsert_sync_state(
+        postgresql_insert(sync_state).from_select(
+            names,
+            sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled)),
+        )
+    )
+    # Data-modifying CTEs run to completion whether or not the query reads them.
+    return sa.select(done.c.id).add_cte(audit.cte("audit"), states.cte("states"))
+
+
+COMPLETE_MANY = RawStatement(_build_complete_many())
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """A completion of a batch that failed on its own: what its caller gets raised."""
+
+    error: BaseException
+
+
+class PgSettle:
+    """The worker's completions for one PostgreSQL engine, on their `DbThread`."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._dialect = engine.dialect
+        self._thread = DbThread(engine, name="ghlsync-settle")
+
+    async def complete(self, completion: Completion) -> bool:
+        """Write one completion with whatever else is queued; False: the lease was lost."""
+        outcome = await self._thread.run_bulk(self._complete_many, completion)
+        if isinstance(outcome, _Failed):
+            raise outcome.error
+        return outcome
+
+    def _complete_many(self, conn: Any, batch: list[Completion]) -> list[bool | _Failed]:
+        outcomes: list[bool | _Failed] = [False] * len(batch)
+        for run in _runs(batch):
+            try:
+                settled = self._write(conn, [batch[i] for i in run])
+            except self._dialect.loaded_dbapi.Error as exc:
+                if len(run) == 1:
+                    outcomes[run[0]] = self._failed(conn, exc)
+                    continue
+                for i in run:  # which one was it: each on its own
+                    try:
+                        outcomes[i] = batch[i].item.id in self._write(conn, [batch[i]])
+                    except self._dialect.loaded_dbapi.Error as alone:
+                        outcomes[i] = self._failed(conn, alone)
+                continue
+            for i in run:
+                outcomes[i] = batch[i].item.id in settled
+        return outcomes
+
+    def _failed(self, conn: Any, exc: Any) -> _Failed:
+        """This completion's error for its caller; a lost connection fails the rest of the
+        batch (raised: `DbThread` invalidates the pool and fails every caller of the batch)."""
+        if self._dialect.is_disconnect(exc, conn, None):
+            raise exc
+        return _Failed(wrapped_error(self._dialect, None, None, exc, conn, None))
+
+    def _write(self, conn: Any, batch: list[Completion]) -> set[int]:
+        """One statement for `batch`; the ids of the items it completed."""
+        params: dict[str, Any] = {
+            "c_id": [c.item.id for c in batch],
+            "c_token": [c.item.lease_token for c in batch],
+            "c_gen": [c.item.generation for c in batch],
+            "c_now": [c.now for c in batch],
+        }
+        lines = [(c.item.id, line) for c in batch for line in _audit_rows(c.item, c.audit, c.now)]
+        params["a_item"] = [item for item, _ in lines]
+        params["a_n"] = list(range(len(lines)))
+        for col, _ in _AUDIT_COLUMNS:
+            params[f"a_{col}"] = [line[col] for _, line in lines]
+        states = sorted(
+            ((c.item.id, row) for c in batch for row in c.states), key=lambda s: _key(s[1])
+        )
+        params["s_item"] = [item for item, _ in states]
+        for col, _, name in _STATE_COLUMNS:
+            params[f"s_{col}"] = [row[name] for _, row in states]
+        sql, args = COMPLETE_MANY.args(self._dialect, params)
+        return {row[0] for row in conn.execute(sql, args, prepare=True).fetchall()}
+
+
+def _key(row: StateRow) -> tuple[str, str, str, str]:
+    return row["k_location"], row["k_type"], row["k_source"], row["k_side"]
+
+
+def _runs(batch: list[Completion]) -> list[list[int]]:
+    """The batch in statements, in queue order: a completion with a sync-state key the current
+    statement already writes starts the next one (an upsert cannot touch a row twice)."""
+    runs: list[list[int]] = [[]]
+    seen: set[tuple[str, str, str, str]] = set()
+    for i, completion in enumerate(batch):
+        keys = {_key(row) for row in completion.states}
+        if not seen.isdisjoint(keys):
+            runs.append([])
+            seen.clear()
+        runs[-1].append(i)
+        seen.update(keys)
+    return [run for run in runs if run]
+
+
+_ATTRIBUTE = "_ghlsync_settle_batch"
+_GUARD = threading.Lock()
+
+
+def for_engine(engine: sa.Engine) -> PgSettle | None:
+    """The engine's completion batcher on PostgreSQL (one per engine and process); None on
+    SQLite, whose settles run on the event loop's own connection (`Settler`). Kept on the
+    engine, as `ghlsync.engine.state._pgbatch.for_engine` keeps the ledger's."""
+    found: PgSettle | None = getattr(engine, _ATTRIBUTE, None)
+    if found is not None or engine.dialect.name != "postgresql":
+        return found
+    with _GUARD:
+        found = getattr(engine, _ATTRIBUTE, None)
+        if found is None:
+            found = PgSettle(engine)
+            setattr(engine, _ATTRIBUTE, found)
+    return found
