@@ -5,16 +5,22 @@ It returns the shapes the official specs give (and the flows read): an upsert an
 object with an id. It keeps just enough state to be honest: upserts match an existing
 contact by email (GHL's duplicate rule, as far as the benchmark needs it), tags accumulate
 per contact, a `GET` of a contact's tasks, notes or appointments lists what was created.
-Every write is recorded with its `time.monotonic()` (on Linux the same clock in every
-process, so a load generator in another process can timestamp its sends against it).
+`refuses_duplicates` makes it answer `GET /locations/{id}` as a location at GHL's default
+setting does (`allowDuplicateContact: false`, as the sandbox's locations do), so the contact
+flow creates a new customer with one `POST /contacts/` carrying its tags (a known email is
+refused with 400 and `meta.contactId`, as GHL does); without it that read is refused (404) and
+the flow takes its other path, an upsert and then a tag call. Every accepted write is recorded
+with its `time.monotonic()` (on Linux the same clock in every process, so a load generator in
+another process can timestamp its sends against it).
 
 Run as a script it is the *stand-in*: the same fake as an HTTP server on loopback in its own
 process (raw ASGI on uvicorn), so the GHL client pays for real HTTP:
 
-    python bench/_instant_ghl.py PORT_FILE
+    python bench/_instant_ghl.py PORT_FILE [--refuses-duplicates]
 
-writes the port it listens on to PORT_FILE; `GET /_bench/writes` answers the writes so far as
-`[[at, method, path, marker or null], ...]`. Stop it with SIGTERM.
+(`--refuses-duplicates`: see above) writes the port it listens on to PORT_FILE;
+`GET /_bench/writes` answers the writes so far as `[[at, method, path, marker or null], ...]`.
+Stop it with SIGTERM.
 
 Answers carry `X-RateLimit-*` headers advertising a limit far above anything the benchmark
 sends, so a rate limiter in front of it learns "no pacing needed" from the first answer.
@@ -42,6 +48,7 @@ _CHILD_LIST = re.compile(r"^/contacts/([^/]+)/(tasks|notes|appointments)$")
 _CHILD_ONE = re.compile(r"^/contacts/([^/]+)/(tasks|notes)/([^/]+)(/completed)?$")
 _TAGS = re.compile(r"^/contacts/([^/]+)/tags$")
 _CONTACT = re.compile(r"^/contacts/([^/]+)$")
+_LOCATION = re.compile(r"^/locations/([^/]+)$")
 _APPOINTMENT = re.compile(r"^/calendars/events/appointments/([^/]+)$")
 _WRAPPER = {"tasks": "task", "notes": "note"}
 
@@ -67,6 +74,7 @@ class InstantGHL:
     _by_email: dict[str, str] = field(default_factory=dict)
     _children: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     _next: int = 0
+    refuses_duplicates: bool = False
 
     def transport(self) -> httpx2.MockTransport:
         """A transport answering every request in this process, with no I/O."""
@@ -80,13 +88,15 @@ class InstantGHL:
     def answer(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         """Status and JSON answer of one request (recorded when it writes)."""
         self.calls += 1
-        if method != "GET":
-            write = Write(time.monotonic(), method, path, body)
+        at = time.monotonic()
+        data = json.loads(body) if body else {}
+        status, answer = self._route(method, path, data)
+        if method != "GET" and status < 400:  # a refused request wrote nothing
+            write = Write(at, method, path, body)
             self.writes.append(write)
             if self.on_write is not None:
                 self.on_write(write)
-        data = json.loads(body) if body else {}
-        return self._route(method, path, data)
+        return status, answer
 
     def _id(self, prefix: str) -> str:
         self._next += 1
@@ -95,6 +105,11 @@ class InstantGHL:
     def _route(self, method: str, path: str, data: dict[str, Any]) -> tuple[int, Any]:
         if method == "POST" and path == "/contacts/upsert":
             return self._upsert(data)
+        if method == "POST" and path == "/contacts/" and self.refuses_duplicates:
+            return self._create(data)
+        if method == "GET" and self.refuses_duplicates and _LOCATION.match(path):
+            settings = {"allowDuplicateContact": False}
+            return 200, {"location": {"id": path.rsplit("/", 1)[1], "settings": settings}}
         if method == "POST" and path == "/contacts/search":  # serve's reconcile sweep
             return 200, {"contacts": [], "total": 0}
         if path == "/contacts/search/duplicate":
@@ -130,6 +145,20 @@ class InstantGHL:
         if email:
             self._by_email[email] = contact["id"]
         return 201, {"contact": contact, "new": True, "traceId": "instant"}
+
+    def _create(self, data: dict[str, Any]) -> tuple[int, Any]:
+        email = str(data.get("email") or "").lower()
+        existing = self._by_email.get(email) if email else None
+        if existing is not None:
+            meta = {"contactId": existing, "matchingField": "email"}
+            message = "This location does not allow duplicated contacts."
+            return 400, {"statusCode": 400, "message": message, "meta": meta}
+        tags = list(dict.fromkeys(str(t).lower() for t in data.get("tags", [])))
+        contact = {"id": self._id("c"), **data, "tags": tags}
+        self.contacts[contact["id"]] = contact
+        if email:
+            self._by_email[email] = contact["id"]
+        return 201, {"contact": contact}
 
     def _contact(self, method: str, contact_id: str, data: dict[str, Any]) -> tuple[int, Any]:
         contact = self.contacts.get(contact_id)
@@ -209,7 +238,7 @@ def _listed(write: Write) -> list[Any]:
     return [write.at, write.method, write.path, int(found[1]) if found else None]
 
 
-def serve(port_file: str) -> None:
+def serve(port_file: str, refuses_duplicates: bool = False) -> None:
     """Serve a fresh instant GHL on a free loopback port; write the port to `port_file`."""
     import socket
 
@@ -223,7 +252,10 @@ def serve(port_file: str) -> None:
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     config = uvicorn.Config(
-        asgi_app(InstantGHL()), log_level="warning", access_log=False, lifespan="off"
+        asgi_app(InstantGHL(refuses_duplicates=refuses_duplicates)),
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
     )
     server = uvicorn.Server(config)
     with open(port_file, "w") as out:
@@ -234,4 +266,4 @@ def serve(port_file: str) -> None:
 if __name__ == "__main__":
     import sys
 
-    serve(sys.argv[1])
+    serve(sys.argv[1], refuses_duplicates="--refuses-duplicates" in sys.argv[2:])

@@ -19,6 +19,11 @@ the contacts the timed events refer to (untimed), then:
   per event, from the moment its request was written to the moment the instant GHL received
   the write carrying its marker (both `time.monotonic()`, one clock across processes on Linux).
 
+By default the instant GHL refuses to say whether its location allows duplicate contacts, so
+a new customer takes the contact flow's upsert path (an upsert and a tag call, 2 calls, the
+shape the history of these figures has); the rows marked "duplicates refused" answer as a
+location at GHL's default setting does, where a new customer is one create call.
+
 Baselines in the same process: the worker with a no-op `sync_event` (queue cost alone), the
 GHL client alone against the instant GHL (calls/s), and the worker against the sandbox app
 in-process (`httpx2.ASGITransport`, limits lifted) instead of the instant GHL. Every timed
@@ -344,15 +349,16 @@ async def client_alone(count: int, concurrency: int) -> Result:
 class StandIn:
     """The instant GHL as an HTTP server in another process (`bench/_instant_ghl.py`)."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, *, refuses_duplicates: bool = False) -> None:
         self._port_file = workdir / f"standin-{uuid.uuid4().hex[:6]}.port"
         self._proc: asyncio.subprocess.Process | None = None
+        self._flags = ["--refuses-duplicates"] if refuses_duplicates else []
         self.url = ""
 
     async def __aenter__(self) -> StandIn:
         script = str(Path(__file__).with_name("_instant_ghl.py"))
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable, script, str(self._port_file)
+            sys.executable, script, str(self._port_file), *self._flags
         )
         await until(self._port_file.exists, 20, 0.02)
         await asyncio.sleep(0.3)  # the port is written just before uvicorn starts listening
@@ -374,8 +380,8 @@ class StandIn:
 class InProcess:
     """The instant GHL behind an `httpx2.MockTransport` in this process."""
 
-    def __init__(self) -> None:
-        self.ghl = InstantGHL()
+    def __init__(self, *, refuses_duplicates: bool = False) -> None:
+        self.ghl = InstantGHL(refuses_duplicates=refuses_duplicates)
 
     async def writes(self) -> Written:
         return written(self.ghl)
@@ -387,13 +393,16 @@ async def serving(
     concurrency: int,
     *,
     standin: StandIn | None = None,
+    refuses_duplicates: bool = False,
 ) -> AsyncIterator[tuple[str, Worker, StandIn | InProcess]]:
     """`ghlsync serve` in this process, built as `serve` builds it (`build_worker`: the
     location services, their tokens and gate, `SqlRateLimiter`; the app with the location
     directory; uvicorn with the guarded protocol and connection limits of `server:`), the
     receiver and the worker on one loop; the instant GHL behind the client (in this process,
     or `standin` over loopback HTTP). Yields (base URL, worker, the GHL)."""
-    ghl: StandIn | InProcess = standin if standin is not None else InProcess()
+    ghl: StandIn | InProcess = (
+        standin if standin is not None else InProcess(refuses_duplicates=refuses_duplicates)
+    )
     config = bench_config(concurrency)
     transport = None
     if isinstance(ghl, InProcess):
@@ -460,18 +469,28 @@ async def over_http(
     *,
     standin: bool = False,
     mix: str = "mixed",
+    refuses_duplicates: bool = False,
     **how: Any,
 ) -> Result:
     """The pipeline over HTTP (flood when `how` has no rate, else paced); latency per change.
 
-    `standin`: GHL is the stand-in server in another process, over loopback HTTP."""
+    `standin`: GHL is the stand-in server in another process, over loopback HTTP.
+    `refuses_duplicates`: its locations refuse duplicate contacts, GHL's default (a new
+    customer is one `POST /contacts/` with its tags); else their settings cannot be read
+    and a new customer is an upsert and a tag call (the workload's documented shape)."""
     tag = uuid.uuid4().hex[:6]
     pool = pool_size(count, mix=mix)
     engine = create_engine(url)
     migrate(engine)
     async with contextlib.AsyncExitStack() as stack:
-        other = await stack.enter_async_context(StandIn(workdir)) if standin else None
-        async with serving(engine, concurrency, standin=other) as served:
+        other = (
+            await stack.enter_async_context(StandIn(workdir, refuses_duplicates=refuses_duplicates))
+            if standin
+            else None
+        )
+        async with serving(
+            engine, concurrency, standin=other, refuses_duplicates=refuses_duplicates
+        ) as served:
             base, worker, ghl = served
             await _warm_running(worker, pool, tag)
             settled = worker.processed
@@ -485,6 +504,8 @@ async def over_http(
         result.scenario += f", {'new customers' if mix == 'new' else 'updates'} only"
     if standin:
         result.scenario += ", GHL stand-in in another process"
+    if refuses_duplicates:
+        result.scenario += ", duplicates refused (GHL's default: one create call)"
     result.problems += queue_problems(engine)
     result.cpu = cpu
     engine.dispose()
@@ -582,6 +603,22 @@ async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> li
                     workdir=workdir,
                     standin=standin,
                     mix=mix,
+                )
+            )
+    # The same against locations at GHL's default duplicate rule (duplicates refused), where a
+    # new customer is one create call with its tags instead of an upsert and a tag call.
+    for mix in ("mixed", "new"):
+        for standin in (False, True) if store == "sqlite" else (False,):
+            scenarios.append(
+                functools.partial(
+                    over_http,
+                    store=store,
+                    count=plan.count,
+                    concurrency=plan.concurrency,
+                    workdir=workdir,
+                    standin=standin,
+                    mix=mix,
+                    refuses_duplicates=True,
                 )
             )
     if only == "latency":  # the latency scenario alone (profiling, quick checks)

@@ -55,3 +55,42 @@ async def test_every_change_reaches_the_instant_ghl_exactly_once(database_url: s
     assert {state for _, state in rows} == {"confirmed"}
     assert len(rows) == pool + EVENTS - 2 * (EVENTS // 10)  # updates map no new object
     engine.dispose()
+
+
+async def test_at_ghls_default_rule_a_new_customer_is_one_create_call(tmp_path: Path) -> None:
+    """Where the instant GHL's location refuses duplicates (as a location at GHL's default
+    setting, and the sandbox's, do), the flow creates with one call carrying the tags."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    migrate(engine)
+    ghl = InstantGHL(refuses_duplicates=True)
+    client = ghl_client(ghl.transport())
+    config = bench_config(concurrency=8)
+    worker = Worker(engine, client, Mapper(config), config)
+    pool = pool_size(EVENTS)
+    async with client:
+        await warm_pool(engine, worker, pool, "dflt")
+        accept_all(engine, worker.mapper, [timed_event(i, pool, "dflt") for i in range(EVENTS)])
+        await run_until(worker, worker.processed + EVENTS, seconds=60)
+
+    seen = Counter(int(m[1]) for w in ghl.writes if (m := MARKER.search(w.body)))
+    assert seen == Counter(range(EVENTS))
+    assert queue_problems(engine) == []
+    new_contacts = sum(1 for i in range(EVENTS) if i % 10 < 3)
+    creates = [w for w in ghl.writes if (w.method, w.path) == ("POST", "/contacts/")]
+    assert len(creates) == pool + new_contacts
+    assert not [w for w in ghl.writes if w.path in ("/contacts/upsert",) or "/tags" in w.path]
+    assert all("lead" in c["tags"] for c in ghl.contacts.values())  # the create carried them
+    engine.dispose()
+
+
+def test_the_instant_ghl_refuses_a_known_email_as_ghl_does() -> None:
+    ghl = InstantGHL(refuses_duplicates=True)
+    status, first = ghl.answer("POST", "/contacts/", b'{"email": "A@x.io", "tags": ["t"]}')
+    assert status == 201 and first["contact"]["tags"] == ["t"]
+    status, again = ghl.answer("POST", "/contacts/", b'{"email": "a@x.io"}')
+    assert status == 400
+    assert again["meta"] == {"contactId": first["contact"]["id"], "matchingField": "email"}
+    assert len(ghl.writes) == 1  # the refused create wrote nothing
+    status, location = ghl.answer("GET", "/locations/loc1", b"")
+    assert (status, location["location"]["settings"]) == (200, {"allowDuplicateContact": False})
+    assert InstantGHL().answer("GET", "/locations/loc1", b"")[0] == 404
