@@ -47,8 +47,8 @@ class GroupCommitter(Generic[T]):
     entity keep their arrival order) and concurrent batches cannot deadlock on row locks.
 
     With `accept_many` (same answers as `accept` applied to each item in order), a batch takes
-    one call of it instead of one `accept` per item; a batch that fails is still retried one
-    item per transaction, through `accept`.
+    one call of it instead of one `accept` per item (on PostgreSQL a batch of one as well);
+    a batch that fails is still retried one item per transaction, through `accept`.
     """
 
     def __init__(
@@ -148,9 +148,10 @@ class GroupCommitter(Generic[T]):
             batch.append(more)
         return batch, False
 
-    def _commit(self, batch: list[_Item[T]]) -> list[_Answer[T]]:
-        """Commit `batch` (a failed batch again one item per transaction); the answers."""
-        many = self._accept_many is not None and len(batch) > 1
+    def _commit(self, batch: list[_Item[T]], *, retry: bool = False) -> list[_Answer[T]]:
+        """Commit `batch` (a failed batch again one item per transaction, through `accept`);
+        the answers."""
+        many = self._accept_many is not None and not retry and (len(batch) > 1 or self._piped)
         try:
             with _transaction(self._engine, pipeline=many) as conn:
                 if self._accept_many is not None and many:
@@ -158,10 +159,16 @@ class GroupCommitter(Generic[T]):
                 else:
                     answers = [self._accept(conn, item) for item, _, _ in batch]
         except Exception as exc:
-            if len(batch) == 1:
+            if len(batch) == 1 and not many:
                 return [(batch[0], None, exc)]
-            return [answer for one in batch for answer in self._commit([one])]
+            return [answer for one in batch for answer in self._commit([one], retry=True)]
         return [(entry, answer, None) for entry, answer in zip(batch, answers, strict=True)]
+
+    @property
+    def _piped(self) -> bool:
+        """PostgreSQL: `accept_many` in a pipeline waits for 3-4 round trips where `accept`
+        waits for one per statement (6-8), so it takes a batch of one delivery as well."""
+        return self._engine.dialect.name == "postgresql"
 
 
 @contextlib.contextmanager
@@ -172,8 +179,10 @@ def _transaction(engine: sa.Engine, *, pipeline: bool) -> Iterator[sa.Connection
     up to a switch interval (5 ms) to get it back, so a batch's time went by its round trips
     (BEGIN, each statement, NOTIFY, COMMIT: 7 for new entities) more than by their work. In
     pipeline mode a statement is only sent; the thread waits where it reads a result (the
-    inbox and work inserts' RETURNING, the lock of existing rows) and at the COMMIT, which
-    takes BEGIN, the updates, the links and the NOTIFY with it: 3 waits for new entities.
+    inbox insert's RETURNING, with the lock of the rows to merge into when they are known;
+    the work insert's RETURNING) and at the COMMIT, which takes the updates, the links and
+    the NOTIFY with it: 3 waits for new entities, 2 for a merge-heavy batch (`accept_many`).
+    psycopg adds two short ones of its own: it syncs after BEGIN and when the pipeline ends.
     The commit still returns only once PostgreSQL has committed, and an error in any queued
     statement fails the commit (and so the batch, which is retried one item at a time).
     Only for `accept_many`, which runs on the driver's cursor: SQLAlchemy's results (those

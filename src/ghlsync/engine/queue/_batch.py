@@ -7,13 +7,27 @@ update); on PostgreSQL each is a round trip. Here the whole batch takes:
 
 1. one multi-row `INSERT INTO inbox … ON CONFLICT DO NOTHING RETURNING` (the dedupe);
 2. one multi-row `INSERT INTO work_items … ON CONFLICT DO NOTHING RETURNING` for the entities
-   the batch names, each row already holding all of the batch's deliveries to it merged;
-3. for the entities that already had a row: one `SELECT … FOR UPDATE` of all of them (in
-   entity order), the merge in Python, one executemany `UPDATE`;
-4. one executemany `UPDATE inbox SET work_id` (PostgreSQL: one `UPDATE … FROM unnest`).
+   the batch names that are not known to have a row (`_KNOWN`), each row already holding all
+   of the batch's deliveries to it merged;
+3. one `SELECT … FOR UPDATE` of the rows of the other entities, in entity order: the rows to
+   merge into. When every entity of the batch is known, it is sent with step 1 and step 2
+   is skipped; when some are, it is sent right after step 2 and locks all of the batch's
+   entities; when none are, it locks the rows whose insert conflicted, after step 2;
+4. the merges, done in Python, written back: on PostgreSQL one `UPDATE … FROM unnest` for
+   all of them, on SQLite one executemany `UPDATE`;
+5. one executemany `UPDATE inbox SET work_id` (PostgreSQL: one `UPDATE … FROM unnest`).
 
 On PostgreSQL the multi-row statements take one array per column instead of a VALUES list,
-and the group commit runs them in a psycopg pipeline (`server/_commit.py`).
+and the group commit runs them in a psycopg pipeline (`server/_commit.py`), where a
+statement's result is waited for only when it is needed: a batch of known entities (the
+merge-heavy case) waits twice (steps 1 and 3 together, then the commit, which takes the
+updates, the links and the NOTIFY with it), a batch of new ones three times.
+
+Writers cannot deadlock on work rows: each one takes its row locks in one pass, in entity
+order (step 3), after any insert of its own (step 2, also in entity order). Only a known
+entity found without a row (a store restored under a running receiver) is inserted after
+the locks; should that close a cycle, PostgreSQL aborts one transaction and the receiver
+retries its batch one delivery per transaction (`accept`): nothing is lost or doubled.
 
 The result is the same as calling `accept` for each delivery in order: the same answers
 (a delivery key seen earlier, in the store or in the batch, is False), the same inbox rows,
@@ -45,6 +59,9 @@ from ghlsync.engine.queue._notify import notify_work
 __all__ = ["accept_many"]
 
 EntityKey = tuple[str, str, str]  # location_id, entity_type, source_id
+# A work row as `_Sql.lock_work` reads it: id, location_id, entity_type, source_id, status,
+# event, events, payload, stamps, source_updated_at.
+_Row = tuple[Any, ...]
 
 
 @dataclass(slots=True)
@@ -63,32 +80,100 @@ def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[boo
     if not deliveries:
         return []
     sql = _Sql.of(conn.dialect.name)
+    known: set[EntityKey] = conn.info.setdefault(_KNOWN, set())
     # Driver-level statements: SQLAlchemy's per-statement work (contexts, result wrappers,
     # parameter processing) cost more than SQLite's own for these plain-typed columns.
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    dbapi: Any = conn.connection.dbapi_connection
+    cursor, rows_cursor = dbapi.cursor(), dbapi.cursor()  # two results in one round trip
     try:
-        answers, entities = _insert_inbox(cursor, sql, deliveries)
-        if not entities:
-            return answers
-        work_ids = _insert_work(cursor, sql, entities)
-        existing = [entity for entity in entities.values() if entity.key not in work_ids]
-        if existing:
-            work_ids.update(_merge_existing(cursor, sql, existing))
-        links = [
-            (work_ids[entity.key], inbox_id)
-            for entity in entities.values()
-            for inbox_id in entity.inbox_ids
-        ]
-        if sql.arrays:
-            cursor.execute(sql.link_inbox, sql.params(links))
-        else:
-            cursor.executemany(sql.link_inbox, links)
-        for location in dict.fromkeys(key[0] for key in entities):
-            notify_work(conn, location, cursor)
+        inbox = _Inbox(deliveries)
+        cursor.execute(sql.insert_inbox(len(inbox.rows)), sql.params(inbox.rows))
+        keys = inbox.entity_keys
+        early = all(key in known for key in keys)
+        if early:  # every entity has a row: lock them all with the inbox insert
+            rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+        answers, entities = inbox.fresh(cursor.fetchall())
+        rows = _by_key(rows_cursor.fetchall()) if early else None
+        if entities:
+            _write_work(cursor, rows_cursor, sql, entities, rows, known)
+            _learn(known, entities)
+            for location in dict.fromkeys(key[0] for key in entities):
+                notify_work(conn, location, cursor)
     finally:
+        rows_cursor.close()
         cursor.close()
-    conn.info[ACCEPTED_FLAG] = True
+    if entities:
+        conn.info[ACCEPTED_FLAG] = True
     return answers
+
+
+_KNOWN = "ghlsync.engine.known_entities"
+"""In a connection's `info`: entities it has seen a work row of. Work rows are never deleted,
+so these most likely still have one; a wrong guess costs statements (and its rare late lock
+may deadlock, see the module doc), never a wrong result. Code that ever deletes work rows
+should clear this set on the connections it can."""
+_KNOWN_MAX = 10_000
+
+
+def _learn(known: set[EntityKey], entities: dict[EntityKey, _Entity]) -> None:
+    if len(known) + len(entities) > _KNOWN_MAX:
+        known.clear()  # relearnt at one extra statement per batch: simpler than an LRU
+    known.update(entities)
+
+
+def _write_work(
+    cursor: Any,
+    rows_cursor: Any,
+    sql: _Sql,
+    entities: dict[EntityKey, _Entity],
+    rows: dict[EntityKey, _Row] | None,
+    known: set[EntityKey],
+) -> None:
+    """Create or merge the entities' work rows, then link the inbox rows to them.
+
+    `rows`: the existing rows, locked, when read with the inbox insert; else read here.
+    """
+    if rows is None:
+        rows, inserted = _insert_or_lock(cursor, rows_cursor, sql, entities, known)
+    else:  # an entity known to have a row had none (a store restored meanwhile)
+        unknown = {key: entity for key, entity in entities.items() if key not in rows}
+        inserted = _insert_work(cursor, sql, unknown) if unknown else {}
+    missed = sorted(key for key in entities if key not in rows and key not in inserted)
+    if missed:  # its insert conflicted: the row existed, or another writer created it
+        rows = {**rows, **_lock_rows(cursor, sql, missed)}
+    merges = {key: _merged(rows[key], e) for key, e in entities.items() if key not in inserted}
+    if merges:
+        _update_work(cursor, sql, list(merges.values()))
+    work_ids = {key: int(rows[key][0]) for key in merges} | inserted
+    links = [
+        (work_ids[entity.key], inbox_id)
+        for entity in entities.values()
+        for inbox_id in entity.inbox_ids
+    ]
+    if sql.arrays:
+        cursor.execute(sql.link_inbox, sql.params(links))
+    else:
+        cursor.executemany(sql.link_inbox, links)
+
+
+def _insert_or_lock(
+    cursor: Any,
+    rows_cursor: Any,
+    sql: _Sql,
+    entities: dict[EntityKey, _Entity],
+    known: set[EntityKey],
+) -> tuple[dict[EntityKey, _Row], dict[EntityKey, int]]:
+    """Insert the rows of the entities not known; when some are known, lock the rows of all
+    of them in the same round trip, after the insert. The locked rows, the inserted ids."""
+    new = {key: entity for key, entity in entities.items() if key not in known}
+    if new:
+        _send_insert(cursor, sql, new)
+    lock = len(new) < len(entities)
+    if lock:  # all of them, in entity order: the batch's only lock pass (see module doc)
+        keys = sorted(entities)
+        rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+    inserted = _inserted(cursor.fetchall()) if new else {}
+    return (_by_key(rows_cursor.fetchall()) if lock else {}), inserted
 
 
 # PostgreSQL takes each batch as one array per column (`unnest`): the statement text stays
@@ -106,6 +191,37 @@ _INBOX_COLUMNS = (
 _WORK_COLUMNS = (
     "location_id, entity_type, source_id, status, generation, available_at, attempts, "
     "created_at, updated_at, event, events, payload, stamps, source_updated_at"
+)
+
+
+# As in `accept`: a leased row stays leased (its worker sees the new generation when it
+# completes); a settled one (done or dead) starts a new round with its attempts afresh.
+_MERGE_SET = (
+    "UPDATE work_items SET generation = work_items.generation + {n}, "
+    "status = CASE WHEN work_items.status = 'leased' THEN 'leased' ELSE 'pending' END, "
+    "attempts = CASE WHEN work_items.status IN ('done', 'dead') THEN 0 "
+    "ELSE work_items.attempts END, "
+    "available_at = {now}, updated_at = {now}, event = {event}, events = {events}, "
+    "payload = {payload}, stamps = {stamps}, source_updated_at = {at} "
+)
+_MERGE_ONE = (
+    _MERGE_SET.format(  # SQLite: one row per execution, a tuple of `_merged`
+        n="?1", now="?2", event="?3", events="?4", payload="?5", stamps="?6", at="?7"
+    )
+    + "WHERE id = ?8"
+)
+_MERGE_ARRAYS = _MERGE_SET.format(  # PostgreSQL: all rows, one array per field of `_merged`
+    n="merged.n",
+    now="merged.now",
+    event="merged.event",
+    events="merged.events",
+    payload="merged.payload",
+    stamps="merged.stamps",
+    at="merged.at",
+) + (
+    "FROM unnest(%b::int4[], %b::float8[], %b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::float8[], %b::int8[]) AS merged(n, now, event, events, payload, stamps, at, id) "
+    "WHERE work_items.id = merged.id"
 )
 
 
@@ -127,16 +243,9 @@ class _Sql:
     @functools.cache
     def of(dialect: str) -> _Sql:
         mark = "%s" if dialect == "postgresql" else "?"
-        merge_work = (
-            "UPDATE work_items SET generation = generation + ?, "
-            # As in `accept`: a leased row stays leased; a settled one starts a new round.
-            "status = CASE WHEN status = 'leased' THEN 'leased' ELSE 'pending' END, "
-            "attempts = CASE WHEN status IN ('done', 'dead') THEN 0 ELSE attempts END, "
-            "available_at = ?, updated_at = ?, event = ?, events = ?, payload = ?, "
-            "stamps = ?, source_updated_at = ? WHERE id = ?"
-        )
-        link = "UPDATE inbox SET work_id = ? WHERE id = ?"
-        if dialect == "postgresql":  # one statement for the batch: the pairs as two arrays
+        merge_work, link = _MERGE_ONE, "UPDATE inbox SET work_id = ? WHERE id = ?"
+        if dialect == "postgresql":  # one statement for the batch: the rows as arrays
+            merge_work = _MERGE_ARRAYS
             link = (
                 "UPDATE inbox SET work_id = link.work_id "
                 "FROM unnest(%b::int8[], %b::int8[]) AS link(work_id, inbox_id) "
@@ -240,35 +349,41 @@ def _lock_sql(dialect: str, mark: str, rows: int) -> str:
     )
 
 
-def _insert_inbox(
-    cursor: Any, sql: _Sql, deliveries: Sequence[Delivery]
-) -> tuple[list[bool], dict[EntityKey, _Entity]]:
-    """Insert the batch's inbox rows; the answers, and the fresh deliveries by entity."""
-    keys = [(d.connection_id, delivery_key(d)) for d in deliveries]
-    first: dict[tuple[str, str], int] = {}
-    for index, key in enumerate(keys):
-        first.setdefault(key, index)  # a key twice in one batch: the later ones are duplicates
-    rows = [_inbox_row(deliveries[index], key[1]) for key, index in first.items()]
-    payload_json = {key: row[6] for key, row in zip(first, rows, strict=True)}
-    cursor.execute(sql.insert_inbox(len(rows)), sql.params(rows))
-    stored = {(connection, key): inbox_id for inbox_id, connection, key in cursor.fetchall()}
-    answers = [False] * len(deliveries)
-    entities: dict[EntityKey, _Entity] = {}
-    for key, index in first.items():
-        inbox_id = stored.get(key)
-        if inbox_id is None:
-            continue  # stored before this batch
-        answers[index] = True
-        d = deliveries[index]
-        entity_key = (d.location_id, d.entity_type, d.source_id)
-        entity = entities.get(entity_key)
-        if entity is None:
-            entity = _Entity(entity_key, [], [], [], payload_json[key])
-            entities[entity_key] = entity
-        entity.deliveries.append(d)
-        entity.incomings.append(_incoming(d))
-        entity.inbox_ids.append(int(inbox_id))
-    return answers, entities
+class _Inbox:
+    """The batch's inbox rows (a key twice in one batch: the later ones are duplicates)."""
+
+    def __init__(self, deliveries: Sequence[Delivery]) -> None:
+        self.deliveries = deliveries
+        self.first: dict[tuple[str, str], int] = {}
+        for index, d in enumerate(deliveries):
+            self.first.setdefault((d.connection_id, delivery_key(d)), index)
+        self.rows = [_inbox_row(deliveries[index], key[1]) for key, index in self.first.items()]
+
+    @property
+    def entity_keys(self) -> list[EntityKey]:
+        """The entities the batch names, in entity order (the order rows are locked in)."""
+        return sorted({(d.location_id, d.entity_type, d.source_id) for d in self.deliveries})
+
+    def fresh(self, stored: list[tuple[Any, ...]]) -> tuple[list[bool], dict[EntityKey, _Entity]]:
+        """From the insert's RETURNING: the answers, and the fresh deliveries by entity."""
+        ids = {(connection, key): inbox_id for inbox_id, connection, key in stored}
+        answers = [False] * len(self.deliveries)
+        entities: dict[EntityKey, _Entity] = {}
+        for (key, index), row in zip(self.first.items(), self.rows, strict=True):
+            inbox_id = ids.get(key)
+            if inbox_id is None:
+                continue  # stored before this batch
+            answers[index] = True
+            d = self.deliveries[index]
+            entity_key = (d.location_id, d.entity_type, d.source_id)
+            entity = entities.get(entity_key)
+            if entity is None:
+                entity = _Entity(entity_key, [], [], [], row[6])
+                entities[entity_key] = entity
+            entity.deliveries.append(d)
+            entity.incomings.append(_incoming(d))
+            entity.inbox_ids.append(int(inbox_id))
+        return answers, entities
 
 
 def _inbox_row(delivery: Delivery, key: str) -> tuple[Any, ...]:
@@ -289,11 +404,19 @@ def _insert_work(
     cursor: Any, sql: _Sql, entities: dict[EntityKey, _Entity]
 ) -> dict[EntityKey, int]:
     """Create the rows of entities seen for the first time; their ids by entity."""
+    _send_insert(cursor, sql, entities)
+    return _inserted(cursor.fetchall())
+
+
+def _send_insert(cursor: Any, sql: _Sql, entities: dict[EntityKey, _Entity]) -> None:
     # In entity order, like the lock of existing rows: two PostgreSQL writers inserting the
     # same new entities in different orders would wait on each other's index entries.
     rows = [_new_row(entities[key]) for key in sorted(entities)]
     cursor.execute(sql.insert_work(len(rows)), sql.params(rows))
-    return {(loc, kind, source): int(id_) for id_, loc, kind, source in cursor.fetchall()}
+
+
+def _inserted(returned: list[tuple[Any, ...]]) -> dict[EntityKey, int]:
+    return {(loc, kind, source): int(id_) for id_, loc, kind, source in returned}
 
 
 def _new_row(entity: _Entity) -> tuple[Any, ...]:
@@ -347,47 +470,42 @@ def _events_json(events: EventList) -> str:
     return dump_events(events)
 
 
-def _merge_existing(cursor: Any, sql: _Sql, entities: list[_Entity]) -> dict[EntityKey, int]:
-    """Lock the existing rows of `entities`, merge each one's deliveries in, write them back."""
-    by_key = {entity.key: entity for entity in entities}
-    keys = sorted(by_key)
+def _by_key(rows: list[_Row]) -> dict[EntityKey, _Row]:
+    """Rows of `_Sql.lock_work` by entity."""
+    return {(row[1], row[2], row[3]): row for row in rows}
+
+
+def _lock_rows(cursor: Any, sql: _Sql, keys: list[EntityKey]) -> dict[EntityKey, _Row]:
+    """Lock and read the rows of `keys` (in entity order), which must exist."""
     cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
-    updates, ids = [], {}
-    for (
-        row_id,
-        location,
-        kind,
-        source,
-        status,
-        event,
-        events,
-        payload,
-        stamps,
-        at,
-    ) in cursor.fetchall():
-        key = (location, kind, source)
-        entity = by_key[key]
-        ids[key] = int(row_id)
-        state = EntityState(load_events(events, event), loads(payload), at, loads(stamps))
-        settled = status in ("done", "dead")
-        for incoming in entity.incomings:
-            state = merge(state, incoming, settled=settled)
-            settled = False  # after its first delivery the row is pending (or still leased)
-        now = entity.deliveries[-1].received_at
-        updates.append(
-            (  # in the order of the placeholders of _Sql.merge_work
-                len(entity.deliveries),
-                now,
-                now,
-                state.event,
-                _events_json(state.events),
-                dumps(state.payload),
-                dumps(state.stamps),
-                state.source_updated_at,
-                row_id,
-            )
-        )
-    if len(ids) != len(by_key):
+    rows = _by_key(cursor.fetchall())
+    if len(rows) != len(keys):
         raise RuntimeError("a work row vanished while its deliveries were being accepted")
-    cursor.executemany(sql.merge_work, updates)
-    return ids
+    return rows
+
+
+def _merged(row: _Row, entity: _Entity) -> tuple[Any, ...]:
+    """The update of `row` with the entity's deliveries merged in, in arrival order."""
+    row_id, _, _, _, status, event, events, payload, stamps, at = row
+    state = EntityState(load_events(events, event), loads(payload), at, loads(stamps))
+    settled = status in ("done", "dead")
+    for incoming in entity.incomings:
+        state = merge(state, incoming, settled=settled)
+        settled = False  # after its first delivery the row is pending (or still leased)
+    return (  # the parameters of _Sql.merge_work, in order
+        len(entity.deliveries),
+        entity.deliveries[-1].received_at,
+        state.event,
+        _events_json(state.events),
+        dumps(state.payload),
+        dumps(state.stamps),
+        state.source_updated_at,
+        row_id,
+    )
+
+
+def _update_work(cursor: Any, sql: _Sql, merges: list[tuple[Any, ...]]) -> None:
+    if sql.arrays:
+        cursor.execute(sql.merge_work, sql.params(merges))
+    else:
+        cursor.executemany(sql.merge_work, merges)
