@@ -32,13 +32,14 @@ driver's SQL (`_HotStatements`). On SQLite they run on the event loop's own conn
 where the ledger and the queue of `ghlsync serve` write too, so nobody takes turns at the
 file's one write lock; only when another writer holds it longer does the work go to the
 limiter's thread. On PostgreSQL they run on one thread per limiter (`store._dbthread.DbThread`)
-on a pooled DBAPI connection. Answered slots wait in memory and are written, in one
-statement, before whatever hot statement runs next, or `FLUSH_S` after the answer at the
-latest (late is safe: a slot only looks busy a little longer; a write that fails puts them
-back in the queue). The keys queued together take in one transaction after those frees, each
-only for the callers it has: on PostgreSQL (prepared statements, autocommit) in one
-statement, sent in one pipeline with the frees (one round trip); on SQLite a statement per
-key. The rare paths (a budget row write, a key's first rows, `has_budget`/`budget`) stay on
+on a pooled DBAPI connection. Answered slots wait in memory and are written with whatever hot
+statement runs next, or `FLUSH_S` after the answer at the latest (late is safe: a slot only
+looks busy a little longer; a write that fails puts them back in the queue). The keys queued
+together take in one transaction with those frees, each only for the callers it has: on
+PostgreSQL (prepared statements, autocommit) in one statement, whose data-modifying CTE
+writes the frees (`_build_write`: one round trip, one statement, for a busy worker's answers
+and takes alike; a flush queued next to a take joins it); on SQLite a statement per key after
+the frees. The rare paths (a budget row write, a key's first rows, `has_budget`/`budget`) stay on
 SQLAlchemy in the default executor.
 """
 
@@ -86,6 +87,7 @@ POLL_LEARNT_S = 0.25  # ... and while every usable slot is in flight (only hand-
 DAILY_WRITE_MS = 2_000  # the daily count is written back at most this often (or on a change
 DAILY_WRITE_STEP = 100  # of this many), unless it nears the reserve
 _T = TypeVar("_T")
+_FLUSH = ("", 0)  # an item of the takes' bulk that takes nothing: only the frees are written
 
 
 class SqlRateLimiter:
@@ -214,6 +216,15 @@ class SqlRateLimiter:
             return taken[0]  # type: ignore[index]
         return await self._thread.run_bulk(self._take_all, (key, want))
 
+    async def _flush_on_thread(self) -> None:
+        """Write the freed slots on the limiter's thread. On PostgreSQL as an item of the
+        takes' bulk (`_FLUSH`): next to a take queued at the same moment, both are one
+        statement."""
+        if self._pg:
+            await self._thread.run_bulk(self._take_all, _FLUSH)
+        else:
+            await self._thread.run(self._flush)
+
     def _on_loop(self, job: Callable[[Any], _T]) -> tuple[bool, _T | None]:
         """`(True, job(conn))` on this event loop's own SQLite connection
         (`store._raw.loop_connection`); `(False, None)` when it cannot run there (PostgreSQL,
@@ -253,22 +264,22 @@ class SqlRateLimiter:
     def _take_all(
         self, conn: Any, wants: list[tuple[str, int]], *, immediate: bool = False
     ) -> list[list[int] | float]:
-        """`_take` for the keys queued together, after the freed slots not yet written: on
-        PostgreSQL one pipelined round trip (free, then one take for all keys), on SQLite one
-        transaction with one take per key.
+        """`_take` for the keys queued together, with the freed slots not yet written: on
+        PostgreSQL one statement (free, then one take for all keys; a `_FLUSH` item takes
+        nothing, it only has the frees written), on SQLite one transaction with one take per
+        key after the frees.
 
         If the SQLite transaction fails, the freed slots go back in the queue for the next
-        statement to write: nothing of it was kept. On PostgreSQL they do not: the free runs
-        in autocommit before the take and may have committed, and writing it again after the
-        slot was taken anew would free a call in flight. A free lost that way only keeps its
-        slot held until `hold_ms` passes (fewer calls, never more)."""
+        statement to write: nothing of it was kept. On PostgreSQL they do when nothing was
+        taken (as `_flush`), not when the statement took too: it may have committed before the
+        error reached us (a connection lost on the way back), and writing the free again after
+        the slot was taken anew would free a call in flight. A free lost that way only keeps
+        its slot held until `hold_ms` passes (fewer calls, never more)."""
         now = self._now_ms()
         hold = now + int(self.policy.hold_ms)
         frees = self._pop_pending()
         if self._pg:
-            params = {"ks": [key for key, _ in wants], "ns": [n for _, n in wants]}
-            taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
-            return [taken.get(key) or self._wait_ms(conn, key, now) for key, _ in wants]
+            return self._write_pg(conn, wants, frees, now, hold)
         try:
             self._hot.begin(conn, immediate=immediate)
             self._hot.free(conn, frees)
@@ -282,6 +293,43 @@ class SqlRateLimiter:
             self._pending.extend(frees)
             raise
         return slots
+
+    def _write_pg(
+        self,
+        conn: Any,
+        wants: list[tuple[str, int]],
+        frees: list[dict[str, Any]],
+        now: int,
+        hold: int,
+    ) -> list[list[int] | float]:
+        """`_take_all` on PostgreSQL: the frees and the takes in one statement.
+
+        The take sees the rows as they were when the statement began, so a slot freed by the
+        same statement is not taken by it, even when it is free already (its answer is older
+        than its reuse time, which only happens when that time is shorter than `FLUSH_S`, or
+        a hand-back): a key that took nothing then asks again at once (0 ms to wait), and
+        the next statement sees the slot free."""
+        takes = [(key, n) for key, n in wants if n]
+        if not takes and not frees:
+            return [[] for _ in wants]
+        params = {"ks": [key for key, _ in takes], "ns": [n for _, n in takes]}
+        try:
+            taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
+        except BaseException:
+            if not takes:
+                self._pending.extend(frees)
+            raise
+        due = {free["k"] for free in frees if free["at"] <= now}
+        return [self._got(conn, key, now, taken, due) if n else [] for key, n in wants]
+
+    def _got(
+        self, conn: Any, key: str, now: int, taken: dict[str, list[int]], due: set[str]
+    ) -> list[int] | float:
+        """`key`'s slots, or ms to wait: none if this statement freed one of its slots that is
+        free already (the next statement may take it), else `_wait_ms`."""
+        if key in taken:
+            return taken[key]
+        return 0.0 if key in due else self._wait_ms(conn, key, now)
 
     def _wait_ms(self, conn: Any, key: str, now: int) -> float:
         """Nothing was free: how long until something may be (inf: all in flight)."""
@@ -319,7 +367,7 @@ class SqlRateLimiter:
         else on the limiter's thread."""
         self._pending.extend(also or ())
         if not self._on_loop(partial(self._flush, immediate=True))[0]:
-            await self._thread.run(self._flush)
+            await self._flush_on_thread()
 
     def _hand_back(self, key: str, slots: list[int], conn: Any) -> None:
         """Slots taken but never used: free again now (nothing was sent on them)."""
@@ -447,7 +495,7 @@ def _cap() -> sa.ColumnElement[Any]:
 
 
 def _build_take() -> sa.Update:
-    """The take for one key (SQLite; PostgreSQL takes for several at once: `_build_take_many`).
+    """The take for one key (SQLite; PostgreSQL takes for several at once: `_build_write`).
     Built once with bind parameters: rebuilding per call costs more than running it."""
     now = sa.bindparam("now", type_=sa.BigInteger)
     key = sa.bindparam("k", type_=sa.String)
@@ -475,15 +523,15 @@ def _build_take() -> sa.Update:
 
 class _HotStatements:
     """Take, free and wait as driver SQL: prepared on PostgreSQL (whose limiter connection is
-    in autocommit: each statement its own transaction, as good as one for these, since READ
-    COMMITTED gives each statement its own snapshot and a free only makes slots usable
-    sooner), in one BEGIN ... COMMIT on SQLite (its connections leave transactions to us)."""
+    in autocommit: each statement its own transaction; frees and takes are one statement,
+    `_build_write`), in one BEGIN ... COMMIT on SQLite (its connections leave transactions
+    to us)."""
 
     def __init__(self, dialect: sa.Dialect) -> None:
         self._dialect = dialect
         self._pg = dialect.name == "postgresql"
-        self._take = RawStatement(_build_take_many() if self._pg else _build_take())
-        self._free = RawStatement(_FREE_MANY if self._pg else _FREE)
+        self._take = RawStatement(_build_write() if self._pg else _build_take())
+        self._free = RawStatement(_FREE)
         self._wait = RawStatement(_WAIT)
 
     def begin(self, conn: Any, *, immediate: bool = False) -> None:
@@ -507,27 +555,29 @@ class _HotStatements:
     def take_many(
         self, conn: Any, frees: list[dict[str, Any]], params: Mapping[str, Any]
     ) -> dict[str, list[int]]:
-        """Free `frees`, then take for every key of `params` (PostgreSQL): key -> its slots."""
-        if frees:
-            with conn.pipeline():
-                self.free(conn, frees)
-                cursor = self._run(conn, self._take, params)
-        else:
-            cursor = self._run(conn, self._take, params)
+        """Free `frees` and take for every key of `params` in one statement (PostgreSQL):
+        key -> its slots."""
         taken: dict[str, list[int]] = {}
-        for key, slot in cursor.fetchall():
+        for key, slot in self._write(conn, frees, params).fetchall():
             taken.setdefault(key, []).append(slot)
         return taken
 
     def free(self, conn: Any, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        if self._pg:  # one statement: psycopg's executemany costs a pipeline round
-            columns = {"k": [r["k"] for r in rows], "s": [r["s"] for r in rows]}
-            self._run(conn, self._free, {**columns, "at": [r["at"] for r in rows]})
+        if self._pg:  # the take statement, taking nothing: one statement for any number
+            self._write(conn, rows, {"ks": [], "ns": [], "now": 0, "hold": 0})
             return
         sql = self._free.compiled(self._dialect).sql
         conn.executemany(sql, [self._free.args(self._dialect, row)[1] for row in rows])
+
+    def _write(self, conn: Any, frees: list[dict[str, Any]], params: Mapping[str, Any]) -> Any:
+        columns = {
+            "k": [r["k"] for r in frees],
+            "s": [r["s"] for r in frees],
+            "at": [r["at"] for r in frees],
+        }
+        return self._run(conn, self._take, {**params, **columns})
 
     def _run(self, conn: Any, statement: RawStatement, params: Mapping[str, Any]) -> Any:
         sql, args = statement.args(self._dialect, params)
@@ -536,9 +586,16 @@ class _HotStatements:
         return conn.execute(sql, args)
 
 
-def _build_take_many() -> sa.Update:
-    """The take for several keys in one statement (PostgreSQL): `ks` and `ns` are arrays, each
-    key takes at most its own `n`, as `_build_take` does for one.
+def _build_write() -> sa.Update:
+    """Free the slots of `k`, `s` and `at` (arrays, as `_FREE` one by one), then take for
+    several keys (PostgreSQL): `ks` and `ns` are arrays, each key takes at most its own `n`,
+    as `_build_take` does for one. One statement, so one round trip and one transaction.
+
+    The frees are a data-modifying CTE (`freeing`), run whether or not anything is taken.
+    Every part of a statement sees the rows as they were when it began, so the take cannot
+    see what the CTE frees; it leaves those rows alone (`NOT EXISTS`): a row changed twice by
+    one statement ends in either state, unpredictably. Such a row is in flight (held) anyway,
+    unless its hold ran out.
 
     The rows the per-key subqueries locked are updated by their `ctid` (a TID scan). Joined
     back on (key, slot) instead, the planner, which cannot know how many rows each key takes,
@@ -556,6 +613,7 @@ def _build_take_many() -> sa.Update:
         .table_valued("k", "n")
         .render_derived(name="wants")
     )
+    freeing = _build_free_many().returning(s.c.key, s.c.slot).cte("freeing")
     inner = s.alias("free")
     free = (
         sa.select(sa.literal_column(f"{inner.name}.ctid").label("row"))
@@ -566,6 +624,7 @@ def _build_take_many() -> sa.Update:
             inner.c.free_at_ms <= now,
             t.c.paused_until_ms <= now,
             inner.c.slot < _cap(),
+            ~sa.exists().where(freeing.c.key == inner.c.key, freeing.c.slot == inner.c.slot),
         )
         .order_by(inner.c.slot)
         .limit(wants.c.n)
@@ -582,6 +641,7 @@ def _build_take_many() -> sa.Update:
         )
         .values(free_at_ms=sa.bindparam("hold", type_=sa.BigInteger), in_flight=True, taken_ms=now)
         .returning(s.c.key, s.c.slot)
+        .add_cte(freeing)
     )
 
 
@@ -606,7 +666,8 @@ _FREE = (
 
 
 def _build_free_many() -> sa.Update:
-    """`_FREE` for many slots in one statement (PostgreSQL): `k`, `s` and `at` are arrays."""
+    """`_FREE` for many slots at once (PostgreSQL, the CTE of `_build_write`): `k`, `s` and
+    `at` are arrays."""
     rows = (
         sa.func.unnest(
             sa.bindparam("k", type_=postgresql.ARRAY(sa.String)),
@@ -623,7 +684,6 @@ def _build_free_many() -> sa.Update:
     )
 
 
-_FREE_MANY = _build_free_many()
 _OLDEST = sa.select(sa.func.min(s.c.free_at_ms)).where(
     s.c.key == sa.bindparam("k"),
     s.c.free_at_ms > sa.bindparam("now", type_=sa.BigInteger),
