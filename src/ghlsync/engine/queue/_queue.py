@@ -24,11 +24,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync.engine.queue._codec import dumps, load_events, loads
-from ghlsync.engine.queue._fair import active_locations, eligible, fair_order, raw_cursor
+from ghlsync.engine.queue._fair import (
+    RANKED_PG,
+    active_locations,
+    active_locations_on,
+    autocommit_cursor,
+    fair_order,
+    ranked_pg_params,
+    raw_cursor,
+)
 from ghlsync.store._engine import begin_immediate
 from ghlsync.store._raw import RawCursor, RawStatement
 from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
@@ -87,6 +94,9 @@ def locations_with_work(
     """Locations with queued work (to ask the rate limiter which of them may go)."""
     if isinstance(bind, sa.Connection):
         return active_locations(bind, clock.now())
+    if bind.dialect.name == "postgresql":  # one statement: one round trip, in autocommit
+        with autocommit_cursor(bind) as raw:
+            return active_locations_on(raw, clock.now())
     with bind.connect() as conn:
         return active_locations(conn, clock.now())
 
@@ -117,46 +127,55 @@ _RAW_LEASE_SQLITE = RawStatement(
     .values(_LEASED)
     .returning(*work_items.c)
 )
-# PostgreSQL: the lock and the lease in one statement, the ids as an array. The subquery is
-# not correlated: it reads work_items anew.
-_PG_IDS = sa.bindparam("b_ids", type_=ARRAY(sa.BigInteger))
-_RAW_LOCK_AND_LEASE = RawStatement(
-    sa.update(work_items)
-    .where(
-        w.id.in_(
-            sa.select(w.id)
-            .where(w.id == sa.any_(_PG_IDS), eligible(sa.bindparam("b_now", type_=sa.Float)))
-            .with_for_update(skip_locked=True)
-            .correlate(None)
-        )
-    )
-    .values(_LEASED)
-    .returning(*work_items.c)
-)
 _COLUMNS = tuple(column.name for column in work_items.c)
+# PostgreSQL: the whole claim in one statement, `picked` then the lease. The fair order
+# (`RANKED_PG`) is read from the statement's snapshot; the rows are locked in that order, `SKIP
+# LOCKED` passing over those another claimer holds, until `limit` are locked (the lock sits
+# under the LIMIT: the old chunk-by-chunk loop's answer); a row changed since the snapshot is
+# locked in its latest version and its eligibility checked again on it (READ COMMITTED's
+# re-check), so a row another claimer leased meanwhile is passed over too. The rows are found
+# by id only: written as an OR, the eligibility matched the claim index, and a generic plan
+# scanned every due row (joining each with the candidates) instead.
+_PICK_PG = """
+    SELECT w.id, r.turn, r.available_at FROM ranked r JOIN work_items w ON w.id = r.id
+    WHERE w.id = ANY(ARRAY(SELECT id FROM ranked))
+      AND CASE w.status WHEN 'pending' THEN w.available_at <= :b_now
+                        WHEN 'leased' THEN w.lease_expires_at <= :b_now
+                        ELSE false END
+    ORDER BY r.turn, r.available_at, r.id
+    LIMIT :b_limit
+    FOR UPDATE OF w SKIP LOCKED
+"""
+
+
+_PICKED_PG = (
+    sa.text(RANKED_PG + _PICK_PG)
+    .columns(sa.column("id", sa.BigInteger), sa.column("turn"), sa.column("available_at"))
+    .cte("picked")
+    .prefix_with("MATERIALIZED")
+)
+_RAW_CLAIM_PG = RawStatement(
+    sa.update(work_items)
+    .where(w.id == _PICKED_PG.c.id)
+    .values(_LEASED)
+    .returning(*work_items.c, _PICKED_PG.c.turn, _PICKED_PG.c.available_at)
+)
 
 
 def _lease_pg(
-    raw: RawCursor,
-    conn: sa.Connection,
-    params: dict[str, Any],
-    locations: Sequence[str] | None,
-    limit: int,
+    raw: RawCursor, params: dict[str, Any], locations: Sequence[str] | None, limit: int
 ) -> tuple[list[int], list[dict[str, Any]]]:
-    """PostgreSQL: lease up to `limit` candidates in fair order, a chunk at a time, skipping the
-    rows another claimer holds (re-checked on the latest row version); their ids in that order
-    and their rows."""
-    candidates = fair_order(conn, params["b_now"], locations, limit)
-    ids: list[int] = []
-    rows: list[dict[str, Any]] = []
-    while candidates and len(rows) < limit:
-        need = limit - len(rows)
-        chunk, candidates = candidates[:need], candidates[need:]
-        got = raw.execute(_RAW_LOCK_AND_LEASE, {**params, "b_ids": chunk}).all()
-        leased = {row[0] for row in got}
-        ids.extend(i for i in chunk if i in leased)
-        rows.extend(dict(zip(_COLUMNS, row, strict=True)) for row in got)
-    return ids, rows
+    """PostgreSQL: lease up to `limit` candidates in fair order, skipping the rows another
+    claimer holds, in one statement (`_RAW_CLAIM_PG`; one more for the locations with work
+    when `locations` is None); their ids in that order and their rows."""
+    locs = active_locations_on(raw, params["b_now"]) if locations is None else locations
+    if not locs:
+        return [], []
+    args = {**params, **ranked_pg_params(locs, limit)}
+    got = raw.execute(_RAW_CLAIM_PG, args).all()
+    got.sort(key=lambda row: (row[-2], row[-1], row[0]))  # turn, due time, id
+    rows = [dict(zip(_COLUMNS, row[: len(_COLUMNS)], strict=True)) for row in got]
+    return [int(row[0]) for row in got], rows
 
 
 def _lease_sqlite(
@@ -186,8 +205,10 @@ def claim(
 ) -> list[Claim]:
     """Lease up to `limit` items fairly across `locations` (None: all); oldest turns first.
 
-    Both at the driver level, in the transaction: on SQLite `_lease_sqlite` (BEGIN IMMEDIATE
-    holds the write lock), on PostgreSQL `_lease_pg` (rows locked, others' skipped)."""
+    Both at the driver level: on SQLite `_lease_sqlite` in a transaction (BEGIN IMMEDIATE
+    holds the write lock), on PostgreSQL `_lease_pg`, one statement (rows locked, others'
+    skipped; a second before it finds the locations when `locations` is None), each its own
+    transaction (autocommit) when given an engine."""
     if limit <= 0 or (locations is not None and not locations):
         return []
     now = clock.now()
@@ -197,14 +218,18 @@ def claim(
         "b_expires": now + lease_seconds,
         "b_now": now,
     }
-    with begin_immediate(engine) as conn:
-        raw = raw_cursor(conn)
-        if conn.dialect.name == "postgresql":
-            ids, rows = _lease_pg(raw, conn, params, locations, limit)
-        else:
-            ids, rows = _lease_sqlite(raw, conn, params, locations, limit)
-        if not ids:
-            return []
+    if isinstance(engine, sa.Engine) and engine.dialect.name == "postgresql":
+        with autocommit_cursor(engine) as raw:  # one statement, its own transaction
+            ids, rows = _lease_pg(raw, params, locations, limit)
+    else:
+        with begin_immediate(engine) as conn:
+            raw = raw_cursor(conn)
+            if conn.dialect.name == "postgresql":
+                ids, rows = _lease_pg(raw, params, locations, limit)
+            else:
+                ids, rows = _lease_sqlite(raw, conn, params, locations, limit)
+    if not ids:
+        return []
     order = {item_id: index for index, item_id in enumerate(ids)}
     return sorted((_snapshot(row) for row in rows), key=lambda c: order[c.id])
 
