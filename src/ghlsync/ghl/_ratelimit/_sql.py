@@ -270,11 +270,12 @@ class SqlRateLimiter:
         key after the frees.
 
         If the SQLite transaction fails, the freed slots go back in the queue for the next
-        statement to write: nothing of it was kept. On PostgreSQL they do when nothing was
-        taken (as `_flush`), not when the statement took too: it may have committed before the
-        error reached us (a connection lost on the way back), and writing the free again after
-        the slot was taken anew would free a call in flight. A free lost that way only keeps
-        its slot held until `hold_ms` passes (fewer calls, never more)."""
+        statement to write: nothing of it was kept. On PostgreSQL too when the statement
+        failed on a connection that is still there (one statement: it committed nothing); not
+        when the connection was lost, because the statement may have committed before the
+        error reached us, and writing the free again after the slot was taken anew would free
+        a call in flight. A free lost that way only keeps its slot held until `hold_ms` passes
+        (fewer calls, never more)."""
         now = self._now_ms()
         hold = now + int(self.policy.hold_ms)
         frees = self._pop_pending()
@@ -315,12 +316,20 @@ class SqlRateLimiter:
         params = {"ks": [key for key, _ in takes], "ns": [n for _, n in takes]}
         try:
             taken = self._hot.take_many(conn, frees, {**params, "now": now, "hold": hold})
-        except BaseException:
-            if not takes:
+        except BaseException as exc:
+            if not takes or not self._may_have_committed(conn, exc):
                 self._pending.extend(frees)
             raise
         due = {free["k"] for free in frees if free["at"] <= now}
         return [self._got(conn, key, now, taken, due) if n else [] for key, n in wants]
+
+    def _may_have_committed(self, conn: Any, exc: BaseException) -> bool:
+        """Whether a failed statement may have committed all the same: when the connection
+        was lost (the answer may be what failed), or the error is not the driver's."""
+        dialect = self._engine.dialect
+        if isinstance(exc, dialect.loaded_dbapi.Error):
+            return bool(dialect.is_disconnect(exc, conn, None))
+        return True
 
     def _got(
         self, conn: Any, key: str, now: int, taken: dict[str, list[int]], due: set[str]
