@@ -8,6 +8,7 @@ number out of range, a lone UTF-16 surrogate or U+0000 in a key or value.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,6 +42,7 @@ def parse_body(content_type: str | None, body: bytes) -> dict[str, Any]:
     )
 
 
+@functools.lru_cache(maxsize=256)  # a sender uses the same Content-Type on every delivery
 def _media_type(content_type: str | None) -> tuple[str, str | None]:
     if not content_type:
         return "", None

@@ -7,6 +7,7 @@ nothing is acknowledged before it is committed.
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -27,7 +28,7 @@ from ghlsync.server._connections import (
     Unconfigured,
     unknown_connection,
 )
-from ghlsync.server._limits import DEFAULT_BODY_TIMEOUT, read_body
+from ghlsync.server._limits import DEFAULT_BODY_TIMEOUT, receive_body
 from ghlsync.server._metrics import ReceiverMetrics
 from ghlsync.server._responses import Rejection, accepted, duplicate
 
@@ -87,10 +88,11 @@ class DripJobsReceiver:
         return rejection.response()
 
     async def _delivery(self, request: Request) -> Delivery:
-        params = request.path_params
+        scope = request.scope  # read directly: `Request.headers` would build its own copy
+        params = scope.get("path_params", {})
         connection = self._connection(params.get("connection", DEFAULT_CONNECTION))
-        body = await self._read(request)
-        headers = request.headers
+        headers = header_map(scope["headers"])
+        body = await self._read(request, headers.get("content-length"))
         try:
             connection.verifier.verify(headers, body, now=self._clock.now())
         except Refused as exc:  # authenticated, and refused anyway (revoked, misconfigured)
@@ -109,11 +111,12 @@ class DripJobsReceiver:
             raise Rejection(503, "not_configured", found.reason)
         return found
 
-    async def _read(self, request: Request) -> bytes:
-        return await read_body(request, self._max_body_bytes, max_seconds=self._body_timeout)
+    async def _read(self, request: Request, declared: str | None) -> bytes:
+        limit, seconds = self._max_body_bytes, self._body_timeout
+        return await receive_body(request.receive, declared, limit, max_seconds=seconds)
 
     def _build(
-        self, connection: Connection, event: str, payload: dict[str, Any], headers: Any
+        self, connection: Connection, event: str, payload: dict[str, Any], headers: dict[str, str]
     ) -> Delivery:
         mapper = connection.mapper or self._mapper  # a location's mapping override
         try:
@@ -134,6 +137,12 @@ class DripJobsReceiver:
             received_at=self._clock.now(),
             action=mapper.config.events[event].action,
         )
+
+
+def header_map(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The request's headers by name, as Starlette's `Headers.get` reads them: names as sent
+    (ASGI servers lower-case them), latin-1, and the first of a repeated name wins."""
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(raw)}
 
 
 # Types a JSON body arrives under when the sender did not say: none at all, curl's `-d` default
@@ -158,7 +167,11 @@ def _parse(content_type: str | None, body: bytes) -> dict[str, Any]:
 
 def _sniffed_json(content_type: str | None, body: bytes) -> str | None:
     """`application/json` for a JSON object sent without saying so, else None."""
-    media = (content_type or "").split(";", 1)[0].strip().lower()
-    if media in _UNDECLARED and body.lstrip().startswith(b"{"):
+    if _undeclared(content_type) and body.lstrip().startswith(b"{"):
         return "application/json"
     return None
+
+
+@functools.lru_cache(maxsize=256)  # a sender uses the same Content-Type on every delivery
+def _undeclared(content_type: str | None) -> bool:
+    return (content_type or "").split(";", 1)[0].strip().lower() in _UNDECLARED

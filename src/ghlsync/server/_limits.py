@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import Request
+from starlette.types import Receive
 
 from ghlsync.server._responses import Rejection
 
@@ -44,19 +45,35 @@ async def read_limited(
     without one (chunked) is refused as soon as the bytes read pass the limit.
     """
     declared = request.headers.get("content-length")
+    return await receive_limited(request.receive, declared, limit, max_seconds=max_seconds)
+
+
+async def receive_limited(
+    receive: Receive, declared: str | None, limit: int, *, max_seconds: float
+) -> bytes:
+    """`read_limited` on the ASGI `receive` and the Content-Length header's value (`declared`):
+    the receiver has both already, and a Starlette `Request` would parse the headers again."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge(limit)
     try:
         async with asyncio.timeout(max_seconds):
-            return await _read(request, limit)
+            return await _read(receive, limit)
     except TimeoutError:
         raise BodyTimeout(max_seconds) from None
 
 
 async def read_body(request: Request, limit: int, *, max_seconds: float) -> bytes:
     """`read_limited`, with each way it can fail turned into the receiver's JSON refusal."""
+    declared = request.headers.get("content-length")
+    return await receive_body(request.receive, declared, limit, max_seconds=max_seconds)
+
+
+async def receive_body(
+    receive: Receive, declared: str | None, limit: int, *, max_seconds: float
+) -> bytes:
+    """`receive_limited`, with each way it can fail turned into the receiver's JSON refusal."""
     try:
-        return await read_limited(request, limit, max_seconds=max_seconds)
+        return await receive_limited(receive, declared, limit, max_seconds=max_seconds)
     except BodyTooLarge as exc:
         raise Rejection(413, "body_too_large", exc.message) from None
     except BodyTimeout as exc:
@@ -65,15 +82,23 @@ async def read_body(request: Request, limit: int, *, max_seconds: float) -> byte
         raise Rejection(400, "incomplete_body", "the client disconnected mid-body") from None
 
 
-async def _read(request: Request, limit: int) -> bytes:
+async def _read(receive: Receive, limit: int) -> bytes:
+    """The body's chunks off `receive`, as Starlette's `Request.stream()` reads them (other
+    message types are skipped), without its async generator."""
     chunks: list[bytes] = []
     size = 0
-    try:
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise BodyTooLarge(limit)
-            chunks.append(chunk)
-    except ClientDisconnect:
-        raise BodyIncomplete from None
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "http.request":
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                size += len(chunk)
+                if size > limit:
+                    raise BodyTooLarge(limit)
+                chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        elif kind == "http.disconnect":
+            raise BodyIncomplete
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
