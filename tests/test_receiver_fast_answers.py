@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.types import Message
 
 from ghlsync.server._hooks import header_map
-from ghlsync.server._limits import BodyIncomplete, BodyTooLarge, receive_limited
+from ghlsync.server._limits import BodyIncomplete, BodyTimeout, BodyTooLarge, receive_limited
 from ghlsync.server._responses import Rejection, accepted, duplicate, json_response
 
 
@@ -149,3 +149,70 @@ def test_receive_limited_reads_as_request_stream_did(
     old = asyncio.run(outcome(_old_read(declared, messages, 10)))
     new = asyncio.run(outcome(receive_limited(_receive(messages), declared, 10, max_seconds=5.0)))
     assert new == old
+
+
+def _slow_receive(delays: Sequence[float], messages: Sequence[Message]) -> Any:
+    """`receive` that waits `delays[i]` seconds before message i (0: answers without waiting)."""
+    queue = list(zip(delays, messages, strict=True))
+
+    async def receive() -> Message:
+        if not queue:
+            await asyncio.sleep(3600)
+        delay, message = queue.pop(0)
+        if delay:
+            await asyncio.sleep(delay)
+        return message
+
+    return receive
+
+
+async def _old_timed(receive: Any, limit: int, seconds: float) -> bytes:
+    """The read as `_limits` did it before: a deadline armed first, then `Request.stream()`."""
+    try:
+        async with asyncio.timeout(seconds):
+            request = Request(_scope(None), receive)
+            return b"".join([chunk async for chunk in request.stream()])
+    except TimeoutError:
+        raise BodyTimeout(seconds) from None
+
+
+TIMED: list[tuple[list[float], list[Message]]] = [
+    ([0.0], [_body(b"at once")]),
+    ([0.01], [_body(b"after a wait")]),
+    ([0.0, 0.01, 0.0], [_body(b"a", True), _body(b"b", True), _body(b"c")]),
+    ([0.01], []),  # nothing ever comes: the deadline
+    ([0.15, 0.15], [_body(b"a", True), _body(b"b")]),  # each wait within, both together not
+    ([0.0, 0.4], [_body(b"a", True), _body(b"b")]),
+]
+
+
+@pytest.mark.parametrize(("delays", "messages"), TIMED)
+def test_the_deadline_runs_from_the_start_of_the_read(
+    delays: list[float], messages: list[Message]
+) -> None:
+    async def outcome(read: Any) -> object:
+        try:
+            return await read
+        except BodyTimeout:
+            return BodyTimeout
+
+    seconds = 0.25
+    delays = delays[: len(messages)] if messages else []
+    old = asyncio.run(outcome(_old_timed(_slow_receive(delays, messages), 100, seconds)))
+    new = asyncio.run(
+        outcome(receive_limited(_slow_receive(delays, messages), None, 100, max_seconds=seconds))
+    )
+    assert new == old
+
+
+def test_a_cancelled_read_is_cancelled_not_timed_out() -> None:
+    async def main() -> None:
+        read = asyncio.ensure_future(
+            receive_limited(_slow_receive([], []), None, 10, max_seconds=30.0)
+        )
+        await asyncio.sleep(0.01)
+        read.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await read
+
+    asyncio.run(main())
