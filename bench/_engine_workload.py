@@ -3,7 +3,8 @@
 Every timed event changes exactly one entity that nothing else in the run touches, so one
 event is one change, and its GHL write carries a marker `mk<i>x` (in the email, the city,
 the task title, the note body or the appointment title) that ties the write to the event.
-Per 10 events: 3 `lead.created` (a new contact: upsert + tags, 2 calls), 2
+Per 10 events: 3 `lead.created` (a new contact: upsert + tags, 2 calls; one create call where
+the instant GHL says its location refuses duplicates, `refuses_duplicates`), 2
 `customer.updated` (a changed city of a contact synced before the run: 1 `PUT`), 2
 `task.created`, 2 `note.created` and 1 `appointment.scheduled` for contacts synced before
 the run (1 call each): 13 GHL calls per 10 changes.
