@@ -70,7 +70,7 @@ def _outcome(call: Any) -> Any:
 
 
 _DIALECTS = [sqlite.dialect(), postgresql.psycopg.dialect()]
-_HOT = [_sql._build_take(), _sql._FREE, _sql._WAIT, _sql._FREE_MANY, _sql._build_take_many()]
+_HOT = [_sql._build_take(), _sql._FREE, _sql._WAIT, _sql._build_free_many(), _sql._build_write()]
 
 
 @pytest.mark.parametrize("dialect", _DIALECTS, ids=lambda d: d.name)
