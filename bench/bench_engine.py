@@ -60,6 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _engine_workload import MARKER, SECRET, Event, pool_event, pool_size, timed_event
 from _instant_ghl import InstantGHL
+from ghlsync._heap import settle_heap
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import fold_keys
 from ghlsync.engine import Delivery, Worker, accept
@@ -429,6 +430,7 @@ async def serving(
             app, lifespan="on", log_level="warning", access_log=False, **uvicorn_settings(limits)
         )
     )
+    settle_heap()  # as `ghlsync serve` does once it is built
     stop = asyncio.Event()
     serve_task = asyncio.create_task(server.serve(sockets=[sock]))
     worker_task = asyncio.create_task(worker.run(stop))

@@ -177,6 +177,7 @@ async def _run(
     drain: float,
     early: _EarlySignals,
 ) -> None:
+    from ghlsync._heap import settle_heap
     from ghlsync.engine import Worker
     from ghlsync.ghl._client import GHLClient
     from ghlsync.ghl._ratelimit import SqlRateLimiter
@@ -200,6 +201,7 @@ async def _run(
         concurrency=concurrency,
         token_advice=services.tokens.unauthorized_fix,
     )
+    settle_heap()  # everything the process keeps is built: the collector leaves it be
     stop = asyncio.Event()
     task = asyncio.ensure_future(runner.run(stop, drain_seconds=drain))
     _on_signals(stop, task)

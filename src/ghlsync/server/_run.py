@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import uvicorn
 from fastapi import FastAPI
 
+from ghlsync._heap import settle_heap
 from ghlsync.engine import Worker
 from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter
@@ -93,6 +94,7 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
         installer=services.installer,
     )
     server = _uvicorn(app, options, ConnectionLimits.from_settings(config.server))
+    settle_heap()  # everything the process keeps is built: the collector leaves it be
     stop = asyncio.Event()
     task = _start_worker(worker, stop, server, options.drain_seconds)
     sweeps = _start_sweeps(engine, config, worker, stop)
