@@ -171,6 +171,7 @@ from ghlsync.ghl._resources import (
 from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
 from ghlsync.ghl._seams import RateLimiter, TokenSource
 from ghlsync.ghl._transport import default_transport
+from ghlsync.ghl._urls import UrlMaker
 from ghlsync.ghl._v3 import answer_from_v3, body_to_v3
 
 __all__ = ["DEFAULT_BASE_URL", "GHLClient", "RateInfo", "probe_api_versions", "redact"]
@@ -254,6 +255,7 @@ class GHLClient:
             headers={"Accept": "application/json", "User-Agent": "ghlsync"},
         )
         self._url_prefix = _url_prefix(self._http.base_url)
+        self._urls = UrlMaker(self._url_prefix)  # the prefix parsed once: see `_urls`
         self._extensions = {"timeout": self._http.timeout.as_dict()}
         self._header_sets: dict[tuple[Secret, str], tuple[httpx2.Headers, _Head | None]] = {}
         self.contacts = Contacts(self)
@@ -408,7 +410,7 @@ class GHLClient:
             return httpx2.Request(
                 call.method, call.url, headers=headers, json=call.json, extensions=self._extensions
             )
-        return _request(call.method, call.url, head, call.json, self._extensions)
+        return _request(call.method, self._urls.url(call.url), head, call.json, self._extensions)
 
     async def _send(self, request: httpx2.Request) -> httpx2.Response:
         """Send `request` on the transport and read the answer: what `AsyncClient.send` does
@@ -662,14 +664,15 @@ class _Head:
 
 
 def _request(
-    method: str, url: str, head: _Head, json: Any, extensions: Mapping[str, Any]
+    method: str, target: httpx2.URL, head: _Head, json: Any, extensions: Mapping[str, Any]
 ) -> httpx2.Request:
     """`httpx2.Request(method, url, headers=..., json=json)` made from `head` (the headers it
     ends with, kept per client, token, version and body length): httpx2 would encode every
     header again to put its Host in front. A body is encoded as httpx2 encodes JSON; a
-    method httpx2 would give `Content-Length: 0` without a body does not come here.
+    method httpx2 would give `Content-Length: 0` without a body does not come here. `target`
+    is parsed by the caller (`UrlMaker`) before the body is encoded: a bad URL fails first, as
+    in httpx2.
     """
-    target = httpx2.URL(url)  # parsed first, as httpx2 does: a bad URL fails before the body
     if json is None:
         body = b""
         headers = head.bare
