@@ -266,6 +266,36 @@ def test_a_merge_heavy_batch_is_six_statements_and_two_waits(
 
 
 @pytest.mark.postgres
+def test_statements_that_find_rows_by_key_are_planned_per_batch(postgres_url: str) -> None:
+    """The lock of the rows to merge into, the merge and the late links are never prepared
+    (a generic plan made on a small table kept scanning it whole as it grew); the inserts
+    are, after psycopg's threshold."""
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    try:
+        with engine.connect() as conn:
+            for round_ in range(12):  # known entities; one new and one made elsewhere a round
+                with begin_immediate(engine) as other:
+                    accept(other, delivery(f"elsewhere{round_}", delivery_id=f"e{round_}"))
+                batch = [delivery(f"c{n}", delivery_id=f"{round_}-{n}") for n in range(4)]
+                batch += [
+                    delivery(f"new{round_}", delivery_id=f"n{round_}"),
+                    delivery(f"elsewhere{round_}", delivery_id=f"f{round_}"),
+                ]
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                with dbapi.pipeline(), begin_immediate(conn):
+                    assert accept_many(conn, batch) == [True] * 6
+            prepared = conn.execute(sa.text("SELECT statement FROM pg_prepared_statements"))
+            statements = prepared.scalars().all()
+    finally:
+        engine.dispose()
+    assert any(s.startswith("WITH drawn") for s in statements)  # the inbox insert
+    assert any(s.startswith("INSERT INTO work_items") for s in statements)
+    assert not [s for s in statements if "FOR UPDATE" in s or s.startswith("UPDATE")]
+
+
+@pytest.mark.postgres
 def test_a_batch_of_new_entities_links_its_inbox_rows_in_the_insert(
     postgres_url: str, tmp_path: Path
 ) -> None:

@@ -101,7 +101,7 @@ def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[boo
         keys = inbox.entity_keys
         early = all(key in known for key in keys)
         if early:  # every entity has a row: lock them all with the inbox insert
-            rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+            sql.join(rows_cursor, sql.lock_work(len(keys)), keys)
         answers, entities = inbox.fresh(cursor.fetchall())
         rows = _by_key(rows_cursor.fetchall()) if early else None
         if entities:
@@ -172,7 +172,7 @@ def _link(
     if not links:
         return
     if sql.arrays:
-        cursor.execute(sql.link_inbox, sql.params(links))
+        sql.join(cursor, sql.link_inbox, links)
     else:
         cursor.executemany(sql.link_inbox, links)
 
@@ -192,7 +192,7 @@ def _insert_or_lock(
     lock = len(new) < len(entities)
     if lock:  # all of them, in entity order: the batch's only lock pass (see module doc)
         keys = sorted(entities)
-        rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+        sql.join(rows_cursor, sql.lock_work(len(keys)), keys)
     inserted = _inserted(cursor.fetchall()) if new else {}
     return (_by_key(rows_cursor.fetchall()) if lock else {}), inserted
 
@@ -273,6 +273,22 @@ class _Sql:
                 "WHERE inbox.id = link.inbox_id"
             )
         return _Sql(dialect, mark, merge_work.replace("?", mark), link.replace("?", mark))
+
+    def join(self, cursor: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run a statement that finds existing rows by the batch's keys, planned for these
+        rows (PostgreSQL: never prepared).
+
+        A prepared statement soon runs a generic plan, made once for any array: PostgreSQL
+        guesses 10-100 keys and, while the table is small (a new store, the first minutes of
+        a backlog), picks a hash join over a sequential scan, and keeps that plan as the
+        table grows until the next ANALYZE. A custom plan knows the batch's size and the
+        table's: index lookups once it holds more than a few pages. (The work rows of a
+        mixed stream on a new store were read whole about once per batch.)
+        """
+        if self.arrays:
+            cursor.execute(statement, self.params(rows), prepare=False)
+        else:
+            cursor.execute(statement, self.params(rows))
 
     def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
         """A multi-row statement's parameters: the rows' columns, or their values in order."""
@@ -561,7 +577,7 @@ def _by_key(rows: list[_Row]) -> dict[EntityKey, _Row]:
 
 def _lock_rows(cursor: Any, sql: _Sql, keys: list[EntityKey]) -> dict[EntityKey, _Row]:
     """Lock and read the rows of `keys` (in entity order), which must exist."""
-    cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+    sql.join(cursor, sql.lock_work(len(keys)), keys)
     rows = _by_key(cursor.fetchall())
     if len(rows) != len(keys):
         raise RuntimeError("a work row vanished while its deliveries were being accepted")
@@ -590,6 +606,6 @@ def _merged(row: _Row, entity: _Entity) -> tuple[Any, ...]:
 
 def _update_work(cursor: Any, sql: _Sql, merges: list[tuple[Any, ...]]) -> None:
     if sql.arrays:
-        cursor.execute(sql.merge_work, sql.params(merges))
+        sql.join(cursor, sql.merge_work, merges)
     else:
         cursor.executemany(sql.merge_work, merges)
