@@ -29,10 +29,15 @@ REFERENCE = BENCH / "ingest_reference.py"
 PATH = "/hooks/dripjobs/customer.updated"
 MERGE_ENTITIES = 50  # the merge-heavy case: every delivery goes to one of 50 customers
 
-CASES = {"new": 0, "merge": MERGE_ENTITIES}
+MIXED_REPEATS = 30  # the mixed case: this percentage of deliveries go to an earlier customer
+
+CASES = {"new": 0, "merge": MERGE_ENTITIES, "mixed": 0}
+REPEATS = {"mixed": MIXED_REPEATS}
+DEFAULT_CASES = ["new", "merge"]  # `--case both`: what docs/benchmarks.md's table has
 CASE_TITLES = {
     "new": "every delivery a new customer",
     "merge": f"merge-heavy ({MERGE_ENTITIES} customers)",
+    "mixed": f"new customers, {MIXED_REPEATS}% to an earlier one (a growing store)",
 }
 
 
@@ -91,6 +96,7 @@ def run_wrk(port: int, secret: str, case: str, seconds: float, shape: WrkShape) 
         os.environ,
         INGEST_SECRET=secret,
         INGEST_ENTITIES=str(CASES[case]),
+        INGEST_REPEATS=str(REPEATS.get(case, 0)),
         INGEST_RUN=uuid.uuid4().hex[:10],
     )
     cmd = [

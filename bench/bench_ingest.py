@@ -41,6 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _ingest_wrk import (
     CASE_TITLES,
     CASES,
+    DEFAULT_CASES,
     Tally,
     WrkShape,
     have_wrk,
@@ -452,7 +453,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="wrk: rounds per receiver")
     parser.add_argument("--connections", type=int, default=32, help="wrk")
     parser.add_argument("--threads", type=int, default=2, help="wrk")
-    parser.add_argument("--case", choices=[*CASES, "both"], default="both", help="wrk")
+    parser.add_argument(
+        "--case", choices=[*CASES, "both"], default="both", help="wrk (both: new and merge)"
+    )
     parser.add_argument("--requests", type=int, default=20_000, help="asyncio")
     parser.add_argument("--concurrency", type=int, default=50, help="asyncio")
     parser.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="asyncio")
@@ -464,7 +467,7 @@ def main() -> None:
         if not have_wrk():
             raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
         shape = WrkShape(args.threads, args.connections, args.seconds, args.rounds)
-        cases = list(CASES) if args.case == "both" else [args.case]
+        cases = DEFAULT_CASES if args.case == "both" else [args.case]
         text = wrk_report(wrk_run(shape, backends, cases), shape)
         print(text)
         if args.write:

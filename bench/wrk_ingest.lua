@@ -5,6 +5,8 @@
 --                    auth mode a Zap uses and that wrk can satisfy honestly (no HMAC in Lua)
 --   INGEST_ENTITIES  0: every delivery is a new customer; N > 0: deliveries spread over N
 --                    customers (the merge-heavy case: many deliveries to few entities)
+--   INGEST_REPEATS   with INGEST_ENTITIES 0: this percentage of deliveries go to a customer
+--                    this thread sent earlier (the mixed case: updates on a growing store)
 --   INGEST_RUN       a tag that keeps delivery ids unique across runs on one store
 --
 -- Each wrk thread has its own Lua state; setup() numbers them, so ids never collide.
@@ -20,6 +22,7 @@ end
 function init(args)
    secret = os.getenv("INGEST_SECRET") or "bench-secret-0123456789abcdef"
    entities = tonumber(os.getenv("INGEST_ENTITIES") or "0")
+   repeats = tonumber(os.getenv("INGEST_REPEATS") or "0")
    run = os.getenv("INGEST_RUN") or "r"
    headers = {
       ["Authorization"] = "Bearer " .. secret,
@@ -33,6 +36,8 @@ function request()
    local customer
    if entities > 0 then
       customer = string.format("m%d", (n * 7 + thread_id) % entities)
+   elseif repeats > 0 and n > 10 and math.random(100) <= repeats then
+      customer = string.format("%s-%d-%d", run, thread_id, math.random(2, n - 1))
    else
       customer = string.format("%s-%d-%d", run, thread_id, n)
    end

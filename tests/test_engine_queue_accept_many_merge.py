@@ -231,14 +231,14 @@ def pipeline_trace(engine: sa.Engine, batch: list[Delivery], path: Path) -> list
 
 
 @pytest.mark.postgres
-def test_a_merge_heavy_batch_is_seven_statements_and_two_waits(
+def test_a_merge_heavy_batch_is_six_statements_and_two_waits(
     postgres_url: str, tmp_path: Path
 ) -> None:
-    """32 deliveries merging into 32 existing rows: BEGIN, the inbox insert, the lock, one
-    update of all rows, the links, the NOTIFY, COMMIT; the thread waits for the inbox insert
-    and lock together, then for the commit (plus psycopg's syncs after BEGIN and at the end),
-    where one `UPDATE` per row made it 38 statements and the separate work insert and lock
-    6 waits."""
+    """32 deliveries merging into 32 existing rows: BEGIN, the inbox insert (which links each
+    inbox row to the row the connection remembers), the lock, one update of all rows, the
+    NOTIFY, COMMIT; the thread waits for the inbox insert and lock together, then for the
+    commit (plus psycopg's syncs after BEGIN and at the end), where one `UPDATE` per row made
+    it 38 statements, the separate work insert and lock 6 waits, and the links a statement."""
     engine = create_engine(postgres_url)
     migrate(engine)
     try:
@@ -250,13 +250,106 @@ def test_a_merge_heavy_batch_is_seven_statements_and_two_waits(
             messages = pipeline_trace(engine, batch, tmp_path / "trace")
         with engine.connect() as conn:
             generations = conn.execute(sa.select(work_items.c.generation)).scalars().all()
+            links = conn.execute(
+                sa.select(inbox.c.work_id, work_items.c.id).join(
+                    work_items, work_items.c.source_id == inbox.c.source_id
+                )
+            ).all()
     finally:
         engine.dispose()
     executes = [m for m in messages if m.startswith("F Execute")]
     waits = sum(1 for a, b in itertools.pairwise(messages) if a[0] == "F" and b[0] == "B")
-    assert len(executes) == 7
+    assert len(executes) == 6
     assert waits <= 4
     assert generations == [3] * 32
+    assert len(links) == 96 and all(work_id == row_id for work_id, row_id in links)
+
+
+@pytest.mark.postgres
+def test_statements_that_find_rows_by_key_are_planned_per_batch(postgres_url: str) -> None:
+    """The lock of the rows to merge into, the merge and the late links are never prepared
+    (a generic plan made on a small table kept scanning it whole as it grew); the inserts
+    are, after psycopg's threshold."""
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    try:
+        with engine.connect() as conn:
+            for round_ in range(12):  # known entities; one new and one made elsewhere a round
+                with begin_immediate(engine) as other:
+                    accept(other, delivery(f"elsewhere{round_}", delivery_id=f"e{round_}"))
+                batch = [delivery(f"c{n}", delivery_id=f"{round_}-{n}") for n in range(4)]
+                batch += [
+                    delivery(f"new{round_}", delivery_id=f"n{round_}"),
+                    delivery(f"elsewhere{round_}", delivery_id=f"f{round_}"),
+                ]
+                dbapi = conn.connection.dbapi_connection
+                assert dbapi is not None
+                with dbapi.pipeline(), begin_immediate(conn):
+                    assert accept_many(conn, batch) == [True] * 6
+            prepared = conn.execute(sa.text("SELECT statement FROM pg_prepared_statements"))
+            statements = prepared.scalars().all()
+    finally:
+        engine.dispose()
+    assert any(s.startswith("WITH drawn") for s in statements)  # the inbox insert
+    assert any(s.startswith("INSERT INTO work_items") for s in statements)
+    assert not [s for s in statements if "FOR UPDATE" in s or s.startswith("UPDATE")]
+
+
+@pytest.mark.postgres
+def test_a_batch_of_new_entities_links_its_inbox_rows_in_the_insert(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """32 new customers: BEGIN, the inbox insert (drawing the work rows' ids), the work
+    insert (with those ids), the NOTIFY, COMMIT: no statement to link the inbox rows
+    afterwards, and every inbox row names its entity's row."""
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    try:
+        for round_ in range(3):  # statements prepared; every round new entities
+            batch = [delivery(f"r{round_}c{n}", delivery_id=f"{round_}-{n}") for n in range(32)]
+            messages = pipeline_trace(engine, batch, tmp_path / "trace")
+        with engine.connect() as conn:
+            rows = dict(conn.execute(sa.select(work_items.c.source_id, work_items.c.id)).all())
+            links = conn.execute(sa.select(inbox.c.source_id, inbox.c.work_id)).all()
+    finally:
+        engine.dispose()
+    executes = [m for m in messages if m.startswith("F Execute")]
+    assert len(executes) == 5
+    assert len(rows) == len(links) == 96
+    assert all(work_id == rows[source_id] for source_id, work_id in links)
+
+
+@pytest.mark.parametrize("remembered", [True, False])
+def test_a_delivery_id_seen_for_another_entity_creates_no_row(
+    engine_store: sa.Engine, remembered: bool
+) -> None:
+    """A new entity whose only delivery reuses a stored delivery id is a duplicate: no work
+    row (its drawn id is left unused), beside a new entity and an existing one in one batch
+    (on the connection that remembers c2's row, or on one that does not: its insert
+    conflicts and its inbox row is linked afterwards)."""
+    with engine_store.connect() as conn:
+        with begin_immediate(conn):
+            accept_many(conn, [delivery("c1", delivery_id="x"), delivery("c2", delivery_id="y")])
+        batch = [
+            delivery("c3", delivery_id="x"),  # the id c1's delivery had: a duplicate
+            delivery("c4", delivery_id="z"),
+            delivery("c2", delivery_id="w", email="new"),
+        ]
+        if remembered:
+            with begin_immediate(conn):
+                assert accept_many(conn, batch) == [False, True, True]
+        else:
+            with _transaction(engine_store, pipeline=True) as tx:
+                assert accept_many(tx, batch) == [False, True, True]
+        rows = dict(conn.execute(sa.select(work_items.c.source_id, work_items.c.id)).all())
+        links = conn.execute(sa.select(inbox.c.delivery_key, inbox.c.work_id)).all()
+    assert set(rows) == {"c1", "c2", "c4"}
+    assert dict(links) == {
+        "id:x": rows["c1"],
+        "id:y": rows["c2"],
+        "id:z": rows["c4"],
+        "id:w": rows["c2"],
+    }
 
 
 _DELIVERY = st.tuples(

@@ -15,13 +15,20 @@ update); on PostgreSQL each is a round trip. Here the whole batch takes:
    entities; when none are, it locks the rows whose insert conflicted, after step 2;
 4. the merges, done in Python, written back: on PostgreSQL one `UPDATE … FROM unnest` for
    all of them, on SQLite one executemany `UPDATE`;
-5. one executemany `UPDATE inbox SET work_id` (PostgreSQL: one `UPDATE … FROM unnest`).
+5. one executemany `UPDATE inbox SET work_id` on SQLite. PostgreSQL writes `work_id` with the
+   inbox insert instead (`_Inbox`): the id the connection last saw for a known entity, a
+   new id drawn from the work rows' sequence in the same statement for the others (the work
+   insert then uses it). Only an inbox row whose entity ended up with another row (its
+   insert conflicted, a remembered row is gone) is linked afterwards, by one `UPDATE … FROM
+   unnest`. That statement ran for every batch before and, prepared while the inbox was
+   still nearly empty, kept a plan that read the whole inbox each time (a hash join over a
+   sequential scan, until the next ANALYZE): the inbox's size in tuples read per batch.
 
 On PostgreSQL the multi-row statements take one array per column instead of a VALUES list,
 and the group commit runs them in a psycopg pipeline (`server/_commit.py`), where a
 statement's result is waited for only when it is needed: a batch of known entities (the
 merge-heavy case) waits twice (steps 1 and 3 together, then the commit, which takes the
-updates, the links and the NOTIFY with it), a batch of new ones three times.
+updates and the NOTIFY with it), a batch of new ones three times.
 
 Writers cannot deadlock on work rows: each one takes its row locks in one pass, in entity
 order (step 3), after any insert of its own (step 2, also in entity order). Only a known
@@ -41,7 +48,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import sqlalchemy as sa
@@ -73,6 +80,9 @@ class _Entity:
     incomings: list[Incoming]
     inbox_ids: list[int]
     payload_json: str = ""  # the first delivery's payload as stored in the inbox
+    # The work id each inbox row was inserted with (PostgreSQL; None: not linked yet).
+    linked: list[int | None] = field(default_factory=list)
+    drawn: int | None = None  # PostgreSQL: the id drawn for its new row by the inbox insert
 
 
 def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[bool]:
@@ -80,23 +90,22 @@ def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[boo
     if not deliveries:
         return []
     sql = _Sql.of(conn.dialect.name)
-    known: set[EntityKey] = conn.info.setdefault(_KNOWN, set())
+    known: dict[EntityKey, int] = conn.info.setdefault(_KNOWN, {})
     # Driver-level statements: SQLAlchemy's per-statement work (contexts, result wrappers,
     # parameter processing) cost more than SQLite's own for these plain-typed columns.
     dbapi: Any = conn.connection.dbapi_connection
     cursor, rows_cursor = dbapi.cursor(), dbapi.cursor()  # two results in one round trip
     try:
-        inbox = _Inbox(deliveries)
-        cursor.execute(sql.insert_inbox(len(inbox.rows)), sql.params(inbox.rows))
+        inbox = _Inbox(deliveries, known if sql.arrays else None)
+        cursor.execute(sql.insert_inbox(len(inbox.rows)), inbox.params(sql))
         keys = inbox.entity_keys
         early = all(key in known for key in keys)
         if early:  # every entity has a row: lock them all with the inbox insert
-            rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+            sql.join(rows_cursor, sql.lock_work(len(keys)), keys)
         answers, entities = inbox.fresh(cursor.fetchall())
         rows = _by_key(rows_cursor.fetchall()) if early else None
         if entities:
-            _write_work(cursor, rows_cursor, sql, entities, rows, known)
-            _learn(known, entities)
+            _learn(known, _write_work(cursor, rows_cursor, sql, entities, rows, known))
             for location in dict.fromkeys(key[0] for key in entities):
                 notify_work(conn, location, cursor)
     finally:
@@ -108,17 +117,17 @@ def accept_many(conn: sa.Connection, deliveries: Sequence[Delivery]) -> list[boo
 
 
 _KNOWN = "ghlsync.engine.known_entities"
-"""In a connection's `info`: entities it has seen a work row of. Work rows are never deleted,
-so these most likely still have one; a wrong guess costs statements (and its rare late lock
-may deadlock, see the module doc), never a wrong result. Code that ever deletes work rows
-should clear this set on the connections it can."""
+"""In a connection's `info`: entities it has seen a work row of, with that row's id. Work rows
+are never deleted, so these most likely still have that row; a wrong guess costs statements
+(and its rare late lock may deadlock, see the module doc), never a wrong result. Code that
+ever deletes work rows should clear this dict on the connections it can."""
 _KNOWN_MAX = 10_000
 
 
-def _learn(known: set[EntityKey], entities: dict[EntityKey, _Entity]) -> None:
-    if len(known) + len(entities) > _KNOWN_MAX:
+def _learn(known: dict[EntityKey, int], work_ids: dict[EntityKey, int]) -> None:
+    if len(known) + len(work_ids) > _KNOWN_MAX:
         known.clear()  # relearnt at one extra statement per batch: simpler than an LRU
-    known.update(entities)
+    known.update(work_ids)
 
 
 def _write_work(
@@ -127,9 +136,10 @@ def _write_work(
     sql: _Sql,
     entities: dict[EntityKey, _Entity],
     rows: dict[EntityKey, _Row] | None,
-    known: set[EntityKey],
-) -> None:
-    """Create or merge the entities' work rows, then link the inbox rows to them.
+    known: dict[EntityKey, int],
+) -> dict[EntityKey, int]:
+    """Create or merge the entities' work rows, then link the inbox rows not yet linked to
+    them (all of them on SQLite); the entities' work ids.
 
     `rows`: the existing rows, locked, when read with the inbox insert; else read here.
     """
@@ -145,13 +155,24 @@ def _write_work(
     if merges:
         _update_work(cursor, sql, list(merges.values()))
     work_ids = {key: int(rows[key][0]) for key in merges} | inserted
+    _link(cursor, sql, entities, work_ids)
+    return work_ids
+
+
+def _link(
+    cursor: Any, sql: _Sql, entities: dict[EntityKey, _Entity], work_ids: dict[EntityKey, int]
+) -> None:
+    """Point the inbox rows at their entity's work row where the insert did not already."""
     links = [
         (work_ids[entity.key], inbox_id)
         for entity in entities.values()
-        for inbox_id in entity.inbox_ids
+        for inbox_id, linked in zip(entity.inbox_ids, entity.linked, strict=True)
+        if linked != work_ids[entity.key]
     ]
+    if not links:
+        return
     if sql.arrays:
-        cursor.execute(sql.link_inbox, sql.params(links))
+        sql.join(cursor, sql.link_inbox, links)
     else:
         cursor.executemany(sql.link_inbox, links)
 
@@ -161,7 +182,7 @@ def _insert_or_lock(
     rows_cursor: Any,
     sql: _Sql,
     entities: dict[EntityKey, _Entity],
-    known: set[EntityKey],
+    known: dict[EntityKey, int],
 ) -> tuple[dict[EntityKey, _Row], dict[EntityKey, int]]:
     """Insert the rows of the entities not known; when some are known, lock the rows of all
     of them in the same round trip, after the insert. The locked rows, the inserted ids."""
@@ -171,7 +192,7 @@ def _insert_or_lock(
     lock = len(new) < len(entities)
     if lock:  # all of them, in entity order: the batch's only lock pass (see module doc)
         keys = sorted(entities)
-        rows_cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+        sql.join(rows_cursor, sql.lock_work(len(keys)), keys)
     inserted = _inserted(cursor.fetchall()) if new else {}
     return (_by_key(rows_cursor.fetchall()) if lock else {}), inserted
 
@@ -253,6 +274,22 @@ class _Sql:
             )
         return _Sql(dialect, mark, merge_work.replace("?", mark), link.replace("?", mark))
 
+    def join(self, cursor: Any, statement: str, rows: list[tuple[Any, ...]]) -> None:
+        """Run a statement that finds existing rows by the batch's keys, planned for these
+        rows (PostgreSQL: never prepared).
+
+        A prepared statement soon runs a generic plan, made once for any array: PostgreSQL
+        guesses 10-100 keys and, while the table is small (a new store, the first minutes of
+        a backlog), picks a hash join over a sequential scan, and keeps that plan as the
+        table grows until the next ANALYZE. A custom plan knows the batch's size and the
+        table's: index lookups once it holds more than a few pages. (The work rows of a
+        mixed stream on a new store were read whole about once per batch.)
+        """
+        if self.arrays:
+            cursor.execute(statement, self.params(rows), prepare=False)
+        else:
+            cursor.execute(statement, self.params(rows))
+
     def params(self, rows: list[tuple[Any, ...]]) -> list[Any]:
         """A multi-row statement's parameters: the rows' columns, or their values in order."""
         if self.arrays:
@@ -261,13 +298,7 @@ class _Sql:
 
     def insert_inbox(self, rows: int) -> str:
         if self.arrays:
-            return _unnest_insert_sql(
-                "inbox",
-                _INBOX_COLUMNS,
-                _INBOX_TYPES,
-                "connection_id, delivery_key",
-                "id, connection_id, delivery_key",
-            )
+            return _PG_INSERT_INBOX
         return _insert_sql(
             "inbox",
             _INBOX_COLUMNS,
@@ -280,13 +311,7 @@ class _Sql:
 
     def insert_work(self, rows: int) -> str:
         if self.arrays:
-            return _unnest_insert_sql(
-                "work_items",
-                _WORK_COLUMNS,
-                _WORK_TYPES,
-                "location_id, entity_type, source_id",
-                "id, location_id, entity_type, source_id",
-            )
+            return _PG_INSERT_WORK
         return _insert_sql(
             "work_items",
             _WORK_COLUMNS,
@@ -320,16 +345,61 @@ def _insert_sql(
     )
 
 
-@functools.cache
-def _unnest_insert_sql(table: str, columns: str, types: str, unique: str, returning: str) -> str:
+def _unnest_insert_sql(
+    table: str,
+    columns: str,
+    types: str,
+    select: str,
+    unique: str,
+    returning: str,
+    *,
+    extra: str = "",
+    drawn: str = "",
+) -> str:
+    """PostgreSQL: insert the rows given as one array per column of `types` (named by
+    `columns`, then `extra`), each row as the expressions `select` of them (`batch.<name>`)
+    and of `drawn` (a CTE)."""
     arrays = ", ".join(f"%b::{name}[]" for name in types.split(", "))
+    names = columns + (f", {extra}" if extra else "")
     # WITH ORDINALITY and ORDER BY: rows are inserted (and their index entries locked) in the
     # arrays' order, which for work rows is entity order (see `_insert_work`).
     return (
-        f"INSERT INTO {table} ({columns}) SELECT {columns} FROM unnest({arrays}) "
-        f"WITH ORDINALITY AS batch({columns}, n) ORDER BY n "
-        f"ON CONFLICT ({unique}) DO NOTHING RETURNING {returning}"
+        f"{drawn}INSERT INTO {table} ({columns}) SELECT {select} FROM unnest({arrays}) "
+        f"WITH ORDINALITY AS batch({names}, n){' LEFT JOIN drawn USING (slot)' if drawn else ''} "
+        f"ORDER BY batch.n ON CONFLICT ({unique}) DO NOTHING RETURNING {returning}"
     )
+
+
+def _batch_columns(columns: str) -> str:
+    return ", ".join(f"batch.{name}" for name in columns.split(", "))
+
+
+# The inbox insert draws one new work id per entity not known to have a row (`slot` 1..n,
+# the first parameter is n) and stores the drawn or the remembered id as `work_id`;
+# MATERIALIZED: the sequence is called once per slot, whatever the join does.
+_PG_INSERT_INBOX = _unnest_insert_sql(
+    "inbox",
+    _INBOX_COLUMNS + ", work_id",
+    _INBOX_TYPES + ", int8, int4",
+    _batch_columns(_INBOX_COLUMNS) + ", COALESCE(batch.work_id, drawn.id)",
+    "connection_id, delivery_key",
+    "id, connection_id, delivery_key, work_id",
+    extra="slot",
+    drawn=(
+        "WITH drawn AS MATERIALIZED (SELECT slot, nextval('work_items_id_seq') AS id "
+        "FROM generate_series(1, %s::int4) AS slot) "
+    ),
+)
+# A new work row takes the id its inbox rows were inserted with; one without (an entity known
+# to have had a row that is gone) draws its own.
+_PG_INSERT_WORK = _unnest_insert_sql(
+    "work_items",
+    "id, " + _WORK_COLUMNS,
+    "int8, " + _WORK_TYPES,
+    "COALESCE(batch.id, nextval('work_items_id_seq')), " + _WORK_COLUMNS,
+    "location_id, entity_type, source_id",
+    "id, location_id, entity_type, source_id",
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -350,14 +420,37 @@ def _lock_sql(dialect: str, mark: str, rows: int) -> str:
 
 
 class _Inbox:
-    """The batch's inbox rows (a key twice in one batch: the later ones are duplicates)."""
+    """The batch's inbox rows (a key twice in one batch: the later ones are duplicates).
 
-    def __init__(self, deliveries: Sequence[Delivery]) -> None:
+    With `known` (PostgreSQL), each row also names its work row: the remembered id of a
+    known entity, else the slot (1..n, one per entity) of an id the insert draws.
+    """
+
+    def __init__(
+        self, deliveries: Sequence[Delivery], known: dict[EntityKey, int] | None = None
+    ) -> None:
         self.deliveries = deliveries
         self.first: dict[tuple[str, str], int] = {}
         for index, d in enumerate(deliveries):
             self.first.setdefault((d.connection_id, delivery_key(d)), index)
         self.rows = [_inbox_row(deliveries[index], key[1]) for key, index in self.first.items()]
+        self.slots: dict[EntityKey, int] = {}
+        if known is not None:
+            self.rows = [row + self._work(row, known) for row in self.rows]
+
+    def _work(self, row: tuple[Any, ...], known: dict[EntityKey, int]) -> tuple[Any, Any]:
+        """The row's (work_id, slot): one of them None."""
+        key = (row[2], row[4], row[5])
+        work_id = known.get(key)
+        if work_id is not None:
+            return work_id, None
+        return None, self.slots.setdefault(key, len(self.slots) + 1)
+
+    def params(self, sql: _Sql) -> list[Any]:
+        """The inbox insert's parameters (PostgreSQL: the ids to draw, then the arrays)."""
+        if sql.arrays:
+            return [len(self.slots), *sql.params(self.rows)]
+        return sql.params(self.rows)
 
     @property
     def entity_keys(self) -> list[EntityKey]:
@@ -366,13 +459,14 @@ class _Inbox:
 
     def fresh(self, stored: list[tuple[Any, ...]]) -> tuple[list[bool], dict[EntityKey, _Entity]]:
         """From the insert's RETURNING: the answers, and the fresh deliveries by entity."""
-        ids = {(connection, key): inbox_id for inbox_id, connection, key in stored}
+        ids = {(row[1], row[2]): row for row in stored}
         answers = [False] * len(self.deliveries)
         entities: dict[EntityKey, _Entity] = {}
         for (key, index), row in zip(self.first.items(), self.rows, strict=True):
-            inbox_id = ids.get(key)
-            if inbox_id is None:
+            inserted = ids.get(key)
+            if inserted is None:
                 continue  # stored before this batch
+            inbox_id, linked = inserted[0], inserted[3] if len(inserted) > 3 else None
             answers[index] = True
             d = self.deliveries[index]
             entity_key = (d.location_id, d.entity_type, d.source_id)
@@ -383,6 +477,9 @@ class _Inbox:
             entity.deliveries.append(d)
             entity.incomings.append(_incoming(d))
             entity.inbox_ids.append(int(inbox_id))
+            entity.linked.append(linked)
+            if entity_key in self.slots:
+                entity.drawn = linked
         return answers, entities
 
 
@@ -411,7 +508,10 @@ def _insert_work(
 def _send_insert(cursor: Any, sql: _Sql, entities: dict[EntityKey, _Entity]) -> None:
     # In entity order, like the lock of existing rows: two PostgreSQL writers inserting the
     # same new entities in different orders would wait on each other's index entries.
-    rows = [_new_row(entities[key]) for key in sorted(entities)]
+    keys = sorted(entities)
+    rows = [_new_row(entities[key]) for key in keys]
+    if sql.arrays:  # with the id drawn for it, if any
+        rows = [(entities[key].drawn, *row) for key, row in zip(keys, rows, strict=True)]
     cursor.execute(sql.insert_work(len(rows)), sql.params(rows))
 
 
@@ -477,7 +577,7 @@ def _by_key(rows: list[_Row]) -> dict[EntityKey, _Row]:
 
 def _lock_rows(cursor: Any, sql: _Sql, keys: list[EntityKey]) -> dict[EntityKey, _Row]:
     """Lock and read the rows of `keys` (in entity order), which must exist."""
-    cursor.execute(sql.lock_work(len(keys)), sql.params(keys))
+    sql.join(cursor, sql.lock_work(len(keys)), keys)
     rows = _by_key(cursor.fetchall())
     if len(rows) != len(keys):
         raise RuntimeError("a work row vanished while its deliveries were being accepted")
@@ -506,6 +606,6 @@ def _merged(row: _Row, entity: _Entity) -> tuple[Any, ...]:
 
 def _update_work(cursor: Any, sql: _Sql, merges: list[tuple[Any, ...]]) -> None:
     if sql.arrays:
-        cursor.execute(sql.merge_work, sql.params(merges))
+        sql.join(cursor, sql.merge_work, merges)
     else:
         cursor.executemany(sql.merge_work, merges)
