@@ -37,13 +37,19 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.pool import PoolProxiedConnection
 
+from ghlsync.store._raw import wrapped_error
+
 T = TypeVar("T")
+Item = TypeVar("Item")  # an item of a bulk
+Result = TypeVar("Result")  # what one statement of a bulk returns
+Answer = TypeVar("Answer")  # what one item of a bulk is answered
 IDLE_S = 1.0  # the thread exits after this long without a job
 
 # A bulk runs several queued items in one go: (connection, items) -> one result per item.
@@ -229,3 +235,58 @@ def _deliver(batch: list[_Answer]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """One caller's error in a bulk that went on without it: the bulk answers it with this
+    and the caller raises `error` (`raise_failed`)."""
+
+    error: BaseException
+
+
+def raise_failed(outcome: T | Failed) -> T:
+    """`outcome`, unless it is one caller's error in a bulk: then that error is raised."""
+    if isinstance(outcome, Failed):
+        raise outcome.error
+    return outcome
+
+
+def write_runs(
+    dialect: sa.Dialect,
+    conn: Any,
+    batch: Sequence[Item],
+    runs: list[list[int]],
+    write: Callable[[Any, list[Item]], Result],
+    answer: Callable[[Result, Item], Answer],
+    unanswered: Answer,
+) -> list[Answer | Failed]:
+    """Write a bulk's items one statement per run (lists of indexes into `batch`, in order),
+    each item answered from its statement's result (`answer`). A run whose statement fails is
+    written again one item at a time, so only the item at fault fails (`Failed`), the others
+    go on; a lost connection is raised, and `DbThread` fails every caller of the bulk."""
+    outcomes: list[Answer | Failed] = [unanswered] * len(batch)
+    for run in runs:
+        try:
+            result = write(conn, [batch[i] for i in run])
+        except dialect.loaded_dbapi.Error as exc:
+            if len(run) == 1:
+                outcomes[run[0]] = _failed(dialect, conn, exc)
+                continue
+            for i in run:  # which one was it: each on its own
+                try:
+                    outcomes[i] = answer(write(conn, [batch[i]]), batch[i])
+                except dialect.loaded_dbapi.Error as alone:
+                    outcomes[i] = _failed(dialect, conn, alone)
+            continue
+        for i in run:
+            outcomes[i] = answer(result, batch[i])
+    return outcomes
+
+
+def _failed(dialect: sa.Dialect, conn: Any, exc: Any) -> Failed:
+    """This item's error for its caller; a lost connection is raised instead (the whole bulk
+    fails and the pool is invalidated)."""
+    if dialect.is_disconnect(exc, conn, None):
+        raise exc
+    return Failed(wrapped_error(dialect, None, None, exc, conn, None))

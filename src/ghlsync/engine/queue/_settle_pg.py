@@ -32,8 +32,8 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from ghlsync.engine.queue._queue import _RELEASED, AuditEntry, Claim, _audit_rows
-from ghlsync.store._dbthread import DbThread
-from ghlsync.store._raw import RawStatement, unnest_rows, wrapped_error
+from ghlsync.store._dbthread import DbThread, Failed, raise_failed, write_runs
+from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_engine import audit_log, work_items
 from ghlsync.store._tables_sync import sync_state, upsert_sync_state
 
@@ -135,13 +135,6 @@ def _build_complete_many() -> sa.Select[Any]:
 COMPLETE_MANY = RawStatement(_build_complete_many())
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """A completion of a batch that failed on its own: what its caller gets raised."""
-
-    error: BaseException
-
-
 class PgSettle:
     """The worker's completions for one PostgreSQL engine, on their `DbThread`."""
 
@@ -151,36 +144,12 @@ class PgSettle:
 
     async def complete(self, completion: Completion) -> bool:
         """Write one completion with whatever else is queued; False: the lease was lost."""
-        outcome = await self._thread.run_bulk(self._complete_many, completion)
-        if isinstance(outcome, _Failed):
-            raise outcome.error
-        return outcome
+        return raise_failed(await self._thread.run_bulk(self._complete_many, completion))
 
-    def _complete_many(self, conn: Any, batch: list[Completion]) -> list[bool | _Failed]:
-        outcomes: list[bool | _Failed] = [False] * len(batch)
-        for run in _runs(batch):
-            try:
-                settled = self._write(conn, [batch[i] for i in run])
-            except self._dialect.loaded_dbapi.Error as exc:
-                if len(run) == 1:
-                    outcomes[run[0]] = self._failed(conn, exc)
-                    continue
-                for i in run:  # which one was it: each on its own
-                    try:
-                        outcomes[i] = batch[i].item.id in self._write(conn, [batch[i]])
-                    except self._dialect.loaded_dbapi.Error as alone:
-                        outcomes[i] = self._failed(conn, alone)
-                continue
-            for i in run:
-                outcomes[i] = batch[i].item.id in settled
-        return outcomes
-
-    def _failed(self, conn: Any, exc: Any) -> _Failed:
-        """This completion's error for its caller; a lost connection fails the rest of the
-        batch (raised: `DbThread` invalidates the pool and fails every caller of the batch)."""
-        if self._dialect.is_disconnect(exc, conn, None):
-            raise exc
-        return _Failed(wrapped_error(self._dialect, None, None, exc, conn, None))
+    def _complete_many(self, conn: Any, batch: list[Completion]) -> list[bool | Failed]:
+        return write_runs(
+            self._dialect, conn, batch, _runs(batch), self._write, _settled, unanswered=False
+        )
 
     def _write(self, conn: Any, batch: list[Completion]) -> set[int]:
         """One statement for `batch`; the ids of the items it completed."""
@@ -203,6 +172,11 @@ class PgSettle:
             params[f"s_{col}"] = [row[name] for _, row in states]
         sql, args = COMPLETE_MANY.args(self._dialect, params)
         return {row[0] for row in conn.execute(sql, args, prepare=True).fetchall()}
+
+
+def _settled(settled: set[int], completion: Completion) -> bool:
+    """Whether the statement completed this item (False: its lease was lost)."""
+    return completion.item.id in settled
 
 
 def _key(row: StateRow) -> tuple[str, str, str, str]:

@@ -24,7 +24,6 @@ two processes writing overlapping batches take their row locks in the same order
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,8 +33,8 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from ghlsync.engine.state import _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
-from ghlsync.store._dbthread import DbThread
-from ghlsync.store._raw import RawStatement, unnest_rows, wrapped_error
+from ghlsync.store._dbthread import DbThread, Failed, raise_failed, write_runs
+from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_sync import id_map, sync_state, upsert_sync_state
 
 Key = tuple[str, str, str]  # location_id, entity_type, source_id
@@ -124,13 +123,6 @@ LOAD_MANY = RawStatement(_build_load_many())
 PUT_MANY = RawStatement(_build_put_many())
 
 
-@dataclass(frozen=True, slots=True)
-class _Failed:
-    """A write of a batch that failed on its own: what its caller gets raised."""
-
-    error: BaseException
-
-
 class PgBatch:
     """The ledger's hot reads and writes for one PostgreSQL engine, on its `DbThread`."""
 
@@ -144,9 +136,7 @@ class PgBatch:
 
     async def write(self, write: Write) -> None:
         """Commit one caller's rows (one or both tables, atomically); returns once durable."""
-        outcome = await self._thread.run_bulk(self._write_many, write)
-        if isinstance(outcome, _Failed):
-            raise outcome.error
+        raise_failed(await self._thread.run_bulk(self._write_many, write))
 
     def _load_many(
         self, conn: Any, keys: list[Key]
@@ -163,28 +153,8 @@ class PgBatch:
             for n, (_, entity_type, source_id) in enumerate(keys, start=1)
         ]
 
-    def _write_many(self, conn: Any, writes: list[Write]) -> list[_Failed | None]:
-        outcomes: list[_Failed | None] = [None] * len(writes)
-        for run in _runs(writes):
-            try:
-                self._put(conn, [writes[i] for i in run])
-            except self._dialect.loaded_dbapi.Error as exc:
-                if len(run) == 1:
-                    outcomes[run[0]] = self._failed(conn, exc)
-                    continue
-                for i in run:  # which one was it: each on its own
-                    try:
-                        self._put(conn, [writes[i]])
-                    except self._dialect.loaded_dbapi.Error as alone:
-                        outcomes[i] = self._failed(conn, alone)
-        return outcomes
-
-    def _failed(self, conn: Any, exc: Any) -> _Failed:
-        """This write's error for its caller; a lost connection fails the rest of the batch
-        (raised: `DbThread` invalidates the pool and fails every caller of the batch)."""
-        if self._dialect.is_disconnect(exc, conn, None):
-            raise exc
-        return _Failed(wrapped_error(self._dialect, None, None, exc, conn, None))
+    def _write_many(self, conn: Any, writes: list[Write]) -> list[Failed | None]:
+        return write_runs(self._dialect, conn, writes, _runs(writes), self._put, _done, None)
 
     def _put(self, conn: Any, writes: list[Write]) -> None:
         maps = sorted((m for m, _ in writes if m is not None), key=_map_key)
@@ -196,6 +166,10 @@ class PgBatch:
             params[f"s_{col}"] = [s[name] for s in states]
         sql, args = PUT_MANY.args(self._dialect, params)
         conn.execute(sql, args, prepare=True)
+
+
+def _done(_result: None, _write: Write) -> None:
+    """A write that its statement committed: nothing more to say."""
 
 
 def _map_key(params: Params) -> tuple[str, str, str]:
