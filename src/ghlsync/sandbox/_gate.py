@@ -66,10 +66,18 @@ class Gate:
             await self.app(scope, receive, send)
             return
         call = _Call(scope, self.state)
+
+        async def send_recorded(message: Message) -> None:
+            # Logged before the answer's last byte leaves: a client that reads the call log
+            # (`/_sandbox/requests`) once it has its answer finds the call there.
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                call.record()
+            await send(message)
+
         try:
-            await self._handle(call, scope, receive, send)
+            await self._handle(call, scope, receive, send_recorded)
         finally:
-            call.record()
+            call.record()  # no answer sent (a dropped connection, an error): logged now
 
     async def _handle(self, call: _Call, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -195,6 +203,7 @@ class _Call:
         self.status = 0
         self.location: str | None = None
         self.fault: str | None = None
+        self.recorded = False
         self.time = state.clock.now()
 
     def wrap(self, send: Send, headers: dict[str, str]) -> Send:
@@ -226,7 +235,10 @@ class _Call:
         await send({"type": "http.response.body", "body": raw})
 
     def record(self) -> None:
-        """Append to the call log and bump the counters."""
+        """Append to the call log and bump the counters (once per call)."""
+        if self.recorded:
+            return
+        self.recorded = True
         entry = {
             "method": self.method,
             "path": self.path,
