@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim
-from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext, ParentNotSyncedError
 from ghlsync.ghl._errors import (
     NotFoundError,
     OutcomeUnknownError,
@@ -311,6 +311,61 @@ async def test_an_item_whose_worker_keeps_dying_is_dead_lettered(
     (parked,) = _dead(engine_store)
     assert "worker stopped (crash or kill)" in parked.reason
     assert flows.calls == []
+
+
+def _no_parent(customer: str | None = "c-parent") -> ParentNotSyncedError:
+    return ParentNotSyncedError(f"customer {customer!r} is not in GHL yet", customer_id=customer)
+
+
+async def test_a_child_waits_uncounted_while_its_customers_item_is_queued(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    """The customer's item is leased by a worker that died (or waits on a location out of
+    budget): its task must not run out of attempts meanwhile (CI lost tasks that way)."""
+    send(engine_store, delivery("c-parent", email="p@example.com"))
+    (held,) = claim(engine_store, "w-dead", None, 1, 1000, clock=engine_clock)
+    send(engine_store, delivery("t1", "task.created", entity_type="task", task_title="Call"))
+    flows = FakeFlows()
+    flows.script["t1"] = [_no_parent()] * 10
+    worker = _worker(engine_store, engine_clock, flows)
+    worker.max_attempts = 3
+    for _ in range(8):  # far past max_attempts
+        assert await worker.run_once() == 1
+        row = work_row(engine_store, "t1")
+        assert (row["status"], row["attempts"]) == ("pending", 0)  # given back every time
+        wait = row["available_at"] - engine_clock.now()
+        # Looked at again when the customer's lease would end (capped), with a little jitter.
+        expected = min(held.lease_expires_at - engine_clock.now(), 30.0)
+        assert expected + 0.5 <= wait <= expected + 1.0
+        engine_clock.advance(wait)
+    assert _dead(engine_store) == []
+    actions = [(a, s, d) for a, s, d in _audit(engine_store) if s == "t1"]
+    assert {a for a, _, _ in actions} == {"waiting"}
+    assert "still queued" in str(actions[0][2])
+    flows.script["t1"] = []  # the customer was synced
+    await worker.run_once()
+    assert work_row(engine_store, "t1")["status"] == "done"
+
+
+async def test_a_child_whose_customer_is_not_queued_runs_out_of_attempts(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    """No queued item will bring the customer (never sent, or its own item is settled): the
+    retries count and end in a dead letter that names the customer, as before."""
+    send(engine_store, delivery("c-parent", email="p@example.com"))
+    await _worker(engine_store, engine_clock, FakeFlows()).run_once()  # settled: done
+    send(engine_store, delivery("t1", "task.created", entity_type="task", task_title="Call"))
+    send(engine_store, delivery("t2", "task.created", entity_type="task", task_title="Call"))
+    flows = FakeFlows()
+    flows.script["t1"] = [_no_parent()] * 10
+    flows.script["t2"] = [_no_parent(None)] * 10  # the error names no customer
+    worker = _worker(engine_store, engine_clock, flows)
+    worker.max_attempts = 2
+    for _ in range(2):
+        await worker.run_once()
+        engine_clock.advance(120)
+    assert sorted(parked.source_id for parked in _dead(engine_store)) == ["t1", "t2"]
+    assert all("gave up after 2 attempts" in parked.reason for parked in _dead(engine_store))
 
 
 async def test_run_processes_until_stopped_and_finishes_in_flight(

@@ -71,7 +71,8 @@ def _assert_synced_exactly_once(rig: Rig) -> None:
         contacts = sorted((c["email"], c.get("firstName")) for c in location.contacts.values())
         assert contacts == [(f"{name}-c{n}@example.com", f"v{last}") for n in range(CONTACTS)]
         titles = sorted(t["title"] for t in location.tasks.values())
-        assert titles == [f"t{last}"] * TASKS  # one task each: none created twice
+        # one task each: none created twice
+        assert titles == [f"t{last}"] * TASKS, _story(rig, name)
     rows = work_rows(rig.engine)
     assert len(rows) == LOCATIONS * (CONTACTS + TASKS)
     assert {row.status for row in rows} == {"done"}
@@ -80,6 +81,21 @@ def _assert_synced_exactly_once(rig: Rig) -> None:
         assert conn.execute(sa.select(sa.func.count()).select_from(dead_letters)).scalar() == 0
         received = conn.execute(sa.select(sa.func.count()).select_from(inbox)).scalar()
     assert received == LOCATIONS * (CONTACTS + TASKS) * VERSIONS
+
+
+def _story(rig: Rig, location: str) -> str:
+    """What the store says about one location's entities, for a failure message."""
+    with rig.engine.connect() as conn:
+        rows = conn.execute(sa.select(work_items).where(work_items.c.location_id == location))
+        dead = conn.execute(sa.select(dead_letters).where(dead_letters.c.location_id == location))
+        lines = [f"work: {dict(row._mapping)}" for row in rows]
+        lines += [f"dead: {row.source_id} {row.error_class}: {row.reason}" for row in dead]
+    audit = [row for row in audit_rows(rig.engine) if row.location_id == location]
+    lines += [f"audit: {r.source_id} {r.action} {r.ghl_id} {r.detail}" for r in audit]
+    tasks = rig.state.location(location)
+    lines.append(f"sandbox tasks: {tasks.tasks if tasks else None}")
+    logs = "\n".join(rig.log(p)[-3000:] for p in rig.workers)
+    return "\n".join(lines) + "\n" + logs
 
 
 def _throttled(rig: Rig) -> int:

@@ -16,6 +16,10 @@
 |   override that no longer validates)     | when the pause ends, the attempt not counted|
 | `RetriableError` (5xx, transport, ...)   | retry with backoff; dead letter after       |
 |                                          | `max_attempts`                              |
+|   but `ParentNotSyncedError` while the   |   "waiting": tried again when the contact's |
+|   contact's own item is still queued     |   item comes due, the attempt not counted   |
+|   (decided by the worker: it reads the   |   (the contact may wait long: a location    |
+|   queue)                                 |   out of budget, a dead worker's lease)     |
 | anything else (a bug)                    | like retriable: it may be transient, and it |
 |                                          | must never crash the worker                 |
 """
@@ -41,7 +45,7 @@ from ghlsync.ghl._errors import (
 )
 from ghlsync.mapping import ConfigError, MappingError
 
-Kind = Literal["throttled", "skip", "dead", "retry", "paused"]
+Kind = Literal["throttled", "skip", "dead", "retry", "paused", "waiting"]
 
 CONFIG_PAUSE_SECONDS = 60.0
 """How long a location with a configuration error is left alone before it is tried again."""

@@ -37,7 +37,7 @@ from ghlsync._metrics import SYNC_METRICS
 from ghlsync.engine._failures import CONFIG_PAUSE_SECONDS, Failure, classify_failure, gave_up
 from ghlsync.engine.flows.to_dripjobs._dispatch import is_ghl_work, sync_ghl
 from ghlsync.engine.flows.to_dripjobs._link import link_echo
-from ghlsync.engine.flows.to_ghl._model import FlowContext
+from ghlsync.engine.flows.to_ghl._model import FlowContext, ParentNotSyncedError
 from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.outbox._sender import OutboxSender, default_outbox
 from ghlsync.engine.queue._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
@@ -51,6 +51,7 @@ from ghlsync.engine.queue._queue import (
     dead_letter_in,
     locations_with_work,
     next_due,
+    queued_until,
     release,
     renew,
     retry_in,
@@ -70,6 +71,7 @@ _log = logging.getLogger("ghlsync.engine")
 
 RECIPE_WORK = "recipe"  # the entity type of a recipe run's work row (ghlsync.engine.flows.recipes)
 _THROTTLE_FLOOR = 0.5  # seconds: never spin on a paused location
+PARENT_WAIT_CAP = 30.0  # seconds: the longest a child waits before it looks at its customer again
 # A full worker whose item just finished waits this long before claiming, so that the items
 # finishing meanwhile are claimed for in the same transaction: one claim per finished item
 # cost ~11% of a busy `serve`'s CPU on SQLite (docs/benchmarks.md, "Engine end to end").
@@ -445,6 +447,7 @@ class Worker:
             return
         keeper = asyncio.ensure_future(self._keep_leased(item))
         failure: Failure | None = None
+        waited: float | None = None
         states = SettleStates()  # what the flows `record`: written with the settle below
         try:
             outcomes = await self._sync(item, states)
@@ -455,13 +458,44 @@ class Worker:
                 event=failed.event,
                 token_fix=await self._fix_for(failed.error, item.location_id),
             )
+            if failure.kind == "retry" and isinstance(failed.error, ParentNotSyncedError):
+                waited = await self._parent_due(item, failed.error)
         finally:
             keeper.cancel()
+        if failure is not None and waited is not None:
+            reason = f"{failure.reason}; its own work item is still queued: waiting for it"
+            failure = Failure("waiting", reason, failure.error_class)
+            await self._retry(item, failure, waited, states, counts=False, action="waiting")
+            return
         if failure is not None:
             await self._fail(item, failure, states)
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
         await self._complete(item, audit, states)
+
+    async def _parent_due(self, item: Claim, error: ParentNotSyncedError) -> float | None:
+        """Seconds to wait for the customer a child needs, while the customer's own work item
+        is still queued (then the attempt is not counted: however long a location out of
+        budget or a dead worker's lease keeps the customer, the child is not given up on);
+        None when it is not queued (its retries count, and run out, as before)."""
+        if not error.customer_id:
+            return None
+        try:
+            due = await asyncio.to_thread(
+                queued_until,
+                self.engine,
+                item.location_id,
+                "contact",
+                error.customer_id,
+                not_id=item.id,
+            )
+        except Exception:  # the store is unreachable: the ordinary retry
+            _log.exception("reading the work item of customer %s failed", error.customer_id)
+            return None
+        if due is None:
+            return None
+        wait = min(max(due - self.clock.now(), 0.0), PARENT_WAIT_CAP)
+        return wait + backoff(1, rng=self._rng)  # jitter: its siblings do not come back together
 
     async def _fix_for(self, error: Exception, location_id: str) -> str | None:
         """The advice for a refused token (401); None for every other error."""

@@ -101,6 +101,27 @@ def locations_with_work(
         return active_locations(conn, clock.now())
 
 
+def queued_until(
+    engine: sa.Engine, location_id: str, entity_type: str, source_id: str, *, not_id: int
+) -> float | None:
+    """When an entity's queued work item comes due next (pending: its `available_at`; leased:
+    its lease's expiry), or None when it has none queued (done, dead, never accepted). The
+    asking item's own row (`not_id`) never counts."""
+    query = sa.select(w.status, w.available_at, w.lease_expires_at).where(
+        w.location_id == location_id,
+        w.entity_type == entity_type,
+        w.source_id == source_id,
+        w.id != not_id,
+        w.status.in_(("pending", "leased")),
+    )
+    with engine.connect() as conn:
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    due = row.available_at if row.status == "pending" else row.lease_expires_at
+    return float(due or 0.0)
+
+
 def next_due(engine: sa.Engine) -> float | None:
     """The earliest time queued work could next be claimed: a pending item's `available_at`
     or a lease's expiry (its worker may have died). None when nothing is queued."""

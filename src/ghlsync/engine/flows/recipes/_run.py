@@ -89,7 +89,8 @@ async def contact_of(engine: sa.Engine, location_id: str, run: RunInput, live: b
         return row.ghl_id
     if live:
         raise ParentNotSyncedError(
-            f"customer {run.customer_id!r} of recipe {run.recipe!r} is not in GHL yet"
+            f"customer {run.customer_id!r} of recipe {run.recipe!r} is not in GHL yet",
+            customer_id=run.customer_id,
         )
     return f"<contact of customer {run.customer_id}>"
 

@@ -253,7 +253,8 @@ async def _create(run: Run, entity: MappedEntity, primary: bool, stamps: Stamps)
         if not primary:
             raise ParentNotSyncedError(
                 f"customer {entity.source_id!r} is not in GHL yet and this event carries "
-                "no email or phone to create it with"
+                "no email or phone to create it with",
+                customer_id=entity.source_id,
             )
         raise MappingError(
             "email/phone", None, "is missing: a contact needs one to be found again in GHL"

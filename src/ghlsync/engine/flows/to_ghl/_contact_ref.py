@@ -20,6 +20,7 @@ async def contact_ghl_id(run: Run, entity: MappedEntity) -> str:
     if row is None or row.state != "confirmed" or not row.ghl_id:
         raise ParentNotSyncedError(
             f"customer {customer!r} of {entity.type} {entity.source_id!r} is not in GHL yet "
-            "(no customer event with an email or phone was synced for it)"
+            "(no customer event with an email or phone was synced for it)",
+            customer_id=customer,
         )
     return row.ghl_id

@@ -50,9 +50,15 @@ class EntityOutcome:
 class ParentNotSyncedError(RetriableError):
     """A task, note or appointment whose contact is not in GHL yet: retry after the contact.
 
-    Its contact's own work item is usually still queued; by the time the retries run out the
+    Its contact's own work item is usually still queued: while it is (`customer_id` names it),
+    the worker waits for it without counting the attempt, however long the contact takes (a
+    location out of budget, a dead worker's lease). When it is not, the retries run out and the
     message says which customer was never seen.
     """
+
+    def __init__(self, message: str, *, customer_id: str | None = None) -> None:
+        super().__init__(message)
+        self.customer_id = customer_id
 
 
 @dataclass(slots=True)
