@@ -58,6 +58,14 @@ def test_a_mapper_given_another_config_compiles_again() -> None:
     assert m.map("customer.updated", PAYLOAD).primary.body == {"postalCode": "78701"}
 
 
+def test_an_empty_transform_list_maps_the_value_as_written() -> None:
+    """`transform: []` validates, so it must map (it raised IndexError on every event)."""
+    m = Mapper(with_contact_rules([{"from": "City", "to": "city", "transform": []}]))
+    assert m.map("customer.updated", PAYLOAD).primary.body == {"city": " Austin "}
+    blank = {**PAYLOAD, "City": "  "}
+    assert "city" not in m.map("customer.updated", blank).primary.body  # blank: left out
+
+
 def test_an_event_rule_replaced_in_the_config_is_compiled_again() -> None:
     config = with_contact_rules([])  # its own: the preset is shared
     m = Mapper(config)

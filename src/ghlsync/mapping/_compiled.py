@@ -183,7 +183,7 @@ def _multi(
 def _apply(plan: FieldPlan, values: list[Any], ctx: Context) -> dict[str, Any]:
     """The rule's GHL fields from its source values, as the rule reads."""
     rule = plan.rule
-    kind = rule.transforms[0]  # no transforms (`as_written`): IndexError, as it always was
+    kind = rule.transforms[0] if rule.transforms else "as_written"  # `transform: []`
     if kind == "name_split":
         if is_blank(values[0]):
             return {}
