@@ -8,6 +8,8 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
+import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
@@ -273,6 +275,35 @@ async def test_a_location_is_claimed_from_only_with_a_budget_answer_younger_than
     limiter.paused.clear()
     assert await worker.run_once() == 1
     assert flows.calls[-1] == ("loc2", "customer.updated", "c4")
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_claim_is_one_statement_once_its_locations_are_known(
+    postgres_url: str, engine_clock: FakeClock
+) -> None:
+    # The locations with work were a statement of their own before every claim.
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    claims: list[str] = []
+
+    class Traced(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if any(word in str(query) for word in ("RECURSIVE", "picked")):
+                claims.append(str(query).split()[0])
+            return super().execute(query, *args, **kwargs)
+
+    sa.event.listen(engine, "connect", lambda dbapi, _: setattr(dbapi, "cursor_factory", Traced))
+    engine.dispose()  # the connections migrate opened are not traced
+    try:
+        worker = _worker(engine, engine_clock, FakeFlows(), limiter=FakeLimiter(engine_clock))
+        send(engine, delivery("c1", location="loc1"))
+        assert await worker.run_once() == 1
+        assert len(claims) == 2  # loc1 was new: seen by the first claim, taken by a second
+        send(engine, delivery("c2", location="loc1"), delivery("c3", location="loc1"))
+        assert await worker.run_once() == 2
+        assert len(claims) == 3
+    finally:
+        engine.dispose()
 
 
 async def test_a_paused_location_is_not_claimed_from_without_a_limiter(
