@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Claim, claim, locations_with_work
+from ghlsync.engine.queue._queue import claim_noting_work
 from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables_engine import work_items
 
@@ -214,6 +215,20 @@ def test_claims_equal_the_core_reference_on_a_varied_queue(
         assert _seen(claim(store, "w1", locations, limit, 30, clock=clock)) == expected
         assert _table(store) == after_reference
         assert locations_with_work(store, clock=clock) == _reference_locations_of(store)
+
+
+@pytest.mark.parametrize(("locations", "limit"), [([], 3), (["c", "a"], 3), (["b", "d", "z"], 5)])
+def test_a_claim_noting_work_claims_as_the_reference_and_sees_the_locations_before_it(
+    store: sa.Engine, locations: list[str], limit: int
+) -> None:
+    _fill(store, _varied())
+    with_work = _reference_locations_of(store)
+    expected = _reference_claim(store, locations, limit) if locations else []
+    after_reference = _table(store)
+    _fill(store, _varied())
+    got = claim_noting_work(store, "w1", locations, limit, 30, clock=FakeClock(NOW))
+    assert (_seen(got.items), got.with_work) == (expected, with_work)
+    assert _table(store) == after_reference
 
 
 def _reference_locations_of(engine: sa.Engine) -> list[str]:

@@ -8,10 +8,13 @@ from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
+import psycopg
+import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim
+from ghlsync.engine._worker import BUDGET_TTL
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext, ParentNotSyncedError
 from ghlsync.ghl._errors import (
     NotFoundError,
@@ -21,7 +24,7 @@ from ghlsync.ghl._errors import (
     UnprocessableError,
 )
 from ghlsync.ghl._seams import Budget
-from ghlsync.mapping import AppConfig, MappedEvent, Mapper
+from ghlsync.mapping import AppConfig, ConfigError, MappedEvent, Mapper
 from ghlsync.server._commit import LoopCommitter
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import audit_log, dead_letters
@@ -51,7 +54,10 @@ class FakeLimiter:
         self.clock = clock
         self.paused: dict[str, float] = {}
 
+        self.asked: list[str] = []
+
     async def has_budget(self, key: str) -> bool:
+        self.asked.append(key)
         return self.paused.get(key, 0.0) <= self.clock.now()
 
     async def budget(self, key: str) -> Budget:
@@ -240,6 +246,79 @@ async def test_only_locations_with_budget_are_claimed(
     assert await _worker(engine_store, engine_clock, flows, limiter=limiter).run_once() == 1
     assert flows.calls == [("loc2", "customer.updated", "c2")]
     assert work_row(engine_store, "c1", "loc1")["status"] == "pending"
+
+
+async def test_a_location_is_claimed_from_only_with_a_budget_answer_younger_than_its_ttl(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    # The locations with work come with each claim and serve the next one, so a location the
+    # last claim did not see (new, or without work then) is asked about before its first item
+    # is claimed, and so is one whose answer expired meanwhile.
+    flows = FakeFlows()
+    limiter = FakeLimiter(engine_clock)
+    worker = _worker(engine_store, engine_clock, flows, limiter=limiter)
+    send(engine_store, delivery("c1", location="loc1"), delivery("c2", location="loc2"))
+    assert await worker.run_once() == 2
+    assert sorted(limiter.asked) == ["loc1", "loc2"]
+    limiter.asked.clear()
+    send(engine_store, delivery("c3", location="loc1"))
+    assert await worker.run_once() == 1  # loc1's answer is fresh: not asked again
+    assert limiter.asked == []
+    engine_clock.advance(BUDGET_TTL + 0.1)
+    limiter.paused["loc2"] = engine_clock.now() + 60  # no budget now; the last claim saw no work
+    send(engine_store, delivery("c4", location="loc2"), delivery("c5", location="loc1"))
+    assert await worker.run_once() == 1
+    assert sorted(limiter.asked) == ["loc1", "loc2"]  # both answers had expired
+    assert [call[2] for call in flows.calls] == ["c1", "c2", "c3", "c5"]
+    assert work_row(engine_store, "c4", "loc2")["status"] == "pending"
+    engine_clock.advance(60)
+    limiter.paused.clear()
+    assert await worker.run_once() == 1
+    assert flows.calls[-1] == ("loc2", "customer.updated", "c4")
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_claim_is_one_statement_once_its_locations_are_known(
+    postgres_url: str, engine_clock: FakeClock
+) -> None:
+    # The locations with work were a statement of their own before every claim.
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    claims: list[str] = []
+
+    class Traced(psycopg.Cursor[Any]):
+        def execute(self, query: Any, *args: Any, **kwargs: Any) -> Any:
+            if any(word in str(query) for word in ("RECURSIVE", "picked")):
+                claims.append(str(query).split()[0])
+            return super().execute(query, *args, **kwargs)
+
+    sa.event.listen(engine, "connect", lambda dbapi, _: setattr(dbapi, "cursor_factory", Traced))
+    engine.dispose()  # the connections migrate opened are not traced
+    try:
+        worker = _worker(engine, engine_clock, FakeFlows(), limiter=FakeLimiter(engine_clock))
+        send(engine, delivery("c1", location="loc1"))
+        assert await worker.run_once() == 1
+        assert len(claims) == 2  # loc1 was new: seen by the first claim, taken by a second
+        send(engine, delivery("c2", location="loc1"), delivery("c3", location="loc1"))
+        assert await worker.run_once() == 2
+        assert len(claims) == 3
+    finally:
+        engine.dispose()
+
+
+async def test_a_paused_location_is_not_claimed_from_without_a_limiter(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    flows = FakeFlows()
+    flows.script["c1"] = [ConfigError(["ghl.calendar_id: missing"])]
+    worker = _worker(engine_store, engine_clock, flows)
+    send(engine_store, delivery("c1", location="loc1"))
+    assert await worker.run_once() == 1  # a configuration error: loc1 is paused
+    send(engine_store, delivery("c2", location="loc1"), delivery("c3", location="loc2"))
+    engine_clock.advance(1)
+    for _ in range(3):
+        await worker.run_once()
+    assert [call[2] for call in flows.calls] == ["c1", "c3"]
 
 
 async def test_skippable_error_completes_with_an_audit_note(

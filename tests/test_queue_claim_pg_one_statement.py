@@ -1,5 +1,5 @@
 """The PostgreSQL claim is one statement in autocommit (two when it must find the locations with
-work itself): the same answers as the Core reference
+work itself; one with them, `claim_noting_work`): the same answers as the Core reference
 (`test_engine_queue_claim_sqlite`: fair order, in-flight turns, abandoned leases), one round trip,
 rows another claimer holds passed over in fair order, and every item leased once however many
 claimers race for it."""
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import claim, complete, locations_with_work
+from ghlsync.engine.queue._queue import claim_noting_work
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import work_items
 from tests.test_engine_queue_claim_sqlite import (
@@ -83,6 +84,30 @@ def test_any_queue_claims_as_the_core_reference(
         assert _table(store) == after_reference
 
 
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    plan=_ROWS,
+    locations=st.lists(st.sampled_from(("a", "b", "c", "d", "e", "z")), unique=True),
+    limit=st.integers(1, 12),
+)
+def test_a_claim_noting_work_claims_as_the_reference_and_sees_the_locations_before_it(
+    store: sa.Engine, plan: list[tuple[str, str, int]], locations: list[str], limit: int
+) -> None:
+    rows = [_row(i, loc, kind, at) for i, (loc, kind, at) in enumerate(plan)]
+    _fill(store, rows)
+    with_work = _reference_locations_of(store)
+    expected = _reference_claim(store, locations, limit) if locations else []
+    after_reference = _table(store)
+    _fill(store, rows)
+    got = claim_noting_work(store, "w1", locations, limit, 30, clock=FakeClock(NOW))
+    assert (_seen(got.items), got.with_work) == (expected, with_work)
+    assert _table(store) == after_reference
+
+
 def _traced(store: sa.Engine) -> list[tuple[str, bool]]:
     """Every statement the driver runs on `store`'s new connections, with whether it ran in
     autocommit (else the driver sent a BEGIN before it and the caller a COMMIT or ROLLBACK)."""
@@ -109,6 +134,20 @@ def test_a_claim_and_the_locations_with_work_are_one_round_trip_each(store: sa.E
     assert seen == [("WITH", True)] * 4
     with store.connect() as conn:  # the pooled connection went back transactional
         assert conn.connection.driver_connection.autocommit is False  # type: ignore[union-attr]
+
+
+def test_a_claim_noting_work_is_one_round_trip_with_or_without_locations(
+    store: sa.Engine,
+) -> None:
+    # The worker's claim: which locations have work (to ask the rate limiter about them) and
+    # the claim from those that may go were two statements per claim.
+    _fill(store, _varied())
+    seen = _traced(store)
+    clock = FakeClock(NOW)
+    got = claim_noting_work(store, "w1", ["a", "b"], 3, 30, clock=clock)
+    assert (len(got.items), got.with_work) == (3, ["a", "b", "c", "d", "e"])
+    assert claim_noting_work(store, "w1", [], 3, 30, clock=clock).items == []
+    assert seen == [("WITH", True)] * 2  # no BEGIN, no COMMIT: one statement each
 
 
 def test_a_failed_claim_leaves_the_pool_transactional(store: sa.Engine) -> None:

@@ -46,10 +46,11 @@ from ghlsync.engine.queue._notify import libpq_url, listen_for_work, supports_no
 from ghlsync.engine.queue._queue import (
     AuditEntry,
     Claim,
+    Claimed,
     claim,
+    claim_noting_work,
     complete_in,
     dead_letter_in,
-    locations_with_work,
     next_due,
     queued_until,
     release,
@@ -165,6 +166,7 @@ class Worker:
         self._in_flight = 0
         self._started_at = clock.now()
         self._budget_seen: dict[str, tuple[float, bool]] = {}  # location -> (until, answer)
+        self._with_work: list[str] = []  # the locations with work the last claim saw
         self._wakes = 0  # wake-ups so far (`_woken`)
         self._claimed_at: dict[asyncio.Task[None], int] = {}  # running item -> `_wakes` then
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
@@ -396,36 +398,61 @@ class Worker:
         self.last_heartbeat = self.clock.now()
 
     async def _claim(self, limit: int) -> list[Claim]:
+        """Up to `limit` items, only of locations that may go (not paused; with a limiter,
+        its answer "has budget", at most BUDGET_TTL old).
+
+        Which locations have work comes with each claim (`claim_noting_work`: on PostgreSQL
+        the claim's own statement) and is used by the next one: the limiter is asked about
+        those first (the stale answers), then the claim takes from every location that may
+        go. A location with work the claim saw but had no answer for (new since the last
+        claim, or its answer had expired) is asked about at once and, if it may go and the
+        batch has room, claimed from in a second claim."""
         try:
-            locations = await self._locations_with_budget()
-            return await on_loop_or_thread(
-                self.engine,
-                lambda bind: claim(
-                    bind, self.worker_id, locations, limit, self.lease_seconds, clock=self.clock
-                ),
-            )
+            now = self.clock.monotonic()
+            self._paused = {loc: end for loc, end in self._paused.items() if end > now}
+            if self.limiter is None and not self._paused:  # every location may go
+                return await on_loop_or_thread(
+                    self.engine,
+                    lambda bind: claim(
+                        bind, self.worker_id, None, limit, self.lease_seconds, clock=self.clock
+                    ),
+                )
+            allowed = await self._may_go(self._with_work, now)
+            got = await self._claim_noting(allowed, limit)
+            newly = [loc for loc in await self._may_go(got.with_work, now) if loc not in allowed]
+            if not newly or len(got.items) >= limit:
+                return got.items
+            more = await self._claim_noting(newly, limit - len(got.items))
+            return got.items + more.items
         except Exception:  # the store is unreachable: try again on the next poll
             _log.exception("claiming work failed")
             return []
 
-    async def _locations_with_budget(self) -> list[str] | None:
-        now = self.clock.monotonic()
-        self._paused = {loc: end for loc, end in self._paused.items() if end > now}
-        if self.limiter is None and not self._paused:
-            return None
-        candidates = await on_loop_or_thread(
-            self.engine, lambda bind: locations_with_work(bind, clock=self.clock)
+    async def _claim_noting(self, locations: list[str], limit: int) -> Claimed:
+        got = await on_loop_or_thread(
+            self.engine,
+            lambda bind: claim_noting_work(
+                bind, self.worker_id, locations, limit, self.lease_seconds, clock=self.clock
+            ),
         )
-        candidates = [loc for loc in candidates if loc not in self._paused]
+        self._with_work = got.with_work
+        return got
+
+    async def _may_go(self, with_work: Sequence[str], now: float) -> list[str]:
+        """The locations a claim may take from: without a limiter, those of `with_work` not
+        paused; with one, every location not paused whose answer is "has budget", after
+        asking again about those of `with_work` with no answer younger than BUDGET_TTL."""
+        paused = self._paused
         if self.limiter is None:
-            return candidates
-        stale = [loc for loc in candidates if self._budget_seen.get(loc, (0.0, False))[0] <= now]
+            return [loc for loc in with_work if loc not in paused]
+        seen = self._budget_seen = {k: v for k, v in self._budget_seen.items() if v[0] > now}
+        stale = [loc for loc in with_work if loc not in seen and loc not in paused]
         if stale:  # asked together, at most once per location per BUDGET_TTL
             limiter = self.limiter
             answers = await asyncio.gather(*(limiter.has_budget(loc) for loc in stale))
             for loc, answer in zip(stale, answers, strict=True):
-                self._budget_seen[loc] = (now + BUDGET_TTL, answer)
-        return [loc for loc in candidates if self._budget_seen[loc][1]]
+                seen[loc] = (now + BUDGET_TTL, answer)
+        return sorted(loc for loc, (_, answer) in seen.items() if answer and loc not in paused)
 
     async def _process(self, item: Claim, after: Sequence[asyncio.Task[None]] = ()) -> None:
         """Sync one item and settle its row; never raises (a failed settle leaves the lease to

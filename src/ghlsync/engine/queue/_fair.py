@@ -71,16 +71,15 @@ _PENDING_LOCATIONS = sa.text(
 
 # At the driver level, folded into two statements (a claim ran five to seven; each cost
 # ~0.1 ms of SQLAlchemy's CPU). The locations with work (pending or abandoned) in one (also
-# `locations_with_work`'s, on both dialects):
-_RAW_ACTIVE_LOCATIONS = RawStatement(
-    sa.text(
-        _PENDING_LOCATIONS.text
-        + """
+# `locations_with_work`'s, on both dialects, and part of PostgreSQL's `claim_noting_work`):
+ACTIVE_LOCATIONS = (
+    _PENDING_LOCATIONS.text
+    + """
     UNION
     SELECT location_id FROM work_items WHERE status = 'leased' AND lease_expires_at <= :b_now
     """
-    )
 )
+_RAW_ACTIVE_LOCATIONS = RawStatement(sa.text(ACTIVE_LOCATIONS))
 # The candidates in the other. Kind 0: each location's oldest due items (`_HEADS_SQLITE`);
 # 1: abandoned leases (the oldest `limit` expiries); 2: live leases per location. SQLite takes
 # `ORDER BY ... LIMIT` in a compound's member only inside a subquery.
@@ -169,12 +168,13 @@ RANKED_PG = """
 
 
 def ranked_pg_params(locations: Sequence[str], limit: int) -> dict[str, object]:
-    """`RANKED_PG`'s parameters but `:b_now` for a batch of `limit` from `locations`."""
+    """`RANKED_PG`'s parameters but `:b_now` for a batch of `limit` from `locations` (none:
+    nothing is claimed, `claim_noting_work` only reads the locations with work)."""
     locs = sorted(set(locations))
     return {
         "b_locs": locs,
         "b_limit": limit,
-        "b_k": share(limit, len(locs)),
+        "b_k": share(limit, max(1, len(locs))),
         "b_wanted": limit * SLACK,
     }
 

@@ -606,26 +606,29 @@ def _build_write() -> sa.Update:
     one statement ends in either state, unpredictably. Such a row is in flight (held) anyway,
     unless its hold ran out.
 
-    The rows the per-key subqueries locked are updated by their `ctid` (a TID scan). Joined
-    back on (key, slot) instead, the planner, which cannot know how many rows each key takes,
+    The rows the per-key subqueries locked (`taken`) are updated by their `ctid`. Joined back
+    on (key, slot) instead, the planner, which cannot know how many rows each key takes,
     scanned every slot of every key: ~8 ms for 20 keys of 1,000 slots instead of ~0.5 ms.
     A locked row cannot change before the update, in the same statement, touches it; at worst
     (a row changed just before the lock, should its old `ctid` come back) a slot is not taken
     this time, and never twice.
+
+    Both updates also name their rows' keys and slots as arrays (`_by_key_and_slot`), which
+    the primary key answers: with the `ctid` alone the planner costs a TID scan as ten random
+    page reads, more than reading a small table whole, and read all of `rate_slots` (one key
+    of 1,000 slots, 9 pages: every statement of a busy worker read 1,000 rows for 2).
     """
     now = sa.bindparam("now", type_=sa.BigInteger)
+    keys = sa.bindparam("ks", type_=postgresql.ARRAY(sa.String))
     wants = (
-        sa.func.unnest(
-            sa.bindparam("ks", type_=postgresql.ARRAY(sa.String)),
-            sa.bindparam("ns", type_=postgresql.ARRAY(sa.Integer)),
-        )
+        sa.func.unnest(keys, sa.bindparam("ns", type_=postgresql.ARRAY(sa.Integer)))
         .table_valued("k", "n")
         .render_derived(name="wants")
     )
     freeing = _build_free_many().returning(s.c.key, s.c.slot).cte("freeing")
     inner = s.alias("free")
     free = (
-        sa.select(sa.literal_column(f"{inner.name}.ctid").label("row"))
+        sa.select(sa.literal_column(f"{inner.name}.ctid").label("row"), inner.c.slot)
         .select_from(inner)
         .join(t, t.c.key == inner.c.key)
         .where(
@@ -638,20 +641,32 @@ def _build_write() -> sa.Update:
         .order_by(inner.c.slot)
         .limit(wants.c.n)
         .with_for_update(of=inner, skip_locked=True)
-        .lateral("taken")
+        .lateral("locked")
     )
-    rows = sa.select(sa.func.array_agg(free.c.row)).select_from(wants).join(free, sa.true())
-    none: sa.ColumnElement[Any] = sa.literal_column("'{}'::tid[]")  # nothing taken at all
+    taken = (
+        sa.select(free.c.row, free.c.slot)
+        .select_from(wants)
+        .join(free, sa.true())
+        .cte("taken")
+        .prefix_with("MATERIALIZED")  # locked once, read twice
+    )
+    slots = sa.func.array(sa.select(taken.c.slot).scalar_subquery())
+    rows = sa.func.array(sa.select(taken.c.row).scalar_subquery())
     return (
         s.update()
         .where(
-            sa.literal_column(f"{s.name}.ctid")
-            == sa.any_(sa.func.coalesce(rows.scalar_subquery(), none))
+            _by_key_and_slot(keys, slots),
+            sa.literal_column(f"{s.name}.ctid") == sa.any_(rows),
         )
         .values(free_at_ms=sa.bindparam("hold", type_=sa.BigInteger), in_flight=True, taken_ms=now)
         .returning(s.c.key, s.c.slot)
         .add_cte(freeing)
     )
+
+
+def _by_key_and_slot(keys: Any, slots: Any) -> sa.ColumnElement[bool]:
+    """`key = ANY(keys) AND slot = ANY(slots)`: index conditions on the primary key."""
+    return sa.and_(s.c.key == sa.any_(keys), s.c.slot == sa.any_(slots))
 
 
 def _build_wait() -> sa.Select[Any]:
@@ -688,7 +703,14 @@ def _build_free_many() -> sa.Update:
     )
     return (
         s.update()
-        .where(s.c.key == rows.c.k, s.c.slot == rows.c.s)
+        .where(
+            _by_key_and_slot(
+                sa.bindparam("k", type_=postgresql.ARRAY(sa.String)),
+                sa.bindparam("s", type_=postgresql.ARRAY(sa.Integer)),
+            ),
+            s.c.key == rows.c.k,
+            s.c.slot == rows.c.s,
+        )
         .values(free_at_ms=rows.c.at, in_flight=False)
     )
 

@@ -1,0 +1,113 @@
+"""SqlRateLimiter's hot statements find `rate_slots` rows by the primary key (key, slot), never
+by reading the table: a busy worker runs one per request or so, and on PostgreSQL a key with
+1,000 slots made each take read 1,000 rows to update 2 (the planner costs a TID scan above a
+small table's sequential scan)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ghlsync.ghl._ratelimit import _sql
+from ghlsync.ghl._ratelimit._policy import MAX_SLOTS
+from ghlsync.store import create_engine, migrate
+from ghlsync.store._raw import RawStatement
+from ghlsync.store._tables import rate_budget, rate_slots
+
+NOW = 10**12
+
+
+def _fill(engine: sa.Engine, keys: dict[str, int]) -> None:
+    """`keys`: slots per key, the first ten of each held, the rest free; then statistics."""
+    with engine.begin() as conn:
+        for key, slots in keys.items():
+            conn.execute(
+                sa.insert(rate_budget),
+                {"key": key, "max": slots, "interval_ms": 1000, "remaining": slots // 2},
+            )
+            rows = [{"key": key, "slot": i, "free_at_ms": NOW + (i < 10)} for i in range(slots)]
+            conn.execute(sa.insert(rate_slots), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE rate_slots")
+            conn.exec_driver_sql("ANALYZE rate_budget")
+
+
+def _plan(engine: sa.Engine, statement: sa.Executable, params: dict[str, Any]) -> str:
+    """The plan of `statement` as the limiter sends it (driver SQL and arguments); on
+    PostgreSQL as run (`EXPLAIN ANALYZE`, rolled back), with how often each node ran."""
+    sql, args = RawStatement(statement).args(engine.dialect, params)
+    pg = engine.dialect.name == "postgresql"
+    explain = "EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) " if pg else "EXPLAIN QUERY PLAN "
+    with engine.connect() as conn:  # not committed: rolled back
+        rows = conn.exec_driver_sql(explain + sql, args).all()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def _read_whole(plan: str) -> list[str]:
+    """The plan's sequential scans of `rate_slots` that ran."""
+    lines = plan.splitlines()
+    return [line for line in lines if "Seq Scan on rate_slots" in line and "never" not in line]
+
+
+@pytest.fixture
+def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[sa.Engine]:
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "keys",
+    [{"big": MAX_SLOTS}, {"big": MAX_SLOTS, "a": 100, "b": 100}, {f"k{i}": 100 for i in range(20)}],
+)
+def test_the_postgresql_take_and_its_frees_read_rate_slots_by_the_primary_key(
+    pg_engine: sa.Engine, keys: dict[str, int]
+) -> None:
+    _fill(pg_engine, keys)
+    key = next(iter(keys))
+    frees = {"k": [key, key], "s": [3, 4], "at": [NOW, NOW]}
+    for takes in ({"ks": [key], "ns": [2]}, {"ks": list(keys), "ns": [1] * len(keys)}):
+        params = {**takes, **frees, "now": NOW, "hold": NOW + 5_000}
+        plan = _plan(pg_engine, _sql._build_write(), params)
+        taken = sum(takes["ns"])  # type: ignore[arg-type]
+        assert plan.startswith(f"Update on rate_slots (actual rows={taken} "), plan
+        assert _read_whole(plan) == [], plan
+    flush = {
+        "ks": [],
+        "ns": [],
+        **frees,
+        "now": 0,
+        "hold": 0,
+    }  # frees alone (`_HotStatements.free`)
+    assert _read_whole(_plan(pg_engine, _sql._build_write(), flush)) == []
+
+
+@pytest.mark.parametrize(
+    ("statement", "params"),
+    [
+        (_sql._build_take(), {"k": "big", "now": NOW, "hold": NOW + 5_000, "n": 2}),
+        (_sql._FREE, {"k": "big", "s": 3, "at": NOW}),
+        (_sql._WAIT, {"k": "big", "now": NOW}),
+    ],
+)
+def test_the_sqlite_hot_statements_search_rate_slots_by_the_primary_key(
+    sqlite_engine: sa.Engine, statement: sa.Executable, params: dict[str, Any]
+) -> None:
+    _fill(sqlite_engine, {"big": MAX_SLOTS, "a": 100})
+    plan = _plan(sqlite_engine, statement, params)
+    assert "SCAN" not in plan, plan
+    assert "rate_slots" in plan, plan
