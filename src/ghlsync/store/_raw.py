@@ -241,9 +241,8 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
-# SQLite: per engine, each event-loop thread's own connections (see `loop_connection`);
-# the DBAPI one under the thread's id, the SQLAlchemy one under its negation.
-_LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, Any]] = (
+# SQLite: per engine, each event-loop thread's own connection (see `loop_sa_connection`).
+_LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, sa.Connection]] = (
     weakref.WeakKeyDictionary()
 )
 _LOOP_LOCK = threading.Lock()
@@ -264,35 +263,32 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     lock held longer fails then (`is_busy`) and the caller hands it to a thread, which waits as
     long as the store's busy timeout: the loop never waits long for another writer. Closed
     when the engine is collected.
+
+    It is the DBAPI connection under `loop_sa_connection`: one connection for every writer
+    on the loop (the ledger, the limiter, the queue's claim and settle), because a commit on
+    one connection makes every other connection of the file drop its page cache at its next
+    transaction. Sharing it is safe because nobody leaves a transaction open across an
+    `await`: a driver-level transaction here runs from BEGIN to COMMIT (or ROLLBACK) without
+    yielding, and `on_loop_or_thread` ends the SQLAlchemy one before it returns, so each
+    side finds the connection outside a transaction, as it left it.
     """
+    conn = loop_sa_connection(engine)
+    return None if conn is None else conn.connection.dbapi_connection
+
+
+def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
+    """SQLite only (else None): this thread's own detached `Connection`, for code written
+    against SQLAlchemy (the queue's claim and settle); its busy timeout is
+    `LOOP_BUSY_TIMEOUT_MS`. `loop_connection` is its DBAPI connection."""
     if engine.dialect.name != "sqlite":
         return None
     ident = threading.get_ident()
     per_thread = _LOOP_CONNECTIONS.get(engine)
     found = per_thread.get(ident) if per_thread is not None else None
-    if found is not None:
-        return found
-    fairy = engine.raw_connection()
-    conn: Any = fairy.driver_connection
-    fairy.detach()  # ours for good: its busy timeout never goes back to the pool
-    conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
-    _keep(engine, ident, conn)
-    return conn
-
-
-def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
-    """`loop_connection`'s twin for code written against SQLAlchemy (the queue's claim and
-    settle): this thread's own detached `Connection`, the same busy timeout. None on
-    PostgreSQL."""
-    if engine.dialect.name != "sqlite":
-        return None
-    ident = -threading.get_ident()
-    per_thread = _LOOP_CONNECTIONS.get(engine)
-    found = per_thread.get(ident) if per_thread is not None else None
     if found is not None and not found.closed and not found.invalidated:
-        return found  # type: ignore[no-any-return]
+        return found
     conn = engine.connect()
-    conn.detach()
+    conn.detach()  # ours for good: its busy timeout never goes back to the pool
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
     conn.commit()
     _keep(engine, ident, conn)
@@ -320,7 +316,7 @@ async def on_loop_or_thread(engine: sa.Engine, work: Callable[[Any], _T]) -> _T:
     return await asyncio.to_thread(work, engine)
 
 
-def _keep(engine: sa.Engine, ident: int, conn: Any) -> None:
+def _keep(engine: sa.Engine, ident: int, conn: sa.Connection) -> None:
     with _LOOP_LOCK:
         per_thread = _LOOP_CONNECTIONS.get(engine)
         if per_thread is None:
@@ -329,7 +325,7 @@ def _keep(engine: sa.Engine, ident: int, conn: Any) -> None:
         per_thread[ident] = conn
 
 
-def _close_all(connections: dict[int, Any]) -> None:
+def _close_all(connections: dict[int, sa.Connection]) -> None:
     for conn in list(connections.values()):
         with contextlib.suppress(Exception):  # closing at collection: nobody to tell
             conn.close()
