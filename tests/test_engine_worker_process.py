@@ -11,6 +11,7 @@ from typing import Any
 import psycopg
 import pytest
 import sqlalchemy as sa
+import structlog
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim
@@ -117,6 +118,34 @@ async def test_run_once_syncs_and_completes(
     ]
     assert work_row(engine_store, "c1")["status"] == "done"
     assert ("updated", "c1", None) in _audit(engine_store)
+
+
+async def test_each_item_logs_with_its_own_fields_and_none_leak_out(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    seen: dict[str, dict[str, Any]] = {}
+
+    class Recording(FakeFlows):
+        async def __call__(self, ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+            await asyncio.sleep(0)  # the other item's task runs meanwhile
+            seen[mapped.primary.source_id] = structlog.contextvars.get_contextvars()
+            return await super().__call__(ctx, mapped)
+
+    send(engine_store, delivery("c1"), delivery("c2"))
+    structlog.contextvars.bind_contextvars(caller="kept")
+    try:
+        assert await _worker(engine_store, engine_clock, Recording()).run_once() == 2
+        assert structlog.contextvars.get_contextvars() == {"caller": "kept"}
+    finally:
+        structlog.contextvars.clear_contextvars()
+    for source_id in ("c1", "c2"):
+        fields = seen[source_id]
+        assert (fields["entity_id"], fields["entity"], fields["caller"]) == (
+            source_id,
+            "contact",
+            "kept",
+        )
+        assert fields["work_id"] == work_row(engine_store, source_id)["id"]
 
 
 async def test_every_pending_event_runs_once_in_order(

@@ -186,3 +186,32 @@ async def test_on_loop_or_thread_runs_here_unless_the_lock_is_taken(sqlite_url: 
     conn = raw.loop_sa_connection(engine)
     assert conn is not None and not conn.in_transaction()
     engine.dispose()
+
+
+async def test_the_loops_writers_share_one_connection(sqlite_url: str) -> None:
+    """The driver-level writers (ledger, limiter) and the SQLAlchemy ones (claim, settle) of one
+    loop use one connection, each finding it outside a transaction; a replaced (invalidated)
+    SQLAlchemy connection takes the driver-level one with it."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    conn = raw.loop_sa_connection(engine)
+    assert conn is not None
+    assert raw.loop_connection(engine) is conn.connection.dbapi_connection
+    params = _idmap.put_params(
+        "loc", "contact", "c1", ghl_id="g1", state="confirmed", pending_body=None, now=1.0
+    )
+    with raw.transaction(engine, immediate=True, conn=raw.loop_connection(engine)) as cursor:
+        cursor.execute(_idmap.RAW_UPSERT["sqlite"], params)
+
+    def count(bind: sa.Engine | sa.Connection) -> int:
+        assert isinstance(bind, sa.Connection)
+        with begin_immediate(bind):
+            return len(bind.execute(sa.select(id_map.c.source_id)).all())
+
+    assert await raw.on_loop_or_thread(engine, count) == 1
+    assert not conn.in_transaction() and not conn.connection.dbapi_connection.in_transaction
+    conn.invalidate()
+    fresh = raw.loop_sa_connection(engine)
+    assert fresh is not None and fresh is not conn
+    assert raw.loop_connection(engine) is fresh.connection.dbapi_connection
+    engine.dispose()

@@ -460,11 +460,14 @@ class Worker:
         if after:
             await asyncio.wait(after)
         # Every log line of this item's sync (ours, the flows', the GHL client's) says which.
-        with structlog.contextvars.bound_contextvars(**_log_context(item)):
-            try:
-                await self._settle(item)
-            except Exception:
-                _log.exception("settling work item %s failed", item.id)
+        # Bound in this task's own context (`_start` runs each item in a task of its own, which
+        # copied the context it was made in), so it ends with the task: nothing to unbind.
+        # structlog's `bound_contextvars` would copy and scan the whole context to restore it.
+        structlog.contextvars.bind_contextvars(**_log_context(item))
+        try:
+            await self._settle(item)
+        except Exception:
+            _log.exception("settling work item %s failed", item.id)
         self.processed += 1
 
     async def _settle(self, item: Claim) -> None:

@@ -696,7 +696,7 @@ def _check_body(call: _Call) -> None:
         return
     operation = _registered(call)
     if operation is not None and operation.body is not None:
-        operation.dump_body(call.json)
+        operation.check_body(call.json)
 
 
 async def probe_api_versions(client: GHLClient, location_id: str) -> dict[str, bool]:

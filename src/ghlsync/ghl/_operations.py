@@ -120,6 +120,14 @@ class Operation:
 
     def dump_body(self, body: Any) -> Any:
         """The JSON to send: `body` checked against the operation's model (unknown keys fail)."""
+        model = self.check_body(body)
+        if model is None:
+            return None
+        return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+
+    def check_body(self, body: Any) -> pydantic.BaseModel | None:
+        """`body` as the operation's model, or `ValidationError` (None: it takes no body).
+        A caller that sends `body` as it is (`GHLClient.request`) needs no dump of it."""
         if self.body is None:
             if body is not None:
                 raise ValidationError(f"{self.operation_id} takes no request body")
@@ -127,10 +135,9 @@ class Operation:
         if body is None:
             body = {}
         try:
-            model = body if isinstance(body, self.body) else self.body.model_validate(body)
+            return body if isinstance(body, self.body) else self.body.model_validate(body)
         except pydantic.ValidationError as exc:
             raise ValidationError(f"{self.operation_id}: invalid request body: {exc}") from None
-        return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def _ops(*operations: Operation) -> dict[str, Operation]:

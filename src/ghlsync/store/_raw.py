@@ -241,11 +241,12 @@ def is_busy(exc: BaseException) -> bool:
     return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
-# SQLite: per engine, each event-loop thread's own connections (see `loop_connection`);
-# the DBAPI one under the thread's id, the SQLAlchemy one under its negation.
-_LOOP_CONNECTIONS: weakref.WeakKeyDictionary[sa.Engine, dict[int, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+# SQLite: each event-loop thread's own connection to an engine's file (`loop_sa_connection`)
+# with its pool proxy, under (id(engine), thread id): looked up several times per synced change,
+# where a WeakKeyDictionary makes a weak reference per lookup. An engine's entries are closed
+# and dropped when it is collected, before its id can be reused.
+_LOOP_CONNECTIONS: dict[tuple[int, int], tuple[sa.Connection, Any]] = {}
+_LOOP_ENGINES: set[int] = set()
 _LOOP_LOCK = threading.Lock()
 # How long a statement on the loop's own connection waits for another writer of this process
 # (the limiter's thread, a settle in a thread) before going to a thread itself: those hold
@@ -264,38 +265,39 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     lock held longer fails then (`is_busy`) and the caller hands it to a thread, which waits as
     long as the store's busy timeout: the loop never waits long for another writer. Closed
     when the engine is collected.
+
+    It is the DBAPI connection under `loop_sa_connection`: one connection for every writer
+    on the loop (the ledger, the limiter, the queue's claim and settle), because a commit on
+    one connection makes every other connection of the file drop its page cache at its next
+    transaction. Sharing it is safe because nobody leaves a transaction open across an
+    `await`: a driver-level transaction here runs from BEGIN to COMMIT (or ROLLBACK) without
+    yielding, and `on_loop_or_thread` ends the SQLAlchemy one before it returns, so each
+    side finds the connection outside a transaction, as it left it.
     """
-    if engine.dialect.name != "sqlite":
-        return None
-    ident = threading.get_ident()
-    per_thread = _LOOP_CONNECTIONS.get(engine)
-    found = per_thread.get(ident) if per_thread is not None else None
+    found = _LOOP_CONNECTIONS.get((id(engine), threading.get_ident()))
     if found is not None:
-        return found
-    fairy = engine.raw_connection()
-    conn: Any = fairy.driver_connection
-    fairy.detach()  # ours for good: its busy timeout never goes back to the pool
-    conn.execute(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
-    _keep(engine, ident, conn)
-    return conn
+        dbapi = found[1].dbapi_connection  # None once closed or invalidated
+        if dbapi is not None:
+            return dbapi
+    conn = loop_sa_connection(engine)
+    return None if conn is None else conn.connection.dbapi_connection
 
 
 def loop_sa_connection(engine: sa.Engine) -> sa.Connection | None:
-    """`loop_connection`'s twin for code written against SQLAlchemy (the queue's claim and
-    settle): this thread's own detached `Connection`, the same busy timeout. None on
-    PostgreSQL."""
+    """SQLite only (else None): this thread's own detached `Connection`, for code written
+    against SQLAlchemy (the queue's claim and settle); its busy timeout is
+    `LOOP_BUSY_TIMEOUT_MS`. `loop_connection` is its DBAPI connection."""
+    key = (id(engine), threading.get_ident())
+    found = _LOOP_CONNECTIONS.get(key)
+    if found is not None and found[1].dbapi_connection is not None:
+        return found[0]
     if engine.dialect.name != "sqlite":
         return None
-    ident = -threading.get_ident()
-    per_thread = _LOOP_CONNECTIONS.get(engine)
-    found = per_thread.get(ident) if per_thread is not None else None
-    if found is not None and not found.closed and not found.invalidated:
-        return found  # type: ignore[no-any-return]
     conn = engine.connect()
-    conn.detach()
+    conn.detach()  # ours for good: its busy timeout never goes back to the pool
     conn.exec_driver_sql(f"PRAGMA busy_timeout = {LOOP_BUSY_TIMEOUT_MS}")
     conn.commit()
-    _keep(engine, ident, conn)
+    _keep(engine, key, conn)
     return conn
 
 
@@ -320,20 +322,22 @@ async def on_loop_or_thread(engine: sa.Engine, work: Callable[[Any], _T]) -> _T:
     return await asyncio.to_thread(work, engine)
 
 
-def _keep(engine: sa.Engine, ident: int, conn: Any) -> None:
+def _keep(engine: sa.Engine, key: tuple[int, int], conn: sa.Connection) -> None:
     with _LOOP_LOCK:
-        per_thread = _LOOP_CONNECTIONS.get(engine)
-        if per_thread is None:
-            per_thread = _LOOP_CONNECTIONS.setdefault(engine, {})
-            weakref.finalize(engine, _close_all, per_thread)
-        per_thread[ident] = conn
+        if key[0] not in _LOOP_ENGINES:
+            _LOOP_ENGINES.add(key[0])
+            weakref.finalize(engine, _close_all, key[0])
+        _LOOP_CONNECTIONS[key] = (conn, conn.connection)
 
 
-def _close_all(connections: dict[int, Any]) -> None:
-    for conn in list(connections.values()):
+def _close_all(engine_id: int) -> None:
+    with _LOOP_LOCK:
+        _LOOP_ENGINES.discard(engine_id)
+        gone = [key for key in _LOOP_CONNECTIONS if key[0] == engine_id]
+        connections = [_LOOP_CONNECTIONS.pop(key)[0] for key in gone]
+    for conn in connections:
         with contextlib.suppress(Exception):  # closing at collection: nobody to tell
             conn.close()
-    connections.clear()
 
 
 def unnest_rows(name: str, columns: Sequence[tuple[str, Any]]) -> Any:

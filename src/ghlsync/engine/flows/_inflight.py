@@ -11,24 +11,45 @@ attempt here) is still resolved by lookup: that is what the pending discipline i
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
-# Weak values: a lock lives as long as someone holds or awaits it, so the map never grows with
-# the number of entities ever synced. The loop is part of the key: an asyncio lock belongs to
-# one event loop.
-_LOCKS: weakref.WeakValueDictionary[tuple[int, str, str, str], asyncio.Lock] = (
-    weakref.WeakValueDictionary()
-)
+# Each entity's lock with the number of its holders and waiters: an entry lives as long as
+# someone holds or awaits it, so the map never grows with the number of entities ever synced
+# (a plain dict and a count cost less per sync than weak references). The loop is part of the
+# key: an asyncio lock belongs to one event loop.
+_LOCKS: dict[tuple[int, str, str, str], tuple[asyncio.Lock, list[int]]] = {}
 
 
-@asynccontextmanager
-async def entity_lock(location_id: str, entity_type: str, source_id: str) -> AsyncIterator[None]:
+class entity_lock:  # lower case: used as the function it was, `async with entity_lock(...)`
     """Hold the process-wide lock of one entity while syncing it."""
-    key = (id(asyncio.get_running_loop()), location_id, entity_type, source_id)
-    lock = _LOCKS.get(key)
-    if lock is None:
-        lock = _LOCKS[key] = asyncio.Lock()
-    async with lock:
-        yield
+
+    __slots__ = ("_key", "_lock", "_users")
+
+    def __init__(self, location_id: str, entity_type: str, source_id: str) -> None:
+        self._key = (id(asyncio.get_running_loop()), location_id, entity_type, source_id)
+
+    async def __aenter__(self) -> None:
+        found = _LOCKS.get(self._key)
+        if found is None:
+            found = _LOCKS[self._key] = (asyncio.Lock(), [0])
+        self._lock, self._users = found
+        self._users[0] += 1
+        try:
+            await self._lock.acquire()
+        except BaseException:  # cancelled while waiting: no longer a user
+            self._leave()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self._users[0] -= 1
+        if not self._users[0]:
+            del _LOCKS[self._key]
