@@ -180,7 +180,7 @@ async def test_a_listening_worker_is_woken_by_its_own_process_commit_not_its_not
     assert work_row(pg_store, "c1")["status"] == "done"
 
 
-def test_a_worker_passes_over_notifications_of_connections_whose_commits_woke_it(
+def test_a_worker_passes_over_notifications_of_its_engine_s_connections(
     pg_store: sa.Engine,
 ) -> None:
     worker = _worker(pg_store, None)
@@ -190,12 +190,14 @@ def test_a_worker_passes_over_notifications_of_connections_whose_commits_woke_it
     try:
         pid = conn.info.backend_pid
         record = types.SimpleNamespace(info={})
-        worker._on_checkin(conn, record)  # accepted nothing: no wake-up, not ours
-        assert (woken, worker._own_notify(pid)) == ([], False)
+        assert not worker._own_notify(pid)
+        worker._on_checkout(conn, record, None)  # before it can commit (and so notify)
+        assert worker._own_notify(pid) and not worker._own_notify(pid + 1)
+        worker._on_checkin(conn, record)  # accepted nothing: no wake-up
+        assert woken == []
         record.info[ACCEPTED_FLAG] = True
-        worker._on_checkin(conn, record)
-        assert (woken, worker._own_notify(pid), record.info) == ([True], True, {})
-        assert not worker._own_notify(pid + 1)
+        worker._on_checkin(conn, record)  # its commit accepted work: woken here
+        assert (woken, record.info) == ([True], {})
         worker._on_close(conn, record)  # its pid may go to another process's backend
         assert not worker._own_notify(pid)
     finally:

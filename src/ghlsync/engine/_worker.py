@@ -160,7 +160,7 @@ class Worker:
         self.processed = 0
         self.released = 0  # leases handed back by the last drain
         self._listening = False
-        self._own_pids: set[int] = set()  # backends whose commits wake us at checkin
+        self._own_pids: set[int] = set()  # this engine's backends: their commits wake us at checkin
         self._state = "running"
         self._in_flight = 0
         self._started_at = clock.now()
@@ -192,6 +192,7 @@ class Worker:
         helpers = [asyncio.ensure_future(self._heartbeats(running))]
         if self.outbox is not None:
             helpers.append(asyncio.ensure_future(self.outbox.run(stop_event)))
+        sa.event.listen(self.engine, "checkout", self._on_checkout)
         sa.event.listen(self.engine, "checkin", self._on_checkin)
         sa.event.listen(self.engine, "close", self._on_close)
         try:
@@ -238,6 +239,7 @@ class Worker:
             stopper.cancel()
             for helper in helpers:
                 helper.cancel()
+            sa.event.remove(self.engine, "checkout", self._on_checkout)
             sa.event.remove(self.engine, "checkin", self._on_checkin)
             sa.event.remove(self.engine, "close", self._on_close)
             self._own_pids.clear()
@@ -283,21 +285,24 @@ class Worker:
         if self._wakeup is not None:
             self._wakeup.set()
 
-    def _on_checkin(self, dbapi_conn: Any, record: Any) -> None:
-        # A connection of this engine went back to the pool: its transaction is over. If it
-        # accepted deliveries (a receiver in this process), claim them now: on PostgreSQL
-        # sooner than the same commit's NOTIFY comes back over the listening connection.
-        # That NOTIFY is then passed over (`_own_notify`, by the sending backend's pid): a
-        # second wake-up per commit would look like a delivery merged into an item in
-        # flight, and cost a claim (`run`).
-        info = getattr(record, "info", None)
-        if info is None or not info.pop(ACCEPTED_FLAG, False):
-            return
+    def _on_checkout(self, dbapi_conn: Any, *_: Any) -> None:
+        # Before the connection can commit anything: its NOTIFYs are then passed over
+        # (`_own_notify`), its commits waking us at checkin instead.
         if self.listen:
             pid = _backend_pid(dbapi_conn)
             if pid is not None:
                 self._own_pids.add(pid)
-        self.wake()
+
+    def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
+        # A connection of this engine went back to the pool: its transaction is over. If it
+        # accepted deliveries (a receiver in this process), claim them now: on PostgreSQL
+        # sooner than the same commit's NOTIFY comes back over the listening connection.
+        # That NOTIFY is passed over (`_own_notify`, by the sending backend's pid, known
+        # from the checkout): a second wake-up per commit would look like a delivery merged
+        # into an item in flight, and cost a claim (`run`).
+        info = getattr(record, "info", None)
+        if info is not None and info.pop(ACCEPTED_FLAG, False):
+            self.wake()
 
     def _on_close(self, dbapi_conn: Any, *_: Any) -> None:
         # A closed connection's pid may be given to another process's backend: whose
@@ -307,8 +312,8 @@ class Worker:
             self._own_pids.discard(pid)
 
     def _own_notify(self, pid: int) -> bool:
-        """The notification came from a connection of this engine whose commits wake us at
-        checkin (`_on_checkin`)."""
+        """The notification came from a connection of this engine (checked out while we
+        ran), whose commits wake us at checkin (`_on_checkin`)."""
         return pid in self._own_pids
 
     async def _start_listener(self) -> asyncio.Task[None]:
