@@ -221,12 +221,21 @@ def test_concurrent_batches_to_few_entities_lose_and_double_nothing(
 def pipeline_trace(engine: sa.Engine, batch: list[Delivery], path: Path) -> list[str]:
     """The protocol messages a batch exchanges in the group commit's transaction (libpq's
     trace): F for those sent, B for those received."""
+    traced: list[Any] = []
+
+    def trace(dbapi_conn: Any, *_: Any) -> None:  # from the checkout: BEGIN included
+        traced.append(dbapi_conn.pgconn)
+        dbapi_conn.pgconn.trace(out.fileno())
+
     with path.open("w") as out:
-        with _transaction(engine, pipeline=True) as conn:
-            pgconn = conn.connection.dbapi_connection.pgconn  # type: ignore[union-attr]
-            pgconn.trace(out.fileno())
-            assert accept_many(conn, batch) == [True] * len(batch)
-        pgconn.untrace()  # after the commit and the pipeline's end
+        sa.event.listen(engine, "checkout", trace)
+        try:
+            with _transaction(engine, pipeline=True) as conn:
+                assert accept_many(conn, batch) == [True] * len(batch)
+        finally:
+            sa.event.remove(engine, "checkout", trace)
+        for pgconn in traced:
+            pgconn.untrace()  # after the commit and the pipeline's end
     return [" ".join(line.split("\t")[1:4:2]) for line in path.read_text().splitlines()]
 
 
@@ -237,8 +246,9 @@ def test_a_merge_heavy_batch_is_six_statements_and_two_waits(
     """32 deliveries merging into 32 existing rows: BEGIN, the inbox insert (which links each
     inbox row to the row the connection remembers), the lock, one update of all rows, the
     NOTIFY, COMMIT; the thread waits for the inbox insert and lock together, then for the
-    commit (plus psycopg's syncs after BEGIN and at the end), where one `UPDATE` per row made
-    it 38 statements, the separate work insert and lock 6 waits, and the links a statement."""
+    commit (one Sync at the end: psycopg's own BEGIN and COMMIT synced each, 2 waits more),
+    where one `UPDATE` per row made it 38 statements, the separate work insert and lock 6
+    waits, and the links a statement."""
     engine = create_engine(postgres_url)
     migrate(engine)
     try:
@@ -260,7 +270,8 @@ def test_a_merge_heavy_batch_is_six_statements_and_two_waits(
     executes = [m for m in messages if m.startswith("F Execute")]
     waits = sum(1 for a, b in itertools.pairwise(messages) if a[0] == "F" and b[0] == "B")
     assert len(executes) == 6
-    assert waits <= 4
+    assert waits == 2
+    assert messages.count("F Sync") == 1  # the transaction's BEGIN and COMMIT are pipelined
     assert generations == [3] * 32
     assert len(links) == 96 and all(work_id == row_id for work_id, row_id in links)
 
@@ -301,7 +312,7 @@ def test_a_batch_of_new_entities_links_its_inbox_rows_in_the_insert(
 ) -> None:
     """32 new customers: BEGIN, the inbox insert (drawing the work rows' ids), the work
     insert (with those ids), the NOTIFY, COMMIT: no statement to link the inbox rows
-    afterwards, and every inbox row names its entity's row."""
+    afterwards, and every inbox row names its entity's row; 3 waits."""
     engine = create_engine(postgres_url)
     migrate(engine)
     try:
@@ -314,7 +325,9 @@ def test_a_batch_of_new_entities_links_its_inbox_rows_in_the_insert(
     finally:
         engine.dispose()
     executes = [m for m in messages if m.startswith("F Execute")]
+    waits = sum(1 for a, b in itertools.pairwise(messages) if a[0] == "F" and b[0] == "B")
     assert len(executes) == 5
+    assert waits == 3  # the inbox insert, the work insert, the commit
     assert len(rows) == len(links) == 96
     assert all(work_id == rows[source_id] for source_id, work_id in links)
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 import sqlalchemy as sa
 
 from ghlsync.engine import Delivery, accept
-from ghlsync.server._commit import CommitterClosed, GroupCommitter
-from ghlsync.store import create_engine, migrate
+from ghlsync.server._commit import CommitterClosed, GroupCommitter, _transaction
+from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables_engine import inbox, work_items
 
 scratch = sa.MetaData()
@@ -122,3 +124,27 @@ async def test_a_batch_refused_at_commit_is_retried_one_by_one(engine: sa.Engine
     assert isinstance(results[13], ValueError)
     assert all(r is True for i, r in enumerate(results) if i != 13)
     assert stored(engine) == set(range(200)) - {13}
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_pipelined_batch_gives_its_connection_back_transactional(
+    engine: sa.Engine, fails: bool
+) -> None:
+    """PostgreSQL: the group commit's pipeline sends BEGIN and COMMIT itself (the connection
+    in autocommit meanwhile); committed or failed, the connection goes back to the pool as it
+    came, so the next transaction on it is still one: its rows go when it fails."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("the pipeline is PostgreSQL's")
+    with contextlib.ExitStack() as stack:
+        if fails:
+            stack.enter_context(pytest.raises(psycopg.Error))  # raised by the driver
+        with _transaction(engine, pipeline=True) as conn:
+            insert_many_raw(conn, [0, 1, 13] if fails else [0, 1])
+    assert stored(engine) == (set() if fails else {0, 1})
+    with pytest.raises(ValueError), begin_immediate(engine) as conn:  # the same connection
+        conn.execute(sa.insert(items).values(n=7))
+        raise ValueError("rolled back")
+    assert stored(engine) == (set() if fails else {0, 1})
+    with engine.connect() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None and not dbapi.autocommit  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,8 +18,10 @@ import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine import Worker, accept, claim, next_due, queue_status
+from ghlsync.engine._worker import DUE_FRESH_S
 from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
 from ghlsync.engine.queue._heartbeat import STALE_SECONDS, beat
+from ghlsync.engine.queue._inbox import ACCEPTED_FLAG
 from ghlsync.engine.queue._notify import CHANNEL, libpq_url, listen_for_work
 from ghlsync.mapping import AppConfig, MappedEvent, Mapper
 from ghlsync.server._health import health_report
@@ -129,9 +132,110 @@ async def test_an_idle_worker_sleeps_until_the_next_due_item(pg_store: sa.Engine
     worker._listening = True  # as after the LISTEN is in place
     assert await worker._idle_timeout() == worker.idle_poll  # nothing queued
     send(pg_store, delivery("a", received_at=clock.now() + 3))
-    assert await worker._idle_timeout() == pytest.approx(3.01)
+    clock.advance(DUE_FRESH_S)  # the last read is stale: read again
+    assert await worker._idle_timeout() == pytest.approx(3.01 - DUE_FRESH_S)
     send(pg_store, delivery("b", received_at=clock.now() - 1))  # due, yet not taken (budget)
+    clock.advance(DUE_FRESH_S)
     assert await worker._idle_timeout() == worker.poll_interval
+
+
+async def test_a_worker_draining_often_reuses_its_read_of_the_next_due_time(
+    pg_store: sa.Engine,
+) -> None:
+    clock = FakeClock()
+    worker = _worker(pg_store, None, clock=clock)
+    worker._listening = True
+    assert await worker._idle_timeout() == worker.idle_poll  # read: nothing queued
+    send(pg_store, delivery("a", received_at=clock.now() + 3))
+    clock.advance(DUE_FRESH_S / 2)
+    assert await worker._idle_timeout() == worker.idle_poll  # the read is reused
+    clock.advance(DUE_FRESH_S / 2)
+    assert await worker._idle_timeout() == pytest.approx(3.01 - DUE_FRESH_S)  # read again
+
+
+async def test_a_listening_worker_is_woken_by_its_own_process_commit_not_its_notify(
+    pg_store: sa.Engine,
+) -> None:
+    synced = asyncio.Event()
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.set()
+        return []
+
+    worker = _worker(pg_store, flows)
+    worker.poll_interval = worker.idle_poll = 3600  # only a wake-up can make it claim
+
+    def listening(_location: str | None) -> None:  # a notification wakes nothing here:
+        worker._listening = True  # only the commit's checkin can
+
+    worker._on_notify = listening  # type: ignore[method-assign]
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.3)  # listening, found nothing, idle
+    assert worker._listening
+    await asyncio.to_thread(send, pg_store, delivery("c1"))  # the worker's engine: checkin
+    await asyncio.wait_for(synced.wait(), timeout=20)
+    stop.set()
+    await asyncio.wait_for(running, timeout=20)
+    assert work_row(pg_store, "c1")["status"] == "done"
+
+
+def test_a_worker_passes_over_notifications_of_its_engine_s_connections(
+    pg_store: sa.Engine,
+) -> None:
+    worker = _worker(pg_store, None)
+    woken: list[bool] = []
+    worker.wake = lambda: woken.append(True)  # type: ignore[method-assign]
+    conn = psycopg.connect(libpq_url(pg_store))
+    try:
+        pid = conn.info.backend_pid
+        record = types.SimpleNamespace(info={})
+        assert not worker._own_notify(pid)
+        worker._on_checkout(conn, record, None)  # before it can commit (and so notify)
+        assert worker._own_notify(pid) and not worker._own_notify(pid + 1)
+        worker._on_checkin(conn, record)  # accepted nothing: no wake-up
+        assert woken == []
+        record.info[ACCEPTED_FLAG] = True
+        worker._on_checkin(conn, record)  # its commit accepted work: woken here
+        assert (woken, record.info) == ([True], {})
+        worker._on_close(conn, record)  # its pid may go to another process's backend
+        assert not worker._own_notify(pid)
+    finally:
+        conn.close()
+
+
+async def test_the_listener_passes_over_notifications_it_is_told_to_skip(
+    pg_store: sa.Engine,
+) -> None:
+    seen: list[str | None] = []
+    ready, got = asyncio.Event(), asyncio.Event()
+    skipped = psycopg.connect(libpq_url(pg_store), autocommit=True)
+    other = psycopg.connect(libpq_url(pg_store), autocommit=True)
+
+    def on_work(location: str | None) -> None:
+        seen.append(location)
+        if location == "other":
+            got.set()
+
+    task = asyncio.create_task(
+        listen_for_work(
+            libpq_url(pg_store),
+            on_work,
+            ready=ready,
+            skip=lambda pid: pid == skipped.info.backend_pid,
+        )
+    )
+    try:
+        await asyncio.wait_for(ready.wait(), timeout=20)
+        skipped.execute("SELECT pg_notify(%s, 'skipped')", (CHANNEL,))
+        other.execute("SELECT pg_notify(%s, 'other')", (CHANNEL,))  # delivered after it
+        await asyncio.wait_for(got.wait(), timeout=20)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        skipped.close()
+        other.close()
+    assert seen == [None, "other"]
 
 
 def test_status_and_health_show_workers_pauses_and_lag(engine_store: sa.Engine) -> None:

@@ -79,6 +79,7 @@ PARENT_WAIT_CAP = 30.0  # seconds: the longest a child waits before it looks at 
 # Only when every slot was busy: a worker with room claims new work at once.
 CLAIM_GATHER_S = 0.005
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
+DUE_FRESH_S = 1.0  # seconds a read of the next due time is reused (`_idle_timeout`)
 _LISTEN_READY_TIMEOUT = 5.0
 # With many locations, asking the limiter about each one before every claim costs a query per
 # location per claim; its answer (paused? daily reserve left?) changes slowly, and a stale
@@ -162,6 +163,7 @@ class Worker:
         self.processed = 0
         self.released = 0  # leases handed back by the last drain
         self._listening = False
+        self._own_pids: set[int] = set()  # this engine's backends: their commits wake us at checkin
         self._state = "running"
         self._in_flight = 0
         self._started_at = clock.now()
@@ -170,6 +172,7 @@ class Worker:
         self._wakes = 0  # wake-ups so far (`_woken`)
         self._claimed_at: dict[asyncio.Task[None], int] = {}  # running item -> `_wakes` then
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
+        self._due_read: tuple[float, float | None] | None = None  # (monotonic, next_due then)
 
     async def run_once(self) -> int:
         """Claim one batch (up to `concurrency` items), process it, return how many."""
@@ -193,7 +196,9 @@ class Worker:
         helpers = [asyncio.ensure_future(self._heartbeats(running))]
         if self.outbox is not None:
             helpers.append(asyncio.ensure_future(self.outbox.run(stop_event)))
+        sa.event.listen(self.engine, "checkout", self._on_checkout)
         sa.event.listen(self.engine, "checkin", self._on_checkin)
+        sa.event.listen(self.engine, "close", self._on_close)
         try:
             if self.listen:
                 helpers.append(await self._start_listener())
@@ -238,7 +243,10 @@ class Worker:
             stopper.cancel()
             for helper in helpers:
                 helper.cancel()
+            sa.event.remove(self.engine, "checkout", self._on_checkout)
             sa.event.remove(self.engine, "checkin", self._on_checkin)
+            sa.event.remove(self.engine, "close", self._on_close)
+            self._own_pids.clear()
             self._claimed_at.clear()
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget()
@@ -281,14 +289,36 @@ class Worker:
         if self._wakeup is not None:
             self._wakeup.set()
 
+    def _on_checkout(self, dbapi_conn: Any, *_: Any) -> None:
+        # Before the connection can commit anything: its NOTIFYs are then passed over
+        # (`_own_notify`), its commits waking us at checkin instead.
+        if self.listen:
+            pid = _backend_pid(dbapi_conn)
+            if pid is not None:
+                self._own_pids.add(pid)
+
     def _on_checkin(self, _dbapi_conn: Any, record: Any) -> None:
         # A connection of this engine went back to the pool: its transaction is over. If it
-        # accepted deliveries (a receiver in this process), claim them now.
-        # While LISTENing, the same commit's NOTIFY wakes us: a second wake-up per commit would
-        # look like a delivery merged into an item in flight, and cost a claim (`run`).
+        # accepted deliveries (a receiver in this process), claim them now: on PostgreSQL
+        # sooner than the same commit's NOTIFY comes back over the listening connection.
+        # That NOTIFY is passed over (`_own_notify`, by the sending backend's pid, known
+        # from the checkout): a second wake-up per commit would look like a delivery merged
+        # into an item in flight, and cost a claim (`run`).
         info = getattr(record, "info", None)
-        if info is not None and info.pop(ACCEPTED_FLAG, False) and not self._listening:
+        if info is not None and info.pop(ACCEPTED_FLAG, False):
             self.wake()
+
+    def _on_close(self, dbapi_conn: Any, *_: Any) -> None:
+        # A closed connection's pid may be given to another process's backend: whose
+        # notifications must wake us.
+        pid = _backend_pid(dbapi_conn)
+        if pid is not None:
+            self._own_pids.discard(pid)
+
+    def _own_notify(self, pid: int) -> bool:
+        """The notification came from a connection of this engine (checked out while we
+        ran), whose commits wake us at checkin (`_on_checkin`)."""
+        return pid in self._own_pids
 
     async def _start_listener(self) -> asyncio.Task[None]:
         """LISTEN for work committed anywhere; wait (briefly) until it is in place, so that
@@ -296,7 +326,11 @@ class Worker:
         ready = asyncio.Event()
         task = asyncio.ensure_future(
             listen_for_work(
-                libpq_url(self.engine), self._on_notify, ready=ready, on_lost=self._on_lost
+                libpq_url(self.engine),
+                self._on_notify,
+                ready=ready,
+                on_lost=self._on_lost,
+                skip=self._own_notify,
             )
         )
         try:
@@ -334,14 +368,25 @@ class Worker:
 
     async def _idle_timeout(self) -> float:
         """How long an idle worker may sleep: until the next item comes due, at most
-        `idle_poll`, when notifications wake it; else `poll_interval`."""
+        `idle_poll`, when notifications wake it; else `poll_interval`.
+
+        The next due time read from the store is reused for `DUE_FRESH_S`: a worker woken
+        for every few deliveries drains after each claim, and reading it each time cost a
+        statement and a thread hand-off per claim, in the way of the next wake-up. What it
+        can miss meanwhile is another process's retry or lease expiry, seen at most
+        `DUE_FRESH_S` later; this worker's own retries are tracked apart (`_retry_due`)."""
         if not (self.listen and self._listening):
             return self.poll_interval
-        try:
-            due = await asyncio.to_thread(next_due, self.engine)
-        except Exception:
-            _log.exception("reading the next due time failed")
-            return self.poll_interval
+        now = self.clock.monotonic()
+        if self._due_read is not None and now - self._due_read[0] < DUE_FRESH_S:
+            due = self._due_read[1]
+        else:
+            try:
+                due = await asyncio.to_thread(next_due, self.engine)
+            except Exception:
+                _log.exception("reading the next due time failed")
+                return self.poll_interval
+            self._due_read = (now, due)
         if due is None:
             return self.idle_poll
         delay = due - self.clock.now()
@@ -754,6 +799,15 @@ def _enabled_recipes(config: Any) -> bool:
     """Cheap: does the config enable any recipe (the shipped ones come switched off)."""
     raw = getattr(config, "recipes", None) or []
     return any(not isinstance(e, dict) or e.get("enabled", True) is not False for e in raw)
+
+
+def _backend_pid(dbapi_conn: Any) -> int | None:
+    """A psycopg connection's server process id; None for other drivers or a closed one."""
+    try:
+        pid = dbapi_conn.info.backend_pid
+    except Exception:  # SQLite's connections have no `info`; a closed one has no backend
+        return None
+    return pid if isinstance(pid, int) and pid > 0 else None
 
 
 def _is_parent(item: Claim) -> bool:

@@ -177,14 +177,17 @@ def _transaction(engine: sa.Engine, *, pipeline: bool) -> Iterator[sa.Connection
 
     A writer thread gives up the GIL at each round trip and, with the event loop busy, waits
     up to a switch interval (5 ms) to get it back, so a batch's time went by its round trips
-    (BEGIN, each statement, NOTIFY, COMMIT: 7 for new entities) more than by their work. In
-    pipeline mode a statement is only sent; the thread waits where it reads a result (the
-    inbox insert's RETURNING, with the lock of the rows to merge into when they are known;
-    the work insert's RETURNING) and at the COMMIT, which takes the updates, the links and
-    the NOTIFY with it: 3 waits for new entities, 2 for a merge-heavy batch (`accept_many`).
-    psycopg adds two short ones of its own: it syncs after BEGIN and when the pipeline ends.
-    The commit still returns only once PostgreSQL has committed, and an error in any queued
-    statement fails the commit (and so the batch, which is retried one item at a time).
+    more than by their work. In pipeline mode a statement is only sent; the thread waits
+    where it reads a result (the inbox insert's RETURNING, with the lock of the rows to merge
+    into when they are known; the work insert's RETURNING) and at the end, where the last
+    Sync takes the updates, the links, the NOTIFY and the COMMIT with it: 3 waits for new
+    entities, 2 for a merge-heavy batch (`accept_many`). The transaction's BEGIN and COMMIT
+    are statements of the pipeline (the connection in autocommit meanwhile): psycopg's own
+    transaction control syncs after its BEGIN and again at its COMMIT, two more waits per
+    batch, which at a low rate (a batch of one delivery each) were 2 of its 5. The commit
+    still returns only once PostgreSQL has committed (the last Sync reads the COMMIT's
+    result), and an error in any queued statement fails the commit (and so the batch,
+    which is retried one item at a time; the failed transaction is rolled back first).
     Only for `accept_many`, which runs on the driver's cursor: SQLAlchemy's results (those
     of `accept`) expect each statement's result at once.
     """
@@ -193,10 +196,27 @@ def _transaction(engine: sa.Engine, *, pipeline: bool) -> Iterator[sa.Connection
             yield conn
         return
     with engine.connect() as conn:
-        dbapi = conn.connection.dbapi_connection
-        assert dbapi is not None
-        with dbapi.pipeline(), begin_immediate(conn):
-            yield conn
+        dbapi: Any = conn.connection.dbapi_connection
+        dbapi.autocommit = True
+        try:
+            # SQLAlchemy's transaction is bookkeeping here (`notify_work` keys on it); its
+            # commit finds the driver idle, ours having committed, and sends nothing.
+            with begin_immediate(conn), dbapi.pipeline():
+                dbapi.execute("BEGIN")
+                yield conn
+                dbapi.execute("COMMIT")
+        finally:
+            _restore_autocommit(conn, dbapi)
+
+
+def _restore_autocommit(conn: sa.Connection, dbapi: Any) -> None:
+    """Give the connection back to the pool as it came (transactions begun by the driver);
+    one that cannot be (the server gone) is dropped, never handed on in autocommit."""
+    try:
+        dbapi.rollback()  # nothing to send unless a transaction was left open
+        dbapi.autocommit = False
+    except Exception:
+        conn.invalidate()
 
 
 def _resolve(entry: _Item[T], answer: bool | None, error: BaseException | None) -> None:

@@ -8,7 +8,9 @@ transaction: the receiver commits deliveries in groups, and one wake-up per grou
 `listen_for_work(url, on_work)` holds one dedicated connection per worker process, LISTENs on
 `ghlsync_work` and calls `on_work(location_id)` for each notification. It reconnects with
 backoff when the connection drops and calls `on_work(None)` after every (re)connect, because
-notifications sent while nobody listened are lost for good.
+notifications sent while nobody listened are lost for good. With `skip(pid)`, notifications
+sent by those server processes are passed over: a worker already woken in its own process by
+the commit that sent them (`Worker`) needs no second wake-up.
 """
 
 from __future__ import annotations
@@ -70,10 +72,12 @@ async def listen_for_work(
     *,
     ready: asyncio.Event | None = None,
     on_lost: Callable[[], None] | None = None,
+    skip: Callable[[int], bool] | None = None,
 ) -> None:
-    """LISTEN until cancelled; `on_work(location)` per notification, `on_work(None)` after
-    each (re)connect, `on_lost()` when the connection fails. `ready` is set once the first
-    LISTEN is in place (or failed: the caller then polls)."""
+    """LISTEN until cancelled; `on_work(location)` per notification (but those whose sending
+    backend's pid `skip` answers True for), `on_work(None)` after each (re)connect,
+    `on_lost()` when the connection fails. `ready` is set once the first LISTEN is in place
+    (or failed: the caller then polls)."""
     import psycopg
 
     delay = 0.5
@@ -86,7 +90,8 @@ async def listen_for_work(
                     ready.set()
                 on_work(None)  # anything committed while we were not listening
                 async for note in conn.notifies():
-                    on_work(note.payload or None)
+                    if skip is None or not skip(note.pid):
+                        on_work(note.payload or None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the database went away: poll meanwhile, reconnect later
