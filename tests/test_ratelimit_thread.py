@@ -142,3 +142,28 @@ async def test_the_settings_of_a_thread_apply_to_its_statements_and_not_to_the_p
         assert await thread.run(show) == "force_generic_plan"
     finally:
         engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_kept_between_batches_is_closed_when_the_engine_is_disposed(
+    postgres_url: str,
+) -> None:
+    """A thread with settings keeps its connection between batches (`HOLD_S`): disposed
+    meanwhile, the next job runs on a connection of the new pool, with the settings, and the
+    old one is closed, not left out of any pool."""
+    engine = create_engine(postgres_url)
+    try:
+        thread = DbThread(engine, settings={"plan_cache_mode": "force_generic_plan"})
+        used: list[Any] = []
+
+        def show(conn: Any) -> str:
+            used.append(conn)
+            return str(conn.execute("SHOW plan_cache_mode").fetchone()[0])
+
+        assert await thread.run(show) == "force_generic_plan"
+        engine.dispose()  # while the thread still keeps the connection
+        assert await thread.run(show) == "force_generic_plan"
+        assert used[1] is not used[0]
+        assert used[0].closed
+    finally:
+        engine.dispose()
