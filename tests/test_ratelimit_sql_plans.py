@@ -5,11 +5,13 @@ small table's sequential scan)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from psycopg import sql as psql
 
 from ghlsync.ghl._ratelimit import _sql
 from ghlsync.ghl._ratelimit._policy import MAX_SLOTS
@@ -94,6 +96,59 @@ def test_the_postgresql_take_and_its_frees_read_rate_slots_by_the_primary_key(
         "hold": 0,
     }  # frees alone (`_HotStatements.free`)
     assert _read_whole(_plan(pg_engine, _sql._build_write(), flush)) == []
+
+
+def _generic_plans(
+    engine: sa.Engine, statement: sa.Executable, runs: list[dict[str, Any]]
+) -> list[str]:
+    """The plans of `statement` prepared once on a session with the limiter thread's settings
+    (`_sql.PG_SETTINGS`) and run with each of `runs` (`EXPLAIN ANALYZE EXECUTE`, rolled back)."""
+    sql, _ = RawStatement(statement).args(engine.dialect, runs[0])
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    prepared = re.sub(r"%\((\w+)\)s", number, sql)
+    plans = []
+    with engine.connect() as conn:  # not committed: rolled back; the session ends with it
+        for name, value in _sql.PG_SETTINGS.items():
+            conn.exec_driver_sql(f"SET {name} = {value}")
+        conn.exec_driver_sql("PREPARE take AS " + prepared)
+        dbapi = conn.connection.dbapi_connection
+        for params in runs:
+            args = RawStatement(statement).args(engine.dialect, params)[1]
+            values = psql.SQL(", ").join(psql.Literal(args[name]) for name in names)
+            explain = psql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE take({})")
+            text = explain.format(values).as_string(dbapi)
+            rows = conn.exec_driver_sql(text).all()
+            plans.append("\n".join(str(row[-1]) for row in rows))
+        conn.exec_driver_sql("DEALLOCATE take")
+    return plans
+
+
+@pytest.mark.postgres
+def test_the_generic_plan_of_the_postgresql_take_reads_rate_slots_by_the_primary_key(
+    pg_engine: sa.Engine,
+) -> None:
+    """On the limiter thread the take is planned once (generic plan, `PG_SETTINGS`), not at
+    every run: that plan too finds every row by the key, for one key or many, frees or not."""
+    keys = {"big": MAX_SLOTS, "a": 100, "b": 100}
+    _fill(pg_engine, keys)
+    frees = {"k": ["big", "big"], "s": [3, 4], "at": [NOW, NOW]}
+    runs = [
+        {"ks": ["big"], "ns": [2], **frees, "now": NOW, "hold": NOW + 5_000},
+        {"ks": list(keys), "ns": [1, 1, 1], **frees, "now": NOW, "hold": NOW + 5_000},
+        {"ks": [], "ns": [], **frees, "now": 0, "hold": 0},
+    ] * 3  # past the five custom plans PostgreSQL would try before a generic one
+    plans = _generic_plans(pg_engine, _sql._build_write(), runs)
+    for params, plan in zip(runs, plans, strict=True):
+        assert "$" in plan, plan  # generic: the parameters are not in it as values
+        taken = sum(params["ns"])  # type: ignore[arg-type]
+        assert plan.startswith(f"Update on rate_slots (actual rows={taken} "), plan
+        assert "Seq Scan on rate_slots" not in plan, plan
 
 
 @pytest.mark.parametrize(

@@ -121,3 +121,49 @@ async def test_a_connection_out_while_the_engine_is_disposed_is_closed_not_poole
     assert await answer == 1  # answered after the connection went back
     with pytest.raises(sqlite3.ProgrammingError):  # closed: not left in the disposed pool
         used[0].execute("SELECT 1")
+
+
+@pytest.mark.postgres
+async def test_the_settings_of_a_thread_apply_to_its_statements_and_not_to_the_pool(
+    postgres_url: str,
+) -> None:
+    """The limiter's planner settings (`DbThread(settings=...)`) are its own: set on the
+    connection it checked out, restored before the pool hands that connection to anyone else."""
+    engine = create_engine(postgres_url, pool_size=1, max_overflow=0)
+    try:
+        thread = DbThread(engine, settings={"plan_cache_mode": "force_generic_plan"})
+
+        def show(conn: Any) -> str:
+            return str(conn.execute("SHOW plan_cache_mode").fetchone()[0])
+
+        assert await thread.run(show) == "force_generic_plan"
+        with engine.connect() as conn:  # the pool's one connection, the thread's a moment ago
+            assert conn.exec_driver_sql("SHOW plan_cache_mode").scalar() == "auto"
+        assert await thread.run(show) == "force_generic_plan"
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+async def test_a_connection_kept_between_batches_is_closed_when_the_engine_is_disposed(
+    postgres_url: str,
+) -> None:
+    """A thread with settings keeps its connection between batches (`HOLD_S`): disposed
+    meanwhile, the next job runs on a connection of the new pool, with the settings, and the
+    old one is closed, not left out of any pool."""
+    engine = create_engine(postgres_url)
+    try:
+        thread = DbThread(engine, settings={"plan_cache_mode": "force_generic_plan"})
+        used: list[Any] = []
+
+        def show(conn: Any) -> str:
+            used.append(conn)
+            return str(conn.execute("SHOW plan_cache_mode").fetchone()[0])
+
+        assert await thread.run(show) == "force_generic_plan"
+        engine.dispose()  # while the thread still keeps the connection
+        assert await thread.run(show) == "force_generic_plan"
+        assert used[1] is not used[0]
+        assert used[0].closed
+    finally:
+        engine.dispose()

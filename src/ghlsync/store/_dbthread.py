@@ -15,7 +15,9 @@ for the same *bulk* function (`run_bulk`) are handed to it together, so it can a
 one round trip (the limiter's takes of several keys, the ledger's loads of several entities).
 
 PostgreSQL connections run in autocommit for the batch (each statement its own transaction;
-jobs that need more open one themselves); SQLite ones are left as the engine's connect hook
+jobs that need more open one themselves), with the owner's `settings` (planner settings for
+its statements alone) set at checkout and the connection's own values put back before it goes
+back to the pool; SQLite ones are left as the engine's connect hook
 made them (`isolation_level = None`: a job emits its own BEGIN and COMMIT), and whatever a
 failed job left open is rolled back. A driver error reaches the caller as the
 `sqlalchemy.exc.DBAPIError` subclass a `Connection` would raise; when it says the connection
@@ -37,7 +39,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -51,6 +53,7 @@ Item = TypeVar("Item")  # an item of a bulk
 Result = TypeVar("Result")  # what one statement of a bulk returns
 Answer = TypeVar("Answer")  # what one item of a bulk is answered
 IDLE_S = 1.0  # the thread exits after this long without a job
+HOLD_S = 0.05  # a thread with settings keeps its connection this long between batches
 
 # A bulk runs several queued items in one go: (connection, items) -> one result per item.
 Bulk = Callable[[Any, list[Any]], list[T]]
@@ -66,8 +69,14 @@ class DbThread:
     """Runs jobs (functions of a DBAPI connection) in order, in one thread, in batches."""
 
     def __init__(
-        self, engine: sa.Engine, name: str = "ghlsync-limiter", idle_s: float = IDLE_S
+        self,
+        engine: sa.Engine,
+        name: str = "ghlsync-limiter",
+        idle_s: float = IDLE_S,
+        settings: Mapping[str, str] | None = None,
     ) -> None:
+        """`settings`: PostgreSQL parameters (`SET name = value`) for this thread's statements
+        only: set when the connection is checked out, restored before it is checked in."""
         self._engine = engine
         self._name = name
         self._idle_s = idle_s
@@ -78,6 +87,9 @@ class DbThread:
         self._guard = threading.Lock()
         self._running = False
         self._pool = engine.pool  # the one the thread's connection came from
+        self._settings = dict(settings or {}) if self._pg else {}
+        self._restore: list[str] = []  # the checked-out connection's own values of them
+        self._held: PoolProxiedConnection | None = None  # kept between batches (settings)
 
     def run(self, job: Callable[[Any], T]) -> asyncio.Future[T]:
         """Queue `job`; the future has what it returned or raised (from the running loop)."""
@@ -113,15 +125,22 @@ class DbThread:
             while self._serve_batch():
                 pass
         except BaseException:  # a bug of ours: let the next job start a new thread
+            self._release()
             with self._guard:
                 self._running = False
             raise
 
     def _serve_batch(self) -> bool:
-        """Run what is queued (waiting up to the idle time for it); False: time to exit."""
+        """Run what is queued (waiting up to the idle time for it); False: time to exit.
+
+        A thread with settings keeps its connection between batches while they keep coming
+        (`HOLD_S`), so it sets them once per burst of work, not for every batch."""
         try:
-            batch = self._jobs.get(timeout=self._idle_s)
+            batch = self._jobs.get(timeout=HOLD_S if self._held is not None else self._idle_s)
         except queue.Empty:
+            if self._held is not None:
+                self._release()
+                return True
             with self._guard:
                 if self._jobs.empty():
                     self._running = False
@@ -135,7 +154,11 @@ class DbThread:
 
     def _run_batch(self, batch: list[_Job]) -> dict[asyncio.AbstractEventLoop, list[_Answer]]:
         answers: dict[asyncio.AbstractEventLoop, list[_Answer]] = {}
-        conn: PoolProxiedConnection | None = None
+        conn = self._held
+        self._held = None
+        if conn is not None and self._engine.pool is not self._pool:
+            self._checkin(conn)  # the engine was disposed: a connection of the new pool
+            conn = None
         try:
             for queued in _groups(batch):
                 group = [job for job in queued if not job[1].cancelled()]
@@ -153,18 +176,38 @@ class DbThread:
                 for (loop, future, _, _), ok, value in done:
                     answers.setdefault(loop, []).append((future, ok, value))
         finally:
-            if conn is not None:
+            if conn is not None and self._settings and conn.is_valid:
+                self._held = conn
+            elif conn is not None:
                 self._checkin(conn)
         return answers
+
+    def _release(self) -> None:
+        """Check the connection kept between batches back in."""
+        conn, self._held = self._held, None
+        if conn is not None:
+            self._checkin(conn)
 
     def _checkout(self) -> PoolProxiedConnection:
         self._pool = self._engine.pool
         conn = self._engine.raw_connection()
         if self._pg:
             conn.dbapi_connection.autocommit = True  # type: ignore[union-attr]
+        if self._settings:
+            try:
+                self._restore = _set(conn.dbapi_connection, self._settings)
+            except self._engine.dialect.loaded_dbapi.Error as exc:
+                conn.invalidate(exc)  # dropped: nothing of ours goes back to the pool
+                conn.close()
+                raise wrapped_error(self._engine.dialect, None, None, exc, None, None) from exc
         return conn
 
     def _checkin(self, conn: PoolProxiedConnection) -> None:
+        if self._settings and conn.is_valid:
+            try:
+                _set(conn.dbapi_connection, dict(zip(self._settings, self._restore, strict=True)))
+            except Exception as exc:  # never back in the pool with our settings: dropped
+                conn.invalidate(exc)
         if self._pg and conn.is_valid:
             with contextlib.suppress(Exception):  # a broken connection is closed all the same
                 conn.dbapi_connection.autocommit = False  # type: ignore[union-attr]
@@ -214,6 +257,15 @@ class DbThread:
         for loop, batch in answers.items():
             with contextlib.suppress(RuntimeError):  # that loop has closed: nobody waits
                 loop.call_soon_threadsafe(_deliver, batch)
+
+
+def _set(conn: Any, settings: Mapping[str, str]) -> list[str]:
+    """Set `settings` on the session (one round trip); their values before, in order."""
+    names = list(settings)
+    reads = ", ".join("current_setting(%s), set_config(%s, %s, false)" for _ in names)
+    args = [arg for name in names for arg in (name, name, settings[name])]
+    row = conn.execute(f"SELECT {reads}", args).fetchone()
+    return [row[2 * i] for i in range(len(names))]
 
 
 def _groups(batch: list[_Job]) -> list[list[_Job]]:
