@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -13,6 +14,7 @@ from alembic.runtime.migration import MigrationContext
 
 import ghlsync.store
 from ghlsync.store import (
+    _migrate,
     begin_immediate,
     create_engine,
     current_revision,
@@ -140,6 +142,41 @@ def test_migrated_schema_matches_metadata(database_url: str) -> None:
         diffs = compare_metadata(MigrationContext.configure(conn), full_metadata())
     engine.dispose()
     assert diffs == []
+
+
+def test_a_locked_sqlite_store_is_migrated_on_a_later_try(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite may answer "database is locked" at once, without its busy timeout, to processes
+    opening a new WAL file together (CI: one of three migrating processes failed so)."""
+    real = _migrate.begin_immediate
+    calls = 0
+
+    def locked_twice(engine: sa.Engine) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls <= 2:
+            raise sa.exc.OperationalError(
+                "BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked")
+            )
+        return real(engine)
+
+    monkeypatch.setattr(_migrate, "begin_immediate", locked_twice)
+    engine = create_engine(sqlite_url)
+    try:
+        migrate(engine)
+        assert calls == 3
+        assert current_revision(engine) == head_revision()
+        # Another error is not tried again.
+        monkeypatch.setattr(_migrate, "begin_immediate", _raises_other)
+        with pytest.raises(sa.exc.OperationalError, match="disk I/O error"):
+            migrate(engine)
+    finally:
+        engine.dispose()
+
+
+def _raises_other(engine: sa.Engine) -> Any:
+    raise sa.exc.OperationalError("BEGIN", {}, sqlite3.OperationalError("disk I/O error"))
 
 
 def test_concurrent_migrations_from_several_processes(database_url: str) -> None:

@@ -12,6 +12,7 @@ never touched: `migrate` raises `StoreVersionError` instead of guessing.
 from __future__ import annotations
 
 import importlib.resources
+import time
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
@@ -58,7 +59,27 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there.
 
     Raises `StoreVersionError` when the store is at a revision this installation does not know.
+    On SQLite a "database is locked" that escapes the busy timeout (processes starting
+    together on a new file: SQLite answers some of the first locks on a new WAL database
+    without waiting) is tried again, `_LOCKED_TRIES` times in all: the migration's
+    transaction was rolled back, so a later attempt starts clean.
     """
+    for attempt in range(1, _LOCKED_TRIES + 1):
+        try:
+            _migrate(engine)
+            return
+        except sa.exc.OperationalError as exc:
+            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig):
+                raise
+            if attempt == _LOCKED_TRIES:
+                raise
+            time.sleep(0.1 * attempt)
+
+
+_LOCKED_TRIES = 4
+
+
+def _migrate(engine: sa.Engine) -> None:
     with importlib.resources.as_file(_migrations_dir()) as folder:
         config = _config(folder)
         with begin_immediate(engine) as conn:
