@@ -59,10 +59,9 @@ def migrate(engine: sa.Engine) -> None:
     """Bring the schema to the newest revision; a no-op when it is already there.
 
     Raises `StoreVersionError` when the store is at a revision this installation does not know.
-    On SQLite a "database is locked" that escapes the busy timeout (processes starting
-    together on a new file: SQLite answers some of the first locks on a new WAL database
-    without waiting) is tried again, `_LOCKED_TRIES` times in all: the migration's
-    transaction was rolled back, so a later attempt starts clean.
+    On SQLite a "database is locked" that escapes the busy timeout (seen once with processes
+    migrating a new file together) is tried again, `_LOCKED_TRIES` times in all: the
+    migration's transaction was rolled back, so a later attempt starts clean.
     """
     for attempt in range(1, _LOCKED_TRIES + 1):
         try:
