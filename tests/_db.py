@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ghlsync.store import create_engine, migrate
+
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
@@ -81,3 +83,11 @@ def sqlite_url(tmp_path: Path) -> str:
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     yield from fresh_postgres_database()
+
+
+def migrated(url: str) -> Iterator[sa.Engine]:
+    """A migrated store on `url`, disposed afterwards: `yield from migrated(url)` in a fixture."""
+    engine = create_engine(url)
+    migrate(engine)
+    yield engine
+    engine.dispose()

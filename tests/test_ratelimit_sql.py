@@ -16,6 +16,7 @@ from ghlsync.ghl._ratelimit import SqlRateLimiter
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import Limits
 from ghlsync.store import create_engine, migrate
+from tests._db import migrated
 
 SIX_AM = (1_700_000_000 // 86_400) * 86_400 + 6 * 3_600
 
@@ -300,10 +301,7 @@ async def test_on_postgresql_a_failed_take_writes_its_frees_later_unless_the_lin
 
 @pytest.fixture
 def sqlite_engine(sqlite_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    yield from migrated(sqlite_url)
 
 
 async def test_on_sqlite_takes_and_frees_run_on_the_loops_own_connection(

@@ -15,9 +15,9 @@ from psycopg import sql as psql
 
 from ghlsync.ghl._ratelimit import _sql
 from ghlsync.ghl._ratelimit._policy import MAX_SLOTS
-from ghlsync.store import create_engine, migrate
 from ghlsync.store._raw import RawStatement
 from ghlsync.store._tables import rate_budget, rate_slots
+from tests._db import migrated
 
 NOW = 10**12
 
@@ -57,18 +57,12 @@ def _read_whole(plan: str) -> list[str]:
 
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(postgres_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    yield from migrated(postgres_url)
 
 
 @pytest.fixture
 def sqlite_engine(sqlite_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(sqlite_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    yield from migrated(sqlite_url)
 
 
 @pytest.mark.postgres

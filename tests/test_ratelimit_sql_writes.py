@@ -17,23 +17,18 @@ from ghlsync.ghl._ratelimit import SqlRateLimiter
 from ghlsync.ghl._ratelimit._sql import FLUSH_S
 from ghlsync.sandbox._ratelimit import SlidingWindowLimiter
 from ghlsync.sandbox._state import Limits
-from ghlsync.store import create_engine, migrate
+from ghlsync.store import create_engine
+from tests._db import migrated
 
 
 @pytest.fixture
 def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(database_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    yield from migrated(database_url)
 
 
 @pytest.fixture
 def pg_engine(postgres_url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(postgres_url)
-    migrate(engine)
-    yield engine
-    engine.dispose()
+    yield from migrated(postgres_url)
 
 
 @pytest.fixture

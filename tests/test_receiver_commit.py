@@ -13,19 +13,18 @@ import sqlalchemy as sa
 
 from ghlsync.engine import Delivery, accept
 from ghlsync.server._commit import CommitterClosed, GroupCommitter, _transaction
-from ghlsync.store import begin_immediate, create_engine, migrate
+from ghlsync.store import begin_immediate
 from ghlsync.store._tables_engine import inbox, work_items
+from tests._db import migrated
 
 scratch = sa.MetaData()
 items = sa.Table("committer_items", scratch, sa.Column("n", sa.Integer, primary_key=True))
 
 
 def _engine(url: str) -> Iterator[sa.Engine]:
-    engine = create_engine(url)
-    migrate(engine)
-    scratch.create_all(engine)
-    yield engine
-    engine.dispose()
+    for engine in migrated(url):
+        scratch.create_all(engine)
+        yield engine
 
 
 @pytest.fixture
