@@ -5,6 +5,7 @@ on the event loop."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -90,6 +91,23 @@ def test_each_thread_has_its_own_loop_connection(sqlite_url: str) -> None:
     assert theirs[0] is not None and theirs[0] is not mine
     assert mine.execute("PRAGMA busy_timeout").fetchone() == (raw.LOOP_BUSY_TIMEOUT_MS,)
     engine.dispose()
+
+
+def test_disposing_the_engine_closes_its_loop_connections(sqlite_url: str) -> None:
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    first = raw.loop_connection(engine)
+    assert first is not None
+    engine.dispose()  # the loop connection is detached from the pool: dispose alone misses it
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        first.execute("SELECT 1")
+    again = raw.loop_connection(engine)  # the engine still works: a new connection
+    assert again is not None and again is not first
+    assert again.execute("SELECT count(*) FROM id_map").fetchone() == (0,)
+    engine.dispose()
+    engine.dispose()  # a second dispose finds nothing to close
+    with pytest.raises(sqlite3.ProgrammingError, match="closed"):
+        again.execute("SELECT 1")
 
 
 def test_postgresql_has_no_loop_connection(postgres_url: str) -> None:

@@ -22,7 +22,6 @@ import contextlib
 import operator
 import sqlite3
 import threading
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -243,10 +242,11 @@ def is_busy(exc: BaseException) -> bool:
 
 # SQLite: each event-loop thread's own connection to an engine's file (`loop_sa_connection`)
 # with its pool proxy, under (id(engine), thread id): looked up several times per synced change,
-# where a WeakKeyDictionary makes a weak reference per lookup. An engine's entries are closed
-# and dropped when it is collected, before its id can be reused.
+# where a WeakKeyDictionary makes a weak reference per lookup. An entry's `Connection` holds its
+# engine, so the engine lives while it has one: its entries are closed and dropped when it is
+# disposed (`Engine.dispose`, which every owner of an engine calls when done with it), and only
+# then can it be collected and its id reused.
 _LOOP_CONNECTIONS: dict[tuple[int, int], tuple[sa.Connection, Any]] = {}
-_LOOP_ENGINES: set[int] = set()
 _LOOP_LOCK = threading.Lock()
 # How long a statement on the loop's own connection waits for another writer of this process
 # (the limiter's thread, a settle in a thread) before going to a thread itself: those hold
@@ -263,8 +263,7 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     free takes ~30 µs, where handing either to a thread costs more than the statement. The
     connection's busy timeout is `LOOP_BUSY_TIMEOUT_MS` (2 ms), so a write that finds the
     lock held longer fails then (`is_busy`) and the caller hands it to a thread, which waits as
-    long as the store's busy timeout: the loop never waits long for another writer. Closed
-    when the engine is collected.
+    long as the store's busy timeout: the loop never waits long for another writer.
 
     It is the DBAPI connection under `loop_sa_connection`: one connection for every writer
     on the loop (the ledger, the limiter, the queue's claim and settle), because a commit on
@@ -272,7 +271,8 @@ def loop_connection(engine: sa.Engine) -> Any | None:
     transaction. Sharing it is safe because nobody leaves a transaction open across an
     `await`: a driver-level transaction here runs from BEGIN to COMMIT (or ROLLBACK) without
     yielding, and `on_loop_or_thread` ends the SQLAlchemy one before it returns, so each
-    side finds the connection outside a transaction, as it left it.
+    side finds the connection outside a transaction, as it left it. Closed when the engine
+    is disposed.
     """
     found = _LOOP_CONNECTIONS.get((id(engine), threading.get_ident()))
     if found is not None:
@@ -324,19 +324,21 @@ async def on_loop_or_thread(engine: sa.Engine, work: Callable[[Any], _T]) -> _T:
 
 def _keep(engine: sa.Engine, key: tuple[int, int], conn: sa.Connection) -> None:
     with _LOOP_LOCK:
-        if key[0] not in _LOOP_ENGINES:
-            _LOOP_ENGINES.add(key[0])
-            weakref.finalize(engine, _close_all, key[0])
+        if not sa.event.contains(engine, "engine_disposed", _close_all):
+            sa.event.listen(engine, "engine_disposed", _close_all)
         _LOOP_CONNECTIONS[key] = (conn, conn.connection)
 
 
-def _close_all(engine_id: int) -> None:
+def _close_all(engine: sa.Engine) -> None:
+    """`engine` was disposed: close and forget its loop connections (the next use of the
+    engine opens new ones, as it does a new pool)."""
     with _LOOP_LOCK:
-        _LOOP_ENGINES.discard(engine_id)
-        gone = [key for key in _LOOP_CONNECTIONS if key[0] == engine_id]
+        gone = [key for key in _LOOP_CONNECTIONS if key[0] == id(engine)]
         connections = [_LOOP_CONNECTIONS.pop(key)[0] for key in gone]
     for conn in connections:
-        with contextlib.suppress(Exception):  # closing at collection: nobody to tell
+        # One made in another thread may refuse to close there (the driver's thread check):
+        # it is dropped all the same, and closes when collected.
+        with contextlib.suppress(Exception):
             conn.close()
 
 
