@@ -84,6 +84,7 @@ class WrkShape:
     seconds: float = 8.0
     rounds: int = 2
     warmup: float = 2.0
+    parser: str = "httptools"  # the HTTP parser of both receivers: "httptools" or "h11"
 
 
 def have_wrk() -> bool:
@@ -142,10 +143,11 @@ def wait_port(port: int, proc: subprocess.Popen[bytes], *, path: str = "/healthz
 
 
 @contextmanager
-def reference_server(folder: str) -> Iterator[tuple[int, str, int]]:
-    """The bare receiver on a fresh SQLite file: (port, database URL, pid)."""
+def reference_server(folder: str, parser: str) -> Iterator[tuple[int, str, int]]:
+    """The bare receiver on a fresh SQLite file, parsing HTTP with `parser`: (port, database
+    URL, pid)."""
     port, path = free_port(), f"{folder}/reference.db"
-    cmd = [sys.executable, str(REFERENCE), "--db", path, "--port", str(port)]
+    cmd = [sys.executable, str(REFERENCE), "--db", path, "--port", str(port), "--http", parser]
     proc = subprocess.Popen(cmd, cwd=tempfile.gettempdir())
     try:
         wait_port(port, proc, path="/")

@@ -171,8 +171,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(database_url: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
-    """`ghlsync serve --no-worker` in a subprocess, until the block ends (SIGTERM)."""
+def running_server(
+    database_url: str, port: int, parser: str = "httptools"
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`ghlsync serve --no-worker` in a subprocess, until the block ends (SIGTERM).
+
+    `parser="h11"`: httptools is made unimportable in it, so serve falls back to h11."""
     env = dict(
         os.environ,
         GHLSYNC_DATABASE_URL=database_url,
@@ -180,10 +184,11 @@ def running_server(database_url: str, port: int) -> Iterator[subprocess.Popen[by
         GHLSYNC_GHL_LOCATION_ID=LOCATION,
     )
     env.pop("GHLSYNC_CONFIG", None)
+    block = "import sys; sys.modules['httptools'] = None; " if parser == "h11" else ""
     cmd = [
         sys.executable,
         "-c",
-        "from ghlsync.cli import main; main()",
+        f"{block}from ghlsync.cli import main; main()",
         "serve",
         "--no-worker",
         "--port",
@@ -371,11 +376,11 @@ def _sqlite_case(case: str, shape: WrkShape) -> list[Row]:
     with (
         database("sqlite") as url,
         tempfile.TemporaryDirectory() as folder,
-        reference_server(folder) as (ref_port, ref_url, ref_pid),
+        reference_server(folder, shape.parser) as (ref_port, ref_url, ref_pid),
     ):
         assert url is not None
         port = free_port()
-        with running_server(url, port) as proc:
+        with running_server(url, port, shape.parser) as proc:
             servers = {
                 "reference": (ref_port, SECRET, ref_url, ref_pid),
                 "ghlsync serve": (port, SECRET, url, proc.pid),
@@ -394,7 +399,7 @@ def _postgres_case(case: str, shape: WrkShape) -> list[Row]:
         if url is None:
             return []
         port = free_port()
-        with running_server(url, port) as proc:
+        with running_server(url, port, shape.parser) as proc:
             servers = {"ghlsync serve": (port, SECRET, url, proc.pid)}
             tallies = side_by_side(case, shape, servers)
     _print_case(case, "postgresql", tallies)
@@ -416,7 +421,8 @@ def wrk_report(rows: list[Row], shape: WrkShape) -> str:
     lines = [
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; wrk "
         f"{shape.threads} threads, {shape.connections} connections, {shape.rounds} alternating "
-        f"rounds of {shape.seconds:g} s per receiver and case, on the same machine; load "
+        f"rounds of {shape.seconds:g} s per receiver and case, on the same machine; HTTP "
+        f"parser {shape.parser} in both receivers; load "
         f"average before the run {LOAD_BEFORE[0]:.1f}, after {os.getloadavg()[0]:.1f}.",
         "",
         "| case | receiver | store | deliveries/s (2xx) | ÷ reference | CPU per delivery "
@@ -447,6 +453,8 @@ def write_block(begin: str, end: str, text: str) -> None:
 
 
 def main() -> None:
+    from ghlsync.server._guard import http_parser
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--load", choices=["wrk", "asyncio"], default="wrk")
     parser.add_argument("--seconds", type=float, default=8.0, help="wrk: per round")
@@ -460,13 +468,21 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50, help="asyncio")
     parser.add_argument("--client", choices=["raw", "httpx2"], default="raw", help="asyncio")
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--parser",
+        choices=["httptools", "h11"],
+        default=http_parser(),
+        help="wrk: the HTTP parser of both receivers (default: the one ghlsync serve uses)",
+    )
     parser.add_argument("--write", action="store_true", help="update docs/benchmarks.md")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     if args.load == "wrk":
         if not have_wrk():
             raise SystemExit("wrk is not installed (Debian/Ubuntu: apt-get install wrk)")
-        shape = WrkShape(args.threads, args.connections, args.seconds, args.rounds)
+        shape = WrkShape(
+            args.threads, args.connections, args.seconds, args.rounds, parser=args.parser
+        )
         cases = DEFAULT_CASES if args.case == "both" else [args.case]
         text = wrk_report(wrk_run(shape, backends, cases), shape)
         print(text)

@@ -5,7 +5,11 @@ inserts one row into SQLite (WAL, `synchronous=NORMAL`, the pragmas ghlsync's st
 commits, then answers 202. No authentication, no validation beyond the parse, no dedupe logic
 beyond a unique key, no queue: the floor a durable webhook receiver in Python can reach.
 
-    .venv/bin/python bench/ingest_reference.py --db /tmp/ref.db --port 8099
+    .venv/bin/python bench/ingest_reference.py --db /tmp/ref.db --port 8099 [--http h11]
+
+`--http` picks uvicorn's HTTP parser (default: uvicorn's own choice, httptools when it is
+installed); `bench_ingest.py` runs it with the parser `ghlsync serve` uses, so the ratio
+compares the receivers, not the parsers.
 """
 
 from __future__ import annotations
@@ -72,11 +76,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", required=True)
     parser.add_argument("--port", type=int, default=8099)
+    parser.add_argument("--http", choices=["auto", "httptools", "h11"], default="auto")
     args = parser.parse_args()
     uvicorn.run(
         build_app(args.db),
         host="127.0.0.1",
         port=args.port,
+        http=args.http,
         log_level="warning",
         access_log=False,
         lifespan="off",

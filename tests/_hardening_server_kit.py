@@ -13,11 +13,12 @@ import sqlalchemy as sa
 
 from ghlsync.mapping import AppConfig
 from ghlsync.server import create_app, serve_in_thread
-from ghlsync.server._guard import ConnectionLimits, ThrottledLog, uvicorn_settings
+from ghlsync.server._guard import ConnectionLimits, HttpParser, ThrottledLog, uvicorn_settings
 
 SECRET = "hardening-secret-0123456789"
 ADMIN = "admin-token-0123456789"
 LOCATION = "loc_hard"
+PARSERS: tuple[HttpParser, ...] = ("httptools", "h11")  # the guard runs over either
 BEARER = {"Authorization": f"Bearer {SECRET}"}
 
 
@@ -34,12 +35,17 @@ def config(
 
 @contextmanager
 def guarded(
-    engine: sa.Engine, app_config: AppConfig, throttle: ThrottledLog | None = None
+    engine: sa.Engine,
+    app_config: AppConfig,
+    throttle: ThrottledLog | None = None,
+    *,
+    parser: HttpParser,
 ) -> Iterator[str]:
-    """The app served under uvicorn with the limits `ghlsync serve` applies; yields its URL."""
+    """The app served under uvicorn with the limits `ghlsync serve` applies, over `parser`;
+    yields its URL."""
     limits = ConnectionLimits.from_settings(app_config.server)
     app = create_app(engine=engine, config=app_config)
-    with serve_in_thread(app, **uvicorn_settings(limits, throttle)) as url:
+    with serve_in_thread(app, **uvicorn_settings(limits, throttle, parser=parser)) as url:
         yield url
 
 

@@ -23,10 +23,11 @@ from ghlsync._secret import Secret
 from ghlsync.dripjobs import sign
 from ghlsync.mapping import AppConfig
 from ghlsync.server import create_app, serve_in_thread
-from ghlsync.server._guard import ConnectionLimits, uvicorn_settings
+from ghlsync.server._guard import ConnectionLimits, HttpParser, uvicorn_settings
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import dead_letters, inbox, work_items
 from tests._db import fresh_postgres_database
+from tests._hardening_server_kit import PARSERS
 
 SECRET = "zap-secret-0123456789"
 WHSEC = "whsec_" + base64.b64encode(b"s" * 32).decode()
@@ -69,13 +70,15 @@ class Receiver:
             return list(conn.execute(query))
 
 
-def running(database_url: str, config: AppConfig, **app_options: Any) -> Iterator[Receiver]:
+def running(
+    database_url: str, config: AppConfig, *, parser: HttpParser | None = None, **app_options: Any
+) -> Iterator[Receiver]:
     engine = create_engine(database_url)
     migrate(engine)
     try:
         app = create_app(engine=engine, config=config, **app_options)
         # The connection guard `ghlsync serve` runs (deadlines, caps, lingering on a refusal)
-        guarded = uvicorn_settings(ConnectionLimits())
+        guarded = uvicorn_settings(ConnectionLimits(), parser=parser)
         with serve_in_thread(app, **guarded) as url, httpx2.Client(timeout=10) as http:
             yield Receiver(url, http, engine)
     finally:
@@ -453,9 +456,20 @@ async def test_concurrent_deliveries_each_get_their_own_answer(receiver: Receive
     assert sorted(w.generation for w in works) == [3] * 40
 
 
-def test_a_refused_body_still_arriving_does_not_reset_the_413(receiver: Receiver) -> None:
+@pytest.fixture(params=PARSERS)
+def receiver_over_each_parser(
+    request: pytest.FixtureRequest, sqlite_url: str
+) -> Iterator[Receiver]:
+    """A receiver on SQLite over each HTTP parser the connection guard supports."""
+    yield from running(sqlite_url, make_config(), parser=request.param)
+
+
+def test_a_refused_body_still_arriving_does_not_reset_the_413(
+    receiver_over_each_parser: Receiver,
+) -> None:
     """The rest of a body we refused unread may arrive after the answer; the answer must
     still reach the client (closing at once made the kernel reset the connection)."""
+    receiver = receiver_over_each_parser
     host, port = receiver.url.removeprefix("http://").split(":")
     head = (
         f"POST /hooks/dripjobs/customer.created HTTP/1.1\r\nHost: {host}\r\n"

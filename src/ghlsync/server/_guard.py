@@ -4,7 +4,8 @@ uvicorn bounds neither how long a client may take to send its headers nor how ma
 may be open: a peer that sends half a request line and then nothing holds a connection (and a
 file descriptor) forever, and enough of them exhaust the process's descriptors, after which
 nothing, `/healthz` included, is answered. `guarded_protocol` adds the missing bounds to
-uvicorn's h11 protocol:
+uvicorn's HTTP protocol, over httptools when it is installed (`http_parser`; less CPU per
+request) and over h11 otherwise, with the same behaviour (`_guard_conn._Guarded`):
 
 - headers: a connection must deliver its request line and headers within `header_timeout`
   seconds of connecting (or of its first byte of a kept-alive request), else it is closed;
@@ -13,6 +14,7 @@ uvicorn's h11 protocol:
   body nobody reads, e.g. one sent to an unknown path);
 - connections: past `max_connections` open at once, a new connection is answered
   `503 overloaded` and closed at once, so descriptors never run out;
+- head size: a request line and headers over `MAX_HEADER_BYTES` (16 KiB) are answered `400`;
 - malformed requests are answered with the JSON error shape instead of uvicorn's plain text.
 
 Each of these is logged once per interval, with a count, not once per connection: under a
@@ -22,35 +24,32 @@ flood, a line per connection would fill the disk.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import resource
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar, cast
-
-import h11
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from typing import Any, Literal
 
 from ghlsync.mapping._config import ServerSettings
+from ghlsync.server._guard_conn import MAX_HEADER_BYTES
+from ghlsync.server._guard_h11 import _GuardedH11
 
 __all__ = [
     "ConnectionLimits",
+    "HttpParser",
     "ThrottledLog",
     "fold_uvicorn_warnings",
     "guarded_protocol",
+    "http_parser",
     "quiet_accept_errors",
     "uvicorn_settings",
 ]
 
 _log = logging.getLogger("ghlsync.server")
 LOG_INTERVAL_SECONDS = 60.0
-MAX_HEADER_BYTES = 16 * 1024  # request line and headers; more is answered 400
 FD_RESERVE = 64  # descriptors kept for the store, log files and the worker's GHL client
 DEFAULT_BACKLOG = 128
-LINGER_SECONDS = 2.0  # reading the rest of a refused body before closing (`_CoalescedWrites`)
-BODY_BACKSTOP_GRACE = 2.0  # at most; the receiver's own 408 comes first when it reads the body
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,187 +123,45 @@ class ThrottledLog:
         self._logger.warning("%s", message)
 
 
-def _raw_json(status: int, reason: str, code: str, message: str) -> bytes:
-    """A complete HTTP/1.1 answer that closes the connection, written before any request."""
-    body = json.dumps({"error": code, "message": message}, separators=(",", ":")).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
-    )
-    return head.encode() + body
+HttpParser = Literal["httptools", "h11"]
 
 
-_OVERLOADED = _raw_json(
-    503, "Service Unavailable", "overloaded", "too many open connections; retry shortly"
-)
-
-
-class _GuardedH11(H11Protocol):
-    """uvicorn's h11 protocol with header and body deadlines and a connection cap."""
-
-    limits: ClassVar[ConnectionLimits]
-    throttle: ClassVar[ThrottledLog]
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._deadline: asyncio.TimerHandle | None = None
-        self._waiting_for: type[h11._util.Sentinel] | None = None
-        self._refused = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        if len(self.connections) >= self.limits.max_connections:
-            self._refuse(transport)
-            return
-        super().connection_made(transport)
-        writes = _CoalescedWrites(transport, self.loop, self._body_unread)
-        self.transport = cast(asyncio.Transport, writes)
-        self._expect(h11.IDLE, self.limits.header_timeout)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel()
-        if not self._refused:
-            super().connection_lost(exc)
-
-    def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        super().data_received(data)
-        self._watch()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        self._watch()
-
-    def _body_unread(self) -> bool:
-        """The client is still sending a body we answered without reading (408, 413)."""
-        return self.conn.their_state is h11.SEND_BODY
-
-    def send_400_response(self, msg: str) -> None:
-        """uvicorn's answer to a request it cannot parse, in our JSON error shape."""
-        self.throttle.warn("malformed", "answered 400 to requests that are not valid HTTP")
-        message = "the request is not valid HTTP/1.1 (or its headers are over 16 KiB)"
-        self.transport.write(_raw_json(400, "Bad Request", "bad_request", message))
-        self.transport.close()
-
-    def _refuse(self, transport: asyncio.Transport) -> None:
-        self._refused = True
-        self.transport = transport
-        limit = self.limits.max_connections
-        self.throttle.warn(
-            "connections",
-            f"{limit} connections are open (server.max_connections); new ones "
-            "are answered 503 and closed",
-        )
-        transport.write(_OVERLOADED)
-        transport.close()
-
-    def _watch(self) -> None:
-        """Arm the deadline of what the connection now waits for from the client."""
-        state = self.conn.their_state
-        if state is h11.IDLE and self.conn.trailing_data[0]:
-            self._expect(h11.IDLE, self.limits.header_timeout)  # a request head has begun
-        elif state is h11.SEND_BODY:
-            grace = min(BODY_BACKSTOP_GRACE, self.limits.body_timeout)
-            self._expect(h11.SEND_BODY, self.limits.body_timeout + grace)
-        elif state is not h11.IDLE:
-            self._cancel()
-
-    def _expect(self, state: type[h11._util.Sentinel], seconds: float) -> None:
-        if self._waiting_for is state and self._deadline is not None:
-            return  # the deadline runs from the start of the wait, not from the last byte
-        self._cancel()
-        self._waiting_for = state
-        self._deadline = self.loop.call_later(seconds, self._expire, state)
-
-    def _cancel(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-        self._deadline, self._waiting_for = None, None
-
-    def _expire(self, state: type[h11._util.Sentinel]) -> None:
-        self._deadline, self._waiting_for = None, None
-        if self.conn.their_state is not state or self.transport.is_closing():
-            return
-        if state is h11.IDLE:
-            seconds, what = self.limits.header_timeout, "their headers"
-        else:
-            seconds, what = self.limits.body_timeout, "their body"
-        self.throttle.warn(
-            f"slow-{what}", f"closed connections that did not send {what} within {seconds:g} s"
-        )
-        self.transport.close()
-
-
-class _CoalescedWrites:
-    """The connection's transport, with the writes of one turn of the loop sent as one.
-
-    uvicorn writes a response's head and body separately, and each `send()` on a loopback or
-    LAN socket costs as much CPU as parsing the request (it wakes the peer). Writes made in
-    the same turn of the event loop are joined and sent at the end of it: the same bytes in
-    the same order, one system call per response. Closing sends what is pending first.
-
-    Closing while the client is still sending a body we refused unread (408, 413) lingers:
-    our side is shut down (FIN after the answer) and the rest of the body read and dropped
-    for up to `LINGER_SECONDS`. Closing at once would make the kernel answer the body's late
-    bytes with a reset, which discards our answer from the client's buffer before it reads
-    it (it saw "connection reset" instead of the 413).
-    """
-
-    __slots__ = ("_linger", "_loop", "_pending", "_transport")
-
-    def __init__(
-        self,
-        transport: asyncio.Transport,
-        loop: asyncio.AbstractEventLoop,
-        linger: Callable[[], bool] = lambda: False,
-    ) -> None:
-        self._transport = transport
-        self._loop = loop
-        self._pending: list[bytes] = []
-        self._linger = linger
-
-    def write(self, data: bytes) -> None:
-        if not data:
-            return
-        if not self._pending:
-            self._loop.call_soon(self._flush)
-        self._pending.append(data)
-
-    def close(self) -> None:
-        self._flush()
-        transport = self._transport
-        if transport.is_closing() or not self._linger() or not transport.can_write_eof():
-            transport.close()
-            return
-        transport.write_eof()
-        self._linger = lambda: False  # once
-        self._loop.call_later(LINGER_SECONDS, transport.close)
-
-    def _flush(self) -> None:
-        if self._pending:
-            data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
-            self._pending = []
-            if not self._transport.is_closing():
-                self._transport.write(data)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
+def http_parser() -> HttpParser:
+    """The parser `ghlsync serve` uses: httptools (C, less CPU per request) when it can be
+    imported, which it can with ghlsync's dependencies; else h11, which uvicorn always has."""
+    try:
+        import httptools  # noqa: F401
+    except ImportError:
+        return "h11"
+    return "httptools"
 
 
 def guarded_protocol(
-    limits: ConnectionLimits, throttle: ThrottledLog | None = None
-) -> type[H11Protocol]:
-    """An h11 protocol class for uvicorn (`http=`) that enforces `limits`."""
+    limits: ConnectionLimits,
+    throttle: ThrottledLog | None = None,
+    *,
+    parser: HttpParser | None = None,
+) -> type[asyncio.Protocol]:
+    """A protocol class for uvicorn (`http=`) that enforces `limits`, over `parser`
+    (default: `http_parser()`)."""
     attributes = {"limits": limits, "throttle": throttle or ThrottledLog()}
+    if (parser or http_parser()) == "httptools":
+        from ghlsync.server._guard_httptools import _GuardedHttpTools
+
+        return type("GuardedHttpToolsProtocol", (_GuardedHttpTools,), attributes)
     return type("GuardedH11Protocol", (_GuardedH11,), attributes)
 
 
 def uvicorn_settings(
-    limits: ConnectionLimits, throttle: ThrottledLog | None = None
+    limits: ConnectionLimits,
+    throttle: ThrottledLog | None = None,
+    *,
+    parser: HttpParser | None = None,
 ) -> dict[str, Any]:
-    """Keyword arguments for `uvicorn.Config` that apply `limits`."""
+    """Keyword arguments for `uvicorn.Config` that apply `limits` (over `parser`, default
+    `http_parser()`)."""
     return {
-        "http": guarded_protocol(limits, throttle),
+        "http": guarded_protocol(limits, throttle, parser=parser),
         "timeout_keep_alive": limits.keep_alive,
         "h11_max_incomplete_event_size": MAX_HEADER_BYTES,
         "backlog": limits.backlog,
