@@ -148,6 +148,7 @@ class SqlRateLimiter:
         self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Future[None] | None = None
         self._renew_s = renew_s
+        self._lease_ms = math.ceil(self.policy.lease_ms)
         self._renewer: asyncio.Future[None] | None = None
 
     def _now_ms(self) -> int:
@@ -240,9 +241,11 @@ class SqlRateLimiter:
     def _lease(self, key: str) -> int:
         """How long past a take or a renewal an in-flight slot of `key` stays held: one
         interval (a request counted by GHL just before its sender died leaves the window
-        then) and `Policy.lease_ms` (the renewals' period, with room for a late one)."""
-        interval = self._known.get(key, self._defaults)[1]
-        return interval + math.ceil(self.policy.lease_ms)
+        then) and `Policy.lease_ms` (renewals come up to 2 s apart; the rest is room for a
+        request still on its way when its sender died). A live process's slot frees early
+        only if its renewals stop for all of that but one gap (~13 s): at worst one request
+        too many in the window, which GHL may answer with a 429 (paced, retried)."""
+        return self._known.get(key, self._defaults)[1] + self._lease_ms
 
     async def _renew_while_in_flight(self) -> None:
         """Every `renew_s` while this process has requests in flight: extend the holds of
