@@ -9,6 +9,10 @@ about an interval, not after `hold_ms` (a location's first request has the only 
 from __future__ import annotations
 
 import asyncio
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 
@@ -88,6 +92,46 @@ async def test_a_dead_processs_slot_is_free_an_interval_and_a_lease_after_its_ta
         clock.advance(0.1)
         await asyncio.wait_for(alive.acquire("loc"), 10)  # a guard: 120 s held it for good
         assert _slot(engine, "loc", 0) == (True, _ms(clock) + INTERVAL_MS + LEASE_MS)
+    finally:
+        await alive.drain()
+
+
+_TAKE_AND_HANG = """
+import asyncio, sys
+from ghlsync.ghl._ratelimit import SqlRateLimiter
+from ghlsync.store import create_engine
+
+async def main():
+    await SqlRateLimiter(create_engine(sys.argv[1])).acquire("loc")
+    print("taken", flush=True)
+    await asyncio.sleep(600)  # the request never answers: SIGKILLed first
+
+asyncio.run(main())
+"""
+
+
+def _take_and_get_killed(url: str) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-c", _TAKE_AND_HANG, url], stdout=subprocess.PIPE, text=True
+    ) as child:
+        try:
+            assert child.stdout is not None and child.stdout.readline() == "taken\n"
+        finally:
+            child.send_signal(signal.SIGKILL)
+            child.wait()
+
+
+async def test_a_sigkilled_processs_slot_is_free_an_interval_and_a_lease_after_its_death(
+    engine: sa.Engine,
+) -> None:
+    """A real process takes the location's one slot, renews it while it lives, and is
+    SIGKILLed: the slot is free 15 s after the kill (on the system clock), not 120 s."""
+    url = engine.url.render_as_string(hide_password=False)
+    await asyncio.to_thread(_take_and_get_killed, url)
+    clock = FakeClock(start=time.time() + (INTERVAL_MS + LEASE_MS) / 1000)
+    alive = SqlRateLimiter(engine, clock=clock)
+    try:
+        await asyncio.wait_for(alive.acquire("loc"), 10)  # a guard: 120 s held it for good
     finally:
         await alive.drain()
 
