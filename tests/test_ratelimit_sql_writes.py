@@ -153,16 +153,16 @@ async def test_a_slot_whose_pending_free_is_due_is_taken_without_a_wait(
     limiter = SqlRateLimiter(engine, clock=clock)
     try:
         await limiter.acquire("loc")  # slot 0
-        await limiter.observe("loc", 200, _headers(3, 10_000, remaining=2))  # 3 slots now
+        await limiter.observe("loc", 200, _headers(3, 1_000, remaining=2))  # 3 slots now
         await limiter.acquire("loc")  # slot 1
         await limiter.acquire("loc")  # slot 2
-        clock.advance(10.01)
+        clock.advance(1.01)
         await limiter.acquire("loc")  # slot 0 again; 0, 1, 2 in flight
-        await limiter.observe("loc", 200, _headers(3, 10_000, remaining=2))  # frees slot 1
+        await limiter.observe("loc", 200, _headers(3, 1_000, remaining=2))  # frees slot 1
         assert [free["s"] for free in limiter._pending] == [1]
-        clock.advance(11.0)  # the free is due; nothing else is free
+        clock.advance(1.1)  # the free is due; nothing else is free (leases: 6 s)
         before, start = clock.now(), time.monotonic()
-        await asyncio.wait_for(limiter.acquire("loc"), 5)  # a lost free: held for 120 s
+        await asyncio.wait_for(limiter.acquire("loc"), 5)  # a lost free: held until its lease ends
         assert clock.now() == before  # no sleep until some other slot frees
         assert time.monotonic() - start < 0.2  # no poll for an answer (0.25 s)
         assert [slot for slot, _ in limiter._in_flight["loc"]] == [2, 0, 1]
@@ -173,10 +173,10 @@ async def test_a_slot_whose_pending_free_is_due_is_taken_without_a_wait(
 async def test_a_late_answer_frees_its_slot_even_when_the_same_statement_takes(
     engine: sa.Engine,
 ) -> None:
-    """An answer after the slot's hold ran out (120 s): the slot looks free, but its request
-    is in the window for one more interval. The statement that writes its free and takes for
-    the key leaves it alone (on PostgreSQL a row changed twice by one statement would end
-    either way) and takes the next one."""
+    """An answer after the slot's hold ran out (not renewed: its process looked dead): the
+    slot looks free, but its request is in the window for one more interval. The statement
+    that writes its free and takes for the key leaves it alone (on PostgreSQL a row changed
+    twice by one statement would end either way) and takes the next one."""
     clock = FakeClock()
     limiter = SqlRateLimiter(engine, clock=clock)
     try:
@@ -186,7 +186,7 @@ async def test_a_late_answer_frees_its_slot_even_when_the_same_statement_takes(
         await limiter.acquire("loc")  # slot 2
         clock.advance(10.01)
         await limiter.acquire("loc")  # slot 0 again
-        clock.advance(115.0)  # the holds of slots 1 and 2 have run out, not slot 0's
+        clock.advance(6.0)  # the holds of slots 1 and 2 have run out (15 s), not slot 0's
         await limiter.observe("loc", 200, _headers(3, 10_000, remaining=2))  # slot 1, late
         freed = limiter._pending[0]
         assert freed["s"] == 1

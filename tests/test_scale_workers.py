@@ -153,7 +153,9 @@ def test_a_killed_and_a_drained_worker_lose_and_duplicate_nothing(rig: Rig) -> N
     assert "leases released" in rig.log(drained)
 
     # The killed worker's leases expire (6 s) and others finish. A request it had in flight
-    # keeps its rate-limit slot for `Policy.hold_ms` (120 s): when that was a location's first
+    # keeps its rate-limit slot until its hold runs out, an interval and a lease after the last
+    # renewal (15 s for a first request: the default 10 s interval until the headers say 2 s),
+    # not `Policy.hold_ms` (120 s) as before: when that was a location's first
     # request (one slot until GHL's headers are learnt), the location waits that long, and its
     # tasks wait for their customers without using up attempts.
     wait_until_settled(rig, timeout=240)

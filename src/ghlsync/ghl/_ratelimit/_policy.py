@@ -72,6 +72,10 @@ class Policy:
     max_pause_ms: float = 300_000.0  # the longest 429 pause (a Retry-After beyond is capped)
     daily_probe_ms: float = 300_000.0  # a spent day is probed again after this long quiet
     hold_ms: float = 120_000.0  # a slot whose answer never comes is free again after this
+    # The SQL limiter holds an in-flight slot only this long past one interval after its take,
+    # renewing it while the request is in flight (up to `hold_ms`): a killed process's slots
+    # are free again an interval and a lease after its last renewal, not `hold_ms` after.
+    lease_ms: float = 5_000.0
     margin_ms: float = 1.0  # added to "answer + interval": clock rounding never makes it early
     daily_pacing: bool = True  # spread the day's budget when a backlog runs ahead of the day
     daily_headroom: float = 0.1  # share of the daily limit a backlog may run ahead at full speed

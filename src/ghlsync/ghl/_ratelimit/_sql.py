@@ -17,6 +17,13 @@ subquery per key, `FROM unnest(:keys, :ns) AS wants(k, n) JOIN LATERAL (... WHER
 wants.k ... LIMIT wants.n FOR UPDATE OF s SKIP LOCKED)`, and the rows it locked are updated
 (`RETURNING key, slot`): rows another process is taking are skipped, not waited for.
 
+`:hold` is short: one interval and `Policy.lease_ms` (15 s), not `Policy.hold_ms` (120 s).
+While the request is in flight, this process renews it (`_renew_while_in_flight`: a task that
+runs only while something is in flight, and writes only for requests taken a second ago or
+more, so an answer in time costs nothing more), up to `hold_ms` after the take. A process
+that dies stops renewing: its slots are free again an interval and a lease after the last
+renewal, where a location's first request (its one slot) used to stall it for two minutes.
+
 `:n` is how many of this process's callers are waiting for the key right now (at most
 `batch`): slots are taken for callers that exist, never stocked ahead, and a slot a caller
 gave up on is handed back at once, so no process can hold what another could use. The answer
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sqlite3
 from collections import deque
@@ -93,6 +101,9 @@ DAILY_WRITE_STEP = 100  # of this many), unless it nears the reserve
 # generic plan costs a tiny `rate_slots` read whole below the primary key for those 10 (frees):
 # no sequential scans, so every row is found by its key.
 PG_SETTINGS = {"plan_cache_mode": "force_generic_plan", "enable_seqscan": "off"}
+RENEW_S = 1.0  # while requests are in flight, how often to renew the holds of the older ones
+RENEW_AGE_MS = 1_000  # ... those taken at least this long ago (on the limiter's clock)
+_log = logging.getLogger("ghlsync.ghl")
 _T = TypeVar("_T")
 _FLUSH = ("", 0)  # an item of the takes' bulk that takes nothing: only the frees are written
 
@@ -111,6 +122,7 @@ class SqlRateLimiter:
         *,
         max_pause_s: float = 300.0,
         daily_pacing: bool = True,
+        renew_s: float = RENEW_S,
     ) -> None:
         self._engine = engine
         self._clock = clock
@@ -135,6 +147,9 @@ class SqlRateLimiter:
         # safe for that across threads) and written before whatever statement it runs next.
         self._pending: deque[dict[str, Any]] = deque()
         self._flusher: asyncio.Future[None] | None = None
+        self._renew_s = renew_s
+        self._lease_ms = math.ceil(self.policy.lease_ms)
+        self._renewer: asyncio.Future[None] | None = None
 
     def _now_ms(self) -> int:
         return math.floor(self._clock.now() * 1000.0)
@@ -158,6 +173,8 @@ class SqlRateLimiter:
                     else:
                         await self._wait(key, got)
                 self._in_flight[key].append((spare.popleft(), self._now_ms()))
+                if self._renewer is None:
+                    self._renewer = asyncio.ensure_future(self._renew_while_in_flight())
         finally:
             self._waiting[key] -= 1
             if not self._waiting[key] and spare:  # taken for callers that gave up: give back
@@ -207,12 +224,73 @@ class SqlRateLimiter:
             await self._write_frees()
 
     async def drain(self) -> None:
-        """Write every freed slot still waiting for its batch: call before the engine is
-        disposed, so no write is left running on a connection nobody closes."""
+        """Write every freed slot still waiting for its batch and stop renewing holds: call
+        before the engine is disposed, so no write is left running on a connection nobody
+        closes (a request still in flight keeps its slot for `_lease` more, then it frees)."""
+        renewer, self._renewer = self._renewer, None
+        if renewer is not None and not renewer.done():
+            renewer.cancel()
+            await asyncio.wait([renewer])
         if self._flusher is not None and not self._flusher.done():
             await self._flusher
         if self._pending:
             await self._write_frees()
+
+    # -- holds of requests in flight: short, renewed while this process lives ------------------
+
+    def _lease(self, key: str) -> int:
+        """How long past a take or a renewal an in-flight slot of `key` stays held: one
+        interval (a request counted by GHL just before its sender died leaves the window
+        then) and `Policy.lease_ms` (renewals come up to 2 s apart; the rest is room for a
+        request still on its way when its sender died). A live process's slot frees early
+        only if its renewals stop for all of that but one gap (~13 s): at worst one request
+        too many in the window, which GHL may answer with a 429 (paced, retried)."""
+        return self._known.get(key, self._defaults)[1] + self._lease_ms
+
+    async def _renew_while_in_flight(self) -> None:
+        """Every `renew_s` while this process has requests in flight: extend the holds of
+        those taken `RENEW_AGE_MS` ago or more, so they stay held as long as GHL may count
+        them; ends when nothing is in flight (the next take starts it again). An answer in
+        time, nearly every one, is never renewed: the hot path writes nothing more."""
+        try:
+            while True:
+                await asyncio.sleep(self._renew_s)
+                rows, flying = self._due_renewals()
+                if not flying:
+                    return
+                if rows:
+                    try:
+                        await self._write_renewals(rows)
+                    except Exception:  # the database is unreachable: the next tick tries again
+                        _log.warning("renewing rate-limit slots in flight failed", exc_info=True)
+        finally:
+            if self._renewer is asyncio.current_task():
+                self._renewer = None
+
+    def _due_renewals(self) -> tuple[list[dict[str, Any]], bool]:
+        """The renewals due now (`k`, `s`, `at`), and whether anything is in flight. A hold
+        never runs past `Policy.hold_ms` after its take: a request that never ends (it
+        always does: the client's timeouts) does not keep its slot for good."""
+        now = self._now_ms()
+        cutoff = now - RENEW_AGE_MS
+        cap = int(self.policy.hold_ms)
+        rows: list[dict[str, Any]] = []
+        flying = False
+        for key, queue in self._in_flight.items():
+            if not queue:
+                continue
+            flying = True
+            lease = self._lease(key)
+            for slot, sent in queue:
+                if cutoff >= sent and sent + cap > now:
+                    rows.append({"k": key, "s": slot, "at": min(now + lease, sent + cap)})
+        return rows, flying
+
+    async def _write_renewals(self, rows: list[dict[str, Any]]) -> None:
+        """Extend the holds of `rows` that are still in flight (never shorten one): on
+        SQLite on the loop's connection if the lock is free, else on the limiter's thread."""
+        if not self._on_loop(partial(self._hot.renew, rows=rows, immediate=True))[0]:
+            await self._thread.run(partial(self._hot.renew, rows=rows))
 
     async def _take(self, key: str, want: int) -> list[int] | float:
         """The slots taken for `key`'s `want` waiting callers, or ms to wait (inf: all usable
@@ -281,18 +359,18 @@ class SqlRateLimiter:
         failed on a connection that is still there (one statement: it committed nothing); not
         when the connection was lost, because the statement may have committed before the
         error reached us, and writing the free again after the slot was taken anew would free
-        a call in flight. A free lost that way only keeps its slot held until `hold_ms` passes
-        (fewer calls, never more)."""
+        a call in flight. A free lost that way only keeps its slot held until its hold runs
+        out (`_lease`: fewer calls, never more)."""
         now = self._now_ms()
-        hold = now + int(self.policy.hold_ms)
         frees = self._pop_pending()
         if self._pg:
+            hold = now + max((self._lease(key) for key, n in wants if n), default=0)
             return self._write_pg(conn, wants, frees, now, hold)
         try:
             self._hot.begin(conn, immediate=immediate)
             self._hot.free(conn, frees)
             slots = [
-                self._hot.take(conn, {"k": key, "now": now, "hold": hold, "n": n})
+                self._hot.take(conn, {"k": key, "now": now, "hold": now + self._lease(key), "n": n})
                 or self._wait_ms(conn, key, now)
                 for key, n in wants
             ]
@@ -549,6 +627,7 @@ class _HotStatements:
         self._take = RawStatement(_build_write() if self._pg else _build_take())
         self._free = RawStatement(_FREE)
         self._wait = RawStatement(_WAIT)
+        self._renew = RawStatement(_RENEW)
 
     def begin(self, conn: Any, *, immediate: bool = False) -> None:
         """SQLite: `immediate` takes the write lock up front, so a busy lock fails here,
@@ -586,6 +665,20 @@ class _HotStatements:
             return
         sql = self._free.compiled(self._dialect).sql
         conn.executemany(sql, [self._free.args(self._dialect, row)[1] for row in rows])
+
+    def renew(self, conn: Any, rows: list[dict[str, Any]], *, immediate: bool = False) -> None:
+        """Extend in-flight holds (`_RENEW`). On PostgreSQL a statement per row, each its
+        own transaction (autocommit): holding one row lock at a time, a renewal never waits
+        in a cycle with another process's multi-row take or free."""
+        sql = self._renew.compiled(self._dialect).sql
+        args = [self._renew.args(self._dialect, row)[1] for row in rows]
+        if self._pg:
+            for one in args:
+                conn.execute(sql, one, prepare=True)
+            return
+        self.begin(conn, immediate=immediate)
+        conn.executemany(sql, args)
+        self.commit(conn)
 
     def _write(self, conn: Any, frees: list[dict[str, Any]], params: Mapping[str, Any]) -> Any:
         columns = {
@@ -689,6 +782,19 @@ def _build_wait() -> sa.Select[Any]:
 
 
 _WAIT = _build_wait()
+_RENEW_AT = sa.bindparam("at", type_=sa.BigInteger)
+# A renewal extends a slot still in flight (an answer's free, written first or later, wins);
+# never shortens a hold (another process's, on a slot taken again after ours ran out).
+_RENEW = (
+    s.update()
+    .where(
+        s.c.key == sa.bindparam("k"),
+        s.c.slot == sa.bindparam("s"),
+        s.c.in_flight.is_(True),
+        s.c.free_at_ms < _RENEW_AT,
+    )
+    .values(free_at_ms=_RENEW_AT)
+)
 _FREE = (
     s.update()
     .where(s.c.key == sa.bindparam("k"), s.c.slot == sa.bindparam("s"))
