@@ -9,6 +9,7 @@ while the row was leased, and the settle puts the row back to pending.
 from __future__ import annotations
 
 import asyncio
+import gc
 from typing import Any
 
 import sqlalchemy as sa
@@ -100,3 +101,34 @@ async def test_a_delivery_merged_into_an_item_in_flight_is_synced_when_it_settle
     await asyncio.wait_for(running, timeout=10)
     assert seen == ["Austin", "Dallas"]
     assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_a_busy_worker_keeps_no_finished_item(engine_store: sa.Engine) -> None:
+    """A long-running worker holds only the items in flight. Finished items whose claim
+    found more work to take (the usual case under load) were kept with their tasks, claims
+    and payloads: `serve`'s memory grew with every synced change (over 1 KB each, +225 MB in a
+    10-minute soak at 500 deliveries/s)."""
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        await asyncio.sleep(0)
+        return []
+
+    worker = _worker(engine_store, flows)
+    worker.concurrency = 4
+    await asyncio.to_thread(send, engine_store, *(delivery(f"c{i}") for i in range(60)))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    for _ in range(1000):
+        if worker.processed >= 60:
+            break
+        await asyncio.sleep(0.01)
+    assert worker.processed == 60
+    await asyncio.sleep(0.1)  # the loop's pass after the last item ends
+    kept = [
+        task
+        for task in gc.get_objects()
+        if isinstance(task, asyncio.Task) and "Worker._process" in repr(task.get_coro())
+    ]
+    assert len(kept) <= worker.concurrency, f"{len(kept)} item tasks kept after 60 synced"
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)

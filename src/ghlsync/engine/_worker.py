@@ -229,7 +229,8 @@ class Worker:
                     # Drained, a finished item frees a slot but brings no work: only a
                     # delivery that came while it was leased (merged into its row, which its
                     # settle may have put back to pending) calls for a claim.
-                    look = look or self._claimed_at.pop(task, self._wakes) != self._wakes
+                    woken = self._claimed_at.pop(task, self._wakes) != self._wakes
+                    look = look or woken  # popped first: `look or pop(...)` kept every task
                     if self._retry_due is not None:  # one of ours comes due sooner
                         deadline = min(deadline, self._retry_due)
                         self._retry_due = None
