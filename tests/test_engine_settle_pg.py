@@ -188,6 +188,32 @@ async def test_a_bad_completion_fails_alone(postgres_url: str) -> None:
         engine.dispose()
 
 
+async def test_the_statement_is_planned_once_per_connection(postgres_url: str) -> None:
+    """The settle thread's session plans its statement once (a generic plan, `PG_SETTINGS`),
+    not at every run: PostgreSQL's own choice was a new custom plan each time."""
+    engine = create_engine(postgres_url)
+    migrate(engine)
+    try:
+        batch = for_engine(engine)
+        assert batch is not None
+        for n in range(8):  # past the five custom plans PostgreSQL tries before choosing
+            send(engine, delivery(f"c{n}", "customer.created", delivery_id=f"d{n}"))
+        items = claim(engine, "w1", None, 10, 60.0)
+        plans = """
+            SELECT generic_plans, custom_plans FROM pg_prepared_statements
+            WHERE statement LIKE 'WITH locked AS%'
+        """
+        for item in items:
+            assert await batch.complete(Completion(item, [AuditEntry("created")], 1.0, []))
+            # On the connection the thread keeps between batches that keep coming (HOLD_S).
+            counted = await batch._thread.run(lambda conn: conn.execute(plans).fetchall())
+            assert len(counted) == 1, counted
+            generic, custom = counted[0]
+            assert generic >= 1 and custom == 0, counted
+    finally:
+        engine.dispose()
+
+
 def test_sqlite_has_no_batcher(tmp_path: Any) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     try:

@@ -66,7 +66,9 @@ work_items = sa.Table(
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.UniqueConstraint("location_id", "entity_type", "source_id", name="uq_work_entity"),
-    sa.Index("ix_work_claim", "status", "location_id", "available_at"),
+    # The id last (migration 0017): the claim's `ORDER BY available_at, id LIMIT k` per
+    # location reads the index in order and stops after k rows.
+    sa.Index("ix_work_claim", "status", "location_id", "available_at", "id"),
 )
 
 dead_letters = sa.Table(

@@ -38,6 +38,19 @@ from ghlsync.store._tables_engine import audit_log, work_items
 from ghlsync.store._tables_sync import sync_state, upsert_sync_state
 
 StateRow = dict[str, Any]  # `_syncstate.put_params`: k_location, k_type, ..., v_synced_at
+# The settle thread's PostgreSQL session (`DbThread` settings, its connection only):
+# `COMPLETE_MANY` is planned once per connection, not at every run. Left to choose, PostgreSQL
+# planned it anew each time (~0.5 ms of its CPU, more than running it): the generic plan,
+# costed for arrays of 10 elements, looked dearer than any custom one. Every row it touches
+# is found by a key it is given (the work rows by id, the sync states by their primary key):
+# index seeks in nested loops, whatever the table's statistics say (a new store has none).
+PG_SETTINGS = {
+    "plan_cache_mode": "force_generic_plan",
+    "enable_seqscan": "off",
+    "enable_bitmapscan": "off",
+    "enable_hashjoin": "off",
+    "enable_mergejoin": "off",
+}
 
 _AUDIT_COLUMNS = (
     ("at", sa.Float),
@@ -140,7 +153,7 @@ class PgSettle:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._dialect = engine.dialect
-        self._thread = DbThread(engine, name="ghlsync-settle")
+        self._thread = DbThread(engine, name="ghlsync-settle", settings=PG_SETTINGS)
 
     async def complete(self, completion: Completion) -> bool:
         """Write one completion with whatever else is queued; False: the lease was lost."""
