@@ -71,8 +71,8 @@ from ghlsync.mapping._config import WorkerSettings
 from ghlsync.sandbox import DEFAULT_CALENDAR_ID, DEFAULT_LOCATION_ID, DEFAULT_TOKEN, SandboxState
 from ghlsync.sandbox import create_app as create_sandbox_app
 from ghlsync.server import bind_loopback, create_app
-from ghlsync.server._guard import ConnectionLimits, uvicorn_settings
 from ghlsync.server._run import build_worker
+from ghlsync.server.guard._settings import ConnectionLimits, uvicorn_settings
 from ghlsync.store import begin_immediate, create_engine, migrate
 from ghlsync.store._tables_engine import dead_letters, work_items
 

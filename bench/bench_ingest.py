@@ -453,7 +453,7 @@ def write_block(begin: str, end: str, text: str) -> None:
 
 
 def main() -> None:
-    from ghlsync.server._guard import http_parser
+    from ghlsync.server.guard._settings import http_parser
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--load", choices=["wrk", "asyncio"], default="wrk")

@@ -13,7 +13,12 @@ import sqlalchemy as sa
 
 from ghlsync.mapping import AppConfig
 from ghlsync.server import create_app, serve_in_thread
-from ghlsync.server._guard import ConnectionLimits, HttpParser, ThrottledLog, uvicorn_settings
+from ghlsync.server.guard._settings import (
+    ConnectionLimits,
+    HttpParser,
+    ThrottledLog,
+    uvicorn_settings,
+)
 
 SECRET = "hardening-secret-0123456789"
 ADMIN = "admin-token-0123456789"

@@ -20,7 +20,8 @@ import sqlalchemy as sa
 from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ghlsync.server._guard import (
+from ghlsync.server.guard._conn import MAX_HEADER_BYTES
+from ghlsync.server.guard._settings import (
     ConnectionLimits,
     HttpParser,
     ThrottledLog,
@@ -29,7 +30,6 @@ from ghlsync.server._guard import (
     quiet_accept_errors,
     uvicorn_settings,
 )
-from ghlsync.server._guard_conn import MAX_HEADER_BYTES
 from ghlsync.store import create_engine, migrate
 from tests._hardening_server_kit import (
     BEARER,

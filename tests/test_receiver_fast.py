@@ -24,8 +24,8 @@ from starlette.responses import Response
 from ghlsync.server import serve_in_thread
 from ghlsync.server._commit import CommitterClosed, LoopCommitter
 from ghlsync.server._fast import GhlsyncApp
-from ghlsync.server._guard_conn import _CoalescedWrites
 from ghlsync.server._responses import json_response
+from ghlsync.server.guard._conn import _CoalescedWrites
 from ghlsync.store import create_engine
 from ghlsync.store._engine import begin_immediate_on
 

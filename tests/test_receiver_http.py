@@ -23,7 +23,7 @@ from ghlsync._secret import Secret
 from ghlsync.dripjobs import sign
 from ghlsync.mapping import AppConfig
 from ghlsync.server import create_app, serve_in_thread
-from ghlsync.server._guard import ConnectionLimits, HttpParser, uvicorn_settings
+from ghlsync.server.guard._settings import ConnectionLimits, HttpParser, uvicorn_settings
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import dead_letters, inbox, work_items
 from tests._db import fresh_postgres_database

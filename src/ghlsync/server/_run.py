@@ -32,7 +32,7 @@ from ghlsync.ghl import GHLClient, SqlRateLimiter
 from ghlsync.mapping import AppConfig, Mapper
 from ghlsync.reconcile import SweepSchedule, sweep_locations
 from ghlsync.server._app import create_app
-from ghlsync.server._guard import (
+from ghlsync.server.guard._settings import (
     ConnectionLimits,
     ThrottledLog,
     fold_uvicorn_warnings,
@@ -114,7 +114,7 @@ async def _serve(engine: sa.Engine, config: AppConfig, options: ServeOptions) ->
 
 
 def _uvicorn(app: FastAPI, options: ServeOptions, limits: ConnectionLimits) -> uvicorn.Server:
-    """Uvicorn with the connection limits of `server:` (`_guard.py`, docs/deployment.md)."""
+    """Uvicorn with the connection limits of `server:` (`guard/`, docs/deployment.md)."""
     throttle = ThrottledLog()
     quiet_accept_errors(asyncio.get_running_loop(), throttle)
     fold_uvicorn_warnings()

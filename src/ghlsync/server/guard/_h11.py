@@ -5,7 +5,7 @@ from __future__ import annotations
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ghlsync.server._guard_conn import Phase, _Guarded
+from ghlsync.server.guard._conn import Phase, _Guarded
 
 
 class _GuardedH11(_Guarded, H11Protocol):

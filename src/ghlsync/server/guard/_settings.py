@@ -5,7 +5,7 @@ may be open: a peer that sends half a request line and then nothing holds a conn
 file descriptor) forever, and enough of them exhaust the process's descriptors, after which
 nothing, `/healthz` included, is answered. `guarded_protocol` adds the missing bounds to
 uvicorn's HTTP protocol, over httptools when it is installed (`http_parser`; less CPU per
-request) and over h11 otherwise, with the same behaviour (`_guard_conn._Guarded`):
+request) and over h11 otherwise, with the same behaviour (`_conn._Guarded`):
 
 - headers: a connection must deliver its request line and headers within `header_timeout`
   seconds of connecting (or of its first byte of a kept-alive request), else it is closed;
@@ -32,8 +32,8 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from ghlsync.mapping._config import ServerSettings
-from ghlsync.server._guard_conn import MAX_HEADER_BYTES
-from ghlsync.server._guard_h11 import _GuardedH11
+from ghlsync.server.guard._conn import MAX_HEADER_BYTES
+from ghlsync.server.guard._h11 import _GuardedH11
 
 __all__ = [
     "ConnectionLimits",
@@ -146,7 +146,7 @@ def guarded_protocol(
     (default: `http_parser()`)."""
     attributes = {"limits": limits, "throttle": throttle or ThrottledLog()}
     if (parser or http_parser()) == "httptools":
-        from ghlsync.server._guard_httptools import _GuardedHttpTools
+        from ghlsync.server.guard._httptools import _GuardedHttpTools
 
         return type("GuardedHttpToolsProtocol", (_GuardedHttpTools,), attributes)
     return type("GuardedH11Protocol", (_GuardedH11,), attributes)

@@ -1,8 +1,8 @@
 """The guarded protocol over uvicorn's httptools parser (llhttp, in C).
 
-Imported only when httptools is installed (`_guard.http_parser`). Parsing with it costs less
+Imported only when httptools is installed (`_settings.http_parser`). Parsing with it costs less
 CPU per request than h11; the guard's deadlines, cap and answers are the same
-(`_guard_conn._Guarded`). What h11 tracks itself is tracked here from the parser's callbacks:
+(`_conn._Guarded`). What h11 tracks itself is tracked here from the parser's callbacks:
 where the client is in its request, and the size of the request head.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from ghlsync.server._guard_conn import MAX_HEADER_BYTES, Phase, _Guarded
+from ghlsync.server.guard._conn import MAX_HEADER_BYTES, Phase, _Guarded
 
 # The fixed bytes of a head around its parts: "<method> <url> HTTP/1.1\r\n" and the blank line.
 _LINE_AND_END = len(b"  HTTP/1.1\r\n") + len(b"\r\n")

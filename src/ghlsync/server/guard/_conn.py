@@ -1,8 +1,8 @@
-"""What the guarded protocols share, whichever parser reads the requests (`_guard.py`).
+"""What the guarded protocols share, whichever parser reads the requests (`_settings.py`).
 
 `_Guarded` holds the deadlines, the connection cap, the refusals and the 400 answer; a
 protocol built on it says only where the client is in its request (`_phase`), read from its
-parser: h11's state (`_guard_h11.py`) or the callbacks of httptools (`_guard_httptools.py`).
+parser: h11's state (`_h11.py`) or the callbacks of httptools (`_httptools.py`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 if TYPE_CHECKING:
-    from ghlsync.server._guard import ConnectionLimits, ThrottledLog
+    from ghlsync.server.guard._settings import ConnectionLimits, ThrottledLog
 
 MAX_HEADER_BYTES = 16 * 1024  # request line and headers; more is answered 400
 LINGER_SECONDS = 2.0  # reading the rest of a refused body before closing (`_CoalescedWrites`)
