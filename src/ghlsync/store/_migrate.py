@@ -23,6 +23,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
 from ghlsync.store._engine import begin_immediate
+from ghlsync.store._raw import is_busy
 
 __all__ = [
     "StoreVersionError",
@@ -68,9 +69,7 @@ def migrate(engine: sa.Engine) -> None:
             _migrate(engine)
             return
         except sa.exc.OperationalError as exc:
-            if engine.dialect.name != "sqlite" or "locked" not in str(exc.orig):
-                raise
-            if attempt == _LOCKED_TRIES:
+            if not is_busy(exc) or attempt == _LOCKED_TRIES:
                 raise
             time.sleep(0.1 * attempt)
 
