@@ -521,10 +521,16 @@ class Worker:
             reason = "its worker stopped (crash or kill) during every attempt"
             await self._dead(item, Failure("dead", gave_up(reason, item.attempts - 1), "Lost"))
             return
+        states = SettleStates()  # what the flows `record`, `confirm`: written with the settle
+        try:
+            await self._sync_and_settle(item, states)
+        finally:  # settled or not, the store now shows what it holds
+            states.release()
+
+    async def _sync_and_settle(self, item: Claim, states: SettleStates) -> None:
         keeper = asyncio.ensure_future(self._keep_leased(item))
         failure: Failure | None = None
         waited: float | None = None
-        states = SettleStates()  # what the flows `record`: written with the settle below
         try:
             outcomes = await self._sync(item, states)
         except _EventFailed as failed:

@@ -1,23 +1,28 @@
 """The flows' view of the store: ID map and sync state, live (SQL) or dry-run (overlay).
 
 Every write commits on its own, on purpose: a `pending` row must be durable *before* the
-create it announces goes out, and a confirmation must be durable as soon as GHL answered.
-The writes that commit before the flow goes on do so before `await` returns, wherever they ran.
+create it announces goes out. The writes that commit before the flow goes on do so before
+`await` returns, wherever they ran.
 
-One exception, when the worker asks for it (`SettleStates`): `record` (a new synced state of
-an entity already mapped) is kept with the work item and written in the transaction that
-settles it, beside the work row and its audit lines, instead of in a transaction of its own.
-Nothing else waits for it: while the item's lease is held, the two-way flows wait
-(`to_dripjobs._echo`), reconcile leaves a contact alone (`reconcile._store.in_flight`) and a
-repair of a child only makes the leased row run again, and the item's own later reads see it
-(`load` overlays it). If the process dies before the settle, the item
-runs again from the older state and sends the same update again (GHL writes are idempotent
-here: an update, an add of tags already there).
+Two exceptions, when the worker asks for them (`SettleStates`): `record` (a new synced state
+of an entity already mapped) and, on SQLite, `confirm` (the GHL id of a create and its synced
+state) are kept with the work item and written in the transaction that settles it, beside the
+work row and its audit lines, instead of in a transaction of their own. Nothing else waits for
+them: while the item's lease is held, the two-way flows wait (`to_dripjobs._echo`: a contact
+still `pending` with the same email or phone, or a leased row), reconcile leaves a contact
+alone (`reconcile._store.in_flight`) and a repair of a child only makes the leased row run
+again. The item's own later reads see them (`load` overlays them), and so do the other items of
+this process (a confirmed mapping is shown to every ledger of the engine until its settle has
+run: `_CONFIRMED`), so a child in another item finds its customer's GHL id at once. If the
+process dies before the settle, the item runs again from the older state: an update is sent
+again (GHL writes are idempotent here: an update, an add of tags already there), and a create
+still `pending` is found in GHL by its email or phone, as after a crash during the create call.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -73,40 +78,107 @@ class Ledger(Protocol):
         ...
 
 
-class SettleStates:
-    """Sync states `record`ed while one work item ran, to be written when it is settled
-    (`write_in`, in the settle's transaction), and read back meanwhile (`SqlLedger.load`)."""
+_Key = tuple[str, str, str]  # location, entity type, DripJobs id
 
-    __slots__ = ("_kept",)
+# Per engine: the mappings confirmed by items of this process whose settle has not run yet
+# (`SettleStates.confirm`), with their synced state, shown to every ledger of the engine.
+_CONFIRMED: weakref.WeakKeyDictionary[sa.Engine, dict[_Key, tuple[IdMapRow, SyncState]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _confirmed_of(engine: sa.Engine) -> dict[_Key, tuple[IdMapRow, SyncState]]:
+    found = _CONFIRMED.get(engine)
+    if found is None:
+        found = _CONFIRMED[engine] = {}
+    return found
+
+
+def shown_mapping(
+    engine: sa.Engine, location_id: str, entity_type: str, source_id: str
+) -> IdMapRow | None:
+    """A mapping an item of this process confirmed and has not settled yet (for readers of
+    the ID map outside the ledger, which would still find it `pending` in the store)."""
+    shown = _CONFIRMED.get(engine)
+    found = shown.get((location_id, entity_type, source_id)) if shown else None
+    return None if found is None else found[0]
+
+
+class SettleStates:
+    """Sync states `record`ed, and mappings `confirm`ed, while one work item ran, to be
+    written when it is settled (`write_in`, in the settle's transaction), and read back
+    meanwhile (`SqlLedger.load`). `release` ends the showing of its confirmed mappings to the
+    process's other items, once the settle has run (committed or not)."""
+
+    __slots__ = ("_kept", "_mapped", "_shown")
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, str, str], tuple[SyncState, dict[str, Any]]] = {}
+        self._kept: dict[_Key, tuple[SyncState, dict[str, Any]]] = {}
+        self._mapped: dict[_Key, dict[str, Any]] = {}  # ID-map rows to write (`confirm`)
+        self._shown: dict[_Key, tuple[dict[_Key, Any], tuple[IdMapRow, SyncState]]] = {}
 
     def __len__(self) -> int:
-        return len(self._kept)
+        return len(self._kept) + len(self._mapped)
 
-    def keep(self, key: tuple[str, str, str], state: SyncState, params: dict[str, Any]) -> None:
+    def keep(self, key: _Key, state: SyncState, params: dict[str, Any]) -> None:
         self._kept[key] = (state, params)
 
-    def get(self, key: tuple[str, str, str]) -> SyncState | None:
+    def get(self, key: _Key) -> SyncState | None:
         found = self._kept.get(key)
         return None if found is None else found[0]
 
-    def drop(self, key: tuple[str, str, str]) -> None:
-        """A write of its own (confirm, forget) is newer than what was kept."""
+    def confirm(
+        self,
+        engine: sa.Engine,
+        key: _Key,
+        row: IdMapRow,
+        mapped: dict[str, Any],
+        state: SyncState,
+        synced: dict[str, Any],
+    ) -> None:
+        """A create's GHL id and synced state: written with the settle, shown meanwhile."""
+        self._mapped[key] = mapped
+        self._kept[key] = (state, synced)
+        shown = _confirmed_of(engine)
+        entry = shown[key] = (row, state)
+        self._shown[key] = (shown, entry)
+
+    def drop(self, key: _Key) -> None:
+        """A write of its own (forget) is newer than what was kept."""
         self._kept.pop(key, None)
+        self._mapped.pop(key, None)
+        self._unshow(key)
+
+    def release(self) -> None:
+        """The settle has run: the store shows what it wrote (or, if it failed, what it
+        holds), so the confirmed mappings kept here are no longer shown."""
+        for key in list(self._shown):
+            self._unshow(key)
+
+    def _unshow(self, key: _Key) -> None:
+        found = self._shown.pop(key, None)
+        if found is not None:
+            shown, entry = found
+            if shown.get(key) is entry:  # not since replaced by another item's
+                del shown[key]
 
     def rows(self) -> list[dict[str, Any]]:
         """The kept states as `_syncstate.put_params` rows (for a settle written as one
-        statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`."""
+        statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`.
+        (Confirmed mappings are kept on SQLite only: `SqlLedger.confirm`.)"""
         return [params for _, params in self._kept.values()]
 
     def write_in(self, conn: sa.Connection) -> None:
-        """Write the kept states in `conn`'s transaction (the settle's), at the driver level.
-        They stay kept: a settle whose shared transaction failed runs again on its own."""
-        if not self._kept:
+        """Write the kept mappings and states in `conn`'s transaction (the settle's), at the
+        driver level. They stay kept: a settle whose shared transaction failed runs again on
+        its own."""
+        if not self._kept and not self._mapped:
             return
         cursor = raw.RawCursor(conn.connection, conn.dialect)
+        if self._mapped:
+            mapped = _idmap.RAW_UPSERT[conn.dialect.name]
+            for params in self._mapped.values():
+                cursor.execute(mapped, params)
         upsert = _syncstate.RAW_UPSERT[conn.dialect.name]
         for _, params in self._kept.values():
             cursor.execute(upsert, params)
@@ -227,6 +299,9 @@ class SqlLedger:
 
     async def lookup(self, entity_type: str, source_id: str) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
+        shown = self._shown(entity_type, source_id)
+        if shown is not None:
+            return shown[0]
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:  # a load: batched with the others, the state left unread
             return (await batch.load((self.location_id, entity_type, source_id)))[0]
@@ -243,13 +318,22 @@ class SqlLedger:
         self, entity_type: str, source_id: str
     ) -> tuple[IdMapRow | None, SyncState | None]:
         """The ID-map row and the sync state, in one statement (a state this item recorded
-        and has not written yet comes from `settle`)."""
+        and has not written yet comes from `settle`; a mapping confirmed by an item of this
+        process whose settle has not run yet, from `_CONFIRMED`)."""
+        shown = self._shown(entity_type, source_id)
+        if shown is not None:
+            return shown[0], self._kept(entity_type, source_id) or shown[1]
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
             row, state = await batch.load((self.location_id, entity_type, source_id))
         else:
             row, state = await self._run(self._load, entity_type, source_id)
         return row, self._kept(entity_type, source_id) or state
+
+    def _shown(self, entity_type: str, source_id: str) -> tuple[IdMapRow, SyncState] | None:
+        """A mapping confirmed by an item of this process and not settled yet, if any."""
+        shown = _CONFIRMED.get(self.engine)
+        return shown.get((self.location_id, entity_type, source_id)) if shown else None
 
     def _kept(self, entity_type: str, source_id: str) -> SyncState | None:
         """The state this item recorded and has not written yet, if any (`settle`)."""
@@ -268,10 +352,17 @@ class SqlLedger:
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
     ) -> None:
-        """Record the GHL id and the synced state in one transaction."""
-        if self.settle is not None:
-            self.settle.drop((self.location_id, entity_type, source_id))
+        """Record the GHL id and the synced state in one transaction (with `settle` on
+        SQLite: kept, written when the item is settled, and shown to the process meanwhile)."""
+        key = (self.location_id, entity_type, source_id)
         batch = _pgbatch.for_engine(self.engine)
+        if self.settle is not None and batch is None:
+            mapped, synced = self._confirm_params(entity_type, source_id, ghl_id, state)
+            row = IdMapRow(entity_type, source_id, ghl_id, "confirmed", None)
+            self.settle.confirm(self.engine, key, row, mapped, state, synced)
+            return
+        if self.settle is not None:
+            self.settle.drop(key)
         if batch is not None:
             await batch.write(self._confirm_params(entity_type, source_id, ghl_id, state))
             return
@@ -297,8 +388,19 @@ class SqlLedger:
         await asyncio.to_thread(self._forget, entity_type, source_id)
 
     async def owners(self, entity_type: str, ghl_id: str) -> list[str]:
-        """The DripJobs ids mapped to one GHL object."""
-        return await asyncio.to_thread(self._owners, entity_type, ghl_id)
+        """The DripJobs ids mapped to one GHL object (with those confirmed by items of this
+        process and not settled yet)."""
+        found = await asyncio.to_thread(self._owners, entity_type, ghl_id)
+        shown = _CONFIRMED.get(self.engine)
+        if shown:
+            found += [
+                key[2]
+                for key, (row, _) in list(shown.items())
+                if key[:2] == (self.location_id, entity_type)
+                and row.ghl_id == ghl_id
+                and key[2] not in found
+            ]
+        return found
 
 
 _GONE = object()

@@ -33,6 +33,7 @@ from ghlsync.engine.flows.to_ghl._model import EntityOutcome, ParentNotSyncedErr
 from ghlsync.engine.flows.to_ghl._plan import Sender
 from ghlsync.engine.state import _idmap
 from ghlsync.engine.state._idmap import MapState
+from ghlsync.engine.state._ledger import shown_mapping
 from ghlsync.mapping import MappingError
 
 STEP_ENTITY = "recipe_step"
@@ -84,7 +85,9 @@ async def contact_of(engine: sa.Engine, location_id: str, run: RunInput, live: b
         return run.ghl_contact_id
     if not run.customer_id:
         return None
-    row = await asyncio.to_thread(_lookup, engine, location_id, "contact", run.customer_id)
+    row = shown_mapping(engine, location_id, "contact", run.customer_id) or (
+        await asyncio.to_thread(_lookup, engine, location_id, "contact", run.customer_id)
+    )
     if row is not None and row.state == "confirmed" and row.ghl_id:
         return row.ghl_id
     if live:
