@@ -232,3 +232,28 @@ async def test_two_processes_busy_on_one_window_never_overfill_it_and_free_every
     assert calls == {"a": 60, "b": 60}
     rows = _slots(engine, "loc")
     assert len(rows) == 20 and not [slot for slot, in_flight, _ in rows if in_flight]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_on_sqlite_callers_ready_together_share_one_take(engine: sa.Engine) -> None:
+    """Six callers of one key start in the same turn of the loop: one transaction takes a
+    slot for each (it used to be one take per caller, since a take on the loop's own
+    connection runs before any other caller can queue behind it)."""
+    limiter = SqlRateLimiter(engine, clock=FakeClock())
+    takes: list[Any] = []
+    real = limiter._take_all
+
+    def counted(conn: Any, wants: list[tuple[str, int]], **kwargs: Any) -> Any:
+        takes.append(wants)
+        return real(conn, wants, **kwargs)
+
+    try:
+        await limiter.acquire("loc")  # the key's rows made and its limit learnt
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+        limiter._take_all = counted  # type: ignore[method-assign]
+        await asyncio.wait_for(asyncio.gather(*(limiter.acquire("loc") for _ in range(6))), 5)
+        assert takes == [[("loc", 6)]]
+        in_flight = [slot for slot, flying, _ in _slots(engine, "loc") if flying]
+        assert len(in_flight) == 6 and len(limiter._in_flight["loc"]) == 6
+    finally:
+        await limiter.drain()

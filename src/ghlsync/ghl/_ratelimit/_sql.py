@@ -173,6 +173,11 @@ class SqlRateLimiter:
             async with self._locks[key]:
                 if key not in self._known:
                     await asyncio.to_thread(self._ensure_rows, key)
+                if not spare and not self._pg:
+                    # On SQLite the take runs on the loop, where no other caller can join
+                    # it: one turn of the loop first lets the callers ready now wait with
+                    # us, and one take serves them all (PostgreSQL: `_thread.run_bulk`).
+                    await asyncio.sleep(0)
                 while not spare:
                     got = await self._take(key, min(BATCH, self._waiting[key]))
                     if isinstance(got, list):
