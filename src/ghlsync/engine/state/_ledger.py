@@ -1,8 +1,10 @@
 """The flows' view of the store: ID map and sync state, live (SQL) or dry-run (overlay).
 
-Every write commits on its own, on purpose: a `pending` row must be durable *before* the
-create it announces goes out. The writes that commit before the flow goes on do so before
-`await` returns, wherever they ran.
+Every write commits before the flow goes on, on purpose: a `pending` row must be durable
+*before* the create it announces goes out. The writes that commit before the flow goes on do so
+before `await` returns, wherever they ran. They are batched with other items' writes of the
+same moment, never delayed past it: on PostgreSQL per process (`_pgbatch`), on SQLite the
+`pending` rows of one turn of the event loop (`_PendingWrites`).
 
 Two exceptions, when the worker asks for them (`SettleStates`): `record` (a new synced state
 of an entity already mapped) and, on SQLite, `confirm` (the GHL id of a create and its synced
@@ -91,6 +93,77 @@ def _confirmed_of(engine: sa.Engine) -> dict[_Key, tuple[IdMapRow, SyncState]]:
     found = _CONFIRMED.get(engine)
     if found is None:
         found = _CONFIRMED[engine] = {}
+    return found
+
+
+class _PendingWrites:
+    """The `mark_pending` rows of one turn of an event loop (SQLite), written in one
+    transaction: each caller is answered once it has committed. If that transaction fails,
+    each row is written again in a transaction of its own, so one bad row fails its caller
+    alone."""
+
+    __slots__ = ("_rows", "_writer")
+
+    def __init__(self) -> None:
+        self._rows: list[tuple[SqlLedger, dict[str, Any], asyncio.Future[None]]] = []
+        self._writer: asyncio.Future[None] | None = None
+
+    def add(self, ledger: SqlLedger, params: dict[str, Any]) -> asyncio.Future[None]:
+        done = asyncio.get_running_loop().create_future()
+        if not self._rows:
+            self._writer = asyncio.ensure_future(self._write_soon())
+        self._rows.append((ledger, params, done))
+        return done
+
+    async def _write_soon(self) -> None:
+        await asyncio.sleep(0)  # the callers of this turn of the loop join the first
+        rows, self._rows = self._rows, []
+        try:
+            first = rows[0][0]
+            await first._run(_write_pending, first.engine, [params for _, params, _ in rows])
+        except Exception:
+            for ledger, params, done in rows:
+                try:
+                    await ledger._run(_write_pending, ledger.engine, [params])
+                except Exception as error:
+                    _answer(done, error)
+                else:
+                    _answer(done, None)
+            return
+        for _, _, done in rows:
+            _answer(done, None)
+
+
+def _answer(done: asyncio.Future[None], error: BaseException | None) -> None:
+    if done.cancelled():  # its caller went away; the row is written all the same
+        return
+    if error is None:
+        done.set_result(None)
+    else:
+        done.set_exception(error)
+
+
+def _write_pending(engine: sa.Engine, rows: list[dict[str, Any]], conn: Any = None) -> None:
+    """`pending` rows (`_idmap.put_params`), in one transaction."""
+    with raw.transaction(engine, immediate=True, conn=conn) as cursor:
+        upsert = _idmap.RAW_UPSERT[cursor.dialect.name]
+        for params in rows:
+            cursor.execute(upsert, params)
+
+
+# Per engine and event loop: the `mark_pending` rows waiting for their transaction.
+_Loops = weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _PendingWrites]
+_PENDING: weakref.WeakKeyDictionary[sa.Engine, _Loops] = weakref.WeakKeyDictionary()
+
+
+def _pending_writes(engine: sa.Engine) -> _PendingWrites:
+    loops = _PENDING.get(engine)
+    if loops is None:
+        loops = _PENDING[engine] = weakref.WeakKeyDictionary()
+    loop = asyncio.get_running_loop()
+    found = loops.get(loop)
+    if found is None:
+        found = loops[loop] = _PendingWrites()
     return found
 
 
@@ -223,14 +296,6 @@ class SqlLedger:
             row = cursor.execute(_syncstate.RAW_LOAD, params).one()
         return _syncstate.decode_load(entity_type, source_id, row)
 
-    def _mark_pending(
-        self, entity_type: str, source_id: str, body: dict[str, Any], conn: Any = None
-    ) -> None:
-        """Announce a create (committed before it is sent)."""
-        params = self._pending_params(entity_type, source_id, body)
-        with raw.transaction(self.engine, immediate=True, conn=conn) as cursor:
-            cursor.execute(_idmap.RAW_UPSERT[cursor.dialect.name], params)
-
     def _confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState, conn: Any = None
     ) -> None:
@@ -343,11 +408,13 @@ class SqlLedger:
 
     async def mark_pending(self, entity_type: str, source_id: str, body: dict[str, Any]) -> None:
         """Announce a create (committed before it is sent)."""
+        params = self._pending_params(entity_type, source_id, body)
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
-            await batch.write((self._pending_params(entity_type, source_id, body), None))
+            await batch.write((params, None))
             return
-        await self._run(self._mark_pending, entity_type, source_id, body)
+        # With the other creates announced in this turn of the loop, in one transaction.
+        await _pending_writes(self.engine).add(self, params)
 
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
