@@ -53,3 +53,28 @@ async def test_settles_commit_together_and_a_failure_spares_its_neighbours(
     assert count(engine_store, audit_log) == 2
     with pytest.raises(ValueError):
         await settler.run(_boom)
+
+
+async def test_settles_arriving_within_a_few_turns_of_the_loop_share_a_transaction(
+    engine_store: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Items finish one loop turn apart (as they do when their last answers come in one by
+    one): the settle waits a few turns, and all of them commit together."""
+    settler = Settler(engine_store)
+    batches: list[int] = []
+    real = settler._together
+
+    def together(bind: sa.Engine | sa.Connection, batch: list[object]) -> list[bool]:
+        batches.append(len(batch))
+        return real(bind, batch=batch)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(settler, "_together", together)
+
+    async def later(turns: int, source_id: str) -> bool:
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        return await settler.run(_write(source_id))
+
+    assert await asyncio.gather(*(later(t, f"s{t}") for t in range(3))) == [True] * 3
+    assert batches == [3]
+    assert count(engine_store, audit_log) == 3

@@ -2,7 +2,8 @@
 
 Each finished item must mark its work row (complete, retry, dead letter) and write its audit
 lines. One transaction per item would cap a SQLite worker at its commit rate; instead every
-settle that arrives while a commit is running joins the next one. If a shared transaction
+settle that arrives while a commit is running, or within a few turns of the event loop before
+it starts (`LINGER_TURNS`), joins it. If a shared transaction
 fails, its operations are retried one transaction each, so one bad item cannot fail its
 neighbours. Each caller is answered only after the transaction holding its write committed.
 
@@ -25,6 +26,7 @@ from ghlsync.store._engine import begin_immediate
 from ghlsync.store._raw import on_loop_or_thread
 
 SettleOp = Callable[[sa.Connection], bool]
+LINGER_TURNS = 3
 _Entry = tuple[SettleOp, "asyncio.Future[bool]"]
 
 
@@ -53,6 +55,12 @@ class Settler:
         return await future
 
     async def _flush(self) -> None:
+        # A few turns of the event loop first: the items finishing meanwhile join this
+        # transaction (serve shape, new customers: 0.54 -> 0.27 settle transactions per
+        # change with 3 turns). An idle loop turns in microseconds, so a lone item is not
+        # held back.
+        for _ in range(LINGER_TURNS):
+            await asyncio.sleep(0)
         while self._waiting:
             batch, self._waiting = self._waiting, []
             try:
