@@ -13,8 +13,9 @@ update); on PostgreSQL each is a round trip. Here the whole batch takes:
    merge into. When every entity of the batch is known, it is sent with step 1 and step 2
    is skipped; when some are, it is sent right after step 2 and locks all of the batch's
    entities; when none are, it locks the rows whose insert conflicted, after step 2;
-4. the merges, done in Python, written back: on PostgreSQL one `UPDATE … FROM unnest` for
-   all of them, on SQLite one executemany `UPDATE`;
+4. the merges, done in Python (`_hot`: without decoding the rows this process wrote
+   last, nor encoding a delivery that replaces every field), written back: on PostgreSQL
+   one `UPDATE … FROM unnest` for all of them, on SQLite one executemany `UPDATE`;
 5. one executemany `UPDATE inbox SET work_id` on SQLite. PostgreSQL writes `work_id` with the
    inbox insert instead (`_Inbox`): the id the connection last saw for a known entity, a
    new id drawn from the work rows' sequence in the same statement for the others (the work
@@ -23,6 +24,8 @@ update); on PostgreSQL each is a round trip. Here the whole batch takes:
    unnest`. That statement ran for every batch before and, prepared while the inbox was
    still nearly empty, kept a plan that read the whole inbox each time (a hash join over a
    sequential scan, until the next ANALYZE): the inbox's size in tuples read per batch.
+   (SQLite writing the known ids with its insert as well measured no faster: its inserts
+   then land at as many places of the `work_id` index as the batch has entities.)
 
 On PostgreSQL the multi-row statements take one array per column instead of a VALUES list,
 and the group commit runs them in a psycopg pipeline (`server/_commit.py`), where a
@@ -53,14 +56,22 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from ghlsync.engine.queue._codec import dump_events, dumps, load_events, loads
+from ghlsync.engine.queue._codec import dumps
+from ghlsync.engine.queue._hot import (
+    HOT_ROWS,
+    HotRows,
+    events_json,
+    events_of,
+    merge_into,
+    stamps_json,
+)
 from ghlsync.engine.queue._inbox import (
     ACCEPTED_FLAG,
     Delivery,
     _incoming,
     delivery_key,
 )
-from ghlsync.engine.queue._merge import EntityState, EventList, Incoming, first_state, merge
+from ghlsync.engine.queue._merge import EntityState, Incoming, first_state, merge
 from ghlsync.engine.queue._notify import notify_work
 
 __all__ = ["accept_many"]
@@ -79,7 +90,7 @@ class _Entity:
     deliveries: list[Delivery]
     incomings: list[Incoming]
     inbox_ids: list[int]
-    payload_json: str = ""  # the first delivery's payload as stored in the inbox
+    payload_jsons: list[str]  # the deliveries' payloads as stored in the inbox
     # The work id each inbox row was inserted with (PostgreSQL; None: not linked yet).
     linked: list[int | None] = field(default_factory=list)
     drawn: int | None = None  # PostgreSQL: the id drawn for its new row by the inbox insert
@@ -472,9 +483,10 @@ class _Inbox:
             entity_key = (d.location_id, d.entity_type, d.source_id)
             entity = entities.get(entity_key)
             if entity is None:
-                entity = _Entity(entity_key, [], [], [], row[6])
+                entity = _Entity(entity_key, [], [], [], [])
                 entities[entity_key] = entity
             entity.deliveries.append(d)
+            entity.payload_jsons.append(row[6])
             entity.incomings.append(_incoming(d))
             entity.inbox_ids.append(int(inbox_id))
             entity.linked.append(linked)
@@ -529,8 +541,8 @@ def _new_row(entity: _Entity) -> tuple[Any, ...]:
     if len(entity.incomings) == 1:
         # The common case, without encoding the same JSON again: the payload is the inbox's,
         # every field stamped with the delivery's timestamp.
-        payload = entity.payload_json
-        stamps = _stamps_json(tuple(incoming.payload), incoming.source_updated_at)
+        payload = entity.payload_jsons[0]
+        stamps = stamps_json(tuple(incoming.payload), incoming.source_updated_at)
     else:
         for more in entity.incomings[1:]:
             state = merge(state, more, settled=False)
@@ -546,28 +558,11 @@ def _new_row(entity: _Entity) -> tuple[Any, ...]:
         first.received_at,
         last.received_at,
         state.event,
-        _events_json(state.events),
+        events_json(state.events),
         payload,
         stamps,
         state.source_updated_at,
     )
-
-
-def _stamps_json(fields: tuple[str, ...], stamp: float | None) -> str:
-    """`dumps(dict.fromkeys(fields, stamp))`, from the fields' encoded names (memoised: a
-    sender sends the same names every time)."""
-    value = dumps({"": stamp})[4:-1]  # the stamp as `dumps` writes it
-    return "{" + ",".join(f"{name}:{value}" for name in _encoded_names(fields)) + "}"
-
-
-@functools.lru_cache(maxsize=1024)
-def _encoded_names(fields: tuple[str, ...]) -> tuple[str, ...]:
-    return tuple(dumps({name: 0})[1:-3] for name in fields)
-
-
-@functools.lru_cache(maxsize=1024)
-def _events_json(events: EventList) -> str:
-    return dump_events(events)
 
 
 def _by_key(rows: list[_Row]) -> dict[EntityKey, _Row]:
@@ -584,21 +579,21 @@ def _lock_rows(cursor: Any, sql: _Sql, keys: list[EntityKey]) -> dict[EntityKey,
     return rows
 
 
-def _merged(row: _Row, entity: _Entity) -> tuple[Any, ...]:
+def _merged(row: _Row, entity: _Entity, hot: HotRows = HOT_ROWS) -> tuple[Any, ...]:
     """The update of `row` with the entity's deliveries merged in, in arrival order."""
     row_id, _, _, _, status, event, events, payload, stamps, at = row
-    state = EntityState(load_events(events, event), loads(payload), at, loads(stamps))
-    settled = status in ("done", "dead")
-    for incoming in entity.incomings:
-        state = merge(state, incoming, settled=settled)
-        settled = False  # after its first delivery the row is pending (or still leased)
+    fields = hot.fields(row_id, payload, stamps)
+    state = EntityState(events_of(events, event), fields.payload, at, fields.stamps)
+    incomings = zip(entity.incomings, entity.payload_jsons, strict=True)
+    state, fields = merge_into(state, fields, list(incomings), settled=status in ("done", "dead"))
+    hot.remember(row_id, fields)
     return (  # the parameters of _Sql.merge_work, in order
         len(entity.deliveries),
         entity.deliveries[-1].received_at,
         state.event,
-        _events_json(state.events),
-        dumps(state.payload),
-        dumps(state.stamps),
+        events_json(state.events),
+        fields.payload_text,
+        fields.stamps_text,
         state.source_updated_at,
         row_id,
     )

@@ -8,10 +8,14 @@ from typing import Any
 
 from ghlsync.engine.queue._merge import EventList, event_rank
 
+# `json.dumps` with these arguments builds a new encoder on every call; the receiver encodes
+# every delivery's payload, so one is built once.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+
 
 def dumps(payload: Mapping[str, Any]) -> str:
     """A payload as compact JSON; values JSON cannot hold become strings."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False, default=str)
+    return _ENCODE(payload)
 
 
 def loads(text: str | None) -> dict[str, Any]:

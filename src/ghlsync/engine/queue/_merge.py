@@ -106,8 +106,32 @@ def first_state(incoming: Incoming) -> EntityState:
 
 def merge(row: EntityState, incoming: Incoming, *, settled: bool) -> EntityState:
     """Fold `incoming` into `row`; `settled` when the row was done or dead (a new round)."""
-    older = is_older(incoming.source_updated_at, row.source_updated_at)
     payload, stamps = _merge_fields(row, incoming)
+    return _merged(row, incoming, payload, stamps, settled=settled)
+
+
+def replaces_all(fields: tuple[str, ...], stamp: float | None, incoming: Incoming) -> bool:
+    """True when `incoming` takes every field of a row whose fields are `fields`, in that
+    order, all stamped `stamp`: it carries the same fields in the same order and `stamp` is
+    not newer. Then `merge` leaves its payload, every field stamped with its timestamp."""
+    return tuple(incoming.payload) == fields and not is_older(incoming.source_updated_at, stamp)
+
+
+def merge_whole(row: EntityState, incoming: Incoming, *, settled: bool) -> EntityState:
+    """`merge` when `replaces_all` holds for `row` and `incoming`, without the field loop."""
+    stamps = dict.fromkeys(incoming.payload, incoming.source_updated_at)
+    return _merged(row, incoming, incoming.payload, stamps, settled=settled)
+
+
+def _merged(
+    row: EntityState,
+    incoming: Incoming,
+    payload: Mapping[str, Any],
+    stamps: Mapping[str, float | None],
+    *,
+    settled: bool,
+) -> EntityState:
+    older = is_older(incoming.source_updated_at, row.source_updated_at)
     stamp = _latest(row.source_updated_at, incoming.source_updated_at)
     events = _merge_events(row, incoming, older=older, settled=settled)
     return EntityState(events, payload, stamp, stamps)
