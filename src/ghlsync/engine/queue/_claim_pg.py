@@ -23,6 +23,14 @@ index (its LIMITed reads stop after the rows they need, whatever the estimate) o
 primary key, as in the custom plans (`tests/test_queue_claim_pg_plan.py` checks the plan made
 on an empty store, run on a long backlog); and no JIT, which a generic plan's estimates on a
 large queue could cross at every run (~50–250 ms each).
+
+The claims commit without waiting for the WAL flush (`synchronous_commit = off`, this session
+only): a lease is seen by every other claimer at once, as before, and only a server crash can
+lose it, with whatever else committed in the last few hundred milliseconds. A lost lease
+leaves the row as it was before the claim (due, or under an expired lease): it is claimed
+again, as when a worker dies holding it, and the first claimer's writes are fenced by its
+lease token. Whatever the item commits durably later (its `pending` row before a create, its
+settle) waits for the flush, which writes the lease first: the WAL is written in order.
 """
 
 from __future__ import annotations
@@ -46,6 +54,7 @@ PG_SETTINGS = {
     "enable_bitmapscan": "off",
     "enable_hashjoin": "off",
     "enable_mergejoin": "off",
+    "synchronous_commit": "off",
 }
 
 
