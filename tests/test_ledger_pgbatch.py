@@ -31,7 +31,7 @@ def engine(postgres_url: str) -> Iterator[sa.Engine]:
 
 
 def _hold(engine: sa.Engine) -> threading.Event:
-    """Queue a job that holds the ledger's thread until the event is set, so that the calls
+    """Queue a job that holds the ledger's writes' thread until the event is set, so that the calls
     made meanwhile are queued together and run as one batch."""
     batch = _pgbatch.for_engine(engine)
     assert batch is not None
@@ -206,3 +206,20 @@ async def test_a_caller_cancelled_before_its_write_ran_writes_nothing(engine: sa
     await kept
     assert await ledger.lookup("contact", "gone") is None
     assert await ledger.lookup("contact", "kept") is not None
+
+
+async def test_a_load_does_not_wait_behind_a_write(engine: sa.Engine) -> None:
+    """The loads run on a thread and connection of their own: a load is answered while the
+    writes' thread is busy (on a busy server a write's commit waits for the flush)."""
+    ledger = SqlLedger(engine, "L", SYSTEM_CLOCK)
+    await ledger.confirm("contact", "c", "G", SyncState("h", None, {}))
+    release = _hold(engine)  # the writes' thread is busy until released
+    try:
+        write = asyncio.ensure_future(ledger.mark_pending("contact", "new", {}))
+        mapped, _ = await asyncio.wait_for(ledger.load("contact", "c"), 2.0)
+        assert mapped is not None and mapped.ghl_id == "G"
+        assert not write.done()  # queued behind the held job
+    finally:
+        release.set()
+    await write
+    assert (await ledger.lookup("contact", "new")) is not None  # answered: committed

@@ -40,6 +40,7 @@ from ghlsync.engine.flows.to_dripjobs._link import link_echo
 from ghlsync.engine.flows.to_ghl._model import FlowContext, ParentNotSyncedError
 from ghlsync.engine.locations._directory import LocationDirectory
 from ghlsync.engine.outbox._sender import OutboxSender, default_outbox
+from ghlsync.engine.queue import _claim_pg
 from ghlsync.engine.queue._heartbeat import HEARTBEAT_SECONDS, beat, forget, prune
 from ghlsync.engine.queue._inbox import ACCEPTED_FLAG
 from ghlsync.engine.queue._notify import libpq_url, listen_for_work, supports_notify
@@ -157,6 +158,7 @@ class Worker:
         # Two-way sync: `run` also sends the write-back outbox (docs/two-way.md).
         self.outbox = outbox if outbox is not None else default_outbox(engine, self.config, clock)
         self._settler = Settler(engine)
+        self._claimer = _claim_pg.for_engine(engine)  # PostgreSQL: claims on their own thread
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup: asyncio.Event | None = None
         self.last_heartbeat: float | None = None
@@ -457,6 +459,10 @@ class Worker:
             now = self.clock.monotonic()
             self._paused = {loc: end for loc, end in self._paused.items() if end > now}
             if self.limiter is None and not self._paused:  # every location may go
+                if self._claimer is not None:
+                    return await self._claimer.claim(
+                        self.worker_id, None, limit, self.lease_seconds, self.clock.now
+                    )
                 return await on_loop_or_thread(
                     self.engine,
                     lambda bind: claim(
@@ -475,12 +481,17 @@ class Worker:
             return []
 
     async def _claim_noting(self, locations: list[str], limit: int) -> Claimed:
-        got = await on_loop_or_thread(
-            self.engine,
-            lambda bind: claim_noting_work(
-                bind, self.worker_id, locations, limit, self.lease_seconds, clock=self.clock
-            ),
-        )
+        if self._claimer is not None:  # PostgreSQL: on the claim's own thread (`_claim_pg`)
+            got = await self._claimer.claim_noting(
+                self.worker_id, locations, limit, self.lease_seconds, self.clock.now
+            )
+        else:
+            got = await on_loop_or_thread(
+                self.engine,
+                lambda bind: claim_noting_work(
+                    bind, self.worker_id, locations, limit, self.lease_seconds, clock=self.clock
+                ),
+            )
         self._with_work = got.with_work
         return got
 

@@ -116,19 +116,24 @@ def _ordered(
 
 
 class RawCursor:
-    """A DBAPI cursor that runs `RawStatement`s and turns driver errors into SQLAlchemy's."""
+    """A DBAPI cursor that runs `RawStatement`s and turns driver errors into SQLAlchemy's.
 
-    __slots__ = ("_conn", "_cursor", "dialect")
+    `prepare` (psycopg only): every statement is a server-side prepared statement from its
+    first run, not from its sixth (psycopg's `prepare_threshold`), for a connection that is
+    kept (`DbThread`), where the statements are few and run often."""
 
-    def __init__(self, conn: Any, dialect: sa.Dialect) -> None:
+    __slots__ = ("_conn", "_cursor", "_kwargs", "dialect")
+
+    def __init__(self, conn: Any, dialect: sa.Dialect, *, prepare: bool = False) -> None:
         self._conn = conn
         self._cursor = conn.cursor()
+        self._kwargs: dict[str, Any] = {"prepare": True} if prepare else {}
         self.dialect = dialect
 
     def execute(self, stmt: RawStatement, params: Mapping[str, Any]) -> RawCursor:
         sql, args = stmt.args(self.dialect, params)
         try:
-            self._cursor.execute(sql, args)
+            self._cursor.execute(sql, args, **self._kwargs)
         except self.dialect.loaded_dbapi.Error as exc:
             raise _wrapped(self.dialect, sql, args, exc, self._conn, self._cursor) from exc
         return self

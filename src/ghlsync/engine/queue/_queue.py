@@ -48,7 +48,9 @@ __all__ = [
     "Claim",
     "Claimed",
     "claim",
+    "claim_noting_on",
     "claim_noting_work",
+    "claim_on",
     "complete",
     "dead_letter",
     "locations_with_work",
@@ -312,6 +314,36 @@ def claim_noting_work(
     with_work = locations_with_work(engine, clock=clock)  # at the driver: no transaction left
     items = claim(engine, worker_id, locations, limit, lease_seconds, clock=clock)
     return Claimed(items, with_work)
+
+
+def claim_on(
+    raw: RawCursor,
+    worker_id: str,
+    locations: Sequence[str] | None,
+    limit: int,
+    lease_seconds: float,
+    now: float,
+) -> list[Claim]:
+    """PostgreSQL: `claim` on a driver-level cursor in autocommit (the claim's own thread,
+    `_claim_pg`), each statement its own transaction."""
+    if limit <= 0 or (locations is not None and not locations):
+        return []
+    ids, rows = _lease_pg(raw, _lease_params(worker_id, lease_seconds, now), locations, limit)
+    return _claims(ids, rows)
+
+
+def claim_noting_on(
+    raw: RawCursor,
+    worker_id: str,
+    locations: Sequence[str],
+    limit: int,
+    lease_seconds: float,
+    now: float,
+) -> Claimed:
+    """PostgreSQL: `claim_noting_work` on a driver-level cursor in autocommit (`_claim_pg`)."""
+    params = _lease_params(worker_id, lease_seconds, now)
+    ids, rows, with_work = _lease_noting_pg(raw, params, locations, limit)
+    return Claimed(_claims(ids, rows), with_work)
 
 
 def _lease_params(worker_id: str, lease_seconds: float, now: float) -> dict[str, Any]:

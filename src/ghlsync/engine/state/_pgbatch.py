@@ -1,10 +1,11 @@
-"""The ledger's hot reads and writes on PostgreSQL, batched per process (one thread per engine).
+"""The ledger's hot reads and writes on PostgreSQL, batched per process (two threads per engine).
 
 On SQLite the ledger runs on the event loop's own connection (`ghlsync.store._raw`). On
 PostgreSQL each of its reads and writes was an `asyncio.to_thread` hand-off, a pool checkout,
 one or two statements, a commit and a pool reset: ~0.45 ms of this process's CPU each, 3–4 of
 them per synced change (docs/benchmarks.md, "Issue 13"). Here every ledger of the process queues
-them on one `DbThread` per engine, which takes what is queued in one go: the loads queued one
+them on a `DbThread` per engine (one for the loads, one for the writes), which takes what is
+queued in one go: the loads queued one
 after the other become one statement (`unnest` of the keys, `WITH ORDINALITY` to give each
 caller its own row), and so do the writes (both tables' upserts in one statement, data-modifying
 CTEs: atomic, so a confirm's mapping and state commit together).
@@ -12,13 +13,19 @@ CTEs: atomic, so a confirm's mapping and state commit together).
 What the flows rely on is unchanged. The connection is in autocommit (`DbThread`), so each
 statement is its own transaction and a caller is answered only after its statement committed:
 a `pending` row is durable before the create it announces goes out, a confirm when `confirm()`
-returns. The thread runs jobs in the order they were queued, so a load queued after a write
-sees it. A write that fails alone fails its caller alone: when a batch's statement fails, each
-of its writes is tried again in a statement of its own. A lost connection fails the whole
-batch (`DbThread` invalidates the pool, as SQLAlchemy would), and the caller's retry is the one
-it always had. The same key twice in one batch (an upsert cannot touch a row twice in one
-statement) goes in successive statements, in queue order. Rows are written in key order, so
-two processes writing overlapping batches take their row locks in the same order.
+returns. The loads run on a thread and connection of their own, so a load never waits behind a
+write's commit (its flush: most of a write's time on a busy server, and the item in flight
+waits for both). A load sees every write answered before it was queued (answered means
+committed); a load and a write in flight together are concurrent, and the load may see the
+write or not, as it might had either been queued a moment later (every caller awaits its own
+write before going on, and an entity's flows take turns, `flows/_inflight.py`). Each thread
+runs its jobs in the order they were queued. A write that fails alone fails its caller alone:
+when a batch's statement fails, each of its writes is tried again in a statement of its own.
+A lost connection fails the whole batch (`DbThread` invalidates the pool, as SQLAlchemy
+would), and the caller's retry is the one it always had. The same key twice in one batch (an
+upsert cannot touch a row twice in one statement) goes in successive statements, in queue
+order. Rows are written in key order, so two processes writing overlapping batches take their
+row locks in the same order.
 """
 
 from __future__ import annotations
@@ -128,11 +135,12 @@ class PgBatch:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._dialect = engine.dialect
-        self._thread = DbThread(engine, name="ghlsync-ledger")
+        self._thread = DbThread(engine, name="ghlsync-ledger")  # the writes
+        self._reads = DbThread(engine, name="ghlsync-ledger-reads")
 
     async def load(self, key: Key) -> tuple[IdMapRow | None, SyncState | None]:
         """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`)."""
-        return await self._thread.run_bulk(self._load_many, key)
+        return await self._reads.run_bulk(self._load_many, key)
 
     async def write(self, write: Write) -> None:
         """Commit one caller's rows (one or both tables, atomically); returns once durable."""
