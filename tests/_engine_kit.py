@@ -81,3 +81,13 @@ def work_row(engine: sa.Engine, source_id: str, location: str = "loc1") -> Mappi
 def count(engine: sa.Engine, table: sa.Table) -> int:
     with engine.connect() as conn:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
+
+
+def steal_lease(engine: sa.Engine, source_id: str) -> None:
+    """Another worker takes the entity's work row over (its lease token is no longer ours)."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(work_items)
+            .where(work_items.c.source_id == source_id)
+            .values(lease_owner="another-worker", lease_token="theirs")
+        )

@@ -15,30 +15,14 @@ from ghlsync.engine.state import _idmap
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._ledger import SettleStates, SqlLedger, shown_mapping
 from ghlsync.engine.state._syncstate import SyncState
-from ghlsync.store._tables_engine import work_items
-from tests._engine_kit import delivery, send, work_row
+from tests._engine_kit import steal_lease, work_row
 from tests._sandbox import InProcessSandbox
-from tests.test_engine_worker_settle_states import _worker
+from tests.test_engine_worker_settle_states import _worker, send_task
 
 
 def _stored(engine: sa.Engine, location: str, source_id: str = "c1") -> IdMapRow | None:
     with engine.connect() as conn:
         return _idmap.get(conn, location, "contact", source_id)
-
-
-def _new_customer_with_a_task(engine: sa.Engine, location: str) -> None:
-    task = delivery(
-        "t1",
-        "task.created",
-        entity_type="task",
-        location=location,
-        delivery_id="1",
-        task_title="Call Ann",
-        first_name="Ann",
-        email="ann@x.io",
-    )
-    task.payload["customer_id"] = "c1"
-    send(engine, task)
 
 
 def _is_task_post(request: httpx2.Request) -> bool:
@@ -53,7 +37,7 @@ async def test_a_create_is_confirmed_with_the_settle_and_shown_to_the_process_me
     (confirmed on PostgreSQL), and a ledger of another item shows the confirmed mapping.
     After the settle, the store holds it and nothing is shown any more."""
     location = sandbox_asgi.location_id
-    _new_customer_with_a_task(engine_store, location)
+    send_task(engine_store, location, delivery_id="1", first_name="Ann")
     seen: dict[str, object] = {}
 
     def look(request: httpx2.Request) -> None:
@@ -89,7 +73,7 @@ async def test_a_confirmation_is_written_with_the_retry_when_the_child_fails(
     """The contact is created, then the task's create fails (500): the item goes back for a
     retry, its settle writes the confirmation, and the retry creates only the task."""
     location = sandbox_asgi.location_id
-    _new_customer_with_a_task(engine_store, location)
+    send_task(engine_store, location, delivery_id="1", first_name="Ann")
     creates: list[str] = []
     fail = [True]
 
@@ -123,16 +107,11 @@ async def test_a_confirmation_is_not_written_when_another_worker_took_the_item_o
     ID map keeps `pending` (the other worker finds the contact by its email, as after a
     crash) and the process stops showing the confirmed mapping."""
     location = sandbox_asgi.location_id
-    _new_customer_with_a_task(engine_store, location)
+    send_task(engine_store, location, delivery_id="1", first_name="Ann")
 
     def steal_the_lease(request: httpx2.Request) -> None:
         if _is_task_post(request):
-            with engine_store.begin() as conn:
-                conn.execute(
-                    sa.update(work_items)
-                    .where(work_items.c.source_id == "t1")
-                    .values(lease_owner="another-worker", lease_token="theirs")
-                )
+            steal_lease(engine_store, "t1")
 
     worker, client = _worker(engine_store, engine_clock, sandbox_asgi, steal_the_lease)
     assert await worker.run_once() == 1

@@ -15,8 +15,7 @@ from ghlsync.engine.state import _syncstate
 from ghlsync.ghl._client import GHLClient
 from ghlsync.ghl._tokens import StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.store._tables_engine import work_items
-from tests._engine_kit import delivery, send, work_row
+from tests._engine_kit import delivery, send, steal_lease, work_row
 from tests._sandbox import InProcessSandbox
 
 Hook = Callable[[httpx2.Request], httpx2.Response | None]
@@ -66,6 +65,22 @@ async def _ann_synced(engine: sa.Engine, clock: FakeClock, sandbox: InProcessSan
     assert await worker.run_once() == 1
     await client.aclose()
     assert _first_name(engine, location) == "Ann"
+
+
+def send_task(engine: sa.Engine, location: str, *, delivery_id: str, first_name: str) -> None:
+    """A `task.created` of task t1 of customer c1 (ann@x.io), queued."""
+    task = delivery(
+        "t1",
+        "task.created",
+        entity_type="task",
+        location=location,
+        delivery_id=delivery_id,
+        task_title="Call Ann",
+        first_name=first_name,
+        email="ann@x.io",
+    )
+    task.payload["customer_id"] = "c1"
+    send(engine, task)
 
 
 def _fields(d: object) -> dict[str, object]:
@@ -123,12 +138,7 @@ async def test_a_state_is_not_written_when_another_worker_took_the_item_over(
 
     def steal_the_lease(request: httpx2.Request) -> None:
         if _is_contact_put(request):
-            with engine_store.begin() as conn:
-                conn.execute(
-                    sa.update(work_items)
-                    .where(work_items.c.source_id == "c1")
-                    .values(lease_owner="another-worker", lease_token="theirs")
-                )
+            steal_lease(engine_store, "c1")
 
     worker, client = _worker(engine_store, engine_clock, sandbox_asgi, steal_the_lease)
     assert await worker.run_once() == 1
@@ -147,18 +157,7 @@ async def test_states_recorded_before_a_failure_are_written_with_the_retry(
     the retry does not update the contact again."""
     await _ann_synced(engine_store, engine_clock, sandbox_asgi)
     location = sandbox_asgi.location_id
-    task = delivery(
-        "t1",
-        "task.created",
-        entity_type="task",
-        location=location,
-        delivery_id="2",
-        task_title="Call Ann",
-        first_name="Annie",
-        email="ann@x.io",
-    )
-    task.payload["customer_id"] = "c1"
-    send(engine_store, task)
+    send_task(engine_store, location, delivery_id="2", first_name="Annie")
     seen: list[str] = []
 
     def fail_the_task(request: httpx2.Request) -> httpx2.Response | None:

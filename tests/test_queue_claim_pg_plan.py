@@ -11,13 +11,13 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from psycopg import sql as psql
 
 from ghlsync._clock import FakeClock
 from ghlsync.engine.queue import _claim_pg, _queue
 from ghlsync.engine.queue._fair import ranked_pg_params
 from ghlsync.store._tables_engine import work_items
 from tests._db import migrated
+from tests._pg_plans import plan_kept
 
 pytestmark = pytest.mark.postgres
 
@@ -101,20 +101,8 @@ def test_a_plan_made_on_an_empty_store_reads_a_few_rows_of_a_long_backlog(
     oldest `k` from the index, and no table whole."""
     params = {**_queue._lease_params("w", 30.0, NOW), **ranked_pg_params(["loc"], 2)}
     sql, args = _queue._RAW_CLAIM_NOTING_PG.args(engine.dialect, params)
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
-    prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name, value in _claim_pg.PG_SETTINGS.items():
-            conn.exec_driver_sql(f"SET {name} = {value}")
-        conn.exec_driver_sql("PREPARE claim AS " + prepared)
-        dbapi = conn.connection.dbapi_connection
-        values = psql.SQL(", ").join(psql.Literal(args[name]) for name in names)
-        conn.exec_driver_sql(psql.SQL("EXECUTE claim({})").format(values).as_string(dbapi))
-        _fill(engine)  # the plan stays: new rows do not make PostgreSQL plan again
-        explain = psql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE claim({})")
-        plan = "\n".join(
-            row[0] for row in conn.exec_driver_sql(explain.format(values).as_string(dbapi)).all()
-        )
+    # The plan stays: new rows do not make PostgreSQL plan again.
+    plan = plan_kept(engine, "claim", sql, args, _claim_pg.PG_SETTINGS, lambda: _fill(engine))
     assert plan.startswith("Nested Loop Left Join (actual rows=2 "), plan
     assert "Seq Scan" not in plan, plan
     read = _work_items_read(plan)

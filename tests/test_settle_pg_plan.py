@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from psycopg import sql as psql
 
 from ghlsync.engine.queue._settle_pg import COMPLETE_MANY, PG_SETTINGS
 from ghlsync.store._tables_engine import work_items
 from ghlsync.store._tables_sync import sync_state
 from tests._db import migrated
+from tests._pg_plans import plan_kept
 
 pytestmark = pytest.mark.postgres
 
@@ -80,20 +80,8 @@ def test_a_plan_made_on_an_empty_store_reads_rows_by_key_on_a_full_one(
 ) -> None:
     params = _completions(6)
     sql, args = COMPLETE_MANY.args(engine.dialect, params)
-    names = list(args)
-    prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        for name, value in PG_SETTINGS.items():
-            conn.exec_driver_sql(f"SET {name} = {value}")
-        conn.exec_driver_sql("PREPARE settle AS " + prepared)
-        dbapi = conn.connection.dbapi_connection
-        values = psql.SQL(", ").join(psql.Literal(args[name]) for name in names)
-        conn.exec_driver_sql(psql.SQL("EXECUTE settle({})").format(values).as_string(dbapi))
-        _fill(engine)  # the plan stays: new rows do not make PostgreSQL plan again
-        explain = psql.SQL("EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF) EXECUTE settle({})")
-        plan = "\n".join(
-            row[0] for row in conn.exec_driver_sql(explain.format(values).as_string(dbapi)).all()
-        )
+    # The plan stays: new rows do not make PostgreSQL plan again.
+    plan = plan_kept(engine, "settle", sql, args, PG_SETTINGS, lambda: _fill(engine))
     assert plan.startswith("CTE Scan on done (actual rows=6 "), plan  # all six settled
     assert "Seq Scan" not in plan, plan
     read = re.findall(r"Scan .*on (?:work_items|sync_state)\S* .*\(actual rows=(\d+) ", plan)

@@ -259,6 +259,28 @@ class DbThread:
                 loop.call_soon_threadsafe(_deliver, batch)
 
 
+_ONE_PER_ENGINE = threading.Lock()
+
+
+def one_per_engine(engine: sa.Engine, attribute: str, make: Callable[[sa.Engine], T]) -> T | None:
+    """On PostgreSQL, the engine's one `make(engine)` (made once per engine and process, then
+    kept on the engine as `attribute`); None on SQLite, whose hot statements run on the event
+    loop's own connection.
+
+    Kept on the engine itself rather than in a weak-keyed registry: the object's thread holds
+    the engine, so a registry entry would keep it alive for good, where this is a cycle the
+    collector frees with the engine."""
+    found: T | None = getattr(engine, attribute, None)
+    if found is not None or engine.dialect.name != "postgresql":
+        return found
+    with _ONE_PER_ENGINE:
+        found = getattr(engine, attribute, None)
+        if found is None:
+            found = make(engine)
+            setattr(engine, attribute, found)
+    return found
+
+
 def _set(conn: Any, settings: Mapping[str, str]) -> list[str]:
     """Set `settings` on the session (one round trip); their values before, in order."""
     names = list(settings)

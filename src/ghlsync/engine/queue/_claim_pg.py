@@ -35,14 +35,13 @@ settle) waits for the flush, which writes the lease first: the WAL is written in
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from ghlsync.engine.queue._queue import Claim, Claimed, claim_noting_on, claim_on
-from ghlsync.store._dbthread import DbThread
+from ghlsync.store._dbthread import DbThread, one_per_engine
 from ghlsync.store._raw import RawCursor
 
 _T = TypeVar("_T")
@@ -111,19 +110,9 @@ class PgClaimer:
 
 
 _ATTRIBUTE = "_ghlsync_claim_thread"
-_GUARD = threading.Lock()
 
 
 def for_engine(engine: sa.Engine) -> PgClaimer | None:
     """The engine's claimer on PostgreSQL (one per engine and process); None on SQLite, whose
-    claims run on the event loop's own connection. Kept on the engine, as
-    `ghlsync.engine.queue._settle_pg.for_engine` keeps the settles'."""
-    found: PgClaimer | None = getattr(engine, _ATTRIBUTE, None)
-    if found is not None or engine.dialect.name != "postgresql":
-        return found
-    with _GUARD:
-        found = getattr(engine, _ATTRIBUTE, None)
-        if found is None:
-            found = PgClaimer(engine)
-            setattr(engine, _ATTRIBUTE, found)
-    return found
+    claims run on the event loop's own connection."""
+    return one_per_engine(engine, _ATTRIBUTE, PgClaimer)

@@ -23,7 +23,6 @@ and each caller raises, as a failed settle transaction did.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from ghlsync.engine.queue._queue import _RELEASED, AuditEntry, Claim, _audit_rows
-from ghlsync.store._dbthread import DbThread, Failed, raise_failed, write_runs
+from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
 from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_engine import audit_log, work_items
 from ghlsync.store._tables_sync import sync_state, upsert_sync_state
@@ -212,19 +211,9 @@ def _runs(batch: list[Completion]) -> list[list[int]]:
 
 
 _ATTRIBUTE = "_ghlsync_settle_batch"
-_GUARD = threading.Lock()
 
 
 def for_engine(engine: sa.Engine) -> PgSettle | None:
     """The engine's completion batcher on PostgreSQL (one per engine and process); None on
-    SQLite, whose settles run on the event loop's own connection (`Settler`). Kept on the
-    engine, as `ghlsync.engine.state._pgbatch.for_engine` keeps the ledger's."""
-    found: PgSettle | None = getattr(engine, _ATTRIBUTE, None)
-    if found is not None or engine.dialect.name != "postgresql":
-        return found
-    with _GUARD:
-        found = getattr(engine, _ATTRIBUTE, None)
-        if found is None:
-            found = PgSettle(engine)
-            setattr(engine, _ATTRIBUTE, found)
-    return found
+    SQLite, whose settles run on the event loop's own connection (`Settler`)."""
+    return one_per_engine(engine, _ATTRIBUTE, PgSettle)

@@ -30,7 +30,6 @@ row locks in the same order.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 import sqlalchemy as sa
@@ -40,7 +39,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from ghlsync.engine.state import _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
-from ghlsync.store._dbthread import DbThread, Failed, raise_failed, write_runs
+from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
 from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_sync import id_map, sync_state, upsert_sync_state
 
@@ -206,21 +205,8 @@ def _runs(writes: list[Write]) -> list[list[int]]:
 
 
 _ATTRIBUTE = "_ghlsync_ledger_batch"
-_GUARD = threading.Lock()
 
 
 def for_engine(engine: sa.Engine) -> PgBatch | None:
-    """The engine's batcher on PostgreSQL (one per engine and process); None on SQLite.
-
-    Kept on the engine itself rather than in a weak-keyed registry: the batcher's thread holds
-    the engine, so a registry entry would keep it alive for good, where this is a cycle the
-    collector frees with the engine."""
-    found: PgBatch | None = getattr(engine, _ATTRIBUTE, None)
-    if found is not None or engine.dialect.name != "postgresql":
-        return found
-    with _GUARD:
-        found = getattr(engine, _ATTRIBUTE, None)
-        if found is None:
-            found = PgBatch(engine)
-            setattr(engine, _ATTRIBUTE, found)
-    return found
+    """The engine's batcher on PostgreSQL (one per engine and process); None on SQLite."""
+    return one_per_engine(engine, _ATTRIBUTE, PgBatch)
