@@ -280,17 +280,16 @@ def claim(
     transaction (autocommit) when given an engine."""
     if limit <= 0 or (locations is not None and not locations):
         return []
-    params = _lease_params(worker_id, lease_seconds, clock.now())
     if isinstance(engine, sa.Engine) and engine.dialect.name == "postgresql":
         with autocommit_cursor(engine) as raw:  # one statement, its own transaction
+            return claim_on(raw, worker_id, locations, limit, lease_seconds, clock.now())
+    params = _lease_params(worker_id, lease_seconds, clock.now())
+    with begin_immediate(engine) as conn:
+        raw = raw_cursor(conn)
+        if conn.dialect.name == "postgresql":
             ids, rows = _lease_pg(raw, params, locations, limit)
-    else:
-        with begin_immediate(engine) as conn:
-            raw = raw_cursor(conn)
-            if conn.dialect.name == "postgresql":
-                ids, rows = _lease_pg(raw, params, locations, limit)
-            else:
-                ids, rows = _lease_sqlite(raw, conn, params, locations, limit)
+        else:
+            ids, rows = _lease_sqlite(raw, conn, params, locations, limit)
     return _claims(ids, rows)
 
 
@@ -307,10 +306,8 @@ def claim_noting_work(
     in the claim's own statement on PostgreSQL (also when `locations` is empty); on SQLite
     read first, then `claim` (no write transaction when `locations` is empty)."""
     if isinstance(engine, sa.Engine) and engine.dialect.name == "postgresql":
-        params = _lease_params(worker_id, lease_seconds, clock.now())
         with autocommit_cursor(engine) as raw:  # one statement, its own transaction
-            ids, rows, with_work = _lease_noting_pg(raw, params, locations, limit)
-        return Claimed(_claims(ids, rows), with_work)
+            return claim_noting_on(raw, worker_id, locations, limit, lease_seconds, clock.now())
     with_work = locations_with_work(engine, clock=clock)  # at the driver: no transaction left
     items = claim(engine, worker_id, locations, limit, lease_seconds, clock=clock)
     return Claimed(items, with_work)
@@ -324,8 +321,8 @@ def claim_on(
     lease_seconds: float,
     now: float,
 ) -> list[Claim]:
-    """PostgreSQL: `claim` on a driver-level cursor in autocommit (the claim's own thread,
-    `_claim_pg`), each statement its own transaction."""
+    """PostgreSQL: `claim` on a driver-level cursor in autocommit (`claim` on an engine, the
+    claim's own thread in `_claim_pg`), each statement its own transaction."""
     if limit <= 0 or (locations is not None and not locations):
         return []
     ids, rows = _lease_pg(raw, _lease_params(worker_id, lease_seconds, now), locations, limit)
@@ -340,7 +337,8 @@ def claim_noting_on(
     lease_seconds: float,
     now: float,
 ) -> Claimed:
-    """PostgreSQL: `claim_noting_work` on a driver-level cursor in autocommit (`_claim_pg`)."""
+    """PostgreSQL: `claim_noting_work` on a driver-level cursor in autocommit (on an engine,
+    and on the claim's own thread in `_claim_pg`)."""
     params = _lease_params(worker_id, lease_seconds, now)
     ids, rows, with_work = _lease_noting_pg(raw, params, locations, limit)
     return Claimed(_claims(ids, rows), with_work)

@@ -89,11 +89,11 @@ _CONFIRMED: weakref.WeakKeyDictionary[sa.Engine, dict[_Key, tuple[IdMapRow, Sync
 )
 
 
-def _confirmed_of(engine: sa.Engine) -> dict[_Key, tuple[IdMapRow, SyncState]]:
-    found = _CONFIRMED.get(engine)
-    if found is None:
-        found = _CONFIRMED[engine] = {}
-    return found
+def _shown(engine: sa.Engine, key: _Key) -> tuple[IdMapRow, SyncState] | None:
+    """The mapping (and state) of `key` an item of this process confirmed and has not settled
+    yet, if any."""
+    shown = _CONFIRMED.get(engine)
+    return shown.get(key) if shown else None
 
 
 class _PendingWrites:
@@ -102,35 +102,36 @@ class _PendingWrites:
     each row is written again in a transaction of its own, so one bad row fails its caller
     alone."""
 
-    __slots__ = ("_rows", "_writer")
+    __slots__ = ("_engine", "_rows", "_writer")
 
-    def __init__(self) -> None:
-        self._rows: list[tuple[SqlLedger, dict[str, Any], asyncio.Future[None]]] = []
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._rows: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._writer: asyncio.Future[None] | None = None
 
-    def add(self, ledger: SqlLedger, params: dict[str, Any]) -> asyncio.Future[None]:
+    def add(self, params: dict[str, Any]) -> asyncio.Future[None]:
         done = asyncio.get_running_loop().create_future()
         if not self._rows:
             self._writer = asyncio.ensure_future(self._write_soon())
-        self._rows.append((ledger, params, done))
+        self._rows.append((params, done))
         return done
 
     async def _write_soon(self) -> None:
         await asyncio.sleep(0)  # the callers of this turn of the loop join the first
         rows, self._rows = self._rows, []
+        engine = self._engine
         try:
-            first = rows[0][0]
-            await first._run(_write_pending, first.engine, [params for _, params, _ in rows])
+            await _run(engine, _write_pending, engine, [params for params, _ in rows])
         except Exception:
-            for ledger, params, done in rows:
+            for params, done in rows:
                 try:
-                    await ledger._run(_write_pending, ledger.engine, [params])
+                    await _run(engine, _write_pending, engine, [params])
                 except Exception as error:
                     _answer(done, error)
                 else:
                     _answer(done, None)
             return
-        for _, _, done in rows:
+        for _, done in rows:
             _answer(done, None)
 
 
@@ -163,8 +164,22 @@ def _pending_writes(engine: sa.Engine) -> _PendingWrites:
     loop = asyncio.get_running_loop()
     found = loops.get(loop)
     if found is None:
-        found = loops[loop] = _PendingWrites()
+        found = loops[loop] = _PendingWrites(engine)
     return found
+
+
+async def _run(engine: sa.Engine, work: Callable[..., _T], *args: Any) -> _T:
+    """`work(*args, conn)` on the loop's own SQLite connection to `engine` when that is free,
+    else (another writer holds the lock; PostgreSQL) `work(*args)` in a thread, on a pooled
+    connection."""
+    conn = raw.loop_connection(engine)
+    if conn is not None:
+        try:
+            return work(*args, conn)
+        except sa.exc.OperationalError as exc:
+            if not raw.is_busy(exc):
+                raise
+    return await asyncio.to_thread(work, *args)
 
 
 def shown_mapping(
@@ -172,8 +187,7 @@ def shown_mapping(
 ) -> IdMapRow | None:
     """A mapping an item of this process confirmed and has not settled yet (for readers of
     the ID map outside the ledger, which would still find it `pending` in the store)."""
-    shown = _CONFIRMED.get(engine)
-    found = shown.get((location_id, entity_type, source_id)) if shown else None
+    found = _shown(engine, (location_id, entity_type, source_id))
     return None if found is None else found[0]
 
 
@@ -183,12 +197,13 @@ class SettleStates:
     meanwhile (`SqlLedger.load`). `release` ends the showing of its confirmed mappings to the
     process's other items, once the settle has run (committed or not)."""
 
-    __slots__ = ("_kept", "_mapped", "_shown")
+    __slots__ = ("_kept", "_mapped", "_showing", "_shown")
 
     def __init__(self) -> None:
         self._kept: dict[_Key, tuple[SyncState, dict[str, Any]]] = {}
         self._mapped: dict[_Key, dict[str, Any]] = {}  # ID-map rows to write (`confirm`)
-        self._shown: dict[_Key, tuple[dict[_Key, Any], tuple[IdMapRow, SyncState]]] = {}
+        self._shown: dict[_Key, tuple[IdMapRow, SyncState]] = {}  # what it put in `_showing`
+        self._showing: dict[_Key, tuple[IdMapRow, SyncState]] | None = None  # `_CONFIRMED`'s
 
     def __len__(self) -> int:
         return len(self._kept) + len(self._mapped)
@@ -212,9 +227,8 @@ class SettleStates:
         """A create's GHL id and synced state: written with the settle, shown meanwhile."""
         self._mapped[key] = mapped
         self._kept[key] = (state, synced)
-        shown = _confirmed_of(engine)
-        entry = shown[key] = (row, state)
-        self._shown[key] = (shown, entry)
+        self._showing = _CONFIRMED.setdefault(engine, {})
+        self._showing[key] = self._shown[key] = (row, state)
 
     def drop(self, key: _Key) -> None:
         """A write of its own (forget) is newer than what was kept."""
@@ -229,11 +243,9 @@ class SettleStates:
             self._unshow(key)
 
     def _unshow(self, key: _Key) -> None:
-        found = self._shown.pop(key, None)
-        if found is not None:
-            shown, entry = found
-            if shown.get(key) is entry:  # not since replaced by another item's
-                del shown[key]
+        entry = self._shown.pop(key, None)
+        if entry is not None and self._showing is not None and self._showing.get(key) is entry:
+            del self._showing[key]  # (unless another item's replaced it since)
 
     def rows(self) -> list[dict[str, Any]]:
         """The kept states as `_syncstate.put_params` rows (for a settle written as one
@@ -339,18 +351,6 @@ class SqlLedger:
             self.location_id, entity_type, source_id, state, now=self.clock.now()
         )
 
-    async def _run(self, work: Callable[..., _T], *args: Any) -> _T:
-        """`work(*args)` on the loop's own SQLite connection when that is free, else (another
-        writer holds the lock; PostgreSQL) in a thread on a pooled connection."""
-        conn = raw.loop_connection(self.engine)
-        if conn is not None:
-            try:
-                return work(*args, conn)
-            except sa.exc.OperationalError as exc:
-                if not raw.is_busy(exc):
-                    raise
-        return await asyncio.to_thread(work, *args)
-
     def _forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""
         with self.engine.begin() as conn:
@@ -364,13 +364,13 @@ class SqlLedger:
 
     async def lookup(self, entity_type: str, source_id: str) -> IdMapRow | None:
         """The ID-map row of a DripJobs record."""
-        shown = self._shown(entity_type, source_id)
+        shown = _shown(self.engine, (self.location_id, entity_type, source_id))
         if shown is not None:
             return shown[0]
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:  # a load: batched with the others, the state left unread
             return (await batch.load((self.location_id, entity_type, source_id)))[0]
-        return await self._run(self._lookup, entity_type, source_id)
+        return await _run(self.engine, self._lookup, entity_type, source_id)
 
     async def state(self, entity_type: str, source_id: str) -> SyncState | None:
         """What was last written to GHL for it (or recorded by this item, not yet written)."""
@@ -385,20 +385,15 @@ class SqlLedger:
         """The ID-map row and the sync state, in one statement (a state this item recorded
         and has not written yet comes from `settle`; a mapping confirmed by an item of this
         process whose settle has not run yet, from `_CONFIRMED`)."""
-        shown = self._shown(entity_type, source_id)
+        shown = _shown(self.engine, (self.location_id, entity_type, source_id))
         if shown is not None:
             return shown[0], self._kept(entity_type, source_id) or shown[1]
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
             row, state = await batch.load((self.location_id, entity_type, source_id))
         else:
-            row, state = await self._run(self._load, entity_type, source_id)
+            row, state = await _run(self.engine, self._load, entity_type, source_id)
         return row, self._kept(entity_type, source_id) or state
-
-    def _shown(self, entity_type: str, source_id: str) -> tuple[IdMapRow, SyncState] | None:
-        """A mapping confirmed by an item of this process and not settled yet, if any."""
-        shown = _CONFIRMED.get(self.engine)
-        return shown.get((self.location_id, entity_type, source_id)) if shown else None
 
     def _kept(self, entity_type: str, source_id: str) -> SyncState | None:
         """The state this item recorded and has not written yet, if any (`settle`)."""
@@ -414,7 +409,7 @@ class SqlLedger:
             await batch.write((params, None))
             return
         # With the other creates announced in this turn of the loop, in one transaction.
-        await _pending_writes(self.engine).add(self, params)
+        await _pending_writes(self.engine).add(params)
 
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
@@ -433,7 +428,7 @@ class SqlLedger:
         if batch is not None:
             await batch.write(self._confirm_params(entity_type, source_id, ghl_id, state))
             return
-        await self._run(self._confirm, entity_type, source_id, ghl_id, state)
+        await _run(self.engine, self._confirm, entity_type, source_id, ghl_id, state)
 
     async def record(self, entity_type: str, source_id: str, state: SyncState) -> None:
         """Record a new synced state of an already mapped entity (with `settle`: kept, and
@@ -446,7 +441,7 @@ class SqlLedger:
         if batch is not None:
             await batch.write((None, self._record_params(entity_type, source_id, state)))
             return
-        await self._run(self._record, entity_type, source_id, state)
+        await _run(self.engine, self._record, entity_type, source_id, state)
 
     async def forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""
