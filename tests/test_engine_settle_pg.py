@@ -1,7 +1,8 @@
 """PostgreSQL: the worker's completions written many in one statement (`_settle_pg`) leave the
 store exactly as `complete_in` + the states' `write_in` in a shared transaction do: work rows,
-audit lines (in order) and sync states; a lost lease writes nothing; one bad completion fails
-alone; the same sync-state key twice in a batch is written in queue order."""
+audit lines (in order), sync states and confirmed mappings; a lost lease writes nothing; one
+bad completion fails alone; the same sync-state or mapping key twice in a batch is written in
+queue order."""
 
 from __future__ import annotations
 
@@ -16,12 +17,12 @@ import sqlalchemy as sa
 from ghlsync._clock import FakeClock
 from ghlsync.engine.queue._queue import AuditEntry, Claim, claim, complete_in
 from ghlsync.engine.queue._settle import Settler
-from ghlsync.engine.queue._settle_pg import Completion, for_engine
-from ghlsync.engine.state import _syncstate
+from ghlsync.engine.queue._settle_pg import Completion, _runs, for_engine
+from ghlsync.engine.state import _idmap, _syncstate
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.store import create_engine, migrate
 from ghlsync.store._tables_engine import audit_log, work_items
-from ghlsync.store._tables_sync import sync_state
+from ghlsync.store._tables_sync import id_map, sync_state
 from tests._db import fresh_postgres_database
 from tests._engine_kit import delivery, send
 
@@ -47,9 +48,28 @@ def _state(location: str, source: str, text: str, at: float | None) -> dict[str,
     return _syncstate.put_params(location, "contact", source, state, now=at or 5.0)
 
 
+def _mapped(source: str, ghl_id: str) -> dict[str, Any]:
+    return _idmap.put_params(
+        "loc1", "contact", source, ghl_id=ghl_id, state="confirmed", pending_body=None, now=7.0
+    )
+
+
 def _scenario(engine: sa.Engine) -> list[Completion]:
     """Six leased items and their completions: two share a sync-state key, one lost its
-    lease, one got a newer delivery after the claim, one writes two audit lines and no state."""
+    lease, one got a newer delivery after the claim, one writes two audit lines and no state;
+    three confirm a mapping (one of them the item that lost its lease)."""
+    with engine.begin() as conn:  # c0's create was announced
+        pending = {"email": "a@x.io"}
+        _idmap.put(
+            conn,
+            "loc1",
+            "contact",
+            "c0",
+            ghl_id=None,
+            state="pending",
+            pending_body=pending,
+            now=1.0,
+        )
     for n in range(6):
         send(engine, delivery(f"c{n}", "customer.created", delivery_id=f"d{n}", first_name="A"))
     items = claim(engine, "w1", None, 10, 60.0, clock=FakeClock())
@@ -58,11 +78,17 @@ def _scenario(engine: sa.Engine) -> list[Completion]:
     lost = _with_token(items[2], "not-the-lease")
     audit = [AuditEntry("created", ghl_id=f"g{n}", calls=1) for n in range(6)]
     return [
-        Completion(items[0], [audit[0]], 100.0, [_state("loc1", "c0", "zero", 10.0)]),
+        Completion(
+            items[0], [audit[0]], 100.0, [_state("loc1", "c0", "zero", 10.0)], [_mapped("c0", "g0")]
+        ),
         Completion(items[1], [audit[1]], 101.0, [_state("loc1", "shared", "first", 11.0)]),
-        Completion(lost, [audit[2]], 102.0, [_state("loc1", "c2", "lost", 12.0)]),
+        Completion(
+            lost, [audit[2]], 102.0, [_state("loc1", "c2", "lost", 12.0)], [_mapped("c2", "g2")]
+        ),
         Completion(items[3], [audit[3]], 103.0, [_state("loc1", "c3", "three", None)]),
-        Completion(items[4], [audit[4], AuditEntry("tagged", detail="x")], 104.0, []),
+        Completion(
+            items[4], [audit[4], AuditEntry("tagged", detail="x")], 104.0, [], [_mapped("c4", "g4")]
+        ),
         Completion(items[5], [audit[5]], 105.0, [_state("loc1", "shared", "second", 9.0)]),
     ]
 
@@ -99,6 +125,9 @@ def _contents(engine: sa.Engine) -> dict[str, list[Any]]:
                 tuple(r)
                 for r in conn.execute(sa.select(sync_state).order_by(*sync_state.primary_key))
             ],
+            "maps": [
+                tuple(r) for r in conn.execute(sa.select(id_map).order_by(*id_map.primary_key))
+            ],
         }
 
 
@@ -113,6 +142,8 @@ async def _old_way(engine: sa.Engine, completions: list[Completion]) -> list[boo
             if settled:
                 for row in c.states:
                     conn.execute(_syncstate._UPSERT["postgresql"], row)
+                for row in c.maps:
+                    conn.execute(_idmap._UPSERT["postgresql"], row)
             return settled
 
         return run
@@ -158,6 +189,24 @@ async def test_one_statement_writes_what_the_shared_transaction_wrote(
     assert c3[0][5] is None  # no source timestamp given, none recorded before
     assert not [s for s in contents["states"] if s[2] == "c2"]  # lost lease: no state
     assert [a[4] for a in contents["audit"]] == ["created"] * 3 + ["created", "tagged", "created"]
+    # The pending mapping of c0 confirmed; c4's new; the lost lease's c2 not written.
+    assert [(m[2], m[3], m[4], m[5]) for m in contents["maps"]] == [
+        ("c0", "g0", "confirmed", None),
+        ("c4", "g4", "confirmed", None),
+    ]
+
+
+def test_the_same_mapping_twice_in_a_batch_starts_a_new_statement() -> None:
+    """Two completions confirming one mapping (an upsert cannot touch a row twice in one
+    statement) go in two statements, in queue order; other keys share one."""
+    item = Claim.__new__(Claim)
+    batch = [
+        Completion(item, [], 1.0, [], [_mapped("c1", "g1")]),
+        Completion(item, [], 2.0, [_state("loc1", "c1", "x", 1.0)], [_mapped("c2", "g2")]),
+        Completion(item, [], 3.0, [], [_mapped("c1", "g1b")]),
+        Completion(item, [], 4.0, [_state("loc1", "c2", "y", 2.0)], []),
+    ]
+    assert _runs(batch) == [[0, 1], [2, 3]]
 
 
 async def test_a_bad_completion_fails_alone(postgres_url: str) -> None:

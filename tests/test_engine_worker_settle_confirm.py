@@ -1,13 +1,11 @@
-"""On SQLite, a create's confirmation (its GHL id and synced state) is written in the
-transaction that settles the work item, not in one of its own; until then the ID map says
-`pending` and the process's ledgers show the confirmed mapping instead (a child in the same
-item, or in another item, finds its customer at once). On PostgreSQL it is written at once,
-batched with the process's other ledger writes, as before."""
+"""A create's confirmation (its GHL id and synced state) is written with the settle of the
+work item (SQLite: in its transaction; PostgreSQL: in its statement), not on its own; until
+then the ID map says `pending` and the process's ledgers show the confirmed mapping instead
+(a child in the same item, or in another item, finds its customer at once)."""
 
 from __future__ import annotations
 
 import httpx2
-import pytest
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
@@ -33,8 +31,8 @@ async def test_a_create_is_confirmed_with_the_settle_and_shown_to_the_process_me
     engine_store: sa.Engine, engine_clock: FakeClock, sandbox_asgi: InProcessSandbox
 ) -> None:
     """A task of a new customer: the contact is created, then the task (in the same item)
-    finds the contact's GHL id. At that moment the store still says `pending` on SQLite
-    (confirmed on PostgreSQL), and a ledger of another item shows the confirmed mapping.
+    finds the contact's GHL id. At that moment the store still says `pending`, and a ledger
+    of another item shows the confirmed mapping.
     After the settle, the store holds it and nothing is shown any more."""
     location = sandbox_asgi.location_id
     send_task(engine_store, location, delivery_id="1", first_name="Ann")
@@ -54,13 +52,9 @@ async def test_a_create_is_confirmed_with_the_settle_and_shown_to_the_process_me
     assert seen["path"] == f"/contacts/{contacts[0]}/tasks"  # the child found its customer
     stored, shown = seen["stored"], seen["shown"]
     assert isinstance(stored, IdMapRow)
-    if engine_store.dialect.name == "sqlite":
-        assert stored.state == "pending"  # not committed on its own
-        assert isinstance(shown, IdMapRow)
-        assert (shown.state, shown.ghl_id) == ("confirmed", contacts[0])
-    else:
-        assert (stored.state, stored.ghl_id) == ("confirmed", contacts[0])
-        assert shown is None
+    assert stored.state == "pending"  # not committed on its own
+    assert isinstance(shown, IdMapRow)
+    assert (shown.state, shown.ghl_id) == ("confirmed", contacts[0])
     after = _stored(engine_store, location)
     assert after is not None and (after.state, after.ghl_id) == ("confirmed", contacts[0])
     assert shown_mapping(engine_store, location, "contact", "c1") is None
@@ -103,8 +97,8 @@ async def test_a_confirmation_is_written_with_the_retry_when_the_child_fails(
 async def test_a_confirmation_is_not_written_when_another_worker_took_the_item_over(
     engine_store: sa.Engine, engine_clock: FakeClock, sandbox_asgi: InProcessSandbox
 ) -> None:
-    """The lease is lost while the task is created: on SQLite the settle writes nothing, the
-    ID map keeps `pending` (the other worker finds the contact by its email, as after a
+    """The lease is lost while the task is created: the settle writes nothing, the ID map
+    keeps `pending` (the other worker finds the contact by its email, as after a
     crash) and the process stops showing the confirmed mapping."""
     location = sandbox_asgi.location_id
     send_task(engine_store, location, delivery_id="1", first_name="Ann")
@@ -118,12 +112,10 @@ async def test_a_confirmation_is_not_written_when_another_worker_took_the_item_o
     await client.aclose()
     row = _stored(engine_store, location)
     assert row is not None
-    expected = "pending" if engine_store.dialect.name == "sqlite" else "confirmed"
-    assert row.state == expected
+    assert row.state == "pending"
     assert shown_mapping(engine_store, location, "contact", "c1") is None
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 async def test_a_shown_mapping_is_read_by_other_ledgers_and_counted_among_owners(
     engine_store: sa.Engine, engine_clock: FakeClock
 ) -> None:

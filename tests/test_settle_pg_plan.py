@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ghlsync.engine.queue._settle_pg import COMPLETE_MANY, PG_SETTINGS
 from ghlsync.store._tables_engine import work_items
-from ghlsync.store._tables_sync import sync_state
+from ghlsync.store._tables_sync import id_map, sync_state
 from tests._db import migrated
 from tests._pg_plans import plan_kept
 
@@ -30,7 +30,7 @@ def engine(postgres_url: str) -> Iterator[sa.Engine]:
 
 def _completions(n: int) -> dict[str, Any]:
     """`PgSettle._write`'s parameters for the first `n` work rows (ids 1..n), each with an
-    audit line and a sync state."""
+    audit line, a sync state and a confirmed mapping."""
     ids = list(range(1, n + 1))
     sources = [f"s{i - 1}" for i in ids]
     many = {"location_id": "loc", "entity_type": "contact"}
@@ -45,11 +45,16 @@ def _completions(n: int) -> dict[str, Any]:
         **{f"s_{k}": [v] * n for k, v in many.items()},
         **{"s_content_hash": ["h"] * n, "s_source_updated_at": [None] * n},
         **{"s_snapshot": ["{}"] * n, "s_synced_at": [2.0] * n},
+        **{"m_item": ids, "m_source_id": sources, "m_ghl_id": [f"g{i}" for i in ids]},
+        **{f"m_{k}": [v] * n for k, v in many.items()},
+        **{"m_state": ["confirmed"] * n, "m_pending_body": [None] * n},
+        **{"m_pending_since": [None] * n, "m_updated_at": [2.0] * n},
     }
 
 
 def _fill(engine: sa.Engine) -> None:
-    """A queue of finished rows and `LEASED` leased ones (ids 1..16), each with a state."""
+    """A queue of finished rows and `LEASED` leased ones (ids 1..16), each with a state and a
+    pending mapping."""
     rows = [
         {
             "location_id": "loc",
@@ -70,9 +75,15 @@ def _fill(engine: sa.Engine) -> None:
         | {"content_hash": "h", "snapshot": "{}", "synced_at": 1.0}
         for i in range(ROWS)
     ]
+    maps = [
+        {"location_id": "loc", "entity_type": "contact", "source_id": f"s{i}"}
+        | {"state": "pending", "pending_body": "{}", "pending_since": 1.0, "updated_at": 1.0}
+        for i in range(ROWS)
+    ]
     with engine.begin() as conn:
         conn.execute(sa.insert(work_items), rows)
         conn.execute(sa.insert(sync_state), states)
+        conn.execute(sa.insert(id_map), maps)
 
 
 def test_a_plan_made_on_an_empty_store_reads_rows_by_key_on_a_full_one(
@@ -84,5 +95,6 @@ def test_a_plan_made_on_an_empty_store_reads_rows_by_key_on_a_full_one(
     plan = plan_kept(engine, "settle", sql, args, PG_SETTINGS, lambda: _fill(engine))
     assert plan.startswith("CTE Scan on done (actual rows=6 "), plan  # all six settled
     assert "Seq Scan" not in plan, plan
-    read = re.findall(r"Scan .*on (?:work_items|sync_state)\S* .*\(actual rows=(\d+) ", plan)
+    read = re.findall(r"Scan .*on (?:work_items|sync_state|id_map)\S* .*\(actual rows=(\d+) ", plan)
+    assert "on id_map" in plan, plan
     assert read and max(int(n) for n in read) <= LEASED, plan

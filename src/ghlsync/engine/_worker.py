@@ -742,7 +742,7 @@ class Worker:
         now = self.clock.now()
         await self._settler.run(
             lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states),
-            Completion(item, audit, now, states.rows()),
+            Completion(item, audit, now, states.rows(), states.maps()),
         )
         _count(item, audit, now)
 

@@ -53,6 +53,41 @@ sync_state = sa.Table(
 )
 
 
+# Each table's columns in the order of its upserts, with their types and the names of the
+# bound parameters the ledger gives them (`_idmap.put_params`, `_syncstate.put_params`): the
+# shape of the rows that the PostgreSQL batches (`unnest` of one array per column) write.
+ID_MAP_ROW = (
+    ("location_id", sa.String, "k_location"),
+    ("entity_type", sa.String, "k_type"),
+    ("source_id", sa.String, "k_source"),
+    ("ghl_id", sa.String, "v_ghl_id"),
+    ("state", sa.String, "v_state"),
+    ("pending_body", sa.Text, "v_pending_body"),
+    ("pending_since", sa.Float, "v_pending_since"),
+    ("updated_at", sa.Float, "v_updated_at"),
+)
+SYNC_STATE_ROW = (
+    ("location_id", sa.String, "k_location"),
+    ("entity_type", sa.String, "k_type"),
+    ("source_id", sa.String, "k_source"),
+    ("side", sa.String, "k_side"),
+    ("content_hash", sa.String, "v_hash"),
+    ("source_updated_at", sa.Float, "v_updated_at"),
+    ("snapshot", sa.Text, "v_snapshot"),
+    ("synced_at", sa.Float, "v_synced_at"),
+)
+
+
+def upsert_id_map(insert: Any) -> Any:
+    """`insert` (PostgreSQL's `INSERT INTO id_map` of `ID_MAP_ROW`'s columns) as an upsert: a
+    row it finds takes every value given (as `_idmap`'s own upsert does)."""
+    names = [col for col, _, _ in ID_MAP_ROW[3:]]
+    return insert.on_conflict_do_update(
+        index_elements=list(id_map.primary_key.columns),
+        set_={name: insert.excluded[name] for name in names},
+    )
+
+
 def upsert_sync_state(insert: Any) -> Any:
     """`insert` (a dialect's `INSERT INTO sync_state`) as an upsert with the table's one rule
     for a row it finds: the new hash, snapshot and time replace the old, and a missing source

@@ -1,24 +1,27 @@
 """PostgreSQL: the worker's completions, many in one statement on one thread per engine.
 
-A completed item writes its work row (`complete_in`), its audit lines and the sync states its
-flows recorded (`ghlsync.engine.state._ledger.SettleStates`). In a shared transaction on
-PostgreSQL that is a BEGIN, one statement per row and a COMMIT, each a round trip from a
-thread of the executor: ~4–5 round trips for one item, at 55–70 µs of this process's CPU each
-on a 2-core machine, plus SQLAlchemy's work around every statement (docs/benchmarks.md,
-"Issue 13"). Here every completion queued while the thread was busy goes into one statement:
-the work rows updated from `unnest` arrays with the same guard and the same values as
-`complete_in` (leased, same lease token), and data-modifying CTEs that insert the audit lines
-and upsert the sync states of exactly the items that update matched, in the order given. One
-statement is one transaction (the `DbThread` runs in autocommit): an item's row, audit and
-states commit together or not at all, and its caller is answered once they have.
+A completed item writes its work row (`complete_in`), its audit lines, the sync states its
+flows recorded and the mappings of the creates they confirmed
+(`ghlsync.engine.state._ledger.SettleStates`). In a shared transaction on PostgreSQL that is
+a BEGIN, one statement per row and a COMMIT, each a round trip from a thread of the executor:
+~4–5 round trips for one item, at 55–70 µs of this process's CPU each on a 2-core machine,
+plus SQLAlchemy's work around every statement (docs/benchmarks.md, "Issue 13"). Here every
+completion queued while the thread was busy goes into one statement: the work rows updated
+from `unnest` arrays with the same guard and the same values as `complete_in` (leased, same
+lease token), and data-modifying CTEs that insert the audit lines and upsert the sync states
+and mappings of exactly the items that update matched, in the order given. One statement is
+one transaction (the `DbThread` runs in autocommit): an item's row, audit, states and
+mappings commit together or not at all, and its caller is answered once they have.
 
 What `complete_in` guarantees holds: an item whose lease was lost (another worker took it
-over) writes nothing and answers False; one whose row got a newer delivery meanwhile goes
-back to `pending`. The same sync-state key in two completions of a batch (an upsert cannot
-touch a row twice in one statement) starts a new statement, in queue order. When a batch's
-statement fails, each of its completions is tried again in a statement of its own, so one bad
-item fails alone; a lost connection fails the whole batch (`DbThread` invalidates the pool)
-and each caller raises, as a failed settle transaction did.
+over) writes nothing and answers False (its creates' mappings stay `pending`, as after a
+crash: whoever runs it next finds those GHL records again rather than creating more); one
+whose row got a newer delivery meanwhile goes back to `pending`. The same sync-state or
+mapping key in two completions of a batch (an upsert cannot touch a row twice in one
+statement) starts a new statement, in queue order. When a batch's statement fails, each of
+its completions is tried again in a statement of its own, so one bad item fails alone; a lost
+connection fails the whole batch (`DbThread` invalidates the pool) and each caller raises, as
+a failed settle transaction did.
 """
 
 from __future__ import annotations
@@ -34,9 +37,17 @@ from ghlsync.engine.queue._queue import _RELEASED, AuditEntry, Claim, _audit_row
 from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
 from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_engine import audit_log, work_items
-from ghlsync.store._tables_sync import sync_state, upsert_sync_state
+from ghlsync.store._tables_sync import (
+    ID_MAP_ROW,
+    SYNC_STATE_ROW,
+    id_map,
+    sync_state,
+    upsert_id_map,
+    upsert_sync_state,
+)
 
 StateRow = dict[str, Any]  # `_syncstate.put_params`: k_location, k_type, ..., v_synced_at
+MapRow = dict[str, Any]  # `_idmap.put_params`: k_location, k_type, k_source, v_ghl_id, ...
 # The settle thread's PostgreSQL session (`DbThread` settings, its connection only):
 # `COMPLETE_MANY` is planned once per connection, not at every run. Left to choose, PostgreSQL
 # planned it anew each time (~0.5 ms of its CPU, more than running it): the generic plan,
@@ -61,27 +72,18 @@ _AUDIT_COLUMNS = (
     ("calls", sa.Integer),
     ("detail", sa.Text),
 )
-# Column, its type, and the `put_params` name it comes from.
-_STATE_COLUMNS = (
-    ("location_id", sa.String, "k_location"),
-    ("entity_type", sa.String, "k_type"),
-    ("source_id", sa.String, "k_source"),
-    ("side", sa.String, "k_side"),
-    ("content_hash", sa.String, "v_hash"),
-    ("source_updated_at", sa.Float, "v_updated_at"),
-    ("snapshot", sa.Text, "v_snapshot"),
-    ("synced_at", sa.Float, "v_synced_at"),
-)
 
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One item's completion as data: what `complete_in` and the states' `write_in` write."""
+    """One item's completion as data: what `complete_in` and the states' `write_in` write
+    (the sync states its flows recorded, the mappings of the creates they confirmed)."""
 
     item: Claim
     audit: Sequence[AuditEntry]
     now: float
     states: Sequence[StateRow]
+    maps: Sequence[MapRow] = ()
 
 
 def _build_complete_many() -> sa.Select[Any]:
@@ -132,16 +134,24 @@ def _build_complete_many() -> sa.Select[Any]:
         .order_by(lines.c.n),
     )
 
-    rows = unnest_rows("s", [("item", sa.BigInteger), *((c, k) for c, k, _ in _STATE_COLUMNS)])
-    names = [col for col, _, _ in _STATE_COLUMNS]
+    rows = unnest_rows("s", [("item", sa.BigInteger), *((c, k) for c, k, _ in SYNC_STATE_ROW)])
+    names = [col for col, _, _ in SYNC_STATE_ROW]
     states = upsert_sync_state(
         postgresql_insert(sync_state).from_select(
             names,
             sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled)),
         )
     )
+    rows = unnest_rows("m", [("item", sa.BigInteger), *((c, k) for c, k, _ in ID_MAP_ROW)])
+    names = [col for col, _, _ in ID_MAP_ROW]
+    maps = upsert_id_map(
+        postgresql_insert(id_map).from_select(
+            names,
+            sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled)),
+        )
+    )
     # Data-modifying CTEs run to completion whether or not the query reads them.
-    return sa.select(done.c.id).add_cte(audit.cte("audit"), states.cte("states"))
+    return sa.select(done.c.id).add_cte(audit.cte("audit"), states.cte("states"), maps.cte("maps"))
 
 
 COMPLETE_MANY = RawStatement(_build_complete_many())
@@ -180,8 +190,12 @@ class PgSettle:
             ((c.item.id, row) for c in batch for row in c.states), key=lambda s: _key(s[1])
         )
         params["s_item"] = [item for item, _ in states]
-        for col, _, name in _STATE_COLUMNS:
+        for col, _, name in SYNC_STATE_ROW:
             params[f"s_{col}"] = [row[name] for _, row in states]
+        maps = sorted(((c.item.id, row) for c in batch for row in c.maps), key=lambda m: _at(m[1]))
+        params["m_item"] = [item for item, _ in maps]
+        for col, _, name in ID_MAP_ROW:
+            params[f"m_{col}"] = [row[name] for _, row in maps]
         sql, args = COMPLETE_MANY.args(self._dialect, params)
         return {row[0] for row in conn.execute(sql, args, prepare=True).fetchall()}
 
@@ -195,13 +209,19 @@ def _key(row: StateRow) -> tuple[str, str, str, str]:
     return row["k_location"], row["k_type"], row["k_source"], row["k_side"]
 
 
+def _at(row: MapRow) -> tuple[str, str, str]:
+    return row["k_location"], row["k_type"], row["k_source"]
+
+
 def _runs(batch: list[Completion]) -> list[list[int]]:
-    """The batch in statements, in queue order: a completion with a sync-state key the current
-    statement already writes starts the next one (an upsert cannot touch a row twice)."""
+    """The batch in statements, in queue order: a completion with a sync-state or mapping key
+    the current statement already writes starts the next one (an upsert cannot touch a row
+    twice)."""
     runs: list[list[int]] = [[]]
-    seen: set[tuple[str, str, str, str]] = set()
+    seen: set[tuple[str, ...]] = set()
     for i, completion in enumerate(batch):
-        keys = {_key(row) for row in completion.states}
+        keys: set[tuple[str, ...]] = {_key(row) for row in completion.states}
+        keys.update(("map", *_at(row)) for row in completion.maps)
         if not seen.isdisjoint(keys):
             runs.append([])
             seen.clear()

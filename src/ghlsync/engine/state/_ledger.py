@@ -7,8 +7,8 @@ same moment, never delayed past it: on PostgreSQL per process (`_pgbatch`), on S
 `pending` rows of one turn of the event loop (`_PendingWrites`).
 
 Two exceptions, when the worker asks for them (`SettleStates`): `record` (a new synced state
-of an entity already mapped) and, on SQLite, `confirm` (the GHL id of a create and its synced
-state) are kept with the work item and written in the transaction that settles it, beside the
+of an entity already mapped) and `confirm` (the GHL id of a create and its synced state)
+are kept with the work item and written in the transaction that settles it, beside the
 work row and its audit lines, instead of in a transaction of their own. Nothing else waits for
 them: while the item's lease is held, the two-way flows wait (`to_dripjobs._echo`: a contact
 still `pending` with the same email or phone, or a leased row), reconcile leaves a contact
@@ -249,9 +249,12 @@ class SettleStates:
 
     def rows(self) -> list[dict[str, Any]]:
         """The kept states as `_syncstate.put_params` rows (for a settle written as one
-        statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`.
-        (Confirmed mappings are kept on SQLite only: `SqlLedger.confirm`.)"""
+        statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`."""
         return [params for _, params in self._kept.values()]
+
+    def maps(self) -> list[dict[str, Any]]:
+        """The confirmed mappings as `_idmap.put_params` rows (as `rows`)."""
+        return list(self._mapped.values())
 
     def write_in(self, conn: sa.Connection) -> None:
         """Write the kept mappings and states in `conn`'s transaction (the settle's), at the
@@ -274,12 +277,13 @@ class SqlLedger:
     """The real ledger: one short transaction per write, so that the event loop (which the
     receiver shares in `ghlsync serve`) never waits on the store.
 
-    The reads and writes of every synced change (`load`, `lookup`, `mark_pending`,
-    `confirm`, `record`) run at the driver level (`ghlsync.store._raw`): on SQLite on the
-    event loop's own connection while the write lock is free (a write that finds it taken
-    goes to a thread, which waits for it), on PostgreSQL batched with every other ledger's of
-    the process on one thread per engine (`_pgbatch`: the loads queued together in one
-    statement, the writes in another). The rest goes through SQLAlchemy in a thread.
+    The reads and writes of every synced change (`load`, `lookup`, `mark_pending`, and
+    `confirm`, `record` when no settle keeps them) run at the driver level
+    (`ghlsync.store._raw`): on SQLite on the event loop's own connection while the write lock
+    is free (a write that finds it taken goes to a thread, which waits for it), on PostgreSQL
+    batched with every other ledger's of the process on one thread per engine (`_pgbatch`:
+    the loads queued together in one statement, the writes in another). The rest goes
+    through SQLAlchemy in a thread.
     """
 
     engine: sa.Engine
@@ -414,17 +418,15 @@ class SqlLedger:
     async def confirm(
         self, entity_type: str, source_id: str, ghl_id: str, state: SyncState
     ) -> None:
-        """Record the GHL id and the synced state in one transaction (with `settle` on
-        SQLite: kept, written when the item is settled, and shown to the process meanwhile)."""
-        key = (self.location_id, entity_type, source_id)
-        batch = _pgbatch.for_engine(self.engine)
-        if self.settle is not None and batch is None:
+        """Record the GHL id and the synced state in one transaction (with `settle`: kept,
+        written when the item is settled, and shown to the process meanwhile)."""
+        if self.settle is not None:
+            key = (self.location_id, entity_type, source_id)
             mapped, synced = self._confirm_params(entity_type, source_id, ghl_id, state)
             row = IdMapRow(entity_type, source_id, ghl_id, "confirmed", None)
             self.settle.confirm(self.engine, key, row, mapped, state, synced)
             return
-        if self.settle is not None:
-            self.settle.drop(key)
+        batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
             await batch.write(self._confirm_params(entity_type, source_id, ghl_id, state))
             return

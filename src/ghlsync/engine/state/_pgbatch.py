@@ -41,7 +41,14 @@ from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
 from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
 from ghlsync.store._raw import RawStatement, unnest_rows
-from ghlsync.store._tables_sync import id_map, sync_state, upsert_sync_state
+from ghlsync.store._tables_sync import (
+    ID_MAP_ROW,
+    SYNC_STATE_ROW,
+    id_map,
+    sync_state,
+    upsert_id_map,
+    upsert_sync_state,
+)
 
 Key = tuple[str, str, str]  # location_id, entity_type, source_id
 Params = dict[str, Any]  # `_idmap.put_params` / `_syncstate.put_params`
@@ -81,41 +88,14 @@ def _build_load_many() -> sa.Select[Any]:
     ).select_from(keys.outerjoin(id_map, mapped).outerjoin(sync_state, synced))
 
 
-# Column, its type, and the `put_params` name it comes from.
-_MAP_COLUMNS = (
-    ("location_id", sa.String, "k_location"),
-    ("entity_type", sa.String, "k_type"),
-    ("source_id", sa.String, "k_source"),
-    ("ghl_id", sa.String, "v_ghl_id"),
-    ("state", sa.String, "v_state"),
-    ("pending_body", sa.Text, "v_pending_body"),
-    ("pending_since", sa.Float, "v_pending_since"),
-    ("updated_at", sa.Float, "v_updated_at"),
-)
-_STATE_COLUMNS = (
-    ("location_id", sa.String, "k_location"),
-    ("entity_type", sa.String, "k_type"),
-    ("source_id", sa.String, "k_source"),
-    ("side", sa.String, "k_side"),
-    ("content_hash", sa.String, "v_hash"),
-    ("source_updated_at", sa.Float, "v_updated_at"),
-    ("snapshot", sa.Text, "v_snapshot"),
-    ("synced_at", sa.Float, "v_synced_at"),
-)
-
-
 def _build_put_many() -> sa.Select[Any]:
     """`_idmap.RAW_UPSERT` and `_syncstate.RAW_UPSERT` for many rows, in one statement: the
     same conflict handling (the state's COALESCE keeps a recorded source timestamp)."""
-    rows = unnest_rows("m", [(col, kind) for col, kind, _ in _MAP_COLUMNS])
-    names = [col for col, _, _ in _MAP_COLUMNS]
-    put_map = postgresql_insert(id_map).from_select(names, sa.select(*rows.c))
-    put_map = put_map.on_conflict_do_update(
-        index_elements=list(id_map.primary_key.columns),
-        set_={name: put_map.excluded[name] for name in names[3:]},
-    )
-    rows = unnest_rows("s", [(col, kind) for col, kind, _ in _STATE_COLUMNS])
-    names = [col for col, _, _ in _STATE_COLUMNS]
+    rows = unnest_rows("m", [(col, kind) for col, kind, _ in ID_MAP_ROW])
+    names = [col for col, _, _ in ID_MAP_ROW]
+    put_map = upsert_id_map(postgresql_insert(id_map).from_select(names, sa.select(*rows.c)))
+    rows = unnest_rows("s", [(col, kind) for col, kind, _ in SYNC_STATE_ROW])
+    names = [col for col, _, _ in SYNC_STATE_ROW]
     put_state = upsert_sync_state(
         postgresql_insert(sync_state).from_select(names, sa.select(*rows.c))
     )
@@ -167,9 +147,9 @@ class PgBatch:
         maps = sorted((m for m, _ in writes if m is not None), key=_map_key)
         states = sorted((s for _, s in writes if s is not None), key=_state_key)
         params: Params = {}
-        for col, _, name in _MAP_COLUMNS:
+        for col, _, name in ID_MAP_ROW:
             params[f"m_{col}"] = [m[name] for m in maps]
-        for col, _, name in _STATE_COLUMNS:
+        for col, _, name in SYNC_STATE_ROW:
             params[f"s_{col}"] = [s[name] for s in states]
         sql, args = PUT_MANY.args(self._dialect, params)
         conn.execute(sql, args, prepare=True)
