@@ -173,6 +173,8 @@ class Worker:
         self._with_work: list[str] = []  # the locations with work the last claim saw
         self._wakes = 0  # wake-ups so far (`_woken`)
         self._claimed_at: dict[asyncio.Task[None], int] = {}  # running item -> `_wakes` then
+        # (location, customer id) -> the item of this worker that syncs that contact (`_start`).
+        self._syncing_contacts: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
         self._due_read: tuple[float, float | None] | None = None  # (monotonic, next_due then)
 
@@ -428,15 +430,28 @@ class Worker:
             _log.exception("removing the worker heartbeat failed")
 
     def _start(self, items: Sequence[Claim]) -> dict[asyncio.Task[None], Claim]:
-        """Start a batch: contacts at once, the rest after the batch's contacts are settled.
+        """Start a batch: contacts first, then the rest.
 
-        A task, note or appointment needs its contact in GHL first; when both arrive in one
-        batch, waiting for the contact saves the child a retry with backoff.
+        A task, note or appointment needs its contact in GHL first. One from DripJobs starts
+        at once; if its contact is not there yet and an item of this worker is syncing it,
+        it waits for that item and runs again (`_sync_after_parent`), which saves it a retry
+        with backoff, and the children of contacts synced long ago never wait. One from GHL
+        (two-way) waits for the batch's GHL contacts to be settled.
         """
         parents = {asyncio.ensure_future(self._process(i)): i for i in items if _is_parent(i)}
-        after = list(parents)
+        # Kept past their end until the next batch: a child whose lookup was answered just
+        # before its contact's item finished still finds that item (and runs again at once).
+        syncing = self._syncing_contacts = {
+            key: task for key, task in self._syncing_contacts.items() if not task.done()
+        }
+        for task, item in parents.items():
+            if item.entity_type == "contact":
+                syncing[(item.location_id, item.source_id)] = task
+        after = [task for task, item in parents.items() if is_ghl_work(item.entity_type)]
         children = {
-            asyncio.ensure_future(self._process(i, after=after)): i
+            asyncio.ensure_future(
+                self._process(i, after=after if is_ghl_work(i.entity_type) else ())
+            ): i
             for i in items
             if not _is_parent(i)
         }
@@ -543,7 +558,7 @@ class Worker:
         failure: Failure | None = None
         waited: float | None = None
         try:
-            outcomes = await self._sync(item, states)
+            outcomes = await self._sync_after_parent(item, states)
         except _EventFailed as failed:
             failure = classify_failure(
                 failed.error,
@@ -565,6 +580,23 @@ class Worker:
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
         await self._complete(item, audit, states)
+
+    async def _sync_after_parent(self, item: Claim, states: SettleStates) -> list[Outcome]:
+        """`_sync`; a child whose contact is not in GHL yet while an item of this worker is
+        syncing that contact (or just did) waits for the item (settled, or failed) and runs
+        once more. The first run stopped at the contact's lookup, before any write of its
+        own."""
+        try:
+            return await self._sync(item, states)
+        except _EventFailed as failed:
+            error = failed.error
+            if not isinstance(error, ParentNotSyncedError) or not error.customer_id:
+                raise
+            parent = self._syncing_contacts.get((item.location_id, error.customer_id))
+            if parent is None:
+                raise
+        await asyncio.wait([parent])
+        return await self._sync(item, states)
 
     async def _parent_due(self, item: Claim, error: ParentNotSyncedError) -> float | None:
         """Seconds to wait for the customer a child needs, while the customer's own work item
