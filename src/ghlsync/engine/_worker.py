@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import socket
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
@@ -79,6 +81,11 @@ PARENT_WAIT_CAP = 30.0  # seconds: the longest a child waits before it looks at 
 # cost ~11% of a busy `serve`'s CPU on SQLite (docs/benchmarks.md, "Engine end to end").
 # Only when every slot was busy: a worker with room claims new work at once.
 CLAIM_GATHER_S = 0.005
+# Items claimed before a slot is free for them, as a share of `concurrency`: a slot that frees
+# starts one of them at once, instead of waiting for a claim's round trip (and the gather
+# above). One that waited longer than a third of its lease goes back to the queue unstarted:
+# its lease is renewed only once it runs (`_keep_leased`).
+CLAIM_AHEAD = 0.5
 IDLE_POLL = 10.0  # seconds: the longest an idle worker sleeps when notifications wake it
 DUE_FRESH_S = 1.0  # seconds a read of the next due time is reused (`_idle_timeout`)
 _LISTEN_READY_TIMEOUT = 5.0
@@ -174,7 +181,14 @@ class Worker:
         self._wakes = 0  # wake-ups so far (`_woken`)
         self._claimed_at: dict[asyncio.Task[None], int] = {}  # running item -> `_wakes` then
         # (location, customer id) -> the item of this worker that syncs that contact (`_start`).
-        self._syncing_contacts: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self._syncing_contacts: dict[tuple[str, str], asyncio.Task[None] | None] = {}
+        self._settling: set[asyncio.Task[None]] = set()  # items writing their outcome only
+        # Claimed, not started yet (`CLAIM_AHEAD`): (item, `_wakes` then, loop time then).
+        self._ready: deque[tuple[Claim, int, float]] = deque()
+        self._running: dict[asyncio.Task[None], Claim] | None = None  # `run`'s, while it runs
+        self._releasing: set[asyncio.Task[None]] = set()  # `_release` of stale ready items
+        self._stop = asyncio.Event()  # `run`'s stop event, while it runs
+        self._freed: asyncio.Future[None] | None = None  # set when an item begins its settle
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
         self._due_read: tuple[float, float | None] | None = None  # (monotonic, next_due then)
 
@@ -186,7 +200,9 @@ class Worker:
         return len(items)
 
     async def run(self, stop_event: asyncio.Event, *, drain_seconds: float | None = None) -> None:
-        """Keep `concurrency` items in flight until `stop_event`; then drain.
+        """Keep `concurrency` items syncing until `stop_event`; then drain. An item whose
+        GHL work is done frees its place while its outcome is written (at most `concurrency`
+        of those at once).
 
         Draining claims nothing more and waits for the items in flight, at most
         `drain_seconds` (None: as long as they take); the leases of those still unfinished
@@ -194,6 +210,8 @@ class Worker:
         another worker takes them over without waiting for the lease to expire.
         """
         running: dict[asyncio.Task[None], Claim] = {}
+        self._running, self._stop = running, stop_event
+        ahead = max(1, int(self.concurrency * CLAIM_AHEAD))
         loop = self._loop = asyncio.get_running_loop()
         self._wakeup = asyncio.Event()
         stopper = asyncio.ensure_future(stop_event.wait())
@@ -211,13 +229,13 @@ class Worker:
             deadline = 0.0  # loop time until which a drained worker may sleep
             while not stop_event.is_set():
                 self._beat()
-                free = self.concurrency - len(running)
+                free = self._free_slots(running) + ahead - len(self._ready)
                 if free > 0 and look:
                     wakes = self._wakes
                     got = await self._claim(free)
-                    started = self._start(got)
-                    running.update(started)
-                    self._claimed_at.update(dict.fromkeys(started, wakes))
+                    now = loop.time()
+                    self._ready.extend((item, wakes, now) for item in got)
+                    self._start_ready()
                     drained = len(got) < free
                     if drained:
                         deadline = loop.time() + await self._idle_timeout()
@@ -225,11 +243,13 @@ class Worker:
                     look = True  # a slot is free and there may be more: claim at once
                 else:  # full, or the queue is drained: wait
                     wait = deadline - loop.time() if free > 0 else self.poll_interval
-                    look = await self._idle({*running, stopper}, wait) or free == 0
+                    freed = self._freed = loop.create_future()  # an item begins its settle
+                    look = await self._idle({*running, stopper, freed}, wait) or free == 0
                     if free == 0:  # full: let a few more finish, claim their places together
                         await asyncio.sleep(CLAIM_GATHER_S)
                 for task in [task for task in running if task.done()]:
                     del running[task]  # in place: the heartbeat task counts this dict
+                    self._settling.discard(task)
                     # Drained, a finished item frees a slot but brings no work: only a
                     # delivery that came while it was leased (merged into its row, which its
                     # settle may have put back to pending) calls for a claim.
@@ -238,7 +258,10 @@ class Worker:
                     if self._retry_due is not None:  # one of ours comes due sooner
                         deadline = min(deadline, self._retry_due)
                         self._retry_due = None
+                self._start_ready()  # the places of items that ended without a settle
             self._state = "draining"
+            await self._release([item for item, _, _ in self._ready], "unstarted")
+            self._ready.clear()
             await self._drain(running, drain_seconds)
         except asyncio.CancelledError:
             for task in running:
@@ -253,8 +276,65 @@ class Worker:
             sa.event.remove(self.engine, "close", self._on_close)
             self._own_pids.clear()
             self._claimed_at.clear()
+            self._ready.clear()  # (cancelled: their leases expire, as those in flight do)
+            self._running = None
             await asyncio.gather(*helpers, return_exceptions=True)
             await self._forget()
+
+    def _free_slots(self, running: dict[asyncio.Task[None], Claim]) -> int:
+        """Slots for new items: an item holds one while it syncs, none while only its outcome
+        is written (`_settling`), so the store's commit does not keep GHL work waiting; at
+        most `concurrency` of those, so a slow store slows the claims down."""
+        syncing = len(running) - len(self._settling)
+        return min(self.concurrency - syncing, 2 * self.concurrency - len(running))
+
+    def _begin_settle(self) -> None:
+        """The current item is done with GHL: from now on it holds no slot (`_free_slots`),
+        an item claimed ahead takes it, and a worker waiting for one is told."""
+        task = asyncio.current_task()
+        if task is None:
+            return
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+        self._start_ready()
+        freed = self._freed
+        if freed is not None and not freed.done():
+            freed.set_result(None)
+
+    def _start_ready(self) -> None:
+        """Start items claimed ahead in the free slots (those that waited too long for one go
+        back to the queue instead)."""
+        running, ready = self._running, self._ready
+        if running is None or not ready or self._stop.is_set():  # stopping: they go back
+            return
+        loop = asyncio.get_running_loop()
+        stale = loop.time() - self.lease_seconds / 3
+        if ready[0][2] < stale:
+            old = [entry[0] for entry in ready if entry[2] < stale]
+            self._ready = ready = deque(entry for entry in ready if entry[2] >= stale)
+            releasing = loop.create_task(self._release(old, "claimed ahead too long ago"))
+            self._releasing.add(releasing)
+            releasing.add_done_callback(self._releasing.discard)
+        free = self._free_slots(running)
+        if free <= 0 or not ready:
+            return
+        batch = [ready.popleft() for _ in range(min(free, len(ready)))]
+        wakes = {item.id: woken for item, woken, _ in batch}
+        started = self._start([item for item, _, _ in batch])
+        running.update(started)
+        self._claimed_at.update((task, wakes[item.id]) for task, item in started.items())
+
+    async def _release(self, items: list[Claim], why: str) -> None:
+        """Give unstarted items back to the queue (pending, due now, the attempt not
+        counted); if that fails, their leases expire instead: slower, nothing lost."""
+        if not items:
+            return
+        try:
+            released = await asyncio.to_thread(release, self.engine, items, clock=self.clock)
+        except Exception:
+            _log.exception("releasing %d leases (%s) failed", len(items), why)
+            return
+        _log.info("released %d of %d leases: %s", released, len(items), why)
 
     async def _drain(
         self, running: dict[asyncio.Task[None], Claim], drain_seconds: float | None
@@ -439,14 +519,16 @@ class Worker:
         (two-way) waits for the batch's GHL contacts to be settled.
         """
         parents = {asyncio.ensure_future(self._process(i)): i for i in items if _is_parent(i)}
-        # Kept past their end until the next batch: a child whose lookup was answered just
-        # before its contact's item finished still finds that item (and runs again at once).
+        # A finished one is kept as None until the next batch: a child whose lookup was
+        # answered just before its contact's item finished runs again at once.
         syncing = self._syncing_contacts = {
-            key: task for key, task in self._syncing_contacts.items() if not task.done()
+            key: task for key, task in self._syncing_contacts.items() if task is not None
         }
         for task, item in parents.items():
             if item.entity_type == "contact":
-                syncing[(item.location_id, item.source_id)] = task
+                key = (item.location_id, item.source_id)
+                syncing[key] = task
+                task.add_done_callback(functools.partial(self._parent_done, key))
         after = [task for task, item in parents.items() if is_ghl_work(item.entity_type)]
         children = {
             asyncio.ensure_future(
@@ -570,6 +652,7 @@ class Worker:
                 waited = await self._parent_due(item, failed.error)
         finally:
             keeper.cancel()
+        self._begin_settle()
         if failure is not None and waited is not None:
             reason = f"{failure.reason}; its own work item is still queued: waiting for it"
             failure = Failure("waiting", reason, failure.error_class)
@@ -580,6 +663,10 @@ class Worker:
             return
         audit = [_audit(outcome) for outcome in outcomes] or [AuditEntry("synced")]
         await self._complete(item, audit, states)
+
+    def _parent_done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if self._syncing_contacts.get(key) is task:
+            self._syncing_contacts[key] = None
 
     async def _sync_after_parent(self, item: Claim, states: SettleStates) -> list[Outcome]:
         """`_sync`; a child whose contact is not in GHL yet while an item of this worker is
@@ -592,10 +679,12 @@ class Worker:
             error = failed.error
             if not isinstance(error, ParentNotSyncedError) or not error.customer_id:
                 raise
-            parent = self._syncing_contacts.get((item.location_id, error.customer_id))
-            if parent is None:
+            key = (item.location_id, error.customer_id)
+            if key not in self._syncing_contacts:
                 raise
-        await asyncio.wait([parent])
+            parent = self._syncing_contacts[key]
+        if parent is not None:
+            await asyncio.wait([parent])
         return await self._sync(item, states)
 
     async def _parent_due(self, item: Claim, error: ParentNotSyncedError) -> float | None:

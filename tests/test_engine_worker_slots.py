@@ -1,0 +1,172 @@
+"""A worker's places: an item whose GHL work is done frees its place while its outcome is
+written (`Worker._free_slots`), and items claimed ahead take a freed place at once, without
+a claim's round trip (`CLAIM_AHEAD`), unless they waited too long for one."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from ghlsync.engine import Worker
+from ghlsync.engine.flows.to_ghl._model import EntityOutcome, FlowContext
+from ghlsync.mapping import AppConfig, MappedEvent, Mapper
+from ghlsync.store._tables_engine import work_items
+from tests._db import migrated
+from tests._engine_kit import delivery, send, work_row
+
+
+@pytest.fixture
+def engine(postgres_url: str) -> Iterator[sa.Engine]:
+    yield from migrated(postgres_url)
+
+
+class _RowLock:
+    """Another session holding one work row's lock (the item's settle waits for it)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._conn = engine.connect()
+
+    def take(self, source_id: str) -> None:
+        query = sa.select(work_items.c.id).where(work_items.c.source_id == source_id)
+        self._conn.execute(query.with_for_update())
+
+    def release(self) -> None:
+        self._conn.rollback()
+        self._conn.close()
+
+
+@pytest.mark.postgres
+async def test_the_next_item_starts_while_the_last_one_is_settling(engine: sa.Engine) -> None:
+    """One slot: c1 syncs, then its settle waits on a lock held elsewhere; c2 is claimed and
+    synced meanwhile (before, the slot stayed taken until c1's settle had committed)."""
+    lock = _RowLock(engine)
+    second = asyncio.Event()
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        if mapped.primary.source_id == "c1":
+            await asyncio.to_thread(lock.take, "c1")  # c1's settle will wait for it
+        else:
+            second.set()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine, object(), Mapper(config), config, sync_event=flows, concurrency=1)
+    send(engine, delivery("c1", delivery_id="1"), delivery("c2", delivery_id="2"))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        await asyncio.wait_for(second.wait(), timeout=10)
+        assert work_row(engine, "c1")["status"] == "leased"  # still settling
+    finally:
+        await asyncio.to_thread(lock.release)
+    for _ in range(500):
+        if worker.processed == 2:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert [work_row(engine, c)["status"] for c in ("c1", "c2")] == ["done", "done"]
+
+
+def test_items_settling_hold_no_slot_up_to_as_many_again() -> None:
+    """`_free_slots`: syncing items hold a slot each; settling ones none, up to `concurrency`."""
+    config = AppConfig.default()
+    worker = Worker(sa.create_engine("sqlite://"), object(), Mapper(config), config, concurrency=4)
+    tasks: dict[Any, Any] = {object(): None for _ in range(6)}
+    worker._settling = set(list(tasks)[:3])  # type: ignore[arg-type]
+    assert worker._free_slots(tasks) == 1  # 3 syncing of 4
+    worker._settling = set(tasks)  # type: ignore[arg-type]
+    assert worker._free_slots(tasks) == 2  # 6 settling: at most 4 + 4 in all
+
+
+def _counting_claims(worker: Worker, sizes: list[int]) -> None:
+    """Wrap the worker's claim; `sizes` gets each claim's size."""
+    claim = worker._claim
+
+    async def counted(limit: int) -> Any:
+        got = await claim(limit)
+        sizes.append(len(got))
+        return got
+
+    worker._claim = counted  # type: ignore[method-assign]
+
+
+async def test_a_freed_slot_starts_an_item_claimed_ahead_without_a_claim(
+    engine_store: sa.Engine,
+) -> None:
+    """Two slots and one item claimed ahead (`CLAIM_AHEAD`): the first claim takes three;
+    when the first item ends, the third starts before any other claim."""
+    started: list[str] = []
+    go = {f"c{i}": asyncio.Event() for i in range(3)}
+    sizes: list[int] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        started.append(f"{mapped.primary.source_id} after {len(sizes)} claims")
+        await go[mapped.primary.source_id].wait()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine_store, object(), Mapper(config), config, sync_event=flows, concurrency=2)
+    _counting_claims(worker, sizes)
+    send(engine_store, *(delivery(f"c{i}", delivery_id=str(i)) for i in range(3)))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    for _ in range(500):
+        if len(started) == 2:
+            break
+        await asyncio.sleep(0.01)
+    assert sizes[0] == 3 and started == ["c0 after 1 claims", "c1 after 1 claims"]
+    go["c0"].set()
+    for _ in range(500):
+        if len(started) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert started[2] == "c2 after 1 claims"  # taken from the items claimed ahead
+    go["c1"].set()
+    go["c2"].set()
+    for _ in range(500):
+        if worker.processed == 3:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert [work_row(engine_store, f"c{i}")["status"] for i in range(3)] == ["done"] * 3
+
+
+async def test_an_item_claimed_ahead_too_long_ago_goes_back_to_the_queue(
+    engine_store: sa.Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Its lease is renewed only once it runs: one that waited over a third of its lease is
+    given back (pending, due now) and claimed again, never started on an old lease."""
+    hold = asyncio.Event()
+    synced: list[str] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        synced.append(mapped.primary.source_id)
+        if mapped.primary.source_id == "c0":
+            await hold.wait()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine_store, object(), Mapper(config), config, sync_event=flows, concurrency=1)
+    worker.lease_seconds = 0.6  # stale after 0.2 s in waiting
+    send(engine_store, delivery("c0", delivery_id="0"), delivery("c1", delivery_id="1"))
+    stop = asyncio.Event()
+    caplog.set_level("INFO", logger="ghlsync")
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(0.35)
+    assert synced == ["c0"]
+    hold.set()
+    for _ in range(500):
+        if worker.processed == 2:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert synced == ["c0", "c1"]
+    assert "claimed ahead too long ago" in caplog.text
+    assert work_row(engine_store, "c1")["status"] == "done"
