@@ -257,3 +257,86 @@ async def test_on_sqlite_callers_ready_together_share_one_take(engine: sa.Engine
         assert len(in_flight) == 6 and len(limiter._in_flight["loc"]) == 6
     finally:
         await limiter.drain()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_two_takes_of_one_key_in_one_statement_share_its_slots(
+    pg_engine: sa.Engine,
+) -> None:
+    """Takes of one key queued together (`_take_alongside`) go in one statement as one take,
+    and each gets slots of its own."""
+    limiter = SqlRateLimiter(pg_engine, clock=FakeClock())
+    try:
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+        release = threading.Event()
+        blocked = limiter._thread.run(lambda conn: release.wait(10))  # the thread is busy
+        first = asyncio.ensure_future(limiter._take("loc", 2))
+        second = asyncio.ensure_future(limiter._take("loc", 3))
+        await asyncio.sleep(0.05)  # both queued behind the busy thread: one batch
+        release.set()
+        await blocked
+        a, b = await first, await second
+        assert isinstance(a, list) and isinstance(b, list)
+        assert len(a) == 2 and len(b) == 3 and not set(a) & set(b)
+        in_flight = [slot for slot, busy, _ in _slots(pg_engine, "loc") if busy]
+        assert sorted(in_flight) == sorted([*a, *b])  # (slot 0's answer freed it)
+    finally:
+        await limiter.drain()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_callers_of_an_open_window_take_beside_a_take_in_flight(
+    pg_engine: sa.Engine,
+) -> None:
+    """While a key's last take got all it asked, a caller no take in flight serves takes at
+    once, beside it, instead of waiting for its round trip; every caller gets its own slot."""
+    limiter = SqlRateLimiter(pg_engine, clock=FakeClock())
+    try:
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(100, 10_000, remaining=99))
+        await limiter.acquire("loc")  # learnt: this take got what it asked, the window is open
+        assert limiter._open["loc"]
+        release = threading.Event()
+        blocked = limiter._thread.run(lambda conn: release.wait(10))  # the thread is busy
+        early = asyncio.ensure_future(limiter.acquire("loc"))
+        await asyncio.sleep(0.02)  # its take is queued
+        assert limiter._asked["loc"] == 1
+        late = asyncio.ensure_future(limiter.acquire("loc"))
+        await asyncio.sleep(0.02)
+        assert limiter._asked["loc"] == 2  # asked beside it (before: waited for its turn)
+        release.set()
+        await blocked
+        await asyncio.wait_for(asyncio.gather(early, late), 5)
+        slots = [slot for slot, _ in limiter._in_flight["loc"]]
+        assert len(slots) == 3 and len(set(slots)) == 3  # (the first one's answer came)
+    finally:
+        await limiter.drain()
+
+
+@pytest.mark.postgres
+async def test_on_postgresql_a_full_window_makes_its_callers_take_turns_again(
+    pg_engine: sa.Engine,
+) -> None:
+    """A take that comes back short closes the window: the next callers wait for one
+    another's take under the key's lock (one asks, the others are served by it or wait)."""
+    clock = FakeClock()
+    limiter = SqlRateLimiter(pg_engine, clock=clock)
+    try:
+        await limiter.acquire("loc")
+        await limiter.observe("loc", 200, _headers(3, 10_000, remaining=2))  # 3 slots
+        await limiter.acquire("loc")
+        await limiter.acquire("loc")
+        assert limiter._open["loc"]
+        seen: list[bool] = []
+        wait = limiter._wait
+
+        async def recorded(key: str, wait_ms: float) -> None:
+            seen.append(limiter._open[key])
+            await wait(key, wait_ms)
+
+        limiter._wait = recorded  # type: ignore[method-assign]
+        await asyncio.wait_for(limiter.acquire("loc"), 5)  # none free: waits (fake time)
+        assert seen == [False]  # closed while it waited: the others would take turns
+    finally:
+        await limiter.drain()

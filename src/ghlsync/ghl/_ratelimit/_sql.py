@@ -157,6 +157,11 @@ class SqlRateLimiter:
         self._spare: dict[str, deque[int]] = {}
         self._in_flight: dict[str, deque[tuple[int, int]]] = {}  # key -> (slot, sent ms)
         self._answered: dict[str, asyncio.Event] = {}
+        # PostgreSQL: keys whose last take got every slot it asked for (`_take_alongside`),
+        # the slots asked by their takes in flight, and a future each for the next to return.
+        self._open: dict[str, bool] = {}
+        self._asked: dict[str, int] = {}
+        self._took: dict[str, asyncio.Future[None]] = {}
         # Freed slots not yet written: appended here, taken by the limiter thread (deques are
         # safe for that across threads) and written before whatever statement it runs next.
         self._pending: deque[dict[str, Any]] = deque()
@@ -177,6 +182,8 @@ class SqlRateLimiter:
             self._in_flight.setdefault(key, deque())
             self._locks.setdefault(key, asyncio.Lock())
         try:
+            if self._open.get(key) and not spare:
+                await self._take_alongside(key, spare)
             async with self._locks[key]:
                 if key not in self._known:
                     await asyncio.to_thread(self._ensure_rows, key)
@@ -186,10 +193,13 @@ class SqlRateLimiter:
                     # us, and one take serves them all (PostgreSQL: `_thread.run_bulk`).
                     await asyncio.sleep(0)
                 while not spare:
-                    got = await self._take(key, min(BATCH, self._waiting[key]))
+                    want = min(BATCH, self._waiting[key])
+                    got = await self._take(key, want)
                     if isinstance(got, list):
                         spare.extend(got)
+                        self._open[key] = self._pg and len(got) == want
                     else:
+                        self._open[key] = False
                         await self._wait(key, got)
                 self._in_flight[key].append((spare.popleft(), self._now_ms()))
                 if self._renewer is None:
@@ -200,6 +210,38 @@ class SqlRateLimiter:
                 back = list(spare)
                 spare.clear()
                 await self._write_frees(self._handed_back(key, back))
+
+    async def _take_alongside(self, key: str, spare: deque[int]) -> None:
+        """PostgreSQL, while `key`'s window had room at its last take: take for the callers
+        no take in flight serves, beside those in flight, instead of after them (one take's
+        round trip per key at a time capped a busy location at a few hundred requests a
+        second). Returns when slots are spare, or once a take comes back short (then the
+        callers take turns again, under the key's lock, as when the window is full)."""
+        asked = self._asked
+        while not spare and self._open.get(key):
+            uncovered = self._waiting[key] - asked.get(key, 0)
+            if uncovered <= 0:  # a take in flight counts us: wait for the next to return
+                await asyncio.wait([self._next_take(key)])
+                continue
+            want = min(BATCH, uncovered)
+            asked[key] = asked.get(key, 0) + want
+            try:
+                got = await self._take(key, want)
+            finally:
+                asked[key] -= want
+                took = self._took.pop(key, None)
+                if took is not None:
+                    took.set_result(None)
+            if isinstance(got, list):
+                spare.extend(got)
+            if not isinstance(got, list) or len(got) < want:
+                self._open[key] = False
+
+    def _next_take(self, key: str) -> asyncio.Future[None]:
+        found = self._took.get(key)
+        if found is None:
+            found = self._took[key] = asyncio.get_running_loop().create_future()
+        return found
 
     async def _wait(self, key: str, wait_ms: float) -> None:
         if not math.isinf(wait_ms):
@@ -414,7 +456,11 @@ class SqlRateLimiter:
         than its reuse time, which only happens when that time is shorter than `FLUSH_S`, or
         a hand-back): a key that took nothing then asks again at once (0 ms to wait), and
         the next statement sees the slot free."""
-        takes = [(key, n) for key, n in wants if n]
+        merged: dict[str, int] = {}  # one key twice (`_take_alongside`): one take, shared
+        for key, n in wants:
+            if n:
+                merged[key] = merged.get(key, 0) + n
+        takes = list(merged.items())
         if not takes and not frees:
             return [[] for _ in wants]
         params = {"ks": [key for key, _ in takes], "ns": [n for _, n in takes]}
@@ -425,7 +471,15 @@ class SqlRateLimiter:
                 self._pending.extend(frees)
             raise
         due = {free["k"] for free in frees if free["at"] <= now}
-        return [self._got(conn, key, now, taken, due) if n else [] for key, n in wants]
+        answers: list[list[int] | float] = []
+        for key, n in wants:
+            share = taken.get(key, [])[:n]
+            if share:
+                del taken[key][:n]  # the key's next want in this batch gets the next ones
+                answers.append(share)
+            else:
+                answers.append(self._got(conn, key, now, taken, due) if n else [])
+        return answers
 
     def _may_have_committed(self, conn: Any, exc: BaseException) -> bool:
         """Whether a failed statement may have committed all the same: when the connection
@@ -440,7 +494,7 @@ class SqlRateLimiter:
     ) -> list[int] | float:
         """`key`'s slots, or ms to wait: none if this statement freed one of its slots that is
         free already (the next statement may take it), else `_wait_ms`."""
-        if key in taken:
+        if taken.get(key):
             return taken[key]
         return 0.0 if key in due else self._wait_ms(conn, key, now)
 
