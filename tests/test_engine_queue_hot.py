@@ -88,6 +88,23 @@ def test_stamps_json_is_dumps_of_one_stamp_per_field(keys: tuple[str, ...], stam
     assert stamps_json(keys, stamp) == dumps(dict.fromkeys(keys, stamp))
 
 
+def test_an_older_delivery_of_the_rows_fields_leaves_its_text_as_it_was() -> None:
+    """Two senders of one entity out of order: the older delivery takes no field, so the
+    row's text is kept, not encoded again (the property above checks it is `merge`'s)."""
+    payload = {"customer_id": "c1", "email": "new"}
+    fields = HotRows().fields(1, dumps(payload), stamps_json(tuple(payload), 5.0))
+    older = Incoming("customer.created", 0, {"email": "old"}, 4.0)
+    state, merged = merge_into(
+        _row(fields.payload, fields.stamps, 5.0),
+        fields,
+        [(older, dumps(older.payload))],
+        settled=False,
+    )
+    assert merged is fields
+    assert state.source_updated_at == 5.0
+    assert [name for name, _ in state.events] == ["customer.updated", "customer.created"]
+
+
 def test_a_remembered_row_is_used_only_while_its_text_is_the_stored_one() -> None:
     hot = HotRows()
     payload, stamps = {"email": "a"}, {"email": 5.0}

@@ -175,3 +175,5 @@ def test_identify_answers_as_entity_key_and_source_updated_at_do_errors_included
             )
         )
         assert outcome(lambda e=event, p=payload: mapper.identify(e, p)) == both, (event, payload)
+        folded = fold_keys(payload)  # as the receiver passes it
+        assert outcome(lambda e=event, p=folded: mapper.identify(e, p, folded=True)) == both

@@ -49,7 +49,15 @@ def insert_unless_13(conn: sa.Connection, n: int) -> bool:
 
 
 def insert_many(conn: sa.Connection, ns: list[int]) -> list[bool]:
-    return [insert_unless_13(conn, n) for n in ns]
+    """As `accept_many` runs: on the driver's cursor, in the caller's transaction."""
+    if 13 in ns:
+        raise ValueError("thirteen is refused")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany("INSERT INTO loop_items (n) VALUES (?)", [(n,) for n in ns])
+    finally:
+        cursor.close()
+    return [True] * len(ns)
 
 
 def stored(engine: sa.Engine) -> set[int]:
@@ -70,6 +78,32 @@ async def test_loop_committer_commits_each_and_isolates_a_failure(engine: sa.Eng
     assert stored(engine) == set(range(100)) - {13}
     with pytest.raises(CommitterClosed):
         await committer.submit(200)
+
+
+async def test_the_loop_commits_every_batch_through_accept_many_in_a_driver_transaction(
+    engine: sa.Engine,
+) -> None:
+    calls: list[tuple[str, list[int]]] = []
+
+    def many(conn: sa.Connection, ns: list[int]) -> list[bool]:
+        calls.append((threading.current_thread().name, list(ns)))
+        return insert_many(conn, ns)
+
+    def one(conn: sa.Connection, n: int) -> bool:
+        raise AssertionError("a batch committed on the loop goes through accept_many")
+
+    statements: list[str] = []
+    committer = LoopCommitter(engine, one, accept_many=many)
+    try:
+        assert await committer.submit(1) is True  # a batch of one
+        sa.event.listen(engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+        assert await asyncio.gather(*(committer.submit(n) for n in (2, 3, 4))) == [True] * 3
+    finally:
+        committer.close()
+    here = threading.current_thread().name
+    assert calls == [(here, [1]), (here, [2, 3, 4])]
+    assert statements == []  # BEGIN IMMEDIATE and COMMIT went to the driver, not SQLAlchemy
+    assert stored(engine) == {1, 2, 3, 4}
 
 
 async def test_a_held_write_lock_sends_the_batch_to_the_thread_and_the_loop_runs_on(

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 __all__ = ["MAX_DEPTH", "UnsafeJSON", "check_text", "load_json"]
@@ -66,28 +67,43 @@ def _check_tree(root: Any, max_depth: int) -> None:
 
 
 def _clean(root: Any, max_depth: int) -> bool:
-    """True when no value breaks a rule `_explain` checks (the same rules, no paths)."""
+    """True when no value breaks a rule `_explain` checks (the same rules, no paths).
+
+    A container's strings (an object's keys too) are searched as one text, and its numbers
+    checked where they are met: a delivery is one flat object of strings and numbers, and a
+    search per string, each pushed on the stack first, cost as much as decoding the body.
+    The rules are about single characters, so joining the texts cannot make or hide one.
+    """
+    if not isinstance(root, dict | list):
+        return _clean_leaf(root)
     search = _BAD_TEXT.search
-    stack: list[tuple[Any, int]] = [(root, 0)]
+    stack: list[tuple[dict[str, Any] | list[Any], int]] = [(root, 0)]
     while stack:
         value, depth = stack.pop()
+        texts: list[str]
+        items: Iterable[Any]
         if isinstance(value, dict):
-            if depth >= max_depth:
-                return False
-            for key, item in value.items():
-                if search(key) is not None:
-                    return False
+            texts, items = list(value), value.values()
+        else:
+            texts, items = [], value
+        if depth >= max_depth:
+            return False
+        for item in items:
+            if isinstance(item, str):
+                texts.append(item)
+            elif isinstance(item, dict | list):
                 stack.append((item, depth + 1))
-        elif isinstance(value, list):
-            if depth >= max_depth:
+            elif isinstance(item, float) and not math.isfinite(item):
                 return False
-            stack.extend((item, depth + 1) for item in value)
-        elif isinstance(value, str):
-            if search(value) is not None:
-                return False
-        elif isinstance(value, float) and not math.isfinite(value):
+        if texts and search("".join(texts)) is not None:
             return False
     return True
+
+
+def _clean_leaf(value: Any) -> bool:
+    if isinstance(value, str):
+        return _BAD_TEXT.search(value) is None
+    return not (isinstance(value, float) and not math.isfinite(value))
 
 
 def _explain(root: Any, max_depth: int) -> None:

@@ -25,7 +25,8 @@ Public API::
         .entity_key(event, payload) -> EntityKey          UnknownEventError | MappingError
         .map(event, payload) -> MappedEvent               UnknownEventError | MappingError
         .source_updated_at(event, payload) -> datetime | None   the rule's timestamp, UTC
-        .identify(event, payload) -> (EntityKey, datetime | None)   both, payload folded once
+        .identify(event, payload, *, folded=False) -> (EntityKey, datetime | None)
+                                               both, payload folded once (not at all: folded)
         (payload keys are folded again, so raw Zap keys work too)
 
     EntityKey(type, source_id)                 str() == "task:T-1"

@@ -66,11 +66,14 @@ class Mapper:
         """The event's source timestamp (its rule's `timestamp` field), for ordering updates."""
         return self._timestamp(self._plan(event), fold_keys(payload))
 
-    def identify(self, event: str, payload: Mapping[str, Any]) -> tuple[EntityKey, datetime | None]:
+    def identify(
+        self, event: str, payload: Mapping[str, Any], *, folded: bool = False
+    ) -> tuple[EntityKey, datetime | None]:
         """`entity_key` and `source_updated_at` at once, the payload folded once (what the
-        receiver asks of every delivery); the same errors, in the same order."""
+        receiver asks of every delivery); the same errors, in the same order. `folded`: the
+        payload's keys are folded already (`fold_keys`, as the receiver's are), not again."""
         plan = self._plan(event)
-        data = fold_keys(payload)
+        data = payload if folded else fold_keys(payload)
         return self._key(plan, data), self._timestamp(plan, data)
 
     def map(self, event: str, payload: Mapping[str, Any]) -> MappedEvent:

@@ -120,7 +120,7 @@ class DripJobsReceiver:
     ) -> Delivery:
         mapper = connection.mapper or self._mapper  # a location's mapping override
         try:
-            key, updated_at = mapper.identify(event, payload)
+            key, updated_at = mapper.identify(event, payload, folded=True)  # by `_parse`
         except UnknownEventError as exc:
             raise Rejection(404, "unknown_event", str(exc)) from None
         except MappingError as exc:

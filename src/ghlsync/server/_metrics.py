@@ -41,21 +41,29 @@ class ReceiverMetrics:
             ["event", "answer"],
             registry=self.registry,
         )
-        # Children resolved once: the hot path then pays one locked increment.
+        # Children resolved once: the hot path then pays one locked increment each.
         self._accepted = self._deliveries.labels("accepted", "")
         self._duplicate = self._deliveries.labels("duplicate", "")
+        self._by_event: dict[tuple[str, str], Counter] = {}  # a few mapped events
 
     def accepted(self, event: str = "") -> None:
         """One delivery committed (answered 202); `event` is a mapped (known) event name."""
         self._accepted.inc()
         if event:
-            self._events.labels(event, "accepted").inc()
+            self._event(event, "accepted").inc()
 
     def duplicate(self, event: str = "") -> None:
         """One delivery seen before (answered 200)."""
         self._duplicate.inc()
         if event:
-            self._events.labels(event, "duplicate").inc()
+            self._event(event, "duplicate").inc()
+
+    def _event(self, event: str, answer: str) -> Counter:
+        """The child of `ghlsync_dripjobs_events` (`labels()` costs as much as the increment)."""
+        child = self._by_event.get((event, answer))
+        if child is None:
+            child = self._by_event[event, answer] = self._events.labels(event, answer)
+        return child
 
     def rejected(self, reason: str) -> None:
         """One delivery refused; `reason` is the error code of the answer."""

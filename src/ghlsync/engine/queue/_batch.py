@@ -14,8 +14,9 @@ update); on PostgreSQL each is a round trip. Here the whole batch takes:
    is skipped; when some are, it is sent right after step 2 and locks all of the batch's
    entities; when none are, it locks the rows whose insert conflicted, after step 2;
 4. the merges, done in Python (`_hot`: without decoding the rows this process wrote
-   last, nor encoding a delivery that replaces every field), written back: on PostgreSQL
-   one `UPDATE … FROM unnest` for all of them, on SQLite one executemany `UPDATE`;
+   last, nor encoding a delivery that replaces every field or, older, takes none), written
+   back: on PostgreSQL one `UPDATE … FROM unnest` for all of them, on SQLite one
+   executemany `UPDATE`;
 5. one executemany `UPDATE inbox SET work_id` on SQLite. PostgreSQL writes `work_id` with the
    inbox insert instead (`_Inbox`): the id the connection last saw for a known entity, a
    new id drawn from the work rows' sequence in the same statement for the others (the work

@@ -3,7 +3,7 @@
 `accept_many` merges each delivery to a known entity into the row it reads (`_batch`). Done
 plainly, every merge decodes the row's payload and stamps (JSON), copies them field by field
 and encodes both again: in the merge-heavy case (many deliveries to few entities) that was
-most of the receiver's work per delivery beyond the HTTP itself. Two things avoid it:
+most of the receiver's work per delivery beyond the HTTP itself. Three things avoid it:
 
 - **Hot rows.** The process remembers, for the rows it merged into last, the payload and
   stamps text it wrote and their decoded values (`HOT_ROWS`, shared by the writer threads:
@@ -19,6 +19,9 @@ most of the receiver's work per delivery beyond the HTTP itself. Two things avoi
   field. `merge` would then leave the delivery's payload with every field stamped with its
   timestamp, which encode as the delivery's payload text in the inbox and `_stamps_json`: no
   merge loop and no encoding. Any other delivery takes `merge`.
+- **Stale deliveries.** A delivery older than that one stamp, carrying none but the row's
+  fields (two senders of one entity, or a retry, arriving out of order), takes no field:
+  `merge` would leave the payload and stamps as they are, so their text stays, unencoded.
 
 Either way the row ends with the same text as `merge` and `dumps` would leave
 (`tests/test_engine_queue_hot.py` compares them on random rows and deliveries).
@@ -37,7 +40,9 @@ from ghlsync.engine.queue._merge import (
     EntityState,
     EventList,
     Incoming,
+    keeps_all,
     merge,
+    merge_kept,
     merge_whole,
     replaces_all,
 )
@@ -112,21 +117,22 @@ def merge_into(
     """`merge` of each (delivery, its payload text) in order into `row` (whose payload and
     stamps are `fields`); `settled` when the row is done or dead (a new round starts at its
     first delivery). The merged state and its fields, encoded."""
-    whole = False
+    encoded = True  # `fields` holds the text of `row`'s payload and stamps
     for incoming, payload_text in incomings:
-        whole = fields.keys is not None and replaces_all(fields.keys, fields.stamp, incoming)
-        if whole:
+        keys, stamp = fields.keys, fields.stamp
+        if keys is not None and replaces_all(keys, stamp, incoming):
             row = merge_whole(row, incoming, settled=settled)
             at = incoming.source_updated_at
-            assert fields.keys is not None
-            fields = Fields(
-                payload_text, stamps_json(fields.keys, at), row.payload, row.stamps, fields.keys, at
-            )
+            fields = Fields(payload_text, stamps_json(keys, at), row.payload, row.stamps, keys, at)
+            encoded = True
+        elif keys is not None and keeps_all(fields.payload, stamp, incoming):
+            row = merge_kept(row, incoming, settled=settled)  # the fields and their text stay
         else:
             row = merge(row, incoming, settled=settled)
             fields = Fields("", "", row.payload, row.stamps)  # encoded at the end
+            encoded = False
         settled = False  # after its first delivery the row is pending (or still leased)
-    if not whole:  # the last merge went field by field: encode what it left
+    if not encoded:  # a merge went field by field: encode what the last one left
         fields = Fields.of(dumps(row.payload), dumps(row.stamps), row.payload, row.stamps)
     return row, fields
 

@@ -123,6 +123,18 @@ def merge_whole(row: EntityState, incoming: Incoming, *, settled: bool) -> Entit
     return _merged(row, incoming, incoming.payload, stamps, settled=settled)
 
 
+def keeps_all(fields: Mapping[str, Any], stamp: float | None, incoming: Incoming) -> bool:
+    """True when `incoming` takes no field of a row whose fields are `fields`, all stamped
+    `stamp`: it is older than `stamp` and carries none but those fields. Then `merge` leaves
+    the row's payload and stamps as they are."""
+    return is_older(incoming.source_updated_at, stamp) and fields.keys() >= incoming.payload.keys()
+
+
+def merge_kept(row: EntityState, incoming: Incoming, *, settled: bool) -> EntityState:
+    """`merge` when `keeps_all` holds for `row` and `incoming`, without the field loop."""
+    return _merged(row, incoming, row.payload, row.stamps, settled=settled)
+
+
 def _merged(
     row: EntityState,
     incoming: Incoming,
