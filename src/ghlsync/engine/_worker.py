@@ -62,7 +62,6 @@ from ghlsync.engine.queue._queue import (
 )
 from ghlsync.engine.queue._settle import Settler
 from ghlsync.engine.queue._settle_pg import Completion
-from ghlsync.engine.state import _pgbatch
 from ghlsync.engine.state._ledger import SettleStates
 from ghlsync.ghl._errors import AuthenticationError
 from ghlsync.ghl._retry import backoff
@@ -188,7 +187,6 @@ class Worker:
         self._ready: deque[tuple[Claim, int, float]] = deque()
         self._running: dict[asyncio.Task[None], Claim] | None = None  # `run`'s, while it runs
         self._releasing: set[asyncio.Task[None]] = set()  # `_release` of stale ready items
-        self._early = _pgbatch.for_engine(engine)  # PostgreSQL: the ledger's early reads
         self._stop = asyncio.Event()  # `run`'s stop event, while it runs
         self._freed: asyncio.Future[None] | None = None  # set when an item begins its settle
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
@@ -235,7 +233,6 @@ class Worker:
                 if free > 0 and look:
                     wakes = self._wakes
                     got = await self._claim(free)
-                    self._preload(got)
                     now = loop.time()
                     self._ready.extend((item, wakes, now) for item in got)
                     self._start_ready()
@@ -291,16 +288,6 @@ class Worker:
         syncing = len(running) - len(self._settling)
         return min(self.concurrency - syncing, 2 * self.concurrency - len(running))
 
-    def _preload(self, items: Sequence[Claim]) -> None:
-        """PostgreSQL: read the claimed DripJobs items' ID-map rows and sync states now, while
-        they wait for a place, for their flows' first `load` (`_pgbatch.PgBatch.preload`)."""
-        if self._early is not None:
-            self._early.preload(
-                _key(i)
-                for i in items
-                if i.entity_type != RECIPE_WORK and not is_ghl_work(i.entity_type)
-            )
-
     def _begin_settle(self) -> None:
         """The current item is done with GHL: from now on it holds no slot (`_free_slots`),
         an item claimed ahead takes it, and a worker waiting for one is told."""
@@ -342,8 +329,6 @@ class Worker:
         counted); if that fails, their leases expire instead: slower, nothing lost."""
         if not items:
             return
-        if self._early is not None:
-            self._early.forget_early(_key(item) for item in items)
         try:
             released = await asyncio.to_thread(release, self.engine, items, clock=self.clock)
         except Exception:
@@ -649,8 +634,6 @@ class Worker:
             await self._sync_and_settle(item, states)
         finally:  # settled or not, the store now shows what it holds
             states.release()
-            if self._early is not None:  # not loaded (a flow that reads another key)
-                self._early.forget_early([_key(item)])
 
     async def _sync_and_settle(self, item: Claim, states: SettleStates) -> None:
         keeper = asyncio.ensure_future(self._keep_leased(item))
@@ -670,8 +653,6 @@ class Worker:
         finally:
             keeper.cancel()
         self._begin_settle()
-        if self._early is not None:  # written by this settle: read again from now on
-            self._early.forget_early(states.keys())
         if failure is not None and waited is not None:
             reason = f"{failure.reason}; its own work item is still queued: waiting for it"
             failure = Failure("waiting", reason, failure.error_class)
@@ -823,9 +804,6 @@ class Worker:
             )
         except Exception as error:
             raise _EventFailed(item.event, error) from error
-        finally:  # it may have written the item's mapping: its early read is out of date
-            if self._early is not None:
-                self._early.forget_early([_key(item)])
 
     async def _sync_ghl(self, item: Claim, states: SettleStates) -> list[Outcome]:
         """A GHL event: decide the write-back (`flows.to_dripjobs`); no GHL call but the
@@ -969,10 +947,6 @@ def _backend_pid(dbapi_conn: Any) -> int | None:
     except Exception:  # SQLite's connections have no `info`; a closed one has no backend
         return None
     return pid if isinstance(pid, int) and pid > 0 else None
-
-
-def _key(item: Claim) -> tuple[str, str, str]:
-    return item.location_id, item.entity_type, item.source_id
 
 
 def _is_parent(item: Claim) -> bool:

@@ -30,9 +30,6 @@ row locks in the same order.
 
 from __future__ import annotations
 
-import asyncio
-import functools
-from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -54,7 +51,6 @@ from ghlsync.store._tables_sync import (
 )
 
 Key = tuple[str, str, str]  # location_id, entity_type, source_id
-Loaded = tuple[IdMapRow | None, SyncState | None]
 Params = dict[str, Any]  # `_idmap.put_params` / `_syncstate.put_params`
 Write = tuple[Params | None, Params | None]  # (id_map row, sync_state row), at least one
 
@@ -120,43 +116,13 @@ class PgBatch:
         self._dialect = engine.dialect
         self._thread = DbThread(engine, name="ghlsync-ledger")  # the writes
         self._reads = DbThread(engine, name="ghlsync-ledger-reads")
-        self._early: dict[Key, asyncio.Future[Loaded]] = {}  # `preload`: not loaded yet
 
-    async def load(self, key: Key) -> Loaded:
-        """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`): the
-        answer of its `preload` when one is waiting, else read now."""
-        early = self._early.pop(key, None)
-        if early is not None:
-            return await early
+    async def load(self, key: Key) -> tuple[IdMapRow | None, SyncState | None]:
+        """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`)."""
         return await self._reads.run_bulk(self._load_many, key)
-
-    def preload(self, keys: Iterable[Key]) -> None:
-        """Read `keys` now, for their first `load` to come (the worker's claimed items, while
-        they wait for a place). A write of this process to a key before that load (`write`,
-        `forget_early`) drops its early answer: the load then reads again."""
-        loop = asyncio.get_running_loop()
-        for key in keys:
-            if key not in self._early:
-                early = self._early[key] = loop.create_future()
-                self._reads.run_bulk(self._load_many, key).add_done_callback(
-                    functools.partial(_pass_on, early)
-                )
-
-    def forget_early(self, keys: Iterable[Key]) -> None:
-        """Drop the early answers of `keys` (written since, or their item is over)."""
-        early = self._early
-        for key in keys:
-            found = early.pop(key, None)
-            if found is None:
-                continue
-            if not found.done():
-                found.cancel()
-            elif not found.cancelled():
-                found.exception()  # read: a failed early read nobody loads is no error
 
     async def write(self, write: Write) -> None:
         """Commit one caller's rows (one or both tables, atomically); returns once durable."""
-        self.forget_early(_map_key(rows) for rows in write if rows is not None)
         raise_failed(await self._thread.run_bulk(self._write_many, write))
 
     def _load_many(
@@ -187,20 +153,6 @@ class PgBatch:
             params[f"s_{col}"] = [s[name] for s in states]
         sql, args = PUT_MANY.args(self._dialect, params)
         conn.execute(sql, args, prepare=True)
-
-
-def _pass_on(early: asyncio.Future[Loaded], read: asyncio.Future[Loaded]) -> None:
-    """A preload's read is over: its answer (or error) goes to whoever loads the key."""
-    if early.done():  # dropped meanwhile
-        return
-    if read.cancelled():
-        early.cancel()
-        return
-    error = read.exception()
-    if error is not None:
-        early.set_exception(error)
-    else:
-        early.set_result(read.result())
 
 
 def _done(_result: None, _write: Write) -> None:
