@@ -246,7 +246,7 @@ class GHLClient:
         self._max_attempts = max_attempts
         self._clock = clock
         self._rng = rng
-        self._rates: dict[str, RateInfo] = {}
+        self._rates: dict[str, dict[str, str]] = {}  # key -> its last answer with X-RateLimit-*
         self._transport = transport if transport is not None else default_transport()
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -296,8 +296,9 @@ class GHLClient:
         return self._api_of(key)
 
     def last_rate(self, key: str) -> RateInfo | None:
-        """The rate-limit headers of the last response seen for `key`."""
-        return self._rates.get(key)
+        """The rate-limit headers of the last response seen for `key` that carried any."""
+        headers = self._rates.get(key)
+        return None if headers is None else RateInfo._from_lowered(headers)
 
     async def call(
         self,
@@ -461,11 +462,11 @@ class GHLClient:
         if self._limiter is not None:
             await self._limiter.observe(call.key, response.status_code, headers)
         SYNC_METRICS.ghl_call(_operation(call), response.status_code, seconds)
-        rate = RateInfo._from_lowered(headers)
-        if rate is not None:
-            self._rates[call.key] = rate
+        if not headers.keys().isdisjoint(_RATE_HEADERS):
+            self._rates[call.key] = headers  # read into a `RateInfo` when asked (`last_rate`)
         if not _log.isEnabledFor(logging.INFO):
             return  # skip building the `extra` of a line that would be dropped
+        rate = RateInfo._from_lowered(headers)
         _log.info(
             "ghl %s %s -> %s",
             call.method,
