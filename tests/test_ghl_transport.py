@@ -310,6 +310,24 @@ async def test_a_cancelled_request_leaves_no_connection_behind() -> None:
     assert seen[0] == 2
 
 
+@pytest.mark.parametrize("value", [b"plain", "caf\u00e9".encode(), "caf\u00e9".encode("latin-1")])
+async def test_header_values_decode_as_httpx2_decodes_them(value: bytes) -> None:
+    async def with_value(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"{}", b"X-Name: " + value))
+        await writer.drain()
+
+    async with (
+        server(with_value) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        r = await http.get(url)
+    expected = httpx2.Headers([(b"content-length", b"2"), (b"x-name", value)])
+    assert r.headers.encoding == expected.encoding
+    assert r.headers["x-name"] == expected["x-name"]
+    assert r.is_closed and r.elapsed.total_seconds() >= 0  # read whole, as httpx2 records it
+
+
 def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     """A server context for 127.0.0.1 with a certificate only `ca` (its own file) trusts."""
     from cryptography import x509

@@ -26,7 +26,7 @@ import asyncio
 import time
 import urllib.request
 from collections import deque
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2
 
@@ -37,7 +37,16 @@ _HEAD_LIMIT = 64 * 1024  # an answer's status line and headers, at most
 _NO_BODY = frozenset((204, 304))
 
 Origin = tuple[str, str, int]  # scheme, host, port
-_Answer = tuple[int, list[tuple[bytes, bytes]], bytes, bool]  # status, headers, body, reusable
+
+
+class _Answer(NamedTuple):
+    """An answer as read off the wire."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]  # as sent
+    body: bytes
+    reusable: bool  # the connection can carry another request
+    ascii: bool  # the head is all ASCII: the encoding httpx2 would find for its headers
 
 
 class _Connection(asyncio.Protocol):
@@ -59,7 +68,7 @@ class _Connection(asyncio.Protocol):
         self._writable: asyncio.Future[None] | None = None  # while paused, a writer waits
         self._request: httpx2.Request | None = None  # the request whose answer is awaited
         self._answer: asyncio.Future[_Answer] | None = None
-        self._head: tuple[int, list[tuple[bytes, bytes]], bool] | None = None  # status, ..., keep
+        self._head: tuple[int, list[tuple[bytes, bytes]], bool, bool] | None = None  # see `_start`
         self._length: int | None = None  # the body's length; None with `_chunked`: until close
         self._chunked = False
         self._pos = 0  # chunked: where the next chunk's size line starts in `_buffer`
@@ -145,8 +154,8 @@ class _Connection(asyncio.Protocol):
         if exc is not None:
             self._fail(httpx2.ReadError(str(exc) or "the connection broke", request=self._request))
         elif self._head is not None and self._length is None and not self._chunked:
-            status, headers, _keep = self._head  # no length: the body ran until this close
-            self._answer.set_result((status, headers, bytes(self._buffer), False))
+            status, headers, _keep, ascii = self._head  # no length: the body ran until this close
+            self._answer.set_result(_Answer(status, headers, bytes(self._buffer), False, ascii))
         elif self._head is None and not self._buffer:
             message = "Server disconnected without sending a response."
             self._fail(httpx2.RemoteProtocolError(message, request=self._request))
@@ -174,8 +183,8 @@ class _Connection(asyncio.Protocol):
                 return
             head = bytes(self._buffer[: end + 4])
             del self._buffer[: end + 4]
-            self._start(*_parse_head(head, self._request))
-        status, headers, keep = self._head
+            self._start(*_parse_head(head, self._request), head.isascii())
+        status, headers, keep, ascii = self._head
         if self._chunked:
             body = self._chunks()
             if body is None:
@@ -187,10 +196,13 @@ class _Connection(asyncio.Protocol):
         else:
             body = bytes(self._buffer[: self._length])
             del self._buffer[: self._length]
-        self._answer.set_result((status, headers, body, keep and not self._buffer))
+        self._answer.set_result(_Answer(status, headers, body, keep and not self._buffer, ascii))
 
-    def _start(self, status: int, headers: list[tuple[bytes, bytes]], version: bytes) -> None:
-        """A head has arrived: how its body is framed (an interim 1xx one: wait for the next)."""
+    def _start(
+        self, status: int, headers: list[tuple[bytes, bytes]], version: bytes, ascii: bool
+    ) -> None:
+        """A head has arrived: how its body is framed (an interim 1xx one: wait for the next).
+        `_head` is then (status, headers, the connection reusable after the body, `ascii`)."""
         if 100 <= status < 200:
             return
         assert self._request is not None
@@ -214,7 +226,7 @@ class _Connection(asyncio.Protocol):
             length, chunked = 0, False
         self._length, self._chunked = length, chunked
         self._pos, self._parts = 0, []
-        self._head = (status, headers, not close and (length is not None or chunked))
+        self._head = (status, headers, not close and (length is not None or chunked), ascii)
 
     def _chunks(self) -> bytes | None:
         """The chunked body once its last chunk (and trailers) arrived, else None."""
@@ -260,7 +272,7 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
             conn = await self._connection(origin, request, timeouts.get("connect"))
             done = False
             try:
-                status, headers, content, keep = await conn.exchange(message, request, timeouts)
+                answer = await conn.exchange(message, request, timeouts)
                 done = True
             finally:
                 if not done:
@@ -268,18 +280,12 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
         finally:
             self._slots.release()
         pool = self._idle.setdefault(origin, deque())
-        if keep and not self._closed and len(pool) < MAX_KEEPALIVE:
+        if answer.reusable and not self._closed and len(pool) < MAX_KEEPALIVE:
             conn.idle_since = time.monotonic()
             pool.append(conn)
         else:
             conn.close()
-        return httpx2.Response(
-            status,
-            headers=headers,
-            stream=httpx2.ByteStream(content),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return _response(answer, request)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -330,6 +336,25 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
         if self._ssl is None:
             self._ssl = httpx2.create_ssl_context()
         return self._ssl
+
+
+def _response(answer: _Answer, request: httpx2.Request) -> httpx2.Response:
+    """The answer as an `httpx2.Response`, read: its body is whole in memory already, and
+    httpx2's synchronous read (which decodes `Content-Encoding`) skips the async generators
+    of the read the client would do (a response that arrives closed is one httpx2 expects,
+    as from `MockTransport`). An all-ASCII head tells httpx2 its headers' encoding, which it
+    would otherwise find by decoding every header."""
+    response = httpx2.Response(
+        answer.status,
+        headers=answer.headers,
+        stream=httpx2.ByteStream(answer.body),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+    if answer.ascii:
+        response.headers.encoding = "ascii"
+    response.read()
+    return response
 
 
 def _serialize(request: httpx2.Request, body: bytes) -> bytes:
