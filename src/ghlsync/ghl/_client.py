@@ -130,7 +130,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from json import dumps as json_dumps
+from json import JSONEncoder
 from types import TracebackType
 from typing import Any, Self
 
@@ -190,6 +190,8 @@ _LONGEST_PLAIN_PATH = 2048  # httpx2 caches the parse of URLs up to this length
 _LONGEST_PLAIN_QUERY = 8192  # longer: left to httpx2, whose length errors name the query
 _HEADER_SETS = 1024  # kept (token, Version) header sets; more: start again (tokens rotate)
 _SIZED = frozenset({"POST", "PUT", "PATCH", "QUERY"})  # httpx2 gives these a Content-Length
+# httpx2's JSON body encoding, one encoder kept (`json.dumps` with options makes one per call)
+_JSON = JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,7 +680,7 @@ def _request(
         body = b""
         headers = head.bare
     else:
-        text = json_dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _JSON.encode(json)
         body = text.encode("utf-8")
         headers = head.for_json(len(body))
     request = httpx2.Request(
