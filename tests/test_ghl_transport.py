@@ -287,6 +287,18 @@ async def test_a_request_the_server_does_not_take_times_out_writing() -> None:
             await http.post(url, content=b"x" * (64 * 1024 * 1024))
 
 
+async def test_a_connection_reset_while_writing_is_a_write_error() -> None:
+    async def close_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.2)  # closing with the request unread resets the connection
+
+    async with (
+        server(close_unread) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport(), timeout=5) as http,
+    ):
+        with pytest.raises(httpx2.WriteError):
+            await http.post(url, content=b"x" * (64 * 1024 * 1024))
+
+
 async def test_a_cancelled_request_leaves_no_connection_behind() -> None:
     stalled = asyncio.Event()
 

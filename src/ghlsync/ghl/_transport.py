@@ -98,17 +98,21 @@ class _Connection(asyncio.Protocol):
         self._head = None
         answer: asyncio.Future[_Answer] = self.loop.create_future()
         self._answer = answer
-        self.transport.write(message)
-        if self._paused:
-            await self._drain(request, timeouts.get("write"))
-        read_s = timeouts.get("read")
-        timer = None if read_s is None else self.loop.call_later(read_s, self._read_timed_out)
         try:
-            return await answer
+            self.transport.write(message)
+            if self._paused:
+                await self._drain(request, timeouts.get("write"))
+            read_s = timeouts.get("read")
+            timer = None if read_s is None else self.loop.call_later(read_s, self._read_timed_out)
+            try:
+                return await answer
+            finally:
+                if timer is not None:
+                    timer.cancel()
         finally:
-            if timer is not None:
-                timer.cancel()
             self._answer = self._request = None
+            if answer.done() and not answer.cancelled():
+                answer.exception()  # seen: a read error after the write error raised is no news
 
     async def _drain(self, request: httpx2.Request, write_s: float | None) -> None:
         """Wait until the transport takes more (it holds over its high-water mark)."""
