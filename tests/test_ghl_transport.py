@@ -218,6 +218,128 @@ async def test_errors_say_whether_the_request_may_have_arrived() -> None:
             await http.get(url)
 
 
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 100 Continue\r\n\r\n" + answer(b'{"whole": "answer"}', b"X-A: 1"),
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b'3\r\n{"w\r\n10\r\nhole": "answer"}\r\n0\r\n\r\n',
+    ],
+)
+async def test_an_answer_arriving_a_byte_at_a_time_is_read_whole(reply: bytes) -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for _ in range(2):
+            await read_request(reader)
+            for i in range(len(reply)):
+                writer.write(reply[i : i + 1])
+                await writer.drain()
+                await asyncio.sleep(0)
+
+    async with (
+        server(trickle) as (url, seen),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        for _ in range(2):
+            assert (await http.get(url)).json() == {"whole": "answer"}
+    assert seen[0] == 1
+
+
+async def test_a_connection_with_bytes_nobody_asked_for_is_not_reused() -> None:
+    async def answer_twice(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(answer(b"asked") + answer(b"stray"))
+            await writer.drain()
+
+    async with (
+        server(answer_twice) as (url, seen),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        assert (await http.get(url)).text == "asked"
+        assert (await http.get(url)).text == "asked"  # not the stray answer
+    assert seen[0] == 2
+
+
+async def test_a_bad_chunk_size_is_a_protocol_error() -> None:
+    async def bad_chunk(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nab\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    async with (
+        server(bad_chunk) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        with pytest.raises(httpx2.RemoteProtocolError, match="chunk size"):
+            await http.get(url)
+
+
+async def test_a_request_the_server_does_not_take_times_out_writing() -> None:
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(5)
+
+    async with (
+        server(never_read) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport(), timeout=0.3) as http,
+    ):
+        with pytest.raises(httpx2.WriteTimeout):
+            await http.post(url, content=b"x" * (64 * 1024 * 1024))
+
+
+async def test_a_connection_reset_while_writing_is_a_write_error() -> None:
+    async def close_unread(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(0.2)  # closing with the request unread resets the connection
+
+    async with (
+        server(close_unread) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport(), timeout=5) as http,
+    ):
+        with pytest.raises(httpx2.WriteError):
+            await http.post(url, content=b"x" * (64 * 1024 * 1024))
+
+
+async def test_a_cancelled_request_leaves_no_connection_behind() -> None:
+    stalled = asyncio.Event()
+
+    async def stall_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not stalled.is_set():
+            stalled.set()
+            await read_request(reader)
+            await asyncio.sleep(5)
+        await keep_answering(reader, writer)
+
+    async with (
+        server(stall_once) as (url, seen),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        waiting = asyncio.create_task(http.get(f"{url}/first"))
+        await stalled.wait()
+        waiting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert (await http.get(f"{url}/second")).json()["path"] == "/second"
+    assert seen[0] == 2
+
+
+@pytest.mark.parametrize("value", [b"plain", "caf\u00e9".encode(), "caf\u00e9".encode("latin-1")])
+async def test_header_values_decode_as_httpx2_decodes_them(value: bytes) -> None:
+    async def with_value(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"{}", b"X-Name: " + value))
+        await writer.drain()
+
+    async with (
+        server(with_value) as (url, _),
+        httpx2.AsyncClient(transport=KeepAliveTransport()) as http,
+    ):
+        r = await http.get(url)
+    expected = httpx2.Headers([(b"content-length", b"2"), (b"x-name", value)])
+    assert r.headers.encoding == expected.encoding
+    assert r.headers["x-name"] == expected["x-name"]
+    assert r.is_closed and r.elapsed.total_seconds() >= 0  # read whole, as httpx2 records it
+
+
 def _self_signed(tmp_path: Path) -> tuple[ssl.SSLContext, Path]:
     """A server context for 127.0.0.1 with a certificate only `ca` (its own file) trusts."""
     from cryptography import x509

@@ -130,7 +130,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from json import dumps as json_dumps
+from json import JSONEncoder
 from types import TracebackType
 from typing import Any, Self
 
@@ -190,6 +190,8 @@ _LONGEST_PLAIN_PATH = 2048  # httpx2 caches the parse of URLs up to this length
 _LONGEST_PLAIN_QUERY = 8192  # longer: left to httpx2, whose length errors name the query
 _HEADER_SETS = 1024  # kept (token, Version) header sets; more: start again (tokens rotate)
 _SIZED = frozenset({"POST", "PUT", "PATCH", "QUERY"})  # httpx2 gives these a Content-Length
+# httpx2's JSON body encoding, one encoder kept (`json.dumps` with options makes one per call)
+_JSON = JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,7 +248,7 @@ class GHLClient:
         self._max_attempts = max_attempts
         self._clock = clock
         self._rng = rng
-        self._rates: dict[str, RateInfo] = {}
+        self._rates: dict[str, dict[str, str]] = {}  # key -> its last answer with X-RateLimit-*
         self._transport = transport if transport is not None else default_transport()
         self._http = httpx2.AsyncClient(
             base_url=base_url.rstrip("/"),
@@ -296,8 +298,9 @@ class GHLClient:
         return self._api_of(key)
 
     def last_rate(self, key: str) -> RateInfo | None:
-        """The rate-limit headers of the last response seen for `key`."""
-        return self._rates.get(key)
+        """The rate-limit headers of the last response seen for `key` that carried any."""
+        headers = self._rates.get(key)
+        return None if headers is None else RateInfo._from_lowered(headers)
 
     async def call(
         self,
@@ -461,11 +464,11 @@ class GHLClient:
         if self._limiter is not None:
             await self._limiter.observe(call.key, response.status_code, headers)
         SYNC_METRICS.ghl_call(_operation(call), response.status_code, seconds)
-        rate = RateInfo._from_lowered(headers)
-        if rate is not None:
-            self._rates[call.key] = rate
+        if not headers.keys().isdisjoint(_RATE_HEADERS):
+            self._rates[call.key] = headers  # read into a `RateInfo` when asked (`last_rate`)
         if not _log.isEnabledFor(logging.INFO):
             return  # skip building the `extra` of a line that would be dropped
+        rate = RateInfo._from_lowered(headers)
         _log.info(
             "ghl %s %s -> %s",
             call.method,
@@ -677,7 +680,7 @@ def _request(
         body = b""
         headers = head.bare
     else:
-        text = json_dumps(json, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+        text = _JSON.encode(json)
         body = text.encode("utf-8")
         headers = head.for_json(len(body))
     request = httpx2.Request(

@@ -5,9 +5,11 @@ against a server that answers at once: more than the rest of a GHL call (buildin
 request, reading the answer, the rate-limit bookkeeping) put together (docs/benchmarks.md,
 "Engine end to end"). This one does what a GHL call needs and no more: one request at a time
 per connection, kept alive per origin, the request head and body written in one `write`, the
-answer's head read with one `readuntil` and its body by `Content-Length`, chunks or until the
-connection closes. It sits behind httpx2's `AsyncClient`, which still builds requests, follows
-no redirects, decodes `Content-Encoding` and raises for status; only the wire is ours.
+answer parsed by the connection's protocol as its bytes arrive (head, then the body by
+`Content-Length`, chunks or until the connection closes) and handed over whole through one
+future, its read timeout one timer. It sits behind httpx2's `AsyncClient`, which still builds
+requests, follows no redirects, decodes `Content-Encoding` and raises for status; only the
+wire is ours. A connection holding bytes nobody asked for is not used again.
 
 What a caller can tell from an error is kept exactly: nothing was sent (`ConnectError`,
 `ConnectTimeout`, `PoolTimeout`: safe to send again) or the request may have reached GHL
@@ -21,12 +23,10 @@ httpx2's transport, which speaks to proxies.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 import urllib.request
 from collections import deque
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx2
 
@@ -39,23 +39,221 @@ _NO_BODY = frozenset((204, 304))
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
-@dataclass(slots=True, eq=False)
-class _Connection:
-    reader: asyncio.StreamReader
-    writer: asyncio.StreamWriter
-    idle_since: float = field(default_factory=time.monotonic)
+class _Answer(NamedTuple):
+    """An answer as read off the wire."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]  # as sent
+    body: bytes
+    reusable: bool  # the connection can carry another request
+    ascii: bool  # the head is all ASCII: the encoding httpx2 would find for its headers
+
+
+class _Connection(asyncio.Protocol):
+    """One HTTP/1.1 connection: it writes a request and parses the answer as its bytes
+    arrive (`data_received`), then wakes the one task waiting for it with one future.
+
+    A protocol rather than asyncio's streams: a stream reader wakes its reader per
+    `readuntil`/`readexactly`, and each wait needed its own `asyncio.timeout` (a timer, the
+    task's cancel bookkeeping); here an answer is one future and one timer.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.transport: asyncio.Transport | None = None
+        self.idle_since = time.monotonic()
+        self._buffer = bytearray()
+        self._lost = False
+        self._paused = False
+        self._writable: asyncio.Future[None] | None = None  # while paused, a writer waits
+        self._request: httpx2.Request | None = None  # the request whose answer is awaited
+        self._answer: asyncio.Future[_Answer] | None = None
+        self._head: tuple[int, list[tuple[bytes, bytes]], bool, bool] | None = None  # see `_start`
+        self._length: int | None = None  # the body's length; None with `_chunked`: until close
+        self._chunked = False
+        self._pos = 0  # chunked: where the next chunk's size line starts in `_buffer`
+        self._parts: list[bytes] = []
 
     def usable(self, now: float) -> bool:
         """Not closed by the server meanwhile, and not idle long enough for it to do so."""
         return (
             now - self.idle_since < KEEPALIVE_EXPIRY_S
-            and not self.reader.at_eof()
-            and not self.writer.is_closing()
+            and not self._lost
+            and not self._buffer  # bytes nobody asked for: the state is unknown
+            and self.transport is not None
+            and not self.transport.is_closing()
         )
 
     def close(self) -> None:
-        with contextlib.suppress(Exception):
-            self.writer.close()
+        if self.transport is not None:
+            self.transport.close()
+
+    async def exchange(
+        self, message: bytes, request: httpx2.Request, timeouts: dict[str, Any]
+    ) -> _Answer:
+        """Write `message` and wait for its whole answer (errors as the module docstring says)."""
+        if self._lost or self.transport is None:
+            raise httpx2.WriteError("the connection broke", request=request)
+        self._request = request
+        self._head = None
+        answer: asyncio.Future[_Answer] = self.loop.create_future()
+        self._answer = answer
+        try:
+            self.transport.write(message)
+            if self._paused:
+                await self._drain(request, timeouts.get("write"))
+            read_s = timeouts.get("read")
+            timer = None if read_s is None else self.loop.call_later(read_s, self._read_timed_out)
+            try:
+                return await answer
+            finally:
+                if timer is not None:
+                    timer.cancel()
+        finally:
+            self._answer = self._request = None
+            if answer.done() and not answer.cancelled():
+                answer.exception()  # seen: a read error after the write error raised is no news
+
+    async def _drain(self, request: httpx2.Request, write_s: float | None) -> None:
+        """Wait until the transport takes more (it holds over its high-water mark)."""
+        self._writable = self.loop.create_future()
+        try:
+            async with asyncio.timeout(write_s):
+                await self._writable
+        except TimeoutError as exc:
+            raise httpx2.WriteTimeout("sending the request", request=request) from exc
+        finally:
+            self._writable = None
+
+    def _read_timed_out(self) -> None:
+        self._fail(httpx2.ReadTimeout("waiting for the answer", request=self._request))
+
+    def _fail(self, exc: Exception) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(exc)
+
+    # asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if self._answer is None or self._answer.done():
+            return
+        try:
+            self._parse()
+        except httpx2.RemoteProtocolError as exc:
+            self._fail(exc)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_exception(
+                httpx2.WriteError(str(exc or "") or "the connection broke", request=self._request)
+            )
+        if self._answer is None or self._answer.done():
+            return
+        if exc is not None:
+            self._fail(httpx2.ReadError(str(exc) or "the connection broke", request=self._request))
+        elif self._head is not None and self._length is None and not self._chunked:
+            status, headers, _keep, ascii = self._head  # no length: the body ran until this close
+            self._answer.set_result(_Answer(status, headers, bytes(self._buffer), False, ascii))
+        elif self._head is None and not self._buffer:
+            message = "Server disconnected without sending a response."
+            self._fail(httpx2.RemoteProtocolError(message, request=self._request))
+        else:
+            self._fail(httpx2.ReadError("the answer was cut short", request=self._request))
+
+    def pause_writing(self) -> None:
+        self._paused = True
+
+    def resume_writing(self) -> None:
+        self._paused = False
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+
+    # the answer, from `_buffer`
+
+    def _parse(self) -> None:
+        """Take what `_buffer` holds of the answer; complete it once it is whole."""
+        assert self._answer is not None and self._request is not None
+        while self._head is None:
+            end = self._buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buffer) > _HEAD_LIMIT:
+                    raise httpx2.RemoteProtocolError("answer head too large", request=self._request)
+                return
+            head = bytes(self._buffer[: end + 4])
+            del self._buffer[: end + 4]
+            self._start(*_parse_head(head, self._request), head.isascii())
+        status, headers, keep, ascii = self._head
+        if self._chunked:
+            body = self._chunks()
+            if body is None:
+                return
+        elif self._length is None:
+            return  # until the close: `connection_lost`
+        elif len(self._buffer) < self._length:
+            return
+        else:
+            body = bytes(self._buffer[: self._length])
+            del self._buffer[: self._length]
+        self._answer.set_result(_Answer(status, headers, body, keep and not self._buffer, ascii))
+
+    def _start(
+        self, status: int, headers: list[tuple[bytes, bytes]], version: bytes, ascii: bool
+    ) -> None:
+        """A head has arrived: how its body is framed (an interim 1xx one: wait for the next).
+        `_head` is then (status, headers, the connection reusable after the body, `ascii`)."""
+        if 100 <= status < 200:
+            return
+        assert self._request is not None
+        length: int | None = None
+        chunked = False
+        close = version == b"HTTP/1.0"
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-length":
+                try:
+                    length = int(value)
+                except ValueError as exc:
+                    message = "bad Content-Length"
+                    raise httpx2.RemoteProtocolError(message, request=self._request) from exc
+            elif lowered == b"transfer-encoding":
+                chunked = b"chunked" in value.lower()
+            elif lowered == b"connection":
+                tokens = value.lower()
+                close = b"close" in tokens or (close and b"keep-alive" not in tokens)
+        if self._request.method == "HEAD" or status in _NO_BODY:
+            length, chunked = 0, False
+        self._length, self._chunked = length, chunked
+        self._pos, self._parts = 0, []
+        self._head = (status, headers, not close and (length is not None or chunked), ascii)
+
+    def _chunks(self) -> bytes | None:
+        """The chunked body once its last chunk (and trailers) arrived, else None."""
+        buffer = self._buffer
+        while True:
+            line_end = buffer.find(b"\r\n", self._pos)
+            if line_end < 0:
+                return None
+            try:
+                size = int(buffer[self._pos : line_end].split(b";", 1)[0].strip() or b"0", 16)
+            except ValueError as exc:
+                raise httpx2.RemoteProtocolError("bad chunk size", request=self._request) from exc
+            if size == 0:
+                end = buffer.find(b"\r\n\r\n", line_end)  # trailers: none anyone reads
+                if end < 0:
+                    return None
+                del buffer[: end + 4]
+                return b"".join(self._parts)
+            start = line_end + 2
+            if len(buffer) < start + size + 2:
+                return None
+            self._parts.append(bytes(buffer[start : start + size]))
+            self._pos = start + size + 2  # past the chunk's CRLF
 
 
 class KeepAliveTransport(httpx2.AsyncBaseTransport):
@@ -73,18 +271,12 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         body = await request.aread()
         message = _serialize(request, body)
-        try:
-            async with asyncio.timeout(timeouts.get("pool")):
-                await self._slots.acquire()
-        except TimeoutError as exc:
-            raise httpx2.PoolTimeout("no connection free in time", request=request) from exc
+        await self._acquire(request, timeouts.get("pool"))
         try:
             conn = await self._connection(origin, request, timeouts.get("connect"))
             done = False
             try:
-                status, headers, content, keep = await self._exchange(
-                    conn, message, request, timeouts
-                )
+                answer = await conn.exchange(message, request, timeouts)
                 done = True
             finally:
                 if not done:
@@ -92,24 +284,29 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
         finally:
             self._slots.release()
         pool = self._idle.setdefault(origin, deque())
-        if keep and not self._closed and len(pool) < MAX_KEEPALIVE:
+        if answer.reusable and not self._closed and len(pool) < MAX_KEEPALIVE:
             conn.idle_since = time.monotonic()
             pool.append(conn)
         else:
             conn.close()
-        return httpx2.Response(
-            status,
-            headers=headers,
-            stream=httpx2.ByteStream(content),
-            request=request,
-            extensions={"http_version": b"HTTP/1.1"},
-        )
+        return _response(answer, request)
 
     async def aclose(self) -> None:
         self._closed = True
         for pool in self._idle.values():
             while pool:
                 pool.pop().close()
+
+    async def _acquire(self, request: httpx2.Request, pool_s: float | None) -> None:
+        """A request slot; the pool timeout runs only when none is free now."""
+        if not self._slots.locked():
+            await self._slots.acquire()  # free: returns without waiting
+            return
+        try:
+            async with asyncio.timeout(pool_s):
+                await self._slots.acquire()
+        except TimeoutError as exc:
+            raise httpx2.PoolTimeout("no connection free in time", request=request) from exc
 
     async def _connection(
         self, origin: Origin, request: httpx2.Request, connect_s: float | None
@@ -123,52 +320,45 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
             conn.close()
         scheme, host, port = origin
         ssl = self._ssl_context() if scheme == "https" else None
+        loop = asyncio.get_running_loop()
         try:
             async with asyncio.timeout(connect_s):
-                reader, writer = await asyncio.open_connection(
-                    host, port, ssl=ssl, server_hostname=host if ssl else None, limit=_HEAD_LIMIT
+                _transport, conn = await loop.create_connection(
+                    lambda: _Connection(loop),
+                    host,
+                    port,
+                    ssl=ssl,
+                    server_hostname=host if ssl else None,
                 )
         except TimeoutError as exc:
             raise httpx2.ConnectTimeout(f"connecting to {host}:{port}", request=request) from exc
         except (OSError, ValueError) as exc:  # refused, DNS, TLS handshake
             raise httpx2.ConnectError(f"{host}:{port}: {exc}", request=request) from exc
-        return _Connection(reader, writer)
+        return conn
 
     def _ssl_context(self) -> Any:
         if self._ssl is None:
             self._ssl = httpx2.create_ssl_context()
         return self._ssl
 
-    async def _exchange(
-        self, conn: _Connection, message: bytes, request: httpx2.Request, timeouts: dict[str, Any]
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-        try:
-            async with asyncio.timeout(timeouts.get("write")):
-                conn.writer.write(message)
-                await conn.writer.drain()
-        except TimeoutError as exc:
-            raise httpx2.WriteTimeout("sending the request", request=request) from exc
-        except OSError as exc:
-            raise httpx2.WriteError(str(exc) or "the connection broke", request=request) from exc
-        try:
-            async with asyncio.timeout(timeouts.get("read")):
-                return await _read_answer(conn.reader, request)
-        except TimeoutError as exc:
-            raise httpx2.ReadTimeout("waiting for the answer", request=request) from exc
-        except asyncio.IncompleteReadError as exc:
-            if not exc.partial and not isinstance(exc, _BodyCut):
-                raise httpx2.RemoteProtocolError(
-                    "Server disconnected without sending a response.", request=request
-                ) from exc
-            raise httpx2.ReadError("the answer was cut short", request=request) from exc
-        except asyncio.LimitOverrunError as exc:
-            raise httpx2.RemoteProtocolError("answer head too large", request=request) from exc
-        except OSError as exc:
-            raise httpx2.ReadError(str(exc) or "the connection broke", request=request) from exc
 
-
-class _BodyCut(asyncio.IncompleteReadError):
-    """The connection closed inside the body (the head had arrived)."""
+def _response(answer: _Answer, request: httpx2.Request) -> httpx2.Response:
+    """The answer as an `httpx2.Response`, read: its body is whole in memory already, and
+    httpx2's synchronous read (which decodes `Content-Encoding`) skips the async generators
+    of the read the client would do (a response that arrives closed is one httpx2 expects,
+    as from `MockTransport`). An all-ASCII head tells httpx2 its headers' encoding, which it
+    would otherwise find by decoding every header."""
+    response = httpx2.Response(
+        answer.status,
+        headers=answer.headers,
+        stream=httpx2.ByteStream(answer.body),
+        request=request,
+        extensions={"http_version": b"HTTP/1.1"},
+    )
+    if answer.ascii:
+        response.headers.encoding = "ascii"
+    response.read()
+    return response
 
 
 def _serialize(request: httpx2.Request, body: bytes) -> bytes:
@@ -186,57 +376,6 @@ def _serialize(request: httpx2.Request, body: bytes) -> bytes:
         size = b"%x\r\n" % len(body)
         return head + (size + body + b"\r\n" if body else b"") + b"0\r\n\r\n"
     return head + body
-
-
-async def _read_answer(
-    reader: asyncio.StreamReader, request: httpx2.Request
-) -> tuple[int, list[tuple[bytes, bytes]], bytes, bool]:
-    """(status, headers, body, connection reusable), skipping interim 1xx answers."""
-    while True:
-        head = await reader.readuntil(b"\r\n\r\n")
-        status, headers, version = _parse_head(head, request)
-        if not 100 <= status < 200:
-            break
-    length: int | None = None
-    chunked = False
-    close = version == b"HTTP/1.0"
-    for name, value in headers:
-        lowered = name.lower()
-        if lowered == b"content-length":
-            try:
-                length = int(value)
-            except ValueError as exc:
-                raise httpx2.RemoteProtocolError("bad Content-Length", request=request) from exc
-        elif lowered == b"transfer-encoding":
-            chunked = b"chunked" in value.lower()
-        elif lowered == b"connection":
-            tokens = value.lower()
-            close = b"close" in tokens or (close and b"keep-alive" not in tokens)
-    if request.method == "HEAD" or status in _NO_BODY:
-        return status, headers, b"", not close
-    try:
-        if chunked:
-            body = await _read_chunks(reader)
-        elif length is not None:
-            body = await reader.readexactly(length)
-        else:  # no length: the body runs until the server closes
-            return status, headers, await reader.read(), False
-    except asyncio.IncompleteReadError as exc:
-        raise _BodyCut(exc.partial, exc.expected) from exc
-    return status, headers, body, not close
-
-
-async def _read_chunks(reader: asyncio.StreamReader) -> bytes:
-    parts: list[bytes] = []
-    while True:
-        line = await reader.readuntil(b"\r\n")
-        size = int(line.split(b";", 1)[0].strip() or b"0", 16)
-        if size == 0:
-            while (await reader.readuntil(b"\r\n")) != b"\r\n":
-                pass  # trailers: none GHL sends that anyone reads
-            return b"".join(parts)
-        parts.append(await reader.readexactly(size))
-        await reader.readexactly(2)  # the chunk's CRLF
 
 
 def _parse_head(
