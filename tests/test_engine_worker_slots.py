@@ -170,3 +170,42 @@ async def test_an_item_claimed_ahead_too_long_ago_goes_back_to_the_queue(
     assert synced == ["c0", "c1"]
     assert "claimed ahead too long ago" in caplog.text
     assert work_row(engine_store, "c1")["status"] == "done"
+
+
+async def test_places_freed_in_one_turn_start_their_items_together(engine_store: sa.Engine) -> None:
+    """Four items end in the same turn of the loop: the two claimed ahead start in one batch
+    (on SQLite their `pending` rows and rate-limit takes then share transactions)."""
+    go = asyncio.Event()
+    starts: list[list[str]] = []
+
+    async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
+        if mapped.primary.source_id in {f"c{i}" for i in range(4)}:
+            await go.wait()
+        return []
+
+    config = AppConfig.default()
+    worker = Worker(engine_store, object(), Mapper(config), config, sync_event=flows, concurrency=4)
+    start = worker._start
+
+    def counted(items: Any) -> Any:
+        starts.append([item.source_id for item in items])
+        return start(items)
+
+    worker._start = counted  # type: ignore[method-assign]
+    send(engine_store, *(delivery(f"c{i}", delivery_id=str(i)) for i in range(6)))
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    for _ in range(500):
+        if starts:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert starts == [["c0", "c1", "c2", "c3"]]  # two more claimed ahead, waiting
+    go.set()  # all four end in one turn
+    for _ in range(500):
+        if worker.processed == 6:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(running, timeout=10)
+    assert starts[1] == ["c4", "c5"]

@@ -187,6 +187,7 @@ class Worker:
         self._ready: deque[tuple[Claim, int, float]] = deque()
         self._running: dict[asyncio.Task[None], Claim] | None = None  # `run`'s, while it runs
         self._releasing: set[asyncio.Task[None]] = set()  # `_release` of stale ready items
+        self._start_soon = False  # `_start_ready` is due at the end of this loop turn
         self._stop = asyncio.Event()  # `run`'s stop event, while it runs
         self._freed: asyncio.Future[None] | None = None  # set when an item begins its settle
         self._retry_due: float | None = None  # loop time the soonest retry we set comes due
@@ -296,10 +297,16 @@ class Worker:
             return
         self._settling.add(task)
         task.add_done_callback(self._settling.discard)
-        self._start_ready()
+        if not self._start_soon:  # the places freed in this turn of the loop, together
+            self._start_soon = True
+            asyncio.get_running_loop().call_soon(self._started_soon)
         freed = self._freed
         if freed is not None and not freed.done():
             freed.set_result(None)
+
+    def _started_soon(self) -> None:
+        self._start_soon = False
+        self._start_ready()
 
     def _start_ready(self) -> None:
         """Start items claimed ahead in the free slots (those that waited too long for one go
