@@ -5,7 +5,7 @@ a claim's round trip (`CLAIM_AHEAD`), unless they waited too long for one."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from ghlsync.mapping import AppConfig, MappedEvent, Mapper
 from ghlsync.store._tables_engine import work_items
 from tests._db import migrated
 from tests._engine_kit import delivery, send, work_row
+from tests.test_engine_worker_idle import _counting_claims
 
 
 @pytest.fixture
@@ -63,10 +64,7 @@ async def test_the_next_item_starts_while_the_last_one_is_settling(engine: sa.En
         assert work_row(engine, "c1")["status"] == "leased"  # still settling
     finally:
         await asyncio.to_thread(lock.release)
-    for _ in range(500):
-        if worker.processed == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: worker.processed == 2)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
     assert [work_row(engine, c)["status"] for c in ("c1", "c2")] == ["done", "done"]
@@ -83,16 +81,12 @@ def test_items_settling_hold_no_slot_up_to_as_many_again() -> None:
     assert worker._free_slots(tasks) == 2  # 6 settling: at most 4 + 4 in all
 
 
-def _counting_claims(worker: Worker, sizes: list[int]) -> None:
-    """Wrap the worker's claim; `sizes` gets each claim's size."""
-    claim = worker._claim
-
-    async def counted(limit: int) -> Any:
-        got = await claim(limit)
-        sizes.append(len(got))
-        return got
-
-    worker._claim = counted  # type: ignore[method-assign]
+async def _until(done: Callable[[], bool]) -> None:
+    """Until `done()` (at most 5 s)."""
+    for _ in range(500):
+        if done():
+            return
+        await asyncio.sleep(0.01)
 
 
 async def test_a_freed_slot_starts_an_item_claimed_ahead_without_a_claim(
@@ -102,36 +96,28 @@ async def test_a_freed_slot_starts_an_item_claimed_ahead_without_a_claim(
     when the first item ends, the third starts before any other claim."""
     started: list[str] = []
     go = {f"c{i}": asyncio.Event() for i in range(3)}
-    sizes: list[int] = []
+    claims: list[list[int]] = []  # the claims' sizes (`_counting_claims`, once made)
 
     async def flows(ctx: FlowContext, mapped: MappedEvent) -> list[EntityOutcome]:
-        started.append(f"{mapped.primary.source_id} after {len(sizes)} claims")
+        started.append(f"{mapped.primary.source_id} after {len(claims[0])} claims")
         await go[mapped.primary.source_id].wait()
         return []
 
     config = AppConfig.default()
     worker = Worker(engine_store, object(), Mapper(config), config, sync_event=flows, concurrency=2)
-    _counting_claims(worker, sizes)
+    claims.append(_counting_claims(worker))
+    sizes = claims[0]
     send(engine_store, *(delivery(f"c{i}", delivery_id=str(i)) for i in range(3)))
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
-    for _ in range(500):
-        if len(started) == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: len(started) == 2)
     assert sizes[0] == 3 and started == ["c0 after 1 claims", "c1 after 1 claims"]
     go["c0"].set()
-    for _ in range(500):
-        if len(started) == 3:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: len(started) == 3)
     assert started[2] == "c2 after 1 claims"  # taken from the items claimed ahead
     go["c1"].set()
     go["c2"].set()
-    for _ in range(500):
-        if worker.processed == 3:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: worker.processed == 3)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
     assert [work_row(engine_store, f"c{i}")["status"] for i in range(3)] == ["done"] * 3
@@ -161,10 +147,7 @@ async def test_an_item_claimed_ahead_too_long_ago_goes_back_to_the_queue(
     await asyncio.sleep(0.35)
     assert synced == ["c0"]
     hold.set()
-    for _ in range(500):
-        if worker.processed == 2:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: worker.processed == 2)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
     assert synced == ["c0", "c1"]
@@ -195,17 +178,11 @@ async def test_places_freed_in_one_turn_start_their_items_together(engine_store:
     send(engine_store, *(delivery(f"c{i}", delivery_id=str(i)) for i in range(6)))
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
-    for _ in range(500):
-        if starts:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: bool(starts))
     await asyncio.sleep(0.05)
     assert starts == [["c0", "c1", "c2", "c3"]]  # two more claimed ahead, waiting
     go.set()  # all four end in one turn
-    for _ in range(500):
-        if worker.processed == 6:
-            break
-        await asyncio.sleep(0.01)
+    await _until(lambda: worker.processed == 6)
     stop.set()
     await asyncio.wait_for(running, timeout=10)
     assert starts[1] == ["c4", "c5"]

@@ -26,7 +26,7 @@ a failed settle transaction did.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,24 +134,25 @@ def _build_complete_many() -> sa.Select[Any]:
         .order_by(lines.c.n),
     )
 
-    rows = unnest_rows("s", [("item", sa.BigInteger), *((c, k) for c, k, _ in SYNC_STATE_ROW)])
-    names = [col for col, _, _ in SYNC_STATE_ROW]
-    states = upsert_sync_state(
-        postgresql_insert(sync_state).from_select(
-            names,
-            sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled)),
-        )
-    )
-    rows = unnest_rows("m", [("item", sa.BigInteger), *((c, k) for c, k, _ in ID_MAP_ROW)])
-    names = [col for col, _, _ in ID_MAP_ROW]
-    maps = upsert_id_map(
-        postgresql_insert(id_map).from_select(
-            names,
-            sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled)),
-        )
-    )
+    states = _upsert_settled("s", sync_state, SYNC_STATE_ROW, upsert_sync_state, settled)
+    maps = _upsert_settled("m", id_map, ID_MAP_ROW, upsert_id_map, settled)
     # Data-modifying CTEs run to completion whether or not the query reads them.
     return sa.select(done.c.id).add_cte(audit.cte("audit"), states.cte("states"), maps.cte("maps"))
+
+
+def _upsert_settled(
+    prefix: str,
+    table: sa.Table,
+    columns: Sequence[tuple[str, Any, str]],
+    upsert: Callable[[Any], Any],
+    settled: Any,
+) -> Any:
+    """`table`'s rows given as `unnest` arrays (`prefix`_item, `prefix`_<column>...), upserted
+    for the items in `settled` only."""
+    rows = unnest_rows(prefix, [("item", sa.BigInteger), *((c, k) for c, k, _ in columns)])
+    names = [col for col, _, _ in columns]
+    chosen = sa.select(*(rows.c[name] for name in names)).where(rows.c.item.in_(settled))
+    return upsert(postgresql_insert(table).from_select(names, chosen))
 
 
 COMPLETE_MANY = RawStatement(_build_complete_many())
