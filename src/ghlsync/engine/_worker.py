@@ -873,6 +873,7 @@ class Worker:
         await self._settler.run(
             lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states),
             Completion(item, audit, now, states.rows(), states.maps()),
+            driver_level=True,  # `complete_in` and `write_in` run at the driver level
         )
         _count(item, audit, now)
 
