@@ -58,7 +58,13 @@ Write = tuple[Params | None, Params | None]  # (id_map row, sync_state row), at 
 
 
 def _build_load_many() -> sa.Select[Any]:
-    """`_syncstate._LOAD` for many keys: `n` (1-based) says whose row it is."""
+    """`_syncstate._LOAD` for many keys: `n` (1-based) says whose row it is.
+
+    Each table is read per key in a `LATERAL` subquery on its whole primary key (`LIMIT 1`
+    keeps it from being flattened into a join): the plan can only seek each key, whatever the
+    tables held when it was made. As a plain join, the plan PostgreSQL keeps for a prepared
+    statement made on an empty store read `sync_state`'s every `ghl` row once and matched the
+    keys against that copy (a Materialize under the join), per statement."""
     keys = (
         sa.func.unnest(
             sa.bindparam("ls", type_=ARRAY(sa.String)),
@@ -68,26 +74,37 @@ def _build_load_many() -> sa.Select[Any]:
         .table_valued("l", "t", "s", with_ordinality="n")
         .render_derived(name="keys")
     )
-    mapped = sa.and_(
-        id_map.c.location_id == keys.c.l,
-        id_map.c.entity_type == keys.c.t,
-        id_map.c.source_id == keys.c.s,
+    one: sa.ColumnElement[int] = sa.literal_column("1")
+    mapped = (
+        sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body)
+        .where(
+            id_map.c.location_id == keys.c.l,
+            id_map.c.entity_type == keys.c.t,
+            id_map.c.source_id == keys.c.s,
+        )
+        .limit(one)
+        .lateral("m")
     )
-    synced = sa.and_(
-        sync_state.c.location_id == keys.c.l,
-        sync_state.c.entity_type == keys.c.t,
-        sync_state.c.source_id == keys.c.s,
-        sync_state.c.side == sa.literal_column("'ghl'"),
+    synced = (
+        sa.select(sync_state.c.content_hash, sync_state.c.source_updated_at, sync_state.c.snapshot)
+        .where(
+            sync_state.c.location_id == keys.c.l,
+            sync_state.c.entity_type == keys.c.t,
+            sync_state.c.source_id == keys.c.s,
+            sync_state.c.side == sa.literal_column("'ghl'"),
+        )
+        .limit(one)
+        .lateral("st")
     )
     return sa.select(
         keys.c.n,
-        id_map.c.ghl_id,
-        id_map.c.state,
-        id_map.c.pending_body,
-        sync_state.c.content_hash,
-        sync_state.c.source_updated_at,
-        sync_state.c.snapshot,
-    ).select_from(keys.outerjoin(id_map, mapped).outerjoin(sync_state, synced))
+        mapped.c.ghl_id,
+        mapped.c.state,
+        mapped.c.pending_body,
+        synced.c.content_hash,
+        synced.c.source_updated_at,
+        synced.c.snapshot,
+    ).select_from(keys.outerjoin(mapped, sa.true()).outerjoin(synced, sa.true()))
 
 
 def _build_put_many() -> sa.Select[Any]:
