@@ -64,10 +64,10 @@ from ghlsync._heap import settle_heap
 from ghlsync._secret import Secret
 from ghlsync.dripjobs import fold_keys
 from ghlsync.engine import Delivery, Worker, accept
+from ghlsync.engine._worker import DEFAULT_CONCURRENCY, SQLITE_CONCURRENCY
 from ghlsync.engine.locations._services import LocationServices
 from ghlsync.ghl import GHLClient, SqlRateLimiter, StaticTokens
 from ghlsync.mapping import AppConfig, Mapper
-from ghlsync.mapping._config import WorkerSettings
 from ghlsync.sandbox import DEFAULT_CALENDAR_ID, DEFAULT_LOCATION_ID, DEFAULT_TOKEN, SandboxState
 from ghlsync.sandbox import create_app as create_sandbox_app
 from ghlsync.server import bind_loopback, create_app
@@ -561,39 +561,37 @@ class Plan:
     count: int = 2000
     latency_seconds: float = 25.0
     rate: float = 100.0
-    # The preset's worker.concurrency, what `ghlsync serve` runs with.
-    concurrency: int = WorkerSettings.model_fields["concurrency"].default
+    # None: what `ghlsync serve` runs with on the store (`worker.concurrency` is unset in
+    # the preset: `Worker`'s default by store, `DEFAULT_CONCURRENCY`).
+    concurrency: int | None = None
     wide: int = 32
 
 
 async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> list[Result]:
     """Every scenario on one store (`only="latency"`: that one), each on a fresh database."""
+    concurrency = plan.concurrency or serve_concurrency(store)
 
     def latency(u: str) -> Awaitable[Result]:
         count = round(plan.rate * plan.latency_seconds)
-        return over_http(u, store, count, plan.concurrency, workdir, rate=plan.rate)
+        return over_http(u, store, count, concurrency, workdir, rate=plan.rate)
 
     scenarios: list[Callable[[str], Awaitable[Result]]] = [
-        lambda u: noop_worker(u, store, plan.count, plan.concurrency),
+        lambda u: noop_worker(u, store, plan.count, concurrency),
         lambda u: noop_worker(u, store, plan.count, plan.wide),
-        lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=False),
+        lambda u: worker_only(u, store, plan.count, concurrency, limiter=False),
         lambda u: worker_only(u, store, plan.count, plan.wide, limiter=False),
-        lambda u: worker_only(u, store, plan.count, plan.concurrency, limiter=True),
-        lambda u: over_http(u, store, plan.count, plan.concurrency, workdir),
+        lambda u: worker_only(u, store, plan.count, concurrency, limiter=True),
+        lambda u: over_http(u, store, plan.count, concurrency, workdir),
         latency,
     ]
     if store == "sqlite":  # the transport comparison needs one store only
         scenarios.insert(
             5,
-            lambda u: worker_only(
-                u, store, plan.count, plan.concurrency, limiter=False, sandbox=True
-            ),
+            lambda u: worker_only(u, store, plan.count, concurrency, limiter=False, sandbox=True),
         )
     # As `ghlsync serve` runs it against GHL in another process over loopback HTTP; per mix
     # (new customers only, updates only) both in-process and stand-in on SQLite.
-    scenarios.append(
-        lambda u: over_http(u, store, plan.count, plan.concurrency, workdir, standin=True)
-    )
+    scenarios.append(lambda u: over_http(u, store, plan.count, concurrency, workdir, standin=True))
     for mix in ("new", "updates") if store == "sqlite" else ():
         for standin in (False, True):
             scenarios.append(
@@ -601,7 +599,7 @@ async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> li
                     over_http,
                     store=store,
                     count=plan.count,
-                    concurrency=plan.concurrency,
+                    concurrency=concurrency,
                     workdir=workdir,
                     standin=standin,
                     mix=mix,
@@ -616,7 +614,7 @@ async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> li
                     over_http,
                     store=store,
                     count=plan.count,
-                    concurrency=plan.concurrency,
+                    concurrency=concurrency,
                     workdir=workdir,
                     standin=standin,
                     mix=mix,
@@ -632,6 +630,11 @@ async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> li
         print(line(result), flush=True)
         results.append(result)
     return results
+
+
+def serve_concurrency(store: str) -> int:
+    """The items syncing at once in `ghlsync serve` on `store` with the preset's settings."""
+    return DEFAULT_CONCURRENCY.get(store, SQLITE_CONCURRENCY)
 
 
 def line(r: Result) -> str:
@@ -755,7 +758,7 @@ async def main(args: argparse.Namespace) -> int:
     plan = Plan(count=600, latency_seconds=5.0) if args.quick else Plan()
     load_before = os.getloadavg()
     stores = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = [] if args.only else [await client_alone(plan.count * 3, plan.concurrency)]
+    results = [] if args.only else [await client_alone(plan.count * 3, serve_concurrency("sqlite"))]
     for r in results:
         print(line(r), flush=True)
     with tempfile.TemporaryDirectory(prefix="ghlsync-bench-") as tmp:

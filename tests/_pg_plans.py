@@ -18,11 +18,12 @@ def plan_kept(
     settings: Mapping[str, str],
     meanwhile: Callable[[], None],
 ) -> str:
-    """`EXPLAIN ANALYZE` of `sql` (driver SQL with `%(name)s` parameters) prepared as `name` in
-    a session with `settings`, run once, then run again after `meanwhile()` changed the store:
-    the plan made on the first run stays, as in a long-lived connection."""
-    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)s", sql)))
-    prepared = re.sub(r"%\((\w+)\)s", lambda m: f"${names.index(m.group(1)) + 1}", sql)
+    """`EXPLAIN ANALYZE` of `sql` (driver SQL with `%(name)s` or, arrays, `%(name)b` parameters)
+    prepared as `name` in a session with `settings`, run once, then run again after
+    `meanwhile()` changed the store: the plan made on the first run stays, as in a long-lived
+    connection."""
+    names = list(dict.fromkeys(re.findall(r"%\((\w+)\)[sb]", sql)))
+    prepared = re.sub(r"%\((\w+)\)[sb]", lambda m: f"${names.index(m.group(1)) + 1}", sql)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         for setting, value in settings.items():
             conn.exec_driver_sql(f"SET {setting} = {value}")

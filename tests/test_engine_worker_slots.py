@@ -186,3 +186,23 @@ async def test_places_freed_in_one_turn_start_their_items_together(engine_store:
     stop.set()
     await asyncio.wait_for(running, timeout=10)
     assert starts[1] == ["c4", "c5"]
+
+
+def test_unset_concurrency_is_32_on_postgresql_and_16_on_sqlite(
+    sqlite_url: str, postgres_url: str
+) -> None:
+    """`worker.concurrency` unset (the preset): by the store; set, or given, it wins."""
+    config = AppConfig.default()
+    assert config.worker.concurrency is None
+    mapper = Mapper(config)
+    for url, want in ((postgres_url, 32), (sqlite_url, 16)):
+        engine = sa.create_engine(url)
+        try:
+            assert Worker(engine, object(), mapper, config).concurrency == want
+            set_to = config.model_copy(
+                update={"worker": config.worker.model_copy(update={"concurrency": 5})}
+            )
+            assert Worker(engine, object(), mapper, set_to).concurrency == 5
+            assert Worker(engine, object(), mapper, set_to, concurrency=7).concurrency == 7
+        finally:
+            engine.dispose()

@@ -106,7 +106,7 @@ def _generic_plans(
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
-    prepared = re.sub(r"%\((\w+)\)s", number, sql)
+    prepared = re.sub(r"%\((\w+)\)[sb]", number, sql)
     plans = []
     with engine.connect() as conn:  # not committed: rolled back; the session ends with it
         for name, value in _sql.PG_SETTINGS.items():

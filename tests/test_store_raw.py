@@ -276,3 +276,33 @@ def test_a_driver_transaction_commits_rolls_back_and_refuses_sqlalchemy_inside(
     assert ids == {"kept"}
     other.close()
     engine.dispose()
+
+
+def test_postgresql_arrays_go_in_binary_a_float_arrays_ints_as_floats(postgres_url: str) -> None:
+    """PostgreSQL: array parameters are sent in binary (psycopg's text arrays quote and escape
+    each element in Python); a float array holding ints (a timestamp that came as an int)
+    goes as floats: binary arrays take one Python type."""
+    rows = raw.unnest_rows(
+        "r", [("at", sa.Float), ("name", sa.String), ("n", sa.BigInteger), ("on", sa.Boolean)]
+    )
+    stmt = raw.RawStatement(sa.select(rows.c.at, rows.c.name, rows.c.n, rows.c.on))
+    engine = create_engine(postgres_url)
+    try:
+        sql, _ = stmt.args(engine.dialect, {})
+        assert "%(r_at)b" in sql and "%(r_name)b" in sql and ")s" not in sql
+        given = {
+            "r_at": [1_700_000_000, 1.5, None],
+            "r_name": ['a "quoted" \\ name é', None, ""],
+            "r_n": [1, 2**40, None],
+            "r_on": [True, None, False],
+        }
+        with raw.read(engine) as cursor:
+            got = cursor.execute(stmt, given).all()
+        assert got == [
+            (1_700_000_000.0, 'a "quoted" \\ name é', 1, True),
+            (1.5, None, 2**40, None),
+            (None, "", None, False),
+        ]
+        assert isinstance(got[0][0], float)
+    finally:
+        engine.dispose()

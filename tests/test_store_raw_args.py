@@ -49,7 +49,8 @@ _PARAMS: list[dict[str, Any]] = [
 
 
 def _plain(stmt: Any, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[str, Any]:
-    """The general way, as `args` was first written."""
+    """The general way, as `args` was first written; on PostgreSQL, with the arrays marked
+    for binary (`%(name)b`) and a float array's values made floats."""
     c = stmt.compile(dialect=dialect)
     defaults = {n: b.effective_value for b, n in c.bind_names.items() if not b.required}
     values = {**defaults, **params}
@@ -57,7 +58,13 @@ def _plain(stmt: Any, dialect: sa.Dialect, params: Mapping[str, Any]) -> tuple[s
         if name in values and values[name] is not None:
             values[name] = process(values[name])
     if not c.positional:
-        return c.string, values
+        sql = c.string
+        for bind, name in c.bind_names.items():
+            if isinstance(bind.type, sa.ARRAY):
+                sql = sql.replace(f"%({name})s", f"%({name})b")
+                if isinstance(bind.type.item_type, sa.Float) and values.get(name) is not None:
+                    values[name] = [v if v is None else float(v) for v in values[name]]
+        return sql, values
     return c.string, tuple(values[name] for name in c.positiontup)
 
 

@@ -68,7 +68,11 @@ LOG_FORMAT_OPTION = typer.Option(
 def worker(
     config: Path | None = CONFIG_OPTION,
     concurrency: int | None = typer.Option(
-        None, "--concurrency", min=1, help="Items syncing at once (default: worker.concurrency)."
+        None,
+        "--concurrency",
+        min=1,
+        help="Items syncing at once (default: worker.concurrency; unset: 32 on PostgreSQL,"
+        " 16 on SQLite).",
     ),
     drain_seconds: float = typer.Option(
         30.0,

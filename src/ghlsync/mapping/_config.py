@@ -137,7 +137,8 @@ class ServerSettings(_Model):
 class WorkerSettings(_Model):
     """How workers claim and retry work."""
 
-    concurrency: int = Field(16, ge=1)
+    # Unset: by the store (`engine.default_concurrency`: 32 on PostgreSQL, 16 on SQLite).
+    concurrency: int | None = Field(None, ge=1)
     max_attempts: int = Field(8, ge=1)
     lease_seconds: float = Field(60.0, gt=0)
     poll_interval: float = Field(0.5, gt=0)

@@ -34,9 +34,12 @@ id_map = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     # Not unique: two DripJobs customers that are one person (same email or phone) are
     # deliberately merged by GHL's upsert into one contact, so one ghl_id may have two rows.
-    sa.Index("ix_id_map_ghl", "location_id", "entity_type", "ghl_id"),
+    # Each secondary index leads with the column only it has (migration 0018): a lookup by
+    # the whole key can use the primary key alone (planned without statistics, PostgreSQL
+    # took an index led by (location_id, entity_type) and read the location's every row).
+    sa.Index("ix_id_map_ghl", "ghl_id", "location_id", "entity_type"),
     # Two-way echo checks look up the creates still in flight (migration 0007).
-    sa.Index("ix_id_map_state", "location_id", "entity_type", "state"),
+    sa.Index("ix_id_map_state", "state", "location_id", "entity_type"),
 )
 
 sync_state = sa.Table(

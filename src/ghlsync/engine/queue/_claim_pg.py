@@ -35,6 +35,7 @@ settle) waits for the flush, which writes the lease first: the WAL is written in
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -45,6 +46,8 @@ from ghlsync.store._dbthread import DbThread, one_per_engine
 from ghlsync.store._raw import RawCursor
 
 _T = TypeVar("_T")
+Then = Callable[[Any, list[Claim]], None]  # (DBAPI connection, the claimed items)
+_log = logging.getLogger("ghlsync.engine")
 
 PG_SETTINGS = {
     "plan_cache_mode": "force_generic_plan",
@@ -71,10 +74,15 @@ class PgClaimer:
         limit: int,
         lease_seconds: float,
         now: Callable[[], float],
+        then: Then | None = None,
     ) -> list[Claim]:
-        """`_queue.claim` (`now()` read when the claim runs)."""
+        """`_queue.claim` (`now()` read when the claim runs); `then` as in `claim_noting`."""
         return await self._thread.run(
-            self._job(lambda raw: claim_on(raw, worker_id, locations, limit, lease_seconds, now()))
+            self._job(
+                lambda raw: claim_on(raw, worker_id, locations, limit, lease_seconds, now()),
+                lambda got: got,
+                then,
+            )
         )
 
     async def claim_noting(
@@ -84,27 +92,46 @@ class PgClaimer:
         limit: int,
         lease_seconds: float,
         now: Callable[[], float],
+        then: Then | None = None,
     ) -> Claimed:
-        """`_queue.claim_noting_work` (`now()` read when the claim runs)."""
+        """`_queue.claim_noting_work` (`now()` read when the claim runs). `then(conn, items)`
+        runs right after it, in the same job, on the thread's DBAPI connection (the ledger's
+        early reads of the claimed items): the claim is committed by then, so an error of
+        `then` is logged and dropped, and the claim answered all the same."""
         return await self._thread.run(
             self._job(
-                lambda raw: claim_noting_on(raw, worker_id, locations, limit, lease_seconds, now())
+                lambda raw: claim_noting_on(raw, worker_id, locations, limit, lease_seconds, now()),
+                lambda got: got.items,
+                then,
             )
         )
 
-    def _job(self, work: Callable[[RawCursor], _T]) -> Callable[[Any], _T]:
-        """`work` on the thread's DBAPI connection. A driver error goes back to `DbThread`
-        as the driver raised it: it tells a lost connection (and invalidates the pool) and
-        gives the caller SQLAlchemy's error, as for any of its jobs."""
+    def _job(
+        self,
+        work: Callable[[RawCursor], _T],
+        items: Callable[[_T], list[Claim]],
+        then: Then | None,
+    ) -> Callable[[Any], _T]:
+        """`work` on the thread's DBAPI connection, then `then`. A driver error of `work` goes
+        back to `DbThread` as the driver raised it: it tells a lost connection (and
+        invalidates the pool) and gives the caller SQLAlchemy's error, as for any of its jobs."""
         dialect = self._dialect
 
         def job(conn: Any) -> _T:
             try:
-                return work(RawCursor(conn, dialect, prepare=True))
+                got = work(RawCursor(conn, dialect, prepare=True))
             except sa.exc.DBAPIError as exc:
                 if isinstance(exc.orig, dialect.loaded_dbapi.Error):
                     raise exc.orig from None
                 raise
+            if then is not None:
+                claimed = items(got)
+                if claimed:
+                    try:
+                        then(conn, claimed)
+                    except Exception:  # the claim stands; its items' loads read for themselves
+                        _log.warning("reading the claimed items early failed", exc_info=True)
+            return got
 
         return job
 

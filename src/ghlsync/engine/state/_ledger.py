@@ -219,6 +219,10 @@ class SettleStates:
     def __len__(self) -> int:
         return len(self._kept) + len(self._mapped)
 
+    def keys(self) -> set[_Key]:
+        """The entities whose state or mapping it keeps."""
+        return {*self._kept, *self._mapped}
+
     def keep(self, key: _Key, state: SyncState, now: float) -> None:
         """`state` of `key`, synced at `now`: written with the settle."""
         self._kept[key] = (state, now)
@@ -465,9 +469,15 @@ class SqlLedger:
 
     async def forget(self, entity_type: str, source_id: str) -> None:
         """Drop the mapping and the state together."""
+        key = (self.location_id, entity_type, source_id)
         if self.settle is not None:
-            self.settle.drop((self.location_id, entity_type, source_id))
-        await asyncio.to_thread(self._forget, entity_type, source_id)
+            self.settle.drop(key)
+        try:
+            await asyncio.to_thread(self._forget, entity_type, source_id)
+        finally:  # an early read of the key is out of date (`_pgbatch.PgBatch.forget_early`)
+            batch = _pgbatch.for_engine(self.engine)
+            if batch is not None:
+                batch.forget_early([key])
 
     async def owners(self, entity_type: str, ghl_id: str) -> list[str]:
         """The DripJobs ids mapped to one GHL object (with those confirmed by items of this

@@ -30,6 +30,7 @@ row locks in the same order.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import sqlalchemy as sa
@@ -51,12 +52,19 @@ from ghlsync.store._tables_sync import (
 )
 
 Key = tuple[str, str, str]  # location_id, entity_type, source_id
+Loaded = tuple[IdMapRow | None, SyncState | None]  # (`load`)
 Params = dict[str, Any]  # `_idmap.put_params` / `_syncstate.put_params`
 Write = tuple[Params | None, Params | None]  # (id_map row, sync_state row), at least one
 
 
 def _build_load_many() -> sa.Select[Any]:
-    """`_syncstate._LOAD` for many keys: `n` (1-based) says whose row it is."""
+    """`_syncstate._LOAD` for many keys: `n` (1-based) says whose row it is.
+
+    Each table is read per key in a `LATERAL` subquery on its whole primary key (`LIMIT 1`
+    keeps it from being flattened into a join): the plan can only seek each key, whatever the
+    tables held when it was made. As a plain join, the plan PostgreSQL keeps for a prepared
+    statement made on an empty store read `sync_state`'s every `ghl` row once and matched the
+    keys against that copy (a Materialize under the join), per statement."""
     keys = (
         sa.func.unnest(
             sa.bindparam("ls", type_=ARRAY(sa.String)),
@@ -66,26 +74,37 @@ def _build_load_many() -> sa.Select[Any]:
         .table_valued("l", "t", "s", with_ordinality="n")
         .render_derived(name="keys")
     )
-    mapped = sa.and_(
-        id_map.c.location_id == keys.c.l,
-        id_map.c.entity_type == keys.c.t,
-        id_map.c.source_id == keys.c.s,
+    one: sa.ColumnElement[int] = sa.literal_column("1")
+    mapped = (
+        sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body)
+        .where(
+            id_map.c.location_id == keys.c.l,
+            id_map.c.entity_type == keys.c.t,
+            id_map.c.source_id == keys.c.s,
+        )
+        .limit(one)
+        .lateral("m")
     )
-    synced = sa.and_(
-        sync_state.c.location_id == keys.c.l,
-        sync_state.c.entity_type == keys.c.t,
-        sync_state.c.source_id == keys.c.s,
-        sync_state.c.side == sa.literal_column("'ghl'"),
+    synced = (
+        sa.select(sync_state.c.content_hash, sync_state.c.source_updated_at, sync_state.c.snapshot)
+        .where(
+            sync_state.c.location_id == keys.c.l,
+            sync_state.c.entity_type == keys.c.t,
+            sync_state.c.source_id == keys.c.s,
+            sync_state.c.side == sa.literal_column("'ghl'"),
+        )
+        .limit(one)
+        .lateral("st")
     )
     return sa.select(
         keys.c.n,
-        id_map.c.ghl_id,
-        id_map.c.state,
-        id_map.c.pending_body,
-        sync_state.c.content_hash,
-        sync_state.c.source_updated_at,
-        sync_state.c.snapshot,
-    ).select_from(keys.outerjoin(id_map, mapped).outerjoin(sync_state, synced))
+        mapped.c.ghl_id,
+        mapped.c.state,
+        mapped.c.pending_body,
+        synced.c.content_hash,
+        synced.c.source_updated_at,
+        synced.c.snapshot,
+    ).select_from(keys.outerjoin(mapped, sa.true()).outerjoin(synced, sa.true()))
 
 
 def _build_put_many() -> sa.Select[Any]:
@@ -109,6 +128,17 @@ LOAD_MANY = RawStatement(_build_load_many())
 PUT_MANY = RawStatement(_build_put_many())
 
 
+class EarlyRead:
+    """What one claim read in its own job for its items' first loads (`PgBatch.early_read`),
+    and the keys this process wrote while that claim was in flight."""
+
+    __slots__ = ("loaded", "written")
+
+    def __init__(self) -> None:
+        self.loaded: dict[Key, Loaded] = {}  # filled on the claim's thread
+        self.written: set[Key] = set()  # on the loop: `forget_early` while it was in flight
+
+
 class PgBatch:
     """The ledger's hot reads and writes for one PostgreSQL engine, on its `DbThread`."""
 
@@ -116,14 +146,53 @@ class PgBatch:
         self._dialect = engine.dialect
         self._thread = DbThread(engine, name="ghlsync-ledger")  # the writes
         self._reads = DbThread(engine, name="ghlsync-ledger-reads")
+        self._early: dict[Key, Loaded] = {}  # read with a claim, not loaded yet (`seed`)
+        self._watching: list[EarlyRead] = []  # claims in flight (`early_read`)
 
-    async def load(self, key: Key) -> tuple[IdMapRow | None, SyncState | None]:
-        """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`)."""
+    async def load(self, key: Key) -> Loaded:
+        """The ID-map row and the ghl-side sync state of `key` (`SqlLedger.load`): what its
+        claim read, the first time and unless this process wrote the key since; else read now."""
+        early = self._early.pop(key, None)
+        if early is not None:
+            return early
         return await self._reads.run_bulk(self._load_many, key)
+
+    def early_read(self) -> EarlyRead:
+        """Before a claim: where its job puts what it reads for its items (`read_early`, on
+        the claim's thread, right after the claim in the same job). From now until `seed`,
+        the keys this process writes are noted: their rows are not taken."""
+        read = EarlyRead()
+        self._watching.append(read)
+        return read
+
+    def read_early(self, conn: Any, read: EarlyRead, keys: list[Key]) -> None:
+        """On the claim's thread and connection: the rows of `keys`, in one statement."""
+        if keys:
+            read.loaded.update(zip(keys, self._load_many(conn, keys), strict=True))
+
+    def seed(self, read: EarlyRead) -> None:
+        """After the claim (done, failed or cancelled): its rows wait for their first `load`,
+        but those of keys this process wrote since the claim was queued."""
+        self._watching.remove(read)
+        self._early.update(
+            (key, loaded) for key, loaded in read.loaded.items() if key not in read.written
+        )
+
+    def forget_early(self, keys: Iterable[Key]) -> None:
+        """Drop the early rows of `keys` (written since, or their item is over), and keep the
+        claims in flight from taking theirs."""
+        early, watching = self._early, self._watching
+        for key in keys:
+            early.pop(key, None)
+            for read in watching:
+                read.written.add(key)
 
     async def write(self, write: Write) -> None:
         """Commit one caller's rows (one or both tables, atomically); returns once durable."""
-        raise_failed(await self._thread.run_bulk(self._write_many, write))
+        try:
+            raise_failed(await self._thread.run_bulk(self._write_many, write))
+        finally:  # committed (or maybe): an early read of these keys is out of date
+            self.forget_early(_map_key(rows) for rows in write if rows is not None)
 
     def _load_many(
         self, conn: Any, keys: list[Key]
