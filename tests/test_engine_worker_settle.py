@@ -9,6 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from ghlsync.engine.queue._settle import Settler
+from ghlsync.store._raw import RawCursor, RawStatement
 from ghlsync.store._tables_engine import audit_log
 from tests._engine_kit import count
 
@@ -78,3 +79,59 @@ async def test_settles_arriving_within_a_few_turns_of_the_loop_share_a_transacti
     assert await asyncio.gather(*(later(t, f"s{t}") for t in range(3))) == [True] * 3
     assert batches == [3]
     assert count(engine_store, audit_log) == 3
+
+
+def _write_raw(source_id: str) -> Callable[[sa.Connection], bool]:
+    """`_write` at the driver level (as the worker's completions are)."""
+
+    def op(conn: sa.Connection) -> bool:
+        RawCursor(conn.connection, conn.dialect).execute(_RAW_AUDIT, {"s": source_id})
+        return True
+
+    return op
+
+
+def _boom_raw(conn: sa.Connection) -> bool:
+    _write_raw("never")(conn)
+    raise ValueError("bad item")
+
+
+_RAW_AUDIT = RawStatement(
+    sa.insert(audit_log).values(
+        at=0.0,
+        location_id="loc1",
+        entity_type="contact",
+        source_id=sa.bindparam("s"),
+        action="updated",
+        calls=0,
+    )
+)
+
+
+async def test_driver_level_settles_share_a_transaction_begun_at_the_driver(
+    engine_store: sa.Engine,
+) -> None:
+    """On SQLite a batch of driver-level settles runs without SQLAlchemy's transaction; with
+    one settle that is not, the batch goes the SQLAlchemy way. Either way a failure spares its
+    neighbours and each answer comes after its commit."""
+    settler = Settler(engine_store)
+    assert await settler.run(_write_raw("first"), driver_level=True)  # the loop's connection
+    begun: list[object] = []
+    sa.event.listen(engine_store, "begin", begun.append)
+    results = await asyncio.gather(
+        settler.run(_write_raw("a"), driver_level=True),
+        settler.run(_boom_raw, driver_level=True),
+        settler.run(_write_raw("b"), driver_level=True),
+        return_exceptions=True,
+    )
+    assert results[0] is True and results[2] is True
+    assert isinstance(results[1], ValueError)
+    sqlite = engine_store.dialect.name == "sqlite"
+    assert len(begun) == (0 if sqlite else 4)  # PostgreSQL: together, then one by one
+    begun.clear()
+    mixed = [settler.run(_write_raw("c"), driver_level=True), settler.run(_write("d"))]
+    assert await asyncio.gather(*mixed) == [True, True]
+    assert len(begun) == 1
+    with engine_store.connect() as conn:
+        written = set(conn.execute(sa.select(audit_log.c.source_id)).scalars())
+    assert written == {"first", "a", "b", "c", "d"}

@@ -9,7 +9,7 @@ import httpx2
 import sqlalchemy as sa
 
 from ghlsync._clock import FakeClock
-from ghlsync.engine.state import _idmap
+from ghlsync.engine.state import _idmap, _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._ledger import SettleStates, SqlLedger, shown_mapping
 from ghlsync.engine.state._syncstate import SyncState
@@ -151,3 +151,37 @@ async def test_a_shown_mapping_is_read_by_other_ledgers_and_counted_among_owners
     await ledger.forget("contact", "c2")
     assert shown_mapping(engine_store, "loc1", "contact", "c2") is None
     assert len(again) == 0
+
+
+async def test_a_kept_state_is_encoded_when_written_as_of_the_time_it_was_kept(
+    engine_store: sa.Engine, engine_clock: FakeClock
+) -> None:
+    """A new customer's unfinished confirmation, replaced by its state after the tag call
+    before the settle, is never encoded; the row written is the last state, synced at the
+    time it was recorded (not at the settle)."""
+    encoded: list[str] = []
+
+    class Noted:
+        def __str__(self) -> str:
+            encoded.append("encoded")
+            return "noted"
+
+    states = SettleStates()
+    ledger = SqlLedger(engine_store, "loc1", engine_clock, states)
+    await ledger.mark_pending("contact", "c1", {"email": "ann@x.io"})
+    await ledger.confirm("contact", "c1", "ghl-1", SyncState("", 1.0, {"tags": Noted()}))
+    engine_clock.advance(60)
+    final = SyncState("h2", 2.0, {"body": {"firstName": "Ann"}, "tags": ["a"]})
+    await ledger.record("contact", "c1", final)
+    recorded_at = engine_clock.now()
+    engine_clock.advance(60)
+    with engine_store.begin() as conn:
+        states.write_in(conn)
+    states.release()
+    assert encoded == []
+    with engine_store.connect() as conn:
+        synced_at = conn.execute(sa.text("SELECT synced_at FROM sync_state")).scalar_one()
+        assert _syncstate.get(conn, "loc1", "contact", "c1") == final
+    assert synced_at == recorded_at
+    stored = _stored(engine_store, "loc1")
+    assert stored is not None and (stored.state, stored.ghl_id) == ("confirmed", "ghl-1")

@@ -97,6 +97,33 @@ def test_begin_immediate_takes_the_write_lock_before_any_write(sqlite_url: str) 
     engine.dispose()
 
 
+def test_a_begin_immediate_refused_by_a_busy_store_is_sqlalchemys_operational_error(
+    sqlite_url: str,
+) -> None:
+    """The BEGIN goes to the driver, its errors come out as SQLAlchemy's (what the callers
+    that fall back to a thread on a busy lock catch), and the connection is usable after."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    path = sa.make_url(sqlite_url).database
+    assert path is not None
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    with engine.connect() as conn:
+        conn.connection.dbapi_connection.execute("PRAGMA busy_timeout = 0")  # type: ignore[union-attr]
+        with (
+            pytest.raises(sa.exc.OperationalError, match="locked") as caught,
+            begin_immediate(conn),
+        ):
+            pass
+        assert isinstance(caught.value.orig, sqlite3.OperationalError)
+        assert "BEGIN IMMEDIATE" in str(caught.value)
+        other.execute("ROLLBACK")
+        with begin_immediate(conn):
+            conn.execute(sa.select(ghl_connections.c.key)).all()
+    other.close()
+    engine.dispose()
+
+
 def test_plain_transactions_still_begin_deferred(sqlite_url: str) -> None:
     engine = create_engine(sqlite_url)
     path = sa.make_url(sqlite_url).database

@@ -235,6 +235,49 @@ async def test_the_loops_writers_share_one_connection(sqlite_url: str) -> None:
     engine.dispose()
 
 
+def test_a_driver_transaction_commits_rolls_back_and_refuses_sqlalchemy_inside(
+    sqlite_url: str,
+) -> None:
+    """`driver_transaction` (SQLite): the write lock from its BEGIN on, committed at the end,
+    rolled back on an error; an SQLAlchemy statement inside fails instead of running in a
+    transaction of its own."""
+    engine = create_engine(sqlite_url)
+    migrate(engine)
+    path = sa.make_url(sqlite_url).database
+    assert path is not None
+    other = sqlite3.connect(path, timeout=0, isolation_level=None)
+    insert = raw.RawStatement(
+        sa.insert(id_map).values(
+            location_id="loc",
+            entity_type="contact",
+            source_id=sa.bindparam("s"),
+            state="pending",
+            updated_at=0.0,
+        )
+    )
+    with raw.driver_transaction(engine) as conn:
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+        raw.RawCursor(conn.connection, conn.dialect).execute(insert, {"s": "kept"})
+    with pytest.raises(ValueError), raw.driver_transaction(engine) as conn:
+        raw.RawCursor(conn.connection, conn.dialect).execute(insert, {"s": "dropped"})
+        raise ValueError("undo")
+    sqlalchemy_insert = sa.insert(id_map).values(
+        location_id="loc",
+        entity_type="contact",
+        source_id="sqlalchemy",
+        state="pending",
+        updated_at=0.0,
+    )
+    with pytest.raises(sa.exc.OperationalError), raw.driver_transaction(engine) as conn:
+        conn.execute(sqlalchemy_insert)
+    with engine.connect() as conn:
+        ids = set(conn.execute(sa.select(id_map.c.source_id)).scalars())
+    assert ids == {"kept"}
+    other.close()
+    engine.dispose()
+
+
 def test_postgresql_arrays_go_in_binary_a_float_arrays_ints_as_floats(postgres_url: str) -> None:
     """PostgreSQL: array parameters are sent in binary (psycopg's text arrays quote and escape
     each element in Python); a float array holding ints (a timestamp that came as an int)

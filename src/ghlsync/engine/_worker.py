@@ -37,6 +37,7 @@ import structlog
 from ghlsync._clock import SYSTEM_CLOCK, Clock
 from ghlsync._metrics import SYNC_METRICS
 from ghlsync.engine._failures import CONFIG_PAUSE_SECONDS, Failure, classify_failure, gave_up
+from ghlsync.engine._later import Later
 from ghlsync.engine.flows.to_dripjobs._dispatch import is_ghl_work, sync_ghl
 from ghlsync.engine.flows.to_dripjobs._link import link_echo
 from ghlsync.engine.flows.to_ghl._model import FlowContext, ParentNotSyncedError
@@ -682,7 +683,7 @@ class Worker:
                 self._early.forget_early([_key(item), *states.keys()])
 
     async def _sync_and_settle(self, item: Claim, states: SettleStates) -> None:
-        keeper = asyncio.ensure_future(self._keep_leased(item))
+        keeper = Later(self.lease_seconds / 3, functools.partial(self._keep_leased, item))
         failure: Failure | None = None
         waited: float | None = None
         try:
@@ -770,20 +771,21 @@ class Worker:
 
     async def _keep_leased(self, item: Claim) -> None:
         """Renew the lease while the item is in flight (a slow GHL must not hand it to another
-        worker). Paced on the event loop's own time, not `self.clock`: a test's fake clock would
-        turn this loop into a spin."""
+        worker): at once (started a third of a lease after the item, `Later`), then every third
+        of a lease. Paced on the event loop's own time, not `self.clock`: a test's fake clock
+        would turn this loop into a spin."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
             try:
                 renewed = await asyncio.to_thread(
                     renew, self.engine, item, self.lease_seconds, clock=self.clock
                 )
             except Exception:
                 _log.exception("renewing the lease of work item %s failed", item.id)
-                continue
-            if renewed is None:
-                _log.warning("work item %s: lease lost to another worker", item.id)
-                return
+            else:
+                if renewed is None:
+                    _log.warning("work item %s: lease lost to another worker", item.id)
+                    return
+            await asyncio.sleep(self.lease_seconds / 3)
 
     async def _sync(self, item: Claim, states: SettleStates) -> list[Outcome]:
         """Run every pending event of the entity, in order, on its merged payload."""
@@ -913,6 +915,7 @@ class Worker:
         await self._settler.run(
             lambda conn: _with_states(conn, complete_in(conn, item, audit, now), states),
             Completion(item, audit, now, states.rows(), states.maps()),
+            driver_level=True,  # `complete_in` and `write_in` run at the driver level
         )
         _count(item, audit, now)
 

@@ -146,6 +146,7 @@ from ghlsync.ghl._errors import (
     TransportError,
     classify,
 )
+from ghlsync.ghl._lane import Plain, header_lines, plain, request_bytes, value_of
 from ghlsync.ghl._operations import (
     API_VERSIONS,
     OPERATIONS,
@@ -170,7 +171,7 @@ from ghlsync.ghl._resources import (
 )
 from ghlsync.ghl._retry import ExcKind, RetryDecision, should_retry
 from ghlsync.ghl._seams import RateLimiter, TokenSource
-from ghlsync.ghl._transport import default_transport
+from ghlsync.ghl._transport import KeepAliveTransport, default_transport, origin_of, response_of
 from ghlsync.ghl._urls import UrlMaker
 from ghlsync.ghl._v3 import answer_from_v3, body_to_v3
 
@@ -259,6 +260,9 @@ class GHLClient:
         self._url_prefix = _url_prefix(self._http.base_url)
         self._urls = UrlMaker(self._url_prefix)  # the prefix parsed once: see `_urls`
         self._extensions = {"timeout": self._http.timeout.as_dict()}
+        # Plain calls skip httpx2's objects on our own transport (`_lane`).
+        self._lane = self._transport if isinstance(self._transport, KeepAliveTransport) else None
+        self._origin = origin_of(self._http.base_url)
         self._header_sets: dict[tuple[Secret, str], tuple[httpx2.Headers, _Head | None]] = {}
         self.contacts = Contacts(self)
         self.tasks = Tasks(self)
@@ -356,6 +360,9 @@ class GHLClient:
             response = await self._attempt(call, token)
             if response is None:
                 continue
+            if isinstance(response, Plain):  # a success, read already
+                answer = value_of(response)
+                return answer_from_v3(answer) if v3 else answer
             if response.status_code == 401 and not call.refreshed:
                 token = await self._refresh(call, token, response)
                 continue
@@ -376,13 +383,13 @@ class GHLClient:
         call.json = body_to_v3(operation.operation_id, call.json)
         return True
 
-    async def _attempt(self, call: _Call, token: Secret) -> httpx2.Response | None:
+    async def _attempt(self, call: _Call, token: Secret) -> httpx2.Response | Plain | None:
         """One send; None means "a retry is due, already waited for"."""
         if self._limiter is not None:
             await self._limiter.acquire(call.key)
         started = time.perf_counter()
         try:
-            response = await self._send(self._build(call, token))
+            response = await self._exchange(call, token)
         except httpx2.TransportError as exc:
             await self._unanswered(call)
             await self._after_transport_error(call, exc)
@@ -390,8 +397,45 @@ class GHLClient:
         except BaseException:  # cancelled, a body JSON cannot encode, a closed client, ...
             await self._unanswered(call)  # the slot is freed, not held until it expires
             raise
-        await self._observe(call, response, time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        if isinstance(response, Plain):
+            await self._observe(call, response.status, response.headers, seconds)
+        else:
+            await self._observe(call, response.status_code, _lowered(response.headers), seconds)
         return response
+
+    async def _exchange(self, call: _Call, token: Secret) -> httpx2.Response | Plain:
+        """Send one attempt and read its answer: a plain call on our own transport as bytes,
+        its plain success as a `Plain` (`_lane`); everything else as an `httpx2.Response`."""
+        lane = self._lane
+        if lane is not None:
+            message = self._message(call, token)
+            if message is not None:
+                if self._http.is_closed:
+                    raise RuntimeError("Cannot send a request, as the client has been closed.")
+                timeouts = self._extensions["timeout"]
+                answer = await lane.exchange(self._origin, message, call.method, timeouts)
+                return plain(answer) or response_of(answer, self._build(call, token))
+        return await self._send(self._build(call, token))
+
+    def _message(self, call: _Call, token: Secret) -> bytes | None:
+        """The bytes `KeepAliveTransport` would send for `_build(call, token)`, where that is
+        a plain call (the URL of a plain path with a simple tail, `_request`'s headers); else
+        None."""
+        if call.url is None:
+            call.url, call.query, call.absolute = _target(self._url_prefix, call.path, call.params)
+        if not call.absolute:
+            return None
+        _headers, head = self._headers(token, call.version)
+        if head is None or (call.json is None and call.method in _SIZED):
+            return None
+        target = self._urls.target(call.url)
+        if target is None:
+            return None
+        if call.json is None:
+            return request_bytes(call.method, target, head.wire(None), b"")
+        body = _JSON.encode(call.json).encode("utf-8")
+        return request_bytes(call.method, target, head.wire(len(body)), body)
 
     def _build(self, call: _Call, token: Secret) -> httpx2.Request:
         """The request of one attempt, as `AsyncClient.build_request` would make it.
@@ -459,11 +503,14 @@ class GHLClient:
         if self._limiter is not None:
             await self._limiter.observe(call.key, 0, {})
 
-    async def _observe(self, call: _Call, response: httpx2.Response, seconds: float) -> None:
-        headers = _lowered(response.headers)  # decoded once, for the limiter and `RateInfo`
+    async def _observe(
+        self, call: _Call, status: int, headers: dict[str, str], seconds: float
+    ) -> None:
+        """`headers`: the answer's, names in lower case (decoded once, for the limiter and
+        `RateInfo`)."""
         if self._limiter is not None:
-            await self._limiter.observe(call.key, response.status_code, headers)
-        SYNC_METRICS.ghl_call(_operation(call), response.status_code, seconds)
+            await self._limiter.observe(call.key, status, headers)
+        SYNC_METRICS.ghl_call(_operation(call), status, seconds)
         if not headers.keys().isdisjoint(_RATE_HEADERS):
             self._rates[call.key] = headers  # read into a `RateInfo` when asked (`last_rate`)
         if not _log.isEnabledFor(logging.INFO):
@@ -473,7 +520,7 @@ class GHLClient:
             "ghl %s %s -> %s",
             call.method,
             call.path,
-            response.status_code,
+            status,
             extra={
                 "ghl_key": call.key,
                 "attempt": call.attempt,
@@ -648,11 +695,22 @@ class _Head:
     are (`bare`), and with each JSON body length's Content-Length and Content-Type appended
     as httpx2 appends them (`sized`, kept: setting two headers costs more than the copy)."""
 
-    __slots__ = ("bare", "sized")
+    __slots__ = ("bare", "sized", "wires")
 
     def __init__(self, bare: httpx2.Headers) -> None:
         self.bare = bare
         self.sized: dict[int, httpx2.Headers] = {}
+        self.wires: dict[int | None, bytes] = {}  # `wire`'s, per body length
+
+    def wire(self, length: int | None) -> bytes:
+        """The header lines of `bare` (None) or `for_json(length)` as they are sent."""
+        found = self.wires.get(length)
+        if found is None:
+            found = header_lines(self.bare if length is None else self.for_json(length))
+            if len(self.wires) >= _HEADER_SETS:
+                self.wires.clear()
+            self.wires[length] = found
+        return found
 
     def for_json(self, length: int) -> httpx2.Headers:
         found = self.sized.get(length)

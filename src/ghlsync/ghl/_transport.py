@@ -9,7 +9,8 @@ answer parsed by the connection's protocol as its bytes arrive (head, then the b
 `Content-Length`, chunks or until the connection closes) and handed over whole through one
 future, its read timeout one timer. It sits behind httpx2's `AsyncClient`, which still builds
 requests, follows no redirects, decodes `Content-Encoding` and raises for status; only the
-wire is ours. A connection holding bytes nobody asked for is not used again.
+wire is ours. The GHL client sends its plain calls as bytes (`exchange`, `ghl._lane`), the
+rest as httpx2 requests. A connection holding bytes nobody asked for is not used again.
 
 What a caller can tell from an error is kept exactly: nothing was sent (`ConnectError`,
 `ConnectTimeout`, `PoolTimeout`: safe to send again) or the request may have reached GHL
@@ -26,6 +27,7 @@ import asyncio
 import time
 import urllib.request
 from collections import deque
+from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import httpx2
@@ -39,7 +41,7 @@ _NO_BODY = frozenset((204, 304))
 Origin = tuple[str, str, int]  # scheme, host, port
 
 
-class _Answer(NamedTuple):
+class Answer(NamedTuple):
     """An answer as read off the wire."""
 
     status: int
@@ -66,8 +68,9 @@ class _Connection(asyncio.Protocol):
         self._lost = False
         self._paused = False
         self._writable: asyncio.Future[None] | None = None  # while paused, a writer waits
-        self._request: httpx2.Request | None = None  # the request whose answer is awaited
-        self._answer: asyncio.Future[_Answer] | None = None
+        self._request: httpx2.Request | None = None  # for errors; None from `exchange`
+        self._method = ""  # of the request whose answer is awaited
+        self._answer: asyncio.Future[Answer] | None = None
         self._head: tuple[int, list[tuple[bytes, bytes]], bool, bool] | None = None  # see `_start`
         self._length: int | None = None  # the body's length; None with `_chunked`: until close
         self._chunked = False
@@ -89,14 +92,19 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
     async def exchange(
-        self, message: bytes, request: httpx2.Request, timeouts: dict[str, Any]
-    ) -> _Answer:
+        self,
+        message: bytes,
+        method: str,
+        request: httpx2.Request | None,
+        timeouts: Mapping[str, Any],
+    ) -> Answer:
         """Write `message` and wait for its whole answer (errors as the module docstring says)."""
         if self._lost or self.transport is None:
             raise httpx2.WriteError("the connection broke", request=request)
         self._request = request
+        self._method = method
         self._head = None
-        answer: asyncio.Future[_Answer] = self.loop.create_future()
+        answer: asyncio.Future[Answer] = self.loop.create_future()
         self._answer = answer
         try:
             self.transport.write(message)
@@ -114,7 +122,7 @@ class _Connection(asyncio.Protocol):
             if answer.done() and not answer.cancelled():
                 answer.exception()  # seen: a read error after the write error raised is no news
 
-    async def _drain(self, request: httpx2.Request, write_s: float | None) -> None:
+    async def _drain(self, request: httpx2.Request | None, write_s: float | None) -> None:
         """Wait until the transport takes more (it holds over its high-water mark)."""
         self._writable = self.loop.create_future()
         try:
@@ -159,7 +167,7 @@ class _Connection(asyncio.Protocol):
             self._fail(httpx2.ReadError(str(exc) or "the connection broke", request=self._request))
         elif self._head is not None and self._length is None and not self._chunked:
             status, headers, _keep, ascii = self._head  # no length: the body ran until this close
-            self._answer.set_result(_Answer(status, headers, bytes(self._buffer), False, ascii))
+            self._answer.set_result(Answer(status, headers, bytes(self._buffer), False, ascii))
         elif self._head is None and not self._buffer:
             message = "Server disconnected without sending a response."
             self._fail(httpx2.RemoteProtocolError(message, request=self._request))
@@ -178,7 +186,7 @@ class _Connection(asyncio.Protocol):
 
     def _parse(self) -> None:
         """Take what `_buffer` holds of the answer; complete it once it is whole."""
-        assert self._answer is not None and self._request is not None
+        assert self._answer is not None
         while self._head is None:
             end = self._buffer.find(b"\r\n\r\n")
             if end < 0:
@@ -200,7 +208,7 @@ class _Connection(asyncio.Protocol):
         else:
             body = bytes(self._buffer[: self._length])
             del self._buffer[: self._length]
-        self._answer.set_result(_Answer(status, headers, body, keep and not self._buffer, ascii))
+        self._answer.set_result(Answer(status, headers, body, keep and not self._buffer, ascii))
 
     def _start(
         self, status: int, headers: list[tuple[bytes, bytes]], version: bytes, ascii: bool
@@ -209,7 +217,6 @@ class _Connection(asyncio.Protocol):
         `_head` is then (status, headers, the connection reusable after the body, `ascii`)."""
         if 100 <= status < 200:
             return
-        assert self._request is not None
         length: int | None = None
         chunked = False
         close = version == b"HTTP/1.0"
@@ -226,7 +233,7 @@ class _Connection(asyncio.Protocol):
             elif lowered == b"connection":
                 tokens = value.lower()
                 close = b"close" in tokens or (close and b"keep-alive" not in tokens)
-        if self._request.method == "HEAD" or status in _NO_BODY:
+        if self._method == "HEAD" or status in _NO_BODY:
             length, chunked = 0, False
         self._length, self._chunked = length, chunked
         self._pos, self._parts = 0, []
@@ -267,16 +274,30 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         timeouts = request.extensions.get("timeout", {})
-        url = request.url
-        origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         body = await request.aread()
         message = _serialize(request, body)
+        origin = origin_of(request.url)
+        answer = await self.exchange(origin, message, request.method, timeouts, request)
+        return response_of(answer, request)
+
+    async def exchange(
+        self,
+        origin: Origin,
+        message: bytes,
+        method: str,
+        timeouts: Mapping[str, Any],
+        request: httpx2.Request | None = None,
+    ) -> Answer:
+        """Send `message` (a whole HTTP/1.1 request of `method`) to `origin` and read its
+        answer: `handle_async_request` without the httpx2 objects on either side, for a caller
+        that writes the request's bytes itself (`ghl._lane`). `request`, when there is one, is
+        named by the errors."""
         await self._acquire(request, timeouts.get("pool"))
         try:
             conn = await self._connection(origin, request, timeouts.get("connect"))
             done = False
             try:
-                answer = await conn.exchange(message, request, timeouts)
+                answer = await conn.exchange(message, method, request, timeouts)
                 done = True
             finally:
                 if not done:
@@ -289,7 +310,7 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
             pool.append(conn)
         else:
             conn.close()
-        return _response(answer, request)
+        return answer
 
     async def aclose(self) -> None:
         self._closed = True
@@ -297,7 +318,7 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
             while pool:
                 pool.pop().close()
 
-    async def _acquire(self, request: httpx2.Request, pool_s: float | None) -> None:
+    async def _acquire(self, request: httpx2.Request | None, pool_s: float | None) -> None:
         """A request slot; the pool timeout runs only when none is free now."""
         if not self._slots.locked():
             await self._slots.acquire()  # free: returns without waiting
@@ -309,7 +330,7 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
             raise httpx2.PoolTimeout("no connection free in time", request=request) from exc
 
     async def _connection(
-        self, origin: Origin, request: httpx2.Request, connect_s: float | None
+        self, origin: Origin, request: httpx2.Request | None, connect_s: float | None
     ) -> _Connection:
         pool = self._idle.get(origin)
         now = time.monotonic()
@@ -342,7 +363,13 @@ class KeepAliveTransport(httpx2.AsyncBaseTransport):
         return self._ssl
 
 
-def _response(answer: _Answer, request: httpx2.Request) -> httpx2.Response:
+def origin_of(url: httpx2.URL) -> Origin:
+    """Where a request to `url` goes: scheme, host, port (the scheme's default if none)."""
+    scheme = url.scheme
+    return scheme, url.host, url.port or (443 if scheme == "https" else 80)
+
+
+def response_of(answer: Answer, request: httpx2.Request | None) -> httpx2.Response:
     """The answer as an `httpx2.Response`, read: its body is whole in memory already, and
     httpx2's synchronous read (which decodes `Content-Encoding`) skips the async generators
     of the read the client would do (a response that arrives closed is one httpx2 expects,
@@ -379,7 +406,7 @@ def _serialize(request: httpx2.Request, body: bytes) -> bytes:
 
 
 def _parse_head(
-    head: bytes, request: httpx2.Request
+    head: bytes, request: httpx2.Request | None
 ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     lines = head[:-4].split(b"\r\n")
     parts = lines[0].split(b" ", 2)

@@ -44,6 +44,16 @@ class UrlMaker:
                 return _with_path(base, base.path + tail)
         return httpx2.URL(text)
 
+    def target(self, text: str) -> bytes | None:
+        """`self.url(text).raw_path` (what a request line names) where `text` is the prefix
+        and a simple tail, without making the URL; None for any other URL."""
+        base = self._base
+        if base is not None and text.startswith(self._prefix):
+            tail = text[len(self._prefix) :]
+            if _SIMPLE_TAIL.fullmatch(tail):
+                return (base.path + tail).encode("ascii")
+        return None
+
 
 def _parsed_prefix(prefix: str) -> ParseResult | None:
     """The prefix's parts as httpx2 parses them; None (always parse) when it has a query or a

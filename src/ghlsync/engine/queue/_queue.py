@@ -40,7 +40,7 @@ from ghlsync.engine.queue._fair import (
     raw_cursor,
 )
 from ghlsync.store._engine import begin_immediate
-from ghlsync.store._raw import RawCursor, RawStatement
+from ghlsync.store._raw import RawCursor, RawStatement, driver_transaction
 from ghlsync.store._tables_engine import audit_log, dead_letters, work_items
 
 __all__ = [
@@ -284,7 +284,8 @@ def claim(
         with autocommit_cursor(engine) as raw:  # one statement, its own transaction
             return claim_on(raw, worker_id, locations, limit, lease_seconds, clock.now())
     params = _lease_params(worker_id, lease_seconds, clock.now())
-    with begin_immediate(engine) as conn:
+    sqlite = engine.dialect.name == "sqlite"  # every statement at the driver: its BEGIN too
+    with driver_transaction(engine) if sqlite else begin_immediate(engine) as conn:
         raw = raw_cursor(conn)
         if conn.dialect.name == "postgresql":
             ids, rows = _lease_pg(raw, params, locations, limit)

@@ -23,11 +23,11 @@ import sqlalchemy as sa
 from ghlsync.engine.queue import _settle_pg
 from ghlsync.engine.queue._settle_pg import Completion
 from ghlsync.store._engine import begin_immediate
-from ghlsync.store._raw import on_loop_or_thread
+from ghlsync.store._raw import driver_transaction, on_loop_or_thread
 
 SettleOp = Callable[[sa.Connection], bool]
 LINGER_TURNS = 3
-_Entry = tuple[SettleOp, "asyncio.Future[bool]"]
+_Entry = tuple[SettleOp, "asyncio.Future[bool]", bool]  # the op, its answer, driver level
 
 
 class Settler:
@@ -38,18 +38,23 @@ class Settler:
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
         self._pg = _settle_pg.for_engine(engine)
+        self._sqlite = engine.dialect.name == "sqlite"
         self._waiting: list[_Entry] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def run(self, op: SettleOp, completion: Completion | None = None) -> bool:
+    async def run(
+        self, op: SettleOp, completion: Completion | None = None, *, driver_level: bool = False
+    ) -> bool:
         """Run `op(conn)` in a committed transaction shared with other settles; its answer.
 
         `completion`: the same settle as data, when it is a completion; on PostgreSQL that is
-        written instead of running `op` (one statement for many, `_settle_pg`)."""
+        written instead of running `op` (one statement for many, `_settle_pg`).
+        `driver_level`: `op` runs only driver-level statements (`store._raw`); on SQLite a
+        batch of such ops shares a transaction begun at the driver (`driver_transaction`)."""
         if completion is not None and self._pg is not None:
             return await self._pg.complete(completion)
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._waiting.append((op, future))
+        self._waiting.append((op, future, driver_level))
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
         return await future
@@ -70,18 +75,20 @@ class Settler:
             except Exception:
                 await self._one_by_one(batch)
                 continue
-            for (_, future), answer in zip(batch, answers, strict=True):
+            for (_, future, _), answer in zip(batch, answers, strict=True):
                 if not future.done():
                     future.set_result(answer)
 
     def _together(self, bind: sa.Engine | sa.Connection, batch: list[_Entry]) -> list[bool]:
-        with begin_immediate(bind) as conn:
-            return [op(conn) for op, _ in batch]
+        driver = self._sqlite and all(driver_level for _, _, driver_level in batch)
+        with driver_transaction(bind) if driver else begin_immediate(bind) as conn:
+            return [op(conn) for op, _, _ in batch]
 
     async def _one_by_one(self, batch: list[_Entry]) -> None:
-        for op, future in batch:
+        for entry in batch:
+            _, future, _ = entry
             try:
-                answer = await asyncio.to_thread(self._together, self._engine, [(op, future)])
+                answer = await asyncio.to_thread(self._together, self._engine, [entry])
             except Exception as error:
                 if not future.done():
                     future.set_exception(error)

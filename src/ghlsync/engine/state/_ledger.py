@@ -182,6 +182,11 @@ async def _run(engine: sa.Engine, work: Callable[..., _T], *args: Any) -> _T:
     return await asyncio.to_thread(work, *args)
 
 
+def _confirmed(key: _Key, ghl_id: str, now: float) -> dict[str, Any]:
+    """The ID-map row (`_idmap.put_params`) of a confirmed create."""
+    return _idmap.put_params(*key, ghl_id=ghl_id, state="confirmed", pending_body=None, now=now)
+
+
 def shown_mapping(
     engine: sa.Engine, location_id: str, entity_type: str, source_id: str
 ) -> IdMapRow | None:
@@ -195,12 +200,18 @@ class SettleStates:
     """Sync states `record`ed, and mappings `confirm`ed, while one work item ran, to be
     written when it is settled (`write_in`, in the settle's transaction), and read back
     meanwhile (`SqlLedger.load`). `release` ends the showing of its confirmed mappings to the
-    process's other items, once the settle has run (committed or not)."""
+    process's other items, once the settle has run (committed or not).
 
-    __slots__ = ("_kept", "_mapped", "_showing", "_shown")
+    A state's row (its snapshot as JSON, ~13 µs) is made when first written or asked for
+    (`rows`), from the state and the time it was kept: a state replaced before the settle
+    (a new customer's unfinished confirmation, then its state after the tag call) costs
+    nothing. Kept states are not changed afterwards (flows build new ones)."""
+
+    __slots__ = ("_kept", "_mapped", "_rows", "_showing", "_shown")
 
     def __init__(self) -> None:
-        self._kept: dict[_Key, tuple[SyncState, dict[str, Any]]] = {}
+        self._kept: dict[_Key, tuple[SyncState, float]] = {}  # the state, when it was kept
+        self._rows: dict[_Key, dict[str, Any]] = {}  # `_syncstate.put_params` of `_kept`'s
         self._mapped: dict[_Key, dict[str, Any]] = {}  # ID-map rows to write (`confirm`)
         self._shown: dict[_Key, tuple[IdMapRow, SyncState]] = {}  # what it put in `_showing`
         self._showing: dict[_Key, tuple[IdMapRow, SyncState]] | None = None  # `_CONFIRMED`'s
@@ -212,8 +223,10 @@ class SettleStates:
         """The entities whose state or mapping it keeps."""
         return {*self._kept, *self._mapped}
 
-    def keep(self, key: _Key, state: SyncState, params: dict[str, Any]) -> None:
-        self._kept[key] = (state, params)
+    def keep(self, key: _Key, state: SyncState, now: float) -> None:
+        """`state` of `key`, synced at `now`: written with the settle."""
+        self._kept[key] = (state, now)
+        self._rows.pop(key, None)
 
     def get(self, key: _Key) -> SyncState | None:
         found = self._kept.get(key)
@@ -226,17 +239,18 @@ class SettleStates:
         row: IdMapRow,
         mapped: dict[str, Any],
         state: SyncState,
-        synced: dict[str, Any],
+        now: float,
     ) -> None:
         """A create's GHL id and synced state: written with the settle, shown meanwhile."""
         self._mapped[key] = mapped
-        self._kept[key] = (state, synced)
+        self.keep(key, state, now)
         self._showing = _CONFIRMED.setdefault(engine, {})
         self._showing[key] = self._shown[key] = (row, state)
 
     def drop(self, key: _Key) -> None:
         """A write of its own (forget) is newer than what was kept."""
         self._kept.pop(key, None)
+        self._rows.pop(key, None)
         self._mapped.pop(key, None)
         self._unshow(key)
 
@@ -254,7 +268,14 @@ class SettleStates:
     def rows(self) -> list[dict[str, Any]]:
         """The kept states as `_syncstate.put_params` rows (for a settle written as one
         statement, `ghlsync.engine.queue._settle_pg`). They stay kept, as with `write_in`."""
-        return [params for _, params in self._kept.values()]
+        return [self._row(key) for key in self._kept]
+
+    def _row(self, key: _Key) -> dict[str, Any]:
+        found = self._rows.get(key)
+        if found is None:
+            state, now = self._kept[key]
+            found = self._rows[key] = _syncstate.put_params(*key, state, now=now)
+        return found
 
     def maps(self) -> list[dict[str, Any]]:
         """The confirmed mappings as `_idmap.put_params` rows (as `rows`)."""
@@ -272,8 +293,8 @@ class SettleStates:
             for params in self._mapped.values():
                 cursor.execute(mapped, params)
         upsert = _syncstate.RAW_UPSERT[conn.dialect.name]
-        for _, params in self._kept.values():
-            cursor.execute(upsert, params)
+        for key in self._kept:
+            cursor.execute(upsert, self._row(key))
 
 
 @dataclass(slots=True)
@@ -349,10 +370,7 @@ class SqlLedger:
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         now = self.clock.now()
         key = (self.location_id, entity_type, source_id)
-        mapped = _idmap.put_params(
-            *key, ghl_id=ghl_id, state="confirmed", pending_body=None, now=now
-        )
-        return mapped, _syncstate.put_params(*key, state, now=now)
+        return _confirmed(key, ghl_id, now), _syncstate.put_params(*key, state, now=now)
 
     def _record_params(self, entity_type: str, source_id: str, state: SyncState) -> dict[str, Any]:
         return _syncstate.put_params(
@@ -426,9 +444,9 @@ class SqlLedger:
         written when the item is settled, and shown to the process meanwhile)."""
         if self.settle is not None:
             key = (self.location_id, entity_type, source_id)
-            mapped, synced = self._confirm_params(entity_type, source_id, ghl_id, state)
+            now = self.clock.now()
             row = IdMapRow(entity_type, source_id, ghl_id, "confirmed", None)
-            self.settle.confirm(self.engine, key, row, mapped, state, synced)
+            self.settle.confirm(self.engine, key, row, _confirmed(key, ghl_id, now), state, now)
             return
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
@@ -441,7 +459,7 @@ class SqlLedger:
         written when the item is settled)."""
         if self.settle is not None:
             key = (self.location_id, entity_type, source_id)
-            self.settle.keep(key, state, self._record_params(entity_type, source_id, state))
+            self.settle.keep(key, state, self.clock.now())
             return
         batch = _pgbatch.for_engine(self.engine)
         if batch is not None:
