@@ -74,27 +74,15 @@ def _build_load_many() -> sa.Select[Any]:
         .table_valued("l", "t", "s", with_ordinality="n")
         .render_derived(name="keys")
     )
-    one: sa.ColumnElement[int] = sa.literal_column("1")
-    mapped = (
-        sa.select(id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body)
-        .where(
-            id_map.c.location_id == keys.c.l,
-            id_map.c.entity_type == keys.c.t,
-            id_map.c.source_id == keys.c.s,
-        )
-        .limit(one)
-        .lateral("m")
-    )
-    synced = (
-        sa.select(sync_state.c.content_hash, sync_state.c.source_updated_at, sync_state.c.snapshot)
-        .where(
-            sync_state.c.location_id == keys.c.l,
-            sync_state.c.entity_type == keys.c.t,
-            sync_state.c.source_id == keys.c.s,
-            sync_state.c.side == sa.literal_column("'ghl'"),
-        )
-        .limit(one)
-        .lateral("st")
+    mapped = _one_of(id_map, keys, "m", id_map.c.ghl_id, id_map.c.state, id_map.c.pending_body)
+    synced = _one_of(
+        sync_state,
+        keys,
+        "st",
+        sync_state.c.content_hash,
+        sync_state.c.source_updated_at,
+        sync_state.c.snapshot,
+        side=sync_state.c.side == sa.literal_column("'ghl'"),
     )
     return sa.select(
         keys.c.n,
@@ -105,6 +93,19 @@ def _build_load_many() -> sa.Select[Any]:
         synced.c.source_updated_at,
         synced.c.snapshot,
     ).select_from(keys.outerjoin(mapped, sa.true()).outerjoin(synced, sa.true()))
+
+
+def _one_of(table: sa.Table, keys: Any, name: str, *columns: Any, side: Any = None) -> Any:
+    """`columns` of `table`'s row at the key of `keys`' row, as a `LATERAL` subquery named
+    `name` (on the whole primary key with `side`; `LIMIT 1`: not flattened into a join)."""
+    c = table.c
+    return (
+        sa.select(*columns)
+        .where(c.location_id == keys.c.l, c.entity_type == keys.c.t, c.source_id == keys.c.s)
+        .where(sa.true() if side is None else side)
+        .limit(sa.literal_column("1"))
+        .lateral(name)
+    )
 
 
 def _build_put_many() -> sa.Select[Any]:
