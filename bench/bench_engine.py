@@ -575,11 +575,12 @@ async def run_store(store: str, plan: Plan, workdir: Path, only: str = "") -> li
         count = round(plan.rate * plan.latency_seconds)
         return over_http(u, store, count, concurrency, workdir, rate=plan.rate)
 
+    wider = [plan.wide] if plan.wide != concurrency else []  # (32 is PostgreSQL's default)
     scenarios: list[Callable[[str], Awaitable[Result]]] = [
         lambda u: noop_worker(u, store, plan.count, concurrency),
-        lambda u: noop_worker(u, store, plan.count, plan.wide),
+        *(lambda u, w=w: noop_worker(u, store, plan.count, w) for w in wider),
         lambda u: worker_only(u, store, plan.count, concurrency, limiter=False),
-        lambda u: worker_only(u, store, plan.count, plan.wide, limiter=False),
+        *(lambda u, w=w: worker_only(u, store, plan.count, w, limiter=False) for w in wider),
         lambda u: worker_only(u, store, plan.count, concurrency, limiter=True),
         lambda u: over_http(u, store, plan.count, concurrency, workdir),
         latency,
