@@ -39,7 +39,7 @@ import asyncio
 import contextlib
 import queue
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -324,6 +324,24 @@ def raise_failed(outcome: T | Failed) -> T:
     if isinstance(outcome, Failed):
         raise outcome.error
     return outcome
+
+
+def split_runs(
+    batch: Sequence[Item], keys_of: Callable[[Item], Iterable[Hashable]]
+) -> list[list[int]]:
+    """`batch` in statements for `write_runs` (lists of indexes, in order): an item with a key
+    (`keys_of`: the rows it upserts) the current statement already has starts the next one,
+    since an upsert cannot touch a row twice in one statement."""
+    runs: list[list[int]] = [[]]
+    seen: set[Hashable] = set()
+    for i, item in enumerate(batch):
+        keys = set(keys_of(item))
+        if not seen.isdisjoint(keys):
+            runs.append([])
+            seen.clear()
+        runs[-1].append(i)
+        seen.update(keys)
+    return [run for run in runs if run]
 
 
 def write_runs(

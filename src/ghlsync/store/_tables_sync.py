@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import sqlalchemy as sa
@@ -79,6 +80,16 @@ SYNC_STATE_ROW = (
     ("snapshot", sa.Text, "v_snapshot"),
     ("synced_at", sa.Float, "v_synced_at"),
 )
+
+
+def map_key(params: Mapping[str, Any]) -> tuple[str, str, str]:
+    """The ID-map row a set of `ID_MAP_ROW` (or `SYNC_STATE_ROW`) parameters is about."""
+    return params["k_location"], params["k_type"], params["k_source"]
+
+
+def state_key(params: Mapping[str, Any]) -> tuple[str, str, str, str]:
+    """The sync-state row a set of `SYNC_STATE_ROW` parameters writes (with its side)."""
+    return params["k_location"], params["k_type"], params["k_source"], params["k_side"]
 
 
 def upsert_id_map(insert: Any) -> Any:

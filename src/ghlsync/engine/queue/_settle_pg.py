@@ -34,13 +34,22 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 
 from ghlsync.engine.queue._queue import _RELEASED, AuditEntry, Claim, _audit_rows
-from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
+from ghlsync.store._dbthread import (
+    DbThread,
+    Failed,
+    one_per_engine,
+    raise_failed,
+    split_runs,
+    write_runs,
+)
 from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_engine import audit_log, work_items
 from ghlsync.store._tables_sync import (
     ID_MAP_ROW,
     SYNC_STATE_ROW,
     id_map,
+    map_key,
+    state_key,
     sync_state,
     upsert_id_map,
     upsert_sync_state,
@@ -188,12 +197,14 @@ class PgSettle:
         for col, _ in _AUDIT_COLUMNS:
             params[f"a_{col}"] = [line[col] for _, line in lines]
         states = sorted(
-            ((c.item.id, row) for c in batch for row in c.states), key=lambda s: _key(s[1])
+            ((c.item.id, row) for c in batch for row in c.states), key=lambda s: state_key(s[1])
         )
         params["s_item"] = [item for item, _ in states]
         for col, _, name in SYNC_STATE_ROW:
             params[f"s_{col}"] = [row[name] for _, row in states]
-        maps = sorted(((c.item.id, row) for c in batch for row in c.maps), key=lambda m: _at(m[1]))
+        maps = sorted(
+            ((c.item.id, row) for c in batch for row in c.maps), key=lambda m: map_key(m[1])
+        )
         params["m_item"] = [item for item, _ in maps]
         for col, _, name in ID_MAP_ROW:
             params[f"m_{col}"] = [row[name] for _, row in maps]
@@ -206,29 +217,12 @@ def _settled(settled: set[int], completion: Completion) -> bool:
     return completion.item.id in settled
 
 
-def _key(row: StateRow) -> tuple[str, str, str, str]:
-    return row["k_location"], row["k_type"], row["k_source"], row["k_side"]
-
-
-def _at(row: MapRow) -> tuple[str, str, str]:
-    return row["k_location"], row["k_type"], row["k_source"]
-
-
 def _runs(batch: list[Completion]) -> list[list[int]]:
-    """The batch in statements, in queue order: a completion with a sync-state or mapping key
-    the current statement already writes starts the next one (an upsert cannot touch a row
-    twice)."""
-    runs: list[list[int]] = [[]]
-    seen: set[tuple[str, ...]] = set()
-    for i, completion in enumerate(batch):
-        keys: set[tuple[str, ...]] = {_key(row) for row in completion.states}
-        keys.update(("map", *_at(row)) for row in completion.maps)
-        if not seen.isdisjoint(keys):
-            runs.append([])
-            seen.clear()
-        runs[-1].append(i)
-        seen.update(keys)
-    return [run for run in runs if run]
+    """The batch in statements (`split_runs`): by the sync states and mappings it writes."""
+    return split_runs(
+        batch,
+        lambda c: [*map(state_key, c.states), *(("map", *map_key(row)) for row in c.maps)],
+    )
 
 
 _ATTRIBUTE = "_ghlsync_settle_batch"

@@ -40,12 +40,21 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from ghlsync.engine.state import _syncstate
 from ghlsync.engine.state._idmap import IdMapRow
 from ghlsync.engine.state._syncstate import SyncState
-from ghlsync.store._dbthread import DbThread, Failed, one_per_engine, raise_failed, write_runs
+from ghlsync.store._dbthread import (
+    DbThread,
+    Failed,
+    one_per_engine,
+    raise_failed,
+    split_runs,
+    write_runs,
+)
 from ghlsync.store._raw import RawStatement, unnest_rows
 from ghlsync.store._tables_sync import (
     ID_MAP_ROW,
     SYNC_STATE_ROW,
     id_map,
+    map_key,
+    state_key,
     sync_state,
     upsert_id_map,
     upsert_sync_state,
@@ -193,7 +202,7 @@ class PgBatch:
         try:
             raise_failed(await self._thread.run_bulk(self._write_many, write))
         finally:  # committed (or maybe): an early read of these keys is out of date
-            self.forget_early(_map_key(rows) for rows in write if rows is not None)
+            self.forget_early(map_key(rows) for rows in write if rows is not None)
 
     def _load_many(
         self, conn: Any, keys: list[Key]
@@ -214,8 +223,8 @@ class PgBatch:
         return write_runs(self._dialect, conn, writes, _runs(writes), self._put, _done, None)
 
     def _put(self, conn: Any, writes: list[Write]) -> None:
-        maps = sorted((m for m, _ in writes if m is not None), key=_map_key)
-        states = sorted((s for _, s in writes if s is not None), key=_state_key)
+        maps = sorted((m for m, _ in writes if m is not None), key=map_key)
+        states = sorted((s for _, s in writes if s is not None), key=state_key)
         params: Params = {}
         for col, _, name in ID_MAP_ROW:
             params[f"m_{col}"] = [m[name] for m in maps]
@@ -229,29 +238,15 @@ def _done(_result: None, _write: Write) -> None:
     """A write that its statement committed: nothing more to say."""
 
 
-def _map_key(params: Params) -> tuple[str, str, str]:
-    return params["k_location"], params["k_type"], params["k_source"]
-
-
-def _state_key(params: Params) -> tuple[str, str, str, str]:
-    return params["k_location"], params["k_type"], params["k_source"], params["k_side"]
-
-
 def _runs(writes: list[Write]) -> list[list[int]]:
-    """The batch's writes in statements, in queue order: a write whose row another write of the
-    current statement already touches starts the next one (an upsert cannot touch a row twice)."""
-    runs: list[list[int]] = [[]]
-    seen: set[tuple[str, ...]] = set()
-    for i, (mapped, synced) in enumerate(writes):
-        keys = ([("m", *_map_key(mapped))] if mapped is not None else []) + (
-            [("s", *_state_key(synced))] if synced is not None else []
-        )
-        if any(key in seen for key in keys):
-            runs.append([])
-            seen.clear()
-        runs[-1].append(i)
-        seen.update(keys)
-    return runs
+    """The batch's writes in statements (`split_runs`): by the rows they upsert."""
+    return split_runs(
+        writes,
+        lambda w: [
+            *([("m", *map_key(w[0]))] if w[0] is not None else []),
+            *([("s", *state_key(w[1]))] if w[1] is not None else []),
+        ],
+    )
 
 
 _ATTRIBUTE = "_ghlsync_ledger_batch"
